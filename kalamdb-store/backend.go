@@ -1,0 +1,114 @@
+package store
+
+import "context"
+
+// StorageBackend is the storage contract of KalamDB (ADR-003): an ordered
+// key-value store divided into partitions. The rules every implementation
+// follows are in the package documentation; kalamdb-store/storetest checks
+// them.
+//
+// Obtain one from a backend package (memory.New, rocksdb.Open, …) or by name
+// through a Registry. Every method is safe for concurrent use.
+type StorageBackend interface {
+	// Get returns the value stored under key in p, or ErrNotFound.
+	// CONTRACT: the returned slice is the caller's to keep and modify.
+	Get(ctx context.Context, p Partition, key []byte) ([]byte, error)
+
+	// Put stores value under key in p, replacing any previous value.
+	Put(ctx context.Context, p Partition, key, value []byte) error
+
+	// Delete removes key from p. Deleting a missing key succeeds.
+	Delete(ctx context.Context, p Partition, key []byte) error
+
+	// Batch applies ops atomically and in order; a later operation on the
+	// same key wins. If any operation is invalid or names a partition that
+	// does not exist, nothing is applied. An empty batch is a no-op.
+	Batch(ctx context.Context, ops []Operation) error
+
+	// Scan returns an iterator over the keys of p selected by opts. The
+	// caller must Close it. See ScanOptions for the selection and the
+	// package documentation for what the iterator sees of concurrent writes.
+	Scan(ctx context.Context, p Partition, opts ScanOptions) (Iterator, error)
+
+	// PartitionExists reports whether p exists.
+	PartitionExists(ctx context.Context, p Partition) (bool, error)
+
+	// CreatePartition creates p; creating one that exists succeeds.
+	CreatePartition(ctx context.Context, p Partition) error
+
+	// ListPartitions returns every partition, sorted by name.
+	ListPartitions(ctx context.Context) ([]Partition, error)
+
+	// DropPartition removes p and all its keys, or returns
+	// ErrPartitionNotFound.
+	DropPartition(ctx context.Context, p Partition) error
+
+	// Capabilities reports the optional guarantees of this backend.
+	Capabilities() Capabilities
+
+	// Close releases the backend. Operations in flight finish first; later
+	// ones fail with ErrClosed. Iterators still open are closed and reported
+	// with ErrLeakedIterators. Closing twice returns nil.
+	Close() error
+}
+
+// ScanOptions selects the keys a Scan returns. The zero value selects every
+// key of the partition in ascending order.
+type ScanOptions struct {
+	// Prefix, when non-empty, keeps only keys that start with it.
+	Prefix []byte
+	// Start, when non-empty, positions the scan: a forward scan begins at the
+	// first key >= Start, a reverse scan at the last key <= Start. Keys
+	// outside Prefix are never returned, wherever Start points.
+	Start []byte
+	// ExclusiveStart leaves Start itself out: pass the last key of a page as
+	// Start with ExclusiveStart to resume after it, in either direction.
+	ExclusiveStart bool
+	// Limit, when positive, stops the scan after that many keys. Zero means
+	// no limit; a negative limit is ErrInvalidArgument.
+	Limit int
+	// Reverse scans in descending key order.
+	Reverse bool
+}
+
+// Iterator walks the result of a Scan:
+//
+//	it, err := backend.Scan(ctx, p, store.ScanOptions{Prefix: []byte("user1/")})
+//	if err != nil { … }
+//	defer it.Close()
+//	for it.Next() {
+//		use(it.Key(), it.Value())
+//	}
+//	if err := it.Err(); err != nil { … }
+//
+// CONTRACT: Key and Value return read-only slices that are valid only until
+// the next call to Next or Close; copy them to keep them. An iterator is for
+// one goroutine at a time.
+type Iterator interface {
+	// Next advances to the next key and reports whether there is one. It
+	// returns false at the end of the range, after an error (see Err), and
+	// after Close.
+	Next() bool
+	// Key returns the current key, or nil when Next has not returned true.
+	Key() []byte
+	// Value returns the current value, or nil when Next has not returned true.
+	Value() []byte
+	// Err returns the error that ended the iteration early, if any. An
+	// engine error or a cancelled context is never reported as a plain end.
+	Err() error
+	// Close releases the iterator and returns Err. It is idempotent and safe
+	// after the iterator was exhausted.
+	Close() error
+}
+
+// Capabilities describes optional guarantees a backend makes. The
+// conformance suite checks each capability a backend claims, and checks the
+// weaker rule where it does not claim it.
+type Capabilities struct {
+	// SnapshotScans: an iterator sees the partition exactly as it was when
+	// Scan returned, whatever is written, deleted or dropped afterwards.
+	SnapshotScans bool
+	// Durable: data and partitions survive Close and a reopen of the same
+	// storage.
+	Durable bool
+}

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// New wraps an Engine into a StorageBackend. The wrapper is the one place
+// that validates arguments, refuses calls after Close, fails calls whose
+// context is already done, enforces scan limits and the iterator rules, and
+// reports iterators left open at Close. Backend packages call it on the
+// engine they construct and return the result.
+func New(e Engine) StorageBackend {
+	return &checked{e: e, caps: e.Capabilities(), iters: make(map[*checkedIter]struct{})}
+}
+
+type checked struct {
+	e    Engine
+	caps Capabilities
+
+	// mu is read-held by every call for its whole duration and write-held
+	// by Close, so Close waits for calls in flight and the engine is never
+	// used after its Close.
+	mu     sync.RWMutex
+	closed bool
+
+	itMu  sync.Mutex
+	iters map[*checkedIter]struct{}
+}
+
+// enter read-locks c and checks the closed state and ctx. On success the
+// caller must c.mu.RUnlock().
+func (c *checked) enter(ctx context.Context) error {
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		c.mu.RUnlock()
+		return fmt.Errorf("kalamdb-store: %w", err)
+	}
+	return nil
+}
+
+func checkPartition(p Partition) error {
+	if p.IsZero() {
+		return fmt.Errorf("%w: zero Partition (build one with NewPartition)", ErrInvalidArgument)
+	}
+	return nil
+}
+
+func (c *checked) Get(ctx context.Context, p Partition, key []byte) ([]byte, error) {
+	if err := c.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	if err := checkPartition(p); err != nil {
+		return nil, err
+	}
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	return c.e.Get(ctx, p, key)
+}
+
+func (c *checked) Put(ctx context.Context, p Partition, key, value []byte) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if err := checkPartition(p); err != nil {
+		return err
+	}
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if err := ValidateValue(value); err != nil {
+		return err
+	}
+	return c.e.Put(ctx, p, key, value)
+}
+
+func (c *checked) Delete(ctx context.Context, p Partition, key []byte) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if err := checkPartition(p); err != nil {
+		return err
+	}
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	return c.e.Delete(ctx, p, key)
+}
+
+func (c *checked) Batch(ctx context.Context, ops []Operation) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	for i := range ops {
+		if err := ops[i].Validate(); err != nil {
+			return fmt.Errorf("batch operation %d: %w", i, err)
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	return c.e.Batch(ctx, ops)
+}
+
+func (c *checked) Scan(ctx context.Context, p Partition, opts ScanOptions) (Iterator, error) {
+	if err := c.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	if err := checkPartition(p); err != nil {
+		return nil, err
+	}
+	if opts.Limit < 0 {
+		return nil, fmt.Errorf("%w: scan limit %d is negative", ErrInvalidArgument, opts.Limit)
+	}
+	if len(opts.Prefix) > MaxKeySize || len(opts.Start) > MaxKeySize {
+		return nil, fmt.Errorf("%w: scan prefix or start is longer than %d bytes", ErrInvalidArgument, MaxKeySize)
+	}
+	r, empty := opts.ToRange()
+	var inner Iterator
+	if empty {
+		ok, err := c.e.PartitionExists(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrPartitionNotFound, p.Name())
+		}
+		inner = emptyIter{}
+	} else {
+		var err error
+		if inner, err = c.e.Scan(ctx, p, r); err != nil {
+			return nil, err
+		}
+	}
+	it := &checkedIter{c: c, inner: inner, limit: opts.Limit, ctx: ctx, done: ctx.Done()}
+	c.itMu.Lock()
+	c.iters[it] = struct{}{}
+	c.itMu.Unlock()
+	return it, nil
+}
+
+func (c *checked) PartitionExists(ctx context.Context, p Partition) (bool, error) {
+	if err := c.enter(ctx); err != nil {
+		return false, err
+	}
+	defer c.mu.RUnlock()
+	if err := checkPartition(p); err != nil {
+		return false, err
+	}
+	return c.e.PartitionExists(ctx, p)
+}
+
+func (c *checked) CreatePartition(ctx context.Context, p Partition) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if err := checkPartition(p); err != nil {
+		return err
+	}
+	return c.e.CreatePartition(ctx, p)
+}
+
+func (c *checked) ListPartitions(ctx context.Context) ([]Partition, error) {
+	if err := c.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer c.mu.RUnlock()
+	return c.e.ListPartitions(ctx)
+}
+
+func (c *checked) DropPartition(ctx context.Context, p Partition) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	if err := checkPartition(p); err != nil {
+		return err
+	}
+	return c.e.DropPartition(ctx, p)
+}
+
+func (c *checked) Capabilities() Capabilities { return c.caps }
+
+func (c *checked) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.itMu.Lock()
+	leaked := make([]*checkedIter, 0, len(c.iters))
+	for it := range c.iters {
+		leaked = append(leaked, it)
+	}
+	c.itMu.Unlock()
+	for _, it := range leaked {
+		if it.err == nil {
+			it.err = fmt.Errorf("%w: the backend was closed under this iterator", ErrClosed)
+		}
+		_ = it.Close()
+	}
+	err := c.e.Close()
+	if len(leaked) > 0 {
+		leakErr := fmt.Errorf("%w: %d iterator(s) were not closed", ErrLeakedIterators, len(leaked))
+		if err != nil {
+			return fmt.Errorf("%w; closing the engine: %w", leakErr, err)
+		}
+		return leakErr
+	}
+	return err
+}
+
+// checkedIter enforces the Iterator contract over an engine iterator: the
+// limit, context cancellation, nil Key/Value when not positioned, sticky
+// errors and an idempotent Close.
+type checkedIter struct {
+	c      *checked
+	inner  Iterator
+	limit  int
+	n      int
+	ctx    context.Context
+	done   <-chan struct{}
+	valid  bool
+	ended  bool
+	closed bool
+	err    error
+}
+
+func (it *checkedIter) Next() bool {
+	it.valid = false
+	if it.ended || it.closed {
+		return false
+	}
+	if it.done != nil {
+		select {
+		case <-it.done:
+			it.err = fmt.Errorf("kalamdb-store: scan: %w", it.ctx.Err())
+			it.ended = true
+			return false
+		default:
+		}
+	}
+	if it.limit > 0 && it.n >= it.limit {
+		it.ended = true
+		return false
+	}
+	if !it.inner.Next() {
+		it.ended = true
+		it.err = it.inner.Err()
+		return false
+	}
+	it.n++
+	it.valid = true
+	return true
+}
+
+func (it *checkedIter) Key() []byte {
+	if !it.valid {
+		return nil
+	}
+	return it.inner.Key()
+}
+
+func (it *checkedIter) Value() []byte {
+	if !it.valid {
+		return nil
+	}
+	return it.inner.Value()
+}
+
+func (it *checkedIter) Err() error { return it.err }
+
+func (it *checkedIter) Close() error {
+	if it.closed {
+		return it.err
+	}
+	it.closed = true
+	it.valid = false
+	if cerr := it.inner.Close(); cerr != nil && it.err == nil {
+		it.err = cerr
+	}
+	it.c.itMu.Lock()
+	delete(it.c.iters, it)
+	it.c.itMu.Unlock()
+	return it.err
+}
+
+type emptyIter struct{}
+
+func (emptyIter) Next() bool    { return false }
+func (emptyIter) Key() []byte   { return nil }
+func (emptyIter) Value() []byte { return nil }
+func (emptyIter) Err() error    { return nil }
+func (emptyIter) Close() error  { return nil }

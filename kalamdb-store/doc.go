@@ -1,0 +1,66 @@
+// Package store is KalamDB's storage abstraction: the StorageBackend
+// interface that every storage engine implements, the Partition and
+// Operation types it speaks in, the typed errors it returns, and the Registry
+// that opens a backend by name.
+//
+// The table stores in kalamdb-core depend on this package alone; no engine
+// (RocksDB, Pebble, bbolt, Redis, …) is ever imported by core code. A backend
+// lives in its own package (kalamdb-store/memory, kalamdb-store/rocksdb, …)
+// and is chosen at run time through a Registry.
+//
+// # The contract
+//
+// Every StorageBackend obtained from a backend package honours the rules
+// below; kalamdb-store/storetest checks each of them, for every backend.
+//
+//   - Keys are non-empty byte strings of at most MaxKeySize bytes, compared
+//     bytewise (bytes.Compare); any byte value is allowed, 0x00 and 0xFF
+//     included. Values may be empty (but not nil-vs-empty distinguished: an
+//     empty value reads back as a non-nil empty slice) and at most
+//     MaxValueSize bytes.
+//   - A Partition is an independent key space. Keys never leak between
+//     partitions. A partition must be created (CreatePartition, idempotent)
+//     before use; an operation on a partition that does not exist fails with
+//     ErrPartitionNotFound. Durable backends find their partitions again
+//     after a reopen.
+//   - Get of a missing key fails with ErrNotFound. Delete of a missing key
+//     succeeds (deletes are idempotent).
+//   - Batch applies its operations atomically (all or none, across
+//     partitions), in order: a later operation on the same key wins. An
+//     invalid operation anywhere in the batch (empty key, unknown partition,
+//     …) rejects the whole batch before anything is applied. An empty batch
+//     is a no-op.
+//   - Scan returns an Iterator over one partition in ascending key order (or
+//     descending with ScanOptions.Reverse), restricted by ScanOptions.Prefix,
+//     ScanOptions.Start and ScanOptions.Limit. When Capabilities.SnapshotScans
+//     is true the iterator sees exactly the partition as it was when Scan
+//     returned: writes, deletes and a DropPartition that happen afterwards are
+//     invisible to it. A backend without that capability still never returns
+//     a key twice, never returns keys out of order, and returns every key that
+//     was present for the whole life of the iterator.
+//   - Errors are checkable with errors.Is against ErrNotFound,
+//     ErrPartitionNotFound, ErrClosed, ErrInvalidArgument and ErrUnsupported;
+//     engine errors are wrapped with %w. A cancelled or expired context makes
+//     an operation fail with an error that wraps ctx.Err().
+//   - After Close every operation fails with ErrClosed; Close itself is
+//     idempotent. Close waits for operations in flight, closes iterators that
+//     were left open and reports them as leaked.
+//   - A StorageBackend is safe for concurrent use by many goroutines. An
+//     Iterator is not: one goroutine at a time.
+//
+// # Byte slices
+//
+// CONTRACT: a backend never retains a slice the caller passed in (keys,
+// values, prefixes, operations) after the call returns; the caller may reuse
+// or modify them at once. A value returned by Get is the caller's to keep
+// and modify. The slices returned by Iterator.Key and Iterator.Value are
+// read-only and valid only until the next call to Next or Close: copy them to
+// keep them.
+//
+// # Writing a backend
+//
+// A backend implements the smaller Engine interface and hands it to New,
+// which adds argument validation, the closed state, context checks and
+// iterator leak accounting, so that no backend repeats them. See
+// docs/backends.md for the step-by-step guide.
+package store

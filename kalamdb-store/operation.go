@@ -1,0 +1,91 @@
+package store
+
+import "fmt"
+
+// OpKind says what an Operation does.
+type OpKind uint8
+
+// The kinds of Operation. The zero OpKind is invalid.
+const (
+	// OpPut writes Value under Key, replacing any previous value.
+	OpPut OpKind = iota + 1
+	// OpDelete removes Key; removing a missing key is not an error.
+	OpDelete
+)
+
+// String returns "put", "delete" or "OpKind(n)".
+func (k OpKind) String() string {
+	switch k {
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("OpKind(%d)", uint8(k))
+}
+
+// Operation is one write of a batch (see StorageBackend.Batch). Build it with
+// PutOp or DeleteOp. Value is ignored for OpDelete.
+type Operation struct {
+	Kind      OpKind
+	Partition Partition
+	Key       []byte
+	Value     []byte
+}
+
+// PutOp returns an Operation that writes value under key in p.
+func PutOp(p Partition, key, value []byte) Operation {
+	return Operation{Kind: OpPut, Partition: p, Key: key, Value: value}
+}
+
+// DeleteOp returns an Operation that removes key from p.
+func DeleteOp(p Partition, key []byte) Operation {
+	return Operation{Kind: OpDelete, Partition: p, Key: key}
+}
+
+// MaxKeySize is the largest key, in bytes, that any backend accepts.
+const MaxKeySize = 64 << 10
+
+// MaxValueSize is the largest value, in bytes, that any backend accepts.
+const MaxValueSize = 256 << 20
+
+// ValidateKey reports whether key is acceptable as a key: non-empty and at
+// most MaxKeySize bytes. The error wraps ErrInvalidArgument.
+func ValidateKey(key []byte) error {
+	if len(key) == 0 {
+		return fmt.Errorf("%w: key is empty", ErrInvalidArgument)
+	}
+	if len(key) > MaxKeySize {
+		return fmt.Errorf("%w: key is %d bytes, the limit is %d", ErrInvalidArgument, len(key), MaxKeySize)
+	}
+	return nil
+}
+
+// ValidateValue reports whether value is acceptable as a value: at most
+// MaxValueSize bytes. The error wraps ErrInvalidArgument.
+func ValidateValue(value []byte) error {
+	if len(value) > MaxValueSize {
+		return fmt.Errorf("%w: value is %d bytes, the limit is %d", ErrInvalidArgument, len(value), MaxValueSize)
+	}
+	return nil
+}
+
+// Validate checks the operation's kind, partition, key and value; the error
+// wraps ErrInvalidArgument. It does not check that the partition exists.
+func (op Operation) Validate() error {
+	if op.Kind != OpPut && op.Kind != OpDelete {
+		return fmt.Errorf("%w: unknown operation kind %d", ErrInvalidArgument, uint8(op.Kind))
+	}
+	if op.Partition.IsZero() {
+		return fmt.Errorf("%w: %s operation has no partition", ErrInvalidArgument, op.Kind)
+	}
+	if err := ValidateKey(op.Key); err != nil {
+		return fmt.Errorf("%s operation: %w", op.Kind, err)
+	}
+	if op.Kind == OpPut {
+		if err := ValidateValue(op.Value); err != nil {
+			return fmt.Errorf("put operation: %w", err)
+		}
+	}
+	return nil
+}
