@@ -1,0 +1,22 @@
+package memory_test
+
+import (
+	"testing"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
+)
+
+func harness() storetest.Harness {
+	return storetest.Harness{
+		Name: memory.Name,
+		New: func(testing.TB) (store.StorageBackend, func() (store.StorageBackend, error)) {
+			return memory.New(), nil
+		},
+	}
+}
+
+func TestConformance(t *testing.T) { storetest.Run(t, harness()) }
+
+func BenchmarkMemory(b *testing.B) { storetest.Bench(b, harness()) }
