@@ -1,0 +1,209 @@
+package rocksdb
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/linxGnu/grocksdb"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+)
+
+// Config is the [storage.rocksdb] section of config.toml. Every field has a
+// default (see DefaultConfig) chosen to be safe on a laptop: bounded memory
+// whatever the number of partitions, a bounded write-ahead log, and a file
+// descriptor budget well under a desktop's usual limit of 1024.
+//
+//	[storage.rocksdb]
+//	path            = "data/rocksdb"
+//	max_open_files  = 512
+//	block_cache_mb  = 64
+//	write_buffer_mb = 4
+//	compression     = "lz4"
+//	sync_writes     = false
+type Config struct {
+	// Path is the directory that holds the database. It is created, with
+	// its parents, when missing. Default "data/rocksdb".
+	Path string `toml:"path"`
+
+	// MaxOpenFiles caps the table files RocksDB keeps open at once; -1 keeps
+	// every file open (fastest, but one descriptor per table file). Values
+	// from 20 up are accepted. Default 512.
+	MaxOpenFiles int `toml:"max_open_files"`
+
+	// BlockCacheMB is the size of the one LRU block cache that every
+	// partition shares; index and filter blocks are charged to it too, so it
+	// bounds read memory however many partitions exist. At least 1.
+	// Default 64.
+	BlockCacheMB int `toml:"block_cache_mb"`
+
+	// WriteBufferMB is the size a partition's memtable reaches before it is
+	// flushed to a table file. An idle partition holds only a few kilobytes
+	// whatever this value; it bounds what one busy partition buffers.
+	// 1 to 1024. Default 4.
+	WriteBufferMB int `toml:"write_buffer_mb"`
+
+	// TotalWriteBufferMB caps the memtables of all partitions together
+	// (RocksDB's db_write_buffer_size): past it, the largest memtables are
+	// flushed. 0 leaves only the per-partition limit. Default 64.
+	TotalWriteBufferMB int `toml:"total_write_buffer_mb"`
+
+	// MaxWALMB bounds the write-ahead log (RocksDB's max_total_wal_size):
+	// past it, the partitions whose unflushed data keeps the oldest log file
+	// alive are flushed, so a partition written once and then left idle
+	// does not pin the log forever. At least 1. Default 64.
+	MaxWALMB int `toml:"max_wal_mb"`
+
+	// Compression is the block compression of table files: "none",
+	// "snappy", "zlib", "lz4", "lz4hc" or "zstd". Default "lz4".
+	Compression string `toml:"compression"`
+
+	// SyncWrites makes every write (Put, Delete, Batch) fsync the
+	// write-ahead log before it returns. When false (the default) a write
+	// is in the operating system's cache when it returns: it survives a
+	// crash of the process, but the last writes may be lost if the machine
+	// loses power.
+	SyncWrites bool `toml:"sync_writes"`
+}
+
+// Default values of Config, as DefaultConfig returns them.
+const (
+	DefaultPath               = "data/rocksdb"
+	DefaultMaxOpenFiles       = 512
+	DefaultBlockCacheMB       = 64
+	DefaultWriteBufferMB      = 4
+	DefaultTotalWriteBufferMB = 64
+	DefaultMaxWALMB           = 64
+	DefaultCompression        = "lz4"
+)
+
+// DefaultConfig returns the configuration used for every key that the
+// [storage.rocksdb] section leaves out.
+func DefaultConfig() Config {
+	return Config{
+		Path:               DefaultPath,
+		MaxOpenFiles:       DefaultMaxOpenFiles,
+		BlockCacheMB:       DefaultBlockCacheMB,
+		WriteBufferMB:      DefaultWriteBufferMB,
+		TotalWriteBufferMB: DefaultTotalWriteBufferMB,
+		MaxWALMB:           DefaultMaxWALMB,
+		Compression:        DefaultCompression,
+	}
+}
+
+var compressions = map[string]grocksdb.CompressionType{
+	"none":   grocksdb.NoCompression,
+	"snappy": grocksdb.SnappyCompression,
+	"zlib":   grocksdb.ZLibCompression,
+	"lz4":    grocksdb.LZ4Compression,
+	"lz4hc":  grocksdb.LZ4HCCompression,
+	"zstd":   grocksdb.ZSTDCompression,
+}
+
+func compressionNames() string {
+	names := make([]string, 0, len(compressions))
+	for n := range compressions {
+		names = append(names, fmt.Sprintf("%q", n))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// Validate reports the first value of c that is out of range, as an error
+// wrapping store.ErrInvalidArgument that names the configuration key.
+func (c Config) Validate() error {
+	bad := func(key string, format string, args ...any) error {
+		return fmt.Errorf("%w: storage.rocksdb.%s %s", store.ErrInvalidArgument, key, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case strings.TrimSpace(c.Path) == "":
+		return bad("path", "is empty; give the directory of the database")
+	case c.MaxOpenFiles != -1 && c.MaxOpenFiles < 20:
+		return bad("max_open_files", "is %d; use -1 (no limit) or at least 20", c.MaxOpenFiles)
+	case c.BlockCacheMB < 1 || c.BlockCacheMB > 1<<20:
+		return bad("block_cache_mb", "is %d; use 1 to %d", c.BlockCacheMB, 1<<20)
+	case c.WriteBufferMB < 1 || c.WriteBufferMB > 1024:
+		return bad("write_buffer_mb", "is %d; use 1 to 1024", c.WriteBufferMB)
+	case c.TotalWriteBufferMB < 0 || c.TotalWriteBufferMB > 1<<20:
+		return bad("total_write_buffer_mb", "is %d; use 0 (no global limit) to %d", c.TotalWriteBufferMB, 1<<20)
+	case c.TotalWriteBufferMB != 0 && c.TotalWriteBufferMB < c.WriteBufferMB:
+		return bad("total_write_buffer_mb", "is %d, below write_buffer_mb (%d)", c.TotalWriteBufferMB, c.WriteBufferMB)
+	case c.MaxWALMB < 1 || c.MaxWALMB > 1<<20:
+		return bad("max_wal_mb", "is %d; use 1 to %d", c.MaxWALMB, 1<<20)
+	}
+	if _, ok := compressions[c.Compression]; !ok {
+		return bad("compression", "is %q; use one of %s", c.Compression, compressionNames())
+	}
+	return nil
+}
+
+// options is the set of RocksDB option objects built from a Config. They
+// are destroyed together, after the database is closed.
+type options struct {
+	db    *grocksdb.Options // database and column-family options, for every column family
+	bbto  *grocksdb.BlockBasedTableOptions
+	cache *grocksdb.Cache
+	read  *grocksdb.ReadOptions // for Get
+	write *grocksdb.WriteOptions
+}
+
+const mb = 1 << 20
+
+// newOptions translates a validated Config into RocksDB options. The same
+// column-family options serve every column family, so that all of them share
+// one block cache and one table factory.
+func newOptions(c Config) *options {
+	o := &options{
+		db:    grocksdb.NewDefaultOptions(),
+		bbto:  grocksdb.NewDefaultBlockBasedTableOptions(),
+		cache: grocksdb.NewLRUCache(uint64(c.BlockCacheMB) * mb),
+		read:  grocksdb.NewDefaultReadOptions(),
+		write: grocksdb.NewDefaultWriteOptions(),
+	}
+
+	// Table format: one shared block cache that also holds index and filter
+	// blocks (so their memory is bounded by block_cache_mb, not by the
+	// number of table files), a Bloom filter so that a Get of a missing key
+	// rarely reads a data block.
+	o.bbto.SetBlockCache(o.cache)
+	o.bbto.SetCacheIndexAndFilterBlocks(true)
+	o.bbto.SetCacheIndexAndFilterBlocksWithHighPriority(true)
+	o.bbto.SetPinL0FilterAndIndexBlocksInCache(true)
+	o.bbto.SetFilterPolicy(grocksdb.NewBloomFilterFull(10))
+	o.db.SetBlockBasedTableFactory(o.bbto)
+
+	// Database-wide.
+	o.db.SetCreateIfMissing(true)
+	o.db.SetCreateIfMissingColumnFamilies(true)
+	o.db.SetMaxOpenFiles(c.MaxOpenFiles)
+	o.db.SetMaxBackgroundJobs(2)
+	o.db.SetDbWriteBufferSize(uint64(c.TotalWriteBufferMB) * mb)
+	o.db.SetMaxTotalWalSize(uint64(c.MaxWALMB) * mb)
+	o.db.SetKeepLogFileNum(4)
+	o.db.SetMaxLogFileSize(8 * mb)
+	o.db.SetMaxManifestFileSize(64 * mb)
+	// The informational log prints every option of every column family at
+	// open; with hundreds of partitions that is megabytes per start.
+	o.db.SetInfoLogLevel(grocksdb.WarnInfoLogLevel)
+
+	// Per column family. The memtable arena grows in blocks of 1/8 of the
+	// write buffer, allocated on first write, so an idle partition costs a
+	// few kilobytes.
+	o.db.SetWriteBufferSize(uint64(c.WriteBufferMB) * mb)
+	o.db.SetMaxWriteBufferNumber(2)
+	o.db.SetLevelCompactionDynamicLevelBytes(true)
+	o.db.SetCompression(compressions[c.Compression])
+
+	o.write.SetSync(c.SyncWrites)
+	return o
+}
+
+// destroy frees every option object; the database must be closed.
+func (o *options) destroy() {
+	o.read.Destroy()
+	o.write.Destroy()
+	o.db.Destroy()
+	o.bbto.Destroy()
+	o.cache.Destroy()
+}

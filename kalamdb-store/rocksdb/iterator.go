@@ -1,0 +1,123 @@
+package rocksdb
+
+import (
+	"fmt"
+
+	"github.com/linxGnu/grocksdb"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+)
+
+// iterator walks one column family inside a store.Range with a RocksDB
+// iterator. The range's bounds are RocksDB's iterate_lower_bound and
+// iterate_upper_bound, so RocksDB stops at them itself and never reads a
+// block past the range; there is no key comparison on the Go side.
+//
+// The RocksDB iterator reads the sequence number that was current when it
+// was created (its implicit snapshot) and holds the column family's data
+// alive, so writes and drops after Scan are invisible to it. It also holds a
+// reference to the family, so the handle outlives a DropPartition until
+// Close.
+//
+// Key and Value return slices of RocksDB's memory, valid until the next
+// Next or Close, as the store.Iterator contract allows; nothing is copied.
+type iterator struct {
+	it *grocksdb.Iterator
+	ro *grocksdb.ReadOptions
+	f  *family
+	// lower and upper back the bounds in ro: RocksDB keeps pointers to
+	// them, so they must stay reachable until ro is destroyed.
+	lower, upper []byte
+	reverse      bool
+
+	started bool
+	valid   bool
+	key     []byte
+	value   []byte
+	haveVal bool
+	err     error
+}
+
+// newIterator creates the RocksDB iterator over f within r. The caller
+// holds a reference on f for it, which Close releases.
+func newIterator(db *grocksdb.DB, f *family, r store.Range) *iterator {
+	i := &iterator{ro: grocksdb.NewDefaultReadOptions(), f: f, lower: r.Lower, upper: r.Upper, reverse: r.Reverse}
+	if r.Lower != nil {
+		i.ro.SetIterateLowerBound(r.Lower)
+	}
+	if r.Upper != nil {
+		i.ro.SetIterateUpperBound(r.Upper)
+	}
+	i.it = db.NewIteratorCF(i.ro, f.h)
+	return i
+}
+
+func (i *iterator) Next() bool {
+	if i.it == nil || (i.started && !i.valid) {
+		return false
+	}
+	switch {
+	case i.started && i.reverse:
+		i.it.Prev()
+	case i.started:
+		i.it.Next()
+	case i.reverse:
+		i.it.SeekToLast() // the last key below upper
+	case i.lower != nil:
+		i.it.Seek(i.lower)
+	default:
+		i.it.SeekToFirst()
+	}
+	i.started = true
+	i.key, i.value, i.haveVal = nil, nil, false
+	if i.valid = i.it.Valid(); !i.valid {
+		if err := i.it.Err(); err != nil {
+			i.err = fmt.Errorf("rocksdb: scan: %w", err)
+		}
+		return false
+	}
+	i.key = sliceData(i.it.Key())
+	return true
+}
+
+func (i *iterator) Key() []byte { return i.key }
+
+func (i *iterator) Value() []byte {
+	if !i.valid {
+		return nil
+	}
+	if !i.haveVal {
+		i.value, i.haveVal = sliceData(i.it.Value()), true
+	}
+	return i.value
+}
+
+func (i *iterator) Err() error { return i.err }
+
+// Close destroys the RocksDB iterator, then its read options, then releases
+// the family; each exactly once.
+func (i *iterator) Close() error {
+	if i.it == nil {
+		return i.err
+	}
+	i.it.Close()
+	i.it = nil
+	i.ro.Destroy()
+	i.ro = nil
+	i.f.release()
+	i.f = nil
+	i.valid, i.key, i.value, i.haveVal = false, nil, nil, false
+	return i.err
+}
+
+// sliceData returns the bytes of an iterator's key or value slice (which
+// RocksDB owns; there is nothing to free), never nil.
+func sliceData(s *grocksdb.Slice) []byte {
+	if s == nil {
+		return []byte{}
+	}
+	if d := s.Data(); d != nil {
+		return d
+	}
+	return []byte{}
+}

@@ -1,0 +1,389 @@
+// Package rocksdb is the RocksDB storage backend, KalamDB's default engine
+// (ADR-003). It uses RocksDB through github.com/linxGnu/grocksdb (cgo) and
+// runs against the system's librocksdb (Debian's librocksdb-dev 7.8).
+//
+// Each Partition is a RocksDB column family, created, listed and dropped at
+// run time and found again when the database is reopened. The column family
+// of partition "x" is called "p/x" (see columnFamily), so a partition may be
+// called "default" like any other: RocksDB's own "default" column family,
+// which always exists and cannot be dropped, is never a partition.
+//
+// Reads and writes go straight to RocksDB: Get copies the value into one Go
+// slice, Put and Delete are single RocksDB writes, and Batch is one RocksDB
+// WriteBatch, so it is atomic across partitions. A Scan is a RocksDB
+// iterator whose lower and upper bounds are the scan's range (prefix and
+// start), so RocksDB never reads past the range; the iterator reads the
+// sequence number current when Scan returned, so it sees nothing written
+// afterwards (Capabilities.SnapshotScans), not even a DropPartition.
+//
+// No RocksDB type appears in this package's API: callers see a
+// store.StorageBackend and a Config.
+package rocksdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/linxGnu/grocksdb"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+)
+
+// Name is the name the RocksDB backend registers under.
+const Name = "rocksdb"
+
+// Register adds the RocksDB backend to r under Name.
+func Register(r *store.Registry) {
+	r.Register(Name, Open)
+}
+
+// Open is the registry Factory of the RocksDB backend. It decodes cfg (the
+// [storage.rocksdb] section) strictly over DefaultConfig, so that an unknown
+// or misspelled key is an error naming it, validates the values and opens
+// the database.
+func Open(ctx context.Context, cfg store.Config) (store.StorageBackend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("rocksdb: open: %w", err)
+	}
+	c := DefaultConfig()
+	if cfg != nil {
+		if err := cfg.Decode(&c); err != nil {
+			return nil, fmt.Errorf("rocksdb: [storage.rocksdb]: %w", err)
+		}
+	}
+	return OpenWith(c)
+}
+
+// OpenWith opens (creating it when missing) the database that c describes.
+// Fields of c left at their zero value are not defaulted: start from
+// DefaultConfig and change what you need.
+func OpenWith(c Config) (store.StorageBackend, error) {
+	e, err := openEngine(c)
+	if err != nil {
+		return nil, err
+	}
+	return store.New(e), nil
+}
+
+// cfPrefix starts the name of every column family that holds a partition.
+const cfPrefix = "p/"
+
+// columnFamily returns the name of the column family that holds p. It and
+// partitionOf are the one place where partitions map to column families.
+func columnFamily(p store.Partition) string { return cfPrefix + p.Name() }
+
+// partitionOf returns the partition that column family cf holds, or false
+// when cf holds none (RocksDB's "default", or a column family this package
+// did not create).
+func partitionOf(cf string) (store.Partition, bool) {
+	name, ok := strings.CutPrefix(cf, cfPrefix)
+	if !ok {
+		return store.Partition{}, false
+	}
+	p, err := store.NewPartition(name)
+	return p, err == nil
+}
+
+// family is one open column family that holds a partition.
+//
+// refs counts the holders of the handle: 1 while the family is in
+// engine.parts, plus 1 per open iterator. Whoever drops it to 0 destroys the
+// handle, so a partition dropped under open iterators keeps its handle (and
+// RocksDB its data) until the last of them closes.
+type family struct {
+	h    *grocksdb.ColumnFamilyHandle
+	refs atomic.Int32
+}
+
+func newFamily(h *grocksdb.ColumnFamilyHandle) *family {
+	f := &family{h: h}
+	f.refs.Store(1)
+	return f
+}
+
+func (f *family) release() {
+	if f.refs.Add(-1) == 0 {
+		f.h.Destroy()
+	}
+}
+
+type engine struct {
+	db   *grocksdb.DB
+	opts *options
+	path string
+	// other holds the handles of column families that are not partitions
+	// ("default" and foreign ones); RocksDB requires them open.
+	other []*grocksdb.ColumnFamilyHandle
+
+	// ddl serialises CreatePartition and DropPartition.
+	ddl sync.Mutex
+	// mu guards parts. Data operations read-hold it for their whole call,
+	// so a DropPartition (which write-holds it to remove the partition)
+	// waits for the writes in flight and no write reaches a column family
+	// after its partition was removed. parts is changed only with both ddl
+	// and mu held, so holding either one is enough to read it.
+	mu    sync.RWMutex
+	parts map[string]*family
+}
+
+func openEngine(c Config) (*engine, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.Path, 0o750); err != nil {
+		return nil, fmt.Errorf("rocksdb: creating storage.rocksdb.path: %w", err)
+	}
+	opts := newOptions(c)
+	names, err := existingColumnFamilies(opts.db, c.Path)
+	if err != nil {
+		opts.destroy()
+		return nil, err
+	}
+	cfOpts := make([]*grocksdb.Options, len(names))
+	for i := range cfOpts {
+		cfOpts[i] = opts.db
+	}
+	db, handles, err := grocksdb.OpenDbColumnFamilies(opts.db, c.Path, names, cfOpts)
+	if err != nil {
+		opts.destroy()
+		return nil, fmt.Errorf("rocksdb: opening %s: %w", c.Path, err)
+	}
+	e := &engine{db: db, opts: opts, path: c.Path, parts: make(map[string]*family, len(names))}
+	for i, name := range names {
+		if p, ok := partitionOf(name); ok {
+			e.parts[p.Name()] = newFamily(handles[i])
+		} else {
+			e.other = append(e.other, handles[i])
+		}
+	}
+	return e, nil
+}
+
+// existingColumnFamilies lists the column families of the database at path,
+// or just "default" when there is no database there yet.
+func existingColumnFamilies(opts *grocksdb.Options, path string) ([]string, error) {
+	if _, err := os.Stat(filepath.Join(path, "CURRENT")); errors.Is(err, os.ErrNotExist) {
+		return []string{"default"}, nil
+	}
+	names, err := grocksdb.ListColumnFamilies(opts, path)
+	if err != nil {
+		return nil, fmt.Errorf("rocksdb: listing the column families of %s: %w", path, err)
+	}
+	return names, nil
+}
+
+func missing(p store.Partition) error {
+	return fmt.Errorf("%w: %q", store.ErrPartitionNotFound, p.Name())
+}
+
+func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, error) {
+	e.mu.RLock()
+	f := e.parts[p.Name()]
+	if f == nil {
+		e.mu.RUnlock()
+		return nil, missing(p)
+	}
+	v, err := e.db.GetCF(e.opts.read, f.h, key)
+	e.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("rocksdb: get from %q: %w", p.Name(), err)
+	}
+	if !v.Exists() {
+		return nil, store.ErrNotFound
+	}
+	out := make([]byte, v.Size())
+	copy(out, v.Data())
+	v.Free()
+	return out, nil
+}
+
+func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
+	e.mu.RLock()
+	f := e.parts[p.Name()]
+	if f == nil {
+		e.mu.RUnlock()
+		return missing(p)
+	}
+	err := e.db.PutCF(e.opts.write, f.h, key, value)
+	e.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("rocksdb: put into %q: %w", p.Name(), err)
+	}
+	return nil
+}
+
+func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error {
+	e.mu.RLock()
+	f := e.parts[p.Name()]
+	if f == nil {
+		e.mu.RUnlock()
+		return missing(p)
+	}
+	err := e.db.DeleteCF(e.opts.write, f.h, key)
+	e.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("rocksdb: delete from %q: %w", p.Name(), err)
+	}
+	return nil
+}
+
+// Batch resolves every operation's partition and writes one WriteBatch, all
+// under the read lock that DropPartition write-holds: either every
+// partition exists and the whole batch is written, or nothing is.
+func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var (
+		name string
+		f    *family
+	)
+	for i := range ops {
+		op := &ops[i]
+		if f == nil || op.Partition.Name() != name {
+			name = op.Partition.Name()
+			if f = e.parts[name]; f == nil {
+				return fmt.Errorf("batch operation %d: %w", i, missing(op.Partition))
+			}
+		}
+		if op.Kind == store.OpPut {
+			wb.PutCF(f.h, op.Key, op.Value)
+		} else {
+			wb.DeleteCF(f.h, op.Key)
+		}
+	}
+	if err := e.db.Write(e.opts.write, wb); err != nil {
+		return fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
+	}
+	return nil
+}
+
+func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {
+	e.mu.RLock()
+	f := e.parts[p.Name()]
+	if f == nil {
+		e.mu.RUnlock()
+		return nil, missing(p)
+	}
+	f.refs.Add(1)
+	it := newIterator(e.db, f, r)
+	e.mu.RUnlock()
+	return it, nil
+}
+
+func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {
+	e.mu.RLock()
+	_, ok := e.parts[p.Name()]
+	e.mu.RUnlock()
+	return ok, nil
+}
+
+// CreatePartition creates the column family without holding mu, so that
+// reads and writes of other partitions go on while RocksDB writes its
+// MANIFEST; the partition becomes visible once it exists.
+func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
+	e.ddl.Lock()
+	defer e.ddl.Unlock()
+	if e.parts[p.Name()] != nil {
+		return nil
+	}
+	h, err := e.db.CreateColumnFamily(e.opts.db, columnFamily(p))
+	if err != nil {
+		return fmt.Errorf("rocksdb: creating partition %q: %w", p.Name(), err)
+	}
+	e.mu.Lock()
+	e.parts[p.Name()] = newFamily(h)
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
+	e.mu.RLock()
+	names := make([]string, 0, len(e.parts))
+	for n := range e.parts {
+		names = append(names, n)
+	}
+	e.mu.RUnlock()
+	sort.Strings(names)
+	out := make([]store.Partition, len(names))
+	for i, n := range names {
+		p, err := store.NewPartition(n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// DropPartition removes the partition from parts first (waiting for the
+// operations in flight on it), then drops the column family. From the
+// removal on, every operation on the partition fails with
+// ErrPartitionNotFound; iterators opened before keep reading their
+// snapshot. Should RocksDB refuse the drop, the partition is put back,
+// untouched, and the error returned.
+func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
+	e.ddl.Lock()
+	defer e.ddl.Unlock()
+	f := e.parts[p.Name()]
+	if f == nil {
+		return missing(p)
+	}
+	e.mu.Lock()
+	delete(e.parts, p.Name())
+	e.mu.Unlock()
+	if err := e.db.DropColumnFamily(f.h); err != nil {
+		e.mu.Lock()
+		e.parts[p.Name()] = f
+		e.mu.Unlock()
+		return fmt.Errorf("rocksdb: dropping partition %q: %w", p.Name(), err)
+	}
+	f.release()
+	return nil
+}
+
+func (e *engine) Capabilities() store.Capabilities {
+	return store.Capabilities{SnapshotScans: true, Durable: true}
+}
+
+// Close destroys every column-family handle, then closes the database, then
+// frees the options. store.New calls it once, after every iterator was
+// closed, so each partition's handle has exactly its own reference left.
+func (e *engine) Close() error {
+	e.ddl.Lock()
+	defer e.ddl.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var stuck []string
+	for name, f := range e.parts {
+		if n := f.refs.Load(); n != 1 {
+			stuck = append(stuck, fmt.Sprintf("%q (%d references)", name, n))
+		}
+	}
+	if len(stuck) > 0 {
+		// Closing the database now would abort the process (RocksDB
+		// asserts that no handle outlives it). This cannot happen through
+		// store.New, which closes iterators first.
+		sort.Strings(stuck)
+		return fmt.Errorf("rocksdb: not closing %s: column families still in use: %s", e.path, strings.Join(stuck, ", "))
+	}
+	for _, f := range e.parts {
+		f.release()
+	}
+	e.parts = nil
+	for _, h := range e.other {
+		h.Destroy()
+	}
+	e.other = nil
+	e.db.Close()
+	e.opts.destroy()
+	return nil
+}

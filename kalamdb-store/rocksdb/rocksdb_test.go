@@ -1,0 +1,360 @@
+package rocksdb
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/linxGnu/grocksdb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
+)
+
+// testConfig is DefaultConfig in a fresh directory.
+func testConfig(t testing.TB) Config {
+	c := DefaultConfig()
+	c.Path = filepath.Join(t.TempDir(), "db")
+	return c
+}
+
+func harness() storetest.Harness {
+	return storetest.Harness{
+		Name: Name,
+		New: func(t testing.TB) (store.StorageBackend, func() (store.StorageBackend, error)) {
+			c := testConfig(t)
+			b, err := OpenWith(c)
+			require.NoError(t, err)
+			return b, func() (store.StorageBackend, error) { return OpenWith(c) }
+		},
+	}
+}
+
+func TestConformance(t *testing.T) { storetest.Run(t, harness()) }
+
+func BenchmarkRocksDB(b *testing.B) { storetest.Bench(b, harness()) }
+
+func open(t testing.TB, c Config) store.StorageBackend {
+	t.Helper()
+	b, err := OpenWith(c)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+var ctx = context.Background()
+
+func TestOpenDecodesConfigStrictly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nested", "db")
+	b, err := Open(ctx, store.ConfigMap{
+		"path":                  dir,
+		"max_open_files":        -1,
+		"block_cache_mb":        8,
+		"write_buffer_mb":       2,
+		"total_write_buffer_mb": 16,
+		"max_wal_mb":            8,
+		"compression":           "zstd",
+		"sync_writes":           true,
+	})
+	require.NoError(t, err)
+	p := store.MustPartition("t")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
+	require.NoError(t, b.Close())
+	require.FileExists(t, filepath.Join(dir, "CURRENT"), "path, parents included, is created")
+
+	_, err = Open(ctx, store.ConfigMap{"path": dir, "block_cache_md": 8})
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
+	require.ErrorContains(t, err, "block_cache_md", "a misspelled key is named")
+
+	_, err = Open(ctx, store.ConfigMap{"path": dir, "sync_writes": "yes"})
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
+	require.ErrorContains(t, err, "sync_writes", "a mistyped value names its key")
+}
+
+func TestOpenDefaultsFromEmptySection(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	r := store.NewRegistry()
+	Register(r)
+	b, err := r.Open(ctx, Name, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	require.FileExists(t, filepath.Join(dir, DefaultPath, "CURRENT"), "the default path is relative to the working directory")
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = Open(cctx, nil)
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestConfigValidate(t *testing.T) {
+	require.NoError(t, DefaultConfig().Validate())
+	cases := map[string]func(*Config){
+		"path":                  func(c *Config) { c.Path = " " },
+		"max_open_files":        func(c *Config) { c.MaxOpenFiles = 5 },
+		"block_cache_mb":        func(c *Config) { c.BlockCacheMB = 0 },
+		"write_buffer_mb":       func(c *Config) { c.WriteBufferMB = 4096 },
+		"total_write_buffer_mb": func(c *Config) { c.TotalWriteBufferMB = 2; c.WriteBufferMB = 4 },
+		"max_wal_mb":            func(c *Config) { c.MaxWALMB = -1 },
+		"compression":           func(c *Config) { c.Compression = "LZ4" },
+	}
+	for key, mutate := range cases {
+		c := DefaultConfig()
+		mutate(&c)
+		err := c.Validate()
+		require.ErrorIs(t, err, store.ErrInvalidArgument, key)
+		require.ErrorContains(t, err, "storage.rocksdb."+key, "the error names the key")
+		_, err = OpenWith(c)
+		require.ErrorIs(t, err, store.ErrInvalidArgument, "OpenWith validates %s", key)
+	}
+	c := DefaultConfig()
+	c.MaxOpenFiles, c.TotalWriteBufferMB = -1, 0
+	require.NoError(t, c.Validate(), "-1 open files and no global write buffer limit are allowed")
+}
+
+func TestOpenTwiceFails(t *testing.T) {
+	c := testConfig(t)
+	open(t, c)
+	_, err := OpenWith(c)
+	require.Error(t, err, "RocksDB's lock file keeps a second open out")
+	require.ErrorContains(t, err, c.Path)
+}
+
+func TestOpenCorruptDatabase(t *testing.T) {
+	c := testConfig(t)
+	require.NoError(t, os.MkdirAll(c.Path, 0o750))
+	require.NoError(t, os.WriteFile(filepath.Join(c.Path, "CURRENT"), []byte("MANIFEST-999999\n"), 0o600))
+	_, err := OpenWith(c)
+	require.Error(t, err, "a CURRENT that names a missing MANIFEST is an error, not a fresh database")
+}
+
+// TestDefaultPartitionName checks that a partition may be called "default"
+// and be dropped like any other, although RocksDB's "default" column family
+// cannot be.
+func TestDefaultPartitionName(t *testing.T) {
+	c := testConfig(t)
+	b := open(t, c)
+	p := store.MustPartition("default")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
+	require.NoError(t, b.DropPartition(ctx, p))
+	ok, err := b.PartitionExists(ctx, p)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.NoError(t, b.CreatePartition(ctx, p))
+	_, err = b.Get(ctx, p, []byte("k"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.NoError(t, b.Put(ctx, p, []byte("k2"), []byte("v2")))
+	require.NoError(t, b.Close())
+
+	b = open(t, c)
+	ps, err := b.ListPartitions(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []store.Partition{p}, ps)
+	v, err := b.Get(ctx, p, []byte("k2"))
+	require.NoError(t, err)
+	require.Equal(t, "v2", string(v))
+}
+
+// TestForeignColumnFamilies opens a database that has column families this
+// package did not create: they are opened (RocksDB requires it), left alone
+// and not listed as partitions.
+func TestForeignColumnFamilies(t *testing.T) {
+	c := testConfig(t)
+	o := grocksdb.NewDefaultOptions()
+	defer o.Destroy()
+	o.SetCreateIfMissing(true)
+	db, err := grocksdb.OpenDb(o, c.Path)
+	require.NoError(t, err)
+	for _, name := range []string{"foreign", "p/bad name", "p/ok"} {
+		h, err := db.CreateColumnFamily(o, name)
+		require.NoError(t, err)
+		h.Destroy()
+	}
+	db.Close()
+
+	b := open(t, c)
+	ps, err := b.ListPartitions(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []store.Partition{store.MustPartition("ok")}, ps)
+	require.NoError(t, b.Close())
+
+	names, err := grocksdb.ListColumnFamilies(o, c.Path)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"default", "foreign", "p/bad name", "p/ok"}, names, "foreign column families are kept")
+}
+
+func TestPartitionNamesMapToColumnFamilies(t *testing.T) {
+	for _, name := range []string{"default", "a", "a:b", "p", "x.y-z_1"} {
+		p := store.MustPartition(name)
+		back, ok := partitionOf(columnFamily(p))
+		require.True(t, ok, name)
+		require.Equal(t, p, back)
+	}
+	for _, cf := range []string{"default", "p", "p/", "q/a", "p/a b"} {
+		_, ok := partitionOf(cf)
+		require.False(t, ok, "column family %q holds no partition", cf)
+	}
+}
+
+// TestIteratorOutlivesDrop drops (and re-creates) a partition under open
+// iterators in both directions and with bounds; each keeps reading its
+// snapshot, the column-family handle survives until the last one closes,
+// and the backend then closes cleanly (a handle destroyed too early, or
+// never, would crash or abort the process).
+func TestIteratorOutlivesDrop(t *testing.T) {
+	b := open(t, testConfig(t))
+	p := store.MustPartition("t")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	for i := 0; i < 100; i++ {
+		require.NoError(t, b.Put(ctx, p, []byte(fmt.Sprintf("k%03d", i)), []byte(fmt.Sprintf("v%d", i))))
+	}
+	opts := []store.ScanOptions{{}, {Reverse: true}, {Prefix: []byte("k05")}, {Start: []byte("k090"), Reverse: true, Limit: 5}}
+	its := make([]store.Iterator, len(opts))
+	for i, o := range opts {
+		var err error
+		its[i], err = b.Scan(ctx, p, o)
+		require.NoError(t, err)
+	}
+	require.NoError(t, b.DropPartition(ctx, p))
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.Put(ctx, p, []byte("k050"), []byte("new")))
+	want := []int{100, 100, 10, 5}
+	for i, it := range its {
+		n := 0
+		for it.Next() {
+			if string(it.Key()) == "k050" {
+				require.Equal(t, "v50", string(it.Value()), "scan %d reads the dropped partition's data", i)
+			}
+			n++
+		}
+		require.NoError(t, it.Err())
+		require.Equal(t, want[i], n, "scan %d", i)
+		require.NoError(t, it.Close())
+		require.NoError(t, it.Close(), "closing twice is safe")
+	}
+	v, err := b.Get(ctx, p, []byte("k050"))
+	require.NoError(t, err)
+	require.Equal(t, "new", string(v))
+	require.NoError(t, b.Close())
+}
+
+// TestLeakedIteratorOnDroppedPartition leaves an iterator open on a dropped
+// partition; Close reports it, destroys its handle and closes the database.
+func TestLeakedIteratorOnDroppedPartition(t *testing.T) {
+	c := testConfig(t)
+	b := open(t, c)
+	p := store.MustPartition("t")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
+	it, err := b.Scan(ctx, p, store.ScanOptions{})
+	require.NoError(t, err)
+	require.NoError(t, b.DropPartition(ctx, p))
+	require.ErrorIs(t, b.Close(), store.ErrLeakedIterators)
+	require.False(t, it.Next())
+	require.ErrorIs(t, it.Close(), store.ErrClosed)
+	b = open(t, c) // the lock was released
+	ps, err := b.ListPartitions(ctx)
+	require.NoError(t, err)
+	require.Empty(t, ps)
+}
+
+// TestWritesRacingDrop writes to a partition from several goroutines while
+// it is dropped. Every write either succeeded before the drop (and went
+// with it) or failed with ErrPartitionNotFound; none lands in the partition
+// created again afterwards.
+func TestWritesRacingDrop(t *testing.T) {
+	b := open(t, testConfig(t))
+	p := store.MustPartition("t")
+	for round := 0; round < 20; round++ {
+		require.NoError(t, b.CreatePartition(ctx, p))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, 4*50)
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				<-start
+				for i := 0; i < 50; i++ {
+					k := []byte(fmt.Sprintf("w%d-%d", w, i))
+					var err error
+					if i%2 == 0 {
+						err = b.Put(ctx, p, k, []byte("v"))
+					} else {
+						err = b.Batch(ctx, []store.Operation{store.PutOp(p, k, []byte("v"))})
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			}(w)
+		}
+		close(start)
+		require.NoError(t, b.DropPartition(ctx, p))
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.ErrorIs(t, err, store.ErrPartitionNotFound)
+		}
+		require.NoError(t, b.CreatePartition(ctx, p))
+		it, err := b.Scan(ctx, p, store.ScanOptions{})
+		require.NoError(t, err)
+		require.False(t, it.Next(), "round %d: a write reached the dropped partition's successor: %q", round, it.Key())
+		require.NoError(t, it.Close())
+		require.NoError(t, b.DropPartition(ctx, p))
+	}
+}
+
+// TestReopenManyPartitions checks that partitions created and dropped at
+// run time, with data in memtables and in flushed files, are found again.
+func TestReopenManyPartitions(t *testing.T) {
+	c := testConfig(t)
+	c.WriteBufferMB, c.TotalWriteBufferMB = 1, 4 // force flushes
+	b := open(t, c)
+	val := make([]byte, 1000)
+	want := map[string]int{}
+	for i := 0; i < 40; i++ {
+		p := store.MustPartition(fmt.Sprintf("part%02d", i))
+		require.NoError(t, b.CreatePartition(ctx, p))
+		n := 10 + i*50
+		ops := make([]store.Operation, 0, n)
+		for k := 0; k < n; k++ {
+			ops = append(ops, store.PutOp(p, []byte(fmt.Sprintf("%06d", k)), val))
+		}
+		require.NoError(t, b.Batch(ctx, ops))
+		if i%3 == 0 {
+			require.NoError(t, b.DropPartition(ctx, p))
+			continue
+		}
+		want[p.Name()] = n
+	}
+	require.NoError(t, b.Close())
+	b = open(t, c)
+	ps, err := b.ListPartitions(ctx)
+	require.NoError(t, err)
+	require.Len(t, ps, len(want))
+	for _, p := range ps {
+		it, err := b.Scan(ctx, p, store.ScanOptions{})
+		require.NoError(t, err)
+		n := 0
+		for it.Next() {
+			require.Equal(t, fmt.Sprintf("%06d", n), string(it.Key()))
+			require.Len(t, it.Value(), len(val))
+			n++
+		}
+		require.NoError(t, it.Close())
+		assert.Equal(t, want[p.Name()], n, "keys of %s", p)
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	b := open(t, testConfig(t))
+	require.Equal(t, store.Capabilities{SnapshotScans: true, Durable: true}, b.Capabilities())
+}
