@@ -1,0 +1,244 @@
+// Package api is kalamdb-server's HTTP API: JSON over net/http's ServeMux,
+// bearer-token authentication on every /v1 route, one error envelope
+//
+//	{"error":{"code":"TABLE_NOT_FOUND","message":"…"}}
+//
+// with the status that fits (400 bad input naming the field, 401, 403, 404,
+// 409, 413, 415; 500 only for faults of the server, whose details go to the
+// log and never to the client), and Prometheus metrics for every route.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
+)
+
+// Options configures an API.
+type Options struct {
+	// Logger receives request errors; nil discards them.
+	Logger *slog.Logger
+	// Auth authenticates /v1 callers. Required.
+	Auth *auth.Authenticator
+	// Metrics records requests; nil records nothing.
+	Metrics *metrics.Metrics
+	// MaxBodyBytes is the largest request body accepted (413 beyond).
+	MaxBodyBytes int64
+	// MaxPageRows caps the limit of a row listing.
+	MaxPageRows int
+	// Backend is the name of the storage backend, for /readyz.
+	Backend string
+	// Ready answers /readyz: nil when the backend is open and answering.
+	Ready func(ctx context.Context) error
+}
+
+// API is the HTTP handler of the server.
+type API struct {
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	draining atomic.Bool
+	routes   []string
+}
+
+// New builds the API and registers its routes.
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 8 << 20
+	}
+	if opts.MaxPageRows <= 0 {
+		opts.MaxPageRows = 1000
+	}
+	a := &API{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	a.route("GET /healthz", public, a.healthz)
+	a.route("GET /readyz", public, a.readyz)
+	if opts.Metrics != nil {
+		h := opts.Metrics.Handler()
+		a.route("GET /metrics", public, func(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+			h.ServeHTTP(w, r)
+			return nil
+		})
+	}
+	a.mux.HandleFunc("/", a.noRoute)
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// SetDraining makes /readyz answer 503 from now on, so that a load balancer
+// stops sending requests while the server shuts down.
+func (a *API) SetDraining() { a.draining.Store(true) }
+
+// Routes returns the registered route patterns, in registration order.
+func (a *API) Routes() []string { return append([]string(nil), a.routes...) }
+
+// access is who may call a route.
+type access int
+
+const (
+	public        access = iota // no token
+	authenticated               // any user
+	adminOnly                   // users with the admin role
+)
+
+// handlerFunc is a route handler: it writes a response and returns nil, or
+// returns an error that the route turns into the error envelope.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+
+// route registers pattern ("METHOD /path") with the checks of its access
+// level, metrics under the pattern's path, and error mapping.
+func (a *API) route(pattern string, acc access, h handlerFunc) {
+	method, path, _ := strings.Cut(pattern, " ")
+	a.routes = append(a.routes, pattern)
+	var rm *metrics.RouteMetrics
+	if a.opts.Metrics != nil {
+		rm = a.opts.Metrics.Route(path, method)
+	}
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		var end func(int)
+		if rm != nil {
+			end = rm.Begin()
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("handler panic", "method", r.Method, "route", path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !sw.wrote {
+					a.writeError(sw, r, errInternal)
+				}
+			}
+			if end != nil {
+				end(sw.statusOrOK())
+			}
+		}()
+		var p auth.Principal
+		if acc != public {
+			var err error
+			p, err = a.opts.Auth.Authenticate(r.Header.Get("Authorization"))
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="kalamdb"`)
+				a.writeError(sw, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error()})
+				return
+			}
+			if acc == adminOnly && !p.IsAdmin() {
+				a.writeError(sw, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden,
+					Message: fmt.Sprintf("user %q has role %q; this operation needs the admin role", p.ID, p.Role)})
+				return
+			}
+		}
+		if err := h(sw, r, p); err != nil {
+			a.writeError(sw, r, err)
+		}
+	})
+}
+
+// noRoute answers requests that match no route: 405 when the path exists
+// for another method, 404 otherwise.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+			Message: fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))})
+		return
+	}
+	a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	if a.draining.Load() {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady, Message: "the server is shutting down"}
+	}
+	if a.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.opts.Ready(ctx); err != nil {
+			a.log.Warn("readiness check failed", "backend", a.opts.Backend, "err", err)
+			return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady,
+				Message: fmt.Sprintf("storage backend %q is not answering", a.opts.Backend)}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "backend": a.opts.Backend})
+	return nil
+}
+
+// writeJSON writes v as the JSON response with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only a programming error gets here (an unencodable value).
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":{"code":"INTERNAL","message":"internal error"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body = append(body, '\n')
+	_, _ = w.Write(body)
+}
+
+// statusWriter remembers the status written, for metrics and for not
+// writing twice.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.status, s.wrote = http.StatusOK, true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) statusOrOK() int {
+	if !s.wrote {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+var errInternal = errors.New("internal error")

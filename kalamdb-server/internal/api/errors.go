@@ -1,0 +1,184 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// Error codes of the error envelope.
+const (
+	CodeBadRequest           = "BAD_REQUEST"
+	CodeInvalidJSON          = "INVALID_JSON"
+	CodeUnauthorized         = "UNAUTHORIZED"
+	CodeForbidden            = "FORBIDDEN"
+	CodeNotFound             = "NOT_FOUND"
+	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	CodeNotImplemented       = "NOT_IMPLEMENTED"
+	CodeNotReady             = "NOT_READY"
+	CodeInternal             = "INTERNAL"
+	CodeUnavailable          = "UNAVAILABLE"
+)
+
+// Error is an error with its HTTP status and envelope code. Handlers return
+// it for every outcome the client should see as such.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error returns the message.
+func (e *Error) Error() string { return e.Message }
+
+func badRequest(format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// envelope is the JSON body of every error response.
+type envelope struct {
+	Error envelopeBody `json:"error"`
+}
+
+type envelopeBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeError answers with the envelope for err. Errors that are not the
+// client's doing are logged and answered with a bare 500: their text never
+// reaches the client.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := a.classify(err)
+	if e.Status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+	} else {
+		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code)
+	}
+	writeJSON(w, e.Status, envelope{Error: envelopeBody{Code: e.Code, Message: e.Message}})
+}
+
+// classify maps any error to the response the client gets.
+func (a *API) classify(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return a.tooLarge()
+	}
+	if e := classifyDomain(err); e != nil {
+		return e
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error; the server log has the details"}
+}
+
+func (a *API) tooLarge() *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
+		Message: fmt.Sprintf("request body is larger than %d bytes (server.max_body_bytes)", a.opts.MaxBodyBytes)}
+}
+
+// classifyDomain maps the errors of the table layer; it is extended where
+// that layer is wired in.
+var classifyDomain = func(error) *Error { return nil }
+
+// readJSON checks that r carries a JSON body no larger than the limit and
+// decodes it strictly into v: unknown fields, a wrong type or trailing data
+// are 400s that name the field.
+func (a *API) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := a.checkJSONBody(r); err != nil {
+		return err
+	}
+	body := http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return a.jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return a.tooLarge()
+		}
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "request body has data after the JSON value"}
+	}
+	return nil
+}
+
+// checkJSONBody refuses bodies that are not JSON (415) or declare a length
+// over the limit (413) before anything is read.
+func (a *API) checkJSONBody(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
+			Message: "request body must be JSON: send Content-Type: application/json"}
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType,
+			Message: fmt.Sprintf("request body must be JSON, not %q: send Content-Type: application/json", ct)}
+	}
+	if r.ContentLength > a.opts.MaxBodyBytes {
+		return a.tooLarge()
+	}
+	return nil
+}
+
+func (a *API) jsonError(err error) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return a.tooLarge()
+	case errors.Is(err, io.EOF):
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "request body is empty; it must be a JSON object"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "request body ends in the middle of a JSON value"}
+	case errors.As(err, &syntax):
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON,
+			Message: fmt.Sprintf("request body is not valid JSON at byte %d: %s", syntax.Offset, strings.TrimPrefix(syntax.Error(), "json: "))}
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON,
+				Message: fmt.Sprintf("request body must be a JSON %s, not %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)}
+		}
+		return badRequest("field %q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return badRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(k string) string {
+	switch k {
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	}
+	return "a " + k
+}

@@ -1,0 +1,288 @@
+// Package cli is the command line of kalamdb-server (github.com/spf13/cobra):
+//
+//	kalamdb-server serve [--config PATH] [--host H] [--port N] [--backend B] [--set key=value]…
+//	kalamdb-server config check [--config PATH] [same overrides]
+//	kalamdb-server backends
+//	kalamdb-server version
+//
+// The configuration file is --config, else $KALAMDB_CONFIG, else
+// ./config.toml; flags win over KALAMDB_<SECTION>_<KEY> environment
+// variables, which win over the file, which wins over the defaults.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/server"
+)
+
+// Version is the release version, set at link time with
+// -ldflags "-X github.com/kalamdb/kalamdb-go/kalamdb-server/internal/cli.Version=v1.2.3".
+var Version = "dev"
+
+// Env is what the commands use of the process: its streams, environment,
+// signals and exit. Tests substitute their own.
+type Env struct {
+	Stdout, Stderr io.Writer
+	// Environ is the environment, as os.Environ returns it.
+	Environ []string
+	// Signals returns the channel of shutdown signals and a function that
+	// stops delivering them.
+	Signals func() (<-chan os.Signal, func())
+	// Exit ends the process; a second shutdown signal calls it.
+	Exit func(code int)
+}
+
+// ProcessEnv is the Env of the running process.
+func ProcessEnv() Env {
+	return Env{
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Environ: os.Environ(),
+		Signals: func() (<-chan os.Signal, func()) {
+			ch := make(chan os.Signal, 2)
+			signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+			return ch, func() { signal.Stop(ch) }
+		},
+		Exit: os.Exit,
+	}
+}
+
+// Main runs the command line args (without the program name) and returns
+// the exit code: 0 on success, 1 on any error, 2 for a usage error.
+func Main(args []string, env Env) int {
+	root := NewRoot(env)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		fmt.Fprintf(env.Stderr, "kalamdb-server: %v\nRun 'kalamdb-server --help' for usage.\n", err)
+		return 2
+	}
+	var ces config.Errors
+	if errors.As(err, &ces) {
+		fmt.Fprintf(env.Stderr, "kalamdb-server: invalid configuration:\n")
+		for _, e := range ces {
+			fmt.Fprintf(env.Stderr, "  %s\n", e)
+		}
+		return 1
+	}
+	fmt.Fprintf(env.Stderr, "kalamdb-server: %v\n", err)
+	return 1
+}
+
+type usageError struct{ error }
+
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewRoot returns the root command with every subcommand.
+func NewRoot(env Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "kalamdb-server",
+		Short:         "KalamDB server: tables over a pluggable storage backend, served as a JSON HTTP API",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env))
+	return root
+}
+
+// overrides are the flags shared by serve and config check.
+type overrides struct {
+	configPath string
+	host       string
+	port       int
+	backend    string
+	logLevel   string
+	logFormat  string
+	sets       []string
+}
+
+func (o *overrides) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.configPath, "config", "c", "", "configuration file (default $"+config.EnvConfigPath+", else ./"+config.DefaultPath+")")
+	f.StringVar(&o.host, "host", "", "address to listen on (server.host)")
+	f.IntVar(&o.port, "port", 0, "TCP port to listen on (server.port)")
+	f.StringVar(&o.backend, "backend", "", "storage backend (storage.backend); see 'kalamdb-server backends'")
+	f.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
+	f.StringVar(&o.logFormat, "log-format", "", "text or json (log.format)")
+	f.StringArrayVar(&o.sets, "set", nil, "set any key, as section.key=value (repeatable), e.g. --set storage.rocksdb.path=/srv/kalamdb")
+}
+
+// load reads the configuration with the flags that were given.
+func (o *overrides) load(cmd *cobra.Command, env Env) (*config.Config, string, error) {
+	flags := map[string]config.FlagValue{}
+	f := cmd.Flags()
+	for _, x := range []struct{ flag, key, value string }{
+		{"host", "server.host", o.host},
+		{"port", "server.port", fmt.Sprint(o.port)},
+		{"backend", "storage.backend", o.backend},
+		{"log-level", "log.level", o.logLevel},
+		{"log-format", "log.format", o.logFormat},
+	} {
+		if f.Changed(x.flag) {
+			flags[x.key] = config.FlagValue{Flag: "--" + x.flag, Value: x.value}
+		}
+	}
+	for _, s := range o.sets {
+		k, v, ok := strings.Cut(s, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, "", usageError{fmt.Errorf("--set %q: want section.key=value", s)}
+		}
+		flags[k] = config.FlagValue{Flag: "--set " + k, Value: v}
+	}
+	opts := config.Options{
+		Path:          o.configPath,
+		PathFromFlag:  f.Changed("config"),
+		Environ:       env.Environ,
+		Flags:         flags,
+		KnownSections: backends.Names(),
+	}
+	path := config.ResolvePath(opts)
+	cfg, err := config.Load(opts)
+	return cfg, path, err
+}
+
+func newServe(env Env) *cobra.Command {
+	var o overrides
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server until SIGINT or SIGTERM",
+		Long: `Run the server on the configured storage backend until SIGINT or SIGTERM.
+
+On the first signal the server stops accepting connections, finishes the
+requests in flight, stops background work, flushes if configured and closes
+the backend. A second signal exits at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := o.load(cmd, env)
+			if err != nil {
+				return err
+			}
+			log := server.NewLogger(cfg.Log, env.Stderr)
+			signals, stop := env.Signals()
+			defer stop()
+			return server.Run(context.Background(), cfg, log, backends.Registry(), signals, func() { env.Exit(2) })
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
+func newConfig(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Work with the configuration", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{errors.New("config needs a subcommand: check")}
+		}}
+	var o overrides
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration and print the effective values, secrets masked",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, path, err := o.load(cmd, env)
+			if err != nil {
+				return err
+			}
+			backend, err := server.Check(cfg, backends.Registry())
+			if err != nil {
+				return err
+			}
+			out, err := cfg.Effective()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "# %s is valid; storage backend %q\n\n%s", path, backend, out)
+			return nil
+		},
+	}
+	o.register(check)
+	cmd.AddCommand(check)
+	return cmd
+}
+
+func newBackends(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "backends",
+		Short: "List the storage backends this binary can open",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tALIASES\tDURABLE\tDESCRIPTION")
+			for _, b := range backends.List() {
+				aliases := strings.Join(b.Aliases, ", ")
+				if aliases == "" {
+					aliases = "-"
+				}
+				durable := "no"
+				if b.Durable {
+					durable = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Name, aliases, durable, b.Summary)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newVersion(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(env.Stdout, "kalamdb-server %s\n", versionString())
+			return nil
+		},
+	}
+}
+
+// versionString is Version plus what the binary knows of its build.
+func versionString() string {
+	parts := []string{Version}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if len(s.Value) > 12 {
+					s.Value = s.Value[:12]
+				}
+				parts = append(parts, "commit "+s.Value)
+			case "vcs.modified":
+				if s.Value == "true" {
+					parts = append(parts, "modified")
+				}
+			}
+		}
+	}
+	parts = append(parts, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
+	return strings.Join(parts, " ")
+}

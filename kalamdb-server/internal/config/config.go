@@ -1,0 +1,507 @@
+// Package config loads kalamdb-server's configuration: config.toml, then
+// KALAMDB_<SECTION>_<KEY> environment variables, then command-line flags,
+// over built-in defaults (a later source wins).
+//
+// Loading is strict. An unknown or misspelled key is an error that names the
+// key and where it came from (the file and line, the environment variable or
+// the flag); a bad value names its key the same way. Nothing is ignored
+// silently.
+//
+// The [storage.<backend>] sections belong to the storage backends: the server
+// does not know their keys. Load keeps them as Sections, each of which is a
+// store.Config whose strict Decode reports unknown keys and bad values with
+// their line numbers too.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// DefaultPath is the configuration file used when neither --config nor
+// KALAMDB_CONFIG names one.
+const DefaultPath = "config.toml"
+
+// EnvConfigPath is the environment variable that names the configuration
+// file when --config is not given.
+const EnvConfigPath = "KALAMDB_CONFIG"
+
+// EnvPrefix starts every environment variable that sets a configuration key:
+// KALAMDB_<SECTION>_<KEY>, for example KALAMDB_SERVER_PORT.
+const EnvPrefix = "KALAMDB_"
+
+// ExampleToken is the token of the committed example config.toml. The server
+// refuses to listen on a non-loopback address while any user still has it.
+const ExampleToken = "change-me"
+
+// Config is the whole effective configuration of the server.
+type Config struct {
+	Server  Server  `toml:"server"`
+	Storage Storage `toml:"storage"`
+	Flush   Flush   `toml:"flush"`
+	Stream  Stream  `toml:"stream"`
+	Log     Log     `toml:"log"`
+	Auth    Auth    `toml:"auth"`
+
+	// origins records where each key that was set came from, by dotted
+	// path ("server.port", "auth.users[0].role").
+	origins map[string]Origin
+	// knownSections are the backend names [storage.<name>] may use.
+	knownSections []string
+}
+
+// Server is the [server] section: where and how the HTTP API listens.
+type Server struct {
+	// Host is the address to listen on; a non-loopback host is refused
+	// while a user still has ExampleToken.
+	Host string `toml:"host"`
+	// Port is the TCP port; 0 picks a free one (logged at start).
+	Port int `toml:"port"`
+	// MaxBodyBytes is the largest request body accepted; a larger one is
+	// answered with 413.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// MaxPageRows caps the limit parameter of row listings.
+	MaxPageRows int `toml:"max_page_rows"`
+	// ReadTimeoutSeconds bounds reading one whole request.
+	ReadTimeoutSeconds int `toml:"read_timeout_seconds"`
+	// WriteTimeoutSeconds bounds writing one response.
+	WriteTimeoutSeconds int `toml:"write_timeout_seconds"`
+	// IdleTimeoutSeconds closes keep-alive connections idle that long.
+	IdleTimeoutSeconds int `toml:"idle_timeout_seconds"`
+	// ShutdownTimeoutSeconds is how long a graceful shutdown waits for
+	// requests in flight before closing their connections.
+	ShutdownTimeoutSeconds int `toml:"shutdown_timeout_seconds"`
+}
+
+// Storage is the [storage] section. Its sub-tables, [storage.<backend>], are
+// the backends' own settings and are kept in Sections.
+type Storage struct {
+	// Backend names the storage backend (a registered name or alias).
+	Backend string `toml:"backend"`
+	// ParquetDir is where flushed Parquet segments are written.
+	ParquetDir string `toml:"parquet_dir"`
+	// Sections holds every [storage.<name>] table, by name.
+	Sections map[string]*Section `toml:"-"`
+}
+
+// Flush is the [flush] section: the default flush policy of new tables.
+type Flush struct {
+	// DefaultRows flushes a table once it buffers that many rows.
+	DefaultRows int `toml:"default_rows"`
+	// DefaultIntervalSeconds flushes a table that long after its last flush.
+	DefaultIntervalSeconds int `toml:"default_interval_seconds"`
+	// OnShutdown flushes every table's buffer during a graceful shutdown.
+	OnShutdown bool `toml:"on_shutdown"`
+}
+
+// Stream is the [stream] section: the defaults of new stream tables.
+type Stream struct {
+	// DefaultTTLSeconds evicts stream rows older than that.
+	DefaultTTLSeconds int `toml:"default_ttl_seconds"`
+	// DefaultMaxBufferRows evicts the oldest rows beyond that many.
+	DefaultMaxBufferRows int `toml:"default_max_buffer_rows"`
+	// EvictionIntervalSeconds is how often expired stream rows are removed.
+	EvictionIntervalSeconds int `toml:"eviction_interval_seconds"`
+}
+
+// Log is the [log] section.
+type Log struct {
+	// Level is "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+	// Format is "text" or "json".
+	Format string `toml:"format"`
+}
+
+// Auth is the [auth] section: the users allowed to call the API.
+type Auth struct {
+	Users []User `toml:"users"`
+}
+
+// User is one [[auth.users]] entry. Exactly one of Token and TokenSHA256 is
+// set.
+type User struct {
+	// ID identifies the user; user tables keep each user's rows apart by it.
+	ID string `toml:"id"`
+	// Role is "admin" or "user".
+	Role string `toml:"role"`
+	// Token is the bearer token, in clear.
+	Token string `toml:"token"`
+	// TokenSHA256 is the hex SHA-256 of the bearer token.
+	TokenSHA256 string `toml:"token_sha256"`
+}
+
+// The roles a user can have.
+const (
+	RoleAdmin = "admin"
+	RoleUser  = "user"
+)
+
+// Defaults returns the configuration used for every key that no source
+// sets. It has no users: a configuration without users is refused.
+func Defaults() *Config {
+	return &Config{
+		Server: Server{
+			Host:                   "127.0.0.1",
+			Port:                   8080,
+			MaxBodyBytes:           8 << 20,
+			MaxPageRows:            1000,
+			ReadTimeoutSeconds:     30,
+			WriteTimeoutSeconds:    60,
+			IdleTimeoutSeconds:     120,
+			ShutdownTimeoutSeconds: 30,
+		},
+		Storage: Storage{
+			Backend:    "rocksdb",
+			ParquetDir: "./data/parquet",
+			Sections:   map[string]*Section{},
+		},
+		Flush:  Flush{DefaultRows: 10000, DefaultIntervalSeconds: 300, OnShutdown: true},
+		Stream: Stream{DefaultTTLSeconds: 3600, DefaultMaxBufferRows: 100000, EvictionIntervalSeconds: 10},
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// Origin says where a configuration value came from.
+type Origin struct {
+	// Kind is OriginDefault, OriginFile, OriginEnv or OriginFlag.
+	Kind OriginKind
+	// File and Line locate a value read from the configuration file.
+	File string
+	Line int
+	// Name is the environment variable or flag that set the value.
+	Name string
+}
+
+// OriginKind is the kind of source of a configuration value.
+type OriginKind int
+
+// The sources of configuration values, weakest first.
+const (
+	OriginDefault OriginKind = iota
+	OriginFile
+	OriginEnv
+	OriginFlag
+)
+
+// String renders the origin for error messages: "config.toml:12",
+// "environment variable KALAMDB_SERVER_PORT", "flag --port", "default".
+func (o Origin) String() string {
+	switch o.Kind {
+	case OriginFile:
+		if o.Line > 0 {
+			return fmt.Sprintf("%s:%d", o.File, o.Line)
+		}
+		return o.File
+	case OriginEnv:
+		return "environment variable " + o.Name
+	case OriginFlag:
+		return "flag " + o.Name
+	}
+	return "default"
+}
+
+// Origin returns where the value at path ("server.port") came from.
+func (c *Config) Origin(path string) Origin {
+	if o, ok := c.origins[path]; ok {
+		return o
+	}
+	return Origin{Kind: OriginDefault}
+}
+
+// Error is a configuration error: what is wrong with which key, and where the
+// key was set.
+type Error struct {
+	// Key is the dotted key ("server.port"); empty for a file-level error.
+	Key string
+	// Origin is where the key was set.
+	Origin Origin
+	// Msg says what is wrong.
+	Msg string
+}
+
+// Error implements error: "config.toml:3: server.port: must be …".
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Origin.Kind != OriginDefault {
+		b.WriteString(e.Origin.String())
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in a configuration, in source order.
+type Errors []*Error
+
+// Error joins the messages, one per line.
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap lets errors.As find each *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// Options are the sources Load reads besides the defaults.
+type Options struct {
+	// Path is the configuration file. Empty means KALAMDB_CONFIG, then
+	// DefaultPath.
+	Path string
+	// PathFromFlag tells whether Path came from --config (for messages).
+	PathFromFlag bool
+	// Environ is the environment, as os.Environ returns it. Nil means
+	// no environment variables at all (not the process environment).
+	Environ []string
+	// Flags are key overrides from the command line, by dotted key, with
+	// the flag that set each one: {"server.port": {"--port", "9000"}}.
+	Flags map[string]FlagValue
+	// KnownSections lists the [storage.<name>] sections that may appear
+	// (the registered backend names and aliases); any other sub-table of
+	// [storage] is an unknown key. Nil accepts every name.
+	KnownSections []string
+}
+
+// FlagValue is one command-line override.
+type FlagValue struct {
+	// Flag is how the user wrote it, for messages ("--port").
+	Flag string
+	// Value is the text given.
+	Value string
+}
+
+// ResolvePath returns the configuration file Load reads for opts: Path,
+// else $KALAMDB_CONFIG, else DefaultPath.
+func ResolvePath(opts Options) string {
+	if opts.Path != "" {
+		return opts.Path
+	}
+	for _, kv := range opts.Environ {
+		if v, ok := strings.CutPrefix(kv, EnvConfigPath+"="); ok && v != "" {
+			return v
+		}
+	}
+	return DefaultPath
+}
+
+// Load reads the configuration: defaults, then the file, then the
+// environment, then flags, and validates the result. Every problem is
+// reported, each naming its key and where it was set; the error is then of
+// type Errors.
+func Load(opts Options) (*Config, error) {
+	path := ResolvePath(opts)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("configuration file %s does not exist (set another with --config or %s)", path, EnvConfigPath)
+		}
+		return nil, fmt.Errorf("reading configuration file: %w", err)
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse is Load on a file already read: name is used in messages.
+func Parse(name string, data []byte, opts Options) (*Config, error) {
+	c := Defaults()
+	c.origins = map[string]Origin{}
+	c.knownSections = opts.KnownSections
+	var errs Errors
+
+	doc, err := parseDocument(name, data)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, c.applyFile(name, doc, opts.KnownSections)...)
+	errs = append(errs, c.applyEnv(opts.Environ)...)
+	errs = append(errs, c.applyFlags(opts.Flags)...)
+	if len(errs) == 0 {
+		errs = append(errs, c.validate()...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// Listen returns host:port.
+func (s Server) Listen() string {
+	return net.JoinHostPort(s.Host, fmt.Sprint(s.Port))
+}
+
+// IsLoopback reports whether host only accepts connections from this
+// machine: "localhost" or a loopback IP. An empty host or an unspecified
+// address (0.0.0.0, ::) listens on every interface and is not loopback.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+var hexSHA256 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+func (c *Config) errAt(path, format string, args ...any) *Error {
+	return &Error{Key: path, Origin: c.Origin(path), Msg: fmt.Sprintf(format, args...)}
+}
+
+// validate checks every value; the errors name the key and its origin.
+func (c *Config) validate() Errors {
+	var errs Errors
+	add := func(e *Error) { errs = append(errs, e) }
+
+	if c.Server.Host == "" {
+		add(c.errAt("server.host", "must not be empty (use 127.0.0.1 for this machine only, 0.0.0.0 for every interface)"))
+	}
+	if c.Server.Port < 0 || c.Server.Port > 65535 {
+		add(c.errAt("server.port", "must be between 0 and 65535, got %d", c.Server.Port))
+	}
+	if c.Server.MaxBodyBytes < 1024 {
+		add(c.errAt("server.max_body_bytes", "must be at least 1024, got %d", c.Server.MaxBodyBytes))
+	}
+	if c.Server.MaxPageRows < 1 {
+		add(c.errAt("server.max_page_rows", "must be at least 1, got %d", c.Server.MaxPageRows))
+	}
+	for _, k := range []struct {
+		path string
+		v    int
+	}{
+		{"server.read_timeout_seconds", c.Server.ReadTimeoutSeconds},
+		{"server.write_timeout_seconds", c.Server.WriteTimeoutSeconds},
+		{"server.idle_timeout_seconds", c.Server.IdleTimeoutSeconds},
+		{"server.shutdown_timeout_seconds", c.Server.ShutdownTimeoutSeconds},
+		{"stream.eviction_interval_seconds", c.Stream.EvictionIntervalSeconds},
+	} {
+		if k.v < 1 {
+			add(c.errAt(k.path, "must be at least 1, got %d", k.v))
+		}
+	}
+	if strings.TrimSpace(c.Storage.Backend) == "" {
+		add(c.errAt("storage.backend", "must name a storage backend"))
+	}
+	if c.Storage.ParquetDir == "" {
+		add(c.errAt("storage.parquet_dir", "must not be empty"))
+	}
+	if c.Flush.DefaultRows < 1 {
+		add(c.errAt("flush.default_rows", "must be at least 1, got %d", c.Flush.DefaultRows))
+	}
+	if c.Flush.DefaultIntervalSeconds < 0 {
+		add(c.errAt("flush.default_interval_seconds", "must be 0 (no timed flush) or more, got %d", c.Flush.DefaultIntervalSeconds))
+	}
+	if c.Stream.DefaultTTLSeconds < 0 {
+		add(c.errAt("stream.default_ttl_seconds", "must be 0 (no expiry) or more, got %d", c.Stream.DefaultTTLSeconds))
+	}
+	if c.Stream.DefaultMaxBufferRows < 0 {
+		add(c.errAt("stream.default_max_buffer_rows", "must be 0 (no cap) or more, got %d", c.Stream.DefaultMaxBufferRows))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add(c.errAt("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add(c.errAt("log.format", "must be text or json; got %q", c.Log.Format))
+	}
+
+	if len(c.Auth.Users) == 0 {
+		add(&Error{Key: "auth.users", Msg: "no users are configured: add at least one [[auth.users]] entry with id, role and token (or token_sha256)"})
+	}
+	ids := map[string]int{}
+	tokens := map[string]int{}
+	for i, u := range c.Auth.Users {
+		p := fmt.Sprintf("auth.users[%d]", i)
+		if !userIDPattern.MatchString(u.ID) {
+			add(c.errAt(p+".id", "must be 1 to 64 letters, digits or '_', '.', '@', '-'; got %q", u.ID))
+		} else if j, dup := ids[u.ID]; dup {
+			add(c.errAt(p+".id", "user %q is already defined by auth.users[%d]", u.ID, j))
+		} else {
+			ids[u.ID] = i
+		}
+		switch u.Role {
+		case RoleAdmin, RoleUser:
+		default:
+			add(c.errAt(p+".role", "must be %q or %q; got %q", RoleAdmin, RoleUser, u.Role))
+		}
+		switch {
+		case u.Token != "" && u.TokenSHA256 != "":
+			add(c.errAt(p+".token", "set token or token_sha256, not both"))
+		case u.Token == "" && u.TokenSHA256 == "":
+			add(c.errAt(p, "user %q has neither token nor token_sha256", u.ID))
+		case u.TokenSHA256 != "" && !hexSHA256.MatchString(u.TokenSHA256):
+			add(c.errAt(p+".token_sha256", "must be 64 hexadecimal digits (the SHA-256 of the token)"))
+		default:
+			d := u.Digest()
+			if j, dup := tokens[d]; dup {
+				add(c.errAt(p, "user %q has the same token as auth.users[%d]; every user needs their own token", u.ID, j))
+			} else {
+				tokens[d] = i
+			}
+		}
+	}
+	for name, s := range c.Storage.Sections {
+		if name == "" {
+			add(&Error{Key: "storage", Origin: s.origin, Msg: "empty backend section name"})
+		}
+	}
+	return errs
+}
+
+// UsesExampleToken reports whether some user still has ExampleToken, in
+// clear or as its SHA-256; it returns the first such user's ID.
+func (c *Config) UsesExampleToken() (string, bool) {
+	example := digestOf(ExampleToken)
+	for _, u := range c.Auth.Users {
+		if u.Digest() == example {
+			return u.ID, true
+		}
+	}
+	return "", false
+}
+
+// Section returns the [storage.<name>] section, or an empty one.
+func (c *Config) Section(name string) *Section {
+	if s, ok := c.Storage.Sections[name]; ok {
+		return s
+	}
+	return &Section{name: name, values: map[string]any{}, origins: map[string]Origin{}}
+}
+
+// SectionNames returns the names of the [storage.<name>] sections, sorted.
+func (c *Config) SectionNames() []string {
+	names := make([]string, 0, len(c.Storage.Sections))
+	for n := range c.Storage.Sections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// AbsPath is a helper for messages: the absolute form of p, or p itself.
+func AbsPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

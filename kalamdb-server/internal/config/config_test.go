@@ -1,0 +1,365 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+)
+
+var known = []string{"memory", "in-memory", "rocksdb"}
+
+const minimal = `
+[[auth.users]]
+id = "admin"
+role = "admin"
+token = "s3cret-admin"
+`
+
+func parse(t *testing.T, doc string, opts Options) (*Config, error) {
+	t.Helper()
+	if opts.KnownSections == nil {
+		opts.KnownSections = known
+	}
+	return Parse("test.toml", []byte(doc), opts)
+}
+
+// configErrors returns the individual errors of err, which must be Errors.
+func configErrors(t *testing.T, err error) Errors {
+	t.Helper()
+	require.Error(t, err)
+	var es Errors
+	require.True(t, errors.As(err, &es), "want config.Errors, got %T: %v", err, err)
+	return es
+}
+
+func TestCommittedConfigLoads(t *testing.T) {
+	c, err := Load(Options{Path: filepath.Join("..", "..", "..", "config.toml"), KnownSections: known})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1", c.Server.Host)
+	assert.Equal(t, 8080, c.Server.Port)
+	assert.Equal(t, "rocksdb", c.Storage.Backend)
+	assert.Equal(t, "./data/parquet", c.Storage.ParquetDir)
+	assert.Equal(t, []string{"path"}, c.Section("rocksdb").Keys())
+	assert.Equal(t, 10000, c.Flush.DefaultRows)
+	assert.Equal(t, 300, c.Flush.DefaultIntervalSeconds)
+	assert.Equal(t, 3600, c.Stream.DefaultTTLSeconds)
+	assert.Equal(t, 100000, c.Stream.DefaultMaxBufferRows)
+	require.Len(t, c.Auth.Users, 1)
+	id, ok := c.UsesExampleToken()
+	assert.True(t, ok)
+	assert.Equal(t, "admin", id)
+}
+
+func TestDefaultsApplyToMissingKeys(t *testing.T) {
+	c, err := parse(t, minimal, Options{})
+	require.NoError(t, err)
+	d := Defaults()
+	assert.Equal(t, d.Server, c.Server)
+	assert.Equal(t, d.Flush, c.Flush)
+	assert.Equal(t, "rocksdb", c.Storage.Backend)
+	assert.Equal(t, Origin{Kind: OriginDefault}, c.Origin("server.port"))
+}
+
+func TestUnknownKeysNameKeyAndLine(t *testing.T) {
+	doc := `[server]
+host = "127.0.0.1"
+prot = 8080
+
+[flush]
+default_rowz = 5
+` + minimal + `
+[bogus]
+x = 1
+`
+	es := configErrors(t, func() error { _, err := parse(t, doc, Options{}); return err }())
+	msgs := es.Error()
+	assert.Contains(t, msgs, `test.toml:3: server.prot: unknown key (did you mean "port"?)`)
+	assert.Contains(t, msgs, `test.toml:6: flush.default_rowz: unknown key (did you mean "default_rows"?)`)
+	assert.Contains(t, msgs, `test.toml:13: bogus: unknown key`)
+	assert.Len(t, es, 3)
+}
+
+func TestUnknownKeyInUserEntry(t *testing.T) {
+	doc := `[[auth.users]]
+id = "a"
+role = "admin"
+token = "t1"
+
+[[auth.users]]
+id = "b"
+rol = "user"
+token = "t2"
+`
+	_, err := parse(t, doc, Options{})
+	es := configErrors(t, err)
+	require.NotEmpty(t, es)
+	assert.Equal(t, "auth.users[1].rol", es[0].Key)
+	assert.Equal(t, 8, es[0].Origin.Line)
+	assert.Contains(t, es[0].Msg, `did you mean "role"?`)
+}
+
+func TestBadValuesNameTheKey(t *testing.T) {
+	cases := []struct {
+		doc  string
+		key  string
+		line int
+		msg  string
+	}{
+		{"[server]\nport = \"eighty\"\n" + minimal, "server.port", 2, `must be an integer, got string "eighty"`},
+		{"[server]\nport = 70000\n" + minimal, "server.port", 2, "between 0 and 65535"},
+		{"[server]\nhost = 12\n" + minimal, "server.host", 2, "must be a string, got integer 12"},
+		{"[flush]\ndefault_rows = 0\n" + minimal, "flush.default_rows", 2, "at least 1"},
+		{"[log]\nlevel = \"loud\"\n" + minimal, "log.level", 2, `got "loud"`},
+		{"[log]\nformat = \"xml\"\n" + minimal, "log.format", 2, "text or json"},
+		{"[flush]\non_shutdown = \"yes\"\n" + minimal, "flush.on_shutdown", 2, "true or false"},
+		{"[server]\nmax_body_bytes = 10\n" + minimal, "server.max_body_bytes", 2, "at least 1024"},
+		{"server = 5\n" + minimal, "server", 1, "must be a table"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			_, err := parse(t, tc.doc, Options{})
+			es := configErrors(t, err)
+			require.Len(t, es, 1, es.Error())
+			assert.Equal(t, tc.key, es[0].Key)
+			assert.Equal(t, tc.line, es[0].Origin.Line)
+			assert.Contains(t, es[0].Msg, tc.msg)
+		})
+	}
+}
+
+func TestSyntaxErrorNamesLine(t *testing.T) {
+	_, err := parse(t, "[server]\nport = = 1\n", Options{})
+	es := configErrors(t, err)
+	assert.Equal(t, 2, es[0].Origin.Line)
+	assert.Contains(t, es.Error(), "test.toml:2")
+	assert.Contains(t, es.Error(), "invalid TOML")
+}
+
+func TestUsersValidation(t *testing.T) {
+	cases := []struct {
+		name, doc, want string
+	}{
+		{"no users", "[server]\nport = 1\n", "no users are configured"},
+		{"bad role", "[[auth.users]]\nid = \"a\"\nrole = \"root\"\ntoken = \"x\"\n", `auth.users[0].role: must be "admin" or "user"; got "root"`},
+		{"bad id", "[[auth.users]]\nid = \"a b\"\nrole = \"user\"\ntoken = \"x\"\n", "auth.users[0].id: must be 1 to 64"},
+		{"no token", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\n", `user "a" has neither token nor token_sha256`},
+		{"both tokens", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\ntoken_sha256 = \"" + strings.Repeat("a", 64) + "\"\n", "not both"},
+		{"bad digest", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken_sha256 = \"xyz\"\n", "64 hexadecimal digits"},
+		{"duplicate id", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\n[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"y\"\n", `user "a" is already defined by auth.users[0]`},
+		{"shared token", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\n[[auth.users]]\nid = \"b\"\nrole = \"user\"\ntoken_sha256 = \"" + digestOf("x") + "\"\n", "same token as auth.users[0]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(t, tc.doc, Options{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.ErrorIs(t, err, store.ErrInvalidArgument)
+		})
+	}
+}
+
+func TestPrecedenceFlagsOverEnvOverFile(t *testing.T) {
+	doc := "[server]\nport = 1111\nhost = \"127.0.0.1\"\n[log]\nlevel = \"warn\"\n" + minimal
+	env := []string{"KALAMDB_SERVER_PORT=2222", "KALAMDB_LOG_LEVEL=debug", "PATH=/bin", "KALAMDB_CONFIG=ignored.toml"}
+
+	c, err := parse(t, doc, Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 1111, c.Server.Port)
+	assert.Equal(t, Origin{Kind: OriginFile, File: "test.toml", Line: 2}, c.Origin("server.port"))
+
+	c, err = parse(t, doc, Options{Environ: env})
+	require.NoError(t, err)
+	assert.Equal(t, 2222, c.Server.Port)
+	assert.Equal(t, "debug", c.Log.Level)
+	assert.Equal(t, "environment variable KALAMDB_SERVER_PORT", c.Origin("server.port").String())
+
+	c, err = parse(t, doc, Options{Environ: env, Flags: map[string]FlagValue{"server.port": {Flag: "--port", Value: "3333"}}})
+	require.NoError(t, err)
+	assert.Equal(t, 3333, c.Server.Port)
+	assert.Equal(t, "debug", c.Log.Level, "the environment still wins over the file where no flag is given")
+	assert.Equal(t, "flag --port", c.Origin("server.port").String())
+}
+
+func TestEnvAndFlagErrors(t *testing.T) {
+	_, err := parse(t, minimal, Options{Environ: []string{"KALAMDB_SERVER_PORTT=1"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "environment variable KALAMDB_SERVER_PORTT: unknown configuration variable")
+	assert.Contains(t, err.Error(), `did you mean "KALAMDB_SERVER_PORT"?`)
+
+	_, err = parse(t, minimal, Options{Environ: []string{"KALAMDB_SERVER_PORT=abc"}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `environment variable KALAMDB_SERVER_PORT: server.port: must be an integer, got "abc"`)
+
+	_, err = parse(t, minimal, Options{Flags: map[string]FlagValue{"server.prt": {Flag: "--set", Value: "1"}}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "flag --set: server.prt: unknown key")
+
+	_, err = parse(t, minimal, Options{Flags: map[string]FlagValue{"storage.nosuch.path": {Flag: "--set", Value: "x"}}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unknown storage backend "nosuch"`)
+}
+
+type rocksCfg struct {
+	Path         string `toml:"path"`
+	MaxOpenFiles int    `toml:"max_open_files"`
+	SyncWrites   bool   `toml:"sync_writes"`
+}
+
+func TestBackendSectionDecodeIsStrictWithLines(t *testing.T) {
+	doc := `[storage]
+backend = "rocksdb"
+
+[storage.rocksdb]
+path = "/tmp/x"
+max_open_filez = 10
+` + minimal
+	c, err := parse(t, doc, Options{})
+	require.NoError(t, err, "the server does not know backend keys: the backend's Decode judges them")
+	var rc rocksCfg
+	err = c.Section("rocksdb").Decode(&rc)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, store.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), `test.toml:6: storage.rocksdb.max_open_filez: unknown key (did you mean "max_open_files"?)`)
+
+	doc = "[storage.rocksdb]\npath = \"/tmp/x\"\nmax_open_files = \"many\"\n" + minimal
+	c, err = parse(t, doc, Options{})
+	require.NoError(t, err)
+	err = c.Section("rocksdb").Decode(&rc)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "test.toml:3: storage.rocksdb.max_open_files: bad value")
+
+	doc = "[storage.rocksdb]\npath = \"/tmp/x\"\nmax_open_files = 64\n" + minimal
+	c, err = parse(t, doc, Options{Environ: []string{"KALAMDB_STORAGE_ROCKSDB_MAX_OPEN_FILES=128", "KALAMDB_STORAGE_ROCKSDB_SYNC_WRITES=true"}})
+	require.NoError(t, err)
+	rc = rocksCfg{}
+	require.NoError(t, c.Section("rocksdb").Decode(&rc))
+	assert.Equal(t, rocksCfg{Path: "/tmp/x", MaxOpenFiles: 128, SyncWrites: true}, rc)
+
+	c, err = parse(t, minimal, Options{Flags: map[string]FlagValue{"storage.rocksdb.path": {Flag: "--set", Value: "/srv/db"}}})
+	require.NoError(t, err)
+	rc = rocksCfg{}
+	require.NoError(t, c.Section("rocksdb").Decode(&rc))
+	assert.Equal(t, "/srv/db", rc.Path)
+
+	c, err = parse(t, minimal, Options{Environ: []string{"KALAMDB_STORAGE_ROCKSDB_BOGUS=1"}})
+	require.NoError(t, err)
+	err = c.Section("rocksdb").Decode(&rc)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "environment variable KALAMDB_STORAGE_ROCKSDB_BOGUS: storage.rocksdb.bogus: unknown key")
+}
+
+func TestUnknownBackendSection(t *testing.T) {
+	_, err := parse(t, "[storage.rocksbd]\npath = \"x\"\n"+minimal, Options{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `test.toml:1: storage.rocksbd: unknown storage backend section [storage.rocksbd] (did you mean "rocksdb"?)`)
+	assert.Contains(t, err.Error(), "known backends: memory, in-memory, rocksdb")
+}
+
+func TestExampleTokenDetection(t *testing.T) {
+	c, err := parse(t, minimal, Options{})
+	require.NoError(t, err)
+	_, ok := c.UsesExampleToken()
+	assert.False(t, ok)
+
+	doc := "[[auth.users]]\nid = \"ops\"\nrole = \"admin\"\ntoken_sha256 = \"" + strings.ToUpper(digestOf(ExampleToken)) + "\"\n"
+	c, err = parse(t, doc, Options{})
+	require.NoError(t, err)
+	id, ok := c.UsesExampleToken()
+	assert.True(t, ok, "the example token is recognised through its digest too")
+	assert.Equal(t, "ops", id)
+}
+
+func TestEffectiveMasksSecrets(t *testing.T) {
+	doc := `[storage.rocksdb]
+path = "/tmp/x"
+password = "hunter2"
+
+[[auth.users]]
+id = "admin"
+role = "admin"
+token = "very-secret-token"
+
+[[auth.users]]
+id = "bob"
+role = "user"
+token_sha256 = "` + digestOf("bob-token") + `"
+`
+	c, err := parse(t, doc, Options{Environ: []string{"KALAMDB_SERVER_PORT=9999"}})
+	require.NoError(t, err)
+	out, err := c.Effective()
+	require.NoError(t, err)
+	assert.NotContains(t, out, "very-secret-token")
+	assert.NotContains(t, out, digestOf("bob-token"))
+	assert.NotContains(t, out, "hunter2")
+	assert.Contains(t, out, Mask)
+	assert.Contains(t, out, "port = 9999")
+	assert.Contains(t, out, "# server.port from environment variable KALAMDB_SERVER_PORT")
+	assert.Contains(t, out, "path = '/tmp/x'")
+
+	// The rendering is valid TOML with the same values.
+	var back map[string]any
+	require.NoError(t, toml.Unmarshal([]byte(out), &back))
+	assert.Equal(t, int64(9999), back["server"].(map[string]any)["port"])
+	users := back["auth"].(map[string]any)["users"].([]any)
+	require.Len(t, users, 2)
+	assert.Equal(t, Mask, users[0].(map[string]any)["token"])
+	assert.Equal(t, Mask, users[1].(map[string]any)["token_sha256"])
+	_, hasToken := users[1].(map[string]any)["token"]
+	assert.False(t, hasToken, "the unset alternative is left out")
+}
+
+func TestLoadResolvesPath(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kalam.toml")
+	require.NoError(t, os.WriteFile(p, []byte(minimal), 0o600))
+	assert.Equal(t, p, ResolvePath(Options{Environ: []string{"KALAMDB_CONFIG=" + p}}))
+	assert.Equal(t, "x.toml", ResolvePath(Options{Path: "x.toml", Environ: []string{"KALAMDB_CONFIG=" + p}}))
+	assert.Equal(t, DefaultPath, ResolvePath(Options{}))
+
+	c, err := Load(Options{Environ: []string{"KALAMDB_CONFIG=" + p}})
+	require.NoError(t, err)
+	assert.Equal(t, "admin", c.Auth.Users[0].ID)
+
+	_, err = Load(Options{Path: filepath.Join(dir, "missing.toml")})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "does not exist")
+}
+
+func TestIsLoopback(t *testing.T) {
+	for _, h := range []string{"127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"} {
+		assert.True(t, IsLoopback(h), h)
+	}
+	for _, h := range []string{"0.0.0.0", "", "::", "10.0.0.1", "example.com"} {
+		assert.False(t, IsLoopback(h), h)
+	}
+}
+
+func TestIndexLinesHandlesNesting(t *testing.T) {
+	doc := `a = 1
+[t]
+b.c = 2
+inline = { d = 3, e = { f = 4 } }
+[[arr]]
+x = 1
+[[arr]]
+x = 2
+[arr.sub]
+y = 5
+`
+	lines := indexLines([]byte(doc))
+	assert.Equal(t, 1, lines["a"])
+	assert.Equal(t, 3, lines["t.b.c"])
+	assert.Equal(t, 4, lines["t.inline.e.f"])
+	assert.Equal(t, 6, lines["arr[0].x"])
+	assert.Equal(t, 8, lines["arr[1].x"])
+	assert.Equal(t, 10, lines["arr[1].sub.y"])
+	assert.Equal(t, 6, lines["arr.x"])
+}

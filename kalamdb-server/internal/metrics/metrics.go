@@ -1,0 +1,158 @@
+// Package metrics holds kalamdb-server's Prometheus metrics: HTTP requests by
+// route and status with their latency, storage-backend operation counts and
+// latency (through an instrumented StorageBackend), flushes, and buffered
+// rows. Each Metrics has its own registry, so tests and servers in one
+// process never share counters.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "kalamdb"
+
+// Metrics is the set of metrics of one server.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	httpInFlight prometheus.Gauge
+
+	storageOps      *prometheus.CounterVec
+	storageDuration *prometheus.HistogramVec
+
+	flushes       *prometheus.CounterVec
+	flushRows     prometheus.Counter
+	flushDuration prometheus.Histogram
+}
+
+// New returns a Metrics with its own registry, which also carries the Go
+// runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "http", Name: "requests_total",
+		Help: "HTTP requests handled, by route pattern, method and status code.",
+	}, []string{"route", "method", "status"})
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "http", Name: "request_duration_seconds",
+		Help:    "Time to handle an HTTP request, by route pattern and method.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route", "method"})
+	m.httpInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Subsystem: "http", Name: "requests_in_flight",
+		Help: "HTTP requests being handled now.",
+	})
+	m.storageOps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "storage", Name: "operations_total",
+		Help: "Storage backend operations, by backend, operation and result (ok, not_found, error).",
+	}, []string{"backend", "op", "result"})
+	m.storageDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "storage", Name: "operation_duration_seconds",
+		Help:    "Latency of storage backend operations, by backend and operation.",
+		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12), // 1µs … ~4s
+	}, []string{"backend", "op"})
+	m.flushes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "flush", Name: "total",
+		Help: "Table flushes, by trigger (manual, rows, interval, shutdown) and result (ok, error).",
+	}, []string{"trigger", "result"})
+	m.flushRows = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "flush", Name: "rows_total",
+		Help: "Rows written to Parquet segments by flushes.",
+	})
+	m.flushDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "flush", Name: "duration_seconds",
+		Help:    "Time one table flush took.",
+		Buckets: prometheus.ExponentialBuckets(.001, 4, 10), // 1ms … ~4min
+	})
+	m.reg.MustRegister(
+		m.httpRequests, m.httpDuration, m.httpInFlight,
+		m.storageOps, m.storageDuration,
+		m.flushes, m.flushRows, m.flushDuration,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Registry returns the registry holding the metrics.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Route returns the metrics of one HTTP route, resolved once so that
+// observing a request does not look labels up.
+func (m *Metrics) Route(route, method string) *RouteMetrics {
+	r := &RouteMetrics{m: m, route: route, method: method, duration: m.httpDuration.WithLabelValues(route, method),
+		byStatus: make(map[int]prometheus.Counter, len(commonStatuses))}
+	for _, s := range commonStatuses {
+		r.byStatus[s] = m.httpRequests.WithLabelValues(route, method, strconv.Itoa(s))
+	}
+	return r
+}
+
+// commonStatuses are resolved up front for every route; others are looked
+// up when they happen.
+var commonStatuses = []int{200, 201, 204, 400, 401, 403, 404, 409, 413, 415, 500}
+
+// RouteMetrics observes the requests of one route.
+type RouteMetrics struct {
+	m        *Metrics
+	route    string
+	method   string
+	duration prometheus.Observer
+	// byStatus holds the counters of commonStatuses; read-only once built.
+	byStatus map[int]prometheus.Counter
+}
+
+// Begin marks a request as in flight; call the returned function with its
+// status when it ends.
+func (r *RouteMetrics) Begin() func(status int) {
+	start := time.Now()
+	r.m.httpInFlight.Inc()
+	return func(status int) {
+		r.m.httpInFlight.Dec()
+		r.duration.Observe(time.Since(start).Seconds())
+		r.counter(status).Inc()
+	}
+}
+
+func (r *RouteMetrics) counter(status int) prometheus.Counter {
+	if c, ok := r.byStatus[status]; ok {
+		return c
+	}
+	return r.m.httpRequests.WithLabelValues(r.route, r.method, strconv.Itoa(status))
+}
+
+// ObserveFlush records one table flush.
+func (m *Metrics) ObserveFlush(trigger string, rows int, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.flushes.WithLabelValues(trigger, result).Inc()
+	if err == nil {
+		m.flushRows.Add(float64(rows))
+		m.flushDuration.Observe(d.Seconds())
+	}
+}
+
+// BufferedRows registers a gauge, kalamdb_buffered_rows, whose value is
+// asked of count at every scrape.
+func (m *Metrics) BufferedRows(count func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "buffered_rows",
+		Help: "Rows held in table buffers (the storage backend) and not yet flushed to Parquet.",
+	}, count))
+}

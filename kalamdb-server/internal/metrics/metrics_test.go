@@ -1,0 +1,105 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
+)
+
+// The instrumented wrapper must be invisible: it passes the whole storage
+// contract on top of the memory backend.
+func TestInstrumentedBackendConformance(t *testing.T) {
+	m := New()
+	storetest.Run(t, storetest.Harness{
+		Name: "instrumented-memory",
+		New: func(t testing.TB) (store.StorageBackend, func() (store.StorageBackend, error)) {
+			return m.InstrumentBackend("memory", memory.New()), nil
+		},
+	})
+}
+
+func TestInstrumentedBackendCounts(t *testing.T) {
+	m := New()
+	b := m.InstrumentBackend("memory", memory.New())
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := context.Background()
+	p := store.MustPartition("t")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
+	_, err := b.Get(ctx, p, []byte("k"))
+	require.NoError(t, err)
+	_, err = b.Get(ctx, p, []byte("missing"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = b.Get(ctx, store.MustPartition("nope"), []byte("k"))
+	require.ErrorIs(t, err, store.ErrPartitionNotFound)
+	it, err := b.Scan(ctx, p, store.ScanOptions{})
+	require.NoError(t, err)
+	for it.Next() {
+	}
+	require.NoError(t, it.Close())
+
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.storageOps.WithLabelValues("memory", "put", "ok")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.storageOps.WithLabelValues("memory", "get", "ok")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.storageOps.WithLabelValues("memory", "get", "not_found")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.storageOps.WithLabelValues("memory", "get", "error")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.storageOps.WithLabelValues("memory", "scan", "ok")))
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.storageOps.WithLabelValues("memory", "scan_iterate", "error")))
+}
+
+type failingIter struct{ store.Iterator }
+
+func (failingIter) Next() bool   { return false }
+func (failingIter) Err() error   { return errors.New("disk on fire") }
+func (failingIter) Close() error { return nil }
+
+func TestIteratorFailureIsCountedOnce(t *testing.T) {
+	m := New()
+	it := &instrumentedIter{Iterator: failingIter{}, m: &opMetrics{failed: m.storageOps.WithLabelValues("x", "scan_iterate", "error")}}
+	assert.False(t, it.Next())
+	assert.False(t, it.Next())
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.storageOps.WithLabelValues("x", "scan_iterate", "error")))
+}
+
+func TestHTTPAndFlushMetricsAreExposed(t *testing.T) {
+	m := New()
+	r := m.Route("/v1/namespaces", "GET")
+	r.Begin()(200)
+	r.Begin()(401)
+	r.Begin()(418)
+	m.ObserveFlush("manual", 42, 3*time.Millisecond, nil)
+	m.ObserveFlush("interval", 0, time.Millisecond, errors.New("boom"))
+	m.BufferedRows(func() float64 { return 7 })
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, err := io.ReadAll(rec.Body)
+	require.NoError(t, err)
+	text := string(body)
+	for _, want := range []string{
+		`kalamdb_http_requests_total{method="GET",route="/v1/namespaces",status="200"} 1`,
+		`kalamdb_http_requests_total{method="GET",route="/v1/namespaces",status="401"} 1`,
+		`kalamdb_http_requests_total{method="GET",route="/v1/namespaces",status="418"} 1`,
+		`kalamdb_http_request_duration_seconds_count{method="GET",route="/v1/namespaces"} 3`,
+		`kalamdb_flush_total{result="ok",trigger="manual"} 1`,
+		`kalamdb_flush_total{result="error",trigger="interval"} 1`,
+		`kalamdb_flush_rows_total 42`,
+		`kalamdb_flush_duration_seconds_count 1`,
+		`kalamdb_buffered_rows 7`,
+		`go_goroutines`,
+	} {
+		assert.True(t, strings.Contains(text, want), "missing %q", want)
+	}
+	assert.Equal(t, 0.0, testutil.ToFloat64(m.httpInFlight))
+}

@@ -1,0 +1,330 @@
+// Package server runs kalamdb-server: it checks the configuration, opens
+// the storage backend through the registry, serves the HTTP API, and shuts
+// down in order on SIGINT/SIGTERM: stop accepting, finish the requests in
+// flight, stop background work, flush if configured, close the backend. A
+// second signal during shutdown exits at once.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
+)
+
+// NewLogger returns the logger the configuration asks for, writing to w.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch c.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Check validates what config.Load cannot know alone: that the backend is
+// registered, that every [storage.<name>] section decodes and validates for
+// its backend, and that the example token is not exposed beyond loopback.
+// It opens nothing. It returns the canonical backend name.
+func Check(cfg *config.Config, reg *store.Registry) (string, error) {
+	canonical, err := reg.Resolve(cfg.Storage.Backend)
+	if err != nil {
+		return "", &config.Error{Key: "storage.backend", Origin: cfg.Origin("storage.backend"),
+			Msg: fmt.Sprintf("storage backend %q is not registered; known backends: %s (aliases: %s)",
+				cfg.Storage.Backend, strings.Join(reg.Names(), ", "), strings.Join(aliasesOf(reg), ", "))}
+	}
+	var errs config.Errors
+	byBackend := map[string]string{}
+	for _, name := range cfg.SectionNames() {
+		target, err := reg.Resolve(name)
+		if err != nil {
+			errs = append(errs, &config.Error{Key: "storage." + name, Msg: err.Error()})
+			continue
+		}
+		if other, dup := byBackend[target]; dup {
+			errs = append(errs, &config.Error{Key: "storage." + name,
+				Msg: fmt.Sprintf("[storage.%s] and [storage.%s] both configure backend %q; keep one", other, name, target)})
+			continue
+		}
+		byBackend[target] = name
+		if err := backends.Check(target, cfg.Section(name)); err != nil {
+			var ces config.Errors
+			if errors.As(err, &ces) {
+				errs = append(errs, ces...)
+			} else {
+				errs = append(errs, sectionError(cfg.Section(name), err))
+			}
+		}
+	}
+	if !config.IsLoopback(cfg.Server.Host) {
+		if id, ok := cfg.UsesExampleToken(); ok {
+			errs = append(errs, &config.Error{Key: "server.host", Origin: cfg.Origin("server.host"),
+				Msg: fmt.Sprintf("refusing to listen on non-loopback address %q while user %q still has the example token from the committed config.toml; set a token of your own (or token_sha256) first",
+					cfg.Server.Host, id)})
+		}
+	}
+	if len(errs) > 0 {
+		return "", errs
+	}
+	return canonical, nil
+}
+
+// sectionError attributes a backend's validation error to the key it
+// names, when it names one, so the message says where that key was set.
+func sectionError(s *config.Section, err error) *config.Error {
+	msg := strings.TrimPrefix(err.Error(), store.ErrInvalidArgument.Error()+": ")
+	prefix := "storage." + s.Name() + "."
+	if i := strings.Index(msg, prefix); i >= 0 {
+		rest := msg[i+len(prefix):]
+		end := strings.IndexFunc(rest, func(r rune) bool { return !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
+		if end < 0 {
+			end = len(rest)
+		}
+		if key := rest[:end]; key != "" {
+			return &config.Error{Key: prefix + key, Origin: s.Origin(key),
+				Msg: strings.TrimSpace(strings.TrimPrefix(msg[i:], prefix+key))}
+		}
+	}
+	return &config.Error{Key: "storage." + s.Name(), Msg: msg}
+}
+
+func aliasesOf(reg *store.Registry) []string {
+	var out []string
+	for _, b := range backends.List() {
+		for _, a := range b.Aliases {
+			if _, err := reg.Resolve(a); err == nil {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// backendSection returns the section configuring the backend: the one named
+// as storage.backend is written, else the canonical name's.
+func backendSection(cfg *config.Config, canonical string) *config.Section {
+	if _, ok := cfg.Storage.Sections[cfg.Storage.Backend]; ok {
+		return cfg.Section(cfg.Storage.Backend)
+	}
+	if _, ok := cfg.Storage.Sections[canonical]; ok {
+		return cfg.Section(canonical)
+	}
+	for _, b := range backends.List() {
+		if b.Name != canonical {
+			continue
+		}
+		for _, a := range b.Aliases {
+			if _, ok := cfg.Storage.Sections[a]; ok {
+				return cfg.Section(a)
+			}
+		}
+	}
+	return cfg.Section(canonical)
+}
+
+// Server is a running kalamdb-server.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	name    string
+	backend store.StorageBackend
+	metrics *metrics.Metrics
+	api     *api.API
+	http    *http.Server
+	ln      net.Listener
+	stopBg  []func()
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// readyPartition is the partition /readyz asks the backend about; it need
+// not exist.
+var readyPartition = store.MustPartition("kalamdb.readyz")
+
+// Open checks cfg, opens the storage backend and builds the API. The
+// server does not listen until Listen.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.Registry) (*Server, error) {
+	canonical, err := Check(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
+	if canonical == "memory" {
+		warnMemory(log)
+	}
+	b, ok := backends.Lookup(canonical)
+	durable := ok && b.Durable
+	raw, err := reg.Open(ctx, canonical, backendSection(cfg, canonical))
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, backend: m.InstrumentBackend(canonical, raw)}
+	log.Info("storage backend open", "backend", canonical, "durable", durable)
+
+	authn, err := auth.New(cfg.Auth.Users)
+	if err != nil {
+		_ = s.backend.Close()
+		return nil, err
+	}
+	opts := api.Options{
+		Logger:       log,
+		Auth:         authn,
+		Metrics:      m,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		MaxPageRows:  cfg.Server.MaxPageRows,
+		Backend:      canonical,
+		Ready: func(ctx context.Context) error {
+			_, err := s.backend.PartitionExists(ctx, readyPartition)
+			return err
+		},
+	}
+	if err := s.openTables(ctx, &opts); err != nil {
+		_ = s.backend.Close()
+		return nil, err
+	}
+	s.api = api.New(opts)
+	s.http = &http.Server{
+		Handler:           s.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Duration(cfg.Server.ReadTimeoutSeconds) * time.Second,
+		WriteTimeout:      time.Duration(cfg.Server.WriteTimeoutSeconds) * time.Second,
+		IdleTimeout:       time.Duration(cfg.Server.IdleTimeoutSeconds) * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func warnMemory(log *slog.Logger) {
+	log.Warn("!!! storage backend is MEMORY: nothing survives a restart !!! every namespace, table and row is lost when this process stops; set storage.backend = \"rocksdb\" to keep data")
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.api }
+
+// Backend returns the (instrumented) storage backend.
+func (s *Server) Backend() store.StorageBackend { return s.backend }
+
+// Listen binds the configured address. It returns the address bound, which
+// tells the port when server.port is 0.
+func (s *Server) Listen() (net.Addr, error) {
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen())
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", s.cfg.Server.Listen(), err)
+	}
+	s.ln = ln
+	return ln.Addr(), nil
+}
+
+// Serve serves HTTP on the listener until Shutdown; it returns nil after a
+// graceful shutdown.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		return errors.New("server: Serve before Listen")
+	}
+	err := s.http.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server in order: readiness goes to 503, the listener
+// closes, requests in flight finish (until ctx is done, when their
+// connections are closed), background work stops, buffers are flushed when
+// flush.on_shutdown is set, and the backend is closed. It is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.api.SetDraining()
+		var errs []error
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.log.Warn("requests still in flight at the shutdown deadline; closing their connections", "err", err)
+			_ = s.http.Close()
+		}
+		for i := len(s.stopBg) - 1; i >= 0; i-- {
+			s.stopBg[i]()
+		}
+		if err := s.flushOnShutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flushing at shutdown: %w", err))
+		}
+		if err := s.backend.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing storage backend %q: %w", s.name, err))
+		}
+		if s.name == "memory" {
+			s.log.Warn("memory backend closed: its data is gone")
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Run opens the server, serves until a signal arrives on signals, and shuts
+// down gracefully. A second signal during shutdown calls forceExit.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.Registry, signals <-chan os.Signal, forceExit func()) error {
+	s, err := Open(ctx, cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	addr, err := s.Listen()
+	if err != nil {
+		_ = s.Shutdown(context.Background())
+		return err
+	}
+	log.Info("kalamdb-server listening", "addr", addr.String(), "backend", s.name, "users", len(cfg.Auth.Users))
+
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+
+	select {
+	case err := <-served:
+		_ = s.Shutdown(context.Background())
+		return err
+	case sig := <-signals:
+		log.Info("shutting down: finishing requests in flight; send the signal again to exit at once", "signal", sig.String())
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", ctx.Err())
+	}
+	go func() {
+		if sig, ok := <-signals; ok {
+			log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
+			forceExit()
+		}
+	}()
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Server.ShutdownTimeoutSeconds)*time.Second)
+	defer cancel()
+	err = s.Shutdown(sctx)
+	if serr := <-served; serr != nil && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("kalamdb-server stopped")
+	return nil
+}
