@@ -151,7 +151,7 @@ func (a *API) jsonError(err error) error {
 	case errors.As(err, &typeErr):
 		if typeErr.Field == "" {
 			return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON,
-				Message: fmt.Sprintf("request body must be a JSON %s, not %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)}
+				Message: fmt.Sprintf("request body must be %s, not %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)}
 		}
 		return badRequest("field %q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -291,12 +291,23 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.R
 	if err != nil {
 		return err
 	}
-	addr, err := s.Listen()
-	if err != nil {
+	if _, err := s.Listen(); err != nil {
 		_ = s.Shutdown(context.Background())
 		return err
 	}
-	log.Info("kalamdb-server listening", "addr", addr.String(), "backend", s.name, "users", len(cfg.Auth.Users))
+	return s.Run(ctx, signals, forceExit)
+}
+
+// Run serves on the listener bound by Listen until a signal arrives on
+// signals (or ctx is done), then shuts down gracefully within
+// server.shutdown_timeout_seconds. A second signal during the shutdown
+// calls forceExit.
+func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit func()) error {
+	log := s.log
+	if id, ok := s.cfg.UsesExampleToken(); ok {
+		log.Warn("user still has the example token from the committed config.toml; the server only allows this on a loopback address", "user", id)
+	}
+	log.Info("kalamdb-server listening", "addr", s.ln.Addr().String(), "backend", s.name, "users", len(s.cfg.Auth.Users))
 
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
@@ -310,15 +321,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.R
 	case <-ctx.Done():
 		log.Info("shutting down", "reason", ctx.Err())
 	}
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		if sig, ok := <-signals; ok {
+		select {
+		case sig := <-signals:
 			log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
 			forceExit()
+		case <-done:
 		}
 	}()
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Server.ShutdownTimeoutSeconds)*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Server.ShutdownTimeoutSeconds)*time.Second)
 	defer cancel()
-	err = s.Shutdown(sctx)
+	err := s.Shutdown(sctx)
 	if serr := <-served; serr != nil && err == nil {
 		err = serr
 	}

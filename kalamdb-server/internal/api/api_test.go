@@ -1,0 +1,278 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
+)
+
+const (
+	adminToken = "admin-secret-token"
+	userToken  = "user-secret-token"
+)
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type fixture struct {
+	api  *API
+	logs *syncBuffer
+	m    *metrics.Metrics
+}
+
+func newFixture(t *testing.T, mod func(*Options)) *fixture {
+	t.Helper()
+	authn, err := auth.New([]config.User{
+		{ID: "root", Role: config.RoleAdmin, Token: adminToken},
+		{ID: "alice", Role: config.RoleUser, Token: userToken},
+	})
+	require.NoError(t, err)
+	logs := &syncBuffer{}
+	m := metrics.New()
+	opts := Options{
+		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Auth:         authn,
+		Metrics:      m,
+		MaxBodyBytes: 1024,
+		Backend:      "memory",
+		Ready:        func(context.Context) error { return nil },
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	f := &fixture{api: New(opts), logs: logs, m: m}
+	// Test routes exercising the shared machinery.
+	type echoBody struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+		Inner struct {
+			Flag bool `json:"flag"`
+		} `json:"inner"`
+	}
+	f.api.route("POST /v1/test/echo", authenticated, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		var b echoBody
+		if err := f.api.readJSON(w, r, &b); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"user": p.ID, "name": b.Name, "count": b.Count})
+		return nil
+	})
+	f.api.route("POST /v1/test/admin", adminOnly, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		writeJSON(w, http.StatusOK, map[string]string{"user": p.ID})
+		return nil
+	})
+	f.api.route("GET /v1/test/panic", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
+		panic("secret internal detail")
+	})
+	f.api.route("GET /v1/test/fail", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
+		return errors.New("disk /var/lib/secret failed")
+	})
+	return f
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) errorBody(t *testing.T) (code, message string) {
+	t.Helper()
+	var env struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &env), "body: %s", r.body)
+	require.NotEmpty(t, env.Error.Code, "body: %s", r.body)
+	return env.Error.Code, env.Error.Message
+}
+
+func (f *fixture) do(t *testing.T, method, path, token, contentType string, body io.Reader) response {
+	t.Helper()
+	req := httptest.NewRequest(method, path, body)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	f.api.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.do(t, "GET", "/healthz", "", "", nil)
+	assert.Equal(t, 200, r.status)
+	assert.JSONEq(t, `{"status":"ok"}`, string(r.body))
+
+	r = f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 200, r.status)
+	assert.JSONEq(t, `{"status":"ready","backend":"memory"}`, string(r.body))
+
+	f.api.SetDraining()
+	r = f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 503, r.status)
+	code, _ := r.errorBody(t)
+	assert.Equal(t, CodeNotReady, code)
+	assert.Equal(t, 200, f.do(t, "GET", "/healthz", "", "", nil).status, "the process is still up while draining")
+}
+
+func TestReadinessFailsWhenBackendDoesNotAnswer(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Ready = func(context.Context) error { return errors.New("closed") }
+	})
+	r := f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 503, r.status)
+	code, msg := r.errorBody(t)
+	assert.Equal(t, CodeNotReady, code)
+	assert.Contains(t, msg, `"memory"`)
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.do(t, "GET", "/nope", "", "", nil)
+	assert.Equal(t, 404, r.status)
+	code, _ := r.errorBody(t)
+	assert.Equal(t, CodeNotFound, code)
+
+	r = f.do(t, "DELETE", "/healthz", "", "", nil)
+	assert.Equal(t, 405, r.status)
+	assert.Equal(t, "GET", r.header.Get("Allow"))
+	code, _ = r.errorBody(t)
+	assert.Equal(t, CodeMethodNotAllowed, code)
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t, nil)
+	body := `{"name":"x"}`
+	for _, token := range []string{"", "wrong"} {
+		r := f.do(t, "POST", "/v1/test/echo", token, "application/json", strings.NewReader(body))
+		assert.Equal(t, 401, r.status, "token %q", token)
+		assert.Equal(t, `Bearer realm="kalamdb"`, r.header.Get("WWW-Authenticate"))
+		code, _ := r.errorBody(t)
+		assert.Equal(t, CodeUnauthorized, code)
+	}
+	r := f.do(t, "POST", "/v1/test/echo", userToken, "application/json", strings.NewReader(body))
+	assert.Equal(t, 201, r.status, string(r.body))
+	assert.JSONEq(t, `{"user":"alice","name":"x","count":0}`, string(r.body))
+
+	r = f.do(t, "POST", "/v1/test/admin", userToken, "", nil)
+	assert.Equal(t, 403, r.status)
+	code, msg := r.errorBody(t)
+	assert.Equal(t, CodeForbidden, code)
+	assert.Contains(t, msg, "admin role")
+	r = f.do(t, "POST", "/v1/test/admin", adminToken, "", nil)
+	assert.Equal(t, 200, r.status)
+
+	assert.NotContains(t, f.logs.String(), userToken)
+	assert.NotContains(t, f.logs.String(), adminToken)
+}
+
+func TestBodyChecks(t *testing.T) {
+	f := newFixture(t, nil)
+	cases := []struct {
+		name, ct, body string
+		status         int
+		code, msg      string
+	}{
+		{"no content type", "", `{"name":"x"}`, 415, CodeUnsupportedMediaType, "Content-Type: application/json"},
+		{"form", "application/x-www-form-urlencoded", `name=x`, 415, CodeUnsupportedMediaType, "not \"application/x-www-form-urlencoded\""},
+		{"text", "text/plain", `{"name":"x"}`, 415, CodeUnsupportedMediaType, "must be JSON"},
+		{"empty", "application/json", ``, 400, CodeInvalidJSON, "empty"},
+		{"syntax", "application/json", `{"name":}`, 400, CodeInvalidJSON, "not valid JSON at byte 9"},
+		{"truncated", "application/json", `{"name":"x"`, 400, CodeInvalidJSON, "ends in the middle"},
+		{"unknown field", "application/json", `{"nmae":"x"}`, 400, CodeBadRequest, `unknown field "nmae"`},
+		{"wrong type", "application/json", `{"name":5}`, 400, CodeBadRequest, `field "name" must be a string, not number`},
+		{"nested wrong type", "application/json", `{"inner":{"flag":"yes"}}`, 400, CodeBadRequest, `field "inner.flag" must be true or false, not string`},
+		{"not an object", "application/json", `[1,2]`, 400, CodeInvalidJSON, "request body must be an object, not array"},
+		{"trailing data", "application/json", `{"name":"x"} {"name":"y"}`, 400, CodeInvalidJSON, "data after the JSON value"},
+		{"too large", "application/json", `{"name":"` + strings.Repeat("x", 2000) + `"}`, 413, CodePayloadTooLarge, "larger than 1024 bytes (server.max_body_bytes)"},
+		{"charset ok", "application/json; charset=utf-8", `{"name":"x","count":2}`, 201, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.do(t, "POST", "/v1/test/echo", userToken, tc.ct, strings.NewReader(tc.body))
+			require.Equal(t, tc.status, r.status, string(r.body))
+			if tc.code == "" {
+				return
+			}
+			code, msg := r.errorBody(t)
+			assert.Equal(t, tc.code, code)
+			assert.Contains(t, msg, tc.msg)
+		})
+	}
+}
+
+// A body without a Content-Length (chunked) that exceeds the limit is cut
+// off while reading.
+func TestBodyLimitWhileStreaming(t *testing.T) {
+	f := newFixture(t, nil)
+	req := httptest.NewRequest("POST", "/v1/test/echo", io.MultiReader(strings.NewReader(`{"name":"`), strings.NewReader(strings.Repeat("y", 5000)), strings.NewReader(`"}`)))
+	req.ContentLength = -1
+	req.Header.Set("Authorization", "Bearer "+userToken)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	f.api.ServeHTTP(rec, req)
+	assert.Equal(t, 413, rec.Code, rec.Body.String())
+}
+
+func TestServerFaultsNeverLeakDetails(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, path := range []string{"/v1/test/panic", "/v1/test/fail"} {
+		r := f.do(t, "GET", path, userToken, "", nil)
+		assert.Equal(t, 500, r.status)
+		code, msg := r.errorBody(t)
+		assert.Equal(t, CodeInternal, code)
+		assert.NotContains(t, string(r.body), "secret")
+		assert.NotContains(t, string(r.body), "goroutine")
+		assert.Contains(t, msg, "server log")
+	}
+	logs := f.logs.String()
+	assert.Contains(t, logs, "secret internal detail", "the panic is logged for the operator")
+	assert.Contains(t, logs, "disk /var/lib/secret failed")
+}
+
+func TestRequestsAreCountedByRoute(t *testing.T) {
+	f := newFixture(t, nil)
+	f.do(t, "GET", "/healthz", "", "", nil)
+	f.do(t, "POST", "/v1/test/admin", userToken, "", nil)
+	r := f.do(t, "GET", "/metrics", "", "", nil)
+	require.Equal(t, 200, r.status)
+	text := string(r.body)
+	assert.Contains(t, text, `kalamdb_http_requests_total{method="GET",route="/healthz",status="200"} 1`)
+	assert.Contains(t, text, `kalamdb_http_requests_total{method="POST",route="/v1/test/admin",status="403"} 1`)
+}

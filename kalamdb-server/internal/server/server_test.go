@@ -1,0 +1,268 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func loadConfig(t *testing.T, doc string, flags map[string]config.FlagValue) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.toml", []byte(doc), config.Options{KnownSections: backends.Names(), Flags: flags})
+	require.NoError(t, err)
+	return cfg
+}
+
+const memoryConfig = `
+[server]
+host = "127.0.0.1"
+port = 0
+shutdown_timeout_seconds = 20
+
+[storage]
+backend = "memory"
+
+[[auth.users]]
+id = "admin"
+role = "admin"
+token = "test-admin-token"
+`
+
+func TestCheckRefusesUnknownBackendListingKnownNames(t *testing.T) {
+	cfg := loadConfig(t, memoryConfig, map[string]config.FlagValue{"storage.backend": {Flag: "--backend", Value: "cassandra"}})
+	_, err := Check(cfg, backends.Registry())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `flag --backend: storage.backend: storage backend "cassandra" is not registered; known backends: memory, rocksdb`)
+	assert.Contains(t, err.Error(), "in-memory")
+
+	_, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	require.Error(t, err)
+}
+
+func TestCheckAcceptsAlias(t *testing.T) {
+	cfg := loadConfig(t, strings.Replace(memoryConfig, `backend = "memory"`, `backend = "in-memory"`, 1), nil)
+	name, err := Check(cfg, backends.Registry())
+	require.NoError(t, err)
+	assert.Equal(t, "memory", name)
+}
+
+func TestCheckRefusesExampleTokenOffLoopback(t *testing.T) {
+	doc := strings.Replace(memoryConfig, "test-admin-token", config.ExampleToken, 1)
+	cfg := loadConfig(t, doc, nil)
+	_, err := Check(cfg, backends.Registry())
+	require.NoError(t, err, "the example token is fine on loopback")
+
+	for _, host := range []string{"0.0.0.0", "10.1.2.3", "::"} {
+		cfg = loadConfig(t, doc, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: host}})
+		_, err = Check(cfg, backends.Registry())
+		require.Error(t, err, host)
+		assert.Contains(t, err.Error(), "refusing to listen on non-loopback address")
+		assert.Contains(t, err.Error(), `user "admin"`)
+		assert.NotContains(t, err.Error(), config.ExampleToken, "the token itself is never printed")
+	}
+
+	cfg = loadConfig(t, memoryConfig, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: "0.0.0.0"}})
+	_, err = Check(cfg, backends.Registry())
+	assert.NoError(t, err, "a real token may listen anywhere")
+}
+
+func TestCheckValidatesEveryBackendSection(t *testing.T) {
+	doc := memoryConfig + "\n[storage.rocksdb]\npath = \"x\"\nblock_cache_mb = 0\n"
+	cfg := loadConfig(t, doc, nil)
+	_, err := Check(cfg, backends.Registry())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "test.toml:17: storage.rocksdb.block_cache_mb:")
+
+	doc = memoryConfig + "\n[storage.memory]\nsize = 1\n"
+	cfg = loadConfig(t, doc, nil)
+	_, err = Check(cfg, backends.Registry())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "test.toml:16: storage.memory.size: unknown key; this section takes no keys")
+
+	doc = memoryConfig + "\n[storage.memory]\n[storage.in-memory]\n"
+	cfg = loadConfig(t, doc, nil)
+	_, err = Check(cfg, backends.Registry())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `both configure backend "memory"`)
+}
+
+func TestMemoryBackendWarnsLoudly(t *testing.T) {
+	logs := &syncBuffer{}
+	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	require.NoError(t, err)
+	require.NoError(t, s.Shutdown(context.Background()))
+	assert.Contains(t, logs.String(), "level=WARN")
+	assert.Contains(t, logs.String(), "nothing survives a restart")
+}
+
+func TestRocksDBBackendOpensFromItsSection(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	doc := strings.Replace(memoryConfig, `backend = "memory"`, `backend = "rocksdb"`, 1) + "\n[storage.rocksdb]\npath = \"" + dir + "\"\n"
+	logs := &syncBuffer{}
+	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	require.NoError(t, err)
+	assert.True(t, s.Backend().Capabilities().Durable)
+	require.NoError(t, s.Shutdown(context.Background()))
+	_, err = os.Stat(dir)
+	assert.NoError(t, err, "the database was created where the section says")
+	assert.NotContains(t, logs.String(), "nothing survives")
+}
+
+// blocker holds requests to /block until released, so that a test has a
+// request in flight while the server shuts down.
+type blocker struct {
+	next     http.Handler
+	entered  chan struct{}
+	released chan struct{}
+}
+
+func (b *blocker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/block" {
+		b.next.ServeHTTP(w, r)
+		return
+	}
+	b.entered <- struct{}{}
+	<-b.released
+	w.WriteHeader(http.StatusAccepted)
+}
+
+type running struct {
+	addr    string
+	signals chan os.Signal
+	forced  chan struct{}
+	done    chan error
+	logs    *syncBuffer
+	block   *blocker
+}
+
+// startServer opens and runs a server on a free loopback port.
+func startServer(t *testing.T, doc string) *running {
+	t.Helper()
+	r := &running{logs: &syncBuffer{}}
+	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(r.logs, nil)), backends.Registry())
+	require.NoError(t, err)
+	r.block = &blocker{next: s.http.Handler, entered: make(chan struct{}, 1), released: make(chan struct{})}
+	s.http.Handler = r.block
+	a, err := s.Listen()
+	require.NoError(t, err)
+	r.addr = a.String()
+	r.signals = make(chan os.Signal, 2)
+	r.forced = make(chan struct{}, 1)
+	r.done = make(chan error, 1)
+	go func() { r.done <- s.Run(context.Background(), r.signals, func() { r.forced <- struct{}{} }) }()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return r
+}
+
+// startBlocked sends a request that the server holds until released.
+func (r *running) startBlocked(t *testing.T) chan *http.Response {
+	t.Helper()
+	got := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Get("http://" + r.addr + "/block")
+		if err != nil {
+			got <- nil
+			return
+		}
+		_ = resp.Body.Close()
+		got <- resp
+	}()
+	select {
+	case <-r.block.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the handler")
+	}
+	return got
+}
+
+// A request being handled when the signal comes is finished before the
+// server stops; readiness turns to 503 and new connections are refused.
+func TestGracefulShutdownFinishesRequestsInFlight(t *testing.T) {
+	r := startServer(t, memoryConfig)
+	resp, err := http.Get("http://" + r.addr + "/readyz")
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	require.NoError(t, resp.Body.Close())
+
+	got := r.startBlocked(t)
+	r.signals <- syscall.SIGTERM
+	waitFor(t, func() bool {
+		c, err := net.DialTimeout("tcp", r.addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-r.done:
+		t.Fatalf("server stopped with a request in flight: %v", err)
+	default:
+	}
+	close(r.block.released)
+	resp = <-got
+	require.NotNil(t, resp, "the request in flight got no response")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	require.NoError(t, <-r.done)
+	assert.Empty(t, r.forced)
+	assert.Contains(t, r.logs.String(), "kalamdb-server stopped")
+}
+
+func TestSecondSignalForcesExit(t *testing.T) {
+	r := startServer(t, memoryConfig)
+	got := r.startBlocked(t)
+	r.signals <- os.Interrupt
+	r.signals <- os.Interrupt
+	select {
+	case <-r.forced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second signal did not force the exit")
+	}
+	assert.Contains(t, r.logs.String(), "second signal")
+	close(r.block.released)
+	<-got
+	require.NoError(t, <-r.done)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
