@@ -1,12 +1,14 @@
 module github.com/kalamdb/kalamdb-go
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/kalamdb/kalamdb-go/kalamdb-core v0.0.0
 	github.com/kalamdb/kalamdb-go/kalamdb-server v0.0.0
 	github.com/kalamdb/kalamdb-go/kalamdb-store v0.0.0
 )
+
+require github.com/stretchr/testify v1.12.1 // indirect
 
 replace (
 	github.com/kalamdb/kalamdb-go/kalamdb-core => ./kalamdb-core

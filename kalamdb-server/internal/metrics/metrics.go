@@ -18,6 +18,9 @@ import (
 // Namespace prefixes every metric name.
 const Namespace = "kalamdb"
 
+// FlushTriggers are the values of the trigger label of kalamdb_flush_total.
+var FlushTriggers = []string{"manual", "rows", "interval", "shutdown"}
+
 // Metrics is the set of metrics of one server.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -80,6 +83,10 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	for _, trigger := range FlushTriggers {
+		m.flushes.WithLabelValues(trigger, "ok")
+		m.flushes.WithLabelValues(trigger, "error")
+	}
 	return m
 }
 
