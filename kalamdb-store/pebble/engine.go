@@ -1,0 +1,398 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+)
+
+// formatVersion is the value of the format record; a store with another
+// value is refused.
+const formatVersion = "kalamdb-pebble/1"
+
+var (
+	// formatKey holds formatVersion.
+	formatKey = []byte("\x00format")
+	// partPrefix starts the key of each partition's entry.
+	partPrefix = []byte("\x00part\x00")
+	// metaUpper bounds every record of the backend: [0x00, 0x01).
+	metaUpper = []byte{0x01}
+)
+
+// engine is the store.Engine over one Pebble database.
+type engine struct {
+	db *pdb.DB
+	wo *pdb.WriteOptions
+
+	// mu makes a partition's existence check atomic with the operation on
+	// it: data operations hold it shared, CreatePartition and DropPartition
+	// exclusively. parts mirrors the partition entries of the database.
+	mu    sync.RWMutex
+	parts map[string]struct{}
+
+	// keyBuf pools the buffers Get builds its prefixed key in.
+	keyBuf sync.Pool
+}
+
+func openEngine(cfg Config) (*engine, error) {
+	cache := pdb.NewCache(int64(cfg.BlockCacheMB) << 20)
+	defer cache.Unref() // the DB holds its own reference
+	opts := &pdb.Options{
+		Cache:              cache,
+		MemTableSize:       uint64(cfg.MemTableMB) << 20,
+		FormatMajorVersion: pdb.FormatNewest,
+	}
+	db, err := pdb.Open(cfg.Path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: opening %q: %w", cfg.Path, err)
+	}
+	e := &engine{db: db, wo: pdb.NoSync, parts: map[string]struct{}{}}
+	if cfg.SyncWrites {
+		e.wo = pdb.Sync
+	}
+	e.keyBuf.New = func() any { b := make([]byte, 0, 64); return &b }
+	if err := e.load(cfg.Path); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// load checks the format record (writing it into an empty database) and
+// reads the partition entries.
+func (e *engine) load(path string) error {
+	v, closer, err := e.db.Get(formatKey)
+	switch {
+	case err == nil:
+		ver := string(v)
+		_ = closer.Close()
+		if ver != formatVersion {
+			return fmt.Errorf("pebble: %q holds layout %q; this version reads %q", path, ver, formatVersion)
+		}
+	case errors.Is(err, pdb.ErrNotFound):
+		empty, err := e.isEmpty()
+		if err != nil {
+			return err
+		}
+		if !empty {
+			return fmt.Errorf("%w: pebble: %q holds a Pebble database that was not written by KalamDB (no format record)",
+				store.ErrInvalidArgument, path)
+		}
+		if err := e.db.Set(formatKey, []byte(formatVersion), pdb.Sync); err != nil {
+			return fmt.Errorf("pebble: writing the format record: %w", err)
+		}
+	default:
+		return fmt.Errorf("pebble: reading the format record: %w", err)
+	}
+
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: partPrefix, UpperBound: store.PrefixSuccessor(partPrefix)})
+	if err != nil {
+		return fmt.Errorf("pebble: listing partitions: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		name := string(it.Key()[len(partPrefix):])
+		if err := store.ValidatePartitionName(name); err != nil {
+			_ = it.Close()
+			return fmt.Errorf("pebble: corrupt partition entry: %w", err)
+		}
+		e.parts[name] = struct{}{}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("pebble: listing partitions: %w", err)
+	}
+	return nil
+}
+
+func (e *engine) isEmpty() (bool, error) {
+	it, err := e.db.NewIter(nil)
+	if err != nil {
+		return false, fmt.Errorf("pebble: %w", err)
+	}
+	found := it.First()
+	if err := it.Close(); err != nil {
+		return false, fmt.Errorf("pebble: %w", err)
+	}
+	return !found, nil
+}
+
+func notFound(p store.Partition) error {
+	return fmt.Errorf("%w: %q", store.ErrPartitionNotFound, p.Name())
+}
+
+// exists reports whether p exists; the caller holds mu.
+func (e *engine) exists(p store.Partition) bool {
+	_, ok := e.parts[p.Name()]
+	return ok
+}
+
+// appendKey appends the stored form of key in partition name to dst.
+func appendKey(dst []byte, name string, key []byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	return append(dst, key...)
+}
+
+func partEntry(name string) []byte {
+	return append(append([]byte(nil), partPrefix...), name...)
+}
+
+// bounds returns the interval of stored keys of partition name.
+func bounds(name string) (lower, upper []byte) {
+	lower = append(append(make([]byte, 0, len(name)+1), name...), 0)
+	upper = append(append(make([]byte, 0, len(name)+1), name...), 1)
+	return lower, upper
+}
+
+func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, error) {
+	bp := e.keyBuf.Get().(*[]byte)
+	k := appendKey((*bp)[:0], p.Name(), key)
+	defer func() {
+		*bp = k[:0]
+		e.keyBuf.Put(bp)
+	}()
+
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.exists(p) {
+		return nil, notFound(p)
+	}
+	v, closer, err := e.db.Get(k)
+	if err != nil {
+		if errors.Is(err, pdb.ErrNotFound) {
+			return nil, store.ErrNotFound
+		}
+		return nil, fmt.Errorf("pebble: get from %q: %w", p.Name(), err)
+	}
+	out := append(make([]byte, 0, len(v)), v...)
+	if err := closer.Close(); err != nil {
+		return nil, fmt.Errorf("pebble: get from %q: %w", p.Name(), err)
+	}
+	return out, nil
+}
+
+// addOp encodes op into b, copying the key and value straight into the
+// batch.
+func addOp(b *pdb.Batch, op store.Operation) error {
+	name := op.Partition.Name()
+	var d *pdb.DeferredBatchOp
+	if op.Kind == store.OpPut {
+		d = b.SetDeferred(len(name)+1+len(op.Key), len(op.Value))
+		copy(d.Value, op.Value)
+	} else {
+		d = b.DeleteDeferred(len(name) + 1 + len(op.Key))
+	}
+	n := copy(d.Key, name)
+	d.Key[n] = 0
+	copy(d.Key[n+1:], op.Key)
+	return d.Finish()
+}
+
+// apply writes ops as one batch; the caller holds mu and has checked the
+// partitions.
+func (e *engine) apply(ops ...store.Operation) error {
+	b := e.db.NewBatch()
+	defer b.Close()
+	for i, op := range ops {
+		if err := addOp(b, op); err != nil {
+			return fmt.Errorf("pebble: batch operation %d: %w", i, err)
+		}
+	}
+	if err := e.db.Apply(b, e.wo); err != nil {
+		return fmt.Errorf("pebble: write: %w", err)
+	}
+	return nil
+}
+
+func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.exists(p) {
+		return notFound(p)
+	}
+	return e.apply(store.PutOp(p, key, value))
+}
+
+func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.exists(p) {
+		return notFound(p)
+	}
+	return e.apply(store.DeleteOp(p, key))
+}
+
+func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for i, op := range ops {
+		if !e.exists(op.Partition) {
+			return fmt.Errorf("batch operation %d: %w", i, notFound(op.Partition))
+		}
+	}
+	return e.apply(ops...)
+}
+
+func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {
+	name := p.Name()
+	lower, upper := bounds(name)
+	if r.Lower != nil {
+		lower = appendKey(lower[:0], name, r.Lower)
+	}
+	if r.Upper != nil {
+		upper = appendKey(make([]byte, 0, len(name)+1+len(r.Upper)), name, r.Upper)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.exists(p) {
+		return nil, notFound(p)
+	}
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("pebble: scan of %q: %w", name, err)
+	}
+	return &iterator{it: it, strip: len(name) + 1, reverse: r.Reverse}, nil
+}
+
+func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.exists(p), nil
+}
+
+func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.exists(p) {
+		return nil
+	}
+	if err := e.db.Set(partEntry(p.Name()), nil, pdb.Sync); err != nil {
+		return fmt.Errorf("pebble: creating partition %q: %w", p.Name(), err)
+	}
+	e.parts[p.Name()] = struct{}{}
+	return nil
+}
+
+func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
+	e.mu.RLock()
+	names := make([]string, 0, len(e.parts))
+	for n := range e.parts {
+		names = append(names, n)
+	}
+	e.mu.RUnlock()
+	sort.Strings(names)
+	out := make([]store.Partition, len(names))
+	for i, n := range names {
+		p, err := store.NewPartition(n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.exists(p) {
+		return notFound(p)
+	}
+	lower, upper := bounds(p.Name())
+	b := e.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(partEntry(p.Name()), nil); err != nil {
+		return fmt.Errorf("pebble: dropping partition %q: %w", p.Name(), err)
+	}
+	if err := b.DeleteRange(lower, upper, nil); err != nil {
+		return fmt.Errorf("pebble: dropping partition %q: %w", p.Name(), err)
+	}
+	if err := e.db.Apply(b, pdb.Sync); err != nil {
+		return fmt.Errorf("pebble: dropping partition %q: %w", p.Name(), err)
+	}
+	delete(e.parts, p.Name())
+	return nil
+}
+
+func (e *engine) Capabilities() store.Capabilities {
+	return store.Capabilities{SnapshotScans: true, Durable: true}
+}
+
+func (e *engine) Close() error {
+	if err := e.db.Close(); err != nil {
+		return fmt.Errorf("pebble: close: %w", err)
+	}
+	return nil
+}
+
+// iterator walks a Pebble iterator whose bounds are the scan's range; it
+// strips the partition prefix from the keys.
+type iterator struct {
+	it      *pdb.Iterator
+	strip   int
+	reverse bool
+	started bool
+	done    bool
+	err     error
+	key     []byte
+	val     []byte
+}
+
+func (i *iterator) Next() bool {
+	if i.done {
+		return false
+	}
+	var ok bool
+	switch {
+	case !i.started:
+		i.started = true
+		if i.reverse {
+			ok = i.it.Last()
+		} else {
+			ok = i.it.First()
+		}
+	case i.reverse:
+		ok = i.it.Prev()
+	default:
+		ok = i.it.Next()
+	}
+	if ok {
+		v, err := i.it.ValueAndErr()
+		if err == nil {
+			i.key, i.val = i.it.Key()[i.strip:], v
+			if i.val == nil {
+				i.val = []byte{}
+			}
+			return true
+		}
+		i.err = fmt.Errorf("pebble: scan: %w", err)
+	} else if err := i.it.Error(); err != nil {
+		i.err = fmt.Errorf("pebble: scan: %w", err)
+	}
+	i.done, i.key, i.val = true, nil, nil
+	return false
+}
+
+func (i *iterator) Key() []byte   { return i.key }
+func (i *iterator) Value() []byte { return i.val }
+func (i *iterator) Err() error    { return i.err }
+
+func (i *iterator) Close() error {
+	i.done, i.key, i.val = true, nil, nil
+	if i.it == nil {
+		return i.err
+	}
+	err := i.it.Close()
+	i.it = nil
+	if err != nil && i.err == nil {
+		i.err = fmt.Errorf("pebble: closing a scan: %w", err)
+	}
+	return i.err
+}
+
+var _ store.Engine = (*engine)(nil)
