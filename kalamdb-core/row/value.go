@@ -1,0 +1,445 @@
+// Package row defines column types, typed values, rows with their system
+// columns, and the row codec that stores rows as backend values.
+//
+// A Value is a small tagged union (32 bytes, no pointer for fixed-width
+// types) that holds one cell of any column type, or null. A Row carries the
+// values of a table's columns in schema order plus the system columns _seq,
+// _updated and _deleted. See ADR-004 for the binary row encoding.
+package row
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Type is a column type. The zero Type is not a valid column type; a Value
+// of the zero Type is null.
+type Type uint8
+
+// The column types. Timestamps are microseconds since the Unix epoch, UTC.
+const (
+	TypeInt32 Type = iota + 1
+	TypeInt64
+	TypeFloat64
+	TypeBool
+	TypeString
+	TypeBytes
+	TypeTimestamp
+)
+
+var typeNames = [...]string{
+	TypeInt32:     "int32",
+	TypeInt64:     "int64",
+	TypeFloat64:   "float64",
+	TypeBool:      "bool",
+	TypeString:    "string",
+	TypeBytes:     "bytes",
+	TypeTimestamp: "timestamp",
+}
+
+// Types lists every valid column type.
+var Types = []Type{TypeInt32, TypeInt64, TypeFloat64, TypeBool, TypeString, TypeBytes, TypeTimestamp}
+
+// Valid reports whether t is one of the column types.
+func (t Type) Valid() bool { return t >= TypeInt32 && t <= TypeTimestamp }
+
+// String returns the type's name ("int64", …), "null" for the zero Type and
+// "Type(n)" for an unknown one.
+func (t Type) String() string {
+	if t.Valid() {
+		return typeNames[t]
+	}
+	if t == 0 {
+		return "null"
+	}
+	return "Type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// ParseType returns the type called name, one of int32, int64, float64,
+// bool, string, bytes and timestamp.
+func ParseType(name string) (Type, error) {
+	for _, t := range Types {
+		if typeNames[t] == name {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown column type %q; the types are int32, int64, float64, bool, string, bytes and timestamp", name)
+}
+
+// MarshalText encodes t as its name.
+func (t Type) MarshalText() ([]byte, error) {
+	if !t.Valid() {
+		return nil, fmt.Errorf("cannot encode invalid column type %d", uint8(t))
+	}
+	return []byte(t.String()), nil
+}
+
+// UnmarshalText decodes a type name.
+func (t *Type) UnmarshalText(b []byte) error {
+	v, err := ParseType(string(b))
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// fixedWidth returns the encoded width of a fixed-width type, or 0.
+func (t Type) fixedWidth() int {
+	switch t {
+	case TypeInt32:
+		return 4
+	case TypeInt64, TypeFloat64, TypeTimestamp:
+		return 8
+	case TypeBool:
+		return 1
+	}
+	return 0
+}
+
+// Value is one cell: a value of a column type, or null (the zero Value).
+// Build values with the constructors (Int64, String, Null, …). Accessors of
+// another type than the value's return the zero value of their result.
+type Value struct {
+	t Type
+	n uint64 // int32, int64, float64 bits, bool, timestamp micros
+	s string // string and bytes payloads
+}
+
+// Null returns the null value.
+func Null() Value { return Value{} }
+
+// Int32 returns an int32 value.
+func Int32(v int32) Value { return Value{t: TypeInt32, n: uint64(int64(v))} }
+
+// Int64 returns an int64 value.
+func Int64(v int64) Value { return Value{t: TypeInt64, n: uint64(v)} }
+
+// Float64 returns a float64 value; every bit pattern, NaN payloads and -0
+// included, is kept exactly.
+func Float64(v float64) Value { return Value{t: TypeFloat64, n: math.Float64bits(v)} }
+
+// Bool returns a bool value.
+func Bool(v bool) Value {
+	if v {
+		return Value{t: TypeBool, n: 1}
+	}
+	return Value{t: TypeBool}
+}
+
+// String returns a string value. Tables accept only valid UTF-8 in string
+// columns; use Bytes for arbitrary bytes.
+func String(v string) Value { return Value{t: TypeString, s: v} }
+
+// Bytes returns a bytes value holding a copy of v.
+func Bytes(v []byte) Value { return Value{t: TypeBytes, s: string(v)} }
+
+// Timestamp returns a timestamp value: t in microseconds since the Unix
+// epoch (finer precision is truncated; the location is dropped, the value is
+// UTC).
+func Timestamp(t time.Time) Value { return TimestampMicros(t.UnixMicro()) }
+
+// TimestampMicros returns a timestamp value of us microseconds since the
+// Unix epoch.
+func TimestampMicros(us int64) Value { return Value{t: TypeTimestamp, n: uint64(us)} }
+
+// Type returns the value's type, or 0 for null.
+func (v Value) Type() Type { return v.t }
+
+// IsNull reports whether v is null.
+func (v Value) IsNull() bool { return v.t == 0 }
+
+// Int32 returns the value of an int32 Value.
+func (v Value) Int32() int32 {
+	if v.t != TypeInt32 {
+		return 0
+	}
+	return int32(int64(v.n))
+}
+
+// Int64 returns the value of an int64 Value.
+func (v Value) Int64() int64 {
+	if v.t != TypeInt64 {
+		return 0
+	}
+	return int64(v.n)
+}
+
+// Float64 returns the value of a float64 Value.
+func (v Value) Float64() float64 {
+	if v.t != TypeFloat64 {
+		return 0
+	}
+	return math.Float64frombits(v.n)
+}
+
+// Bool returns the value of a bool Value.
+func (v Value) Bool() bool { return v.t == TypeBool && v.n != 0 }
+
+// Str returns the value of a string Value.
+func (v Value) Str() string {
+	if v.t != TypeString {
+		return ""
+	}
+	return v.s
+}
+
+// Bytes returns a copy of the value of a bytes Value (nil for other types).
+func (v Value) Bytes() []byte {
+	if v.t != TypeBytes {
+		return nil
+	}
+	return []byte(v.s)
+}
+
+// Micros returns the microseconds of a timestamp Value.
+func (v Value) Micros() int64 {
+	if v.t != TypeTimestamp {
+		return 0
+	}
+	return int64(v.n)
+}
+
+// Timestamp returns the time of a timestamp Value, in UTC.
+func (v Value) Timestamp() time.Time {
+	if v.t != TypeTimestamp {
+		return time.Time{}
+	}
+	return time.UnixMicro(int64(v.n)).UTC()
+}
+
+// Len returns the payload length of a string or bytes Value, else 0.
+func (v Value) Len() int { return len(v.s) }
+
+// Equal reports whether v and w are the same value: same type and the same
+// bits (so a NaN equals itself and -0 differs from +0).
+func (v Value) Equal(w Value) bool { return v == w }
+
+// Any returns v as a Go value: nil, int32, int64, float64, bool, string,
+// []byte or time.Time (UTC).
+func (v Value) Any() any {
+	switch v.t {
+	case TypeInt32:
+		return v.Int32()
+	case TypeInt64:
+		return v.Int64()
+	case TypeFloat64:
+		return v.Float64()
+	case TypeBool:
+		return v.Bool()
+	case TypeString:
+		return v.s
+	case TypeBytes:
+		return v.Bytes()
+	case TypeTimestamp:
+		return v.Timestamp()
+	}
+	return nil
+}
+
+// String formats v for people: NULL, numbers, quoted strings, bytes in hex
+// and timestamps in RFC 3339.
+func (v Value) String() string {
+	switch v.t {
+	case 0:
+		return "NULL"
+	case TypeString:
+		return strconv.Quote(v.s)
+	case TypeBytes:
+		return fmt.Sprintf("0x%x", v.s)
+	case TypeTimestamp:
+		return v.Timestamp().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprint(v.Any())
+}
+
+// ValidUTF8 reports whether a string Value holds valid UTF-8 (true for other
+// types).
+func (v Value) ValidUTF8() bool { return v.t != TypeString || utf8.ValidString(v.s) }
+
+// FromAny converts a Go value, such as one decoded from JSON, to a Value of
+// type t. nil gives null. Accepted inputs:
+//
+//   - int32, int64: any Go integer or json.Number in range, or a float64
+//     with an integral value in range (JSON numbers decode as float64);
+//   - float64: any Go number or json.Number;
+//   - bool: a bool;
+//   - string: a string (it must be valid UTF-8);
+//   - bytes: a []byte, or a string in standard base64 (how encoding/json
+//     writes []byte);
+//   - timestamp: a time.Time, an RFC 3339 string, or an integer number of
+//     microseconds since the Unix epoch.
+//
+// The error says what was wrong with the input, not which column it was for.
+func FromAny(t Type, x any) (Value, error) {
+	if x == nil {
+		return Null(), nil
+	}
+	if v, ok := x.(Value); ok {
+		if v.t != 0 && v.t != t {
+			return Value{}, fmt.Errorf("got a %s value, want %s", v.t, t)
+		}
+		return v, nil
+	}
+	switch t {
+	case TypeInt32:
+		i, err := toInt(x, math.MinInt32, math.MaxInt32)
+		if err != nil {
+			return Value{}, fmt.Errorf("want int32: %w", err)
+		}
+		return Int32(int32(i)), nil
+	case TypeInt64:
+		i, err := toInt(x, math.MinInt64, math.MaxInt64)
+		if err != nil {
+			return Value{}, fmt.Errorf("want int64: %w", err)
+		}
+		return Int64(i), nil
+	case TypeFloat64:
+		f, err := toFloat(x)
+		if err != nil {
+			return Value{}, fmt.Errorf("want float64: %w", err)
+		}
+		return Float64(f), nil
+	case TypeBool:
+		b, ok := x.(bool)
+		if !ok {
+			return Value{}, fmt.Errorf("want bool, got %T", x)
+		}
+		return Bool(b), nil
+	case TypeString:
+		s, ok := x.(string)
+		if !ok {
+			return Value{}, fmt.Errorf("want string, got %T", x)
+		}
+		if !utf8.ValidString(s) {
+			return Value{}, fmt.Errorf("string is not valid UTF-8")
+		}
+		return String(s), nil
+	case TypeBytes:
+		switch b := x.(type) {
+		case []byte:
+			return Bytes(b), nil
+		case string:
+			raw, err := base64.StdEncoding.DecodeString(b)
+			if err != nil {
+				return Value{}, fmt.Errorf("want bytes as standard base64: %v", err)
+			}
+			return Value{t: TypeBytes, s: string(raw)}, nil
+		}
+		return Value{}, fmt.Errorf("want bytes ([]byte or a base64 string), got %T", x)
+	case TypeTimestamp:
+		switch ts := x.(type) {
+		case time.Time:
+			return Timestamp(ts), nil
+		case string:
+			parsed, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil {
+				return Value{}, fmt.Errorf("want an RFC 3339 timestamp: %v", err)
+			}
+			return Timestamp(parsed), nil
+		}
+		i, err := toInt(x, math.MinInt64, math.MaxInt64)
+		if err != nil {
+			return Value{}, fmt.Errorf("want a timestamp (time.Time, RFC 3339 string or microseconds): %w", err)
+		}
+		return TimestampMicros(i), nil
+	}
+	return Value{}, fmt.Errorf("invalid column type %s", t)
+}
+
+func toInt(x any, lo, hi int64) (int64, error) {
+	var i int64
+	switch n := x.(type) {
+	case int:
+		i = int64(n)
+	case int8:
+		i = int64(n)
+	case int16:
+		i = int64(n)
+	case int32:
+		i = int64(n)
+	case int64:
+		i = n
+	case uint:
+		if uint64(n) > math.MaxInt64 {
+			return 0, fmt.Errorf("%d is out of range", n)
+		}
+		i = int64(n)
+	case uint8:
+		i = int64(n)
+	case uint16:
+		i = int64(n)
+	case uint32:
+		i = int64(n)
+	case uint64:
+		if n > math.MaxInt64 {
+			return 0, fmt.Errorf("%d is out of range", n)
+		}
+		i = int64(n)
+	case float32:
+		return floatToInt(float64(n), lo, hi)
+	case float64:
+		return floatToInt(n, lo, hi)
+	case json.Number:
+		v, err := n.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("%q is not an integer in range", n.String())
+		}
+		i = v
+	default:
+		return 0, fmt.Errorf("got %T", x)
+	}
+	if i < lo || i > hi {
+		return 0, fmt.Errorf("%d is out of range", i)
+	}
+	return i, nil
+}
+
+func floatToInt(f float64, lo, hi int64) (int64, error) {
+	// float64(hi) rounds MaxInt64 up to 2^63, so compare with >=.
+	if f != math.Trunc(f) || math.IsInf(f, 0) || f < float64(lo) || f >= float64(hi)+1 {
+		return 0, fmt.Errorf("%v is not an integer in range", f)
+	}
+	return int64(f), nil
+}
+
+func toFloat(x any) (float64, error) {
+	switch n := x.(type) {
+	case float64:
+		return n, nil
+	case float32:
+		return float64(n), nil
+	case int:
+		return float64(n), nil
+	case int8:
+		return float64(n), nil
+	case int16:
+		return float64(n), nil
+	case int32:
+		return float64(n), nil
+	case int64:
+		return float64(n), nil
+	case uint:
+		return float64(n), nil
+	case uint8:
+		return float64(n), nil
+	case uint16:
+		return float64(n), nil
+	case uint32:
+		return float64(n), nil
+	case uint64:
+		return float64(n), nil
+	case json.Number:
+		f, err := n.Float64()
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number", n.String())
+		}
+		return f, nil
+	}
+	return 0, fmt.Errorf("got %T", x)
+}
