@@ -46,3 +46,11 @@ fuzz: deps
 
 clean:
 	rm -rf bin data
+
+.PHONY: bench-server
+
+## bench-server: load-test the real server over loopback on RocksDB (single-row
+## insert and key lookup latency at concurrency 1, throughput at 8 clients),
+## beside a trivial net/http JSON handler measured in the same run.
+bench-server: build
+	$(GO) run ./tools/bench-server -binary bin/kalamdb-server -count $(COUNT) -out bin/bench-server.txt

@@ -9,6 +9,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb"
 )
 
@@ -65,6 +66,13 @@ var all = []Backend{
 		Summary:  "embedded RocksDB (the default); every acknowledged write is in its write-ahead log",
 		register: rocksdb.Register,
 		check:    decodeAndValidate(rocksdb.DefaultConfig),
+	},
+	{
+		Name:     pebble.Name,
+		Durable:  true,
+		Summary:  "embedded Pebble, pure Go; writes are synced to its log by default",
+		register: pebble.Register,
+		check:    decodeAndValidate(pebble.DefaultConfig),
 	},
 }
 

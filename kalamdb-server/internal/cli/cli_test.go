@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
 )
 
 func run(t *testing.T, environ []string, args ...string) (code int, stdout, stderr string) {
@@ -50,6 +53,7 @@ func TestBackendsListsRegisteredNames(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Regexp(t, `(?m)^memory\s+in-memory\s+no\s+`, out)
 	assert.Regexp(t, `(?m)^rocksdb\s+-\s+yes\s+`, out)
+	assert.Regexp(t, `(?m)^pebble\s+-\s+yes\s+`, out)
 }
 
 func TestConfigCheckPrintsEffectiveConfigMasked(t *testing.T) {
@@ -85,7 +89,7 @@ func TestServeRefusesUnknownBackend(t *testing.T) {
 	p := writeConfig(t, goodConfig)
 	code, _, errOut := run(t, nil, "serve", "--config", p, "--backend", "nosuch")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, `storage backend "nosuch" is not registered; known backends: memory, rocksdb`)
+	assert.Contains(t, errOut, `storage backend "nosuch" is not registered; known backends: `+strings.Join(backends.Registry().Names(), ", "))
 }
 
 func TestUsageErrors(t *testing.T) {
