@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
 )
@@ -40,6 +42,23 @@ type Options struct {
 	Backend string
 	// Ready answers /readyz: nil when the backend is open and answering.
 	Ready func(ctx context.Context) error
+
+	// Catalog serves the namespace and table routes; nil leaves them out.
+	Catalog *catalog.Catalog
+	// Defaults are the policies of tables created without them.
+	Defaults Defaults
+	// Stats reports the buffered rows and segments of a table, as the
+	// caller sees them; nil leaves them out of GET …/tables/{t}.
+	Stats func(ctx context.Context, t *catalog.Table, p auth.Principal) (TableStats, error)
+	// DropTable removes a table with everything it owns (buffer, manifest,
+	// files); nil drops it from the catalog alone.
+	DropTable func(ctx context.Context, ns, name string) error
+}
+
+// TableStats are the counters GET …/tables/{t} reports.
+type TableStats struct {
+	BufferedRows int64
+	Segments     int64
 }
 
 // API is the HTTP handler of the server.
@@ -71,6 +90,17 @@ func New(opts Options) *API {
 			h.ServeHTTP(w, r)
 			return nil
 		})
+	}
+	if opts.Catalog != nil {
+		a.route("POST /v1/namespaces", adminOnly, a.createNamespace)
+		a.route("GET /v1/namespaces", authenticated, a.listNamespaces)
+		a.route("GET /v1/namespaces/{ns}", authenticated, a.getNamespace)
+		a.route("DELETE /v1/namespaces/{ns}", adminOnly, a.dropNamespace)
+		a.route("POST /v1/namespaces/{ns}/tables", adminOnly, a.createTable)
+		a.route("GET /v1/namespaces/{ns}/tables", authenticated, a.listTables)
+		a.route("GET /v1/namespaces/{ns}/tables/{t}", authenticated, a.getTable)
+		a.route("DELETE /v1/namespaces/{ns}/tables/{t}", adminOnly, a.dropTable)
+		a.route("POST /v1/namespaces/{ns}/tables/{t}/flush", adminOnly, notImplemented("flushing to Parquet"))
 	}
 	a.mux.HandleFunc("/", a.noRoute)
 	return a

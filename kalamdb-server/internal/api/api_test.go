@@ -12,9 +12,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
@@ -48,6 +53,7 @@ type fixture struct {
 	api  *API
 	logs *syncBuffer
 	m    *metrics.Metrics
+	cat  *catalog.Catalog
 }
 
 func newFixture(t *testing.T, mod func(*Options)) *fixture {
@@ -59,7 +65,13 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	require.NoError(t, err)
 	logs := &syncBuffer{}
 	m := metrics.New()
+	backend := memory.New()
+	t.Cleanup(func() { _ = backend.Close() })
+	cat, err := catalog.Open(context.Background(), backend, catalog.Options{})
+	require.NoError(t, err)
 	opts := Options{
+		Catalog:      cat,
+		Defaults:     Defaults{FlushRows: 500, FlushInterval: time.Minute, StreamTTL: time.Hour, StreamMaxRows: 1000},
 		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Auth:         authn,
 		Metrics:      m,
@@ -70,7 +82,7 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	if mod != nil {
 		mod(&opts)
 	}
-	f := &fixture{api: New(opts), logs: logs, m: m}
+	f := &fixture{api: New(opts), logs: logs, m: m, cat: cat}
 	// Test routes exercising the shared machinery.
 	type echoBody struct {
 		Name  string `json:"name"`
@@ -117,6 +129,28 @@ func (r response) errorBody(t *testing.T) (code, message string) {
 	require.NoError(t, json.Unmarshal(r.body, &env), "body: %s", r.body)
 	require.NotEmpty(t, env.Error.Code, "body: %s", r.body)
 	return env.Error.Code, env.Error.Message
+}
+
+// json sends v as a JSON body.
+func (f *fixture) json(t *testing.T, method, path, token string, v any) response {
+	t.Helper()
+	var body io.Reader
+	if s, ok := v.(string); ok {
+		body = strings.NewReader(s)
+	} else {
+		data, err := json.Marshal(v)
+		require.NoError(t, err)
+		body = bytes.NewReader(data)
+	}
+	return f.do(t, method, path, token, "application/json", body)
+}
+
+// decode unmarshals the response body.
+func (r response) decode(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
+	return m
 }
 
 func (f *fixture) do(t *testing.T, method, path, token, contentType string, body io.Reader) response {

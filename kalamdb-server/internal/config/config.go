@@ -408,11 +408,11 @@ func (c *Config) validate() Errors {
 	if c.Flush.DefaultIntervalSeconds < 0 {
 		add(c.errAt("flush.default_interval_seconds", "must be 0 (no timed flush) or more, got %d", c.Flush.DefaultIntervalSeconds))
 	}
-	if c.Stream.DefaultTTLSeconds < 0 {
-		add(c.errAt("stream.default_ttl_seconds", "must be 0 (no expiry) or more, got %d", c.Stream.DefaultTTLSeconds))
+	if c.Stream.DefaultTTLSeconds < 1 {
+		add(c.errAt("stream.default_ttl_seconds", "must be at least 1, got %d", c.Stream.DefaultTTLSeconds))
 	}
-	if c.Stream.DefaultMaxBufferRows < 0 {
-		add(c.errAt("stream.default_max_buffer_rows", "must be 0 (no cap) or more, got %d", c.Stream.DefaultMaxBufferRows))
+	if c.Stream.DefaultMaxBufferRows < 1 {
+		add(c.errAt("stream.default_max_buffer_rows", "must be at least 1, got %d", c.Stream.DefaultMaxBufferRows))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

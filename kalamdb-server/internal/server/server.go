@@ -20,6 +20,8 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
@@ -158,6 +160,7 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 	stopBg  []func()
+	catalog *catalog.Catalog
 
 	closeOnce sync.Once
 	closeErr  error
