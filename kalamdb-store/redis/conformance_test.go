@@ -1,0 +1,70 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
+)
+
+// prefixes hands out a fresh key prefix for every backend the tests open,
+// so each one starts empty on the shared server.
+var prefixes atomic.Int64
+
+func freshPrefix() string { return fmt.Sprintf("test%d", prefixes.Add(1)) }
+
+// harness opens backends on the server at addr with a fresh key prefix
+// each, scanChunk keys per scan round trip (the default when 0). Reopen
+// closes nothing itself: it connects a new client to the same server and
+// prefix, where the data lives.
+func harness(name string, addr func() string, scanChunk int) storetest.Harness {
+	return storetest.Harness{
+		Name: name,
+		New: func(t testing.TB) (store.StorageBackend, func() (store.StorageBackend, error)) {
+			cfg := DefaultConfig()
+			cfg.Addr = addr()
+			cfg.KeyPrefix = freshPrefix()
+			if scanChunk > 0 {
+				cfg.ScanChunk = scanChunk
+			}
+			b, err := OpenWith(context.Background(), cfg)
+			require.NoError(t, err)
+			return b, func() (store.StorageBackend, error) {
+				return OpenWith(context.Background(), cfg)
+			}
+		},
+	}
+}
+
+func sharedAddr() string { return shared.addr }
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, harness("redis", sharedAddr, 0))
+}
+
+// TestConformanceSmallChunks runs the suite with two keys per scan round
+// trip, so that every scan of more than two keys crosses chunk boundaries
+// while the suite writes under it.
+func TestConformanceSmallChunks(t *testing.T) {
+	storetest.Run(t, harness("redis-chunk2", sharedAddr, 2))
+}
+
+// TestConformanceOneKeyChunks is the extreme: one key per round trip.
+func TestConformanceOneKeyChunks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: TestConformanceSmallChunks covers chunk boundaries")
+	}
+	storetest.Run(t, harness("redis-chunk1", sharedAddr, 1))
+}
+
+// TestConformancePersistentServer runs the suite against a server of its
+// own that writes an append-only file, as a production server would.
+func TestConformancePersistentServer(t *testing.T) {
+	srv := startServer(t, serverOptions{persistent: true})
+	storetest.Run(t, harness("redis-aof", func() string { return srv.addr }, 0))
+}

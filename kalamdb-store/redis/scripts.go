@@ -1,0 +1,108 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Every change that touches more than one Redis key runs as one Lua script,
+// which Redis executes atomically: no other command runs between its first
+// and last line. Each script checks all it needs (the partition exists, the
+// Redis keys have the expected types) before its first write, so a script
+// that fails writes nothing.
+//
+// Layout, for key prefix P and partition N (see the package documentation):
+//
+//	P/partitions   hash: partition name -> generation (decimal)
+//	P/generation   string: the last generation handed out (INCR)
+//	{P/N}/keys     sorted set: every key of N, score 0, ordered bytewise
+//	{P/N}/values   hash: key -> value
+//
+// Return conventions: 1 (or 0 for batchScript) on success, 0 (or the
+// 1-based index of the missing partition for batchScript) when a partition
+// does not exist; a WRONGTYPE error when a Redis key under the prefix holds
+// something this package did not write.
+
+// checkTypes is inlined into the writing scripts. It returns an error reply
+// naming the first of z (sorted set) and h (hash) that holds another type.
+const checkTypes = `
+local function checkTypes(z, h)
+  local tz = redis.call('TYPE', z)['ok']
+  if tz ~= 'none' and tz ~= 'zset' then
+    return redis.error_reply('WRONGTYPE redis key ' .. z .. ' holds a ' .. tz .. ', not the sorted set of a partition')
+  end
+  local th = redis.call('TYPE', h)['ok']
+  if th ~= 'none' and th ~= 'hash' then
+    return redis.error_reply('WRONGTYPE redis key ' .. h .. ' holds a ' .. th .. ', not the hash of a partition')
+  end
+  return nil
+end
+`
+
+// putScript: KEYS = registry, keys zset, values hash; ARGV = partition, key, value.
+var putScript = goredis.NewScript(checkTypes + `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local bad = checkTypes(KEYS[2], KEYS[3])
+if bad then return bad end
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+return 1
+`)
+
+// deleteScript: KEYS = registry, keys zset, values hash; ARGV = partition, key.
+var deleteScript = goredis.NewScript(checkTypes + `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local bad = checkTypes(KEYS[2], KEYS[3])
+if bad then return bad end
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+return 1
+`)
+
+// batchScript: KEYS = registry, then the keys zset and values hash of each
+// partition the batch names (partition i at KEYS[2i], KEYS[2i+1]).
+// ARGV = the partition names (ARGV[i] for partition i), then the operations
+// in order: "p<i>", key, value for a put and "d<i>", key for a delete.
+// It returns 0, or the index i of a partition that does not exist (and then
+// writes nothing).
+var batchScript = goredis.NewScript(checkTypes + `
+local np = (#KEYS - 1) / 2
+for i = 1, np do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then return i end
+  local bad = checkTypes(KEYS[2*i], KEYS[2*i+1])
+  if bad then return bad end
+end
+local a, n = np + 1, #ARGV
+while a <= n do
+  local op = ARGV[a]
+  local i = tonumber(string.sub(op, 2))
+  local z, h, key = KEYS[2*i], KEYS[2*i+1], ARGV[a+1]
+  if string.byte(op, 1) == 112 then
+    redis.call('ZADD', z, 0, key)
+    redis.call('HSET', h, key, ARGV[a+2])
+    a = a + 3
+  else
+    redis.call('ZREM', z, key)
+    redis.call('HDEL', h, key)
+    a = a + 2
+  end
+end
+return 0
+`)
+
+// createScript: KEYS = registry, generation counter, keys zset, values hash;
+// ARGV = partition. It returns 1 when it created the partition, 0 when it
+// existed. A new partition starts empty whatever was left under its keys.
+var createScript = goredis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local g = redis.call('INCR', KEYS[2])
+redis.call('UNLINK', KEYS[3], KEYS[4])
+redis.call('HSET', KEYS[1], ARGV[1], g)
+return 1
+`)
+
+// dropScript: KEYS = registry, keys zset, values hash; ARGV = partition.
+// UNLINK frees the data in the background, so dropping a large partition
+// does not block the server.
+var dropScript = goredis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('UNLINK', KEYS[2], KEYS[3])
+return 1
+`)
