@@ -10,6 +10,7 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb"
 )
 
@@ -73,6 +74,13 @@ var all = []Backend{
 		Summary:  "embedded Pebble, pure Go; writes are synced to its log by default",
 		register: pebble.Register,
 		check:    decodeAndValidate(pebble.DefaultConfig),
+	},
+	{
+		Name:     redis.Name,
+		Durable:  true,
+		Summary:  "a Redis (or Valkey) server; durable as far as the server's persistence settings make it",
+		register: redis.Register,
+		check:    decodeAndValidate(redis.DefaultConfig),
 	},
 }
 
