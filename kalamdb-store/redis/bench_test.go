@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis/redistest"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
 )
 
@@ -21,8 +22,8 @@ func BenchmarkRedis(b *testing.B) {
 		storetest.Bench(b, harness("redis", sharedAddr, 0))
 	})
 	b.Run("aof", func(b *testing.B) {
-		srv := startServer(b, serverOptions{persistent: true, extra: []string{"--appendfsync", "everysec"}})
-		storetest.Bench(b, harness("redis-aof", func() string { return srv.addr }, 0))
+		srv := redistest.StartT(b, redistest.Options{Persistent: true, Extra: []string{"--appendfsync", "everysec"}})
+		storetest.Bench(b, harness("redis-aof", func() string { return srv.Addr }, 0))
 	})
 }
 
@@ -219,7 +220,7 @@ func dispatch(b *testing.B) *dispatchFixture {
 func newDispatchFixture() (*dispatchFixture, error) {
 	ctx := context.Background()
 	c := DefaultConfig()
-	c.Addr = shared.addr
+	c.Addr = shared.Addr
 	c.KeyPrefix = freshPrefix()
 	eng, err := openEngine(ctx, c)
 	if err != nil {

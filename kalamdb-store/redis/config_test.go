@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis/redistest"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -32,24 +33,24 @@ func TestOpenDecodesStrictly(t *testing.T) {
 	require.Equal(t, []string{Name}, r.Names())
 	ctx := context.Background()
 
-	_, err := r.Open(ctx, Name, store.ConfigMap{"addr": shared.addr, "adress": "x"})
+	_, err := r.Open(ctx, Name, store.ConfigMap{"addr": shared.Addr, "adress": "x"})
 	require.ErrorIs(t, err, store.ErrInvalidArgument)
 	require.Contains(t, err.Error(), "adress", "the unknown key is named")
 
-	_, err = r.Open(ctx, Name, store.ConfigMap{"addr": shared.addr, "dial_timeout": "soon"})
+	_, err = r.Open(ctx, Name, store.ConfigMap{"addr": shared.Addr, "dial_timeout": "soon"})
 	require.ErrorIs(t, err, store.ErrInvalidArgument)
 	require.Contains(t, err.Error(), "dial_timeout")
 
-	_, err = r.Open(ctx, Name, store.ConfigMap{"addr": shared.addr, "dial_timeout": int64(5)})
+	_, err = r.Open(ctx, Name, store.ConfigMap{"addr": shared.Addr, "dial_timeout": int64(5)})
 	require.ErrorIs(t, err, store.ErrInvalidArgument, "a bare integer is nanoseconds, far too short")
 	require.Contains(t, err.Error(), "dial_timeout")
 
-	_, err = r.Open(ctx, Name, store.ConfigMap{"addr": shared.addr, "pool_size": "many"})
+	_, err = r.Open(ctx, Name, store.ConfigMap{"addr": shared.Addr, "pool_size": "many"})
 	require.ErrorIs(t, err, store.ErrInvalidArgument)
 	require.Contains(t, err.Error(), "pool_size")
 
 	b, err := r.Open(ctx, Name, store.ConfigMap{
-		"addr":          shared.addr,
+		"addr":          shared.Addr,
 		"key_prefix":    freshPrefix(),
 		"db":            int64(1),
 		"dial_timeout":  "2s",
@@ -164,7 +165,7 @@ func TestPasswordIsNeverPrinted(t *testing.T) {
 	}
 
 	// Nothing listens on a port that was just free.
-	port, err := freePort()
+	port, err := redistest.FreePort()
 	require.NoError(t, err)
 	c.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	c.DialTimeout = Duration(time.Second)
@@ -176,14 +177,14 @@ func TestPasswordIsNeverPrinted(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	const secret = "s3cret-pass"
-	srv := startServer(t, serverOptions{password: secret})
+	srv := redistest.StartT(t, redistest.Options{Password: secret})
 	ctx := context.Background()
 	c := DefaultConfig()
-	c.Addr = srv.addr
+	c.Addr = srv.Addr
 
 	_, err := OpenWith(ctx, c)
 	require.Error(t, err, "no password")
-	require.Contains(t, err.Error(), srv.addr)
+	require.Contains(t, err.Error(), srv.Addr)
 
 	c.Password = "wrong-" + secret
 	_, err = OpenWith(ctx, c)
@@ -200,7 +201,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestUnreachableServer(t *testing.T) {
-	port, err := freePort()
+	port, err := redistest.FreePort()
 	require.NoError(t, err)
 	c := DefaultConfig()
 	c.Addr = fmt.Sprintf("127.0.0.1:%d", port)
@@ -218,9 +219,9 @@ func TestUnreachableServer(t *testing.T) {
 }
 
 func TestClusterModeIsRefused(t *testing.T) {
-	srv := startServer(t, serverOptions{cluster: true})
+	srv := redistest.StartT(t, redistest.Options{Cluster: true})
 	c := DefaultConfig()
-	c.Addr = srv.addr
+	c.Addr = srv.Addr
 	_, err := OpenWith(context.Background(), c)
 	require.ErrorIs(t, err, store.ErrUnsupported)
 	require.Contains(t, err.Error(), "cluster mode")

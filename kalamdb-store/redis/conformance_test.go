@@ -2,21 +2,14 @@ package redis
 
 import (
 	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis/redistest"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
 )
-
-// prefixes hands out a fresh key prefix for every backend the tests open,
-// so each one starts empty on the shared server.
-var prefixes atomic.Int64
-
-func freshPrefix() string { return fmt.Sprintf("test%d", prefixes.Add(1)) }
 
 // harness opens backends on the server at addr with a fresh key prefix
 // each, scanChunk keys per scan round trip (the default when 0). Reopen
@@ -41,7 +34,7 @@ func harness(name string, addr func() string, scanChunk int) storetest.Harness {
 	}
 }
 
-func sharedAddr() string { return shared.addr }
+func sharedAddr() string { return shared.Addr }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, harness("redis", sharedAddr, 0))
@@ -65,6 +58,6 @@ func TestConformanceOneKeyChunks(t *testing.T) {
 // TestConformancePersistentServer runs the suite against a server of its
 // own that writes an append-only file, as a production server would.
 func TestConformancePersistentServer(t *testing.T) {
-	srv := startServer(t, serverOptions{persistent: true})
-	storetest.Run(t, harness("redis-aof", func() string { return srv.addr }, 0))
+	srv := redistest.StartT(t, redistest.Options{Persistent: true})
+	storetest.Run(t, harness("redis-aof", func() string { return srv.Addr }, 0))
 }

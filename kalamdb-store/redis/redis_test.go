@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis/redistest"
 )
 
 // open returns a backend on addr with a fresh key prefix and the given scan
@@ -62,8 +63,8 @@ func scanAll(t testing.TB, b store.StorageBackend, p store.Partition, opts store
 // as two KalamDB processes would.
 func TestKeyPrefixes(t *testing.T) {
 	ctx := context.Background()
-	a, cfg := open(t, shared.addr, 0)
-	other, _ := open(t, shared.addr, 0)
+	a, cfg := open(t, shared.Addr, 0)
+	other, _ := open(t, shared.Addr, 0)
 	p := mustPart(t, a, "users")
 	require.NoError(t, a.Put(ctx, p, []byte("k"), []byte("from a")))
 
@@ -94,10 +95,10 @@ func TestKeyPrefixes(t *testing.T) {
 // which another version of this package must keep reading.
 func TestDataLayout(t *testing.T) {
 	ctx := context.Background()
-	b, cfg := open(t, shared.addr, 0)
+	b, cfg := open(t, shared.Addr, 0)
 	p := mustPart(t, b, "orders.v1")
 	require.NoError(t, b.Put(ctx, p, []byte("\x00key\xff"), []byte("val")))
-	raw := rawClient(t, shared.addr)
+	raw := rawClient(t, shared.Addr)
 	pre := cfg.KeyPrefix
 
 	gen, err := raw.HGet(ctx, pre+"/partitions", "orders.v1").Result()
@@ -119,11 +120,11 @@ func TestDataLayout(t *testing.T) {
 // writes fail with an error naming the Redis key, and write nothing.
 func TestForeignKeysWriteNothing(t *testing.T) {
 	ctx := context.Background()
-	b, cfg := open(t, shared.addr, 0)
+	b, cfg := open(t, shared.Addr, 0)
 	good := mustPart(t, b, "good")
 	bad := mustPart(t, b, "bad")
 	require.NoError(t, b.Put(ctx, good, []byte("k"), []byte("v0")))
-	raw := rawClient(t, shared.addr)
+	raw := rawClient(t, shared.Addr)
 	badKeys := "{" + cfg.KeyPrefix + "/bad}/keys"
 	require.NoError(t, raw.Set(ctx, badKeys, "not a sorted set", 0).Err())
 
@@ -158,7 +159,7 @@ func TestForeignKeysWriteNothing(t *testing.T) {
 // take two round trips), so the reader here is a raw transaction.
 func TestBatchAtomicForReaders(t *testing.T) {
 	ctx := context.Background()
-	b, cfg := open(t, shared.addr, 0)
+	b, cfg := open(t, shared.Addr, 0)
 	p := mustPart(t, b, "tokens")
 	q := mustPart(t, b, "ledger")
 	pz, ph := "{"+cfg.KeyPrefix+"/tokens}/keys", "{"+cfg.KeyPrefix+"/tokens}/values"
@@ -184,7 +185,7 @@ func TestBatchAtomicForReaders(t *testing.T) {
 			}
 		}
 	}()
-	raw := rawClient(t, shared.addr)
+	raw := rawClient(t, shared.Addr)
 	for r := 0; r < 2; r++ {
 		wg.Add(1)
 		go func() {
@@ -231,7 +232,7 @@ func TestBatchAtomicForReaders(t *testing.T) {
 // without applying any of it.
 func TestLargeBatch(t *testing.T) {
 	ctx := context.Background()
-	b, _ := open(t, shared.addr, 0)
+	b, _ := open(t, shared.Addr, 0)
 	parts := []store.Partition{mustPart(t, b, "a"), mustPart(t, b, "b"), mustPart(t, b, "c")}
 	const n = 30000
 	ops := make([]store.Operation, 0, n+1)
@@ -280,7 +281,7 @@ func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 func TestScanReadsInChunks(t *testing.T) {
 	ctx := context.Background()
 	cfg := DefaultConfig()
-	cfg.Addr, cfg.KeyPrefix, cfg.ScanChunk = shared.addr, freshPrefix(), 10
+	cfg.Addr, cfg.KeyPrefix, cfg.ScanChunk = shared.Addr, freshPrefix(), 10
 	e, err := openEngine(ctx, cfg)
 	require.NoError(t, err)
 	defer e.Close()
@@ -336,7 +337,7 @@ func TestScanReadsInChunks(t *testing.T) {
 func TestScanAcrossDrop(t *testing.T) {
 	ctx := context.Background()
 	for _, recreate := range []bool{false, true} {
-		b, _ := open(t, shared.addr, 2)
+		b, _ := open(t, shared.Addr, 2)
 		p := mustPart(t, b, "p")
 		for i := 0; i < 10; i++ {
 			require.NoError(t, b.Put(ctx, p, []byte{byte('a' + i)}, []byte("v")))
@@ -361,10 +362,10 @@ func TestScanAcrossDrop(t *testing.T) {
 // the context's error, or with a timeout after read_timeout, instead of
 // hanging.
 func TestTimeouts(t *testing.T) {
-	srv := startServer(t, serverOptions{})
+	srv := redistest.StartT(t, redistest.Options{})
 	ctx := context.Background()
 	cfg := DefaultConfig()
-	cfg.Addr = srv.addr
+	cfg.Addr = srv.Addr
 	cfg.ReadTimeout = Duration(200 * time.Millisecond)
 	b, err := OpenWith(ctx, cfg)
 	require.NoError(t, err)
@@ -372,7 +373,7 @@ func TestTimeouts(t *testing.T) {
 	p := mustPart(t, b, "p")
 	require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
 
-	raw := goredis.NewClient(&goredis.Options{Addr: srv.addr, Protocol: 2, DisableIdentity: true, ReadTimeout: time.Minute})
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr, Protocol: 2, DisableIdentity: true, ReadTimeout: time.Minute})
 	defer raw.Close()
 	// CLIENT PAUSE holds every client's commands (its own too) until it
 	// expires; it has taken effect when it returns.
@@ -386,7 +387,7 @@ func TestTimeouts(t *testing.T) {
 
 	_, err = b.Get(ctx, p, []byte("k"))
 	require.Error(t, err, "read_timeout bounds a call without a deadline")
-	require.Contains(t, err.Error(), "get at "+srv.addr)
+	require.Contains(t, err.Error(), "get at "+srv.Addr)
 	require.Contains(t, err.Error(), "timeout")
 
 	// PING returns when the pause is over.
@@ -401,10 +402,10 @@ func TestTimeouts(t *testing.T) {
 func TestSurvivesServerRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	srv, err := launchServer(serverOptions{dir: dir, persistent: true})
+	srv, err := redistest.Start(redistest.Options{Dir: dir, Persistent: true})
 	require.NoError(t, err)
 	cfg := DefaultConfig()
-	cfg.Addr = srv.addr
+	cfg.Addr = srv.Addr
 	b, err := OpenWith(ctx, cfg)
 	require.NoError(t, err)
 	a := mustPart(t, b, "a")
@@ -416,10 +417,10 @@ func TestSurvivesServerRestart(t *testing.T) {
 	}))
 	require.NoError(t, b.DropPartition(ctx, gone))
 	require.NoError(t, b.Close())
-	require.NoError(t, srv.stop())
+	require.NoError(t, srv.Stop())
 
-	srv = startServer(t, serverOptions{dir: dir, persistent: true})
-	cfg.Addr = srv.addr
+	srv = redistest.StartT(t, redistest.Options{Dir: dir, Persistent: true})
+	cfg.Addr = srv.Addr
 	b, err = OpenWith(ctx, cfg)
 	require.NoError(t, err)
 	defer b.Close()
@@ -430,7 +431,7 @@ func TestSurvivesServerRestart(t *testing.T) {
 	// Generations continue after the restart, so a re-created partition is
 	// still told apart from the dropped one.
 	require.NoError(t, b.CreatePartition(ctx, gone))
-	raw := rawClient(t, srv.addr)
+	raw := rawClient(t, srv.Addr)
 	require.Equal(t, "3", raw.HGet(ctx, cfg.KeyPrefix+"/partitions", "gone").Val())
 }
 
@@ -438,10 +439,10 @@ func TestSurvivesServerRestart(t *testing.T) {
 // noeviction policy the package documentation asks for) refuses writes, and
 // a refused batch or put leaves nothing behind.
 func TestOutOfMemoryWritesNothing(t *testing.T) {
-	srv := startServer(t, serverOptions{extra: []string{"--maxmemory", "4mb", "--maxmemory-policy", "noeviction"}})
+	srv := redistest.StartT(t, redistest.Options{Extra: []string{"--maxmemory", "4mb", "--maxmemory-policy", "noeviction"}})
 	ctx := context.Background()
 	cfg := DefaultConfig()
-	cfg.Addr = srv.addr
+	cfg.Addr = srv.Addr
 	b, err := OpenWith(ctx, cfg)
 	require.NoError(t, err)
 	defer b.Close()
@@ -468,7 +469,7 @@ func TestOutOfMemoryWritesNothing(t *testing.T) {
 	require.Empty(t, scanAll(t, b, q, store.ScanOptions{}), "the refused batch wrote nothing")
 	got := scanAll(t, b, p, store.ScanOptions{Limit: 1})
 	require.Equal(t, "fill0000="+string(value), got[0], "nor deleted anything")
-	raw := rawClient(t, srv.addr)
+	raw := rawClient(t, srv.Addr)
 	z, h := "{"+cfg.KeyPrefix+"/p}/keys", "{"+cfg.KeyPrefix+"/p}/values"
 	require.Equal(t, int64(written), raw.ZCard(ctx, z).Val(), "only the acknowledged puts are in the sorted set")
 	require.Equal(t, int64(written), raw.HLen(ctx, h).Val(), "and in the hash")
