@@ -115,9 +115,9 @@ func invalid(key, format string, args ...any) error {
 	return fmt.Errorf("%w: [storage.redis] %s: %s", store.ErrInvalidArgument, key, fmt.Sprintf(format, args...))
 }
 
-// Validate checks every value of c; the error wraps store.ErrInvalidArgument
-// and names the offending key. It does not contact the server or read
-// tls_ca_file (OpenWith does both).
+// Validate checks every value of c, including that tls_ca_file holds PEM
+// certificates; the error wraps store.ErrInvalidArgument and names the
+// offending key. It does not contact the server.
 func (c Config) Validate() error {
 	if c.Addr == "" {
 		return invalid("addr", "is empty; give host:port or the absolute path of a unix socket")
@@ -165,7 +165,8 @@ func (c Config) Validate() error {
 	if c.ScanChunk < 1 || c.ScanChunk > MaxScanChunk {
 		return invalid("scan_chunk", "%d is outside 1 to %d", c.ScanChunk, MaxScanChunk)
 	}
-	return nil
+	_, err := c.tlsConfig()
+	return err
 }
 
 func validateKeyPrefix(p string) error {

@@ -111,6 +111,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{"addr", func(c *Config) { c.Addr = "localhost:redis" }},
 		{"db", func(c *Config) { c.DB = -1 }},
 		{"tls_ca_file", func(c *Config) { c.TLSCAFile = notPEM }},
+		{"tls_ca_file", func(c *Config) { c.TLS, c.TLSCAFile = true, notPEM }},
 		{"tls_server_name", func(c *Config) { c.TLSServerName = "x" }},
 		{"tls", func(c *Config) { c.Addr = "/run/redis.sock"; c.TLS = true }},
 		{"dial_timeout", func(c *Config) { c.DialTimeout = 0 }},
@@ -137,15 +138,14 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrInvalidArgument, "OpenWith validates: %s", tc.key)
 	}
 
-	// Files are read by OpenWith, not by Validate.
+	// tls_ca_file must hold certificates.
 	c := DefaultConfig()
 	c.TLS, c.TLSCAFile = true, notPEM
-	require.NoError(t, c.Validate())
-	_, err := OpenWith(context.Background(), c)
+	err := c.Validate()
 	require.ErrorIs(t, err, store.ErrInvalidArgument)
 	require.Contains(t, err.Error(), "tls_ca_file")
 	c.TLSCAFile = filepath.Join(dir, "missing.pem")
-	_, err = OpenWith(context.Background(), c)
+	err = c.Validate()
 	require.ErrorIs(t, err, store.ErrInvalidArgument)
 	require.Contains(t, err.Error(), "tls_ca_file")
 

@@ -43,6 +43,10 @@ type Options struct {
 	Password string
 	// Cluster starts the server in cluster mode (cluster-enabled yes).
 	Cluster bool
+	// TLSCertFile and TLSKeyFile, when set, make the server speak TLS only
+	// (tls-port instead of port) with this certificate, without asking
+	// clients for certificates.
+	TLSCertFile, TLSKeyFile string
 	// Extra are more redis-server arguments, such as "--maxmemory", "4mb".
 	// They come last and override the ones above.
 	Extra []string
@@ -140,6 +144,11 @@ func startOn(bin string, port int, o Options) (*Server, error) {
 	}
 	if o.Password != "" {
 		args = append(args, "--requirepass", o.Password)
+	}
+	if o.TLSCertFile != "" || o.TLSKeyFile != "" {
+		args[1] = "0"
+		args = append(args, "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", o.TLSCertFile, "--tls-key-file", o.TLSKeyFile, "--tls-auth-clients", "no")
 	}
 	if o.Cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes-"+strconv.Itoa(port)+".conf")
