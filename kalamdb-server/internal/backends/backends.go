@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/bbolt"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis"
@@ -74,6 +75,13 @@ var all = []Backend{
 		Summary:  "embedded Pebble, pure Go; writes are synced to its log by default",
 		register: pebble.Register,
 		check:    decodeAndValidate(pebble.DefaultConfig),
+	},
+	{
+		Name:     bbolt.Name,
+		Durable:  true,
+		Summary:  "embedded bbolt, pure Go, one file; every write commits a synced transaction",
+		register: bbolt.Register,
+		check:    decodeAndValidate(bbolt.DefaultConfig),
 	},
 	{
 		Name:     redis.Name,
