@@ -79,7 +79,7 @@ var all = []Backend{
 	{
 		Name:     bbolt.Name,
 		Durable:  true,
-		Summary:  "embedded bbolt, pure Go, one file; every write commits a synced transaction",
+		Summary:  "embedded bbolt, pure Go, one file; writes are synced to disk by default",
 		register: bbolt.Register,
 		check:    decodeAndValidate(bbolt.DefaultConfig),
 	},
