@@ -25,24 +25,34 @@ type iterator struct {
 
 	mu     sync.Mutex
 	tx     *bolt.Tx // nil once detached or closed
-	src    *merger
-	rest   []pair // after detach: what the range had left
+	src    *merger  // &m while tx is open
+	rest   []pair   // after detach: what the range had left
 	limit  int    // the scan's Limit hint; 0 for none
 	served int
 
 	// Owned by the owner goroutine.
 	key, val   []byte
 	kbuf, vbuf []byte
+
+	// The sources, allocated with the iterator.
+	m     merger
+	short shortSource
+	long  longSource
 }
 
 type pair struct{ k, v []byte }
 
 func newIterator(e *engine, tx *bolt.Tx, b, long *bolt.Bucket, r store.Range) *iterator {
-	m := &merger{a: &shortSource{c: b.Cursor(), r: r}, reverse: r.Reverse}
+	buf := make([]byte, 0, 256) // the first key and value buffers, at once
+	it := &iterator{e: e, tx: tx, limit: r.Limit, kbuf: buf[0:0:64], vbuf: buf[64:64:256]}
+	it.short = shortSource{c: b.Cursor(), r: r}
+	it.m = merger{a: &it.short, reverse: r.Reverse}
 	if long != nil {
-		m.b = &longSource{outer: long.Cursor(), long: long, r: r}
+		it.long = longSource{outer: long.Cursor(), long: long, r: r}
+		it.m.b = &it.long
 	}
-	return &iterator{e: e, tx: tx, src: m, limit: r.Limit, vbuf: make([]byte, 0, 64)}
+	it.src = &it.m
+	return it
 }
 
 func (it *iterator) Next() bool {
@@ -92,6 +102,7 @@ func (it *iterator) release() {
 	if it.tx != nil {
 		_ = it.tx.Rollback()
 		it.tx, it.src = nil, nil
+		it.m, it.short, it.long = merger{}, shortSource{}, longSource{}
 	}
 }
 

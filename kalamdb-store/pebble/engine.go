@@ -47,6 +47,7 @@ func openEngine(cfg Config) (*engine, error) {
 		Cache:              cache,
 		MemTableSize:       uint64(cfg.MemTableMB) << 20,
 		FormatMajorVersion: pdb.FormatNewest,
+		Logger:             quietLogger{},
 	}
 	db, err := pdb.Open(cfg.Path, opts)
 	if err != nil {
@@ -240,23 +241,29 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 
 func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {
 	name := p.Name()
-	lower, upper := bounds(name)
-	if r.Lower != nil {
-		lower = appendKey(lower[:0], name, r.Lower)
-	}
+	// Both bounds in one allocation: name 0x00 Lower, then name 0x00 Upper
+	// (name 0x01 when Upper is nil).
+	n := len(name) + 1
+	buf := make([]byte, 0, 2*n+len(r.Lower)+len(r.Upper))
+	lower := appendKey(buf, name, r.Lower)
+	var upper []byte
 	if r.Upper != nil {
-		upper = appendKey(make([]byte, 0, len(name)+1+len(r.Upper)), name, r.Upper)
+		upper = appendKey(lower[len(lower):], name, r.Upper)
+	} else {
+		upper = append(append(lower[len(lower):], name...), 1)
 	}
+	it := &iterator{strip: n, reverse: r.Reverse}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if !e.exists(p) {
 		return nil, notFound(p)
 	}
-	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: lower, UpperBound: upper})
+	var err error
+	it.it, err = e.db.NewIter(&pdb.IterOptions{LowerBound: lower[:len(lower):len(lower)], UpperBound: upper})
 	if err != nil {
 		return nil, fmt.Errorf("pebble: scan of %q: %w", name, err)
 	}
-	return &iterator{it: it, strip: len(name) + 1, reverse: r.Reverse}, nil
+	return it, nil
 }
 
 func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {
@@ -396,3 +403,17 @@ func (i *iterator) Close() error {
 }
 
 var _ store.Engine = (*engine)(nil)
+
+// quietLogger drops Pebble's informational messages (one per WAL replayed
+// at open, …) and passes errors on to Pebble's default logger.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) {
+	pdb.DefaultLogger.Errorf(format, args...)
+}
+
+func (quietLogger) Fatalf(format string, args ...any) {
+	pdb.DefaultLogger.Fatalf(format, args...)
+}
