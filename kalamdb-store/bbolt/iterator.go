@@ -27,7 +27,7 @@ type iterator struct {
 	tx     *bolt.Tx // nil once detached or closed
 	src    *merger  // &m while tx is open
 	rest   []pair   // after detach: what the range had left
-	limit  int    // the scan's Limit hint; 0 for none
+	limit  int      // the scan's Limit hint; 0 for none
 	served int
 
 	// Owned by the owner goroutine.
