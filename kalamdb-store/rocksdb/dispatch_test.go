@@ -1,0 +1,287 @@
+package rocksdb
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/linxGnu/grocksdb"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+)
+
+// BenchmarkDispatch measures what the storage abstraction costs over calling
+// RocksDB by hand (ADR-003: "trait dispatch overhead < 5% vs direct RocksDB
+// calls"). Each <op> has two sub-benchmarks over the same database, column
+// families, keys, values and RocksDB options:
+//
+//   - direct calls grocksdb by hand, the way a program without the
+//     abstraction would, doing the same useful work;
+//   - backend goes through a store.StorageBackend interface value (as the
+//     server holds it): the argument checks and locking of store.New, then
+//     this package's engine, then the same grocksdb calls.
+//
+// The operations, on 12-byte keys and 100-byte values:
+//
+//   - get: a point read of an existing key (data flushed to a table file,
+//     blocks in the block cache). direct: DB.GetCF, then a copy into a new
+//     Go slice owned by the caller, then Slice.Free. backend: Get.
+//   - put: a write of one key into another column family. direct:
+//     DB.PutCF. backend: Put.
+//   - batch100: one atomic write of 100 puts. direct: NewWriteBatch,
+//     100 × WriteBatch.PutCF, DB.Write, WriteBatch.Destroy. backend: Batch
+//     with 100 store.Operations built before the timer starts.
+//   - scan100: a prefix scan that returns exactly 100 keys, reading every
+//     key and value. direct: read options with the prefix as lower bound
+//     and its successor as upper bound (precomputed), NewIteratorCF, Seek,
+//     Valid/Key/Value/Next to the end, Err, Close, ReadOptions.Destroy.
+//     backend: Scan with ScanOptions{Prefix}, Next/Key/Value, Close.
+//
+// scripts/bench.sh runs it with -count 6 and prints backend/direct ratios.
+func BenchmarkDispatch(b *testing.B) {
+	fx := dispatch(b)
+	ctx := context.Background()
+	db := fx.eng.db
+
+	b.Run("get/direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			s, err := db.GetCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !s.Exists() {
+				b.Fatal("missing key")
+			}
+			v := make([]byte, s.Size())
+			copy(v, s.Data())
+			s.Free()
+			sink = v
+		}
+	})
+	b.Run("get/backend", func(b *testing.B) {
+		be := fx.be
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink = v
+		}
+	})
+
+	b.Run("put/direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := db.PutCF(fx.wo, fx.writeH, fx.keys[i%dispatchKeys], fx.val); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("put/backend", func(b *testing.B) {
+		be := fx.be
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("batch100/direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			keys := fx.batchKeys[i%len(fx.batchKeys)]
+			wb := grocksdb.NewWriteBatch()
+			for _, k := range keys {
+				wb.PutCF(fx.writeH, k, fx.val)
+			}
+			err := db.Write(fx.wo, wb)
+			wb.Destroy()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("batch100/backend", func(b *testing.B) {
+		be := fx.be
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	b.Run("scan100/direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			j := (i * 37) % len(fx.prefixes)
+			ro := grocksdb.NewDefaultReadOptions()
+			ro.SetIterateLowerBound(fx.prefixes[j])
+			ro.SetIterateUpperBound(fx.uppers[j])
+			it := db.NewIteratorCF(ro, fx.readH)
+			n, size := 0, 0
+			for it.Seek(fx.prefixes[j]); it.Valid(); it.Next() {
+				size += len(it.Key().Data()) + len(it.Value().Data())
+				n++
+			}
+			err := it.Err()
+			it.Close()
+			ro.Destroy()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
+				b.Fatalf("scan read %d keys, %d bytes", n, size)
+			}
+		}
+	})
+	b.Run("scan100/backend", func(b *testing.B) {
+		be := fx.be
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			j := (i * 37) % len(fx.prefixes)
+			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, size := 0, 0
+			for it.Next() {
+				size += len(it.Key()) + len(it.Value())
+				n++
+			}
+			if err := it.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
+				b.Fatalf("scan read %d keys, %d bytes", n, size)
+			}
+		}
+	})
+}
+
+var sink []byte
+
+const (
+	dispatchKeys     = 10000
+	dispatchKeyLen   = len("row/00000000")
+	dispatchValueLen = 100
+)
+
+// dispatchFixture is one database shared by every BenchmarkDispatch run of
+// the process, so that direct and backend read the very same files and
+// block cache.
+type dispatchFixture struct {
+	dir   string
+	eng   *engine
+	be    store.StorageBackend // store.New(eng): the interface value the server holds
+	read  store.Partition      // preloaded and flushed, never written afterwards
+	write store.Partition      // target of put and batch100
+
+	readH, writeH *grocksdb.ColumnFamilyHandle
+	ro            *grocksdb.ReadOptions  // direct's own, as the engine's
+	wo            *grocksdb.WriteOptions // direct's own, as the engine's
+
+	keys      [][]byte
+	val       []byte
+	batchKeys [][][]byte          // 100 batches of 100 keys
+	batchOps  [][]store.Operation // the same batches as operations
+	prefixes  [][]byte            // 100 prefixes of 100 keys each
+	uppers    [][]byte            // their successors
+}
+
+var (
+	fixtureOnce sync.Once
+	fixture     *dispatchFixture
+	fixtureErr  error
+)
+
+func dispatch(b *testing.B) *dispatchFixture {
+	fixtureOnce.Do(func() { fixture, fixtureErr = newDispatchFixture() })
+	if fixtureErr != nil {
+		b.Fatal(fixtureErr)
+	}
+	return fixture
+}
+
+func newDispatchFixture() (*dispatchFixture, error) {
+	dir, err := os.MkdirTemp("", "kalamdb-dispatch-")
+	if err != nil {
+		return nil, err
+	}
+	c := DefaultConfig()
+	c.Path = dir
+	eng, err := openEngine(c)
+	if err != nil {
+		return nil, err
+	}
+	fx := &dispatchFixture{
+		dir: dir, eng: eng, be: store.New(eng),
+		read: store.MustPartition("read"), write: store.MustPartition("write"),
+		ro: grocksdb.NewDefaultReadOptions(), wo: grocksdb.NewDefaultWriteOptions(),
+		val: make([]byte, dispatchValueLen),
+	}
+	fx.wo.SetSync(c.SyncWrites)
+	for i := range fx.val {
+		fx.val[i] = byte(i)
+	}
+	ctx := context.Background()
+	for _, p := range []store.Partition{fx.read, fx.write} {
+		if err := fx.be.CreatePartition(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	fx.readH, fx.writeH = eng.parts["read"].h, eng.parts["write"].h
+	ops := make([]store.Operation, 0, dispatchKeys)
+	for i := 0; i < dispatchKeys; i++ {
+		k := []byte(fmt.Sprintf("row/%08d", i))
+		fx.keys = append(fx.keys, k)
+		ops = append(ops, store.PutOp(fx.read, k, fx.val))
+	}
+	if err := fx.be.Batch(ctx, ops); err != nil {
+		return nil, err
+	}
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	if err := eng.db.FlushCF(fx.readH, fo); err != nil {
+		return nil, err
+	}
+	for i := 0; i < dispatchKeys/100; i++ {
+		keys := fx.keys[i*100 : (i+1)*100]
+		fx.batchKeys = append(fx.batchKeys, keys)
+		bops := make([]store.Operation, len(keys))
+		for j, k := range keys {
+			bops[j] = store.PutOp(fx.write, k, fx.val)
+		}
+		fx.batchOps = append(fx.batchOps, bops)
+		prefix := []byte(fmt.Sprintf("row/000%03d", i)) // row/000iii00 to row/000iii99
+		fx.prefixes = append(fx.prefixes, prefix)
+		fx.uppers = append(fx.uppers, store.PrefixSuccessor(prefix))
+	}
+	// Warm the block cache.
+	for _, k := range fx.keys {
+		if _, err := fx.be.Get(ctx, fx.read, k); err != nil {
+			return nil, err
+		}
+	}
+	return fx, nil
+}
+
+func (fx *dispatchFixture) close() {
+	fx.ro.Destroy()
+	fx.wo.Destroy()
+	_ = fx.be.Close()
+	_ = os.RemoveAll(fx.dir)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixture != nil {
+		fixture.close()
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,184 @@
+package rocksdb
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+)
+
+// scaleFigures is what many partitions cost.
+type scaleFigures struct {
+	Create   time.Duration // creating every partition and writing its keys
+	Reopen   time.Duration // OpenWith of the database with every partition
+	RSSDelta int64         // resident memory added by the open backend, bytes (-1 if unknown)
+	FDs      int           // file descriptors the open backend added (-1 if unknown)
+	Disk     int64         // bytes under the database directory after reopen
+	WAL      int64         // bytes of write-ahead log after the hot partition's writes
+	Files    int           // files under the database directory
+}
+
+// measurePartitions creates n partitions with keysEach small keys each, then
+// writes hotMB of data into one more partition (the WAL must not stay pinned
+// by the idle ones), closes, and measures a reopen.
+func measurePartitions(t testing.TB, c Config, n, keysEach, hotMB int) scaleFigures {
+	t.Helper()
+	ctx := context.Background()
+	var f scaleFigures
+
+	start := time.Now()
+	b, err := OpenWith(c)
+	require.NoError(t, err)
+	val := bytes.Repeat([]byte("v"), 100)
+	for i := 0; i < n; i++ {
+		p := store.MustPartition(fmt.Sprintf("table-%05d", i))
+		require.NoError(t, b.CreatePartition(ctx, p))
+		for k := 0; k < keysEach; k++ {
+			require.NoError(t, b.Put(ctx, p, []byte(fmt.Sprintf("row-%04d", k)), val))
+		}
+	}
+	f.Create = time.Since(start)
+	hot := store.MustPartition("hot")
+	require.NoError(t, b.CreatePartition(ctx, hot))
+	big := make([]byte, 64<<10)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(big) // incompressible
+	for i := 0; i < hotMB*16; i++ {
+		require.NoError(t, b.Put(ctx, hot, []byte(fmt.Sprintf("hot-%06d", i)), big))
+	}
+	f.WAL = walBytes(t, c.Path)
+	require.NoError(t, b.Close())
+
+	runtime.GC()
+	rss0, fd0 := rssBytes(), openFDs()
+	start = time.Now()
+	b, err = OpenWith(c)
+	require.NoError(t, err)
+	f.Reopen = time.Since(start)
+	defer func() { require.NoError(t, b.Close()) }()
+	ps, err := b.ListPartitions(ctx)
+	require.NoError(t, err)
+	require.Len(t, ps, n+1, "every partition is found again")
+	last := store.MustPartition(fmt.Sprintf("table-%05d", n-1))
+	v, err := b.Get(ctx, last, []byte(fmt.Sprintf("row-%04d", keysEach-1)))
+	require.NoError(t, err)
+	require.Equal(t, val, v)
+	runtime.GC()
+	f.RSSDelta, f.FDs = -1, -1
+	if rss0 >= 0 {
+		f.RSSDelta = rssBytes() - rss0
+	}
+	if fd0 >= 0 {
+		f.FDs = openFDs() - fd0
+	}
+	f.Disk, f.Files = dirSize(t, c.Path)
+	return f
+}
+
+// TestManyPartitions checks the scale behaviour on a small number of
+// partitions, quick enough for every test run: all partitions come back,
+// idle partitions do not pin the write-ahead log, and the backend's file
+// descriptors stay within max_open_files.
+func TestManyPartitions(t *testing.T) {
+	c := testConfig(t)
+	c.MaxOpenFiles, c.MaxWALMB = 20, 1
+	f := measurePartitions(t, c, 100, 3, 16)
+	t.Logf("100 partitions: create %v, reopen %v, RSS +%d KiB, %d fds, %d files, disk %d KiB, WAL %d KiB",
+		f.Create, f.Reopen, f.RSSDelta>>10, f.FDs, f.Files, f.Disk>>10, f.WAL>>10)
+	// 16 MiB went through the hot partition after the idle ones were
+	// written; with max_wal_mb = 1 the idle partitions were flushed and the
+	// old logs deleted rather than kept for them.
+	require.Less(t, f.WAL, int64(12<<20), "the write-ahead log is bounded by max_wal_mb plus a memtable or two, not kept alive by idle partitions")
+	if f.FDs >= 0 {
+		require.LessOrEqual(t, f.FDs, c.MaxOpenFiles+16, "descriptors: table files within max_open_files, plus log, WAL, LOCK and directories")
+	}
+}
+
+// BenchmarkPartitions1000 measures what 1,000 partitions cost: the time to
+// create them (with 10 keys each) and to reopen the database, the resident
+// memory and file descriptors the open backend adds, and the disk used, with
+// the default configuration. docs/rocksdb.md records the figures.
+func BenchmarkPartitions1000(b *testing.B) {
+	for b.Loop() {
+		c := DefaultConfig()
+		c.Path = filepath.Join(b.TempDir(), "db")
+		f := measurePartitions(b, c, 1000, 10, 128)
+		b.ReportMetric(f.Create.Seconds(), "create-s")
+		b.ReportMetric(f.Reopen.Seconds()*1000, "reopen-ms")
+		b.ReportMetric(float64(f.RSSDelta)/(1<<20), "rss-MiB")
+		b.ReportMetric(float64(f.FDs), "fds")
+		b.ReportMetric(float64(f.Files), "files")
+		b.ReportMetric(float64(f.Disk)/(1<<20), "disk-MiB")
+		b.ReportMetric(float64(f.WAL)/(1<<20), "wal-MiB")
+	}
+}
+
+// rssBytes returns the process's resident set size, or -1 off Linux.
+func rssBytes() int64 {
+	fh, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+// openFDs returns the number of open file descriptors, or -1 off Linux.
+func openFDs() int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(entries)
+}
+
+func dirSize(t testing.TB, dir string) (size int64, files int) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		size += info.Size()
+		files++
+		return nil
+	}))
+	return size, files
+}
+
+func walBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	require.NoError(t, err)
+	var n int64
+	for _, l := range logs {
+		if info, err := os.Stat(l); err == nil {
+			n += info.Size()
+		}
+	}
+	return n
+}
