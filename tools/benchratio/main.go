@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -62,10 +63,13 @@ type run struct {
 	AllocsPerOp float64 // -1 when the line has no allocs/op
 }
 
-// results maps a benchmark name, without its -GOMAXPROCS suffix, to its
-// runs in input order.
+// results maps a benchmark, named "<package>.<name>" without the
+// -GOMAXPROCS suffix (package being the last element of the "pkg:" line
+// above it, when there is one), to its runs in input order. Several packages
+// may each have a BenchmarkDispatch.
 type results map[string][]run
 
+var pkgRE = regexp.MustCompile(`^pkg:\s+(\S+)`)
 var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op(.*)$`)
 var allocsRE = regexp.MustCompile(`\s([0-9.]+) allocs/op`)
 
@@ -74,8 +78,14 @@ func parse(r io.Reader) (results, error) {
 	res := results{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	pkg := ""
 	for sc.Scan() {
-		m := lineRE.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		line := strings.TrimSpace(sc.Text())
+		if m := pkgRE.FindStringSubmatch(line); m != nil {
+			pkg = path.Base(m[1]) + "."
+			continue
+		}
+		m := lineRE.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}
@@ -89,7 +99,7 @@ func parse(r io.Reader) (results, error) {
 				return nil, fmt.Errorf("%s: allocs/op %q: %w", m[1], a[1], err)
 			}
 		}
-		res[m[1]] = append(res[m[1]], run{NsPerOp: ns, AllocsPerOp: allocs})
+		res[pkg+m[1]] = append(res[pkg+m[1]], run{NsPerOp: ns, AllocsPerOp: allocs})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -172,10 +182,10 @@ func fmtAllocs(a float64) string {
 }
 
 func writeText(w io.Writer, rows []row, target float64) {
-	fmt.Fprintf(w, "%-28s %5s %14s %14s %7s %15s %14s %14s  %s\n",
+	fmt.Fprintf(w, "%-36s %5s %14s %14s %7s %15s %14s %14s  %s\n",
 		"operation", "runs", "direct ns/op", "backend ns/op", "ratio", "spread", "direct allocs", "backend allocs", "verdict")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%-28s %5d %14.0f %14.0f %7.3f %7.3f–%-7.3f %14s %14s  %s\n",
+		fmt.Fprintf(w, "%-36s %5d %14.0f %14.0f %7.3f %7.3f–%-7.3f %14s %14s  %s\n",
 			r.Op, r.Runs, r.DirectNs, r.BackendNs, r.Ratio, r.MinRatio, r.MaxRatio,
 			fmtAllocs(r.DirectAllocs), fmtAllocs(r.BackendAllocs), verdict(r, target))
 	}

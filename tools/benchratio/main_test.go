@@ -28,17 +28,22 @@ BenchmarkRocksDB/get-2                 	  500000	      1000 ns/op
 BenchmarkOnlyDirect/x/direct-2         	  500000	      1000 ns/op
 PASS
 ok  	github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb	28.146s
+pkg: github.com/kalamdb/kalamdb-go/kalamdb-store/pebble
+BenchmarkDispatch/get/direct-2         	  500000	      500 ns/op	     152 B/op	       4 allocs/op
+BenchmarkDispatch/get/backend-2        	  500000	      600 ns/op	     152 B/op	       4 allocs/op
 `
 
 func TestCompareUsesMediansAndPairs(t *testing.T) {
 	res, err := parse(strings.NewReader(sample))
 	require.NoError(t, err)
-	require.Len(t, res["BenchmarkDispatch/get/direct"], 3)
+	require.Len(t, res["rocksdb.BenchmarkDispatch/get/direct"], 3)
 	rows := compare(res, 1.02)
-	require.Len(t, rows, 2, "only get and scan100 have both sides")
-	get, scan := rows[0], rows[1]
-	require.Equal(t, "BenchmarkDispatch/get", get.Op)
-	require.Equal(t, "BenchmarkDispatch/scan100", scan.Op)
+	require.Len(t, rows, 3, "only get and scan100 of rocksdb and get of pebble have both sides")
+	pebble, get, scan := rows[0], rows[1], rows[2]
+	require.Equal(t, "pebble.BenchmarkDispatch/get", pebble.Op, "packages are kept apart")
+	assert.InDelta(t, 1.2, pebble.Ratio, 1e-9)
+	require.Equal(t, "rocksdb.BenchmarkDispatch/get", get.Op)
+	require.Equal(t, "rocksdb.BenchmarkDispatch/scan100", scan.Op)
 
 	// Medians: direct 1000 (the 3000 outlier ignored), backend 1020.
 	assert.Equal(t, 1000.0, get.DirectNs)
@@ -60,7 +65,7 @@ func TestCompareUsesMediansAndPairs(t *testing.T) {
 	out.Reset()
 	writeMarkdown(&out, rows, 1.02)
 	assert.True(t, strings.HasPrefix(out.String(), "| operation |"))
-	assert.Equal(t, 4, strings.Count(out.String(), "\n"), "header, rule and two rows")
+	assert.Equal(t, 5, strings.Count(out.String(), "\n"), "header, rule and three rows")
 }
 
 func TestParseRejectsEmptyInput(t *testing.T) {
