@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 
@@ -228,7 +229,31 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 	return e.apply(store.DeleteOp(p, key))
 }
 
+// maxBatchBytes is the size of the largest batch Pebble applies (it panics
+// past it); batchBytes bounds the size a batch of operations encodes to.
+const maxBatchBytes = min(math.MaxUint32, math.MaxInt) - 1
+
+func batchBytes(ops []store.Operation) uint64 {
+	n := uint64(batchHeaderBytes)
+	for _, op := range ops {
+		n += recordOverhead + uint64(len(op.Partition.Name())+1+len(op.Key))
+		if op.Kind == store.OpPut {
+			n += uint64(len(op.Value))
+		}
+	}
+	return n
+}
+
+const (
+	batchHeaderBytes = 12 // sequence number and count
+	recordOverhead   = 11 // kind and two varint lengths
+)
+
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
+	if n := batchBytes(ops); n > maxBatchBytes {
+		return fmt.Errorf("%w: batch of %d operations encodes to %d bytes; Pebble applies at most %d bytes at once",
+			store.ErrInvalidArgument, len(ops), n, uint64(maxBatchBytes))
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	for i, op := range ops {

@@ -43,7 +43,7 @@ func TestConformanceNoSync(t *testing.T) {
 	storetest.Run(t, harness("pebble-nosync", cfg))
 }
 
-func BenchmarkBackend(b *testing.B) {
+func BenchmarkPebble(b *testing.B) {
 	b.Run("sync", func(b *testing.B) { storetest.Bench(b, harness("pebble", pebble.DefaultConfig())) })
 	cfg := pebble.DefaultConfig()
 	cfg.SyncWrites = false
@@ -269,4 +269,23 @@ func TestManyKeysAcrossFlushes(t *testing.T) {
 	ok, err := b.PartitionExists(ctx, q)
 	require.NoError(t, err)
 	require.False(t, ok)
+}
+
+// TestBatchTooLarge: a batch past Pebble's 4 GiB limit is refused with an
+// error, not a panic, and nothing of it is written.
+func TestBatchTooLarge(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, t.TempDir())
+	p := store.MustPartition("p")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	big := make([]byte, store.MaxValueSize) // shared by every operation
+	ops := []store.Operation{store.PutOp(p, []byte("first"), []byte("v"))}
+	for i := 0; i < 16; i++ {
+		ops = append(ops, store.PutOp(p, []byte(fmt.Sprintf("big%02d", i)), big))
+	}
+	err := b.Batch(ctx, ops)
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "at most")
+	_, err = b.Get(ctx, p, []byte("first"))
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing of a refused batch is written")
 }
