@@ -2,6 +2,7 @@ package rocksdb
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/linxGnu/grocksdb"
 
@@ -22,6 +23,7 @@ import (
 // Key and Value return slices of RocksDB's memory, valid until the next
 // Next or Close, as the store.Iterator contract allows; nothing is copied.
 type iterator struct {
+	e  *engine
 	it *grocksdb.Iterator
 	ro *grocksdb.ReadOptions
 	f  *family
@@ -36,19 +38,21 @@ type iterator struct {
 	value   []byte
 	haveVal bool
 	err     error
+	closed  atomic.Bool
 }
 
 // newIterator creates the RocksDB iterator over f within r. The caller
-// holds a reference on f for it, which Close releases.
-func newIterator(db *grocksdb.DB, f *family, r store.Range) *iterator {
-	i := &iterator{ro: grocksdb.NewDefaultReadOptions(), f: f, lower: r.Lower, upper: r.Upper, reverse: r.Reverse}
+// holds a reference on f and has counted the iterator in e.iters; Close
+// gives both back.
+func newIterator(e *engine, f *family, r store.Range) *iterator {
+	i := &iterator{e: e, ro: grocksdb.NewDefaultReadOptions(), f: f, lower: r.Lower, upper: r.Upper, reverse: r.Reverse}
 	if r.Lower != nil {
 		i.ro.SetIterateLowerBound(r.Lower)
 	}
 	if r.Upper != nil {
 		i.ro.SetIterateUpperBound(r.Upper)
 	}
-	i.it = db.NewIteratorCF(i.ro, f.h)
+	i.it = e.db.NewIteratorCF(i.ro, f.h)
 	return i
 }
 
@@ -95,18 +99,20 @@ func (i *iterator) Value() []byte {
 func (i *iterator) Err() error { return i.err }
 
 // Close destroys the RocksDB iterator, then its read options, then releases
-// the family; each exactly once.
+// the family, then tells the engine; each exactly once, even if Close is
+// called twice at the same time.
 func (i *iterator) Close() error {
-	if i.it == nil {
+	if !i.closed.CompareAndSwap(false, true) {
 		return i.err
 	}
+	i.valid, i.key, i.value, i.haveVal = false, nil, nil, false
 	i.it.Close()
 	i.it = nil
 	i.ro.Destroy()
 	i.ro = nil
 	i.f.release()
 	i.f = nil
-	i.valid, i.key, i.value, i.haveVal = false, nil, nil, false
+	i.e.iters.Done()
 	return i.err
 }
 

@@ -131,6 +131,11 @@ type engine struct {
 	// and mu held, so holding either one is enough to read it.
 	mu    sync.RWMutex
 	parts map[string]*family
+
+	// iters counts the iterators not yet closed; Close waits for them, so
+	// that no handle is destroyed and no iterator freed after the database
+	// is closed, even when an iterator's Close races with the backend's.
+	iters sync.WaitGroup
 }
 
 func openEngine(c Config) (*engine, error) {
@@ -274,7 +279,8 @@ func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (stor
 		return nil, missing(p)
 	}
 	f.refs.Add(1)
-	it := newIterator(e.db, f, r)
+	e.iters.Add(1)
+	it := newIterator(e, f, r)
 	e.mu.RUnlock()
 	return it, nil
 }
@@ -358,6 +364,7 @@ func (e *engine) Capabilities() store.Capabilities {
 // frees the options. store.New calls it once, after every iterator was
 // closed, so each partition's handle has exactly its own reference left.
 func (e *engine) Close() error {
+	e.iters.Wait()
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
 	e.mu.Lock()
