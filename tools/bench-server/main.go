@@ -7,9 +7,9 @@
 //   - throughput at 8 concurrent clients for single-row inserts, lookups and
 //     50-row bulk inserts (rows/s);
 //
-// each beside the same measurement of a trivial net/http JSON handler run in
-// this process over loopback in the same run (the floor any HTTP server on
-// this machine stands on), as a ratio. Every measurement is repeated -count
+// each beside the same measurement of a trivial net/http JSON handler (the
+// floor any HTTP server on this machine stands on), run as a separate
+// process over loopback like the server, in the same run, as a ratio. Every measurement is repeated -count
 // times; the table shows medians, and -out writes every run in Go benchmark
 // format for benchstat.
 //
@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -51,7 +52,15 @@ func main() {
 	bulk := flag.Int("bulk", 50, "rows per bulk insert")
 	out := flag.String("out", "", "also write every run in Go benchmark format to this file")
 	syncWrites := flag.Bool("sync-writes", false, "run RocksDB with sync_writes = true (fsync per write)")
+	serveFloor := flag.Bool("serve-floor", false, "internal: serve the net/http floor handler and print its address")
 	flag.Parse()
+	if *serveFloor {
+		if err := runFloor(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-server floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*binary, *duration, *count, *clients, *bulk, *out, *syncWrites); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-server:", err)
 		os.Exit(1)
@@ -413,12 +422,48 @@ token = %q
 	}
 }
 
-// startFloor serves the trivial JSON handler the server is compared with:
-// it decodes the request body and answers a small JSON object.
+// startFloor runs the trivial JSON handler the server is compared with in
+// a child process (this program with -serve-floor), so that it crosses the
+// same process boundary as the server, and returns its base URL.
 func startFloor() (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
+	}
+	cmd := exec.Command(self, "-serve-floor")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	line := make([]byte, 0, 64)
+	buf := make([]byte, 1)
+	for {
+		if _, err := out.Read(buf); err != nil {
+			stop()
+			return "", nil, fmt.Errorf("floor server: %w", err)
+		}
+		if buf[0] == '\n' {
+			break
+		}
+		line = append(line, buf[0])
+	}
+	return "http://" + string(line), stop, nil
+}
+
+// runFloor serves the floor handler until SIGTERM: it decodes the JSON
+// request body and answers a small JSON object, nothing else.
+func runFloor() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
@@ -431,6 +476,15 @@ func startFloor() (string, func(), error) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"inserted": len(v)})
 	})
 	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(l) }()
-	return "http://" + l.Addr().String(), func() { _ = srv.Shutdown(context.Background()) }, nil
+	fmt.Println(l.Addr().String())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-sig
+		_ = srv.Shutdown(context.Background())
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
