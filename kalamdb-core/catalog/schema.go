@@ -382,27 +382,41 @@ func (t *Table) PatchFromMap(m map[string]any) (map[string]row.Value, error) {
 	return out, nil
 }
 
-// Patch applies set to a copy of vals and returns it. Every name must be a
-// column other than the primary key and every value must fit its column.
-// Errors are *core.ColumnError of kind ErrInvalidRow, naming the first bad
-// column in name order.
-func (t *Table) Patch(vals []row.Value, set map[string]row.Value) ([]row.Value, error) {
+// ValidatePatch checks a partial update: at least one column, every name a
+// column other than the primary key, every value fit for its column. Errors
+// are *core.ColumnError of kind ErrInvalidRow, naming the first bad column
+// in name order.
+func (t *Table) ValidatePatch(set map[string]row.Value) error {
 	if len(set) == 0 {
-		return nil, fmt.Errorf("%w: the update of %s sets no column", core.ErrInvalidRow, t.prefix)
+		return fmt.Errorf("%w: the update of %s sets no column", core.ErrInvalidRow, t.prefix)
 	}
-	out := slices.Clone(vals)
 	for _, name := range slices.Sorted(maps.Keys(set)) {
 		i, ok := t.index[name]
 		if !ok {
-			return nil, t.unknownColumn(name)
+			return t.unknownColumn(name)
 		}
 		if i == t.pk {
-			return nil, core.InvalidRow(name, "is the primary key and cannot be updated")
+			return core.InvalidRow(name, "is the primary key and cannot be updated")
 		}
 		if err := t.checkValue(i, set[name]); err != nil {
-			return nil, err
+			return err
 		}
-		out[i] = set[name]
+	}
+	return nil
+}
+
+// Patch applies set, checked by ValidatePatch, to a copy of vals and
+// returns the copy.
+func (t *Table) Patch(vals []row.Value, set map[string]row.Value) ([]row.Value, error) {
+	if err := t.ValidatePatch(set); err != nil {
+		return nil, err
+	}
+	if len(vals) != len(t.Columns) {
+		return nil, fmt.Errorf("%w: %s has %d columns, the row has %d values", core.ErrInvalidRow, t.prefix, len(t.Columns), len(vals))
+	}
+	out := slices.Clone(vals)
+	for name, v := range set {
+		out[t.index[name]] = v
 	}
 	return out, nil
 }

@@ -1,0 +1,158 @@
+package tables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+)
+
+// Buffer is the maintenance view of a user or shared table's hot buffer:
+// what the code that moves rows to a cold tier (flush) needs, and nothing a
+// request handler should call.
+//
+// Every check-then-act on buffered keys goes through the store's key locks:
+// the table store takes them for insert, update and delete, and
+// DeleteIfUnchanged and LockKeys take the same ones, so a flush never
+// deletes a version that a writer replaced meanwhile.
+type Buffer struct{ rt *rowTable }
+
+// VersionRef names one buffered version: the row's key and its _seq.
+type VersionRef struct {
+	Key []byte
+	Seq int64
+}
+
+// Partition returns the backend partition that holds the buffer.
+func (b *Buffer) Partition() store.Partition { return b.rt.part }
+
+// Prefix returns the key prefix of user's rows: the encoded user id for a
+// user table, empty for a shared table (user must then be "").
+func (b *Buffer) Prefix(user string) ([]byte, error) {
+	if !b.rt.perUser {
+		if user != "" {
+			return nil, fmt.Errorf("%w: shared table %s has no users", core.ErrInvalidArgument, b.rt.t.FullName())
+		}
+		return nil, nil
+	}
+	return b.rt.scopePrefix(nil, user)
+}
+
+// Versions iterates every buffered version of user's rows (of every row for
+// a shared table, with user ""), tombstones included, in key order.
+func (b *Buffer) Versions(ctx context.Context, user string) (VersionIter, error) {
+	prefix, err := b.Prefix(user)
+	if err != nil {
+		return nil, err
+	}
+	it, err := b.rt.buffer.Scan(ctx, prefix, nil, false)
+	return it, b.rt.wrap(err)
+}
+
+// Users returns, in key order, the users of a user table that have rows in
+// the buffer (live or deleted). It seeks from one user to the next, so it
+// reads one key per user.
+func (b *Buffer) Users(ctx context.Context) ([]string, error) {
+	if !b.rt.perUser {
+		return nil, fmt.Errorf("%w: shared table %s has no users", core.ErrInvalidArgument, b.rt.t.FullName())
+	}
+	var users []string
+	var start []byte
+	for {
+		it, err := b.rt.b.Scan(ctx, b.rt.part, store.ScanOptions{Start: start, Limit: 1})
+		if err != nil {
+			return nil, b.rt.wrap(err)
+		}
+		if !it.Next() {
+			return users, b.rt.wrap(it.Close())
+		}
+		k := append([]byte(nil), it.Key()...)
+		if err := it.Close(); err != nil {
+			return nil, b.rt.wrap(err)
+		}
+		user, _, err := keys.DecodeString(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: buffer key %x: %v", core.ErrCorrupt, b.rt.t.FullName(), k, err)
+		}
+		users = append(users, user)
+		start = store.PrefixSuccessor(keys.AppendString(nil, user))
+		if start == nil {
+			return users, nil
+		}
+	}
+}
+
+// DecodeKey splits a buffer key into its user id ("" for a shared table)
+// and primary-key value.
+func (b *Buffer) DecodeKey(key []byte) (user string, pk row.Value, err error) {
+	rest := key
+	if b.rt.perUser {
+		if user, rest, err = keys.DecodeString(key); err != nil {
+			return "", row.Value{}, fmt.Errorf("%w: %s: buffer key %x: %v", core.ErrCorrupt, b.rt.t.FullName(), key, err)
+		}
+	}
+	pk, rest, err = b.rt.t.DecodeKey(rest)
+	if err != nil {
+		return "", row.Value{}, err
+	}
+	if len(rest) != 0 {
+		return "", row.Value{}, fmt.Errorf("%w: %s: buffer key %x has %d trailing bytes", core.ErrCorrupt, b.rt.t.FullName(), key, len(rest))
+	}
+	return user, pk, nil
+}
+
+// DeleteIfUnchanged removes, in one atomic batch, each referenced version
+// that is still the buffered version of its key (same _seq), and returns
+// how many it removed. A key whose row was written again since (a newer
+// _seq, or a tombstone) keeps its newer version; a key that is gone is
+// skipped.
+func (b *Buffer) DeleteIfUnchanged(ctx context.Context, refs []VersionRef) (int, error) {
+	if len(refs) == 0 {
+		return 0, nil
+	}
+	ks := make([][]byte, len(refs))
+	for i, r := range refs {
+		ks[i] = r.Key
+	}
+	g := b.rt.locks.LockKeys(ks)
+	defer g.Unlock()
+	var ops []store.Operation
+	for _, r := range refs {
+		v, err := b.rt.b.Get(ctx, b.rt.part, r.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, b.rt.wrap(err)
+		}
+		s, err := row.PeekSeq(v)
+		if err != nil {
+			return 0, fmt.Errorf("%s: buffer key %x: %w", b.rt.t.FullName(), r.Key, err)
+		}
+		if s == r.Seq {
+			ops = append(ops, store.DeleteOp(b.rt.part, r.Key))
+		}
+	}
+	if err := b.rt.b.Batch(ctx, ops); err != nil {
+		return 0, b.rt.wrap(err)
+	}
+	return len(ops), nil
+}
+
+// LockKeys takes the store's locks on keys, so that no insert, update,
+// delete or DeleteIfUnchanged of those keys runs until unlock is called.
+// Hold them briefly: writers of those keys wait.
+func (b *Buffer) LockKeys(keys [][]byte) (unlock func()) {
+	g := b.rt.locks.LockKeys(keys)
+	return g.Unlock
+}
+
+// AddSource adds a cold tier to the table's reads: from now on Get, Scan,
+// Count and the uniqueness check of Insert consult it too, newest _seq
+// winning.
+func (b *Buffer) AddSource(s Source) { b.rt.addSource(s) }

@@ -1,0 +1,195 @@
+// Package tables implements KalamDB's three table stores on the
+// StorageBackend contract alone: UserTableStore (rows owned by users, each
+// reaching only their own), SharedTableStore (rows shared by all) and
+// StreamTableStore (append-only events with a TTL and a bounded buffer).
+//
+// Open a DB on a backend, define tables through its Catalog, and get a
+// store per table from DB.User, DB.Shared or DB.Stream. Errors wrap the
+// sentinels of package core (ErrTableNotFound, ErrDuplicateKey,
+// ErrRowNotFound, ErrInvalidRow, …), checkable with errors.Is.
+//
+// # Design
+//
+// Each table has one partition (see package layout). A user or shared
+// table keeps one buffered version per row: the key is the encoded user id
+// (user tables) and primary key, the value the row with its _seq, _updated
+// and _deleted. Check-then-act sequences (insert's uniqueness check, update,
+// delete, a flush's delete-if-unchanged) hold a striped per-key lock, since
+// the contract has no compare-and-swap; every change that writes several
+// keys goes through one atomic Batch. _seq values come from a per-table
+// allocator that persists block reservations, so they are unique and
+// increasing across restarts.
+//
+// Reads go through Sources: the buffer is the first, and a cold tier can be
+// added (Buffer.AddSource); rows are merged by key with the newest _seq
+// winning and tombstones hiding older versions.
+package tables
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+)
+
+// Options configure a DB.
+type Options struct {
+	// Clock is the time source of _updated, stream TTLs and eviction timers;
+	// nil means the real clock.
+	Clock clock.Clock
+	// SeqBlock is how many _seq values one reservation write covers; 0 means
+	// the default (4096). A restart skips at most this many values.
+	SeqBlock int64
+}
+
+// DB is the table layer over one StorageBackend: the catalog and one store
+// per table. Open exactly one DB per backend (the key locks and _seq
+// allocators live in it). It is safe for concurrent use.
+type DB struct {
+	b     store.StorageBackend
+	cat   *catalog.Catalog
+	clock clock.Clock
+	block int64
+
+	mu      sync.Mutex
+	closed  bool
+	rows    map[string]*rowTable
+	streams map[string]*StreamTableStore
+}
+
+// Open opens the catalog stored in b and returns the DB over it. Closing the
+// DB does not close b.
+func Open(ctx context.Context, b store.StorageBackend, opts Options) (*DB, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	cat, err := catalog.Open(ctx, b, catalog.Options{Clock: opts.Clock})
+	if err != nil {
+		return nil, err
+	}
+	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock,
+		rows: map[string]*rowTable{}, streams: map[string]*StreamTableStore{}}, nil
+}
+
+// Catalog returns the catalog, to create and drop namespaces and tables.
+func (db *DB) Catalog() *catalog.Catalog { return db.cat }
+
+// Backend returns the StorageBackend the DB works on.
+func (db *DB) Backend() store.StorageBackend { return db.b }
+
+func (db *DB) table(ns, name string, want catalog.TableType) (*catalog.Table, error) {
+	t, err := db.cat.Table(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	if t.Type != want {
+		return nil, fmt.Errorf("%w: %s is a %s table, not a %s table", core.ErrWrongTableType, t.FullName(), t.Type, want)
+	}
+	return t, nil
+}
+
+func (db *DB) allocator(ctx context.Context, t *catalog.Table) (*seq.Allocator, error) {
+	a, err := seq.Open(ctx, db.b, layout.Sequences, layout.SequenceKey(t.ID), db.block)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.FullName(), err)
+	}
+	return a, nil
+}
+
+// rowTable returns the cached store of a user or shared table, opening it
+// when the table is new or was re-created since.
+func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableType) (*rowTable, error) {
+	t, err := db.table(ns, name, typ)
+	if err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return nil, fmt.Errorf("tables: %w", store.ErrClosed)
+	}
+	if rt := db.rows[t.FullName()]; rt != nil && rt.t == t {
+		return rt, nil
+	}
+	alloc, err := db.allocator(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	rt := newRowTable(t, db.b, alloc, db.clock)
+	db.rows[t.FullName()] = rt
+	return rt, nil
+}
+
+// User returns the store of user table ns.name. It fails with
+// core.ErrNamespaceNotFound, core.ErrTableNotFound, or
+// core.ErrWrongTableType when the table is not a user table.
+func (db *DB) User(ctx context.Context, ns, name string) (*UserTableStore, error) {
+	rt, err := db.rowTable(ctx, ns, name, catalog.UserTable)
+	if err != nil {
+		return nil, err
+	}
+	return &UserTableStore{rt: rt}, nil
+}
+
+// Shared returns the store of shared table ns.name; see User.
+func (db *DB) Shared(ctx context.Context, ns, name string) (*SharedTableStore, error) {
+	rt, err := db.rowTable(ctx, ns, name, catalog.SharedTable)
+	if err != nil {
+		return nil, err
+	}
+	return &SharedTableStore{rt: rt}, nil
+}
+
+// Stream returns the store of stream table ns.name; see User. The first
+// call for a table counts its stored events.
+func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, error) {
+	t, err := db.table(ns, name, catalog.StreamTable)
+	if err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return nil, fmt.Errorf("tables: %w", store.ErrClosed)
+	}
+	old := db.streams[t.FullName()]
+	if old != nil && old.t == t {
+		return old, nil
+	}
+	alloc, err := db.allocator(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openStream(ctx, t, db.b, alloc, db.clock)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
+		old.StopEviction()
+	}
+	db.streams[t.FullName()] = s
+	return s, nil
+}
+
+// Close stops the eviction timers of every stream store and makes later
+// store lookups fail with store.ErrClosed. Stores obtained earlier keep
+// working until the backend is closed. It does not close the backend.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	for _, s := range db.streams {
+		s.StopEviction()
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package tables
+
+import (
+	"fmt"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+)
+
+// Scan limits.
+const (
+	// DefaultLimit is the page size of a scan that sets no limit.
+	DefaultLimit = 1000
+	// MaxLimit is the largest page a scan returns.
+	MaxLimit = 100_000
+)
+
+// ScanOptions select a page of a user or shared table's rows, in
+// primary-key order.
+type ScanOptions struct {
+	// Start, when not null, starts the page at this primary key (inclusive).
+	Start row.Value
+	// After, when not null, starts the page after this primary key: pass the
+	// Next of the previous page. At most one of Start and After is set.
+	After row.Value
+	// Limit is the most rows to return: 0 means DefaultLimit; it may not be
+	// negative or above MaxLimit.
+	Limit int
+}
+
+// Page is one page of a scan.
+type Page struct {
+	// Rows are the live (not deleted) rows, in primary-key order.
+	Rows []row.Row
+	// More reports whether rows follow this page.
+	More bool
+	// Next is, when More, the primary key of the last row of the page: the
+	// After of the next page. It is null otherwise.
+	Next row.Value
+}
+
+func checkLimit(limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, fmt.Errorf("%w: limit %d is negative", core.ErrInvalidArgument, limit)
+	case limit > MaxLimit:
+		return 0, fmt.Errorf("%w: limit %d is above the maximum of %d", core.ErrInvalidArgument, limit, MaxLimit)
+	case limit == 0:
+		return DefaultLimit, nil
+	}
+	return limit, nil
+}

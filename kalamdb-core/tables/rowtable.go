@@ -1,0 +1,395 @@
+package tables
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/keylock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+)
+
+// rowTable is the implementation shared by user and shared tables. A key is
+// the encoded user id (user tables only) followed by the encoded primary
+// key; the value is the row codec's encoding of the newest buffered version,
+// _seq included. A soft delete replaces the row with a tombstone version.
+type rowTable struct {
+	t       *catalog.Table
+	types   []row.Type
+	pk      int
+	b       store.StorageBackend
+	part    store.Partition
+	perUser bool
+	alloc   *seq.Allocator
+	locks   *keylock.Set
+	clock   clock.Clock
+	buffer  *bufferSource
+
+	srcMu   sync.RWMutex
+	sources []Source // sources[0] is buffer
+}
+
+func newRowTable(t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock) *rowTable {
+	buf := &bufferSource{b: b, part: t.Partition(), types: t.Types()}
+	return &rowTable{
+		t: t, types: t.Types(), pk: t.PrimaryKeyIndex(), b: b, part: t.Partition(),
+		perUser: t.Type == catalog.UserTable, alloc: alloc, locks: keylock.New(), clock: clk,
+		buffer: buf, sources: []Source{buf},
+	}
+}
+
+// wrap turns a vanished partition into core.ErrTableNotFound.
+func (rt *rowTable) wrap(err error) error {
+	if errors.Is(err, store.ErrPartitionNotFound) {
+		return fmt.Errorf("%w: %s: %w", core.ErrTableNotFound, rt.t.FullName(), err)
+	}
+	return err
+}
+
+// scopePrefix appends the key prefix of user (nothing for a shared table).
+func (rt *rowTable) scopePrefix(dst []byte, user string) ([]byte, error) {
+	if !rt.perUser {
+		return dst, nil
+	}
+	if err := catalog.ValidateUserID(user); err != nil {
+		return nil, err
+	}
+	return keys.AppendString(dst, user), nil
+}
+
+// key returns the backend key of pk for user.
+func (rt *rowTable) key(user string, pk row.Value) ([]byte, error) {
+	k, err := rt.scopePrefix(make([]byte, 0, len(user)+2+pk.Len()+10), user)
+	if err != nil {
+		return nil, err
+	}
+	return rt.t.AppendKey(k, pk)
+}
+
+func (rt *rowTable) snapshotSources() []Source {
+	rt.srcMu.RLock()
+	defer rt.srcMu.RUnlock()
+	return rt.sources
+}
+
+func (rt *rowTable) addSource(s Source) {
+	rt.srcMu.Lock()
+	defer rt.srcMu.Unlock()
+	// Copy on write: readers keep the slice they took.
+	rt.sources = append(slices.Clip(rt.sources), s)
+}
+
+// newest returns the newest version of key across all sources.
+func (rt *rowTable) newest(ctx context.Context, key []byte) (row.Row, bool, error) {
+	srcs := rt.snapshotSources()
+	if len(srcs) == 1 {
+		r, ok, err := srcs[0].Lookup(ctx, key)
+		return r, ok, rt.wrap(err)
+	}
+	var best row.Row
+	found := false
+	for _, s := range srcs {
+		r, ok, err := s.Lookup(ctx, key)
+		if err != nil {
+			return row.Row{}, false, rt.wrap(err)
+		}
+		if ok && (!found || r.Seq > best.Seq) {
+			best, found = r, true
+		}
+	}
+	return best, found, nil
+}
+
+// iter returns the merged versions of every source.
+func (rt *rowTable) iter(ctx context.Context, prefix, start []byte, exclusive bool) (VersionIter, error) {
+	srcs := rt.snapshotSources()
+	its := make([]VersionIter, 0, len(srcs))
+	for _, s := range srcs {
+		it, err := s.Scan(ctx, prefix, start, exclusive)
+		if err != nil {
+			for _, open := range its {
+				_ = open.Close()
+			}
+			return nil, rt.wrap(err)
+		}
+		its = append(its, it)
+	}
+	return newMergeIter(its), nil
+}
+
+func (rt *rowTable) pkName() string { return rt.t.Columns[rt.pk].Name }
+
+func (rt *rowTable) notFound(pk row.Value) error {
+	return fmt.Errorf("%w: %s %s=%v", core.ErrRowNotFound, rt.t.FullName(), rt.pkName(), pk)
+}
+
+func (rt *rowTable) duplicate(pk row.Value) error {
+	return fmt.Errorf("%w: %s %s=%v", core.ErrDuplicateKey, rt.t.FullName(), rt.pkName(), pk)
+}
+
+func rowErr(i, n int, err error) error {
+	if n == 1 {
+		return err
+	}
+	return fmt.Errorf("row %d: %w", i, err)
+}
+
+func (rt *rowTable) checkEncodedLen(r *row.Row) error {
+	if n := row.EncodedLen(r); n > store.MaxValueSize {
+		return fmt.Errorf("%w: %s: the row encodes to %d bytes, the limit is %d", core.ErrInvalidRow, rt.t.FullName(), n, store.MaxValueSize)
+	}
+	return nil
+}
+
+// insert writes rows, all or none. See UserTableStore.Insert.
+func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value) (int64, error) {
+	n := len(rows)
+	if n == 0 {
+		return 0, fmt.Errorf("%w: insert into %s has no rows", core.ErrInvalidArgument, rt.t.FullName())
+	}
+	prefix, err := rt.scopePrefix(nil, user)
+	if err != nil {
+		return 0, err
+	}
+	// Keys share one arena; each key is a full slice expression of it.
+	arena := make([]byte, 0, n*(len(prefix)+12))
+	ks := make([][]byte, n)
+	for i, vals := range rows {
+		if err := rt.t.ValidateValues(vals); err != nil {
+			return 0, rowErr(i, n, err)
+		}
+		if err := rt.checkEncodedLen(&row.Row{Values: vals}); err != nil {
+			return 0, rowErr(i, n, err)
+		}
+		start := len(arena)
+		arena = append(arena, prefix...)
+		if arena, err = rt.t.AppendKey(arena, vals[rt.pk]); err != nil {
+			return 0, rowErr(i, n, err)
+		}
+		ks[i] = arena[start:len(arena):len(arena)]
+	}
+	if n > 1 {
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ks[a], ks[b]) })
+		for j := 1; j < n; j++ {
+			if bytes.Equal(ks[order[j-1]], ks[order[j]]) {
+				return 0, rowErr(order[j], n, fmt.Errorf("%w (twice in one insert)", rt.duplicate(rows[order[j]][rt.pk])))
+			}
+		}
+		g := rt.locks.LockKeys(ks)
+		defer g.Unlock()
+	} else {
+		stripe := rt.locks.Lock(ks[0])
+		defer rt.locks.Unlock(stripe)
+	}
+	for i, k := range ks {
+		cur, found, err := rt.newest(ctx, k)
+		if err != nil {
+			return 0, err
+		}
+		if found && !cur.Deleted {
+			return 0, rowErr(i, n, rt.duplicate(rows[i][rt.pk]))
+		}
+	}
+	first, err := rt.alloc.Next(ctx, n)
+	if err != nil {
+		return 0, rt.wrap(err)
+	}
+	now := rt.clock.Now().UnixMicro()
+	if n == 1 {
+		r := row.Row{Seq: first, Updated: now, Values: rows[0]}
+		val, err := row.Encode(nil, &r, rt.types)
+		if err != nil {
+			return 0, err
+		}
+		return first, rt.wrap(rt.b.Put(ctx, rt.part, ks[0], val))
+	}
+	size := 0
+	recs := make([]row.Row, n)
+	for i := range rows {
+		recs[i] = row.Row{Seq: first + int64(i), Updated: now, Values: rows[i]}
+		size += row.EncodedLen(&recs[i])
+	}
+	vals := make([]byte, 0, size)
+	ops := make([]store.Operation, n)
+	for i := range recs {
+		start := len(vals)
+		if vals, err = row.Encode(vals, &recs[i], rt.types); err != nil {
+			return 0, rowErr(i, n, err)
+		}
+		ops[i] = store.PutOp(rt.part, ks[i], vals[start:len(vals):len(vals)])
+	}
+	return first, rt.wrap(rt.b.Batch(ctx, ops))
+}
+
+func (rt *rowTable) get(ctx context.Context, user string, pk row.Value) (row.Row, error) {
+	k, err := rt.key(user, pk)
+	if err != nil {
+		return row.Row{}, err
+	}
+	r, found, err := rt.newest(ctx, k)
+	if err != nil {
+		return row.Row{}, err
+	}
+	if !found || r.Deleted {
+		return row.Row{}, rt.notFound(pk)
+	}
+	return r, nil
+}
+
+func (rt *rowTable) update(ctx context.Context, user string, pk row.Value, set map[string]row.Value) (row.Row, error) {
+	k, err := rt.key(user, pk)
+	if err != nil {
+		return row.Row{}, err
+	}
+	if err := rt.t.ValidatePatch(set); err != nil {
+		return row.Row{}, err
+	}
+	stripe := rt.locks.Lock(k)
+	defer rt.locks.Unlock(stripe)
+	cur, found, err := rt.newest(ctx, k)
+	if err != nil {
+		return row.Row{}, err
+	}
+	if !found || cur.Deleted {
+		return row.Row{}, rt.notFound(pk)
+	}
+	vals, err := rt.t.Patch(cur.Values, set)
+	if err != nil {
+		return row.Row{}, err
+	}
+	next := row.Row{Values: vals}
+	if err := rt.checkEncodedLen(&next); err != nil {
+		return row.Row{}, err
+	}
+	if err := rt.write(ctx, k, &next); err != nil {
+		return row.Row{}, err
+	}
+	return next, nil
+}
+
+func (rt *rowTable) delete(ctx context.Context, user string, pk row.Value) error {
+	k, err := rt.key(user, pk)
+	if err != nil {
+		return err
+	}
+	stripe := rt.locks.Lock(k)
+	defer rt.locks.Unlock(stripe)
+	cur, found, err := rt.newest(ctx, k)
+	if err != nil {
+		return err
+	}
+	if !found || cur.Deleted {
+		return rt.notFound(pk)
+	}
+	// The tombstone keeps the last values: the row is soft-deleted.
+	tomb := row.Row{Deleted: true, Values: cur.Values}
+	return rt.write(ctx, k, &tomb)
+}
+
+// write gives r a new _seq and _updated and stores it under k. The caller
+// holds k's lock.
+func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row) error {
+	s, err := rt.alloc.Next(ctx, 1)
+	if err != nil {
+		return rt.wrap(err)
+	}
+	r.Seq, r.Updated = s, rt.clock.Now().UnixMicro()
+	val, err := row.Encode(nil, r, rt.types)
+	if err != nil {
+		return err
+	}
+	return rt.wrap(rt.b.Put(ctx, rt.part, k, val))
+}
+
+// valueChunk is how many rows' values a scan allocates at a time.
+const valueChunk = 64
+
+func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Page, error) {
+	limit, err := checkLimit(opts.Limit)
+	if err != nil {
+		return Page{}, err
+	}
+	if !opts.Start.IsNull() && !opts.After.IsNull() {
+		return Page{}, fmt.Errorf("%w: scan of %s sets both Start and After", core.ErrInvalidArgument, rt.t.FullName())
+	}
+	prefix, err := rt.scopePrefix(nil, user)
+	if err != nil {
+		return Page{}, err
+	}
+	var start []byte
+	exclusive := false
+	if from := opts.Start; !from.IsNull() || !opts.After.IsNull() {
+		if from.IsNull() {
+			from, exclusive = opts.After, true
+		}
+		if start, err = rt.t.AppendKey(slices.Clone(prefix), from); err != nil {
+			return Page{}, err
+		}
+	}
+	it, err := rt.iter(ctx, prefix, start, exclusive)
+	if err != nil {
+		return Page{}, err
+	}
+	defer it.Close()
+	var page Page
+	var chunk []row.Value
+	nc := len(rt.types)
+	for it.Next() {
+		if it.Deleted() {
+			continue
+		}
+		if len(page.Rows) == limit {
+			page.More = true
+			break
+		}
+		if len(chunk) < nc {
+			chunk = make([]row.Value, nc*min(valueChunk, limit-len(page.Rows)))
+		}
+		r := row.Row{Values: chunk[:nc:nc]}
+		chunk = chunk[nc:]
+		if err := it.Row(&r); err != nil {
+			return Page{}, err
+		}
+		page.Rows = append(page.Rows, r)
+	}
+	if err := it.Close(); err != nil {
+		return Page{}, rt.wrap(err)
+	}
+	if page.More {
+		page.Next = page.Rows[len(page.Rows)-1].Values[rt.pk]
+	}
+	return page, nil
+}
+
+func (rt *rowTable) count(ctx context.Context, user string) (int64, error) {
+	prefix, err := rt.scopePrefix(nil, user)
+	if err != nil {
+		return 0, err
+	}
+	it, err := rt.iter(ctx, prefix, nil, false)
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	var n int64
+	for it.Next() {
+		if !it.Deleted() {
+			n++
+		}
+	}
+	return n, rt.wrap(it.Close())
+}

@@ -1,0 +1,409 @@
+package tables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+)
+
+// StreamTableStore appends the events of one stream table and reads them in
+// arrival order. An event's key is its _seq (8 big-endian bytes), its value
+// the row codec's encoding with _updated set to its arrival time.
+//
+// Events older than the table's TTL are hidden from reads at once and
+// removed by eviction, which also removes the oldest events beyond the
+// table's maximum buffer. Eviction runs when Evict is called, or on a timer
+// between StartEviction and StopEviction.
+//
+// Readers never miss an event: appends may commit out of _seq order when
+// they run concurrently, so reads stop below the oldest append still in
+// flight (the visibility watermark). A reader that pages with the Next of
+// each page therefore sees every event exactly once, in _seq order, unless
+// it was evicted first.
+//
+// Get one from DB.Stream. It is safe for concurrent use.
+type StreamTableStore struct {
+	t     *catalog.Table
+	types []row.Type
+	b     store.StorageBackend
+	part  store.Partition
+	alloc *seq.Allocator
+	clock clock.Clock
+
+	mu      sync.Mutex
+	lastTs  int64           // arrival times never go backwards in _seq order
+	pending []pendingAppend // appends in flight, ascending _seq
+
+	live    atomic.Int64 // events stored
+	evictMu sync.Mutex   // one eviction at a time
+
+	timerMu sync.Mutex
+	cancel  context.CancelFunc // stops the eviction timer
+	done    chan struct{}      // closed when the eviction goroutine ends
+}
+
+type pendingAppend struct {
+	first int64
+	done  bool
+}
+
+// StreamPage is one page of a stream read.
+type StreamPage struct {
+	// Events in _seq order.
+	Events []row.Row
+	// Next is the _seq of the last event returned (or the After of the read
+	// when none was): the After of the next read.
+	Next int64
+	// More reports whether more visible events follow.
+	More bool
+}
+
+// EvictStats reports one eviction.
+type EvictStats struct {
+	// Expired events were older than the TTL.
+	Expired int64
+	// Overflow events were the oldest beyond the maximum buffer.
+	Overflow int64
+	// Remaining events are stored after the eviction.
+	Remaining int64
+}
+
+func openStream(ctx context.Context, t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock) (*StreamTableStore, error) {
+	s := &StreamTableStore{t: t, types: t.Types(), b: b, part: t.Partition(), alloc: alloc, clock: clk}
+	it, err := b.Scan(ctx, s.part, store.ScanOptions{})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	var n int64
+	for it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return nil, s.wrap(err)
+	}
+	s.live.Store(n)
+	it, err = b.Scan(ctx, s.part, store.ScanOptions{Reverse: true, Limit: 1})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	if it.Next() {
+		_, upd, _, err := row.PeekMeta(it.Value())
+		if err != nil {
+			it.Close()
+			return nil, fmt.Errorf("%s: %w", t.FullName(), err)
+		}
+		s.lastTs = upd
+	}
+	if err := it.Close(); err != nil {
+		return nil, s.wrap(err)
+	}
+	return s, nil
+}
+
+func (s *StreamTableStore) wrap(err error) error {
+	if errors.Is(err, store.ErrPartitionNotFound) {
+		return fmt.Errorf("%w: %s: %w", core.ErrTableNotFound, s.t.FullName(), err)
+	}
+	return err
+}
+
+// Table returns the table's definition.
+func (s *StreamTableStore) Table() *catalog.Table { return s.t }
+
+// Len returns the number of events stored (expired ones not yet evicted
+// included).
+func (s *StreamTableStore) Len() int64 { return s.live.Load() }
+
+func seqKey(v int64) []byte { return keys.AppendUint64(make([]byte, 0, 8), uint64(v)) }
+
+// Append adds events, all or none, each a value per column in the table's
+// column order. They get consecutive _seq values starting at the returned
+// one and share one arrival time (_updated). It fails with
+// core.ErrInvalidRow (a *core.ColumnError) when an event does not fit the
+// table.
+func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (int64, error) {
+	n := len(events)
+	if n == 0 {
+		return 0, fmt.Errorf("%w: append to %s has no events", core.ErrInvalidArgument, s.t.FullName())
+	}
+	size := 0
+	for i, vals := range events {
+		if err := s.t.ValidateValues(vals); err != nil {
+			return 0, rowErr(i, n, err)
+		}
+		l := row.EncodedLen(&row.Row{Values: vals})
+		if l > store.MaxValueSize {
+			return 0, rowErr(i, n, fmt.Errorf("%w: %s: the event encodes to %d bytes, the limit is %d", core.ErrInvalidRow, s.t.FullName(), l, store.MaxValueSize))
+		}
+		size += l
+	}
+
+	// Allocate the _seq range and the arrival time together, so that arrival
+	// times never decrease along _seq, and register the append as in flight.
+	s.mu.Lock()
+	first, err := s.alloc.Next(ctx, n)
+	if err != nil {
+		s.mu.Unlock()
+		return 0, s.wrap(err)
+	}
+	ts := max(s.clock.Now().UnixMicro(), s.lastTs)
+	s.lastTs = ts
+	s.pending = append(s.pending, pendingAppend{first: first})
+	s.mu.Unlock()
+
+	err = s.write(ctx, events, first, ts, size)
+
+	s.mu.Lock()
+	for i := range s.pending {
+		if s.pending[i].first == first {
+			s.pending[i].done = true
+			break
+		}
+	}
+	j := 0
+	for j < len(s.pending) && s.pending[j].done {
+		j++
+	}
+	s.pending = s.pending[j:]
+	if err == nil {
+		s.live.Add(int64(n))
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return first, nil
+}
+
+func (s *StreamTableStore) write(ctx context.Context, events [][]row.Value, first, ts int64, size int) error {
+	buf := make([]byte, 0, size+8*len(events))
+	ops := make([]store.Operation, len(events))
+	for i, vals := range events {
+		r := row.Row{Seq: first + int64(i), Updated: ts, Values: vals}
+		kstart := len(buf)
+		buf = keys.AppendUint64(buf, uint64(r.Seq))
+		vstart := len(buf)
+		var err error
+		if buf, err = row.Encode(buf, &r, s.types); err != nil {
+			return err
+		}
+		ops[i] = store.PutOp(s.part, buf[kstart:vstart:vstart], buf[vstart:len(buf):len(buf)])
+	}
+	if len(ops) == 1 {
+		return s.wrap(s.b.Put(ctx, s.part, ops[0].Key, ops[0].Value))
+	}
+	return s.wrap(s.b.Batch(ctx, ops))
+}
+
+// watermark returns the highest _seq that reads may return: every event at
+// or below it is either stored or will never be.
+func (s *StreamTableStore) watermark() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 {
+		return s.pending[0].first - 1
+	}
+	return s.alloc.Last()
+}
+
+// cutoff returns the arrival time below which events are expired.
+func (s *StreamTableStore) cutoff() int64 {
+	return s.clock.Now().Add(-s.t.Stream.TTL).UnixMicro()
+}
+
+// Read returns up to limit events with _seq greater than after, in _seq
+// order, skipping expired ones. limit 0 means DefaultLimit.
+func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (StreamPage, error) {
+	limit, err := checkLimit(limit)
+	if err != nil {
+		return StreamPage{}, err
+	}
+	if after < 0 {
+		return StreamPage{}, fmt.Errorf("%w: read of %s after negative _seq %d", core.ErrInvalidArgument, s.t.FullName(), after)
+	}
+	page := StreamPage{Next: after}
+	wm := s.watermark()
+	if after >= wm {
+		return page, nil
+	}
+	cutoff := s.cutoff()
+	it, err := s.b.Scan(ctx, s.part, store.ScanOptions{Start: seqKey(after), ExclusiveStart: true})
+	if err != nil {
+		return StreamPage{}, s.wrap(err)
+	}
+	defer it.Close()
+	var arena []byte
+	var chunk []row.Value
+	nc := len(s.types)
+	for it.Next() {
+		sq, upd, _, err := row.PeekMeta(it.Value())
+		if err != nil {
+			return StreamPage{}, fmt.Errorf("%s: event key %x: %w", s.t.FullName(), it.Key(), err)
+		}
+		if sq > wm {
+			break
+		}
+		if upd < cutoff {
+			continue
+		}
+		if len(page.Events) == limit {
+			page.More = true
+			break
+		}
+		v := it.Value()
+		if cap(arena)-len(arena) < len(v) {
+			arena = make([]byte, 0, max(arenaChunk, len(v)))
+		}
+		start := len(arena)
+		arena = append(arena, v...)
+		if len(chunk) < nc {
+			chunk = make([]row.Value, nc*min(valueChunk, limit-len(page.Events)))
+		}
+		r := row.Row{Values: chunk[:nc:nc]}
+		chunk = chunk[nc:]
+		if err := row.DecodeOwned(arena[start:], s.types, &r); err != nil {
+			return StreamPage{}, fmt.Errorf("%s: event %d: %w", s.t.FullName(), sq, err)
+		}
+		page.Events = append(page.Events, r)
+		page.Next = sq
+	}
+	if err := it.Close(); err != nil {
+		return StreamPage{}, s.wrap(err)
+	}
+	return page, nil
+}
+
+// evictBatch is the most deletes one eviction batch holds.
+const evictBatch = 1024
+
+// Evict removes the events older than the TTL and the oldest events beyond
+// the maximum buffer, in atomic batches of up to 1024 deletes, oldest first.
+func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
+	s.evictMu.Lock()
+	defer s.evictMu.Unlock()
+	var st EvictStats
+	cutoff := s.cutoff()
+	wm := s.watermark()
+	it, err := s.b.Scan(ctx, s.part, store.ScanOptions{})
+	if err != nil {
+		return st, s.wrap(err)
+	}
+	defer it.Close()
+	var ops []store.Operation
+	var expired, overflow int64
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		if err := s.b.Batch(ctx, ops); err != nil {
+			return s.wrap(err)
+		}
+		s.live.Add(-int64(len(ops)))
+		st.Expired += expired
+		st.Overflow += overflow
+		ops, expired, overflow = ops[:0], 0, 0
+		return nil
+	}
+	remaining := s.live.Load()
+	for it.Next() {
+		sq, upd, _, err := row.PeekMeta(it.Value())
+		if err != nil {
+			return st, fmt.Errorf("%s: event key %x: %w", s.t.FullName(), it.Key(), err)
+		}
+		if sq > wm {
+			break
+		}
+		switch {
+		case upd < cutoff:
+			expired++
+		case remaining > s.t.Stream.MaxBuffer:
+			overflow++
+		default:
+			// Arrival times do not decrease along _seq, and the buffer is
+			// within its bound: nothing further is due.
+			st.Remaining = s.live.Load() - int64(len(ops))
+			return st, flush()
+		}
+		remaining--
+		ops = append(ops, store.DeleteOp(s.part, append([]byte(nil), it.Key()...)))
+		if len(ops) == evictBatch {
+			if err := flush(); err != nil {
+				return st, err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return st, s.wrap(err)
+	}
+	st.Remaining = s.live.Load() - int64(len(ops))
+	return st, flush()
+}
+
+// StartEviction runs Evict every interval (as measured by the store's
+// clock) until StopEviction. After each run it calls report, when not nil,
+// with the run's result; report runs on the eviction goroutine. It fails
+// with core.ErrInvalidArgument if interval is not positive or eviction is
+// already running. If the table is dropped the timer stops by itself after
+// reporting the core.ErrTableNotFound.
+func (s *StreamTableStore) StartEviction(interval time.Duration, report func(EvictStats, error)) error {
+	if interval <= 0 {
+		return fmt.Errorf("%w: eviction interval %v is not positive", core.ErrInvalidArgument, interval)
+	}
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
+	if s.cancel != nil {
+		return fmt.Errorf("%w: eviction of %s is already running", core.ErrInvalidArgument, s.t.FullName())
+	}
+	ticker := s.clock.NewTicker(interval)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.cancel, s.done = cancel, done
+	go func() {
+		defer close(done)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C():
+			}
+			st, err := s.Evict(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if report != nil {
+				report(st, err)
+			}
+			if errors.Is(err, core.ErrTableNotFound) {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// StopEviction stops the timer started by StartEviction and waits for a run
+// in progress to end (it is cancelled). It does nothing when eviction is
+// not running.
+func (s *StreamTableStore) StopEviction() {
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+	s.cancel, s.done = nil, nil
+}

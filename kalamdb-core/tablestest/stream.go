@@ -1,0 +1,289 @@
+package tablestest
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+)
+
+func event(kind string, n int64) []row.Value { return []row.Value{row.String(kind), row.Int64(n)} }
+
+func seqs(p tables.StreamPage) []int64 {
+	out := make([]int64, len(p.Events))
+	for i, ev := range p.Events {
+		out[i] = ev.Seq
+	}
+	return out
+}
+
+func ns_(p tables.StreamPage) []int64 {
+	out := make([]int64, len(p.Events))
+	for i, ev := range p.Events {
+		out[i] = ev.Values[1].Int64()
+	}
+	return out
+}
+
+// storedEvents counts the keys in the stream's partition, bypassing the
+// store.
+func storedEvents(t *testing.T, e *env, s *tables.StreamTableStore) int {
+	t.Helper()
+	it, err := e.b.Scan(e.ctx, s.Table().Partition(), store.ScanOptions{})
+	require.NoError(t, err)
+	n := 0
+	for it.Next() {
+		n++
+	}
+	require.NoError(t, it.Close())
+	return n
+}
+
+func testStreamAppendRead(t *testing.T, e *env) {
+	s := e.stream()
+	first, err := s.Append(e.ctx, event("a", 0), event("b", 1), event("c", 2))
+	require.NoError(t, err)
+	e.clock.Advance(time.Second)
+	fourth, err := s.Append(e.ctx, event("d", 3))
+	require.NoError(t, err)
+	assert.Equal(t, first+3, fourth)
+	assert.Equal(t, int64(4), s.Len())
+
+	page, err := s.Read(e.ctx, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{first, first + 1, first + 2, first + 3}, seqs(page))
+	assert.Equal(t, []int64{0, 1, 2, 3}, ns_(page))
+	assert.Equal(t, first+3, page.Next)
+	assert.False(t, page.More)
+	assert.Equal(t, t0.UnixMicro(), page.Events[0].Updated, "arrival time")
+	assert.Equal(t, t0.Add(time.Second).UnixMicro(), page.Events[3].Updated)
+	assert.Equal(t, "c", page.Events[2].Values[0].Str())
+
+	page, err = s.Read(e.ctx, first, 2)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 2}, ns_(page), "after is exclusive")
+	assert.True(t, page.More)
+	page, err = s.Read(e.ctx, page.Next, 2)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{3}, ns_(page))
+	assert.False(t, page.More)
+	page, err = s.Read(e.ctx, page.Next, 2)
+	require.NoError(t, err)
+	assert.Empty(t, page.Events)
+	assert.Equal(t, first+3, page.Next, "an empty read keeps the cursor")
+}
+
+func testStreamInvalid(t *testing.T, e *env) {
+	s := e.stream()
+	_, err := s.Append(e.ctx)
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
+	_, err = s.Append(e.ctx, event("ok", 1), []row.Value{row.Int64(1), row.Int64(2)})
+	requireColumnError(t, err, core.ErrInvalidRow, "kind")
+	assert.ErrorContains(t, err, "row 1")
+	_, err = s.Append(e.ctx, []row.Value{row.String("x")})
+	assert.ErrorIs(t, err, core.ErrInvalidRow)
+	assert.Zero(t, s.Len())
+	assert.Zero(t, storedEvents(t, e, s), "nothing of a failed append is stored")
+	_, err = s.Read(e.ctx, -1, 0)
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
+	_, err = s.Read(e.ctx, 0, -1)
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
+	assert.ErrorIs(t, s.StartEviction(0, nil), core.ErrInvalidArgument)
+}
+
+func testStreamTTL(t *testing.T, e *env) {
+	s := e.stream()
+	for i := range 10 {
+		_, err := s.Append(e.ctx, event("old", int64(i)))
+		require.NoError(t, err)
+	}
+	e.clock.Advance(streamTTL / 2)
+	for i := range 5 {
+		_, err := s.Append(e.ctx, event("new", int64(10+i)))
+		require.NoError(t, err)
+	}
+	e.clock.Advance(streamTTL/2 + time.Microsecond) // the first ten are now older than the TTL
+
+	page, err := s.Read(e.ctx, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{10, 11, 12, 13, 14}, ns_(page), "expired events are hidden before eviction")
+	assert.Equal(t, 15, storedEvents(t, e, s))
+
+	st, err := s.Evict(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, tables.EvictStats{Expired: 10, Remaining: 5}, st)
+	assert.Equal(t, 5, storedEvents(t, e, s))
+	assert.Equal(t, int64(5), s.Len())
+	st, err = s.Evict(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, tables.EvictStats{Remaining: 5}, st, "nothing more to evict")
+}
+
+func testStreamMaxBuffer(t *testing.T, e *env) {
+	s := e.stream()
+	const total = streamMax + 23
+	for i := 0; i < total; i += 10 {
+		var evs [][]row.Value
+		for j := i; j < min(i+10, total); j++ {
+			evs = append(evs, event("e", int64(j)))
+		}
+		_, err := s.Append(e.ctx, evs...)
+		require.NoError(t, err)
+	}
+	st, err := s.Evict(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, tables.EvictStats{Overflow: 23, Remaining: streamMax}, st)
+	assert.Equal(t, streamMax, storedEvents(t, e, s))
+	page, err := s.Read(e.ctx, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, page.Events, streamMax)
+	assert.Equal(t, int64(23), page.Events[0].Values[1].Int64(), "the oldest were evicted")
+	assert.Equal(t, int64(total-1), page.Events[streamMax-1].Values[1].Int64())
+}
+
+// testStreamTimer drives the eviction timer with the fake clock.
+func testStreamTimer(t *testing.T, e *env) {
+	s := e.stream()
+	reports := make(chan tables.EvictStats, 10)
+	require.NoError(t, s.StartEviction(time.Minute, func(st tables.EvictStats, err error) {
+		assert.NoError(t, err)
+		reports <- st
+	}))
+	assert.ErrorIs(t, s.StartEviction(time.Minute, nil), core.ErrInvalidArgument, "already running")
+	for i := range 7 {
+		_, err := s.Append(e.ctx, event("x", int64(i)))
+		require.NoError(t, err)
+	}
+
+	e.clock.Advance(time.Minute)
+	assert.Equal(t, tables.EvictStats{Remaining: 7}, <-reports, "first tick: nothing expired yet")
+	e.clock.Advance(streamTTL)
+	assert.Equal(t, tables.EvictStats{Expired: 7}, <-reports, "a tick after the TTL evicts")
+	assert.Zero(t, storedEvents(t, e, s))
+
+	s.StopEviction()
+	assert.Zero(t, e.clock.Tickers(), "the ticker is stopped")
+	_, err := s.Append(e.ctx, event("y", 1))
+	require.NoError(t, err)
+	e.clock.Advance(2 * streamTTL)
+	assert.Empty(t, reports, "no eviction after StopEviction")
+	assert.Equal(t, 1, storedEvents(t, e, s))
+	s.StopEviction() // idempotent
+
+	// It can be started again, and DB.Close stops it.
+	require.NoError(t, s.StartEviction(time.Minute, func(st tables.EvictStats, err error) { reports <- st }))
+	e.clock.Advance(time.Minute)
+	assert.Equal(t, tables.EvictStats{Expired: 1}, <-reports)
+	require.NoError(t, e.db.Close())
+	assert.Zero(t, e.clock.Tickers())
+}
+
+// testStreamTail appends from several goroutines while a reader follows the
+// stream with its cursor: it must see every event exactly once, in order.
+func testStreamTail(t *testing.T, e *env) {
+	s := e.stream()
+	const writers, perWriter = 4, 60
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				n := 1
+				if i%5 == 0 {
+					n = 3
+				}
+				evs := make([][]row.Value, n)
+				for j := range evs {
+					evs[j] = event("w"+itoa(int64(w)), int64(i))
+				}
+				_, err := s.Append(e.ctx, evs...)
+				if !assert.NoError(t, err) {
+					return
+				}
+			}
+		})
+	}
+	writersDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(writersDone)
+	}()
+	total := writers * (perWriter + 2*perWriter/5)
+	var got []int64
+	var after int64
+	for len(got) < total {
+		finished := false
+		select {
+		case <-writersDone:
+			finished = true
+		default:
+		}
+		page, err := s.Read(e.ctx, after, 7)
+		require.NoError(t, err)
+		got = append(got, seqs(page)...)
+		after = page.Next
+		if len(page.Events) == 0 {
+			if finished {
+				// Every append has returned and nothing is left to read.
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	<-writersDone
+	require.Len(t, got, total)
+	for i := 1; i < len(got); i++ {
+		require.Greater(t, got[i], got[i-1], "events in _seq order, each once")
+	}
+	page, err := s.Read(e.ctx, after, 0)
+	require.NoError(t, err)
+	assert.Empty(t, page.Events, "nothing was skipped and nothing is left")
+	assert.Equal(t, int64(total), s.Len())
+	// All of this is in the buffer bound, so nothing is evicted.
+	assert.Greater(t, int64(total), int64(streamMax))
+}
+
+func testStreamRestart(t *testing.T, e *env) {
+	s := e.stream()
+	last, err := s.Append(e.ctx, event("a", 1), event("b", 2))
+	require.NoError(t, err)
+	last++
+	e.restart()
+	s = e.stream()
+	assert.Equal(t, int64(2), s.Len(), "the stored events are counted again")
+	next, err := s.Append(e.ctx, event("c", 3))
+	require.NoError(t, err)
+	assert.Greater(t, next, last)
+	page, err := s.Read(e.ctx, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 2, 3}, ns_(page))
+}
+
+func testStreamDropped(t *testing.T, e *env) {
+	s := e.stream()
+	_, err := s.Append(e.ctx, event("a", 1))
+	require.NoError(t, err)
+	reports := make(chan error, 10)
+	require.NoError(t, s.StartEviction(time.Minute, func(_ tables.EvictStats, err error) { reports <- err }))
+	require.NoError(t, e.db.Catalog().DropTable(e.ctx, ns, streamTable))
+
+	_, err = s.Append(e.ctx, event("b", 2))
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = s.Read(e.ctx, 0, 0)
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = e.db.Stream(e.ctx, ns, streamTable)
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+
+	e.clock.Advance(time.Minute)
+	assert.ErrorIs(t, <-reports, core.ErrTableNotFound)
+	s.StopEviction() // waits for the timer goroutine, which stopped itself
+	assert.Zero(t, e.clock.Tickers(), "the timer of a dropped table stops by itself")
+}

@@ -1,0 +1,119 @@
+package tablestest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+)
+
+// Run runs the table-store suite on the harness's backend: one subtest per
+// behaviour, each on a fresh backend.
+func Run(t *testing.T, h Harness) {
+	rowTests := []struct {
+		name string
+		fn   func(*testing.T, *env, rowStore)
+	}{
+		{"InsertGet", testInsertGet},
+		{"EveryTypeRoundTrips", testEveryType},
+		{"DuplicateKey", testDuplicateKey},
+		{"InsertManyIsAtomic", testInsertManyAtomic},
+		{"InvalidRows", testInvalidRows},
+		{"Update", testUpdate},
+		{"SoftDelete", testSoftDelete},
+		{"ScanPaging", testScanPaging},
+		{"ConcurrentInsertSameKey", testConcurrentInsertSameKey},
+		{"ConcurrentMixed", testConcurrentMixed},
+		{"DeleteIfUnchanged", testDeleteIfUnchanged},
+		{"ColdSourceMerge", testColdSourceMerge},
+		{"ConcurrentFlush", testConcurrentFlush},
+	}
+	for _, kind := range []string{"user", "shared"} {
+		for _, rt := range rowTests {
+			t.Run(kind+"/"+rt.name, func(t *testing.T) {
+				var wrap func(store.StorageBackend) store.StorageBackend
+				// The concurrency tests run on a backend whose Get yields,
+				// which makes check-then-act races likely instead of rare.
+				if strings.HasPrefix(rt.name, "Concurrent") {
+					wrap = func(b store.StorageBackend) store.StorageBackend { return yielding{b} }
+				}
+				e := newEnvWith(t, h, wrap)
+				rt.fn(t, e, e.kinds()[kind]())
+			})
+		}
+	}
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, *env)
+	}{
+		{"catalog/SurvivesRestart", testCatalogRestart},
+		{"catalog/WrongTableType", testWrongType},
+		{"catalog/DroppedTable", testDroppedTable},
+		{"user/Isolation", testUserIsolation},
+		{"user/StringPrimaryKeys", testStringKeys},
+		{"user/BufferUsers", testBufferUsers},
+		{"user/SeqSurvivesRestart", testSeqRestart},
+		{"stream/AppendRead", testStreamAppendRead},
+		{"stream/InvalidInput", testStreamInvalid},
+		{"stream/TTL", testStreamTTL},
+		{"stream/MaxBuffer", testStreamMaxBuffer},
+		{"stream/EvictionTimer", testStreamTimer},
+		{"stream/ConcurrentAppendTail", testStreamTail},
+		{"stream/Restart", testStreamRestart},
+		{"stream/Dropped", testStreamDropped},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, h)) })
+	}
+}
+
+func requireColumnError(t *testing.T, err error, kind error, column string) {
+	t.Helper()
+	require.ErrorIs(t, err, kind)
+	var ce *core.ColumnError
+	require.True(t, errors.As(err, &ce), "want a *core.ColumnError, got %v", err)
+	assert.Equal(t, column, ce.Column, "column named by %v", err)
+}
+
+func assertValues(t *testing.T, want, got []row.Value, msgAndArgs ...any) {
+	t.Helper()
+	require.Len(t, got, len(want), msgAndArgs...)
+	for i := range want {
+		assert.True(t, want[i].Equal(got[i]), "column %d: want %v, got %v %v", i, want[i], got[i], msgAndArgs)
+	}
+}
+
+func ids(rows []row.Row) []int64 {
+	out := make([]int64, len(rows))
+	for i, r := range rows {
+		out[i] = r.Values[colID].Int64()
+	}
+	return out
+}
+
+// scanAll pages through s with the given page size and returns every row.
+func scanAll(t *testing.T, e *env, s rowStore, pageSize int) []row.Row {
+	t.Helper()
+	var all []row.Row
+	opts := tables.ScanOptions{Limit: pageSize}
+	for range 10_000 {
+		page, err := s.Scan(e.ctx, opts)
+		require.NoError(t, err)
+		all = append(all, page.Rows...)
+		if !page.More {
+			assert.True(t, page.Next.IsNull(), "Next is null on the last page")
+			return all
+		}
+		require.Len(t, page.Rows, pageSize, "a page with More is full")
+		opts.After = page.Next
+	}
+	t.Fatal("scan did not end")
+	return nil
+}
