@@ -67,28 +67,17 @@ type Config struct {
 	SyncWrites bool `toml:"sync_writes"`
 }
 
-// Default values of Config, as DefaultConfig returns them.
-const (
-	DefaultPath               = "data/rocksdb"
-	DefaultMaxOpenFiles       = 512
-	DefaultBlockCacheMB       = 64
-	DefaultWriteBufferMB      = 4
-	DefaultTotalWriteBufferMB = 64
-	DefaultMaxWALMB           = 64
-	DefaultCompression        = "lz4"
-)
-
 // DefaultConfig returns the configuration used for every key that the
 // [storage.rocksdb] section leaves out.
 func DefaultConfig() Config {
 	return Config{
-		Path:               DefaultPath,
-		MaxOpenFiles:       DefaultMaxOpenFiles,
-		BlockCacheMB:       DefaultBlockCacheMB,
-		WriteBufferMB:      DefaultWriteBufferMB,
-		TotalWriteBufferMB: DefaultTotalWriteBufferMB,
-		MaxWALMB:           DefaultMaxWALMB,
-		Compression:        DefaultCompression,
+		Path:               "data/rocksdb",
+		MaxOpenFiles:       512,
+		BlockCacheMB:       64,
+		WriteBufferMB:      4,
+		TotalWriteBufferMB: 64,
+		MaxWALMB:           64,
+		Compression:        "lz4",
 	}
 }
 

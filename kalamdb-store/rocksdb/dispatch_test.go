@@ -46,6 +46,7 @@ func BenchmarkDispatch(b *testing.B) {
 	db := fx.eng.db
 
 	b.Run("get/direct", func(b *testing.B) {
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			s, err := db.GetCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
@@ -63,6 +64,7 @@ func BenchmarkDispatch(b *testing.B) {
 	})
 	b.Run("get/backend", func(b *testing.B) {
 		be := fx.be
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
@@ -74,6 +76,7 @@ func BenchmarkDispatch(b *testing.B) {
 	})
 
 	b.Run("put/direct", func(b *testing.B) {
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if err := db.PutCF(fx.wo, fx.writeH, fx.keys[i%dispatchKeys], fx.val); err != nil {
@@ -83,6 +86,7 @@ func BenchmarkDispatch(b *testing.B) {
 	})
 	b.Run("put/backend", func(b *testing.B) {
 		be := fx.be
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
@@ -92,6 +96,7 @@ func BenchmarkDispatch(b *testing.B) {
 	})
 
 	b.Run("batch100/direct", func(b *testing.B) {
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			keys := fx.batchKeys[i%len(fx.batchKeys)]
@@ -108,6 +113,7 @@ func BenchmarkDispatch(b *testing.B) {
 	})
 	b.Run("batch100/backend", func(b *testing.B) {
 		be := fx.be
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
@@ -117,6 +123,7 @@ func BenchmarkDispatch(b *testing.B) {
 	})
 
 	b.Run("scan100/direct", func(b *testing.B) {
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			j := (i * 37) % len(fx.prefixes)
@@ -142,6 +149,7 @@ func BenchmarkDispatch(b *testing.B) {
 	})
 	b.Run("scan100/backend", func(b *testing.B) {
 		be := fx.be
+		fx.settle(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			j := (i * 37) % len(fx.prefixes)
@@ -245,9 +253,7 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	if err := fx.be.Batch(ctx, ops); err != nil {
 		return nil, err
 	}
-	fo := grocksdb.NewDefaultFlushOptions()
-	defer fo.Destroy()
-	if err := eng.db.FlushCF(fx.readH, fo); err != nil {
+	if err := fx.compact(fx.readH); err != nil {
 		return nil, err
 	}
 	for i := 0; i < dispatchKeys/100; i++ {
@@ -269,6 +275,29 @@ func newDispatchFixture() (*dispatchFixture, error) {
 		}
 	}
 	return fx, nil
+}
+
+// compact flushes the column family and compacts it into its last level,
+// synchronously, so that no flush or compaction is left to run.
+func (fx *dispatchFixture) compact(h *grocksdb.ColumnFamilyHandle) error {
+	fo := grocksdb.NewDefaultFlushOptions()
+	defer fo.Destroy()
+	fo.SetWait(true)
+	if err := fx.eng.db.FlushCF(h, fo); err != nil {
+		return err
+	}
+	fx.eng.db.CompactRangeCF(h, grocksdb.Range{})
+	return nil
+}
+
+// settle gives each sub-benchmark the same start: the writes of the
+// previous ones flushed and compacted, so that no sub-benchmark pays for
+// background work that another caused. It runs before b.Loop starts the
+// timer.
+func (fx *dispatchFixture) settle(b *testing.B) {
+	if err := fx.compact(fx.writeH); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func (fx *dispatchFixture) close() {

@@ -4,9 +4,10 @@
 //
 // Each Partition is a RocksDB column family, created, listed and dropped at
 // run time and found again when the database is reopened. The column family
-// of partition "x" is called "p/x" (see columnFamily), so a partition may be
-// called "default" like any other: RocksDB's own "default" column family,
-// which always exists and cannot be dropped, is never a partition.
+// of partition "x" is called "p/x" (one function holds the mapping), so a
+// partition may be called "default" like any other: RocksDB's own "default"
+// column family, which always exists and cannot be dropped, is never a
+// partition.
 //
 // Reads and writes go straight to RocksDB: Get copies the value into one Go
 // slice, Put and Delete are single RocksDB writes, and Batch is one RocksDB

@@ -85,7 +85,7 @@ func TestOpenDefaultsFromEmptySection(t *testing.T) {
 	b, err := r.Open(ctx, Name, nil)
 	require.NoError(t, err)
 	require.NoError(t, b.Close())
-	require.FileExists(t, filepath.Join(dir, DefaultPath, "CURRENT"), "the default path is relative to the working directory")
+	require.FileExists(t, filepath.Join(dir, DefaultConfig().Path, "CURRENT"), "the default path is relative to the working directory")
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
