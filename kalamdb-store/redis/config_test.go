@@ -226,3 +226,46 @@ func TestClusterModeIsRefused(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrUnsupported)
 	require.Contains(t, err.Error(), "cluster mode")
 }
+
+// TestACLUser connects as an ACL user that may run only the commands the
+// backend needs, on the keys of its prefix: the package documentation lists
+// them.
+func TestACLUser(t *testing.T) {
+	extra := append([]string{"--user"}, strings.Fields("kalam on >kalam-pw ~app/* ~{app/* -@all +@read +@write +@scripting +ping +info")...)
+	extra = append(extra, "--user")
+	extra = append(extra, strings.Fields("other on >other-pw ~elsewhere/* -@all +@read +@write +@scripting +ping")...)
+	srv := redistest.StartT(t, redistest.Options{Extra: extra})
+	ctx := context.Background()
+	c := DefaultConfig()
+	c.Addr, c.Username, c.Password, c.KeyPrefix = srv.Addr, "kalam", "kalam-pw", "app"
+	b, err := OpenWith(ctx, c)
+	require.NoError(t, err)
+	p := store.MustPartition("p")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.Batch(ctx, []store.Operation{store.PutOp(p, []byte("a"), []byte("1")), store.PutOp(p, []byte("b"), []byte("2"))}))
+	require.NoError(t, b.Delete(ctx, p, []byte("b")))
+	v, err := b.Get(ctx, p, []byte("a"))
+	require.NoError(t, err)
+	require.Equal(t, "1", string(v))
+	_, err = b.Get(ctx, p, []byte("b"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+	it, err := b.Scan(ctx, p, store.ScanOptions{})
+	require.NoError(t, err)
+	require.True(t, it.Next())
+	require.NoError(t, it.Close())
+	parts, err := b.ListPartitions(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []store.Partition{p}, parts)
+	require.NoError(t, b.DropPartition(ctx, p))
+	require.NoError(t, b.Close())
+
+	// A user whose keys are elsewhere (and who may not run INFO) connects,
+	// and is refused on the first operation.
+	c.Username, c.Password = "other", "other-pw"
+	b, err = OpenWith(ctx, c)
+	require.NoError(t, err)
+	defer b.Close()
+	err = b.CreatePartition(ctx, p)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "NOPERM")
+}

@@ -54,6 +54,18 @@
 // the CPU time per key) nor MULTI/EXEC (which a server at its maxmemory
 // refuses even for reads): Get and Scan keep working on a full server.
 //
+// # Access control
+//
+// A server with ACLs needs a user that may run the categories @read, @write
+// and @scripting, and PING, on the keys of the prefix (INFO is optional:
+// without it OpenWith skips its check for cluster mode). For the default
+// prefix:
+//
+//	ACL SETUSER kalamdb on >password ~kalamdb/* ~{kalamdb/* -@all +@read +@write +@scripting +ping +info
+//
+// and Config.Username "kalamdb". The backend names no client (no CLIENT
+// SETNAME), so it needs no CLIENT permission.
+//
 // # What Redis gives that the embedded backends do not
 //
 //   - The data lives in a server, not in the process: several KalamDB
