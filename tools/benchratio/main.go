@@ -9,7 +9,9 @@
 // The ratio is median(backend ns/op) / median(direct ns/op). The spread
 // column gives the lowest and highest ratio of the runs paired in order (the
 // i-th backend run over the i-th direct run), which shows how noisy the
-// machine was. With -markdown the table is printed as Markdown, ready for
+// machine was. When the benchmarks report a cpu-ns/op metric (CPU time of
+// the process per op), the cpu ratio column gives the ratio of its medians,
+// which a busy machine disturbs less than wall time. With -markdown the table is printed as Markdown, ready for
 // docs/benchmarks.md. With -fail, benchratio exits with status 1 when a
 // ratio is above the target or the backend allocates more per op.
 package main
@@ -60,6 +62,7 @@ func main() {
 // run is one result line of a benchmark.
 type run struct {
 	NsPerOp     float64
+	CPUNsPerOp  float64 // the cpu-ns/op metric, -1 when the line has none
 	AllocsPerOp float64 // -1 when the line has no allocs/op
 }
 
@@ -72,6 +75,7 @@ type results map[string][]run
 var pkgRE = regexp.MustCompile(`^pkg:\s+(\S+)`)
 var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op(.*)$`)
 var allocsRE = regexp.MustCompile(`\s([0-9.]+) allocs/op`)
+var cpuRE = regexp.MustCompile(`\s([0-9.]+) cpu-ns/op`)
 
 // parse reads benchmark output; lines that are not results are skipped.
 func parse(r io.Reader) (results, error) {
@@ -99,7 +103,13 @@ func parse(r io.Reader) (results, error) {
 				return nil, fmt.Errorf("%s: allocs/op %q: %w", m[1], a[1], err)
 			}
 		}
-		res[pkg+m[1]] = append(res[pkg+m[1]], run{NsPerOp: ns, AllocsPerOp: allocs})
+		cpu := -1.0
+		if c := cpuRE.FindStringSubmatch(m[3]); c != nil {
+			if cpu, err = strconv.ParseFloat(c[1], 64); err != nil {
+				return nil, fmt.Errorf("%s: cpu-ns/op %q: %w", m[1], c[1], err)
+			}
+		}
+		res[pkg+m[1]] = append(res[pkg+m[1]], run{NsPerOp: ns, CPUNsPerOp: cpu, AllocsPerOp: allocs})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -117,6 +127,7 @@ type row struct {
 	DirectNs, BackendNs         float64
 	Ratio                       float64
 	MinRatio, MaxRatio          float64
+	CPURatio                    float64 // ratio of the cpu-ns/op medians, 0 when not reported
 	DirectAllocs, BackendAllocs float64
 	OK                          bool
 }
@@ -136,6 +147,9 @@ func compare(res results, target float64) []row {
 		r.DirectNs, r.BackendNs = median(direct, ns), median(backend, ns)
 		r.DirectAllocs, r.BackendAllocs = median(direct, allocs), median(backend, allocs)
 		r.Ratio = r.BackendNs / r.DirectNs
+		if dc, bc := median(direct, cpuNs), median(backend, cpuNs); dc > 0 && bc > 0 {
+			r.CPURatio = bc / dc
+		}
 		r.MinRatio, r.MaxRatio = r.Ratio, r.Ratio
 		for i := 0; i < r.Runs; i++ {
 			q := backend[i].NsPerOp / direct[i].NsPerOp
@@ -149,6 +163,7 @@ func compare(res results, target float64) []row {
 }
 
 func ns(r run) float64     { return r.NsPerOp }
+func cpuNs(r run) float64  { return r.CPUNsPerOp }
 func allocs(r run) float64 { return r.AllocsPerOp }
 
 func median(runs []run, f func(run) float64) float64 {
@@ -181,22 +196,29 @@ func fmtAllocs(a float64) string {
 	return strconv.FormatFloat(a, 'f', -1, 64)
 }
 
+func fmtCPU(r row) string {
+	if r.CPURatio == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(r.CPURatio, 'f', 3, 64)
+}
+
 func writeText(w io.Writer, rows []row, target float64) {
-	fmt.Fprintf(w, "%-36s %5s %14s %14s %7s %15s %14s %14s  %s\n",
-		"operation", "runs", "direct ns/op", "backend ns/op", "ratio", "spread", "direct allocs", "backend allocs", "verdict")
+	fmt.Fprintf(w, "%-36s %5s %14s %14s %7s %15s %9s %14s %14s  %s\n",
+		"operation", "runs", "direct ns/op", "backend ns/op", "ratio", "spread", "cpu ratio", "direct allocs", "backend allocs", "verdict")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%-36s %5d %14.0f %14.0f %7.3f %7.3f–%-7.3f %14s %14s  %s\n",
-			r.Op, r.Runs, r.DirectNs, r.BackendNs, r.Ratio, r.MinRatio, r.MaxRatio,
+		fmt.Fprintf(w, "%-36s %5d %14.0f %14.0f %7.3f %7.3f–%-7.3f %9s %14s %14s  %s\n",
+			r.Op, r.Runs, r.DirectNs, r.BackendNs, r.Ratio, r.MinRatio, r.MaxRatio, fmtCPU(r),
 			fmtAllocs(r.DirectAllocs), fmtAllocs(r.BackendAllocs), verdict(r, target))
 	}
 }
 
 func writeMarkdown(w io.Writer, rows []row, target float64) {
-	fmt.Fprintln(w, "| operation | runs | direct ns/op | backend ns/op | ratio | spread | direct allocs/op | backend allocs/op | verdict |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---:|---|")
+	fmt.Fprintln(w, "| operation | runs | direct ns/op | backend ns/op | ratio | spread | cpu ratio | direct allocs/op | backend allocs/op | verdict |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---:|---:|---|")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.3f | %.3f–%.3f | %s | %s | %s |\n",
-			r.Op, r.Runs, r.DirectNs, r.BackendNs, r.Ratio, r.MinRatio, r.MaxRatio,
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.3f | %.3f–%.3f | %s | %s | %s | %s |\n",
+			r.Op, r.Runs, r.DirectNs, r.BackendNs, r.Ratio, r.MinRatio, r.MaxRatio, fmtCPU(r),
 			fmtAllocs(r.DirectAllocs), fmtAllocs(r.BackendAllocs), verdict(r, target))
 	}
 }

@@ -29,8 +29,8 @@ BenchmarkOnlyDirect/x/direct-2         	  500000	      1000 ns/op
 PASS
 ok  	github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb	28.146s
 pkg: github.com/kalamdb/kalamdb-go/kalamdb-store/pebble
-BenchmarkDispatch/get/direct-2         	  500000	      500 ns/op	     152 B/op	       4 allocs/op
-BenchmarkDispatch/get/backend-2        	  500000	      600 ns/op	     152 B/op	       4 allocs/op
+BenchmarkDispatch/get/direct-2         	  500000	      500 ns/op	       400.0 cpu-ns/op	     152 B/op	       4 allocs/op
+BenchmarkDispatch/get/backend-2        	  500000	      600 ns/op	       420.0 cpu-ns/op	     152 B/op	       4 allocs/op
 `
 
 func TestCompareUsesMediansAndPairs(t *testing.T) {
@@ -42,6 +42,8 @@ func TestCompareUsesMediansAndPairs(t *testing.T) {
 	pebble, get, scan := rows[0], rows[1], rows[2]
 	require.Equal(t, "pebble.BenchmarkDispatch/get", pebble.Op, "packages are kept apart")
 	assert.InDelta(t, 1.2, pebble.Ratio, 1e-9)
+	assert.InDelta(t, 1.05, pebble.CPURatio, 1e-9, "cpu-ns/op medians")
+	assert.Equal(t, 4.0, pebble.BackendAllocs, "allocs/op after a custom metric")
 	require.Equal(t, "rocksdb.BenchmarkDispatch/get", get.Op)
 	require.Equal(t, "rocksdb.BenchmarkDispatch/scan100", scan.Op)
 
@@ -62,6 +64,7 @@ func TestCompareUsesMediansAndPairs(t *testing.T) {
 	writeText(&out, rows, 1.02)
 	assert.Contains(t, out.String(), "MORE ALLOCS")
 	assert.Contains(t, out.String(), "1.020")
+	assert.Contains(t, out.String(), "1.050")
 	out.Reset()
 	writeMarkdown(&out, rows, 1.02)
 	assert.True(t, strings.HasPrefix(out.String(), "| operation |"))
