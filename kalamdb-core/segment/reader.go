@@ -1,0 +1,610 @@
+package segment
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/file"
+	"github.com/apache/arrow/go/v17/parquet/metadata"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+)
+
+// recoverCorrupt turns a panic of the Parquet library (which panics on some
+// malformed input) into an error wrapping core.ErrCorrupt.
+func recoverCorrupt(what string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %s: the Parquet reader failed: %v", core.ErrCorrupt, what, r)
+	}
+}
+
+// ReadFooter opens path and parses its Parquet footer. The error wraps
+// core.ErrCorrupt when the file is not a readable Parquet file.
+func ReadFooter(fsys FS, path string) (md *metadata.FileMetaData, err error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("segment: opening %s: %w", path, err)
+	}
+	defer f.Close()
+	defer recoverCorrupt(path, &err)
+	pr, err := file.NewParquetReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: segment %s: %v", core.ErrCorrupt, path, err)
+	}
+	return pr.MetaData(), nil
+}
+
+// FooterMeta returns the value of a key of the footer's key-value metadata.
+func FooterMeta(md *metadata.FileMetaData, key string) (string, bool) {
+	v := md.KeyValueMetadata().FindValue(key)
+	if v == nil {
+		return "", false
+	}
+	return *v, true
+}
+
+// KeyRange returns the smallest and largest key of row group i of a segment
+// of t, from the statistics of the primary-key column: prefix followed by
+// the encoded minimum and maximum primary key. ok is false when the file
+// has no usable statistics (every key must then be assumed possible).
+func KeyRange(md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (lo, hi []byte, ok bool) {
+	col := md.Schema.ColumnIndexByName(t.PrimaryKey)
+	if col < 0 || i < 0 || i >= len(md.RowGroups) {
+		return nil, nil, false
+	}
+	cc, err := md.RowGroup(i).ColumnChunk(col)
+	if err != nil {
+		return nil, nil, false
+	}
+	if set, err := cc.StatsSet(); err != nil || !set {
+		return nil, nil, false
+	}
+	st, err := cc.Statistics()
+	if err != nil || st == nil || !st.HasMinMax() {
+		return nil, nil, false
+	}
+	var minV, maxV row.Value
+	switch pkType := t.PrimaryKeyColumn().Type; s := st.(type) {
+	case *metadata.Int32Statistics:
+		if pkType != row.TypeInt32 {
+			return nil, nil, false
+		}
+		minV, maxV = row.Int32(s.Min()), row.Int32(s.Max())
+	case *metadata.Int64Statistics:
+		switch pkType {
+		case row.TypeInt64:
+			minV, maxV = row.Int64(s.Min()), row.Int64(s.Max())
+		case row.TypeTimestamp:
+			minV, maxV = row.TimestampMicros(s.Min()), row.TimestampMicros(s.Max())
+		default:
+			return nil, nil, false
+		}
+	case *metadata.ByteArrayStatistics:
+		switch pkType {
+		case row.TypeString:
+			minV, maxV = row.String(string(s.Min())), row.String(string(s.Max()))
+		case row.TypeBytes:
+			minV, maxV = row.Bytes(s.Min()), row.Bytes(s.Max())
+		default:
+			return nil, nil, false
+		}
+	default:
+		return nil, nil, false
+	}
+	lo, err1 := t.AppendKey(append([]byte(nil), prefix...), minV)
+	hi, err2 := t.AppendKey(append([]byte(nil), prefix...), maxV)
+	if err1 != nil || err2 != nil {
+		return nil, nil, false
+	}
+	return lo, hi, true
+}
+
+// RowGroup is one decoded row group of a segment: every version with its
+// key, ready for binary search and merging. It is immutable and safe for
+// concurrent use; a Cache shares it between readers.
+type RowGroup struct {
+	n      int
+	keys   []byte
+	keyOff []int32 // n+1 offsets into keys
+	seq    []int64
+	upd    []int64
+	del    []bool
+	cols   []column // one per table column
+	size   int64
+}
+
+// column holds one decoded column; values of the fixed-width types are in
+// num (bits), strings and bytes in data/off; null marks nulls (nil when
+// the column has none). A column missing from the file is all null.
+type column struct {
+	typ     row.Type
+	missing bool
+	num     []uint64
+	data    string
+	off     []int32
+	null    []bool
+}
+
+// Len returns the number of versions.
+func (g *RowGroup) Len() int { return g.n }
+
+// Key returns the key of version i; the slice is shared and read-only.
+func (g *RowGroup) Key(i int) []byte { return g.keys[g.keyOff[i]:g.keyOff[i+1]:g.keyOff[i+1]] }
+
+// Seq returns the _seq of version i.
+func (g *RowGroup) Seq(i int) int64 { return g.seq[i] }
+
+// Deleted reports whether version i is a tombstone.
+func (g *RowGroup) Deleted(i int) bool { return g.del[i] }
+
+// Size returns the approximate memory the row group holds, in bytes.
+func (g *RowGroup) Size() int64 { return g.size }
+
+// Search returns the index of the first version whose key is >= key, and
+// whether that key equals key.
+func (g *RowGroup) Search(key []byte) (int, bool) {
+	i := sort.Search(g.n, func(i int) bool { return bytes.Compare(g.Key(i), key) >= 0 })
+	return i, i < g.n && bytes.Equal(g.Key(i), key)
+}
+
+// Row fills dst with version i, reusing dst.Values when it has room. The
+// values refer to the row group's immutable memory, never to memory that is
+// reused.
+func (g *RowGroup) Row(i int, dst *row.Row) {
+	vals := dst.Values[:0]
+	if cap(vals) < len(g.cols) {
+		vals = make([]row.Value, 0, len(g.cols))
+	}
+	vals = vals[:len(g.cols)]
+	for j := range g.cols {
+		vals[j] = g.cols[j].value(i)
+	}
+	dst.Values = vals
+	dst.Seq, dst.Updated, dst.Deleted = g.seq[i], g.upd[i], g.del[i]
+}
+
+func (c *column) value(i int) row.Value {
+	if c.missing || (c.null != nil && c.null[i]) {
+		return row.Null()
+	}
+	switch c.typ {
+	case row.TypeInt32:
+		return row.Int32(int32(c.num[i]))
+	case row.TypeInt64:
+		return row.Int64(int64(c.num[i]))
+	case row.TypeFloat64:
+		return row.Float64(float64frombits(c.num[i]))
+	case row.TypeBool:
+		return row.Bool(c.num[i] != 0)
+	case row.TypeTimestamp:
+		return row.TimestampMicros(int64(c.num[i]))
+	case row.TypeString:
+		return row.String(c.data[c.off[i]:c.off[i+1]])
+	default:
+		return row.Bytes(unsafe.Slice(unsafe.StringData(c.data[c.off[i]:]), c.off[i+1]-c.off[i]))
+	}
+}
+
+func float64frombits(b uint64) float64 { return *(*float64)(unsafe.Pointer(&b)) }
+
+// ReadRowGroup decodes row group i of the segment at path, a segment of
+// table t whose keys start with prefix. md is the file's footer (from
+// ReadFooter or a Cache). Columns are matched by name: a table column the
+// file lacks (added after the file was written) reads as null, a file column
+// the table lacks is ignored, and a column whose type changed is an error
+// wrapping core.ErrCorrupt.
+func ReadRowGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (g *RowGroup, err error) {
+	if i < 0 || i >= len(md.RowGroups) {
+		return nil, fmt.Errorf("%w: segment %s has %d row groups, not %d", core.ErrInvalidArgument, path, len(md.RowGroups), i+1)
+	}
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("segment: opening %s: %w", path, err)
+	}
+	defer f.Close()
+	defer recoverCorrupt(path, &err)
+	alloc := memory.NewGoAllocator()
+	pr, err := file.NewParquetReader(f, file.WithMetadata(md), file.WithReadProps(parquet.NewReaderProperties(alloc)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: segment %s: %v", core.ErrCorrupt, path, err)
+	}
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: md.RowGroup(i).NumRows() + 1}, alloc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: segment %s: %v", core.ErrCorrupt, path, err)
+	}
+	// Read the columns one by one in this goroutine (ReadRowGroups would
+	// use goroutines, where a panic of the decoder could not be recovered).
+	leaves := make([]int, md.Schema.NumColumns())
+	for j := range leaves {
+		leaves[j] = j
+	}
+	readers, sc, err := fr.GetFieldReaders(ctx, leaves, []int{i})
+	if err != nil {
+		return nil, fmt.Errorf("%w: segment %s row group %d: %v", core.ErrCorrupt, path, i, err)
+	}
+	cols := make(map[string]*arrow.Chunked, len(readers))
+	defer func() {
+		for _, r := range readers {
+			r.Release()
+		}
+		for _, c := range cols {
+			c.Release()
+		}
+	}()
+	for idx, r := range readers {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("segment: reading %s: %w", path, err)
+		}
+		ch, err := fr.ReadColumn([]int{i}, r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: segment %s row group %d column %s: %v", core.ErrCorrupt, path, i, sc.Field(idx).Name, err)
+		}
+		cols[sc.Field(idx).Name] = ch
+	}
+	return decodeColumns(cols, md.RowGroup(i).NumRows(), t, prefix, path)
+}
+
+func columnOf(cols map[string]*arrow.Chunked, name string) (arrow.Array, error) {
+	c := cols[name]
+	if c == nil {
+		return nil, nil
+	}
+	chunks := c.Chunks()
+	switch len(chunks) {
+	case 0:
+		return nil, fmt.Errorf("column %s has no data", name)
+	case 1:
+		chunks[0].Retain()
+		return chunks[0], nil
+	}
+	return array.Concatenate(chunks, memory.NewGoAllocator())
+}
+
+func decodeColumns(tbl map[string]*arrow.Chunked, rows int64, t *catalog.Table, prefix []byte, path string) (*RowGroup, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: segment %s: %s", core.ErrCorrupt, path, fmt.Sprintf(format, args...))
+	}
+	n := int(rows)
+	g := &RowGroup{n: n, cols: make([]column, len(t.Columns))}
+	sys := func(name string, want arrow.Type) (arrow.Array, error) {
+		a, err := columnOf(tbl, name)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		if a == nil {
+			return nil, bad("system column %s is missing", name)
+		}
+		if a.DataType().ID() != want || a.Len() != n || a.NullN() != 0 {
+			a.Release()
+			return nil, bad("system column %s has type %s, %d values and %d nulls", name, a.DataType(), a.Len(), a.NullN())
+		}
+		return a, nil
+	}
+	seqA, err := sys(catalog.ColumnSeq, arrow.INT64)
+	if err != nil {
+		return nil, err
+	}
+	defer seqA.Release()
+	updA, err := sys(catalog.ColumnUpdated, arrow.TIMESTAMP)
+	if err != nil {
+		return nil, err
+	}
+	defer updA.Release()
+	delA, err := sys(catalog.ColumnDeleted, arrow.BOOL)
+	if err != nil {
+		return nil, err
+	}
+	defer delA.Release()
+	g.seq = append([]int64(nil), seqA.(*array.Int64).Int64Values()...)
+	upd := updA.(*array.Timestamp).TimestampValues()
+	g.upd = make([]int64, n)
+	for i := range n {
+		g.upd[i] = int64(upd[i])
+	}
+	g.del = make([]bool, n)
+	db := delA.(*array.Boolean)
+	for i := range n {
+		g.del[i] = db.Value(i)
+	}
+	g.size = int64(n) * (8 + 8 + 1 + 4)
+
+	for j, c := range t.Columns {
+		col := &g.cols[j]
+		col.typ = c.Type
+		a, err := columnOf(tbl, c.Name)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		if a == nil {
+			col.missing = true
+			continue
+		}
+		err = fillColumn(col, a, n)
+		a.Release()
+		if err != nil {
+			return nil, bad("column %s: %v", c.Name, err)
+		}
+		g.size += int64(len(col.num))*8 + int64(len(col.data)) + int64(len(col.off))*4 + int64(len(col.null))
+	}
+
+	// Keys: the prefix and the encoded primary key of every version,
+	// strictly ascending.
+	pk := &g.cols[t.PrimaryKeyIndex()]
+	if pk.missing {
+		return nil, bad("the primary-key column %s is missing", t.PrimaryKey)
+	}
+	g.keyOff = make([]int32, n+1)
+	g.keys = make([]byte, 0, n*(len(prefix)+10))
+	for i := range n {
+		v := pk.value(i)
+		if v.IsNull() {
+			return nil, bad("version %d has a null primary key", i)
+		}
+		start := len(g.keys)
+		g.keys = append(g.keys, prefix...)
+		if g.keys, err = t.AppendKey(g.keys, v); err != nil {
+			return nil, bad("version %d: %v", i, err)
+		}
+		if len(g.keys) > 1<<31-1 {
+			return nil, bad("keys exceed 2 GiB")
+		}
+		g.keyOff[i+1] = int32(len(g.keys))
+		if i > 0 && bytes.Compare(g.keys[g.keyOff[i-1]:start], g.keys[start:]) >= 0 {
+			return nil, bad("versions %d and %d are out of key order", i-1, i)
+		}
+	}
+	g.size += int64(len(g.keys)) + int64(len(g.keyOff))*4
+	return g, nil
+}
+
+func fillColumn(col *column, a arrow.Array, n int) error {
+	if a.Len() != n {
+		return fmt.Errorf("has %d values for %d rows", a.Len(), n)
+	}
+	if a.NullN() > 0 {
+		col.null = make([]bool, n)
+		for i := range n {
+			col.null[i] = a.IsNull(i)
+		}
+	}
+	want, _ := ArrowType(col.typ)
+	if !arrow.TypeEqual(a.DataType(), want) {
+		// Accept a timestamp in another zone; anything else is a type change.
+		ts, ok := a.DataType().(*arrow.TimestampType)
+		if col.typ != row.TypeTimestamp || !ok || ts.Unit != arrow.Microsecond {
+			return fmt.Errorf("has type %s, the table says %s", a.DataType(), col.typ)
+		}
+	}
+	switch arr := a.(type) {
+	case *array.Int32:
+		col.num = make([]uint64, n)
+		for i, v := range arr.Int32Values() {
+			col.num[i] = uint64(int64(v))
+		}
+	case *array.Int64:
+		col.num = make([]uint64, n)
+		for i, v := range arr.Int64Values() {
+			col.num[i] = uint64(v)
+		}
+	case *array.Float64:
+		col.num = make([]uint64, n)
+		for i, v := range arr.Float64Values() {
+			col.num[i] = *(*uint64)(unsafe.Pointer(&v))
+		}
+	case *array.Timestamp:
+		col.num = make([]uint64, n)
+		for i, v := range arr.TimestampValues() {
+			col.num[i] = uint64(v)
+		}
+	case *array.Boolean:
+		col.num = make([]uint64, n)
+		for i := range n {
+			if arr.Value(i) {
+				col.num[i] = 1
+			}
+		}
+	case *array.String:
+		col.off = make([]int32, n+1)
+		var buf []byte
+		for i := range n {
+			buf = append(buf, arr.Value(i)...)
+			col.off[i+1] = int32(len(buf))
+		}
+		col.data = string(buf)
+	case *array.Binary:
+		col.off = make([]int32, n+1)
+		var buf []byte
+		for i := range n {
+			buf = append(buf, arr.Value(i)...)
+			col.off[i+1] = int32(len(buf))
+		}
+		col.data = string(buf)
+	default:
+		return fmt.Errorf("unsupported Arrow type %s", a.DataType())
+	}
+	return nil
+}
+
+// Cache keeps parsed footers and decoded row groups of segment files, so
+// that repeated reads neither re-parse footers nor re-decode hot row groups.
+// Footers are kept for up to a number of files, row groups up to a byte
+// budget, each evicting the least recently used. It is safe for concurrent
+// use.
+type Cache struct {
+	mu         sync.Mutex
+	maxFooters int
+	maxBytes   int64
+	footers    map[string]*list.Element
+	footerLRU  list.List
+	groups     map[groupKey]*list.Element
+	groupLRU   list.List
+	bytes      int64
+
+	hits, misses, footerReads int64
+}
+
+type groupKey struct {
+	path string
+	i    int
+}
+
+type footerEntry struct {
+	path string
+	md   *metadata.FileMetaData
+}
+
+type groupEntry struct {
+	key groupKey
+	g   *RowGroup
+}
+
+// NewCache returns a cache of up to maxFooters parsed footers and maxBytes
+// of decoded row groups (0 disables the row-group cache).
+func NewCache(maxFooters int, maxBytes int64) *Cache {
+	if maxFooters < 1 {
+		maxFooters = 1
+	}
+	return &Cache{maxFooters: maxFooters, maxBytes: maxBytes,
+		footers: map[string]*list.Element{}, groups: map[groupKey]*list.Element{}}
+}
+
+// CacheStats counts cache activity.
+type CacheStats struct {
+	// FooterReads is how many footers were read from files.
+	FooterReads int64
+	// GroupHits and GroupMisses count row-group lookups.
+	GroupHits, GroupMisses int64
+	// GroupBytes is the memory held by cached row groups.
+	GroupBytes int64
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return CacheStats{FooterReads: c.footerReads, GroupHits: c.hits, GroupMisses: c.misses, GroupBytes: c.bytes}
+}
+
+// Footer returns the parsed footer of path, reading it on first use.
+func (c *Cache) Footer(fsys FS, path string) (*metadata.FileMetaData, error) {
+	c.mu.Lock()
+	if e, ok := c.footers[path]; ok {
+		c.footerLRU.MoveToFront(e)
+		md := e.Value.(*footerEntry).md
+		c.mu.Unlock()
+		return md, nil
+	}
+	c.mu.Unlock()
+	md, err := ReadFooter(fsys, path)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.footerReads++
+	if e, ok := c.footers[path]; ok {
+		return e.Value.(*footerEntry).md, nil
+	}
+	c.footers[path] = c.footerLRU.PushFront(&footerEntry{path: path, md: md})
+	for c.footerLRU.Len() > c.maxFooters {
+		old := c.footerLRU.Back()
+		c.footerLRU.Remove(old)
+		delete(c.footers, old.Value.(*footerEntry).path)
+	}
+	return md, nil
+}
+
+// RowGroup returns row group i of the segment at path, decoding it on a
+// miss; see ReadRowGroup.
+func (c *Cache) RowGroup(ctx context.Context, fsys FS, path string, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
+	k := groupKey{path, i}
+	c.mu.Lock()
+	if e, ok := c.groups[k]; ok {
+		c.groupLRU.MoveToFront(e)
+		c.hits++
+		g := e.Value.(*groupEntry).g
+		c.mu.Unlock()
+		return g, nil
+	}
+	c.misses++
+	c.mu.Unlock()
+	md, err := c.Footer(fsys, path)
+	if err != nil {
+		return nil, err
+	}
+	g, err := ReadRowGroup(ctx, fsys, path, md, t, prefix, i)
+	if err != nil {
+		return nil, err
+	}
+	if g.size > c.maxBytes {
+		return g, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.groups[k]; ok {
+		return e.Value.(*groupEntry).g, nil
+	}
+	c.groups[k] = c.groupLRU.PushFront(&groupEntry{key: k, g: g})
+	c.bytes += g.size
+	for c.bytes > c.maxBytes {
+		old := c.groupLRU.Back()
+		c.groupLRU.Remove(old)
+		ge := old.Value.(*groupEntry)
+		delete(c.groups, ge.key)
+		c.bytes -= ge.g.size
+	}
+	return g, nil
+}
+
+// Forget drops what the cache holds of path (call it when the file is
+// removed).
+func (c *Cache) Forget(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.footers[path]; ok {
+		c.footerLRU.Remove(e)
+		delete(c.footers, path)
+	}
+	for e := c.groupLRU.Front(); e != nil; {
+		next := e.Next()
+		if ge := e.Value.(*groupEntry); ge.key.path == path {
+			c.groupLRU.Remove(e)
+			delete(c.groups, ge.key)
+			c.bytes -= ge.g.size
+		}
+		e = next
+	}
+}
+
+// CheckFooter verifies that md is the footer of segment seg of the table
+// with id tableID: a missing or different identity is an error wrapping
+// core.ErrCorrupt.
+func CheckFooter(md *metadata.FileMetaData, path string, tableID, seg uint64) error {
+	get := func(k string) string { v, _ := FooterMeta(md, k); return v }
+	if get(MetaFormat) != strconv.Itoa(FormatVersion) {
+		return fmt.Errorf("%w: segment %s has format %q, want %d", core.ErrCorrupt, path, get(MetaFormat), FormatVersion)
+	}
+	if get(MetaTableID) != strconv.FormatUint(tableID, 10) || get(MetaSegment) != strconv.FormatUint(seg, 10) {
+		return fmt.Errorf("%w: segment %s says table %s segment %s, want table %d segment %d",
+			core.ErrCorrupt, path, get(MetaTableID), get(MetaSegment), tableID, seg)
+	}
+	return nil
+}
+
+// IsNotExist reports whether err says a file does not exist.
+func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

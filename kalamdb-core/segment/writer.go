@@ -1,0 +1,313 @@
+package segment
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/compress"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+)
+
+// DefaultRowGroupRows is the row-group size of a segment: large enough for
+// good compression and few footer entries, small enough that a key lookup
+// decodes a bounded amount of data.
+const DefaultRowGroupRows = 64 << 10
+
+// Key-value metadata written in the footer of every segment.
+const (
+	MetaFormat     = "kalamdb.format"
+	MetaTableID    = "kalamdb.table_id"
+	MetaNamespace  = "kalamdb.namespace"
+	MetaTable      = "kalamdb.table"
+	MetaUser       = "kalamdb.user"
+	MetaSegment    = "kalamdb.segment"
+	MetaPrimaryKey = "kalamdb.primary_key"
+)
+
+// FormatVersion is the segment format written in MetaFormat.
+const FormatVersion = 1
+
+// ArrowType returns the Arrow type of a column type: int32, int64, float64,
+// boolean, utf8, binary and timestamp[us, tz=UTC].
+func ArrowType(t row.Type) (arrow.DataType, error) {
+	switch t {
+	case row.TypeInt32:
+		return arrow.PrimitiveTypes.Int32, nil
+	case row.TypeInt64:
+		return arrow.PrimitiveTypes.Int64, nil
+	case row.TypeFloat64:
+		return arrow.PrimitiveTypes.Float64, nil
+	case row.TypeBool:
+		return arrow.FixedWidthTypes.Boolean, nil
+	case row.TypeString:
+		return arrow.BinaryTypes.String, nil
+	case row.TypeBytes:
+		return arrow.BinaryTypes.Binary, nil
+	case row.TypeTimestamp:
+		return timestampType, nil
+	}
+	return nil, fmt.Errorf("%w: no Arrow type for column type %s", core.ErrInvalidSchema, t)
+}
+
+var timestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// Schema returns the Arrow schema of t's segments: its columns in order,
+// nullable as declared, then the system columns _seq (int64), _updated
+// (timestamp[us, UTC]) and _deleted (boolean), none nullable.
+func Schema(t *catalog.Table) (*arrow.Schema, error) {
+	fields := make([]arrow.Field, 0, len(t.Columns)+3)
+	for _, c := range t.Columns {
+		typ, err := ArrowType(c.Type)
+		if err != nil {
+			return nil, err
+		}
+		fields = append(fields, arrow.Field{Name: c.Name, Type: typ, Nullable: c.Nullable})
+	}
+	fields = append(fields,
+		arrow.Field{Name: catalog.ColumnSeq, Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: catalog.ColumnUpdated, Type: timestampType},
+		arrow.Field{Name: catalog.ColumnDeleted, Type: arrow.FixedWidthTypes.Boolean},
+	)
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// Meta identifies a segment; it is written in the footer's key-value
+// metadata.
+type Meta struct {
+	TableID   uint64
+	Namespace string
+	Table     string
+	// User is the owner of the rows of a user-table segment, "" for a
+	// shared table.
+	User    string
+	Segment uint64
+}
+
+// WriteOptions tune a Writer. The zero value is the default.
+type WriteOptions struct {
+	// RowGroupRows is the most rows in a row group; 0 means
+	// DefaultRowGroupRows.
+	RowGroupRows int
+	// Alloc allocates Arrow buffers; nil means the Go allocator.
+	Alloc memory.Allocator
+}
+
+// Stats describe the rows a Writer wrote.
+type Stats struct {
+	// Rows is the number of row versions, tombstones included.
+	Rows int64
+	// Tombstones is the number of deleted versions among them.
+	Tombstones int64
+	// MinKey and MaxKey are the first and last keys.
+	MinKey, MaxKey []byte
+	// MinSeq and MaxSeq bound the _seq of the versions.
+	MinSeq, MaxSeq int64
+	// RowGroups is the number of row groups.
+	RowGroups int
+}
+
+// Writer writes one segment: row versions in strictly ascending key order,
+// one per key, into a Parquet file with zstd compression and column
+// statistics. It is for one goroutine.
+type Writer struct {
+	t      *catalog.Table
+	prefix []byte
+	fw     *pqarrow.FileWriter
+	rb     *array.RecordBuilder
+	rgRows int
+	n      int
+	stats  Stats
+	last   []byte
+	scr    []byte
+	done   bool
+}
+
+// WriterProperties returns the Parquet properties segments are written
+// with: zstd, statistics on, dictionary encoding, rowGroupRows rows per row
+// group (0 means DefaultRowGroupRows).
+func WriterProperties(rowGroupRows int, alloc memory.Allocator) *parquet.WriterProperties {
+	if rowGroupRows <= 0 {
+		rowGroupRows = DefaultRowGroupRows
+	}
+	if alloc == nil {
+		alloc = memory.DefaultAllocator
+	}
+	return parquet.NewWriterProperties(
+		parquet.WithAllocator(alloc),
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithStats(true),
+		parquet.WithDictionaryDefault(true),
+		parquet.WithMaxRowGroupLength(int64(rowGroupRows)),
+		parquet.WithCreatedBy("kalamdb-go"),
+	)
+}
+
+// NewWriter starts a segment of table t written to w. prefix is the key
+// prefix of every row (the encoded user id of a user-table segment, empty
+// for a shared table): Append checks that each key is prefix followed by the
+// encoding of the row's primary key.
+func NewWriter(w io.Writer, t *catalog.Table, prefix []byte, m Meta, opts WriteOptions) (*Writer, error) {
+	if t.Type != catalog.UserTable && t.Type != catalog.SharedTable {
+		return nil, fmt.Errorf("%w: %s is a %s table; only user and shared tables have segments", core.ErrWrongTableType, t.FullName(), t.Type)
+	}
+	sc, err := Schema(t)
+	if err != nil {
+		return nil, err
+	}
+	alloc := opts.Alloc
+	if alloc == nil {
+		alloc = memory.DefaultAllocator
+	}
+	rg := opts.RowGroupRows
+	if rg <= 0 {
+		rg = DefaultRowGroupRows
+	}
+	fw, err := pqarrow.NewFileWriter(sc, w, WriterProperties(rg, alloc),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc)))
+	if err != nil {
+		return nil, fmt.Errorf("segment: starting the Parquet writer: %w", err)
+	}
+	for _, kv := range [][2]string{
+		{MetaFormat, strconv.Itoa(FormatVersion)},
+		{MetaTableID, strconv.FormatUint(m.TableID, 10)},
+		{MetaNamespace, m.Namespace},
+		{MetaTable, m.Table},
+		{MetaUser, m.User},
+		{MetaSegment, strconv.FormatUint(m.Segment, 10)},
+		{MetaPrimaryKey, t.PrimaryKey},
+	} {
+		if err := fw.AppendKeyValueMetadata(kv[0], kv[1]); err != nil {
+			return nil, err
+		}
+	}
+	return &Writer{t: t, prefix: append([]byte(nil), prefix...), fw: fw,
+		rb: array.NewRecordBuilder(alloc, sc), rgRows: rg}, nil
+}
+
+// Append adds the version r stored under key. Keys must be strictly
+// ascending; r must be a valid version of the table's row (one value per
+// column, each null only in a nullable column and else of the column's
+// type). A bad version is an error and is not written.
+func (w *Writer) Append(key []byte, r *row.Row) error {
+	if w.done {
+		return fmt.Errorf("%w: segment writer is closed", core.ErrInvalidArgument)
+	}
+	if w.last != nil && bytes.Compare(key, w.last) <= 0 {
+		return fmt.Errorf("%w: segment keys out of order: %x after %x", core.ErrInvalidArgument, key, w.last)
+	}
+	if len(r.Values) != len(w.t.Columns) {
+		return fmt.Errorf("%w: %s has %d columns, the version has %d values", core.ErrInvalidRow, w.t.FullName(), len(w.t.Columns), len(r.Values))
+	}
+	for i, c := range w.t.Columns {
+		v := r.Values[i]
+		if v.IsNull() {
+			if !c.Nullable {
+				return core.InvalidRow(c.Name, "is not nullable and the value is null")
+			}
+			continue
+		}
+		if v.Type() != c.Type {
+			return core.InvalidRow(c.Name, "has type %s, the value is %s", c.Type, v.Type())
+		}
+	}
+	var err error
+	w.scr, err = w.t.AppendKey(append(w.scr[:0], w.prefix...), r.Values[w.t.PrimaryKeyIndex()])
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(w.scr, key) {
+		return fmt.Errorf("%w: key %x does not match the row's primary key (%x)", core.ErrInvalidArgument, key, w.scr)
+	}
+	for i, c := range w.t.Columns {
+		appendValue(w.rb.Field(i), c.Type, r.Values[i])
+	}
+	nc := len(w.t.Columns)
+	w.rb.Field(nc).(*array.Int64Builder).Append(r.Seq)
+	w.rb.Field(nc + 1).(*array.TimestampBuilder).Append(arrow.Timestamp(r.Updated))
+	w.rb.Field(nc + 2).(*array.BooleanBuilder).Append(r.Deleted)
+
+	s := &w.stats
+	if s.Rows == 0 {
+		s.MinKey = append([]byte(nil), key...)
+		s.MinSeq, s.MaxSeq = r.Seq, r.Seq
+	}
+	s.MinSeq, s.MaxSeq = min(s.MinSeq, r.Seq), max(s.MaxSeq, r.Seq)
+	s.Rows++
+	if r.Deleted {
+		s.Tombstones++
+	}
+	w.last = append(w.last[:0], key...)
+	w.n++
+	if w.n >= w.rgRows {
+		return w.flushGroup()
+	}
+	return nil
+}
+
+func appendValue(b array.Builder, t row.Type, v row.Value) {
+	if v.IsNull() {
+		b.AppendNull()
+		return
+	}
+	switch t {
+	case row.TypeInt32:
+		b.(*array.Int32Builder).Append(v.Int32())
+	case row.TypeInt64:
+		b.(*array.Int64Builder).Append(v.Int64())
+	case row.TypeFloat64:
+		b.(*array.Float64Builder).Append(v.Float64())
+	case row.TypeBool:
+		b.(*array.BooleanBuilder).Append(v.Bool())
+	case row.TypeString:
+		b.(*array.StringBuilder).Append(v.Str())
+	case row.TypeBytes:
+		b.(*array.BinaryBuilder).Append(v.Bytes())
+	case row.TypeTimestamp:
+		b.(*array.TimestampBuilder).Append(arrow.Timestamp(v.Micros()))
+	}
+}
+
+func (w *Writer) flushGroup() error {
+	if w.n == 0 {
+		return nil
+	}
+	rec := w.rb.NewRecord()
+	defer rec.Release()
+	w.n = 0
+	if err := w.fw.Write(rec); err != nil {
+		return fmt.Errorf("segment: writing a row group: %w", err)
+	}
+	w.stats.RowGroups++
+	return nil
+}
+
+// Rows returns the number of versions appended so far.
+func (w *Writer) Rows() int64 { return w.stats.Rows }
+
+// Close writes the last row group and the footer and returns what was
+// written. The underlying writer is not closed (nor synced).
+func (w *Writer) Close() (Stats, error) {
+	if w.done {
+		return Stats{}, fmt.Errorf("%w: segment writer is closed", core.ErrInvalidArgument)
+	}
+	w.done = true
+	defer w.rb.Release()
+	if err := w.flushGroup(); err != nil {
+		return Stats{}, err
+	}
+	if err := w.fw.Close(); err != nil {
+		return Stats{}, fmt.Errorf("segment: closing the Parquet writer: %w", err)
+	}
+	w.stats.MaxKey = append([]byte(nil), w.last...)
+	return w.stats, nil
+}
