@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/bbolt"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb"
 )
 
@@ -37,6 +39,22 @@ var backends = []opener{
 		b, err := rocksdb.OpenWith(c)
 		require.NoError(t, err)
 		return b, func() (store.StorageBackend, error) { return rocksdb.OpenWith(c) }
+	}},
+	{name: pebble.Name, open: func(t testing.TB, dir string) (store.StorageBackend, func() (store.StorageBackend, error)) {
+		c := pebble.DefaultConfig()
+		c.Path = filepath.Join(dir, "pebble")
+		c.SyncWrites, c.BlockCacheMB, c.MemTableMB = false, 1, 1
+		b, err := pebble.OpenWith(c)
+		require.NoError(t, err)
+		return b, func() (store.StorageBackend, error) { return pebble.OpenWith(c) }
+	}},
+	{name: bbolt.Name, open: func(t testing.TB, dir string) (store.StorageBackend, func() (store.StorageBackend, error)) {
+		c := bbolt.DefaultConfig()
+		c.Path = filepath.Join(dir, "bbolt")
+		c.SyncWrites, c.InitialMmapMB = false, 0 // the smallest map: writes remap under open iterators
+		b, err := bbolt.OpenWith(c)
+		require.NoError(t, err)
+		return b, func() (store.StorageBackend, error) { return bbolt.OpenWith(c) }
 	}},
 }
 
