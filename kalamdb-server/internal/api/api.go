@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
@@ -43,8 +44,16 @@ type Options struct {
 	// Ready answers /readyz: nil when the backend is open and answering.
 	Ready func(ctx context.Context) error
 
-	// Catalog serves the namespace and table routes; nil leaves them out.
+	// DB serves the namespace, table and row routes; nil leaves them out.
+	DB *tables.DB
+	// Catalog serves the namespace and table routes alone (without rows)
+	// when DB is nil; with DB it is DB.Catalog().
 	Catalog *catalog.Catalog
+	// EvictionInterval is how often stream tables drop expired events.
+	EvictionInterval time.Duration
+	// Flush serves POST …/tables/{t}/flush for a user or shared table; nil
+	// answers 501.
+	Flush func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error
 	// Defaults are the policies of tables created without them.
 	Defaults Defaults
 	// Stats reports the buffered rows and segments of a table, as the
@@ -68,6 +77,7 @@ type API struct {
 	mux      *http.ServeMux
 	draining atomic.Bool
 	routes   []string
+	evict    evictions
 }
 
 // New builds the API and registers its routes.
@@ -80,6 +90,12 @@ func New(opts Options) *API {
 	}
 	if opts.MaxPageRows <= 0 {
 		opts.MaxPageRows = 1000
+	}
+	if opts.DB != nil {
+		opts.Catalog = opts.DB.Catalog()
+	}
+	if opts.EvictionInterval <= 0 {
+		opts.EvictionInterval = 10 * time.Second
 	}
 	a := &API{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	a.route("GET /healthz", public, a.healthz)
@@ -100,7 +116,14 @@ func New(opts Options) *API {
 		a.route("GET /v1/namespaces/{ns}/tables", authenticated, a.listTables)
 		a.route("GET /v1/namespaces/{ns}/tables/{t}", authenticated, a.getTable)
 		a.route("DELETE /v1/namespaces/{ns}/tables/{t}", adminOnly, a.dropTable)
-		a.route("POST /v1/namespaces/{ns}/tables/{t}/flush", adminOnly, notImplemented("flushing to Parquet"))
+		if opts.DB != nil {
+			a.route("POST /v1/namespaces/{ns}/tables/{t}/rows", authenticated, a.insertRows)
+			a.route("GET /v1/namespaces/{ns}/tables/{t}/rows", authenticated, a.listRows)
+			a.route("GET /v1/namespaces/{ns}/tables/{t}/rows/{pk}", authenticated, a.getRow)
+			a.route("PATCH /v1/namespaces/{ns}/tables/{t}/rows/{pk}", authenticated, a.patchRow)
+			a.route("DELETE /v1/namespaces/{ns}/tables/{t}/rows/{pk}", authenticated, a.deleteRow)
+			a.route("POST /v1/namespaces/{ns}/tables/{t}/flush", adminOnly, a.flushTable)
+		}
 	}
 	a.mux.HandleFunc("/", a.noRoute)
 	return a
@@ -144,6 +167,12 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 		if rm != nil {
 			end = rm.Begin()
 		}
+		var p auth.Principal
+		logReq := a.log.Enabled(r.Context(), slog.LevelDebug)
+		var start time.Time
+		if logReq {
+			start = time.Now()
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -157,8 +186,10 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 			if end != nil {
 				end(sw.statusOrOK())
 			}
+			if logReq {
+				a.log.Debug("request", "method", r.Method, "route", path, "status", sw.statusOrOK(), "user", p.ID, "duration", time.Since(start))
+			}
 		}()
-		var p auth.Principal
 		if acc != public {
 			var err error
 			p, err = a.opts.Auth.Authenticate(r.Header.Get("Authorization"))

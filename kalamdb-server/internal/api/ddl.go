@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -285,6 +284,11 @@ func (a *API) createTable(w http.ResponseWriter, r *http.Request, _ auth.Princip
 		return err
 	}
 	a.log.Info("table created", "table", t.FullName(), "type", t.Type)
+	if t.Type == catalog.StreamTable && a.opts.DB != nil {
+		if _, err := a.streamOf(r.Context(), t.Namespace, t.Name); err != nil {
+			a.log.Warn("opening the new stream table", "table", t.FullName(), "err", err)
+		}
+	}
 	writeJSON(w, http.StatusCreated, tableOut(t))
 	return nil
 }
@@ -331,11 +335,4 @@ func (a *API) dropTable(w http.ResponseWriter, r *http.Request, _ auth.Principal
 	a.log.Info("table dropped", "table", ns+"."+name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// notImplemented answers routes whose machinery is not built yet.
-func notImplemented(what string) handlerFunc {
-	return func(http.ResponseWriter, *http.Request, auth.Principal) error {
-		return &Error{Status: http.StatusNotImplemented, Code: CodeNotImplemented, Message: fmt.Sprintf("%s is not implemented yet", what)}
-	}
 }

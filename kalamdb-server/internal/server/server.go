@@ -20,7 +20,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
-	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
@@ -151,16 +151,17 @@ func backendSection(cfg *config.Config, canonical string) *config.Section {
 
 // Server is a running kalamdb-server.
 type Server struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	name    string
-	backend store.StorageBackend
-	metrics *metrics.Metrics
-	api     *api.API
-	http    *http.Server
-	ln      net.Listener
-	stopBg  []func()
-	catalog *catalog.Catalog
+	cfg      *config.Config
+	log      *slog.Logger
+	name     string
+	backend  store.StorageBackend
+	metrics  *metrics.Metrics
+	api      *api.API
+	http     *http.Server
+	ln       net.Listener
+	stopBg   []func()
+	db       *tables.DB
+	buffered bufferedCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -212,6 +213,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		return nil, err
 	}
 	s.api = api.New(opts)
+	if err := s.startStreams(ctx); err != nil {
+		_ = s.db.Close()
+		_ = s.backend.Close()
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -273,8 +279,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for i := len(s.stopBg) - 1; i >= 0; i-- {
 			s.stopBg[i]()
 		}
-		if err := s.flushOnShutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("flushing at shutdown: %w", err))
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping stream eviction: %w", err))
+		}
+		if s.cfg.Flush.OnShutdown {
+			if err := s.flushOnShutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("flushing at shutdown: %w", err))
+			}
 		}
 		if err := s.backend.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing storage backend %q: %w", s.name, err))

@@ -1,0 +1,419 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
+)
+
+// rowStore is what the row routes need of a user or shared table, with
+// the caller's scope already applied: a user table's store reaches only the
+// caller's rows, a shared table's store ignores the caller.
+type rowStore interface {
+	Table() *catalog.Table
+	Insert(ctx context.Context, rows [][]row.Value) (int64, error)
+	Get(ctx context.Context, pk row.Value) (row.Row, error)
+	Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error)
+	Delete(ctx context.Context, pk row.Value) error
+	Scan(ctx context.Context, opts tables.ScanOptions) (tables.Page, error)
+}
+
+type userScope struct {
+	s    *tables.UserTableStore
+	user string
+}
+
+func (u userScope) Table() *catalog.Table { return u.s.Table() }
+func (u userScope) Insert(ctx context.Context, rows [][]row.Value) (int64, error) {
+	return u.s.Insert(ctx, u.user, rows...)
+}
+func (u userScope) Get(ctx context.Context, pk row.Value) (row.Row, error) {
+	return u.s.Get(ctx, u.user, pk)
+}
+func (u userScope) Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error) {
+	return u.s.Update(ctx, u.user, pk, set)
+}
+func (u userScope) Delete(ctx context.Context, pk row.Value) error {
+	return u.s.Delete(ctx, u.user, pk)
+}
+func (u userScope) Scan(ctx context.Context, opts tables.ScanOptions) (tables.Page, error) {
+	return u.s.Scan(ctx, u.user, opts)
+}
+
+type sharedScope struct{ s *tables.SharedTableStore }
+
+func (s sharedScope) Table() *catalog.Table { return s.s.Table() }
+func (s sharedScope) Insert(ctx context.Context, rows [][]row.Value) (int64, error) {
+	return s.s.Insert(ctx, rows...)
+}
+func (s sharedScope) Get(ctx context.Context, pk row.Value) (row.Row, error) {
+	return s.s.Get(ctx, pk)
+}
+func (s sharedScope) Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error) {
+	return s.s.Update(ctx, pk, set)
+}
+func (s sharedScope) Delete(ctx context.Context, pk row.Value) error { return s.s.Delete(ctx, pk) }
+func (s sharedScope) Scan(ctx context.Context, opts tables.ScanOptions) (tables.Page, error) {
+	return s.s.Scan(ctx, opts)
+}
+
+// tableOf returns the table the request names.
+func (a *API) tableOf(r *http.Request) (*catalog.Table, error) {
+	return a.opts.DB.Catalog().Table(r.PathValue("ns"), r.PathValue("t"))
+}
+
+// rowStoreOf returns the store of the user or shared table the request
+// names, scoped to the caller; a stream table is ErrWrongTableType with a
+// hint.
+func (a *API) rowStoreOf(r *http.Request, p auth.Principal) (rowStore, error) {
+	ns, name := r.PathValue("ns"), r.PathValue("t")
+	t, err := a.opts.DB.Catalog().Table(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	switch t.Type {
+	case catalog.UserTable:
+		s, err := a.opts.DB.User(r.Context(), ns, name)
+		if err != nil {
+			return nil, err
+		}
+		return userScope{s: s, user: p.ID}, nil
+	case catalog.SharedTable:
+		s, err := a.opts.DB.Shared(r.Context(), ns, name)
+		if err != nil {
+			return nil, err
+		}
+		return sharedScope{s: s}, nil
+	}
+	return nil, fmt.Errorf("%w: %s is a stream table: its events have no primary key; read them with GET …/rows?after=<_seq>",
+		core.ErrWrongTableType, t.FullName())
+}
+
+// streamOf returns the store of a stream table and makes sure its
+// eviction runs.
+func (a *API) streamOf(ctx context.Context, ns, name string) (*tables.StreamTableStore, error) {
+	s, err := a.opts.DB.Stream(ctx, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	a.StartEviction(s)
+	return s, nil
+}
+
+// evictions remembers the stream stores whose eviction runs.
+type evictions struct {
+	mu      sync.Mutex
+	started map[*tables.StreamTableStore]bool
+}
+
+// StartEviction starts the periodic eviction of stream store s, once per
+// store. Eviction stops when the DB is closed.
+func (a *API) StartEviction(s *tables.StreamTableStore) {
+	a.evict.mu.Lock()
+	defer a.evict.mu.Unlock()
+	if a.evict.started[s] {
+		return
+	}
+	if a.evict.started == nil {
+		a.evict.started = map[*tables.StreamTableStore]bool{}
+	}
+	name := s.Table().FullName()
+	err := s.StartEviction(a.opts.EvictionInterval, func(st tables.EvictStats, err error) {
+		if err != nil {
+			a.log.Warn("stream eviction failed", "table", name, "err", err)
+			return
+		}
+		if st.Expired+st.Overflow > 0 {
+			a.log.Debug("stream eviction", "table", name, "expired", st.Expired, "overflow", st.Overflow, "remaining", st.Remaining)
+		}
+	})
+	if err != nil {
+		a.log.Warn("starting stream eviction", "table", name, "err", err)
+		return
+	}
+	a.evict.started[s] = true
+}
+
+// insertRequest is the body of POST …/rows.
+type insertRequest struct {
+	Rows []map[string]any `json:"rows"`
+}
+
+func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	t, err := a.tableOf(r)
+	if err != nil {
+		return err
+	}
+	var req insertRequest
+	if err := a.readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Rows == nil {
+		return badRequest(`field "rows" is required: a list of row objects`)
+	}
+	if len(req.Rows) == 0 {
+		return badRequest(`field "rows" is empty: give at least one row`)
+	}
+	vals := make([][]row.Value, len(req.Rows))
+	for i, m := range req.Rows {
+		if m == nil {
+			return badRequest(`field "rows[%d]" must be an object, not null`, i)
+		}
+		v, err := t.ValuesFromMap(m)
+		if err != nil {
+			return rowError(i, len(req.Rows), err)
+		}
+		vals[i] = v
+	}
+	if t.Type == catalog.StreamTable {
+		s, err := a.streamOf(r.Context(), t.Namespace, t.Name)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Append(r.Context(), vals...); err != nil {
+			return err
+		}
+	} else {
+		rs, err := a.rowStoreOf(r, p)
+		if err != nil {
+			return err
+		}
+		if _, err := rs.Insert(r.Context(), vals); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]int{"inserted": len(vals)})
+	return nil
+}
+
+// rowError prefixes a row's error with its place in the request.
+func rowError(i, n int, err error) error {
+	if n == 1 {
+		return err
+	}
+	return fmt.Errorf("rows[%d]: %w", i, err)
+}
+
+// listQuery reads the limit and after parameters, refusing any other.
+func (a *API) listQuery(q url.Values) (limit int, after string, hasAfter bool, err error) {
+	for k := range q {
+		if k != "limit" && k != "after" {
+			return 0, "", false, badRequest(`query parameter %q is not known; use "limit" and "after"`, k)
+		}
+	}
+	limit = min(tables.DefaultLimit, a.opts.MaxPageRows)
+	if v, ok := q["limit"]; ok {
+		n, perr := strconv.Atoi(v[0])
+		if perr != nil || n < 1 || n > a.opts.MaxPageRows {
+			return 0, "", false, badRequest(`query parameter "limit" must be an integer from 1 to %d, got %q`, a.opts.MaxPageRows, v[0])
+		}
+		limit = n
+	}
+	if v, ok := q["after"]; ok {
+		after, hasAfter = v[0], true
+	}
+	return limit, after, hasAfter, nil
+}
+
+func (a *API) listRows(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	t, err := a.tableOf(r)
+	if err != nil {
+		return err
+	}
+	limit, after, hasAfter, err := a.listQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if t.Type == catalog.StreamTable {
+		var from int64
+		if hasAfter {
+			from, err = strconv.ParseInt(after, 10, 64)
+			if err != nil || from < 0 {
+				return badRequest(`query parameter "after" of a stream table must be a _seq (a non-negative integer), got %q`, after)
+			}
+		}
+		s, err := a.streamOf(r.Context(), t.Namespace, t.Name)
+		if err != nil {
+			return err
+		}
+		page, err := s.Read(r.Context(), from, limit)
+		if err != nil {
+			return err
+		}
+		var next *string
+		if page.More {
+			n := strconv.FormatInt(page.Next, 10)
+			next = &n
+		}
+		writeRows(w, t, page.Events, next)
+		return nil
+	}
+	rs, err := a.rowStoreOf(r, p)
+	if err != nil {
+		return err
+	}
+	opts := tables.ScanOptions{Limit: limit}
+	if hasAfter {
+		if opts.After, err = parseKey(t, after, `query parameter "after"`); err != nil {
+			return err
+		}
+	}
+	page, err := rs.Scan(r.Context(), opts)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if page.More {
+		// Next may be "" (a string key): it is present whenever rows follow.
+		n := formatKey(page.Next)
+		next = &n
+	}
+	writeRows(w, t, page.Rows, next)
+	return nil
+}
+
+// pkOf returns the row store and the primary key the request names.
+func (a *API) pkOf(r *http.Request, p auth.Principal) (rowStore, row.Value, error) {
+	rs, err := a.rowStoreOf(r, p)
+	if err != nil {
+		return nil, row.Value{}, err
+	}
+	pk, err := parseKey(rs.Table(), r.PathValue("pk"), "primary key")
+	return rs, pk, err
+}
+
+func (a *API) getRow(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rs, pk, err := a.pkOf(r, p)
+	if err != nil {
+		return err
+	}
+	got, err := rs.Get(r.Context(), pk)
+	if err != nil {
+		return err
+	}
+	writeRow(w, http.StatusOK, rs.Table(), &got)
+	return nil
+}
+
+func (a *API) patchRow(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rs, pk, err := a.pkOf(r, p)
+	if err != nil {
+		return err
+	}
+	var patch map[string]any
+	if err := a.readJSON(w, r, &patch); err != nil {
+		return err
+	}
+	if patch == nil {
+		return badRequest("request body must be an object of the columns to change, not null")
+	}
+	set, err := rs.Table().PatchFromMap(patch)
+	if err != nil {
+		return err
+	}
+	got, err := rs.Update(r.Context(), pk, set)
+	if err != nil {
+		return err
+	}
+	writeRow(w, http.StatusOK, rs.Table(), &got)
+	return nil
+}
+
+func (a *API) deleteRow(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	rs, pk, err := a.pkOf(r, p)
+	if err != nil {
+		return err
+	}
+	if err := rs.Delete(r.Context(), pk); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// flushTable answers POST …/flush until flushing to Parquet exists.
+func (a *API) flushTable(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	t, err := a.tableOf(r)
+	if err != nil {
+		return err
+	}
+	if t.Type == catalog.StreamTable {
+		return fmt.Errorf("%w: %s is a stream table; streams are never flushed", core.ErrWrongTableType, t.FullName())
+	}
+	if a.opts.Flush != nil {
+		return a.opts.Flush(w, r, t)
+	}
+	return &Error{Status: http.StatusNotImplemented, Code: CodeNotImplemented,
+		Message: "flushing to Parquet is not implemented yet: rows stay in the storage backend"}
+}
+
+// parseKey reads a primary-key value of t from its text form, as it appears
+// in a URL (see formatKey); what names the text in errors.
+func parseKey(t *catalog.Table, s, what string) (row.Value, error) {
+	c := t.PrimaryKeyColumn()
+	bad := func(want string) error {
+		return badRequest("%s %q is not a valid %s for column %q (%s)", what, s, c.Type, c.Name, want)
+	}
+	switch c.Type {
+	case row.TypeInt32:
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil {
+			return row.Value{}, bad("a decimal integer")
+		}
+		return row.Int32(int32(n)), nil
+	case row.TypeInt64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return row.Value{}, bad("a decimal integer")
+		}
+		return row.Int64(n), nil
+	case row.TypeString:
+		return row.String(s), nil
+	case row.TypeBytes:
+		if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+			return row.Bytes(b), nil
+		}
+		if b, err := base64.RawURLEncoding.DecodeString(s); err == nil {
+			return row.Bytes(b), nil
+		}
+		return row.Value{}, bad("standard or URL-safe base64")
+	case row.TypeTimestamp:
+		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return row.Timestamp(ts), nil
+		}
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return row.TimestampMicros(n), nil
+		}
+		return row.Value{}, bad("an RFC 3339 timestamp or microseconds since the epoch")
+	}
+	return row.Value{}, fmt.Errorf("%w: %s has no primary key", core.ErrWrongTableType, t.FullName())
+}
+
+// formatKey is the text form of a primary-key value that parseKey reads.
+func formatKey(v row.Value) string {
+	switch v.Type() {
+	case row.TypeInt32:
+		return strconv.FormatInt(int64(v.Int32()), 10)
+	case row.TypeInt64:
+		return strconv.FormatInt(v.Int64(), 10)
+	case row.TypeString:
+		return v.Str()
+	case row.TypeBytes:
+		return base64.StdEncoding.EncodeToString(v.Bytes())
+	case row.TypeTimestamp:
+		return v.Timestamp().Format(time.RFC3339Nano)
+	}
+	return ""
+}

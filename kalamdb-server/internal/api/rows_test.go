@@ -1,0 +1,213 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+)
+
+// newRowsFixture is newFixture with the table layer, so that the row
+// routes exist.
+func newRowsFixture(t *testing.T) *fixture {
+	t.Helper()
+	backend := memory.New()
+	db, err := tables.Open(context.Background(), backend, tables.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = db.Close()
+		_ = backend.Close()
+	})
+	f := newFixture(t, func(o *Options) {
+		o.DB = db
+		o.MaxPageRows = 50
+		o.EvictionInterval = time.Hour
+	})
+	require.Equal(t, http.StatusCreated, f.json(t, "POST", "/v1/namespaces", adminToken, `{"name":"app"}`).status)
+	return f
+}
+
+func (f *fixture) createTable(t *testing.T, def string) {
+	t.Helper()
+	r := f.json(t, "POST", "/v1/namespaces/app/tables", adminToken, def)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+}
+
+// pageAll lists every row of path through pages of limit rows.
+func (f *fixture) pageAll(t *testing.T, path, token string, limit int) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	after, hasAfter := "", false
+	for i := 0; i < 1000; i++ {
+		q := url.Values{"limit": {fmt.Sprint(limit)}}
+		if hasAfter {
+			q.Set("after", after)
+		}
+		r := f.do(t, "GET", path+"?"+q.Encode(), token, "", nil)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		body := r.decode(t)
+		for _, x := range body["rows"].([]any) {
+			out = append(out, x.(map[string]any))
+		}
+		next, ok := body["next"].(string)
+		if !ok {
+			return out
+		}
+		after, hasAfter = next, true
+	}
+	t.Fatal("paging never ended")
+	return nil
+}
+
+// Every primary-key type pages in key order and its rows are reachable by
+// the key's text form in the URL, odd characters included.
+func TestKeysOfEveryTypeRoundTripThroughURLs(t *testing.T) {
+	f := newRowsFixture(t)
+	cases := []struct {
+		typ  string
+		keys []any    // JSON values, inserted in this order
+		text []string // their text form in URLs, in key order
+	}{
+		{"int32", []any{5, -3, 2147483647}, []string{"-3", "5", "2147483647"}},
+		{"int64", []any{-9007199254740991, 0, 42}, []string{"-9007199254740991", "0", "42"}},
+		{"string", []any{"b/c", "a b", "ü?&#%", ""}, []string{"", "a b", "b/c", "ü?&#%"}},
+		{"bytes", []any{"/w==", "AAE=", "AA=="}, []string{"AA==", "AAE=", "/w=="}},
+		{"timestamp", []any{"2026-01-02T03:04:05.123456Z", "1999-12-31T23:59:59Z"}, []string{"1999-12-31T23:59:59Z", "2026-01-02T03:04:05.123456Z"}},
+	}
+	for _, c := range cases {
+		t.Run(c.typ, func(t *testing.T) {
+			name := "k_" + c.typ
+			f.createTable(t, fmt.Sprintf(`{"name":%q,"type":"user","columns":[{"name":"k","type":%q},{"name":"n","type":"int32"}],"primary_key":"k"}`, name, c.typ))
+			path := "/v1/namespaces/app/tables/" + name + "/rows"
+			var rows []map[string]any
+			for i, k := range c.keys {
+				rows = append(rows, map[string]any{"k": k, "n": i})
+			}
+			r := f.json(t, "POST", path, userToken, map[string]any{"rows": rows})
+			require.Equal(t, http.StatusCreated, r.status, string(r.body))
+			got := f.pageAll(t, path, userToken, 1)
+			require.Len(t, got, len(c.text))
+			for i, want := range c.text {
+				assert.Equal(t, want, formatJSONKey(got[i]["k"]), "row %d in key order", i)
+				if want == "" {
+					continue // an empty path segment cannot name a row
+				}
+				one := f.do(t, "GET", path+"/"+url.PathEscape(want), userToken, "", nil)
+				require.Equal(t, http.StatusOK, one.status, "GET %s: %s", want, one.body)
+				assert.Equal(t, got[i]["n"], one.decode(t)["n"])
+			}
+		})
+	}
+}
+
+// formatJSONKey renders a decoded JSON key as the text the API uses.
+func formatJSONKey(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return fmt.Sprintf("%.0f", x)
+	case string:
+		return x
+	}
+	return fmt.Sprint(v)
+}
+
+func TestParseAndFormatKeyAreInverse(t *testing.T) {
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	for _, v := range []row.Value{
+		row.Int32(-7), row.Int64(1 << 60), row.String("x/y z"), row.Bytes([]byte{0, 0xff, 7}), row.Timestamp(ts),
+	} {
+		tbl := &catalog.Table{Namespace: "n", Name: "t", Type: catalog.UserTable, PrimaryKey: "k",
+			Columns: []catalog.Column{{Name: "k", Type: v.Type()}}}
+		b := memory.New()
+		cat, err := catalog.Open(context.Background(), b, catalog.Options{})
+		require.NoError(t, err)
+		_, err = cat.CreateNamespace(context.Background(), "n")
+		require.NoError(t, err)
+		created, err := cat.CreateTable(context.Background(), *tbl)
+		require.NoError(t, err)
+		got, err := parseKey(created, formatKey(v), "key")
+		require.NoError(t, err)
+		assert.True(t, v.Equal(got), "%v -> %q -> %v", v, formatKey(v), got)
+		require.NoError(t, b.Close())
+	}
+}
+
+// Of many concurrent inserts of one key, exactly one succeeds; the others
+// are 409s, never 500s.
+func TestConcurrentInsertsOfOneKey(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"},{"name":"w","type":"int32"}],"primary_key":"id"}`)
+	const n = 16
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := f.json(t, "POST", "/v1/namespaces/app/tables/m/rows", userToken, fmt.Sprintf(`{"rows":[{"id":1,"w":%d}]}`, i))
+			statuses[i] = r.status
+		}(i)
+	}
+	wg.Wait()
+	sort.Ints(statuses)
+	assert.Equal(t, http.StatusCreated, statuses[0])
+	for _, s := range statuses[1:] {
+		assert.Equal(t, http.StatusConflict, s)
+	}
+}
+
+func TestListQueryValidation(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"m","type":"user","columns":[{"name":"id","type":"int64"}],"primary_key":"id"}`)
+	path := "/v1/namespaces/app/tables/m/rows"
+	for q, msg := range map[string]string{
+		"?limit=0":       `"limit" must be an integer from 1 to 50`,
+		"?limit=51":      `"limit" must be an integer from 1 to 50`,
+		"?limit=x":       `"limit"`,
+		"?after=x":       `query parameter "after" "x" is not a valid int64`,
+		"?sort=desc":     `query parameter "sort" is not known`,
+		"?limit=5&foo=1": `"foo"`,
+	} {
+		r := f.do(t, "GET", path+q, userToken, "", nil)
+		assert.Equal(t, http.StatusBadRequest, r.status, q)
+		_, m := r.errorBody(t)
+		assert.Contains(t, m, msg, q)
+	}
+	r := f.do(t, "GET", path, userToken, "", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.JSONEq(t, `{"rows":[]}`, string(r.body), "an empty table lists as an empty array, without next")
+}
+
+func TestRowErrorsNameRowAndColumn(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"m","type":"user","columns":[{"name":"id","type":"int64"},{"name":"n","type":"int32","nullable":true}],"primary_key":"id"}`)
+	path := "/v1/namespaces/app/tables/m/rows"
+	r := f.json(t, "POST", path, userToken, `{"rows":[{"id":1},{"id":2,"n":"many"}]}`)
+	assert.Equal(t, http.StatusBadRequest, r.status)
+	code, msg := r.errorBody(t)
+	assert.Equal(t, CodeInvalidRow, code)
+	assert.Contains(t, msg, "rows[1]")
+	assert.Contains(t, msg, `column "n"`)
+
+	r = f.json(t, "POST", path, userToken, `{"rows":[{"id":1},null]}`)
+	assert.Equal(t, http.StatusBadRequest, r.status)
+	_, msg = r.errorBody(t)
+	assert.Contains(t, msg, `"rows[1]" must be an object`)
+
+	r = f.json(t, "POST", path, userToken, `{"rows":[{"id":3000000000,"n":3000000000}]}`)
+	assert.Equal(t, http.StatusBadRequest, r.status, "int32 overflow is refused")
+	assert.Empty(t, f.pageAll(t, path, userToken, 10), "nothing was written")
+}
