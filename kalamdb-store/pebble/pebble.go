@@ -40,9 +40,11 @@
 // return once the write-ahead log is on stable storage, so an acknowledged
 // write survives a crash of the process or of the machine. With
 // sync_writes = false a write returns once it is in Pebble's memtable and
-// log buffer; it survives Close and a reopen, but a crash can lose the most
-// recent writes (whole batches, never a part of one). CreatePartition and
-// DropPartition are always synced.
+// in-process log buffer; it survives Close and a reopen, but a crash, even
+// of the process alone, can lose the most recent writes (whole batches,
+// never a part of one). That is weaker than RocksDB's sync_writes = false,
+// whose writes are in the operating system's cache when they return.
+// CreatePartition and DropPartition are always synced.
 //
 // The database is owned by one process: Pebble locks the directory, and a
 // second Open of the same path fails. Within the process one read-write lock
@@ -100,10 +102,12 @@ type Config struct {
 
 	// SyncWrites makes every write (Put, Delete, Batch) fsync the
 	// write-ahead log before it returns, so that an acknowledged write
-	// survives a crash of the process or of the machine. When false a write
-	// returns once it is in the memtable and in Pebble's log buffer, which a
-	// background goroutine writes out soon after: it survives Close, but a
-	// crash can lose the last writes (whole batches, never part of one).
+	// survives a crash of the process or of the machine; concurrent writers
+	// share one fsync. When false a write returns once it is in the
+	// memtable and in Pebble's in-process log buffer, which reaches the file
+	// when a 32 KiB log block fills, at the next synced write or at Close:
+	// it survives Close and a reopen, but a crash, even of the process
+	// alone, can lose the last writes (whole batches, never part of one).
 	// Default true.
 	SyncWrites bool `toml:"sync_writes"`
 
