@@ -47,6 +47,17 @@ type Options struct {
 	// SeqBlock is how many _seq values one reservation write covers; 0 means
 	// the default (4096). A restart skips at most this many values.
 	SeqBlock int64
+	// ColdTier, when set, supplies the cold tier of every user and shared
+	// table: the Source it returns is added to the table's reads when the
+	// table's store is first opened. Package flush provides one.
+	ColdTier ColdTier
+}
+
+// ColdTier supplies the cold tier of user and shared tables (see
+// Options.ColdTier).
+type ColdTier interface {
+	// ColdSource returns the cold Source of table t.
+	ColdSource(t *catalog.Table) (Source, error)
 }
 
 // DB is the table layer over one StorageBackend: the catalog and one store
@@ -57,6 +68,7 @@ type DB struct {
 	cat   *catalog.Catalog
 	clock clock.Clock
 	block int64
+	cold  ColdTier
 
 	mu      sync.Mutex
 	closed  bool
@@ -74,7 +86,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock,
+	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier,
 		rows: map[string]*rowTable{}, streams: map[string]*StreamTableStore{}}, nil
 }
 
@@ -123,6 +135,13 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableTy
 		return nil, err
 	}
 	rt := newRowTable(t, db.b, alloc, db.clock)
+	if db.cold != nil {
+		src, err := db.cold.ColdSource(t)
+		if err != nil {
+			return nil, fmt.Errorf("%s: opening the cold tier: %w", t.FullName(), err)
+		}
+		rt.addSource(src)
+	}
 	db.rows[t.FullName()] = rt
 	return rt, nil
 }

@@ -69,7 +69,12 @@ func (rt *rowTable) scopePrefix(dst []byte, user string) ([]byte, error) {
 
 // key returns the backend key of pk for user.
 func (rt *rowTable) key(user string, pk row.Value) ([]byte, error) {
-	k, err := rt.scopePrefix(make([]byte, 0, len(user)+2+pk.Len()+10), user)
+	return rt.appendKey(make([]byte, 0, len(user)+2+pk.Len()+12), user, pk)
+}
+
+// appendKey appends the backend key of pk for user to dst.
+func (rt *rowTable) appendKey(dst []byte, user string, pk row.Value) ([]byte, error) {
+	k, err := rt.scopePrefix(dst, user)
 	if err != nil {
 		return nil, err
 	}
@@ -144,18 +149,14 @@ func rowErr(i, n int, err error) error {
 	return fmt.Errorf("row %d: %w", i, err)
 }
 
-func (rt *rowTable) checkEncodedLen(r *row.Row) error {
-	if n := row.EncodedLen(r); n > store.MaxValueSize {
-		return fmt.Errorf("%w: %s: the row encodes to %d bytes, the limit is %d", core.ErrInvalidRow, rt.t.FullName(), n, store.MaxValueSize)
-	}
-	return nil
-}
-
 // insert writes rows, all or none. See UserTableStore.Insert.
 func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value) (int64, error) {
 	n := len(rows)
 	if n == 0 {
 		return 0, fmt.Errorf("%w: insert into %s has no rows", core.ErrInvalidArgument, rt.t.FullName())
+	}
+	if n == 1 {
+		return rt.insertOne(ctx, user, rows[0])
 	}
 	prefix, err := rt.scopePrefix(nil, user)
 	if err != nil {
@@ -164,13 +165,16 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 	// Keys share one arena; each key is a full slice expression of it.
 	arena := make([]byte, 0, n*(len(prefix)+12))
 	ks := make([][]byte, n)
+	size := 0
 	for i, vals := range rows {
 		if err := rt.t.ValidateValues(vals); err != nil {
 			return 0, rowErr(i, n, err)
 		}
-		if err := rt.checkEncodedLen(&row.Row{Values: vals}); err != nil {
+		l, err := rt.encodedLen(vals)
+		if err != nil {
 			return 0, rowErr(i, n, err)
 		}
+		size += l
 		start := len(arena)
 		arena = append(arena, prefix...)
 		if arena, err = rt.t.AppendKey(arena, vals[rt.pk]); err != nil {
@@ -178,30 +182,21 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 		}
 		ks[i] = arena[start:len(arena):len(arena)]
 	}
-	if n > 1 {
-		order := make([]int, n)
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ks[a], ks[b]) })
-		for j := 1; j < n; j++ {
-			if bytes.Equal(ks[order[j-1]], ks[order[j]]) {
-				return 0, rowErr(order[j], n, fmt.Errorf("%w (twice in one insert)", rt.duplicate(rows[order[j]][rt.pk])))
-			}
-		}
-		g := rt.locks.LockKeys(ks)
-		defer g.Unlock()
-	} else {
-		stripe := rt.locks.Lock(ks[0])
-		defer rt.locks.Unlock(stripe)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
 	}
-	for i, k := range ks {
-		cur, found, err := rt.newest(ctx, k)
-		if err != nil {
-			return 0, err
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ks[a], ks[b]) })
+	for j := 1; j < n; j++ {
+		if bytes.Equal(ks[order[j-1]], ks[order[j]]) {
+			return 0, rowErr(order[j], n, fmt.Errorf("%w (twice in one insert)", rt.duplicate(rows[order[j]][rt.pk])))
 		}
-		if found && !cur.Deleted {
-			return 0, rowErr(i, n, rt.duplicate(rows[i][rt.pk]))
+	}
+	g := rt.locks.LockKeys(ks)
+	defer g.Unlock()
+	for i, k := range ks {
+		if err := rt.checkAbsent(ctx, k, rows[i][rt.pk]); err != nil {
+			return 0, rowErr(i, n, err)
 		}
 	}
 	first, err := rt.alloc.Next(ctx, n)
@@ -209,25 +204,12 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 		return 0, rt.wrap(err)
 	}
 	now := rt.clock.Now().UnixMicro()
-	if n == 1 {
-		r := row.Row{Seq: first, Updated: now, Values: rows[0]}
-		val, err := row.Encode(nil, &r, rt.types)
-		if err != nil {
-			return 0, err
-		}
-		return first, rt.wrap(rt.b.Put(ctx, rt.part, ks[0], val))
-	}
-	size := 0
-	recs := make([]row.Row, n)
-	for i := range rows {
-		recs[i] = row.Row{Seq: first + int64(i), Updated: now, Values: rows[i]}
-		size += row.EncodedLen(&recs[i])
-	}
 	vals := make([]byte, 0, size)
 	ops := make([]store.Operation, n)
-	for i := range recs {
+	for i := range rows {
+		r := row.Row{Seq: first + int64(i), Updated: now, Values: rows[i]}
 		start := len(vals)
-		if vals, err = row.Encode(vals, &recs[i], rt.types); err != nil {
+		if vals, err = row.Encode(vals, &r, rt.types); err != nil {
 			return 0, rowErr(i, n, err)
 		}
 		ops[i] = store.PutOp(rt.part, ks[i], vals[start:len(vals):len(vals)])
@@ -235,11 +217,75 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 	return first, rt.wrap(rt.b.Batch(ctx, ops))
 }
 
+// insertOne is insert of one row, with the key and the value in one
+// allocation.
+func (rt *rowTable) insertOne(ctx context.Context, user string, vals []row.Value) (int64, error) {
+	if err := rt.t.ValidateValues(vals); err != nil {
+		return 0, err
+	}
+	size, err := rt.encodedLen(vals)
+	if err != nil {
+		return 0, err
+	}
+	pk := vals[rt.pk]
+	pb := getBuf(len(user) + 2 + pk.Len() + 12 + size)
+	defer putBuf(pb)
+	buf, err := rt.scopePrefix(*pb, user)
+	if err != nil {
+		return 0, err
+	}
+	if buf, err = rt.t.AppendKey(buf, pk); err != nil {
+		return 0, err
+	}
+	k := buf[:len(buf):len(buf)]
+	stripe := rt.locks.Lock(k)
+	defer rt.locks.Unlock(stripe)
+	if err := rt.checkAbsent(ctx, k, pk); err != nil {
+		return 0, err
+	}
+	first, err := rt.alloc.Next(ctx, 1)
+	if err != nil {
+		return 0, rt.wrap(err)
+	}
+	r := row.Row{Seq: first, Updated: rt.clock.Now().UnixMicro(), Values: vals}
+	if buf, err = row.Encode(buf, &r, rt.types); err != nil {
+		return 0, err
+	}
+	*pb = buf
+	return first, rt.wrap(rt.b.Put(ctx, rt.part, k, buf[len(k):]))
+}
+
+// encodedLen returns the encoded size of a row of vals, or an error when it
+// is above the backend's value limit.
+func (rt *rowTable) encodedLen(vals []row.Value) (int, error) {
+	n := row.EncodedLen(&row.Row{Values: vals})
+	if n > store.MaxValueSize {
+		return 0, fmt.Errorf("%w: %s: the row encodes to %d bytes, the limit is %d", core.ErrInvalidRow, rt.t.FullName(), n, store.MaxValueSize)
+	}
+	return n, nil
+}
+
+// checkAbsent fails with core.ErrDuplicateKey when k holds a live row in
+// any source. The caller holds k's lock.
+func (rt *rowTable) checkAbsent(ctx context.Context, k []byte, pk row.Value) error {
+	cur, found, err := rt.newest(ctx, k)
+	if err != nil {
+		return err
+	}
+	if found && !cur.Deleted {
+		return rt.duplicate(pk)
+	}
+	return nil
+}
+
 func (rt *rowTable) get(ctx context.Context, user string, pk row.Value) (row.Row, error) {
-	k, err := rt.key(user, pk)
+	pb := getBuf(len(user) + 2 + pk.Len() + 12)
+	defer putBuf(pb)
+	k, err := rt.appendKey(*pb, user, pk)
 	if err != nil {
 		return row.Row{}, err
 	}
+	*pb = k
 	r, found, err := rt.newest(ctx, k)
 	if err != nil {
 		return row.Row{}, err
@@ -272,7 +318,7 @@ func (rt *rowTable) update(ctx context.Context, user string, pk row.Value, set m
 		return row.Row{}, err
 	}
 	next := row.Row{Values: vals}
-	if err := rt.checkEncodedLen(&next); err != nil {
+	if _, err := rt.encodedLen(vals); err != nil {
 		return row.Row{}, err
 	}
 	if err := rt.write(ctx, k, &next); err != nil {
@@ -345,7 +391,7 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 		return Page{}, err
 	}
 	defer it.Close()
-	var page Page
+	page := Page{Rows: make([]row.Row, 0, min(limit, 128))}
 	var chunk []row.Value
 	nc := len(rt.types)
 	for it.Next() {

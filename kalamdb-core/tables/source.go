@@ -23,7 +23,8 @@ import (
 // orders rows the same way.
 type Source interface {
 	// Lookup returns the newest version this source holds of the row stored
-	// under key, with found=false when it holds none.
+	// under key, with found=false when it holds none. Like a backend, a
+	// source must not keep key after the call returns.
 	Lookup(ctx context.Context, key []byte) (r row.Row, found bool, err error)
 	// Scan returns the versions whose keys start with prefix, beginning at
 	// start (after it when exclusive; an empty start means the beginning of

@@ -17,3 +17,5 @@ var memoryHarness = tablestest.Harness{
 }
 
 func TestMemory(t *testing.T) { tablestest.Run(t, memoryHarness) }
+
+func BenchmarkMemory(b *testing.B) { tablestest.Bench(b, memoryHarness) }
