@@ -18,6 +18,8 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/bbolt"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis/redistest"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb"
 )
 
@@ -55,6 +57,15 @@ var backends = []opener{
 		b, err := bbolt.OpenWith(c)
 		require.NoError(t, err)
 		return b, func() (store.StorageBackend, error) { return bbolt.OpenWith(c) }
+	}},
+	{name: redis.Name, open: func(t testing.TB, _ string) (store.StorageBackend, func() (store.StorageBackend, error)) {
+		// One redis-server per test process; a fresh key prefix per run.
+		c := redis.DefaultConfig()
+		c.Addr, c.KeyPrefix = redistest.Shared(t).Addr, redistest.FreshPrefix()
+		c.ScanChunk = 2 // every scan of more than two keys crosses round trips
+		b, err := redis.OpenWith(context.Background(), c)
+		require.NoError(t, err)
+		return b, func() (store.StorageBackend, error) { return redis.OpenWith(context.Background(), c) }
 	}},
 }
 
