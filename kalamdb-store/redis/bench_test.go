@@ -27,7 +27,7 @@ func BenchmarkRedis(b *testing.B) {
 	})
 }
 
-// BenchmarkDispatch measures what the storage abstraction costs over calling
+// BenchmarkDispatchRedis measures what the storage abstraction costs over calling
 // Redis by hand with go-redis. Each <op> has two sub-benchmarks on the same
 // server, over the same keys and values:
 //
@@ -50,7 +50,7 @@ func BenchmarkRedis(b *testing.B) {
 //     ZRANGEBYLEX with the prefix bounds and LIMIT 0 100, then HMGET of the
 //     keys (two round trips). backend: Scan with ScanOptions{Prefix}, one
 //     script per chunk (one round trip here).
-func BenchmarkDispatch(b *testing.B) {
+func BenchmarkDispatchRedis(b *testing.B) {
 	fx := dispatch(b)
 	ctx := context.Background()
 	c := fx.eng.client
@@ -185,7 +185,7 @@ const (
 )
 
 // dispatchFixture is one backend on the shared server, used by every
-// BenchmarkDispatch run of the process.
+// BenchmarkDispatchRedis run of the process.
 type dispatchFixture struct {
 	eng   *engine
 	be    store.StorageBackend // store.New(eng): the interface value the server holds
