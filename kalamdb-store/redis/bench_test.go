@@ -3,8 +3,10 @@ package redis
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -27,59 +29,90 @@ func BenchmarkRedis(b *testing.B) {
 	})
 }
 
-// BenchmarkDispatchRedis measures what the storage abstraction costs over calling
-// Redis by hand with go-redis. Each <op> has two sub-benchmarks on the same
-// server, over the same keys and values:
+// BenchmarkDispatchRedis measures what the storage abstraction costs over
+// calling Redis by hand with go-redis. Each <op> has sub-benchmarks on the
+// same server, over the same keys and values:
 //
 //   - direct does the same useful work the way a program without the
 //     abstraction would, with the same client options (RESP2, no retries);
 //   - backend goes through a store.StorageBackend interface value: the
-//     checks of store.New, then this package's engine and its scripts.
+//     checks of store.New, then this package's engine and its scripts;
+//   - paired runs the two alternately in blocks of about a millisecond and
+//     reports the median of the per-block backend/direct ratios. Load from
+//     other programs moves both sides of a pair alike, so this ratio holds
+//     steady on a busy machine where separate runs' ns/op do not.
 //
 // The operations, on 12-byte keys and 100-byte values:
 //
 //   - get: a point read of an existing key. direct: HGET on the values
 //     hash. backend: Get (the same HGET).
 //   - put: a write that keeps the key ordered. direct: MULTI, ZADD, HSET,
-//     EXEC in one round trip. backend: Put (a script that also checks the
+//     EXEC in one round trip. backend: Put (one script that also checks the
 //     partition and the key types).
 //   - batch100: one atomic write of 100 keys. direct: MULTI, 100 × (ZADD,
 //     HSET), EXEC. backend: Batch of 100 store.Operations built before the
-//     timer starts.
+//     timer starts (one script).
 //   - scan100: a prefix scan of exactly 100 keys with their values. direct:
 //     ZRANGEBYLEX with the prefix bounds and LIMIT 0 100, then HMGET of the
-//     keys (two round trips). backend: Scan with ScanOptions{Prefix}, one
-//     script per chunk (one round trip here).
+//     keys: two round trips. backend: Scan with ScanOptions{Prefix}: two
+//     round trips, each a pipeline that also reads the partition's generation
+//     twice, and a copy of the keys and values into one buffer.
 func BenchmarkDispatchRedis(b *testing.B) {
 	fx := dispatch(b)
+	for _, op := range fx.ops() {
+		b.Run(op.name+"/direct", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				op.direct(b, i)
+			}
+		})
+		b.Run(op.name+"/backend", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				op.backend(b, i)
+			}
+		})
+		b.Run(op.name+"/paired", func(b *testing.B) { paired(b, op) })
+	}
+}
+
+// dispatchOp is one operation of BenchmarkDispatchRedis: the same work done
+// by hand and through the backend. i numbers the call, to vary keys.
+type dispatchOp struct {
+	name    string
+	block   int // calls per timed block in the paired sub-benchmark
+	direct  func(b *testing.B, i int)
+	backend func(b *testing.B, i int)
+}
+
+func (fx *dispatchFixture) ops() []dispatchOp {
 	ctx := context.Background()
 	c := fx.eng.client
-
-	b.Run("get/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+	var be store.StorageBackend = fx.be
+	checkScan := func(b *testing.B, n, size int) {
+		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
+			b.Fatalf("scan read %d keys, %d bytes", n, size)
+		}
+	}
+	return []dispatchOp{{
+		name: "get", block: 30,
+		direct: func(b *testing.B, i int) {
 			v, err := c.HGet(ctx, fx.readHash, string(fx.keys[(i*7919)%dispatchKeys])).Bytes()
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
-		}
-	})
-	b.Run("get/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
-		}
-	})
-
-	b.Run("put/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+	}, {
+		name: "put", block: 30,
+		direct: func(b *testing.B, i int) {
 			k := fx.keys[i%dispatchKeys]
 			_, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				p.ZAdd(ctx, fx.writeZset, goredis.Z{Member: k})
@@ -89,21 +122,15 @@ func BenchmarkDispatchRedis(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("put/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-
-	b.Run("batch100/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+	}, {
+		name: "batch100", block: 3,
+		direct: func(b *testing.B, i int) {
 			keys := fx.batchKeys[i%len(fx.batchKeys)]
 			_, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				for _, k := range keys {
@@ -115,21 +142,15 @@ func BenchmarkDispatchRedis(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("batch100/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-
-	b.Run("scan100/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+	}, {
+		name: "scan100", block: 8,
+		direct: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			keys, err := c.ZRangeByLex(ctx, fx.readZset, &goredis.ZRangeBy{
 				Min: fx.lexMin[j], Max: fx.lexMax[j], Count: 100,
@@ -147,15 +168,9 @@ func BenchmarkDispatchRedis(b *testing.B) {
 				size += len(key) + len(v)
 				n++
 			}
-			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-				b.Fatalf("scan read %d keys, %d bytes", n, size)
-			}
-		}
-	})
-	b.Run("scan100/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+			checkScan(b, n, size)
+		},
+		backend: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
 			if err != nil {
@@ -169,11 +184,45 @@ func BenchmarkDispatchRedis(b *testing.B) {
 			if err := it.Close(); err != nil {
 				b.Fatal(err)
 			}
-			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-				b.Fatalf("scan read %d keys, %d bytes", n, size)
-			}
+			checkScan(b, n, size)
+		},
+	}}
+}
+
+// paired times blocks of op.block calls of each side alternately (which side
+// goes first alternates too) and reports the median backend/direct ratio of
+// the blocks, and each side's mean ns per call.
+func paired(b *testing.B, op dispatchOp) {
+	ratios := make([]float64, 0, b.N)
+	var direct, backend time.Duration
+	block := func(f func(*testing.B, int), first int) time.Duration {
+		start := time.Now()
+		for i := first; i < first+op.block; i++ {
+			f(b, i)
 		}
-	})
+		return time.Since(start)
+	}
+	b.ResetTimer()
+	for r := 0; r < b.N; r++ {
+		first := r * op.block
+		var d, k time.Duration
+		if r%2 == 0 {
+			d = block(op.direct, first)
+			k = block(op.backend, first)
+		} else {
+			k = block(op.backend, first)
+			d = block(op.direct, first)
+		}
+		direct += d
+		backend += k
+		ratios = append(ratios, float64(k)/float64(d))
+	}
+	b.StopTimer()
+	sort.Float64s(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "backend/direct")
+	calls := float64(b.N * op.block)
+	b.ReportMetric(float64(direct)/calls, "direct-ns/op")
+	b.ReportMetric(float64(backend)/calls, "backend-ns/op")
 }
 
 var sink []byte

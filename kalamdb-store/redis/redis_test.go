@@ -145,6 +145,21 @@ func TestForeignKeysWriteNothing(t *testing.T) {
 
 	require.Error(t, b.Delete(ctx, bad, []byte("k")))
 
+	// The same with a values hash of another type.
+	other := mustPart(t, b, "other")
+	otherValues := "{" + cfg.KeyPrefix + "/other}/values"
+	require.NoError(t, raw.RPush(ctx, otherValues, "a list").Err())
+	for name, err := range map[string]error{
+		"put":    b.Put(ctx, other, []byte("k"), []byte("v")),
+		"delete": b.Delete(ctx, other, []byte("k")),
+		"batch":  b.Batch(ctx, []store.Operation{store.PutOp(good, []byte("k3"), []byte("v")), store.PutOp(other, []byte("k"), []byte("v"))}),
+	} {
+		require.Error(t, err, name)
+		require.Contains(t, err.Error(), "WRONGTYPE", name)
+	}
+	require.Equal(t, int64(0), raw.Exists(ctx, "{"+cfg.KeyPrefix+"/other}/keys").Val(), "nothing was written to the sorted set")
+	require.Equal(t, []string{"k=v0"}, scanAll(t, b, good, store.ScanOptions{}), "nor to the other partition of the batch")
+
 	// Creating a partition starts it empty, whatever was left under its keys.
 	require.NoError(t, b.DropPartition(ctx, bad))
 	require.NoError(t, raw.Set(ctx, badKeys, "junk", 0).Err())

@@ -4,9 +4,12 @@ import goredis "github.com/redis/go-redis/v9"
 
 // Every change that touches more than one Redis key runs as one Lua script,
 // which Redis executes atomically: no other command runs between its first
-// and last line. Each script checks all it needs (the partition exists, the
-// Redis keys have the expected types) before its first write, so a script
-// that fails writes nothing.
+// and last line. Each script checks what it needs (the partition exists, the
+// Redis keys have the expected types) before its first write, or orders its
+// writes so that only the first one can fail, so a script that fails writes
+// nothing. (Redis does not roll back a script's earlier writes when a later
+// command fails; it refuses a script's first write when it is out of memory,
+// and then lets the script finish.)
 //
 // Layout, for key prefix P and partition N (see the package documentation):
 //
@@ -20,8 +23,8 @@ import goredis "github.com/redis/go-redis/v9"
 // does not exist; a WRONGTYPE error when a Redis key under the prefix holds
 // something this package did not write.
 
-// checkTypes is inlined into the writing scripts. It returns an error reply
-// naming the first of z (sorted set) and h (hash) that holds another type.
+// checkTypes is inlined into batchScript. It returns an error reply naming
+// the first of z (sorted set) and h (hash) that holds another type.
 const checkTypes = `
 local function checkTypes(z, h)
   local tz = redis.call('TYPE', z)['ok']
@@ -36,23 +39,36 @@ local function checkTypes(z, h)
 end
 `
 
+// checkZset is inlined into putScript and deleteScript: they check only the
+// sorted set, and write the hash first, so that a hash of another type fails
+// their first write and nothing is written.
+const checkZset = `
+local function checkZset(z)
+  local tz = redis.call('TYPE', z)['ok']
+  if tz ~= 'none' and tz ~= 'zset' then
+    return redis.error_reply('WRONGTYPE redis key ' .. z .. ' holds a ' .. tz .. ', not the sorted set of a partition')
+  end
+  return nil
+end
+`
+
 // putScript: KEYS = registry, keys zset, values hash; ARGV = partition, key, value.
-var putScript = goredis.NewScript(checkTypes + `
+var putScript = goredis.NewScript(checkZset + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local bad = checkTypes(KEYS[2], KEYS[3])
+local bad = checkZset(KEYS[2])
 if bad then return bad end
-redis.call('ZADD', KEYS[2], 0, ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
 return 1
 `)
 
 // deleteScript: KEYS = registry, keys zset, values hash; ARGV = partition, key.
-var deleteScript = goredis.NewScript(checkTypes + `
+var deleteScript = goredis.NewScript(checkZset + `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local bad = checkTypes(KEYS[2], KEYS[3])
+local bad = checkZset(KEYS[2])
 if bad then return bad end
-redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 `)
 
