@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
+	"sort"
 	"sync"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/linxGnu/grocksdb"
 
@@ -27,9 +29,9 @@ import (
 //
 // The operations, on 12-byte keys and 100-byte values:
 //
-//   - get: a point read of an existing key (data flushed to a table file,
-//     blocks in the block cache). direct: DB.GetCF, then a copy into a new
-//     Go slice owned by the caller, then Slice.Free. backend: Get.
+//   - get: a point read of an existing key (data compacted into a table
+//     file, blocks in the block cache). direct: DB.GetCF, then a copy into
+//     a new Go slice owned by the caller, then Slice.Free. backend: Get.
 //   - put: a write of one key into another column family. direct:
 //     DB.PutCF. backend: Put.
 //   - batch100: one atomic write of 100 puts. direct: NewWriteBatch,
@@ -41,17 +43,72 @@ import (
 //     Valid/Key/Value/Next to the end, Err, Close, ReadOptions.Destroy.
 //     backend: Scan with ScanOptions{Prefix}, Next/Key/Value, Close.
 //
-// scripts/bench.sh runs it with -count 6 and prints backend/direct ratios.
+// Every sub-benchmark starts with the write column family flushed and
+// compacted (settle), so none pays for background work another caused, and
+// reports cpu-ns/op, the process's CPU time per op, beside ns/op.
+//
+// A third sub-benchmark, <op>/paired, runs direct, backend and a third
+// side, engine (this package's store.Engine called without store.New's
+// wrapper), in turn in blocks of about a millisecond, and reports the median
+// of the per-round ratios to direct ("backend/direct", "engine/direct", and
+// the same in CPU time of the calling thread, "cpu-backend/direct"). Load
+// from other programs moves the three sides of a round alike, so these
+// ratios hold steady on a busy machine where the separate runs' ns/op do
+// not; and engine/direct against backend/direct splits the overhead between
+// this package and store.New. scripts/bench.sh prints both kinds.
 func BenchmarkDispatch(b *testing.B) {
 	fx := dispatch(b)
+	for _, op := range fx.ops() {
+		b.Run(op.name+"/direct", func(b *testing.B) {
+			fx.settle(b)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for i := 0; b.Loop(); i++ {
+				op.direct(b, i)
+			}
+			cpu.report(b)
+		})
+		b.Run(op.name+"/backend", func(b *testing.B) {
+			fx.settle(b)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for i := 0; b.Loop(); i++ {
+				op.backend(b, i)
+			}
+			cpu.report(b)
+		})
+		b.Run(op.name+"/paired", func(b *testing.B) {
+			fx.settle(b)
+			paired(b, op)
+		})
+	}
+}
+
+// dispatchOp is one operation of BenchmarkDispatch: the same work done by
+// hand and through the backend. i numbers the call, to vary keys.
+type dispatchOp struct {
+	name    string
+	block   int // calls per timed block in the paired sub-benchmark
+	direct  func(b *testing.B, i int)
+	backend func(b *testing.B, i int)
+	// engine does backend's work through this package's store.Engine
+	// alone, without store.New's checks, to split the overhead.
+	engine func(b *testing.B, i int)
+}
+
+func (fx *dispatchFixture) ops() []dispatchOp {
 	ctx := context.Background()
 	db := fx.eng.db
-
-	b.Run("get/direct", func(b *testing.B) {
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
+	var be store.StorageBackend = fx.be
+	var eng store.Engine = fx.eng
+	checkScan := func(b *testing.B, n, size int) {
+		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
+			b.Fatalf("scan read %d keys, %d bytes", n, size)
+		}
+	}
+	return []dispatchOp{{
+		name: "get", block: 500,
+		direct: func(b *testing.B, i int) {
 			s, err := db.GetCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
@@ -63,56 +120,43 @@ func BenchmarkDispatch(b *testing.B) {
 			copy(v, s.Data())
 			s.Free()
 			sink = v
-		}
-		cpu.report(b)
-	})
-	b.Run("get/backend", func(b *testing.B) {
-		be := fx.be
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
-		}
-		cpu.report(b)
-	})
-
-	b.Run("put/direct", func(b *testing.B) {
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
+		},
+		engine: func(b *testing.B, i int) {
+			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink = v
+		},
+	}, {
+		name: "put", block: 200,
+		direct: func(b *testing.B, i int) {
 			if err := db.PutCF(fx.wo, fx.writeH, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
-		}
-		cpu.report(b)
-	})
-	b.Run("put/backend", func(b *testing.B) {
-		be := fx.be
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
-		}
-		cpu.report(b)
-	})
-
-	b.Run("batch100/direct", func(b *testing.B) {
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
-			keys := fx.batchKeys[i%len(fx.batchKeys)]
+		},
+		engine: func(b *testing.B, i int) {
+			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
+				b.Fatal(err)
+			}
+		},
+	}, {
+		name: "batch100", block: 5,
+		direct: func(b *testing.B, i int) {
 			wb := grocksdb.NewWriteBatch()
-			for _, k := range keys {
+			for _, k := range fx.batchKeys[i%len(fx.batchKeys)] {
 				wb.PutCF(fx.writeH, k, fx.val)
 			}
 			err := db.Write(fx.wo, wb)
@@ -120,27 +164,20 @@ func BenchmarkDispatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		cpu.report(b)
-	})
-	b.Run("batch100/backend", func(b *testing.B) {
-		be := fx.be
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
-		}
-		cpu.report(b)
-	})
-
-	b.Run("scan100/direct", func(b *testing.B) {
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
+		},
+		engine: func(b *testing.B, i int) {
+			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
+				b.Fatal(err)
+			}
+		},
+	}, {
+		name: "scan100", block: 25,
+		direct: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			ro := grocksdb.NewDefaultReadOptions()
 			ro.SetIterateLowerBound(fx.prefixes[j])
@@ -157,18 +194,9 @@ func BenchmarkDispatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-				b.Fatalf("scan read %d keys, %d bytes", n, size)
-			}
-		}
-		cpu.report(b)
-	})
-	b.Run("scan100/backend", func(b *testing.B) {
-		be := fx.be
-		fx.settle(b)
-		b.ReportAllocs()
-		cpu := startCPU()
-		for i := 0; b.Loop(); i++ {
+			checkScan(b, n, size)
+		},
+		backend: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
 			if err != nil {
@@ -182,12 +210,84 @@ func BenchmarkDispatch(b *testing.B) {
 			if err := it.Close(); err != nil {
 				b.Fatal(err)
 			}
-			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-				b.Fatalf("scan read %d keys, %d bytes", n, size)
+			checkScan(b, n, size)
+		},
+		engine: func(b *testing.B, i int) {
+			j := (i * 37) % len(fx.prefixes)
+			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.uppers[j]})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, size := 0, 0
+			for it.Next() {
+				size += len(it.Key()) + len(it.Value())
+				n++
+			}
+			if err := it.Close(); err != nil {
+				b.Fatal(err)
+			}
+			checkScan(b, n, size)
+		},
+	}}
+}
+
+// paired runs b.N rounds of three timed blocks of op.block calls each:
+// direct, engine and backend, in an order that rotates from round to round.
+// It reports the medians of the rounds' ratios to direct, of wall time
+// ("backend/direct", "engine/direct") and of the calling thread's CPU time
+// ("cpu-backend/direct", "cpu-engine/direct"; Linux only: time spent waiting
+// for a CPU that other programs hold is left out), and each side's mean wall
+// time per call. ns/op is the time of one round.
+func paired(b *testing.B, op dispatchOp) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sides := []func(*testing.B, int){op.direct, op.engine, op.backend}
+	var wall, cpu [3][]float64 // per side: ratios to direct (index 0 unused)
+	var total [3]time.Duration
+	b.ResetTimer()
+	for r := 0; r < b.N; r++ {
+		first := r * op.block
+		var w, c [3]time.Duration
+		for k := 0; k < 3; k++ {
+			s := (r + k) % 3
+			c0, w0 := threadCPU(), time.Now()
+			for i := first; i < first+op.block; i++ {
+				sides[s](b, i)
+			}
+			w[s], c[s] = time.Since(w0), threadCPU()-c0
+		}
+		for s := 1; s < 3; s++ {
+			wall[s] = append(wall[s], float64(w[s])/float64(w[0]))
+			if c[0] > 0 && c[s] > 0 {
+				cpu[s] = append(cpu[s], float64(c[s])/float64(c[0]))
 			}
 		}
-		cpu.report(b)
-	})
+		for s := range total {
+			total[s] += w[s]
+		}
+	}
+	b.StopTimer()
+	for s, name := range []string{"", "engine", "backend"} {
+		if s == 0 {
+			continue
+		}
+		b.ReportMetric(medianOf(wall[s]), name+"/direct")
+		if len(cpu[s]) == b.N {
+			b.ReportMetric(medianOf(cpu[s]), "cpu-"+name+"/direct")
+		}
+	}
+	calls := float64(b.N * op.block)
+	for s, name := range []string{"direct", "engine", "backend"} {
+		b.ReportMetric(float64(total[s])/calls, name+"-ns/op")
+	}
+}
+
+func medianOf(v []float64) float64 {
+	sort.Float64s(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 var sink []byte

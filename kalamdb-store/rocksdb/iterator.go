@@ -34,9 +34,6 @@ type iterator struct {
 
 	started bool
 	valid   bool
-	key     []byte
-	value   []byte
-	haveVal bool
 	err     error
 	closed  atomic.Bool
 }
@@ -73,27 +70,32 @@ func (i *iterator) Next() bool {
 		i.it.SeekToFirst()
 	}
 	i.started = true
-	i.key, i.value, i.haveVal = nil, nil, false
 	if i.valid = i.it.Valid(); !i.valid {
 		if err := i.it.Err(); err != nil {
 			i.err = fmt.Errorf("rocksdb: scan: %w", err)
 		}
 		return false
 	}
-	i.key = sliceData(i.it.Key())
 	return true
 }
 
-func (i *iterator) Key() []byte { return i.key }
+// Key and Value ask RocksDB for the current entry on each call rather than
+// caching it in the iterator: a caller reads each once per entry, and
+// storing slices of C memory in a heap object would cost a GC write barrier
+// per entry.
+
+func (i *iterator) Key() []byte {
+	if !i.valid {
+		return nil
+	}
+	return sliceData(i.it.Key())
+}
 
 func (i *iterator) Value() []byte {
 	if !i.valid {
 		return nil
 	}
-	if !i.haveVal {
-		i.value, i.haveVal = sliceData(i.it.Value()), true
-	}
-	return i.value
+	return sliceData(i.it.Value())
 }
 
 func (i *iterator) Err() error { return i.err }
@@ -105,7 +107,7 @@ func (i *iterator) Close() error {
 	if !i.closed.CompareAndSwap(false, true) {
 		return i.err
 	}
-	i.valid, i.key, i.value, i.haveVal = false, nil, nil, false
+	i.valid = false
 	i.it.Close()
 	i.it = nil
 	i.ro.Destroy()

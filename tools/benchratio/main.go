@@ -6,14 +6,25 @@
 //	go test -run '^$' -bench Dispatch -benchmem -count 6 ./kalamdb-store/rocksdb/ > bench.txt
 //	go run ./tools/benchratio -target 1.02 < bench.txt
 //
-// The ratio is median(backend ns/op) / median(direct ns/op). The spread
-// column gives the lowest and highest ratio of the runs paired in order (the
-// i-th backend run over the i-th direct run), which shows how noisy the
-// machine was. When the benchmarks report a cpu-ns/op metric (CPU time of
-// the process per op), the cpu ratio column gives the ratio of its medians,
-// which a busy machine disturbs less than wall time. With -markdown the table is printed as Markdown, ready for
-// docs/benchmarks.md. With -fail, benchratio exits with status 1 when a
-// ratio is above the target or the backend allocates more per op.
+// Columns:
+//
+//   - ratio: median(backend ns/op) / median(direct ns/op), the two sides
+//     having run one after the other, each for -benchtime;
+//   - spread: the lowest and highest ratio of the runs paired in order
+//     (the i-th backend run over the i-th direct run), which shows how
+//     noisy the machine was;
+//   - cpu: the same ratio of the medians of a cpu-ns/op metric (CPU time
+//     of the process per op), when the benchmarks report one;
+//   - paired, paired cpu, engine: the medians over the runs of the
+//     "backend/direct", "cpu-backend/direct" and "engine/direct" metrics of
+//     an <op>/paired variant, which alternates the sides in short blocks
+//     (see BenchmarkDispatch in kalamdb-store/rocksdb), when there is one.
+//
+// The verdict compares the paired ratio with -target when there is one (it
+// is the figure a busy machine disturbs least), the ratio otherwise, and
+// flags a backend that allocates more per op than direct. With -markdown the
+// table is printed as Markdown; with -fail, benchratio exits with status 1
+// when a verdict is not ok.
 package main
 
 import (
@@ -22,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"regexp"
@@ -33,7 +45,7 @@ import (
 func main() {
 	target := flag.Float64("target", 1.02, "the highest acceptable backend/direct ratio")
 	markdown := flag.Bool("markdown", false, "print a Markdown table")
-	fail := flag.Bool("fail", false, "exit with status 1 when a ratio misses the target or the backend allocates more")
+	fail := flag.Bool("fail", false, "exit with status 1 when a verdict is not ok")
 	flag.Parse()
 	res, err := parse(os.Stdin)
 	if err != nil {
@@ -46,9 +58,9 @@ func main() {
 		os.Exit(2)
 	}
 	if *markdown {
-		writeMarkdown(os.Stdout, rows, *target)
+		writeMarkdown(os.Stdout, rows)
 	} else {
-		writeText(os.Stdout, rows, *target)
+		writeText(os.Stdout, rows)
 	}
 	if *fail {
 		for _, r := range rows {
@@ -59,12 +71,9 @@ func main() {
 	}
 }
 
-// run is one result line of a benchmark.
-type run struct {
-	NsPerOp     float64
-	CPUNsPerOp  float64 // the cpu-ns/op metric, -1 when the line has none
-	AllocsPerOp float64 // -1 when the line has no allocs/op
-}
+// run is one result line of a benchmark: its metrics by unit ("ns/op",
+// "allocs/op", "cpu-ns/op", "backend/direct", …).
+type run map[string]float64
 
 // results maps a benchmark, named "<package>.<name>" without the
 // -GOMAXPROCS suffix (package being the last element of the "pkg:" line
@@ -72,10 +81,11 @@ type run struct {
 // may each have a BenchmarkDispatch.
 type results map[string][]run
 
-var pkgRE = regexp.MustCompile(`^pkg:\s+(\S+)`)
-var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([0-9.]+) ns/op(.*)$`)
-var allocsRE = regexp.MustCompile(`\s([0-9.]+) allocs/op`)
-var cpuRE = regexp.MustCompile(`\s([0-9.]+) cpu-ns/op`)
+var (
+	pkgRE    = regexp.MustCompile(`^pkg:\s+(\S+)`)
+	lineRE   = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+	metricRE = regexp.MustCompile(`([0-9.eE+-]+)\s+(\S+)`)
+)
 
 // parse reads benchmark output; lines that are not results are skipped.
 func parse(r io.Reader) (results, error) {
@@ -93,23 +103,18 @@ func parse(r io.Reader) (results, error) {
 		if m == nil {
 			continue
 		}
-		ns, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: ns/op %q: %w", m[1], m[2], err)
-		}
-		allocs := -1.0
-		if a := allocsRE.FindStringSubmatch(m[3]); a != nil {
-			if allocs, err = strconv.ParseFloat(a[1], 64); err != nil {
-				return nil, fmt.Errorf("%s: allocs/op %q: %w", m[1], a[1], err)
+		metrics := run{}
+		for _, mm := range metricRE.FindAllStringSubmatch(m[2], -1) {
+			v, err := strconv.ParseFloat(mm[1], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s %q: %w", m[1], mm[2], mm[1], err)
 			}
+			metrics[mm[2]] = v
 		}
-		cpu := -1.0
-		if c := cpuRE.FindStringSubmatch(m[3]); c != nil {
-			if cpu, err = strconv.ParseFloat(c[1], 64); err != nil {
-				return nil, fmt.Errorf("%s: cpu-ns/op %q: %w", m[1], c[1], err)
-			}
+		if _, ok := metrics["ns/op"]; !ok {
+			continue
 		}
-		res[pkg+m[1]] = append(res[pkg+m[1]], run{NsPerOp: ns, CPUNsPerOp: cpu, AllocsPerOp: allocs})
+		res[pkg+m[1]] = append(res[pkg+m[1]], metrics)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -120,15 +125,18 @@ func parse(r io.Reader) (results, error) {
 	return res, nil
 }
 
-// row is the comparison of one operation.
+// row is the comparison of one operation. Ratios that were not measured
+// are NaN; allocs that were not reported are -1.
 type row struct {
 	Op                          string // the benchmark name without /direct or /backend
 	Runs                        int    // paired runs
 	DirectNs, BackendNs         float64
 	Ratio                       float64
 	MinRatio, MaxRatio          float64
-	CPURatio                    float64 // ratio of the cpu-ns/op medians, 0 when not reported
+	CPURatio                    float64 // ratio of the cpu-ns/op medians
+	Paired, PairedCPU, Engine   float64 // medians of the /paired variant's metrics
 	DirectAllocs, BackendAllocs float64
+	Target                      float64
 	OK                          bool
 }
 
@@ -143,33 +151,40 @@ func compare(res results, target float64) []row {
 		if !ok {
 			continue
 		}
-		r := row{Op: op, Runs: min(len(direct), len(backend))}
-		r.DirectNs, r.BackendNs = median(direct, ns), median(backend, ns)
-		r.DirectAllocs, r.BackendAllocs = median(direct, allocs), median(backend, allocs)
-		r.Ratio = r.BackendNs / r.DirectNs
-		if dc, bc := median(direct, cpuNs), median(backend, cpuNs); dc > 0 && bc > 0 {
-			r.CPURatio = bc / dc
+		r := row{Op: op, Runs: min(len(direct), len(backend)), Target: target}
+		r.DirectNs, r.BackendNs = median(direct, "ns/op"), median(backend, "ns/op")
+		r.DirectAllocs, r.BackendAllocs = median(direct, "allocs/op"), median(backend, "allocs/op")
+		if math.IsNaN(r.DirectAllocs) || math.IsNaN(r.BackendAllocs) {
+			r.DirectAllocs, r.BackendAllocs = -1, -1
 		}
+		r.Ratio = r.BackendNs / r.DirectNs
 		r.MinRatio, r.MaxRatio = r.Ratio, r.Ratio
 		for i := 0; i < r.Runs; i++ {
-			q := backend[i].NsPerOp / direct[i].NsPerOp
+			q := backend[i]["ns/op"] / direct[i]["ns/op"]
 			r.MinRatio, r.MaxRatio = min(r.MinRatio, q), max(r.MaxRatio, q)
 		}
-		r.OK = r.Ratio <= target && r.BackendAllocs <= r.DirectAllocs
+		r.CPURatio = median(backend, "cpu-ns/op") / median(direct, "cpu-ns/op")
+		paired := res[op+"/paired"]
+		r.Paired = median(paired, "backend/direct")
+		r.PairedCPU = median(paired, "cpu-backend/direct")
+		r.Engine = median(paired, "engine/direct")
+		r.OK = r.verdict() == "ok"
 		rows = append(rows, r)
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Op < rows[j].Op })
 	return rows
 }
 
-func ns(r run) float64     { return r.NsPerOp }
-func cpuNs(r run) float64  { return r.CPUNsPerOp }
-func allocs(r run) float64 { return r.AllocsPerOp }
-
-func median(runs []run, f func(run) float64) float64 {
-	v := make([]float64, len(runs))
-	for i, r := range runs {
-		v[i] = f(r)
+// median returns the median of the runs' metric, or NaN when no run has it.
+func median(runs []run, metric string) float64 {
+	var v []float64
+	for _, r := range runs {
+		if x, ok := r[metric]; ok {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return math.NaN()
 	}
 	sort.Float64s(v)
 	n := len(v)
@@ -179,14 +194,29 @@ func median(runs []run, f func(run) float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
-func verdict(r row, target float64) string {
+// judged is the ratio the verdict rests on: the paired one when measured.
+func (r row) judged() float64 {
+	if !math.IsNaN(r.Paired) {
+		return r.Paired
+	}
+	return r.Ratio
+}
+
+func (r row) verdict() string {
 	switch {
 	case r.BackendAllocs > r.DirectAllocs:
 		return "MORE ALLOCS"
-	case r.Ratio <= target:
+	case r.judged() <= r.Target:
 		return "ok"
 	}
-	return fmt.Sprintf("ABOVE %.2f", target)
+	return fmt.Sprintf("ABOVE %.2f", r.Target)
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "-"
+	}
+	return strconv.FormatFloat(x, 'f', 3, 64)
 }
 
 func fmtAllocs(a float64) string {
@@ -196,29 +226,47 @@ func fmtAllocs(a float64) string {
 	return strconv.FormatFloat(a, 'f', -1, 64)
 }
 
-func fmtCPU(r row) string {
-	if r.CPURatio == 0 {
-		return "-"
-	}
-	return strconv.FormatFloat(r.CPURatio, 'f', 3, 64)
-}
+var header = []string{"operation", "runs", "direct ns/op", "backend ns/op", "ratio", "spread", "cpu",
+	"paired", "paired cpu", "engine", "direct allocs", "backend allocs", "verdict"}
 
-func writeText(w io.Writer, rows []row, target float64) {
-	fmt.Fprintf(w, "%-36s %5s %14s %14s %7s %15s %9s %14s %14s  %s\n",
-		"operation", "runs", "direct ns/op", "backend ns/op", "ratio", "spread", "cpu ratio", "direct allocs", "backend allocs", "verdict")
-	for _, r := range rows {
-		fmt.Fprintf(w, "%-36s %5d %14.0f %14.0f %7.3f %7.3f–%-7.3f %9s %14s %14s  %s\n",
-			r.Op, r.Runs, r.DirectNs, r.BackendNs, r.Ratio, r.MinRatio, r.MaxRatio, fmtCPU(r),
-			fmtAllocs(r.DirectAllocs), fmtAllocs(r.BackendAllocs), verdict(r, target))
+func (r row) cells() []string {
+	return []string{
+		r.Op, strconv.Itoa(r.Runs),
+		strconv.FormatFloat(r.DirectNs, 'f', 0, 64), strconv.FormatFloat(r.BackendNs, 'f', 0, 64),
+		fmtRatio(r.Ratio), fmtRatio(r.MinRatio) + "–" + fmtRatio(r.MaxRatio), fmtRatio(r.CPURatio),
+		fmtRatio(r.Paired), fmtRatio(r.PairedCPU), fmtRatio(r.Engine),
+		fmtAllocs(r.DirectAllocs), fmtAllocs(r.BackendAllocs), r.verdict(),
 	}
 }
 
-func writeMarkdown(w io.Writer, rows []row, target float64) {
-	fmt.Fprintln(w, "| operation | runs | direct ns/op | backend ns/op | ratio | spread | cpu ratio | direct allocs/op | backend allocs/op | verdict |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---:|---:|---|")
+func writeText(w io.Writer, rows []row) {
+	table := [][]string{header}
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.3f | %.3f–%.3f | %s | %s | %s | %s |\n",
-			r.Op, r.Runs, r.DirectNs, r.BackendNs, r.Ratio, r.MinRatio, r.MaxRatio, fmtCPU(r),
-			fmtAllocs(r.DirectAllocs), fmtAllocs(r.BackendAllocs), verdict(r, target))
+		table = append(table, r.cells())
+	}
+	widths := make([]int, len(header))
+	for _, line := range table {
+		for i, c := range line {
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+	}
+	for _, line := range table {
+		for i, c := range line {
+			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
+			if i == 0 {
+				fmt.Fprint(w, c, pad)
+			} else {
+				fmt.Fprint(w, "  ", pad, c)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func writeMarkdown(w io.Writer, rows []row) {
+	fmt.Fprintln(w, "| "+strings.Join(header, " | ")+" |")
+	fmt.Fprintln(w, "|---|"+strings.Repeat("---:|", len(header)-2)+"---|")
+	for _, r := range rows {
+		fmt.Fprintln(w, "| "+strings.Join(r.cells(), " | ")+" |")
 	}
 }
