@@ -1,0 +1,562 @@
+package flush
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxSegmentRows     = 1 << 20
+	DefaultFooterCacheFiles   = 4096
+	DefaultRowGroupCacheBytes = 64 << 20
+	DefaultCheckInterval      = time.Second
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Dir is the Parquet directory, the root of the cold tier. Required
+	// unless FS is set.
+	Dir string
+	// FS, when set, is used instead of the operating system's files under
+	// Dir (tests inject faults through it).
+	FS segment.FS
+	// Tables configures the table layer the Manager opens. Its ColdTier is
+	// set by the Manager.
+	Tables tables.Options
+	// RowGroupRows is the row-group size of segments; 0 means
+	// segment.DefaultRowGroupRows.
+	RowGroupRows int
+	// MaxSegmentRows caps the versions of one segment file: a larger flush
+	// of one user (or shared table) writes several files, each committed on
+	// its own. 0 means DefaultMaxSegmentRows.
+	MaxSegmentRows int
+	// FooterCacheFiles is how many parsed footers are cached; 0 means
+	// DefaultFooterCacheFiles.
+	FooterCacheFiles int
+	// RowGroupCacheBytes bounds the decoded row groups kept in memory; 0
+	// means DefaultRowGroupCacheBytes, a negative value disables the cache.
+	RowGroupCacheBytes int64
+	// CheckInterval is how often the scheduler checks flush policies; 0
+	// means DefaultCheckInterval.
+	CheckInterval time.Duration
+	// OnError receives the error of each table whose scheduled flush
+	// failed (such errors have no caller to return to); nil drops them. The
+	// first error of the last round is also kept for LastError.
+	OnError func(table string, err error)
+	// OnRound, when set, is called after each round of the scheduler with
+	// what it flushed.
+	OnRound func(res Result, err error)
+}
+
+// Manager is the cold tier of a DB: it opens the table layer with Parquet
+// segments as a second source of every user and shared table, flushes
+// buffered rows to segments (on demand, on a schedule, at shutdown), and
+// recovers from a crash at any step when it opens. It is safe for
+// concurrent use.
+type Manager struct {
+	b     store.StorageBackend
+	db    *tables.DB
+	fs    segment.FS
+	cache *segment.Cache
+	clock clock.Clock
+	opts  Options
+
+	mu    sync.Mutex
+	tiers map[uint64]*tier
+
+	sched   sync.Mutex
+	stop    chan struct{}
+	stopped chan struct{}
+	lastErr error
+}
+
+// Result reports a flush.
+type Result struct {
+	// Tables is how many tables were flushed.
+	Tables int
+	// Rows is how many row versions were written to segments, Tombstones
+	// how many of them were deletions.
+	Rows       int64
+	Tombstones int64
+	// Removed is how many buffered versions the flush deleted from the
+	// buffer; Kept is how many it left because they changed while it ran.
+	Removed int64
+	Kept    int64
+	// Files are the segments written, relative to the Parquet directory.
+	Files []string
+}
+
+func (r *Result) add(o Result) {
+	r.Tables += o.Tables
+	r.Rows += o.Rows
+	r.Tombstones += o.Tombstones
+	r.Removed += o.Removed
+	r.Kept += o.Kept
+	r.Files = append(r.Files, o.Files...)
+}
+
+// Open opens the table layer on b with the cold tier under opts.Dir, and
+// recovers what a crash may have left: temporary files and segment files
+// that no manifest records are removed, and so are the records and files of
+// tables that no longer exist. A record whose file is missing is reported
+// as core.ErrCorrupt: it would be lost data, which the flush order never
+// produces.
+func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, error) {
+	if opts.FS == nil {
+		if opts.Dir == "" {
+			return nil, fmt.Errorf("%w: flush: no Parquet directory", core.ErrInvalidArgument)
+		}
+		opts.FS = segment.DirFS(opts.Dir)
+	}
+	if opts.MaxSegmentRows < 0 || opts.RowGroupRows < 0 || opts.FooterCacheFiles < 0 || opts.CheckInterval < 0 {
+		return nil, fmt.Errorf("%w: flush: negative option (segment rows %d, row-group rows %d, footer cache %d, check interval %v)",
+			core.ErrInvalidArgument, opts.MaxSegmentRows, opts.RowGroupRows, opts.FooterCacheFiles, opts.CheckInterval)
+	}
+	if opts.MaxSegmentRows == 0 {
+		opts.MaxSegmentRows = DefaultMaxSegmentRows
+	}
+	if opts.FooterCacheFiles == 0 {
+		opts.FooterCacheFiles = DefaultFooterCacheFiles
+	}
+	switch {
+	case opts.RowGroupCacheBytes == 0:
+		opts.RowGroupCacheBytes = DefaultRowGroupCacheBytes
+	case opts.RowGroupCacheBytes < 0:
+		opts.RowGroupCacheBytes = 0
+	}
+	if opts.CheckInterval == 0 {
+		opts.CheckInterval = DefaultCheckInterval
+	}
+	if opts.Tables.Clock == nil {
+		opts.Tables.Clock = clock.Real()
+	}
+	m := &Manager{b: b, fs: opts.FS, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes),
+		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}}
+	topts := opts.Tables
+	topts.ColdTier = m
+	db, err := tables.Open(ctx, b, topts)
+	if err != nil {
+		return nil, err
+	}
+	m.db = db
+	if err := m.recover(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// DB returns the table layer, whose user and shared tables read through
+// the cold tier.
+func (m *Manager) DB() *tables.DB { return m.db }
+
+// Catalog returns the DB's catalog.
+func (m *Manager) Catalog() *catalog.Catalog { return m.db.Catalog() }
+
+// CacheStats returns the counters of the footer and row-group cache.
+func (m *Manager) CacheStats() segment.CacheStats { return m.cache.Stats() }
+
+// ColdSource implements tables.ColdTier: the cold tier of table t.
+func (m *Manager) ColdSource(t *catalog.Table) (tables.Source, error) {
+	return m.tier(t), nil
+}
+
+// tier returns the tier of t, creating an empty one for a new table.
+func (m *Manager) tier(t *catalog.Table) *tier {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tr := m.tiers[t.ID]
+	if tr == nil || tr.t != t {
+		if tr != nil && tr.t.ID == t.ID {
+			// The same table, a fresher definition: keep the segments.
+			tr.t = t
+			return tr
+		}
+		tr = newTier(m, t)
+		m.tiers[t.ID] = tr
+	}
+	return tr
+}
+
+// rowTable returns the table's definition and its buffer.
+func (m *Manager) buffer(ctx context.Context, ns, name string) (*catalog.Table, *tables.Buffer, error) {
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch t.Type {
+	case catalog.UserTable:
+		s, err := m.db.User(ctx, ns, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.Table(), s.Buffer(), nil
+	case catalog.SharedTable:
+		s, err := m.db.Shared(ctx, ns, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.Table(), s.Buffer(), nil
+	}
+	return nil, nil, fmt.Errorf("%w: %s is a stream table; stream tables are never flushed", core.ErrWrongTableType, t.FullName())
+}
+
+// Flush flushes table ns.name now: every buffered version of every user
+// (of the table, for a shared table) is written to segments and then
+// removed from the buffer, unless it changed while the flush ran. It waits
+// for a flush of the same table in progress. A stream table is
+// core.ErrWrongTableType.
+func (m *Manager) Flush(ctx context.Context, ns, name string) (Result, error) {
+	t, buf, err := m.buffer(ctx, ns, name)
+	if err != nil {
+		return Result{}, err
+	}
+	tr := m.tier(t)
+	tr.flushMu.Lock()
+	defer tr.flushMu.Unlock()
+	return m.flushLocked(ctx, tr, buf)
+}
+
+func (m *Manager) flushLocked(ctx context.Context, tr *tier, buf *tables.Buffer) (Result, error) {
+	tr.mu.RLock()
+	dropped := tr.dropped
+	tr.mu.RUnlock()
+	if dropped {
+		return Result{}, fmt.Errorf("%w: %s", core.ErrTableNotFound, tr.t.FullName())
+	}
+	res := Result{Tables: 1}
+	users := []string{""}
+	if tr.perUser {
+		var err error
+		if users, err = buf.Users(ctx); err != nil {
+			return res, fmt.Errorf("flush: %s: listing users: %w", tr.t.FullName(), err)
+		}
+	}
+	for _, u := range users {
+		if err := m.flushUser(ctx, tr, buf, u, &res); err != nil {
+			return res, err
+		}
+	}
+	tr.mu.Lock()
+	tr.lastFlush = m.clock.Now()
+	tr.mu.Unlock()
+	return res, nil
+}
+
+// flushUser flushes the buffered versions of one user (of the whole table
+// for a shared table), in segments of at most MaxSegmentRows versions.
+func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, user string, res *Result) error {
+	t := tr.t
+	prefix := tr.prefix(user)
+	dir, err := tr.userDir(user)
+	if err != nil {
+		return err
+	}
+	it, err := buf.Versions(ctx, user)
+	if err != nil {
+		return fmt.Errorf("flush: %s: reading the buffer: %w", t.FullName(), err)
+	}
+	defer it.Close()
+	more := it.Next()
+	for more {
+		id := tr.allocID()
+		tr.mu.RLock()
+		ready := tr.dirsReady[dir]
+		tr.mu.RUnlock()
+		spec := segment.Spec{
+			Dir: dir, Name: segment.FileName(t.ID, id), Table: t, Prefix: prefix,
+			Meta:     segment.Meta{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, User: user, Segment: id},
+			Options:  segment.WriteOptions{RowGroupRows: m.opts.RowGroupRows},
+			DirReady: ready,
+		}
+		var (
+			refs  []tables.VersionRef
+			arena []byte
+			r     row.Row
+		)
+		st, err := segment.Create(m.fs, spec, func(w *segment.Writer) error {
+			for more && len(refs) < m.opts.MaxSegmentRows {
+				k := it.Key()
+				if len(arena)+len(k) > cap(arena) {
+					arena = make([]byte, 0, max(64<<10, len(k)))
+				}
+				start := len(arena)
+				arena = append(arena, k...)
+				ref := tables.VersionRef{Key: arena[start:len(arena):len(arena)], Seq: it.Seq()}
+				write := true
+				if it.Deleted() {
+					// A deletion only needs to reach the cold tier when
+					// the cold tier has a version for it to hide.
+					has, err := tr.has(ctx, ref.Key)
+					if err != nil {
+						return err
+					}
+					write = has
+				}
+				if write {
+					if err := it.Row(&r); err != nil {
+						return err
+					}
+					if err := w.Append(ref.Key, &r); err != nil {
+						return err
+					}
+				}
+				refs = append(refs, ref)
+				more = it.Next()
+			}
+			if !more {
+				return it.Err()
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("flush: %s: writing %s: %w", t.FullName(), spec.Path(), err)
+		}
+		tr.mu.Lock()
+		tr.dirsReady[dir] = true
+		tr.mu.Unlock()
+		var seg *segFile
+		if st.Rows > 0 {
+			seg = &segFile{Segment: Segment{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, ID: id, User: user,
+				Path: spec.Path(), Rows: st.Rows, Tombstones: st.Tombstones, MinKey: st.MinKey, MaxKey: st.MaxKey,
+				MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Created: m.clock.Now().UTC()}}
+		}
+		removed, err := m.commit(ctx, tr, buf, prefix, seg, refs)
+		if err != nil {
+			return err
+		}
+		if seg != nil {
+			res.Rows += st.Rows
+			res.Tombstones += st.Tombstones
+			res.Files = append(res.Files, seg.Path)
+		}
+		res.Removed += int64(removed)
+		res.Kept += int64(len(refs) - removed)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("flush: %s: reading the buffer: %w", t.FullName(), err)
+	}
+	return nil
+}
+
+// commit records seg (nil when every version was a deletion with nothing
+// to hide) in the manifest and deletes from the buffer, in the same atomic
+// batch, each version of refs that is still the buffered version of its
+// key. It holds the keys' locks, so no writer replaces a version between
+// the check and the delete.
+func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, prefix []byte, seg *segFile, refs []tables.VersionRef) (int, error) {
+	if len(refs) == 0 {
+		return 0, nil
+	}
+	ks := make([][]byte, len(refs))
+	for i := range refs {
+		ks[i] = refs[i].Key
+	}
+	unlock := buf.LockKeys(ks)
+	defer unlock()
+
+	part := buf.Partition()
+	ops := make([]store.Operation, 0, len(refs)+1)
+	var rec []byte
+	if seg != nil {
+		var err error
+		if rec, err = encodeSegment(&seg.Segment); err != nil {
+			return 0, err
+		}
+		ops = append(ops, store.PutOp(layout.Manifests, manifestKey(&seg.Segment), rec))
+	}
+	// One scan over the refs' key range finds the versions still buffered.
+	it, err := m.b.Scan(ctx, part, store.ScanOptions{Prefix: prefix, Start: refs[0].Key})
+	if err != nil {
+		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.t.FullName(), err)
+	}
+	last := refs[len(refs)-1].Key
+	j := 0
+	for j < len(refs) && it.Next() {
+		k := it.Key()
+		if bytes.Compare(k, last) > 0 {
+			break
+		}
+		for j < len(refs) && bytes.Compare(refs[j].Key, k) < 0 {
+			j++
+		}
+		if j < len(refs) && bytes.Equal(refs[j].Key, k) {
+			s, err := row.PeekSeq(it.Value())
+			if err != nil {
+				it.Close()
+				return 0, fmt.Errorf("flush: %s: buffer key %x: %w", tr.t.FullName(), k, err)
+			}
+			if s == refs[j].Seq {
+				ops = append(ops, store.DeleteOp(part, refs[j].Key))
+			}
+			j++
+		}
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.t.FullName(), err)
+	}
+	removed := len(ops)
+	if seg != nil {
+		removed--
+		// Readers must see the segment before its versions leave the
+		// buffer; until the batch applies they see both, which merge to
+		// the same rows.
+		tr.add(seg)
+	}
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	if err := m.b.Batch(ctx, ops); err != nil {
+		if seg == nil {
+			return 0, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.t.FullName(), err)
+		}
+		return 0, m.resolveFailedCommit(tr, seg, err)
+	}
+	return removed, nil
+}
+
+// resolveFailedCommit decides what a failed commit batch did. The batch is
+// atomic, but an error may not say whether it applied (a lost reply), so
+// the manifest record is read back: present, the commit happened; absent,
+// nothing happened and the file is removed; unknown, the segment stays
+// visible (harmless: either the batch applied, or the buffer still holds
+// the same versions) and recovery settles it at the next Open.
+func (m *Manager) resolveFailedCommit(tr *tier, seg *segFile, cause error) error {
+	ctx := context.Background()
+	_, err := m.b.Get(ctx, layout.Manifests, manifestKey(&seg.Segment))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		tr.remove(seg)
+		m.cache.Forget(seg.Path)
+		_ = m.fs.Remove(seg.Path)
+		return fmt.Errorf("flush: %s: committing %s: %w", tr.t.FullName(), seg.Path, cause)
+	}
+	return fmt.Errorf("flush: %s: committing %s (outcome unknown until the next open): %w", tr.t.FullName(), seg.Path, cause)
+}
+
+// FlushAll flushes every user and shared table, one after the other; use
+// it at graceful shutdown. It goes on after a failure and returns the
+// first error.
+func (m *Manager) FlushAll(ctx context.Context) (Result, error) {
+	ts, err := m.db.Catalog().Tables("")
+	if err != nil {
+		return Result{}, err
+	}
+	var total Result
+	var first error
+	for _, t := range ts {
+		if t.Type == catalog.StreamTable {
+			continue
+		}
+		res, err := m.Flush(ctx, t.Namespace, t.Name)
+		total.add(res)
+		if err != nil && !errors.Is(err, core.ErrTableNotFound) && first == nil {
+			first = err
+		}
+	}
+	return total, first
+}
+
+// Segments returns the committed segments of table ns.name, ordered by
+// user then segment id.
+func (m *Manager) Segments(ns, name string) ([]Segment, error) {
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	tr := m.tier(t)
+	tr.mu.RLock()
+	defer tr.mu.RUnlock()
+	var out []Segment
+	for _, segs := range tr.users {
+		for _, s := range segs {
+			out = append(out, s.Segment)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].User != out[j].User {
+			return out[i].User < out[j].User
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// DropTable drops table ns.name with its buffer (through the catalog), its
+// manifest and its segment files. A drop interrupted after the catalog
+// forgot the table is completed by the next Open.
+func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return err
+	}
+	var tr *tier
+	if t.Type != catalog.StreamTable {
+		tr = m.tier(t)
+		tr.flushMu.Lock()
+		defer tr.flushMu.Unlock()
+	}
+	if err := m.db.Catalog().DropTable(ctx, ns, name); err != nil {
+		return err
+	}
+	if tr == nil {
+		return nil
+	}
+	tr.mu.Lock()
+	tr.dropped = true
+	var segs []*segFile
+	for _, s := range tr.users {
+		segs = append(segs, s...)
+	}
+	tr.users = map[string][]*segFile{}
+	tr.mu.Unlock()
+	m.mu.Lock()
+	delete(m.tiers, t.ID)
+	m.mu.Unlock()
+	recs := make([]*Segment, len(segs))
+	for i, s := range segs {
+		recs[i] = &s.Segment
+	}
+	return m.removeSegments(ctx, recs)
+}
+
+// removeSegments deletes the records, then the files, of segments of a
+// dropped table.
+func (m *Manager) removeSegments(ctx context.Context, segs []*Segment) error {
+	ops := make([]store.Operation, len(segs))
+	for i, s := range segs {
+		ops[i] = store.DeleteOp(layout.Manifests, manifestKey(s))
+	}
+	if err := m.b.Batch(ctx, ops); err != nil {
+		return fmt.Errorf("flush: removing manifest records: %w", err)
+	}
+	dirs := map[string]bool{}
+	for _, s := range segs {
+		m.cache.Forget(s.Path)
+		if err := m.fs.Remove(s.Path); err != nil && !segment.IsNotExist(err) {
+			return fmt.Errorf("flush: removing %s: %w", s.Path, err)
+		}
+		for d := parent(s.Path); d != "."; d = parent(d) {
+			dirs[d] = true
+		}
+	}
+	removeEmptyDirs(m.fs, dirs)
+	return nil
+}

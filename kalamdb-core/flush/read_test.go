@@ -1,0 +1,226 @@
+package flush_test
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/faultfs"
+)
+
+// opened records the files a read opens.
+type opened struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (o *opened) rule(op faultfs.Op, name string) error {
+	if op == faultfs.OpOpen {
+		o.mu.Lock()
+		o.paths = append(o.paths, name)
+		o.mu.Unlock()
+	}
+	return nil
+}
+
+func (o *opened) take() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.paths
+	o.paths = nil
+	slices.Sort(p)
+	return slices.Compact(p)
+}
+
+func TestUserReadsOpenOnlyTheirFiles(t *testing.T) {
+	e := newEnv(t)
+	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	for round := range 3 {
+		for _, u := range []string{"alice", "bob", "carol"} {
+			require.NoError(t, s.insert(e.ctx, u, vals(int64(round*10+1), 0), vals(int64(round*10+2), 0)))
+		}
+		_, err := e.m.Flush(e.ctx, ns, "items")
+		require.NoError(t, err)
+	}
+	e.reopen()
+	o := &opened{}
+	e.fsys.SetRule(o.rule)
+	s = e.store("items")
+	bobDir, _ := segment.UserDir("bob")
+
+	got := scanAll(t, e.ctx, s, "bob", 100)
+	require.Len(t, got, 6)
+	paths := o.take()
+	require.NotEmpty(t, paths)
+	for _, p := range paths {
+		assert.True(t, strings.HasPrefix(p, ns+"/items/"+bobDir+"/"), "bob's scan opened %s", p)
+	}
+	n, err := s.count(e.ctx, "bob")
+	require.NoError(t, err)
+	assert.EqualValues(t, 6, n)
+	for _, p := range o.take() {
+		assert.True(t, strings.HasPrefix(p, ns+"/items/"+bobDir+"/"), "bob's count opened %s", p)
+	}
+	_, err = s.get(e.ctx, "bob", 21)
+	require.NoError(t, err)
+	for _, p := range o.take() {
+		assert.True(t, strings.HasPrefix(p, ns+"/items/"+bobDir+"/"), "bob's get opened %s", p)
+	}
+	_, err = s.get(e.ctx, "dave", 1)
+	require.Error(t, err)
+	assert.Empty(t, o.take(), "a user without segments opens nothing")
+}
+
+func TestLookupSkipsSegmentsByStatistics(t *testing.T) {
+	e := newEnv(t, func(o *flush.Options) { o.RowGroupRows = 10 })
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	// Five segments with disjoint key ranges [100k, 100k+50), ten row
+	// groups of ten rows each.
+	for seg := int64(0); seg < 5; seg++ {
+		for id := seg * 100; id < seg*100+50; id++ {
+			require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+		}
+		_, err := e.m.Flush(e.ctx, ns, "items")
+		require.NoError(t, err)
+	}
+	e.reopen()
+	o := &opened{}
+	e.fsys.SetRule(o.rule)
+	s = e.store("items")
+
+	r, err := s.get(e.ctx, "", 325)
+	require.NoError(t, err)
+	assert.EqualValues(t, 325, r.Values[0].Int64())
+	paths := o.take()
+	require.Len(t, paths, 1, "only the segment whose range holds the key: %v", paths)
+	st := e.m.CacheStats()
+	assert.EqualValues(t, 1, st.FooterReads, "one footer read")
+	assert.EqualValues(t, 1, st.GroupMisses, "one row group decoded, of the segment's five")
+
+	// A key inside no segment's range opens nothing; a key inside a
+	// range but absent decodes one row group.
+	_, err = s.get(e.ctx, "", 1000)
+	require.Error(t, err)
+	_, err = s.get(e.ctx, "", 75)
+	require.Error(t, err)
+	assert.Empty(t, o.take())
+
+	// Repeated reads parse no footer again.
+	for range 5 {
+		_, err := s.get(e.ctx, "", 101)
+		require.NoError(t, err)
+		_ = scanAll(t, e.ctx, s, "", 1000)
+	}
+	st = e.m.CacheStats()
+	assert.EqualValues(t, 5, st.FooterReads, "each footer is read once")
+}
+
+func TestFootersStayCachedWithoutARowGroupCache(t *testing.T) {
+	e := newEnv(t, func(o *flush.Options) { o.RowGroupCacheBytes = -1 })
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	for id := int64(0); id < 300; id++ {
+		require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+	}
+	_, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	e.reopen()
+	s = e.store("items")
+	for range 3 {
+		require.Len(t, scanAll(t, e.ctx, s, "", 100), 300)
+	}
+	st := e.m.CacheStats()
+	assert.EqualValues(t, 1, st.FooterReads)
+	assert.Zero(t, st.GroupHits)
+	assert.Zero(t, st.GroupBytes)
+}
+
+func TestSchedulerFlushesByRowLimitAndInterval(t *testing.T) {
+	e := newEnv(t, func(o *flush.Options) { o.CheckInterval = time.Second })
+	e.createTable("byrows", catalog.SharedTable, catalog.FlushPolicy{RowLimit: 10})
+	e.createTable("bytime", catalog.SharedTable, catalog.FlushPolicy{Interval: time.Minute})
+	rows, byTime := e.store("byrows"), e.store("bytime")
+	for id := int64(0); id < 9; id++ {
+		require.NoError(t, rows.insert(e.ctx, "", vals(id, 0)))
+		require.NoError(t, byTime.insert(e.ctx, "", vals(id, 0)))
+	}
+	res, err := e.m.CheckPolicies(e.ctx)
+	require.NoError(t, err)
+	assert.Zero(t, res.Tables, "nothing is due yet")
+
+	require.NoError(t, rows.insert(e.ctx, "", vals(9, 0)))
+	res, err = e.m.CheckPolicies(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Tables)
+	assert.EqualValues(t, 10, res.Rows)
+	assert.Zero(t, e.bufferLen("byrows"))
+	assert.Equal(t, 9, e.bufferLen("bytime"))
+
+	e.clock.Advance(time.Minute)
+	res, err = e.m.CheckPolicies(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Tables, "the interval has passed for bytime")
+	assert.Zero(t, e.bufferLen("bytime"))
+
+	e.clock.Advance(time.Minute)
+	res, err = e.m.CheckPolicies(e.ctx)
+	require.NoError(t, err)
+	assert.Zero(t, res.Tables, "an empty buffer is not flushed")
+}
+
+func TestSchedulerRunsOnTheClockUntilStopped(t *testing.T) {
+	rounds := make(chan flush.Result, 16)
+	e := newEnv(t, func(o *flush.Options) {
+		o.CheckInterval = time.Second
+		o.OnRound = func(res flush.Result, err error) {
+			if err == nil {
+				rounds <- res
+			}
+		}
+	})
+	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{RowLimit: 5})
+	s := e.store("items")
+	for id := int64(0); id < 5; id++ {
+		require.NoError(t, s.insert(e.ctx, "u", vals(id, 0)))
+	}
+	e.m.Start()
+	e.m.Start() // idempotent
+	e.clock.Advance(time.Second)
+	res := <-rounds
+	assert.EqualValues(t, 5, res.Rows)
+	assert.Zero(t, e.bufferLen("items"))
+	e.m.Stop()
+	e.m.Stop()
+	assert.NoError(t, e.m.LastError())
+	assert.Zero(t, e.clock.Tickers(), "the ticker is stopped")
+}
+
+func TestCloseFlushesEverything(t *testing.T) {
+	e := newEnv(t)
+	e.createTable("a", catalog.UserTable, catalog.FlushPolicy{RowLimit: 1000})
+	e.createTable("b", catalog.SharedTable, catalog.FlushPolicy{RowLimit: 1000})
+	require.NoError(t, e.store("a").insert(e.ctx, "u", vals(1, 0)))
+	require.NoError(t, e.store("b").insert(e.ctx, "", vals(1, 0), vals(2, 0)))
+	e.m.Start()
+	res, err := e.m.Close(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Tables)
+	assert.EqualValues(t, 3, res.Rows)
+	assert.Zero(t, e.bufferLen("a"))
+	assert.Zero(t, e.bufferLen("b"))
+	_, err = e.m.DB().User(e.ctx, ns, "a")
+	assert.Error(t, err, "the DB is closed")
+	e.reopen()
+	e.check("a", model{"u": {1: 0}}, []string{"u"}, nil)
+	e.check("b", model{"": {1: 0, 2: 0}}, []string{""}, nil)
+}

@@ -1,0 +1,135 @@
+package flush_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+)
+
+func TestOpenRemovesOrphansAndKeepsOtherFiles(t *testing.T) {
+	e := newEnv(t)
+	tbl := e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	require.NoError(t, s.insert(e.ctx, "alice", vals(1, 0)))
+	res, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.Len(t, res.Files, 1)
+	committed := filepath.Join(e.root, filepath.FromSlash(res.Files[0]))
+	dir := filepath.Dir(committed)
+
+	orphanSeg := filepath.Join(dir, segment.FileName(tbl.ID, 99))
+	orphanTmp := filepath.Join(dir, segment.FileName(tbl.ID, 100)+segment.TempExt)
+	otherTable := filepath.Join(dir, segment.FileName(tbl.ID+7, 1))
+	deadDir := filepath.Join(e.root, "gone", "table", "u-bob")
+	deadSeg := filepath.Join(deadDir, segment.FileName(1234, 1))
+	foreign := filepath.Join(dir, "README.txt")
+	require.NoError(t, os.MkdirAll(deadDir, 0o755))
+	for _, p := range []string{orphanSeg, orphanTmp, otherTable, deadSeg, foreign} {
+		require.NoError(t, os.WriteFile(p, []byte("x"), 0o644))
+	}
+	e.reopen()
+	for _, p := range []string{orphanSeg, orphanTmp, otherTable, deadSeg} {
+		_, err := os.Stat(p)
+		assert.True(t, os.IsNotExist(err), "%s is removed", p)
+	}
+	_, err = os.Stat(deadDir)
+	assert.True(t, os.IsNotExist(err), "empty directories are removed")
+	for _, p := range []string{committed, foreign} {
+		_, err := os.Stat(p)
+		assert.NoError(t, err, "%s is kept", p)
+	}
+	e.check("items", model{"alice": {1: 0}}, []string{"alice"}, nil)
+}
+
+func TestOpenReportsAMissingCommittedSegment(t *testing.T) {
+	e := newEnv(t)
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	require.NoError(t, e.store("items").insert(e.ctx, "", vals(1, 0)))
+	res, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(filepath.Join(e.root, filepath.FromSlash(res.Files[0]))))
+	err = e.tryReopen()
+	require.ErrorIs(t, err, core.ErrCorrupt)
+	assert.Contains(t, err.Error(), res.Files[0])
+}
+
+func TestOpenRejectsACorruptManifest(t *testing.T) {
+	e := newEnv(t)
+	require.NoError(t, e.inner.Put(e.ctx, layout.Manifests, []byte("junk"), []byte("{not json")))
+	require.ErrorIs(t, e.tryReopen(), core.ErrCorrupt)
+}
+
+func TestDropTableRemovesBufferManifestAndFiles(t *testing.T) {
+	e := newEnv(t)
+	tbl := e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, s.insert(e.ctx, u, vals(1, 0), vals(2, 0)))
+	}
+	_, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.NoError(t, s.insert(e.ctx, "alice", vals(3, 0)))
+
+	require.NoError(t, e.m.DropTable(e.ctx, ns, "items"))
+	_, err = e.m.Catalog().Table(ns, "items")
+	require.ErrorIs(t, err, core.ErrTableNotFound)
+	ok, err := e.inner.PartitionExists(e.ctx, tbl.Partition())
+	require.NoError(t, err)
+	assert.False(t, ok, "the buffer is gone")
+	it, err := e.inner.Scan(e.ctx, layout.Manifests, store.ScanOptions{})
+	require.NoError(t, err)
+	assert.False(t, it.Next(), "the manifest is empty")
+	require.NoError(t, it.Close())
+	_, err = os.Stat(filepath.Join(e.root, ns, "items"))
+	assert.True(t, os.IsNotExist(err), "the table's directory is gone")
+
+	// A table re-created under the name starts empty.
+	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	e.check("items", model{}, []string{"alice", "bob"}, map[string][]int64{"alice": {1, 2, 3}})
+	require.NoError(t, e.store("items").insert(e.ctx, "alice", vals(1, 5)))
+	_, err = e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	e.reopen()
+	e.check("items", model{"alice": {1: 5}}, []string{"alice", "bob"}, nil)
+}
+
+func TestDropOfAStreamTable(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.m.Catalog().CreateNamespace(e.ctx, ns)
+	require.NoError(t, err)
+	_, err = e.m.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "ev", Type: catalog.StreamTable,
+		Columns: []catalog.Column{{Name: "x", Type: 2}}, Stream: catalog.StreamOptions{TTL: 1e9, MaxBuffer: 10}})
+	require.NoError(t, err)
+	require.NoError(t, e.m.DropTable(e.ctx, ns, "ev"))
+	_, err = e.m.Catalog().Table(ns, "ev")
+	require.ErrorIs(t, err, core.ErrTableNotFound)
+}
+
+// TestInterruptedDropIsCompletedAtOpen: the catalog forgot the table but
+// its manifest records and files remain (a crash in the middle of
+// DropTable); the next Open removes them.
+func TestInterruptedDropIsCompletedAtOpen(t *testing.T) {
+	e := newEnv(t)
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	require.NoError(t, e.store("items").insert(e.ctx, "", vals(1, 0)))
+	res, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.NoError(t, e.m.Catalog().DropTable(e.ctx, ns, "items")) // the catalog step only
+	e.reopen()
+	_, err = os.Stat(filepath.Join(e.root, filepath.FromSlash(res.Files[0])))
+	assert.True(t, os.IsNotExist(err))
+	it, err := e.inner.Scan(e.ctx, layout.Manifests, store.ScanOptions{})
+	require.NoError(t, err)
+	assert.False(t, it.Next())
+	require.NoError(t, it.Close())
+}
