@@ -5,14 +5,19 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
 
 // TestWritersDuringFlushes runs writers that insert, update and delete
@@ -20,9 +25,21 @@ import (
 // expected final content is known; every update or delete of a row
 // flushed a moment before must win over the flushed version.
 func TestWritersDuringFlushes(t *testing.T) {
-	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
-		t.Run(string(typ), func(t *testing.T) {
+	for _, c := range []struct {
+		typ    catalog.TableType
+		noSnap bool
+	}{{catalog.UserTable, false}, {catalog.SharedTable, false}, {catalog.SharedTable, true}} {
+		typ := c.typ
+		name := string(typ)
+		if c.noSnap {
+			name += "/without-snapshot-scans"
+		}
+		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, func(o *flush.Options) { o.MaxSegmentRows = 50 })
+			if c.noSnap {
+				e.noSnapshots = true
+				e.reopen()
+			}
 			e.createTable("items", typ, catalog.FlushPolicy{})
 			s := e.store("items")
 			const writers, keysPer, ops = 4, 40, 400
@@ -64,6 +81,24 @@ func TestWritersDuringFlushes(t *testing.T) {
 					cond.Wait()
 				}
 			}
+			// A reader scans and counts while everything runs; the rows of a
+			// writer's keys come and go, but reads never fail.
+			flushes.Add(1)
+			go func() {
+				defer flushes.Done()
+				for ctx.Err() == nil {
+					for _, u := range uniq(us) {
+						if _, err := s.scan(e.ctx, u, tables.ScanOptions{Limit: 30}); err != nil {
+							t.Errorf("scan: %v", err)
+							return
+						}
+						if _, err := s.count(e.ctx, u); err != nil {
+							t.Errorf("count: %v", err)
+							return
+						}
+					}
+				}
+			}()
 			var wg sync.WaitGroup
 			for w := range writers {
 				wg.Add(1)
@@ -186,4 +221,121 @@ func TestConcurrentInsertOfAColdKey(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, wins10)
+}
+
+// TestReadsDuringFlushesSeeEveryRow: rows are only ever added, and
+// flushes move them to segments while readers scan and get: a row that
+// existed when a read began is always in it (no row falls between the
+// buffer and the segments), with and without snapshot scans.
+func TestReadsDuringFlushesSeeEveryRow(t *testing.T) {
+	for _, noSnap := range []bool{false, true} {
+		t.Run(map[bool]string{false: "snapshot-scans", true: "without-snapshot-scans"}[noSnap], func(t *testing.T) {
+			e := newEnv(t, func(o *flush.Options) { o.MaxSegmentRows = 30 })
+			if noSnap {
+				e.noSnapshots = true
+				e.reopen()
+			}
+			e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+			s := e.store("items")
+			const total = 600
+			var inserted atomic.Int64
+			ctx, cancel := context.WithCancel(e.ctx)
+			defer cancel()
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { // writer
+				defer wg.Done()
+				defer cancel()
+				for id := int64(0); id < total; id++ {
+					if err := s.insert(e.ctx, "u", vals(id, 0)); err != nil {
+						t.Errorf("insert %d: %v", id, err)
+						return
+					}
+					inserted.Store(id + 1)
+				}
+			}()
+			go func() { // flusher
+				defer wg.Done()
+				for ctx.Err() == nil {
+					if _, err := e.m.Flush(e.ctx, ns, "items"); err != nil {
+						t.Errorf("flush: %v", err)
+						return
+					}
+				}
+			}()
+			reads := 0
+			for ctx.Err() == nil && !t.Failed() {
+				k := inserted.Load()
+				got := scanAll(t, e.ctx, s, "u", 25)
+				require.GreaterOrEqual(t, int64(len(got)), k, "a scan lost rows")
+				for i := range k {
+					require.EqualValues(t, i, got[i].Values[0].Int64())
+				}
+				if k > 0 {
+					_, err := s.get(e.ctx, "u", k-1)
+					require.NoError(t, err, "get of row %d", k-1)
+				}
+				reads++
+			}
+			wg.Wait()
+			t.Logf("%d full scans during the flushes", reads)
+			require.Positive(t, reads)
+		})
+	}
+}
+
+// hookedBatch runs a function before and after each Batch.
+type hookedBatch struct {
+	store.StorageBackend
+	hook func(ops []store.Operation, applied bool)
+}
+
+func (h hookedBatch) Batch(ctx context.Context, ops []store.Operation) error {
+	h.hook(ops, false)
+	err := h.StorageBackend.Batch(ctx, ops)
+	h.hook(ops, true)
+	return err
+}
+
+// TestRowsStayVisibleAroundTheCommit reads the whole table just before and
+// just after the commit batch of a flush is applied: every row is visible
+// at both points (the segment is visible before its versions leave the
+// buffer).
+func TestRowsStayVisibleAroundTheCommit(t *testing.T) {
+	e := newEnv(t)
+	var checks atomic.Int64
+	var s rowStore
+	md := model{}
+	hook := func(ops []store.Operation, applied bool) {
+		commit := false
+		for _, op := range ops {
+			if op.Partition == layout.Manifests {
+				commit = true
+			}
+		}
+		if !commit || s.u == nil {
+			return
+		}
+		checks.Add(1)
+		got := scanAll(t, e.ctx, s, "u", 7)
+		require.Len(t, got, len(md["u"]), "rows visible (batch applied: %v)", applied)
+		for id := range md["u"] {
+			_, err := s.get(e.ctx, "u", id)
+			require.NoError(t, err, "get %d (batch applied: %v)", id, applied)
+		}
+	}
+	e.bs = nil
+	e.m.Stop()
+	m, err := flush.Open(e.ctx, hookedBatch{StorageBackend: e.inner, hook: hook}, flush.Options{FS: e.fsys, MaxSegmentRows: 10, Tables: e.opts.Tables})
+	require.NoError(t, err)
+	e.m = m
+	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	s = e.store("items")
+	for id := int64(0); id < 35; id++ {
+		require.NoError(t, s.insert(e.ctx, "u", vals(id, 0)))
+		md.set("u", id, 0)
+	}
+	_, err = e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.EqualValues(t, 8, checks.Load(), "four commits, each checked before and after")
 }

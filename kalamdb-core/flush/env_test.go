@@ -35,7 +35,14 @@ type env struct {
 	clock *clock.Fake
 	opts  flush.Options
 	m     *flush.Manager
+	// noSnapshots hides the backend's snapshot scans from the Manager.
+	noSnapshots bool
 }
+
+// noSnapshots is a backend that does not claim snapshot scans.
+type noSnapshots struct{ store.StorageBackend }
+
+func (noSnapshots) Capabilities() store.Capabilities { return store.Capabilities{} }
 
 func newEnv(t testing.TB, mod ...func(*flush.Options)) *env {
 	t.Helper()
@@ -63,7 +70,11 @@ func (e *env) tryReopen() error {
 	e.fsys = faultfs.New(segment.DirFS(e.root))
 	opts := e.opts
 	opts.FS = e.fsys
-	m, err := flush.Open(e.ctx, e.bs, opts)
+	var b store.StorageBackend = e.bs
+	if e.noSnapshots {
+		b = noSnapshots{b}
+	}
+	m, err := flush.Open(e.ctx, b, opts)
 	e.m = m
 	return err
 }

@@ -76,6 +76,8 @@ type Manager struct {
 	cache *segment.Cache
 	clock clock.Clock
 	opts  Options
+	// snapshots: the backend's scans are snapshots (see tier.commitMu).
+	snapshots bool
 
 	mu    sync.Mutex
 	tiers map[uint64]*tier
@@ -147,7 +149,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 		opts.Tables.Clock = clock.Real()
 	}
 	m := &Manager{b: b, fs: opts.FS, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes),
-		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}}
+		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans}
 	topts := opts.Tables
 	topts.ColdTier = m
 	db, err := tables.Open(ctx, b, topts)
@@ -420,6 +422,10 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 	}
 	if len(ops) == 0 {
 		return 0, nil
+	}
+	if !m.snapshots {
+		tr.commitMu.Lock()
+		defer tr.commitMu.Unlock()
 	}
 	if err := m.b.Batch(ctx, ops); err != nil {
 		if seg == nil {

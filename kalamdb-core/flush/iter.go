@@ -108,6 +108,7 @@ type merge struct {
 	started bool
 	err     error
 	closed  bool
+	release func() // called once, at Close
 }
 
 type iterHeap []*segIter
@@ -179,5 +180,9 @@ func (m *merge) Row(dst *row.Row) error {
 func (m *merge) Err() error { return m.err }
 func (m *merge) Close() error {
 	m.closed = true
+	if m.release != nil {
+		m.release()
+		m.release = nil
+	}
 	return m.err
 }

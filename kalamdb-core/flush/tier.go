@@ -30,6 +30,13 @@ type tier struct {
 	// segment ids grow with the age of the versions they hold.
 	flushMu sync.Mutex
 
+	// commitMu keeps a commit's buffer delete out of the way of scans on a
+	// backend without snapshot scans: such a scan may miss a key deleted
+	// while it runs, so a scan holds it (read) from the moment it takes its
+	// list of segments until it is closed, and a commit (write) waits. With
+	// snapshot scans it is not used.
+	commitMu sync.RWMutex
+
 	mu        sync.RWMutex
 	users     map[string][]*segFile // ascending segment id
 	nextID    uint64
@@ -206,6 +213,11 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 	if empty {
 		return newMerge(nil), nil
 	}
+	var release func()
+	if !tr.m.snapshots {
+		tr.commitMu.RLock()
+		release = tr.commitMu.RUnlock
+	}
 	var segs []*segFile
 	if tr.perUser && len(prefix) == 0 {
 		tr.mu.RLock()
@@ -216,6 +228,9 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 	} else {
 		user, err := tr.userOfKey(prefix)
 		if err != nil {
+			if release != nil {
+				release()
+			}
 			return nil, err
 		}
 		segs = tr.segments(user)
@@ -230,7 +245,9 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 		}
 		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, gi: -1})
 	}
-	return newMerge(its), nil
+	m := newMerge(its)
+	m.release = release
+	return m, nil
 }
 
 // has reports whether any segment holds a version of key.
