@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,10 +65,14 @@ func TestRestartKeepsEverything(t *testing.T) {
 
 	after := takeSnapshot(t, in)
 	assert.Equal(t, before, after, "a restart changes nothing a user can read")
+	// flush.on_shutdown (the default) moved the buffer to Parquet.
+	r := expect(t, in.call("GET", "/v1/namespaces/app/tables/messages", adminToken, nil), http.StatusOK, "")
+	assert.Equal(t, 0.0, r.Body["buffered_rows"])
+	assert.GreaterOrEqual(t, r.Body["segments"], 2.0, "one segment per user")
 
 	// Sequence numbers keep increasing across the restart.
 	expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(100, "after restart")}}), http.StatusCreated, "")
-	r := expect(t, in.call("GET", rowsPath+"/100", aliceToken, nil), http.StatusOK, "")
+	r = expect(t, in.call("GET", rowsPath+"/100", aliceToken, nil), http.StatusOK, "")
 	assert.Greater(t, r.Body["_seq"].(float64), maxSeq)
 	// Keys are still unique across the restart.
 	expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(1, "dup")}}), http.StatusConflict, "DUPLICATE_KEY")
@@ -84,7 +91,10 @@ type writeOutcome struct {
 // that nothing else appeared.
 func TestKill9KeepsAcknowledgedRows(t *testing.T) {
 	in := startServer(t, "rocksdb", options{})
-	setupMessages(t, in)
+	expect(t, in.call("POST", "/v1/namespaces", adminToken, `{"name":"app"}`), http.StatusCreated, "")
+	// A small flush policy, so that the scheduler moves rows to Parquet
+	// while the writers write: acknowledged rows live in both tiers.
+	expect(t, in.call("POST", "/v1/namespaces/app/tables", adminToken, strings.Replace(messagesDef, `"rows":10000`, `"rows":200`, 1)), http.StatusCreated, "")
 
 	const writers = 4
 	var (
@@ -140,11 +150,18 @@ func TestKill9KeepsAcknowledgedRows(t *testing.T) {
 			}
 		}(w)
 	}
-	// Let the writers get going, then kill the server under them.
+	// Let the writers get going and the scheduler flush at least once, then
+	// kill the server under them.
 	deadline := time.Now().Add(60 * time.Second)
-	for ackedN.Load() < 500 {
-		require.True(t, time.Now().Before(deadline), "writers made no progress")
-		time.Sleep(5 * time.Millisecond)
+	for {
+		require.True(t, time.Now().Before(deadline), "writers made no progress, or nothing was flushed")
+		if ackedN.Load() >= 500 {
+			r := in.call("GET", "/v1/namespaces/app/tables/messages", adminToken, nil)
+			if segs, _ := r.Body["segments"].(float64); segs >= 1 {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	in.crash()
 	close(stop)
@@ -178,7 +195,39 @@ func TestKill9KeepsAcknowledgedRows(t *testing.T) {
 		assert.Equal(t, 1, c, "row %d listed %d times", id, c)
 		assert.True(t, sent[id], "row %d was never sent", id)
 	}
-	t.Logf("%d acknowledged requests, %d in doubt at the kill (%d of them applied), %d rows after restart", acked, doubtful, doubtfulApplied, len(present))
+	r := expect(t, in.call("GET", "/v1/namespaces/app/tables/messages", adminToken, nil), http.StatusOK, "")
+	t.Logf("%d acknowledged requests, %d in doubt at the kill (%d of them applied), %d rows after restart, %v segments",
+		acked, doubtful, doubtfulApplied, len(present), r.Body["segments"])
 	require.Greater(t, acked, 100)
 	in.stop()
+}
+
+// TestParquetDirBelongsToOneDatabase points a second database at the
+// Parquet directory of a first one: the server refuses to start rather than
+// let the second one's recovery delete the first one's flushed rows.
+func TestParquetDirBelongsToOneDatabase(t *testing.T) {
+	a := startServer(t, "rocksdb", options{})
+	setupMessages(t, a)
+	expect(t, a.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(1, "flushed")}}), http.StatusCreated, "")
+	expect(t, a.call("POST", "/v1/namespaces/app/tables/messages/flush", adminToken, nil), http.StatusOK, "")
+	a.stop()
+
+	// Another database (its own RocksDB directory, or another backend)
+	// with the same parquet_dir.
+	for _, backend := range []string{"rocksdb", "pebble"} {
+		b := newInstance(t, backend, options{extra: fmt.Sprintf("\n[storage.pebble]\npath = %q\n", t.TempDir())})
+		data, err := os.ReadFile(b.config)
+		require.NoError(t, err)
+		doc := strings.Replace(string(data), filepath.Join(b.dir, "parquet"), filepath.Join(a.dir, "parquet"), 1)
+		require.NoError(t, os.WriteFile(b.config, []byte(doc), 0o600))
+		code, out := runBinary(t, nil, "serve", "--config", b.config)
+		assert.Equal(t, 1, code, out)
+		assert.Contains(t, out, "belongs to another database", backend)
+	}
+
+	// The first database still has its flushed row.
+	a.start()
+	r := expect(t, a.call("GET", rowsPath+"/1", aliceToken, nil), http.StatusOK, "")
+	assert.Equal(t, "flushed", r.Body["body"])
+	a.stop()
 }

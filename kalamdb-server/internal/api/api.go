@@ -51,6 +51,9 @@ type Options struct {
 	Catalog *catalog.Catalog
 	// EvictionInterval is how often stream tables drop expired events.
 	EvictionInterval time.Duration
+	// OnWrite, when set, is told of every successful write to a user or
+	// shared table: n row versions were buffered in t.
+	OnWrite func(t *catalog.Table, n int)
 	// Flush serves POST …/tables/{t}/flush for a user or shared table; nil
 	// answers 501.
 	Flush func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error
@@ -254,6 +257,9 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal) e
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "backend": a.opts.Backend})
 	return nil
 }
+
+// WriteJSON writes v as the JSON response with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
 
 // writeJSON writes v as the JSON response with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -193,9 +193,17 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 		if _, err := rs.Insert(r.Context(), vals); err != nil {
 			return err
 		}
+		a.wrote(t, len(vals))
 	}
 	writeJSON(w, http.StatusCreated, map[string]int{"inserted": len(vals)})
 	return nil
+}
+
+// wrote tells Options.OnWrite that n row versions were buffered in t.
+func (a *API) wrote(t *catalog.Table, n int) {
+	if a.opts.OnWrite != nil {
+		a.opts.OnWrite(t, n)
+	}
 }
 
 // rowError prefixes a row's error with its place in the request.
@@ -327,6 +335,7 @@ func (a *API) patchRow(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err != nil {
 		return err
 	}
+	a.wrote(rs.Table(), 1)
 	writeRow(w, http.StatusOK, rs.Table(), &got)
 	return nil
 }
@@ -339,6 +348,7 @@ func (a *API) deleteRow(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := rs.Delete(r.Context(), pk); err != nil {
 		return err
 	}
+	a.wrote(rs.Table(), 1)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 const Namespace = "kalamdb"
 
 // FlushTriggers are the values of the trigger label of kalamdb_flush_total.
-var FlushTriggers = []string{"manual", "rows", "interval", "shutdown"}
+var FlushTriggers = []string{"manual", "policy", "shutdown"}
 
 // Metrics is the set of metrics of one server.
 type Metrics struct {
@@ -65,7 +65,7 @@ func New() *Metrics {
 	}, []string{"backend", "op"})
 	m.flushes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Subsystem: "flush", Name: "total",
-		Help: "Table flushes, by trigger (manual, rows, interval, shutdown) and result (ok, error).",
+		Help: "Table flushes, by trigger (manual, policy, shutdown) and result (ok, error).",
 	}, []string{"trigger", "result"})
 	m.flushRows = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Subsystem: "flush", Name: "rows_total",

@@ -79,7 +79,7 @@ func TestHTTPAndFlushMetricsAreExposed(t *testing.T) {
 	r.Begin()(401)
 	r.Begin()(418)
 	m.ObserveFlush("manual", 42, 3*time.Millisecond, nil)
-	m.ObserveFlush("interval", 0, time.Millisecond, errors.New("boom"))
+	m.ObserveFlush("policy", 0, time.Millisecond, errors.New("boom"))
 	m.BufferedRows(func() float64 { return 7 })
 
 	rec := httptest.NewRecorder()
@@ -93,7 +93,7 @@ func TestHTTPAndFlushMetricsAreExposed(t *testing.T) {
 		`kalamdb_http_requests_total{method="GET",route="/v1/namespaces",status="418"} 1`,
 		`kalamdb_http_request_duration_seconds_count{method="GET",route="/v1/namespaces"} 3`,
 		`kalamdb_flush_total{result="ok",trigger="manual"} 1`,
-		`kalamdb_flush_total{result="error",trigger="interval"} 1`,
+		`kalamdb_flush_total{result="error",trigger="policy"} 1`,
 		`kalamdb_flush_rows_total 42`,
 		`kalamdb_flush_duration_seconds_count 1`,
 		`kalamdb_buffered_rows 7`,

@@ -20,6 +20,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
@@ -151,17 +152,20 @@ func backendSection(cfg *config.Config, canonical string) *config.Section {
 
 // Server is a running kalamdb-server.
 type Server struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	name     string
-	backend  store.StorageBackend
-	metrics  *metrics.Metrics
-	api      *api.API
-	http     *http.Server
-	ln       net.Listener
-	stopBg   []func()
-	db       *tables.DB
-	buffered bufferedCache
+	cfg         *config.Config
+	log         *slog.Logger
+	name        string
+	backend     store.StorageBackend
+	metrics     *metrics.Metrics
+	api         *api.API
+	http        *http.Server
+	ln          net.Listener
+	stopBg      []func()
+	db          *tables.DB
+	flush       *flush.Manager
+	tempParquet string
+	buffered    bufferedCache
+	flushes     flushStates
 
 	closeOnce sync.Once
 	closeErr  error
@@ -181,12 +185,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	if canonical == "memory" {
 		warnMemory(log)
 	}
-	b, ok := backends.Lookup(canonical)
-	durable := ok && b.Durable
 	raw, err := reg.Open(ctx, canonical, backendSection(cfg, canonical))
 	if err != nil {
 		return nil, err
 	}
+	durable := raw.Capabilities().Durable
 	m := metrics.New()
 	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, backend: m.InstrumentBackend(canonical, raw)}
 	log.Info("storage backend open", "backend", canonical, "durable", durable)
@@ -208,16 +211,19 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 			return err
 		},
 	}
-	if err := s.openTables(ctx, &opts); err != nil {
+	if err := s.openTables(ctx, &opts, durable); err != nil {
 		_ = s.backend.Close()
+		s.removeTempParquet()
 		return nil, err
 	}
 	s.api = api.New(opts)
 	if err := s.startStreams(ctx); err != nil {
 		_ = s.db.Close()
 		_ = s.backend.Close()
+		s.removeTempParquet()
 		return nil, err
 	}
+	s.startFlushPolicies()
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -279,17 +285,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for i := len(s.stopBg) - 1; i >= 0; i-- {
 			s.stopBg[i]()
 		}
-		if err := s.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping stream eviction: %w", err))
-		}
-		if s.cfg.Flush.OnShutdown {
-			if err := s.flushOnShutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("flushing at shutdown: %w", err))
-			}
+		if err := s.closeTables(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("closing the tables: %w", err))
 		}
 		if err := s.backend.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing storage backend %q: %w", s.name, err))
 		}
+		s.removeTempParquet()
 		if s.name == "memory" {
 			s.log.Warn("memory backend closed: its data is gone")
 		}

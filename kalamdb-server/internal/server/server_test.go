@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,9 +131,8 @@ func TestMemoryBackendWarnsLoudly(t *testing.T) {
 
 func TestRocksDBBackendOpensFromItsSection(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
-	doc := strings.Replace(memoryConfig, `backend = "memory"`, `backend = "rocksdb"`, 1) + "\n[storage.rocksdb]\npath = \"" + dir + "\"\n"
 	logs := &syncBuffer{}
-	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	s, err := Open(context.Background(), rocksConfig(t, dir, t.TempDir()), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
 	require.NoError(t, err)
 	assert.True(t, s.Backend().Capabilities().Durable)
 	require.NoError(t, s.Shutdown(context.Background()))
@@ -265,4 +266,119 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func rocksConfig(t *testing.T, dbDir, parquetDir string) *config.Config {
+	t.Helper()
+	doc := strings.Replace(memoryConfig, `backend = "memory"`, `backend = "rocksdb"`+"\nparquet_dir = \""+parquetDir+"\"", 1) +
+		"\n[storage.rocksdb]\npath = \"" + dbDir + "\"\n"
+	return loadConfig(t, doc, nil)
+}
+
+func TestParquetDirIsClaimedByOneDatabase(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	parquet := filepath.Join(t.TempDir(), "parquet")
+	db1, db2 := t.TempDir(), t.TempDir()
+
+	s, err := Open(context.Background(), rocksConfig(t, db1, parquet), log, backends.Registry())
+	require.NoError(t, err)
+	require.NoError(t, s.Shutdown(context.Background()))
+	_, err = os.Stat(filepath.Join(parquet, ownerFile))
+	require.NoError(t, err, "the directory is claimed")
+
+	// The same database opens it again.
+	s, err = Open(context.Background(), rocksConfig(t, db1, parquet), log, backends.Registry())
+	require.NoError(t, err)
+	require.NoError(t, s.Shutdown(context.Background()))
+
+	// Another database does not.
+	_, err = Open(context.Background(), rocksConfig(t, db2, parquet), log, backends.Registry())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "belongs to another database")
+
+	// A directory with files but no claim is refused too.
+	other := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(other, "seg-1-1.parquet"), []byte("x"), 0o600))
+	_, err = Open(context.Background(), rocksConfig(t, t.TempDir(), other), log, backends.Registry())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "is not empty")
+	_, err = os.Stat(filepath.Join(other, "seg-1-1.parquet"))
+	assert.NoError(t, err, "nothing was deleted")
+}
+
+func TestMemoryBackendUsesATemporaryParquetDir(t *testing.T) {
+	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.DiscardHandler), backends.Registry())
+	require.NoError(t, err)
+	dir := s.tempParquet
+	require.NotEmpty(t, dir)
+	_, err = os.Stat(dir)
+	require.NoError(t, err)
+	require.NoError(t, s.Shutdown(context.Background()))
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "the temporary directory is removed at shutdown")
+}
+
+func do(t *testing.T, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	req.Header.Set("Authorization", "Bearer test-admin-token")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// The scheduler flushes a table once its row limit of versions has been
+// written, and not before; a restart counts what the buffer holds.
+func TestFlushPolicyByRows(t *testing.T) {
+	dbDir, parquet := t.TempDir(), t.TempDir()
+	s, err := Open(context.Background(), rocksConfig(t, dbDir, parquet), slog.New(slog.DiscardHandler), backends.Registry())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	h := s.Handler()
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+	rec := do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"}],"primary_key":"id","flush":{"rows":10,"interval_seconds":0}}`)
+	require.Equal(t, 201, rec.Code, rec.Body.String())
+	tbl, err := s.db.Catalog().Table("app", "m")
+	require.NoError(t, err)
+
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":1},{"id":2},{"id":3}]}`).Code)
+	assert.False(t, s.due(tbl), "3 of 10 rows written")
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":4},{"id":5},{"id":6},{"id":7},{"id":8},{"id":9},{"id":10}]}`).Code)
+	assert.True(t, s.due(tbl), "10 of 10 rows written")
+
+	waitFor(t, func() bool {
+		segs, err := s.flush.Segments("app", "m")
+		return err == nil && len(segs) == 1
+	})
+	assert.False(t, s.due(tbl), "the flush reset the count")
+	rec = do(t, h, "GET", "/v1/namespaces/app/tables/m", "")
+	assert.Contains(t, rec.Body.String(), `"buffered_rows":0`)
+	assert.Contains(t, rec.Body.String(), `"segments":1`)
+}
+
+func TestSeedCountsTheBufferAfterARestart(t *testing.T) {
+	dbDir, parquet := t.TempDir(), t.TempDir()
+	cfg := rocksConfig(t, dbDir, parquet)
+	cfg.Flush.OnShutdown = false
+	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	require.NoError(t, err)
+	h := s.Handler()
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"user","columns":[{"name":"id","type":"int64"}],"primary_key":"id","flush":{"rows":1000,"interval_seconds":0}}`).Code)
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":1},{"id":2}]}`).Code)
+	require.NoError(t, s.Shutdown(context.Background()))
+
+	s, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	tbl, err := s.db.Catalog().Table("app", "m")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), s.flushState(tbl).writes.Load(), "the buffered rows are counted at start")
 }

@@ -4,27 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
-	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 )
 
-// openTables opens the table layer on the backend and wires it into the
-// API options.
-func (s *Server) openTables(ctx context.Context, opts *api.Options) error {
-	db, err := tables.Open(ctx, s.backend, tables.Options{})
+// openTables opens the table layer with its Parquet cold tier on the
+// backend and wires it into the API options.
+func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool) error {
+	dir, err := s.parquetDir(ctx, durable)
 	if err != nil {
-		return fmt.Errorf("opening the table layer: %w", err)
+		return err
 	}
-	s.db = db
-	opts.DB = db
+	m, err := flush.Open(ctx, s.backend, flush.Options{Dir: dir})
+	if err != nil {
+		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
+	}
+	s.flush, s.db = m, m.DB()
+	opts.DB = s.db
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
 		FlushRows:     int64(s.cfg.Flush.DefaultRows),
@@ -34,12 +41,214 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options) error {
 	}
 	opts.Stats = func(ctx context.Context, t *catalog.Table, _ auth.Principal) (api.TableStats, error) {
 		n, err := s.bufferedRows(ctx, t)
-		return api.TableStats{BufferedRows: n}, err
+		if err != nil {
+			return api.TableStats{}, err
+		}
+		st := api.TableStats{BufferedRows: n}
+		if t.Type != catalog.StreamTable {
+			segs, err := m.Segments(t.Namespace, t.Name)
+			if err != nil {
+				return api.TableStats{}, err
+			}
+			st.Segments = int64(len(segs))
+		}
+		return st, nil
+	}
+	opts.DropTable = func(ctx context.Context, ns, name string) error {
+		t, err := s.db.Catalog().Table(ns, name)
+		if err != nil {
+			return err
+		}
+		if err := m.DropTable(ctx, ns, name); err != nil {
+			return err
+		}
+		s.flushes.mu.Lock()
+		delete(s.flushes.m, t.ID)
+		s.flushes.mu.Unlock()
+		return nil
+	}
+	opts.OnWrite = func(t *catalog.Table, n int) { s.flushState(t).writes.Add(int64(n)) }
+	if err := s.seedFlushStates(ctx); err != nil {
+		return err
+	}
+	opts.Flush = func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error {
+		res, err := s.flushTable(r.Context(), t, "manual")
+		if err != nil {
+			return err
+		}
+		files := res.Files
+		if files == nil {
+			files = []string{}
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{"rows_flushed": res.Rows, "files": files})
+		return nil
 	}
 	s.metrics.BufferedRows(s.totalBufferedRows)
-	all, _ := db.Catalog().Tables("")
-	s.log.Info("catalog open", "namespaces", len(db.Catalog().Namespaces()), "tables", len(all))
+	all, _ := s.db.Catalog().Tables("")
+	s.log.Info("tables open", "namespaces", len(s.db.Catalog().Namespaces()), "tables", len(all), "parquet_dir", dir)
 	return nil
+}
+
+// flushState is what the scheduler knows of a table's buffer without
+// reading it: how many row versions were written since the last flush (at
+// least: an update of a row written since counts again, which can only make
+// a flush come early) and when the last flush was.
+type flushState struct {
+	writes atomic.Int64
+	mu     sync.Mutex
+	last   time.Time
+}
+
+func (st *flushState) lastFlush() time.Time {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.last
+}
+
+// flushStates holds the flushState of every user and shared table, by id.
+type flushStates struct {
+	mu sync.Mutex
+	m  map[uint64]*flushState
+}
+
+// flushState returns t's state, creating it (nothing written, last flush
+// now) for a table not seen before.
+func (s *Server) flushState(t *catalog.Table) *flushState {
+	s.flushes.mu.Lock()
+	defer s.flushes.mu.Unlock()
+	if s.flushes.m == nil {
+		s.flushes.m = map[uint64]*flushState{}
+	}
+	st := s.flushes.m[t.ID]
+	if st == nil {
+		st = &flushState{last: time.Now()}
+		s.flushes.m[t.ID] = st
+	}
+	return st
+}
+
+// seedFlushStates counts, once at start, the versions each user and shared
+// table has buffered (up to its row limit), so that the policies apply to
+// rows written before a restart too.
+func (s *Server) seedFlushStates(ctx context.Context) error {
+	all, err := s.db.Catalog().Tables("")
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		if t.Type == catalog.StreamTable {
+			continue
+		}
+		limit := 1
+		if t.Flush.RowLimit > 0 {
+			limit = int(min(t.Flush.RowLimit, 1<<30))
+		}
+		it, err := s.backend.Scan(ctx, t.Partition(), store.ScanOptions{Limit: limit})
+		if err != nil {
+			return fmt.Errorf("counting the buffer of %s: %w", t.FullName(), err)
+		}
+		var n int64
+		for it.Next() {
+			n++
+		}
+		if err := it.Close(); err != nil {
+			return fmt.Errorf("counting the buffer of %s: %w", t.FullName(), err)
+		}
+		s.flushState(t).writes.Store(n)
+	}
+	return nil
+}
+
+// flushTable flushes one table and records the metrics.
+func (s *Server) flushTable(ctx context.Context, t *catalog.Table, trigger string) (flush.Result, error) {
+	st := s.flushState(t)
+	written := st.writes.Load()
+	start := time.Now()
+	res, err := s.flush.Flush(ctx, t.Namespace, t.Name)
+	d := time.Since(start)
+	s.metrics.ObserveFlush(trigger, int(res.Rows), d, err)
+	if err != nil {
+		s.log.Warn("flush failed", "table", t.FullName(), "trigger", trigger, "err", err)
+		return res, err
+	}
+	st.writes.Add(-written) // writes during the flush still count
+	st.mu.Lock()
+	st.last = start
+	st.mu.Unlock()
+	if res.Rows > 0 {
+		s.log.Info("flushed", "table", t.FullName(), "trigger", trigger, "rows", res.Rows, "files", len(res.Files), "kept", res.Kept, "duration", d)
+	}
+	return res, nil
+}
+
+// due reports whether t's flush policy asks for a flush: its row limit of
+// versions was written since the last flush, or its interval has passed
+// since the last flush and something was written.
+func (s *Server) due(t *catalog.Table) bool {
+	st := s.flushState(t)
+	w := st.writes.Load()
+	if w <= 0 {
+		return false
+	}
+	if t.Flush.RowLimit > 0 && w >= t.Flush.RowLimit {
+		return true
+	}
+	return t.Flush.Interval > 0 && time.Since(st.lastFlush()) >= t.Flush.Interval
+}
+
+// runFlushPolicies flushes, every interval until stop closes, each user and
+// shared table whose flush policy is due. It reads no buffer to decide:
+// the API counts the writes (see flushState).
+func (s *Server) runFlushPolicies(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		ts, err := s.db.Catalog().Tables("")
+		if err != nil {
+			continue
+		}
+		for _, t := range ts {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if t.Type != catalog.StreamTable && s.due(t) {
+				_, _ = s.flushTable(context.Background(), t, "policy")
+			}
+		}
+	}
+}
+
+// startFlushPolicies starts the flush scheduler; Shutdown stops it.
+func (s *Server) startFlushPolicies() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go s.runFlushPolicies(time.Second, stop, done)
+	s.stopBg = append(s.stopBg, func() {
+		close(stop)
+		<-done
+	})
+}
+
+// closeTables ends the table layer at shutdown: with flush.on_shutdown it
+// flushes every user and shared table first. Stream eviction stops.
+func (s *Server) closeTables(ctx context.Context) error {
+	if !s.cfg.Flush.OnShutdown {
+		return s.db.Close()
+	}
+	start := time.Now()
+	res, err := s.flush.Close(ctx)
+	s.metrics.ObserveFlush("shutdown", int(res.Rows), time.Since(start), err)
+	if res.Rows > 0 || err != nil {
+		s.log.Info("flushed at shutdown", "tables", res.Tables, "rows", res.Rows, "files", len(res.Files), "err", err)
+	}
+	return err
 }
 
 // startStreams starts the eviction of every stream table.
@@ -123,7 +332,12 @@ func (s *Server) totalBufferedRows() float64 {
 	return s.buffered.total
 }
 
-// flushOnShutdown flushes every table's buffer when flush.on_shutdown is
-// set. Flushing to Parquet does not exist yet: the rows stay in the
-// backend, which is closed cleanly right after.
-func (s *Server) flushOnShutdown(_ context.Context) error { return nil }
+// removeTempParquet removes the throw-away Parquet directory of a
+// non-durable backend.
+func (s *Server) removeTempParquet() {
+	if s.tempParquet != "" {
+		if err := os.RemoveAll(s.tempParquet); err != nil {
+			s.log.Warn("removing the temporary Parquet directory", "dir", s.tempParquet, "err", err)
+		}
+	}
+}
