@@ -194,7 +194,7 @@ func Bench(b *testing.B, h Harness) {
 		get       func(e *benchEnv) func(pk row.Value) (row.Row, error)
 		scan      func(e *benchEnv) func(opts tables.ScanOptions) (tables.Page, error)
 	}
-	for _, rb := range []rowBench{
+	rowBenches := []rowBench{
 		{
 			name: "user",
 			insert: func(e *benchEnv) func(rows ...[]row.Value) (int64, error) {
@@ -215,6 +215,9 @@ func Bench(b *testing.B, h Harness) {
 			insert: func(e *benchEnv) func(rows ...[]row.Value) (int64, error) {
 				return func(rows ...[]row.Value) (int64, error) { return e.shared.Insert(e.ctx, rows...) }
 			},
+			insertOne: func(e *benchEnv) func(vals []row.Value) (int64, error) {
+				return func(vals []row.Value) (int64, error) { return e.shared.Insert(e.ctx, vals) }
+			},
 			get: func(e *benchEnv) func(pk row.Value) (row.Row, error) {
 				return func(pk row.Value) (row.Row, error) { return e.shared.Get(e.ctx, pk) }
 			},
@@ -222,7 +225,8 @@ func Bench(b *testing.B, h Harness) {
 				return func(opts tables.ScanOptions) (tables.Page, error) { return e.shared.Scan(e.ctx, opts) }
 			},
 		},
-	} {
+	}
+	for _, rb := range rowBenches {
 		b.Run(rb.name+"/insert", func(b *testing.B) {
 			e := newBenchEnv(b, h)
 			insert := rb.insertOne(e)
@@ -298,14 +302,7 @@ func Bench(b *testing.B, h Harness) {
 	// and times them separately. x-raw is raw time / store time: the store's
 	// throughput as a fraction of the raw backend's, measured under the same
 	// machine load.
-	for _, rb := range []rowBench{
-		{name: "user", insertOne: func(e *benchEnv) func(vals []row.Value) (int64, error) {
-			return func(vals []row.Value) (int64, error) { return e.user.Insert(e.ctx, benchUser, vals) }
-		}},
-		{name: "shared", insertOne: func(e *benchEnv) func(vals []row.Value) (int64, error) {
-			return func(vals []row.Value) (int64, error) { return e.shared.Insert(e.ctx, vals) }
-		}},
-	} {
+	for _, rb := range rowBenches {
 		b.Run("paired/"+rb.name+"-insert", func(b *testing.B) {
 			e := newBenchEnv(b, h)
 			insert := rb.insertOne(e)
@@ -324,39 +321,24 @@ func Bench(b *testing.B, h Harness) {
 				}
 			})
 		})
+		b.Run("paired/"+rb.name+"-get", func(b *testing.B) {
+			e := newBenchEnv(b, h)
+			e.preloadRaw(b)
+			preloadRows(b, rb.insert(e))
+			get := rb.get(e)
+			var k []byte
+			paired(b, func(i int) {
+				k = rawKey(k, spread(i))
+				if _, err := e.b.Get(e.ctx, e.raw, k); err != nil {
+					b.Fatal(err)
+				}
+			}, func(i int) {
+				if _, err := get(row.Int64(spread(i))); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
 	}
-	b.Run("paired/user-get", func(b *testing.B) {
-		e := newBenchEnv(b, h)
-		e.preloadRaw(b)
-		preloadRows(b, func(rows ...[]row.Value) (int64, error) { return e.user.Insert(e.ctx, benchUser, rows...) })
-		var k []byte
-		paired(b, func(i int) {
-			k = rawKey(k, spread(i))
-			if _, err := e.b.Get(e.ctx, e.raw, k); err != nil {
-				b.Fatal(err)
-			}
-		}, func(i int) {
-			if _, err := e.user.Get(e.ctx, benchUser, row.Int64(spread(i))); err != nil {
-				b.Fatal(err)
-			}
-		})
-	})
-	b.Run("paired/shared-get", func(b *testing.B) {
-		e := newBenchEnv(b, h)
-		e.preloadRaw(b)
-		preloadRows(b, func(rows ...[]row.Value) (int64, error) { return e.shared.Insert(e.ctx, rows...) })
-		var k []byte
-		paired(b, func(i int) {
-			k = rawKey(k, spread(i))
-			if _, err := e.b.Get(e.ctx, e.raw, k); err != nil {
-				b.Fatal(err)
-			}
-		}, func(i int) {
-			if _, err := e.shared.Get(e.ctx, row.Int64(spread(i))); err != nil {
-				b.Fatal(err)
-			}
-		})
-	})
 	b.Run("paired/user-scan", func(b *testing.B) {
 		e := newBenchEnv(b, h)
 		e.preloadRaw(b)
