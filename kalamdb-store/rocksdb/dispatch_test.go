@@ -454,3 +454,39 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// BenchmarkGetVariants compares two ways of reading a value into a Go slice
+// with grocksdb, on the keys of BenchmarkDispatch/get, in interleaved blocks
+// (see paired): "direct" is DB.GetCF (RocksDB copies the value into a
+// malloc'd buffer; copy it into Go, free it), what the engine uses; "backend"
+// is DB.GetPinnedCF (RocksDB pins the block instead of copying; read the
+// pinned slice, copy it into Go, destroy the handle), and "engine" is GetCF
+// again, an A/A comparison that shows the noise floor of the method.
+// backend/direct above 1 means pinning is slower.
+func BenchmarkGetVariants(b *testing.B) {
+	fx := dispatch(b)
+	db := fx.eng.db
+	getCF := func(b *testing.B, i int) {
+		s, err := db.GetCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
+		if err != nil || !s.Exists() {
+			b.Fatal("get", err)
+		}
+		v := make([]byte, s.Size())
+		copy(v, s.Data())
+		s.Free()
+		sink = v
+	}
+	pinned := func(b *testing.B, i int) {
+		h, err := db.GetPinnedCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
+		if err != nil || !h.Exists() {
+			b.Fatal("get pinned", err)
+		}
+		d := h.Data()
+		v := make([]byte, len(d))
+		copy(v, d)
+		h.Destroy()
+		sink = v
+	}
+	fx.settle(b)
+	paired(b, dispatchOp{name: "get", block: 500, direct: getCF, backend: pinned, engine: getCF})
+}
