@@ -215,7 +215,7 @@ func TestParquetDirBelongsToOneDatabase(t *testing.T) {
 	// Another database (its own RocksDB directory, or another backend)
 	// with the same parquet_dir.
 	for _, backend := range []string{"rocksdb", "pebble"} {
-		b := newInstance(t, backend, options{extra: fmt.Sprintf("\n[storage.pebble]\npath = %q\n", t.TempDir())})
+		b := newInstance(t, backend, options{})
 		data, err := os.ReadFile(b.config)
 		require.NoError(t, err)
 		doc := strings.Replace(string(data), filepath.Join(b.dir, "parquet"), filepath.Join(a.dir, "parquet"), 1)

@@ -60,7 +60,7 @@ type backendCase struct {
 	durable bool
 }
 
-var allBackends = []backendCase{{"memory", false}, {"rocksdb", true}}
+var allBackends = []backendCase{{"memory", false}, {"rocksdb", true}, {"pebble", true}, {"bbolt", true}}
 
 // forEachBackend runs fn as one subtest per backend.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backendCase)) {
@@ -132,6 +132,12 @@ parquet_dir = %q
 [storage.rocksdb]
 path = %q
 
+[storage.pebble]
+path = %q
+
+[storage.bbolt]
+path = %q
+
 [flush]
 %s
 [log]
@@ -151,7 +157,7 @@ token = %q
 id = "bob"
 role = "user"
 token_sha256 = %q
-%s`, in.port, backend, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), flush, adminToken, aliceToken, sha256Hex(bobToken), o.extra)
+%s`, in.port, backend, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), filepath.Join(dir, "pebble"), filepath.Join(dir, "bbolt.db"), flush, adminToken, aliceToken, sha256Hex(bobToken), o.extra)
 	require.NoError(t, os.WriteFile(in.config, []byte(doc), 0o600))
 	return in
 }
