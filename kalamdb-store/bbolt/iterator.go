@@ -30,9 +30,12 @@ type iterator struct {
 	limit  int      // the scan's Limit hint; 0 for none
 	served int
 
-	// Owned by the owner goroutine.
-	key, val   []byte
+	// Owned by the owner goroutine: the current pair is kbuf[:klen] and
+	// vbuf[:vlen] when valid. Lengths rather than slices, so that a Next
+	// stores no pointer (and pays no GC write barrier) unless a buffer grows.
 	kbuf, vbuf []byte
+	klen, vlen int
+	valid      bool
 
 	// The sources, allocated with the iterator.
 	m     merger
@@ -43,8 +46,8 @@ type iterator struct {
 type pair struct{ k, v []byte }
 
 func newIterator(e *engine, tx *bolt.Tx, b, long *bolt.Bucket, r store.Range) *iterator {
-	buf := make([]byte, 0, 256) // the first key and value buffers, at once
-	it := &iterator{e: e, tx: tx, limit: r.Limit, kbuf: buf[0:0:64], vbuf: buf[64:64:256]}
+	buf := make([]byte, 256) // the first key and value buffers, at once
+	it := &iterator{e: e, tx: tx, limit: r.Limit, kbuf: buf[0:64:64], vbuf: buf[64:256:256]}
 	it.short = shortSource{c: b.Cursor(), r: r}
 	it.m = merger{a: &it.short, reverse: r.Reverse}
 	if long != nil {
@@ -58,30 +61,48 @@ func newIterator(e *engine, tx *bolt.Tx, b, long *bolt.Bucket, r store.Range) *i
 func (it *iterator) Next() bool {
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	it.key, it.val = nil, nil
+	it.valid = false
+	var k, v []byte
 	switch {
 	case it.src != nil:
-		k, v, ok := it.src.next()
-		if !ok {
+		var ok bool
+		if k, v, ok = it.src.next(); !ok {
 			it.release()
 			return false
 		}
-		it.kbuf = append(it.kbuf[:0], k...)
-		it.vbuf = append(it.vbuf[:0], v...)
-		it.key, it.val = it.kbuf, it.vbuf
 	case len(it.rest) > 0:
-		it.key, it.val = it.rest[0].k, it.rest[0].v
+		k, v = it.rest[0].k, it.rest[0].v
 		it.rest[0] = pair{}
 		it.rest = it.rest[1:]
 	default:
 		return false
 	}
+	if len(k) > cap(it.kbuf) {
+		it.kbuf = make([]byte, 2*len(k))
+	}
+	if len(v) > cap(it.vbuf) {
+		it.vbuf = make([]byte, 2*len(v))
+	}
+	it.klen = copy(it.kbuf[:cap(it.kbuf)], k)
+	it.vlen = copy(it.vbuf[:cap(it.vbuf)], v)
+	it.valid = true
 	it.served++
 	return true
 }
 
-func (it *iterator) Key() []byte   { return it.key }
-func (it *iterator) Value() []byte { return it.val }
+func (it *iterator) Key() []byte {
+	if !it.valid {
+		return nil
+	}
+	return it.kbuf[:it.klen]
+}
+
+func (it *iterator) Value() []byte {
+	if !it.valid {
+		return nil
+	}
+	return it.vbuf[:it.vlen]
+}
 
 // Err is always nil: a bbolt cursor cannot fail once its transaction is
 // open.
@@ -92,7 +113,7 @@ func (it *iterator) Close() error {
 	it.release()
 	it.rest = nil
 	it.mu.Unlock()
-	it.key, it.val = nil, nil
+	it.valid = false
 	it.e.unregister(it)
 	return nil
 }
@@ -197,11 +218,20 @@ func (s *shortSource) next() ([]byte, []byte, bool) {
 		s.started = true
 		k, v = seekBefore(s.c, s.r.Upper)
 	}
-	if k == nil || !s.r.Contains(k) {
+	if k == nil || !inRange(k, s.r) {
 		s.done = true
 		return nil, nil, false
 	}
 	return k, v, true
+}
+
+// inRange reports whether k, reached by a seek to the start of r and steps
+// in r's direction, is still inside r: only the far bound can be crossed.
+func inRange(k []byte, r store.Range) bool {
+	if r.Reverse {
+		return r.Lower == nil || bytes.Compare(k, r.Lower) >= 0
+	}
+	return r.Upper == nil || bytes.Compare(k, r.Upper) < 0
 }
 
 // seekBefore positions c on its last key below upper (nil: its last key).

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"sort"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
 
@@ -15,15 +19,20 @@ import (
 
 // BenchmarkDispatchPebble measures what the storage abstraction costs over
 // calling Pebble by hand (ADR-003: dispatch overhead < 5% over direct
-// calls). Each <op> has two sub-benchmarks over the same database, keys,
-// values and write options (sync_writes = false, so that fsync latency does
-// not drown the difference):
+// calls). Each <op> runs over the same database, keys, values and write
+// options (sync_writes = false, so that fsync latency does not drown the
+// difference) in three sub-benchmarks:
 //
 //   - direct calls Pebble by hand with this package's key layout
 //     (partition name, 0x00, key), doing the same useful work;
 //   - backend goes through a store.StorageBackend interface value (as the
 //     server holds it): the checks and locking of store.New, then this
-//     package's engine, then the same Pebble calls.
+//     package's engine, then the same Pebble calls;
+//   - paired runs direct, backend and engine (this package's store.Engine
+//     without store.New) in turn in short blocks and reports the medians of
+//     the per-round ratios to direct (see paired): the figure a busy
+//     machine disturbs least, and engine/direct against backend/direct
+//     splits the overhead between this package and store.New.
 //
 // The operations, on 12-byte keys and 100-byte values:
 //
@@ -41,16 +50,43 @@ import (
 //     First/Next to the end, reading Key and ValueAndErr, Error, Close.
 //     backend: Scan with ScanOptions{Prefix}, Next/Key/Value, Close.
 //
-// scripts/bench.sh runs it with -count 6 and prints backend/direct ratios.
+// Every sub-benchmark starts with the written partition flushed and
+// compacted, so none pays for background work another caused, and reports
+// cpu-ns/op, the process's CPU time per op, beside ns/op. scripts/bench.sh
+// runs it with -count 6 and prints backend/direct ratios.
 func BenchmarkDispatchPebble(b *testing.B) {
 	fx := dispatch(b)
+	runDispatch(b, fx.ops(), fx.settle)
+}
+
+func (fx *dispatchFixture) ops() []dispatchOp {
 	ctx := context.Background()
 	db := fx.eng.db
-
-	b.Run("get/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		kb := make([]byte, 0, 64)
-		for i := 0; b.Loop(); i++ {
+	var be store.StorageBackend = fx.be
+	var eng store.Engine = fx.eng
+	kb := make([]byte, 0, 64)
+	checkScan := func(b *testing.B, n, size int) {
+		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
+			b.Fatalf("scan read %d keys, %d bytes", n, size)
+		}
+	}
+	scan := func(b *testing.B, it store.Iterator, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, size := 0, 0
+		for it.Next() {
+			size += len(it.Key()) + len(it.Value())
+			n++
+		}
+		if err := it.Close(); err != nil {
+			b.Fatal(err)
+		}
+		checkScan(b, n, size)
+	}
+	return []dispatchOp{{
+		name: "get", block: 500,
+		direct: func(b *testing.B, i int) {
 			kb = appendKey(kb[:0], "read", fx.keys[(i*7919)%dispatchKeys])
 			v, closer, err := db.Get(kb)
 			if err != nil {
@@ -61,47 +97,44 @@ func BenchmarkDispatchPebble(b *testing.B) {
 				b.Fatal(err)
 			}
 			sink = out
-		}
-	})
-	b.Run("get/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
-		}
-	})
-
-	b.Run("put/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		kb := make([]byte, 0, 64)
-		for i := 0; b.Loop(); i++ {
+		},
+		engine: func(b *testing.B, i int) {
+			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink = v
+		},
+	}, {
+		name: "put", block: 200,
+		direct: func(b *testing.B, i int) {
 			kb = appendKey(kb[:0], "write", fx.keys[i%dispatchKeys])
 			if err := db.Set(kb, fx.val, pdb.NoSync); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("put/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-
-	b.Run("batch100/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		kb := make([]byte, 0, 64)
-		for i := 0; b.Loop(); i++ {
-			keys := fx.batchKeys[i%len(fx.batchKeys)]
+		},
+		engine: func(b *testing.B, i int) {
+			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
+				b.Fatal(err)
+			}
+		},
+	}, {
+		name: "batch100", block: 5,
+		direct: func(b *testing.B, i int) {
 			wb := db.NewBatch()
-			for _, k := range keys {
+			for _, k := range fx.batchKeys[i%len(fx.batchKeys)] {
 				kb = appendKey(kb[:0], "write", k)
 				if err := wb.Set(kb, fx.val, nil); err != nil {
 					b.Fatal(err)
@@ -112,21 +145,20 @@ func BenchmarkDispatchPebble(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("batch100/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+		backend: func(b *testing.B, i int) {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-
-	b.Run("scan100/direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		},
+		engine: func(b *testing.B, i int) {
+			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
+				b.Fatal(err)
+			}
+		},
+	}, {
+		name: "scan100", block: 25,
+		direct: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := db.NewIter(&pdb.IterOptions{LowerBound: fx.lowers[j], UpperBound: fx.uppers[j]})
 			if err != nil {
@@ -141,37 +173,143 @@ func BenchmarkDispatchPebble(b *testing.B) {
 				size += len(it.Key()) - len("read\x00") + len(v)
 				n++
 			}
-			err = errors.Join(it.Error(), it.Close())
-			if err != nil {
+			if err := errors.Join(it.Error(), it.Close()); err != nil {
 				b.Fatal(err)
 			}
-			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-				b.Fatalf("scan read %d keys, %d bytes", n, size)
-			}
-		}
-	})
-	b.Run("scan100/backend", func(b *testing.B) {
-		be := fx.be
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+			checkScan(b, n, size)
+		},
+		backend: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
-			if err != nil {
-				b.Fatal(err)
+			scan(b, it, err)
+		},
+		engine: func(b *testing.B, i int) {
+			j := (i * 37) % len(fx.prefixes)
+			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.ends[j]})
+			scan(b, it, err)
+		},
+	}}
+}
+
+// dispatchOp is one operation of the dispatch benchmark: the same work done
+// by hand and through the backend. i numbers the call, to vary keys.
+type dispatchOp struct {
+	name    string
+	block   int // calls per timed block in the paired sub-benchmark
+	direct  func(b *testing.B, i int)
+	backend func(b *testing.B, i int)
+	// engine does backend's work through this package's store.Engine
+	// alone, without store.New's checks, to split the overhead.
+	engine func(b *testing.B, i int)
+}
+
+// runDispatch runs, for each op, the <op>/direct, <op>/backend and
+// <op>/paired sub-benchmarks; settle runs before each.
+func runDispatch(b *testing.B, ops []dispatchOp, settle func(b *testing.B)) {
+	for _, op := range ops {
+		b.Run(op.name+"/direct", func(b *testing.B) {
+			settle(b)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for i := 0; b.Loop(); i++ {
+				op.direct(b, i)
 			}
-			n, size := 0, 0
-			for it.Next() {
-				size += len(it.Key()) + len(it.Value())
-				n++
+			cpu.report(b)
+		})
+		b.Run(op.name+"/backend", func(b *testing.B) {
+			settle(b)
+			b.ReportAllocs()
+			cpu := startCPU()
+			for i := 0; b.Loop(); i++ {
+				op.backend(b, i)
 			}
-			if err := it.Close(); err != nil {
-				b.Fatal(err)
+			cpu.report(b)
+		})
+		b.Run(op.name+"/paired", func(b *testing.B) {
+			settle(b)
+			paired(b, op)
+		})
+	}
+}
+
+// paired runs b.N rounds of three timed blocks of op.block calls each:
+// direct, engine and backend, in an order that rotates from round to round.
+// It reports the medians of the rounds' ratios to direct, of wall time
+// ("backend/direct", "engine/direct") and of the calling thread's CPU time
+// ("cpu-backend/direct", "cpu-engine/direct"; Linux only), and each side's
+// mean wall time per call. ns/op is the time of one round. Load from other
+// programs moves the three sides of a round alike, so these ratios hold
+// steady on a busy machine where separate runs' ns/op do not.
+func paired(b *testing.B, op dispatchOp) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sides := []func(*testing.B, int){op.direct, op.engine, op.backend}
+	var wall, cpu [3][]float64 // per side: ratios to direct (index 0 unused)
+	var total [3]time.Duration
+	b.ResetTimer()
+	for r := 0; r < b.N; r++ {
+		first := r * op.block
+		var w, c [3]time.Duration
+		for k := 0; k < 3; k++ {
+			s := (r + k) % 3
+			c0, w0 := threadCPU(), time.Now()
+			for i := first; i < first+op.block; i++ {
+				sides[s](b, i)
 			}
-			if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-				b.Fatalf("scan read %d keys, %d bytes", n, size)
+			w[s], c[s] = time.Since(w0), threadCPU()-c0
+		}
+		for s := 1; s < 3; s++ {
+			wall[s] = append(wall[s], float64(w[s])/float64(w[0]))
+			if c[0] > 0 && c[s] > 0 {
+				cpu[s] = append(cpu[s], float64(c[s])/float64(c[0]))
 			}
 		}
-	})
+		for s := range total {
+			total[s] += w[s]
+		}
+	}
+	b.StopTimer()
+	for s, name := range []string{"", "engine", "backend"} {
+		if s == 0 {
+			continue
+		}
+		b.ReportMetric(medianOf(wall[s]), name+"/direct")
+		if len(cpu[s]) == b.N {
+			b.ReportMetric(medianOf(cpu[s]), "cpu-"+name+"/direct")
+		}
+	}
+	calls := float64(b.N * op.block)
+	for s, name := range []string{"direct", "engine", "backend"} {
+		b.ReportMetric(float64(total[s])/calls, name+"-ns/op")
+	}
+}
+
+func medianOf(v []float64) float64 {
+	sort.Float64s(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// cpuClock measures the CPU time the process spends in a sub-benchmark (all
+// its threads), reported as cpu-ns/op next to ns/op.
+type cpuClock struct{ start time.Duration }
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() cpuClock { return cpuClock{start: processCPU()} }
+
+func (c cpuClock) report(b *testing.B) {
+	if b.N > 0 {
+		b.ReportMetric(float64(processCPU()-c.start)/float64(b.N), "cpu-ns/op")
+	}
 }
 
 var sink []byte
@@ -197,6 +335,7 @@ type dispatchFixture struct {
 	batchKeys [][][]byte          // 100 batches of 100 keys
 	batchOps  [][]store.Operation // the same batches as operations
 	prefixes  [][]byte            // 100 prefixes of 100 keys each
+	ends      [][]byte            // their successors
 	lowers    [][]byte            // their stored bounds in partition "read"
 	uppers    [][]byte
 }
@@ -262,6 +401,7 @@ func newDispatchFixture() (*dispatchFixture, error) {
 		fx.batchOps = append(fx.batchOps, bops)
 		prefix := []byte(fmt.Sprintf("row/000%03d", i)) // row/000iii00 to row/000iii99
 		fx.prefixes = append(fx.prefixes, prefix)
+		fx.ends = append(fx.ends, store.PrefixSuccessor(prefix))
 		fx.lowers = append(fx.lowers, appendKey(nil, "read", prefix))
 		fx.uppers = append(fx.uppers, appendKey(nil, "read", store.PrefixSuccessor(prefix)))
 	}
@@ -285,4 +425,16 @@ func TestMain(m *testing.M) {
 		fixture.close()
 	}
 	os.Exit(code)
+}
+
+// settle flushes the memtable and compacts the written partition, so that
+// a sub-benchmark does not pay for the background work of the one before.
+func (fx *dispatchFixture) settle(b *testing.B) {
+	if err := fx.eng.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	lo, hi := bounds("write")
+	if err := fx.eng.db.Compact(context.Background(), lo, hi, false); err != nil {
+		b.Fatal(err)
+	}
 }
