@@ -90,7 +90,15 @@ type writeOutcome struct {
 // there, that each request in doubt was applied entirely or not at all, and
 // that nothing else appeared.
 func TestKill9KeepsAcknowledgedRows(t *testing.T) {
-	in := startServer(t, "rocksdb", options{})
+	for _, b := range allBackends {
+		if b.durable { // nothing survives a restart of the others
+			t.Run(b.name, func(t *testing.T) { kill9KeepsAcknowledgedRows(t, b.name) })
+		}
+	}
+}
+
+func kill9KeepsAcknowledgedRows(t *testing.T, backend string) {
+	in := startServer(t, backend, options{})
 	expect(t, in.call("POST", "/v1/namespaces", adminToken, `{"name":"app"}`), http.StatusCreated, "")
 	// A small flush policy, so that the scheduler moves rows to Parquet
 	// while the writers write: acknowledged rows live in both tiers.
