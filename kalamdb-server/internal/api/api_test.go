@@ -56,7 +56,7 @@ type fixture struct {
 	cat  *catalog.Catalog
 }
 
-func newFixture(t *testing.T, mod func(*Options)) *fixture {
+func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	t.Helper()
 	authn, err := auth.New([]config.User{
 		{ID: "root", Role: config.RoleAdmin, Token: adminToken},
@@ -132,7 +132,7 @@ func (r response) errorBody(t *testing.T) (code, message string) {
 }
 
 // json sends v as a JSON body.
-func (f *fixture) json(t *testing.T, method, path, token string, v any) response {
+func (f *fixture) json(t testing.TB, method, path, token string, v any) response {
 	t.Helper()
 	var body io.Reader
 	if s, ok := v.(string); ok {
@@ -146,14 +146,14 @@ func (f *fixture) json(t *testing.T, method, path, token string, v any) response
 }
 
 // decode unmarshals the response body.
-func (r response) decode(t *testing.T) map[string]any {
+func (r response) decode(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
 	return m
 }
 
-func (f *fixture) do(t *testing.T, method, path, token, contentType string, body io.Reader) response {
+func (f *fixture) do(t testing.TB, method, path, token, contentType string, body io.Reader) response {
 	t.Helper()
 	req := httptest.NewRequest(method, path, body)
 	if token != "" {

@@ -22,7 +22,7 @@ import (
 
 // newRowsFixture is newFixture with the table layer, so that the row
 // routes exist.
-func newRowsFixture(t *testing.T) *fixture {
+func newRowsFixture(t testing.TB) *fixture {
 	t.Helper()
 	backend := memory.New()
 	db, err := tables.Open(context.Background(), backend, tables.Options{})
@@ -40,7 +40,7 @@ func newRowsFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) createTable(t *testing.T, def string) {
+func (f *fixture) createTable(t testing.TB, def string) {
 	t.Helper()
 	r := f.json(t, "POST", "/v1/namespaces/app/tables", adminToken, def)
 	require.Equal(t, http.StatusCreated, r.status, string(r.body))
