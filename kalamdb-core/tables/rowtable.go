@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
@@ -35,17 +36,19 @@ type rowTable struct {
 	clock   clock.Clock
 	buffer  *bufferSource
 
-	srcMu   sync.RWMutex
-	sources []Source // sources[0] is buffer
+	srcMu   sync.Mutex               // serialises addSource
+	sources atomic.Pointer[[]Source] // copy on write; [0] is buffer
 }
 
 func newRowTable(t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock) *rowTable {
 	buf := &bufferSource{b: b, part: t.Partition(), types: t.Types()}
-	return &rowTable{
+	rt := &rowTable{
 		t: t, types: t.Types(), pk: t.PrimaryKeyIndex(), b: b, part: t.Partition(),
 		perUser: t.Type == catalog.UserTable, alloc: alloc, locks: keylock.New(), clock: clk,
-		buffer: buf, sources: []Source{buf},
+		buffer: buf,
 	}
+	rt.sources.Store(&[]Source{buf})
+	return rt
 }
 
 // wrap turns a vanished partition into core.ErrTableNotFound.
@@ -81,17 +84,14 @@ func (rt *rowTable) appendKey(dst []byte, user string, pk row.Value) ([]byte, er
 	return rt.t.AppendKey(k, pk)
 }
 
-func (rt *rowTable) snapshotSources() []Source {
-	rt.srcMu.RLock()
-	defer rt.srcMu.RUnlock()
-	return rt.sources
-}
+func (rt *rowTable) snapshotSources() []Source { return *rt.sources.Load() }
 
 func (rt *rowTable) addSource(s Source) {
 	rt.srcMu.Lock()
 	defer rt.srcMu.Unlock()
-	// Copy on write: readers keep the slice they took.
-	rt.sources = append(slices.Clip(rt.sources), s)
+	// Copy on write: readers keep the slice they loaded.
+	next := append(slices.Clone(*rt.sources.Load()), s)
+	rt.sources.Store(&next)
 }
 
 // newest returns the newest version of key across all sources.

@@ -2,6 +2,7 @@ package tablestest
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -384,36 +385,53 @@ func Bench(b *testing.B, h Harness) {
 	})
 }
 
-// paired runs raw(i) and store(i) in every iteration, alternating their
-// order, and reports each one's mean time and their ratio.
+// pairedBatch is how many raw operations, then as many store operations
+// (or the other way round, alternately), the paired benchmarks time at once.
+const pairedBatch = 32
+
+// paired runs b.N raw operations and b.N store operations, interleaved in
+// batches of pairedBatch and alternating which kind goes first, and reports
+// each kind's mean wall-clock time and the ratio raw/store (x-raw). On Linux
+// it also reports the CPU time the benchmark's thread spent on each kind and
+// their ratio (x-raw-cpu): time the thread spends preempted by other
+// processes is not counted, so that ratio holds on a busy machine.
 func paired(b *testing.B, raw, core func(i int)) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	b.ReportAllocs()
-	var rawT, coreT time.Duration
-	i := 0
-	for b.Loop() {
-		if i%2 == 0 {
-			t0 := time.Now()
-			raw(i)
-			t1 := time.Now()
-			core(i)
-			t2 := time.Now()
-			rawT += t1.Sub(t0)
-			coreT += t2.Sub(t1)
-		} else {
-			t0 := time.Now()
-			core(i)
-			t1 := time.Now()
-			raw(i)
-			t2 := time.Now()
-			coreT += t1.Sub(t0)
-			rawT += t2.Sub(t1)
+	var rawWall, coreWall, rawCPU, coreCPU time.Duration
+	_, cpuOK := threadCPU()
+	run := func(f func(int), from, to int, wall, cpu *time.Duration) {
+		c0, _ := threadCPU()
+		t0 := time.Now()
+		for i := from; i < to; i++ {
+			f(i)
 		}
-		i++
+		*wall += time.Since(t0)
+		c1, _ := threadCPU()
+		*cpu += c1 - c0
 	}
-	if i == 0 || coreT == 0 {
+	b.ResetTimer()
+	for from, n := 0, 0; from < b.N; from, n = from+pairedBatch, n+1 {
+		to := min(from+pairedBatch, b.N)
+		if n%2 == 0 {
+			run(raw, from, to, &rawWall, &rawCPU)
+			run(core, from, to, &coreWall, &coreCPU)
+		} else {
+			run(core, from, to, &coreWall, &coreCPU)
+			run(raw, from, to, &rawWall, &rawCPU)
+		}
+	}
+	if b.N == 0 || coreWall == 0 {
 		return
 	}
-	b.ReportMetric(float64(rawT.Nanoseconds())/float64(i), "raw-ns/op")
-	b.ReportMetric(float64(coreT.Nanoseconds())/float64(i), "core-ns/op")
-	b.ReportMetric(float64(rawT)/float64(coreT), "x-raw")
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+	b.ReportMetric(per(rawWall), "raw-ns/op")
+	b.ReportMetric(per(coreWall), "core-ns/op")
+	b.ReportMetric(float64(rawWall)/float64(coreWall), "x-raw")
+	if cpuOK && coreCPU > 0 {
+		b.ReportMetric(per(rawCPU), "raw-cpu-ns/op")
+		b.ReportMetric(per(coreCPU), "core-cpu-ns/op")
+		b.ReportMetric(float64(rawCPU)/float64(coreCPU), "x-raw-cpu")
+	}
 }
