@@ -353,10 +353,11 @@ func TestFlushPolicyByRows(t *testing.T) {
 	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":4},{"id":5},{"id":6},{"id":7},{"id":8},{"id":9},{"id":10}]}`).Code)
 	assert.True(t, s.due(tbl), "10 of 10 rows written")
 
-	waitFor(t, func() bool {
-		segs, err := s.flush.Segments("app", "m")
-		return err == nil && len(segs) == 1
-	})
+	// The scheduler's flush has finished when it has reset the count.
+	waitFor(t, func() bool { return s.flushState(tbl).writes.Load() == 0 })
+	segs, err := s.flush.Segments("app", "m")
+	require.NoError(t, err)
+	assert.Len(t, segs, 1)
 	assert.False(t, s.due(tbl), "the flush reset the count")
 	rec = do(t, h, "GET", "/v1/namespaces/app/tables/m", "")
 	assert.Contains(t, rec.Body.String(), `"buffered_rows":0`)
