@@ -109,6 +109,16 @@ func newFamily(h *grocksdb.ColumnFamilyHandle) *family {
 	return f
 }
 
+// part is the map entry of a partition. It carries the handle itself, so
+// that a Get, Put, Delete or Batch finds it in the map slot without reading
+// the family.
+type part struct {
+	h *grocksdb.ColumnFamilyHandle
+	f *family
+}
+
+func newPart(h *grocksdb.ColumnFamilyHandle) part { return part{h: h, f: newFamily(h)} }
+
 func (f *family) release() {
 	if f.refs.Add(-1) == 0 {
 		f.h.Destroy()
@@ -116,7 +126,19 @@ func (f *family) release() {
 }
 
 type engine struct {
-	db   *grocksdb.DB
+	// The fields every operation reads come first, on one cache line.
+
+	// mu guards parts. Data operations read-hold it for their whole call,
+	// so a DropPartition (which write-holds it to remove the partition)
+	// waits for the writes in flight and no write reaches a column family
+	// after its partition was removed. parts is changed only with both ddl
+	// and mu held, so holding either one is enough to read it.
+	mu    sync.RWMutex
+	parts map[string]part
+	db    *grocksdb.DB
+	read  *grocksdb.ReadOptions  // for Get
+	write *grocksdb.WriteOptions // for Put, Delete and Batch
+
 	opts *options
 	path string
 	// other holds the handles of column families that are not partitions
@@ -125,13 +147,6 @@ type engine struct {
 
 	// ddl serialises CreatePartition and DropPartition.
 	ddl sync.Mutex
-	// mu guards parts. Data operations read-hold it for their whole call,
-	// so a DropPartition (which write-holds it to remove the partition)
-	// waits for the writes in flight and no write reaches a column family
-	// after its partition was removed. parts is changed only with both ddl
-	// and mu held, so holding either one is enough to read it.
-	mu    sync.RWMutex
-	parts map[string]*family
 
 	// iters counts the iterators not yet closed; Close waits for them, so
 	// that no handle is destroyed and no iterator freed after the database
@@ -161,10 +176,13 @@ func openEngine(c Config) (*engine, error) {
 		opts.destroy()
 		return nil, fmt.Errorf("rocksdb: opening %s: %w", c.Path, err)
 	}
-	e := &engine{db: db, opts: opts, path: c.Path, parts: make(map[string]*family, len(names))}
+	e := &engine{
+		parts: make(map[string]part, len(names)),
+		db:    db, read: opts.read, write: opts.write, opts: opts, path: c.Path,
+	}
 	for i, name := range names {
 		if p, ok := partitionOf(name); ok {
-			e.parts[p.Name()] = newFamily(handles[i])
+			e.parts[p.Name()] = newPart(handles[i])
 		} else {
 			e.other = append(e.other, handles[i])
 		}
@@ -191,12 +209,12 @@ func missing(p store.Partition) error {
 
 func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, error) {
 	e.mu.RLock()
-	f := e.parts[p.Name()]
-	if f == nil {
+	pt, ok := e.parts[p.Name()]
+	if !ok {
 		e.mu.RUnlock()
 		return nil, missing(p)
 	}
-	v, err := e.db.GetCF(e.opts.read, f.h, key)
+	v, err := e.db.GetCF(e.read, pt.h, key)
 	e.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("rocksdb: get from %q: %w", p.Name(), err)
@@ -212,12 +230,12 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 
 func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
 	e.mu.RLock()
-	f := e.parts[p.Name()]
-	if f == nil {
+	pt, ok := e.parts[p.Name()]
+	if !ok {
 		e.mu.RUnlock()
 		return missing(p)
 	}
-	err := e.db.PutCF(e.opts.write, f.h, key, value)
+	err := e.db.PutCF(e.write, pt.h, key, value)
 	e.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: put into %q: %w", p.Name(), err)
@@ -227,12 +245,12 @@ func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) er
 
 func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error {
 	e.mu.RLock()
-	f := e.parts[p.Name()]
-	if f == nil {
+	pt, ok := e.parts[p.Name()]
+	if !ok {
 		e.mu.RUnlock()
 		return missing(p)
 	}
-	err := e.db.DeleteCF(e.opts.write, f.h, key)
+	err := e.db.DeleteCF(e.write, pt.h, key)
 	e.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: delete from %q: %w", p.Name(), err)
@@ -250,23 +268,25 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 	defer e.mu.RUnlock()
 	var (
 		name string
-		f    *family
+		h    *grocksdb.ColumnFamilyHandle
 	)
 	for i := range ops {
 		op := &ops[i]
-		if f == nil || op.Partition.Name() != name {
+		if h == nil || op.Partition.Name() != name {
 			name = op.Partition.Name()
-			if f = e.parts[name]; f == nil {
+			pt, ok := e.parts[name]
+			if !ok {
 				return fmt.Errorf("batch operation %d: %w", i, missing(op.Partition))
 			}
+			h = pt.h
 		}
 		if op.Kind == store.OpPut {
-			wb.PutCF(f.h, op.Key, op.Value)
+			wb.PutCF(h, op.Key, op.Value)
 		} else {
-			wb.DeleteCF(f.h, op.Key)
+			wb.DeleteCF(h, op.Key)
 		}
 	}
-	if err := e.db.Write(e.opts.write, wb); err != nil {
+	if err := e.db.Write(e.write, wb); err != nil {
 		return fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
 	}
 	return nil
@@ -274,14 +294,14 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 
 func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {
 	e.mu.RLock()
-	f := e.parts[p.Name()]
-	if f == nil {
+	pt, ok := e.parts[p.Name()]
+	if !ok {
 		e.mu.RUnlock()
 		return nil, missing(p)
 	}
-	f.refs.Add(1)
+	pt.f.refs.Add(1)
 	e.iters.Add(1)
-	it := newIterator(e, f, r)
+	it := newIterator(e, pt.f, r)
 	e.mu.RUnlock()
 	return it, nil
 }
@@ -299,7 +319,7 @@ func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, er
 func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	if e.parts[p.Name()] != nil {
+	if _, ok := e.parts[p.Name()]; ok {
 		return nil
 	}
 	h, err := e.db.CreateColumnFamily(e.opts.db, columnFamily(p))
@@ -307,7 +327,7 @@ func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 		return fmt.Errorf("rocksdb: creating partition %q: %w", p.Name(), err)
 	}
 	e.mu.Lock()
-	e.parts[p.Name()] = newFamily(h)
+	e.parts[p.Name()] = newPart(h)
 	e.mu.Unlock()
 	return nil
 }
@@ -340,20 +360,20 @@ func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
 func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	f := e.parts[p.Name()]
-	if f == nil {
+	pt, ok := e.parts[p.Name()]
+	if !ok {
 		return missing(p)
 	}
 	e.mu.Lock()
 	delete(e.parts, p.Name())
 	e.mu.Unlock()
-	if err := e.db.DropColumnFamily(f.h); err != nil {
+	if err := e.db.DropColumnFamily(pt.h); err != nil {
 		e.mu.Lock()
-		e.parts[p.Name()] = f
+		e.parts[p.Name()] = pt
 		e.mu.Unlock()
 		return fmt.Errorf("rocksdb: dropping partition %q: %w", p.Name(), err)
 	}
-	f.release()
+	pt.f.release()
 	return nil
 }
 
@@ -371,8 +391,8 @@ func (e *engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var stuck []string
-	for name, f := range e.parts {
-		if n := f.refs.Load(); n != 1 {
+	for name, pt := range e.parts {
+		if n := pt.f.refs.Load(); n != 1 {
 			stuck = append(stuck, fmt.Sprintf("%q (%d references)", name, n))
 		}
 	}
@@ -383,8 +403,8 @@ func (e *engine) Close() error {
 		sort.Strings(stuck)
 		return fmt.Errorf("rocksdb: not closing %s: column families still in use: %s", e.path, strings.Join(stuck, ", "))
 	}
-	for _, f := range e.parts {
-		f.release()
+	for _, pt := range e.parts {
+		pt.f.release()
 	}
 	e.parts = nil
 	for _, h := range e.other {
