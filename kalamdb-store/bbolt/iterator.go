@@ -18,24 +18,30 @@ type source interface {
 // iterator is a scan over a read-only transaction, or, once detached, over
 // a copy of the rest of its range. Its owner goroutine calls Next, Key,
 // Value and Close; the engine may call detach from another goroutine, so mu
-// guards the transaction and the source. Key and Value never point into the
-// memory map: they are copies owned by the iterator.
+// guards the transaction, the source and rest.
+//
+// Key and Value never point into the memory map: Next copies pairs, a chunk
+// at a time under one acquisition of mu, into the iterator's own arena, so
+// a remap after a detach cannot pull memory from under a slice the caller
+// holds.
 type iterator struct {
 	e *engine
 
-	mu     sync.Mutex
-	tx     *bolt.Tx // nil once detached or closed
-	src    *merger  // &m while tx is open
-	rest   []pair   // after detach: what the range had left
-	limit  int      // the scan's Limit hint; 0 for none
-	served int
+	mu      sync.Mutex
+	tx      *bolt.Tx // nil once detached or closed
+	src     *merger  // &m while tx is open
+	rest    []pair   // after detach: what the range had left
+	limit   int      // the scan's Limit hint; 0 for none
+	fetched int      // pairs taken from src or rest so far
 
-	// Owned by the owner goroutine: the current pair is kbuf[:klen] and
-	// vbuf[:vlen] when valid. Lengths rather than slices, so that a Next
-	// stores no pointer (and pays no GC write barrier) unless a buffer grows.
-	kbuf, vbuf []byte
-	klen, vlen int
-	valid      bool
+	// Owned by the owner goroutine: the chunk of pairs copied out, pair i
+	// being arena[offs[2i]:offs[2i+1]] (key) and arena[offs[2i+1]:offs[2i+2]]
+	// (value); cur is the current pair, or -1.
+	arena   []byte
+	offs    []int
+	n       int // pairs in the chunk
+	cur     int
+	offsBuf [2*maxChunk + 1]int
 
 	// The sources, allocated with the iterator.
 	m     merger
@@ -45,9 +51,19 @@ type iterator struct {
 
 type pair struct{ k, v []byte }
 
+// Chunk sizes: small at first, for scans that stop early, then larger.
+const (
+	firstChunk = 8
+	maxChunk   = 64
+)
+
+// iterators recycles closed iterators with their arenas.
+var iterators = sync.Pool{New: func() any { return new(iterator) }}
+
 func newIterator(e *engine, tx *bolt.Tx, b, long *bolt.Bucket, r store.Range) *iterator {
-	buf := make([]byte, 256) // the first key and value buffers, at once
-	it := &iterator{e: e, tx: tx, limit: r.Limit, kbuf: buf[0:64:64], vbuf: buf[64:256:256]}
+	it := iterators.Get().(*iterator)
+	it.e, it.tx, it.limit, it.fetched, it.cur, it.n = e, tx, r.Limit, 0, -1, 0
+	it.offs = it.offsBuf[:0]
 	it.short = shortSource{c: b.Cursor(), r: r}
 	it.m = merger{a: &it.short, reverse: r.Reverse}
 	if long != nil {
@@ -59,49 +75,72 @@ func newIterator(e *engine, tx *bolt.Tx, b, long *bolt.Bucket, r store.Range) *i
 }
 
 func (it *iterator) Next() bool {
-	it.mu.Lock()
-	defer it.mu.Unlock()
-	it.valid = false
-	var k, v []byte
-	switch {
-	case it.src != nil:
-		var ok bool
-		if k, v, ok = it.src.next(); !ok {
-			it.release()
-			return false
-		}
-	case len(it.rest) > 0:
-		k, v = it.rest[0].k, it.rest[0].v
-		it.rest[0] = pair{}
-		it.rest = it.rest[1:]
-	default:
+	if it.cur+1 < it.n {
+		it.cur++
+		return true
+	}
+	it.cur = -1
+	if it.n = it.fill(); it.n == 0 {
 		return false
 	}
-	if len(k) > cap(it.kbuf) {
-		it.kbuf = make([]byte, 2*len(k))
-	}
-	if len(v) > cap(it.vbuf) {
-		it.vbuf = make([]byte, 2*len(v))
-	}
-	it.klen = copy(it.kbuf[:cap(it.kbuf)], k)
-	it.vlen = copy(it.vbuf[:cap(it.vbuf)], v)
-	it.valid = true
-	it.served++
+	it.cur = 0
 	return true
 }
 
+// fill copies the next chunk of pairs into the arena and returns how many.
+func (it *iterator) fill() int {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	want := maxChunk
+	if it.fetched < maxChunk {
+		want = max(firstChunk, it.fetched)
+	}
+	if it.limit > 0 {
+		want = min(want, it.limit-it.fetched)
+	}
+	// Append to locals and store the slices once, not once a pair.
+	arena, offs := it.arena[:0], append(it.offs[:0], 0)
+	if arena == nil {
+		arena = make([]byte, 0, 2048)
+	}
+	n := 0
+	for ; n < want; n++ {
+		var k, v []byte
+		if it.src != nil {
+			var ok bool
+			if k, v, ok = it.src.next(); !ok {
+				it.release()
+				break
+			}
+		} else if len(it.rest) > 0 {
+			k, v = it.rest[0].k, it.rest[0].v
+			it.rest[0] = pair{}
+			it.rest = it.rest[1:]
+		} else {
+			break
+		}
+		arena = append(arena, k...)
+		offs = append(offs, len(arena))
+		arena = append(arena, v...)
+		offs = append(offs, len(arena))
+	}
+	it.arena, it.offs = arena, offs
+	it.fetched += n
+	return n
+}
+
 func (it *iterator) Key() []byte {
-	if !it.valid {
+	if it.cur < 0 {
 		return nil
 	}
-	return it.kbuf[:it.klen]
+	return it.arena[it.offs[2*it.cur]:it.offs[2*it.cur+1]]
 }
 
 func (it *iterator) Value() []byte {
-	if !it.valid {
+	if it.cur < 0 {
 		return nil
 	}
-	return it.vbuf[:it.vlen]
+	return it.arena[it.offs[2*it.cur+1]:it.offs[2*it.cur+2]]
 }
 
 // Err is always nil: a bbolt cursor cannot fail once its transaction is
@@ -109,14 +148,27 @@ func (it *iterator) Value() []byte {
 func (it *iterator) Err() error { return nil }
 
 func (it *iterator) Close() error {
+	if it.e == nil {
+		return nil // closed already (the wrapper closes each iterator once)
+	}
 	it.mu.Lock()
 	it.release()
 	it.rest = nil
 	it.mu.Unlock()
-	it.valid = false
+	it.cur, it.n = -1, 0
 	it.e.unregister(it)
+	// The wrapper never calls an iterator again after Close, and the
+	// contract ends the caller's Key and Value slices there: recycle it,
+	// unless a detach made its arena large.
+	if cap(it.arena) <= maxPooledArena {
+		it.e = nil
+		iterators.Put(it)
+	}
 	return nil
 }
+
+// maxPooledArena is the largest arena a recycled iterator keeps.
+const maxPooledArena = 64 << 10
 
 // release ends the transaction; the caller holds mu.
 func (it *iterator) release() {
@@ -136,7 +188,7 @@ func (it *iterator) detach() {
 		return
 	}
 	var rest []pair
-	for it.limit <= 0 || it.served+len(rest) < it.limit {
+	for it.limit <= 0 || it.fetched+len(rest) < it.limit {
 		k, v, ok := it.src.next()
 		if !ok {
 			break
