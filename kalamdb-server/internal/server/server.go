@@ -164,6 +164,7 @@ type Server struct {
 	db          *tables.DB
 	flush       *flush.Manager
 	tempParquet string
+	flushDir    string
 	buffered    bufferedCache
 	flushes     flushStates
 

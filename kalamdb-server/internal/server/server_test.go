@@ -275,35 +275,44 @@ func rocksConfig(t *testing.T, dbDir, parquetDir string) *config.Config {
 	return loadConfig(t, doc, nil)
 }
 
-func TestParquetDirIsClaimedByOneDatabase(t *testing.T) {
+// Two databases given the same storage.parquet_dir each use their own
+// directory under it, so neither's recovery touches the other's segments.
+func TestEachDatabaseHasItsOwnParquetDir(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	parquet := filepath.Join(t.TempDir(), "parquet")
+	parquet := t.TempDir()
 	db1, db2 := t.TempDir(), t.TempDir()
+
+	write := func(dbDir string, body string) string {
+		s, err := Open(context.Background(), rocksConfig(t, dbDir, parquet), log, backends.Registry())
+		require.NoError(t, err)
+		h := s.Handler()
+		if rec := do(t, h, "GET", "/v1/namespaces/app", ""); rec.Code == 404 {
+			require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+			require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"},{"name":"v","type":"string"}],"primary_key":"id"}`).Code)
+		}
+		require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", body).Code)
+		rec := do(t, h, "POST", "/v1/namespaces/app/tables/m/flush", "")
+		require.Equal(t, 200, rec.Code, rec.Body.String())
+		dir := s.flushDir
+		require.NoError(t, s.Shutdown(context.Background()))
+		return dir
+	}
+	dir1 := write(db1, `{"rows":[{"id":1,"v":"first"}]}`)
+	dir2 := write(db2, `{"rows":[{"id":1,"v":"second"}]}`)
+	assert.NotEqual(t, dir1, dir2)
+	assert.Equal(t, parquet, filepath.Dir(dir1))
+	assert.Equal(t, parquet, filepath.Dir(dir2))
+	write(db1, `{"rows":[{"id":2,"v":"first again"}]}`)
 
 	s, err := Open(context.Background(), rocksConfig(t, db1, parquet), log, backends.Registry())
 	require.NoError(t, err)
-	require.NoError(t, s.Shutdown(context.Background()))
-	_, err = os.Stat(filepath.Join(parquet, ownerFile))
-	require.NoError(t, err, "the directory is claimed")
-
-	// The same database opens it again.
-	s, err = Open(context.Background(), rocksConfig(t, db1, parquet), log, backends.Registry())
-	require.NoError(t, err)
-	require.NoError(t, s.Shutdown(context.Background()))
-
-	// Another database does not.
-	_, err = Open(context.Background(), rocksConfig(t, db2, parquet), log, backends.Registry())
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "belongs to another database")
-
-	// A directory with files but no claim is refused too.
-	other := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(other, "seg-1-1.parquet"), []byte("x"), 0o600))
-	_, err = Open(context.Background(), rocksConfig(t, t.TempDir(), other), log, backends.Registry())
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "is not empty")
-	_, err = os.Stat(filepath.Join(other, "seg-1-1.parquet"))
-	assert.NoError(t, err, "nothing was deleted")
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	rec := do(t, s.Handler(), "GET", "/v1/namespaces/app/tables/m/rows", "")
+	require.Equal(t, 200, rec.Code)
+	assert.Contains(t, rec.Body.String(), `"v":"first"`)
+	assert.Contains(t, rec.Body.String(), `"v":"first again"`)
+	assert.NotContains(t, rec.Body.String(), "second")
+	assert.Equal(t, dir1, s.flushDir, "a database finds its directory again")
 }
 
 func TestMemoryBackendUsesATemporaryParquetDir(t *testing.T) {

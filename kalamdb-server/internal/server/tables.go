@@ -30,7 +30,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	if err != nil {
 		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
 	}
-	s.flush, s.db = m, m.DB()
+	s.flush, s.db, s.flushDir = m, m.DB(), dir
 	opts.DB = s.db
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
