@@ -35,6 +35,9 @@ func (s *Server) instanceID(ctx context.Context) (string, error) {
 	}
 	v, err := s.backend.Get(ctx, metaPartition, instanceKey)
 	if err == nil {
+		if _, herr := hex.DecodeString(string(v)); herr != nil || len(v) != 32 {
+			return "", fmt.Errorf("the instance id stored in %s is %q, not 32 hex digits: the backend's data is damaged", metaPartition, v)
+		}
 		return string(v), nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
