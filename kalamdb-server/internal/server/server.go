@@ -183,14 +183,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	if err != nil {
 		return nil, err
 	}
-	if canonical == "memory" {
-		warnMemory(log)
-	}
 	raw, err := reg.Open(ctx, canonical, backendSection(cfg, canonical))
 	if err != nil {
 		return nil, err
 	}
 	durable := raw.Capabilities().Durable
+	if !durable {
+		warnNotDurable(log, canonical)
+	}
 	m := metrics.New()
 	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, backend: m.InstrumentBackend(canonical, raw)}
 	log.Info("storage backend open", "backend", canonical, "durable", durable)
@@ -237,8 +237,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	return s, nil
 }
 
-func warnMemory(log *slog.Logger) {
-	log.Warn("!!! storage backend is MEMORY: nothing survives a restart !!! every namespace, table and row is lost when this process stops; set storage.backend = \"rocksdb\" to keep data")
+func warnNotDurable(log *slog.Logger, name string) {
+	log.Warn(fmt.Sprintf("!!! storage backend %q is NOT DURABLE: nothing survives a restart !!! every namespace, table and row is lost when this process stops; set storage.backend = \"rocksdb\" to keep data", name))
 }
 
 // Handler returns the server's HTTP handler.
@@ -286,15 +286,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for i := len(s.stopBg) - 1; i >= 0; i-- {
 			s.stopBg[i]()
 		}
-		if err := s.closeTables(ctx); err != nil {
+		// The final flush gets a budget of its own: the requests may have
+		// used up ctx.
+		fctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Server.ShutdownTimeoutSeconds)*time.Second)
+		if err := s.closeTables(fctx); err != nil {
 			errs = append(errs, fmt.Errorf("closing the tables: %w", err))
 		}
+		cancel()
 		if err := s.backend.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing storage backend %q: %w", s.name, err))
 		}
 		s.removeTempParquet()
-		if s.name == "memory" {
-			s.log.Warn("memory backend closed: its data is gone")
+		if !s.backend.Capabilities().Durable {
+			s.log.Warn("non-durable storage backend closed: its data is gone", "backend", s.name)
 		}
 		s.closeErr = errors.Join(errs...)
 	})
