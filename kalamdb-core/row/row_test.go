@@ -273,6 +273,8 @@ func TestValueAccessors(t *testing.T) {
 	bv := row.Bytes(b)
 	b[0] = 'z'
 	assert.Equal(t, []byte("abc"), bv.Bytes(), "Bytes copies its input")
+	assert.True(t, bv.Equal(row.BytesString("abc")))
+	assert.Equal(t, row.TypeBytes, row.BytesString("").Type())
 	r := row.Row{Updated: 1_500_000, Values: []row.Value{row.Int64(1)}}
 	c := r.Clone()
 	c.Values[0] = row.Int64(2)

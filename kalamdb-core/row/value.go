@@ -139,6 +139,10 @@ func String(v string) Value { return Value{t: TypeString, s: v} }
 // Bytes returns a bytes value holding a copy of v.
 func Bytes(v []byte) Value { return Value{t: TypeBytes, s: string(v)} }
 
+// BytesString returns a bytes value holding the bytes of s, without a
+// copy (strings are immutable, so the value stays valid).
+func BytesString(s string) Value { return Value{t: TypeBytes, s: s} }
+
 // Timestamp returns a timestamp value: t in microseconds since the Unix
 // epoch (finer precision is truncated; the location is dropped, the value is
 // UTC).

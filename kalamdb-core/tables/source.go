@@ -63,7 +63,9 @@ type bufferSource struct {
 
 func (s *bufferSource) Lookup(ctx context.Context, key []byte) (row.Row, bool, error) {
 	v, err := s.b.Get(ctx, s.part, key)
-	if errors.Is(err, store.ErrNotFound) {
+	// Comparing with the sentinel first spares errors.Is on the common
+	// miss; a backend that wraps ErrNotFound still takes the second test.
+	if err == store.ErrNotFound || errors.Is(err, store.ErrNotFound) {
 		return row.Row{}, false, nil
 	}
 	if err != nil {
