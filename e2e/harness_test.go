@@ -10,11 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,8 +75,7 @@ type instance struct {
 	backend string
 	dir     string // holds config.toml and the data
 	config  string
-	port    int
-	base    string
+	base    string // http://127.0.0.1:<port> of the running process
 	cmd     *exec.Cmd
 	logs    *logBuffer
 	exited  chan struct{}
@@ -113,15 +112,16 @@ type options struct {
 func newInstance(t *testing.T, backend string, o options) *instance {
 	t.Helper()
 	dir := t.TempDir()
-	in := &instance{t: t, backend: backend, dir: dir, config: filepath.Join(dir, "config.toml"), port: freePort(t)}
-	in.base = fmt.Sprintf("http://127.0.0.1:%d", in.port)
+	// Port 0: the server binds a free port and logs it, so no other
+	// process can take the port between choosing and binding it.
+	in := &instance{t: t, backend: backend, dir: dir, config: filepath.Join(dir, "config.toml")}
 	flush := o.flush
 	if flush == "" {
 		flush = "default_rows = 100000\ndefault_interval_seconds = 0\n"
 	}
 	doc := fmt.Sprintf(`[server]
 host = "127.0.0.1"
-port = %d
+port = 0
 max_body_bytes = 1048576
 shutdown_timeout_seconds = 20
 
@@ -157,7 +157,7 @@ token = %q
 id = "bob"
 role = "user"
 token_sha256 = %q
-%s`, in.port, backend, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), filepath.Join(dir, "pebble"), filepath.Join(dir, "bbolt.db"), flush, adminToken, aliceToken, sha256Hex(bobToken), o.extra)
+%s`, backend, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), filepath.Join(dir, "pebble"), filepath.Join(dir, "bbolt.db"), flush, adminToken, aliceToken, sha256Hex(bobToken), o.extra)
 	require.NoError(t, os.WriteFile(in.config, []byte(doc), 0o600))
 	return in
 }
@@ -224,12 +224,31 @@ func (in *instance) running() bool {
 	}
 }
 
-// waitReady polls /readyz until it answers 200, failing if the process
-// exits first or 30 seconds pass.
+// listenRE finds the address the server logs once it listens.
+var listenRE = regexp.MustCompile(`msg="kalamdb-server listening" addr=(\S+)`)
+
+// waitReady waits for the server to log its address, then polls /readyz
+// until it answers 200, failing if the process exits first or 30 seconds
+// pass.
 func (in *instance) waitReady() {
 	in.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: time.Second}
+	in.base = ""
+	for in.base == "" {
+		if m := listenRE.FindStringSubmatch(in.logs.String()); m != nil {
+			in.base = "http://" + m[1]
+			break
+		}
+		select {
+		case <-in.exited:
+			in.t.Fatalf("kalamdb-server exited before it listened (%v):\n%s", in.waitErr, in.logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			in.t.Fatalf("kalamdb-server did not listen within 30s:\n%s", in.logs.String())
+		}
+	}
 	for {
 		resp, err := client.Get(in.base + "/readyz")
 		if err == nil {
@@ -276,15 +295,6 @@ func (in *instance) waitExit(code int) {
 		in.t.Fatalf("kalamdb-server did not exit:\n%s", in.logs.String())
 	}
 	require.Equal(in.t, code, in.cmd.ProcessState.ExitCode(), "exit code; log:\n%s", in.logs.String())
-}
-
-// freePort returns a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // reply is a decoded response.
