@@ -25,6 +25,7 @@ const (
 	DefaultMaxSegmentRows     = 1 << 20
 	DefaultFooterCacheFiles   = 4096
 	DefaultRowGroupCacheBytes = 64 << 20
+	DefaultKeyCacheBytes      = 64 << 20
 	DefaultCheckInterval      = time.Second
 )
 
@@ -52,6 +53,11 @@ type Options struct {
 	// RowGroupCacheBytes bounds the decoded row groups kept in memory; 0
 	// means DefaultRowGroupCacheBytes, a negative value disables the cache.
 	RowGroupCacheBytes int64
+	// KeyCacheBytes bounds the key indexes (primary keys, _seq and
+	// _deleted of a row group) kept for lookups, such as the uniqueness
+	// check of every insert; 0 means DefaultKeyCacheBytes, a negative value
+	// disables the cache.
+	KeyCacheBytes int64
 	// CheckInterval is how often the scheduler checks flush policies; 0
 	// means DefaultCheckInterval.
 	CheckInterval time.Duration
@@ -136,19 +142,15 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 	if opts.FooterCacheFiles == 0 {
 		opts.FooterCacheFiles = DefaultFooterCacheFiles
 	}
-	switch {
-	case opts.RowGroupCacheBytes == 0:
-		opts.RowGroupCacheBytes = DefaultRowGroupCacheBytes
-	case opts.RowGroupCacheBytes < 0:
-		opts.RowGroupCacheBytes = 0
-	}
+	opts.RowGroupCacheBytes = budget(opts.RowGroupCacheBytes, DefaultRowGroupCacheBytes)
+	opts.KeyCacheBytes = budget(opts.KeyCacheBytes, DefaultKeyCacheBytes)
 	if opts.CheckInterval == 0 {
 		opts.CheckInterval = DefaultCheckInterval
 	}
 	if opts.Tables.Clock == nil {
 		opts.Tables.Clock = clock.Real()
 	}
-	m := &Manager{b: b, fs: opts.FS, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes),
+	m := &Manager{b: b, fs: opts.FS, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes, opts.KeyCacheBytes),
 		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans}
 	topts := opts.Tables
 	topts.ColdTier = m
@@ -161,6 +163,17 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 		return nil, err
 	}
 	return m, nil
+}
+
+// budget maps a cache option to bytes: 0 is the default, negative is off.
+func budget(v, def int64) int64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // DB returns the table layer, whose user and shared tables read through

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
+	"runtime"
+	"sync"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
@@ -20,24 +22,39 @@ type segIter struct {
 	gi           int
 	g            *segment.RowGroup
 	pos          int
+	primed       bool // positioned on the first version, not yet returned
 	done         bool
 	err          error
+}
+
+// prime positions the iterator on its first version, reading the row
+// group that holds it. Scans prime their iterators in parallel.
+func (s *segIter) prime() {
+	s.primed = true
+	if err := s.f.load(s.tr); err != nil {
+		s.fail(err)
+		return
+	}
+	s.gi = -1
+	if !s.nextGroup() {
+		return
+	}
+	if s.lower != nil {
+		s.pos, _ = s.g.Search(s.lower)
+	}
 }
 
 func (s *segIter) next() bool {
 	if s.done {
 		return false
 	}
-	if s.g == nil {
-		if err := s.f.load(s.tr); err != nil {
-			return s.fail(err)
+	if s.g == nil || s.primed {
+		if !s.primed {
+			s.prime()
 		}
-		s.gi = -1
-		if !s.nextGroup() {
+		s.primed = false
+		if s.done {
 			return false
-		}
-		if s.lower != nil {
-			s.pos, _ = s.g.Search(s.lower)
 		}
 	} else {
 		s.pos++
@@ -131,42 +148,89 @@ func (h *iterHeap) Pop() any {
 
 func newMerge(its []*segIter) *merge { return &merge{pending: its} }
 
-func (m *merge) advance(its []*segIter) bool {
-	for _, it := range its {
-		if it.next() {
-			heap.Push(&m.h, it)
-		} else if it.err != nil {
-			m.err = it.err
-			return false
-		}
+// primeAll primes the iterators, decoding their first row groups on up to
+// GOMAXPROCS goroutines.
+func primeAll(its []*segIter) {
+	if len(its) < 2 {
+		return
 	}
-	return true
+	work := make(chan *segIter, len(its))
+	for _, it := range its {
+		work <- it
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range min(len(its), runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				it.prime()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
+// Next keeps the current winner at the root of the heap: after it
+// advances, one heap.Fix restores the order, which for segments with
+// disjoint key ranges costs a couple of comparisons per row. Other
+// iterators on the same key (older versions) are taken out of the heap
+// and put back once advanced.
 func (m *merge) Next() bool {
 	if m.err != nil || m.closed {
 		return false
 	}
 	if !m.started {
 		m.started = true
-		if !m.advance(m.pending) {
-			return false
+		primeAll(m.pending)
+		for _, it := range m.pending {
+			if it.next() {
+				m.h = append(m.h, it)
+			} else if it.err != nil {
+				m.err = it.err
+				return false
+			}
 		}
 		m.pending = nil
-	} else if !m.advance(m.group) {
-		return false
+		heap.Init(&m.h)
+	} else if m.cur != nil {
+		if m.cur.next() {
+			heap.Fix(&m.h, 0)
+		} else {
+			if m.cur.err != nil {
+				m.err = m.cur.err
+				return false
+			}
+			heap.Pop(&m.h)
+		}
+		for _, it := range m.group {
+			if it.next() {
+				heap.Push(&m.h, it)
+			} else if it.err != nil {
+				m.err = it.err
+				return false
+			}
+		}
 	}
 	m.group = m.group[:0]
 	if m.h.Len() == 0 {
 		m.cur = nil
 		return false
 	}
-	top := heap.Pop(&m.h).(*segIter)
-	m.group = append(m.group, top)
-	for m.h.Len() > 0 && bytes.Equal(m.h[0].key(), top.key()) {
-		m.group = append(m.group, heap.Pop(&m.h).(*segIter))
+	m.cur = m.h[0]
+	// Iterators on the same key form a subtree at the root; the smallest
+	// child of the root is the next candidate.
+	for {
+		c := 1
+		if len(m.h) > 2 && m.h.Less(2, 1) {
+			c = 2
+		}
+		if c >= len(m.h) || !bytes.Equal(m.h[c].key(), m.cur.key()) {
+			break
+		}
+		m.group = append(m.group, heap.Remove(&m.h, c).(*segIter))
 	}
-	m.cur = top
 	return true
 }
 

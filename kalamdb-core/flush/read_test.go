@@ -84,10 +84,10 @@ func TestLookupSkipsSegmentsByStatistics(t *testing.T) {
 	e := newEnv(t, func(o *flush.Options) { o.RowGroupRows = 10 })
 	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
 	s := e.store("items")
-	// Five segments with disjoint key ranges [100k, 100k+50), ten row
-	// groups of ten rows each.
+	// Five segments with disjoint key ranges: the even ids of
+	// [100k, 100k+100), in five row groups of ten rows each.
 	for seg := int64(0); seg < 5; seg++ {
-		for id := seg * 100; id < seg*100+50; id++ {
+		for id := seg * 100; id < seg*100+100; id += 2 {
 			require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
 		}
 		_, err := e.m.Flush(e.ctx, ns, "items")
@@ -98,26 +98,38 @@ func TestLookupSkipsSegmentsByStatistics(t *testing.T) {
 	e.fsys.SetRule(o.rule)
 	s = e.store("items")
 
-	r, err := s.get(e.ctx, "", 325)
+	r, err := s.get(e.ctx, "", 326)
 	require.NoError(t, err)
-	assert.EqualValues(t, 325, r.Values[0].Int64())
+	assert.EqualValues(t, 326, r.Values[0].Int64())
 	paths := o.take()
 	require.Len(t, paths, 1, "only the segment whose range holds the key: %v", paths)
 	st := e.m.CacheStats()
 	assert.EqualValues(t, 1, st.FooterReads, "one footer read")
-	assert.EqualValues(t, 1, st.GroupMisses, "one row group decoded, of the segment's five")
+	assert.EqualValues(t, 1, st.KeyMisses, "one key index decoded, of the segment's five row groups")
+	assert.EqualValues(t, 1, st.GroupMisses, "one row group decoded")
 
-	// A key inside no segment's range opens nothing; a key inside a
-	// range but absent decodes one row group.
+	// A key inside no segment's range opens nothing; an absent key inside
+	// a range decodes one key index and no row group.
 	_, err = s.get(e.ctx, "", 1000)
 	require.Error(t, err)
-	_, err = s.get(e.ctx, "", 75)
-	require.Error(t, err)
 	assert.Empty(t, o.take())
+	_, err = s.get(e.ctx, "", 127)
+	require.Error(t, err)
+	st = e.m.CacheStats()
+	assert.EqualValues(t, 1, st.GroupMisses, "an absent key decodes no row group")
+	assert.EqualValues(t, 2, st.KeyMisses, "it decodes one key index")
+
+	// Inserts check uniqueness against the key indexes only.
+	for id := int64(301); id < 399; id += 2 {
+		require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+	}
+	st = e.m.CacheStats()
+	assert.EqualValues(t, 1, st.GroupMisses)
+	assert.EqualValues(t, 6, st.KeyMisses, "each key index of segment 3 once")
 
 	// Repeated reads parse no footer again.
 	for range 5 {
-		_, err := s.get(e.ctx, "", 101)
+		_, err := s.get(e.ctx, "", 102)
 		require.NoError(t, err)
 		_ = scanAll(t, e.ctx, s, "", 1000)
 	}

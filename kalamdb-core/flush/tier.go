@@ -175,6 +175,12 @@ func (tr *tier) userOfKey(key []byte) (string, error) {
 // segments of the key's user are searched newest first, and a segment (or
 // row group) whose key range excludes key is never opened.
 func (tr *tier) Lookup(ctx context.Context, key []byte) (row.Row, bool, error) {
+	return tr.find(ctx, key, true)
+}
+
+// find looks key up; without full it only reports whether a version
+// exists, from the key indexes, and returns a zero row.
+func (tr *tier) find(ctx context.Context, key []byte, full bool) (row.Row, bool, error) {
 	user, err := tr.userOfKey(key)
 	if err != nil {
 		return row.Row{}, false, err
@@ -192,11 +198,18 @@ func (tr *tier) Lookup(ctx context.Context, key []byte) (row.Row, bool, error) {
 			if gr.known && (bytes.Compare(key, gr.lo) < 0 || bytes.Compare(key, gr.hi) > 0) {
 				continue
 			}
-			g, err := tr.rowGroup(ctx, f, gi)
+			ki, err := tr.m.cache.KeyIndex(ctx, tr.m.fs, f.Path, tr.t, tr.prefix(f.User), gi)
 			if err != nil {
-				return row.Row{}, false, err
+				return row.Row{}, false, fmt.Errorf("flush: %s: reading segment %s: %w", tr.t.FullName(), f.Path, err)
 			}
-			if idx, found := g.Search(key); found {
+			if idx, found := ki.Search(key); found {
+				if !full {
+					return row.Row{}, true, nil
+				}
+				g, err := tr.rowGroup(ctx, f, gi)
+				if err != nil {
+					return row.Row{}, false, err
+				}
 				var r row.Row
 				g.Row(idx, &r)
 				return r, true, nil
@@ -252,6 +265,6 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 
 // has reports whether any segment holds a version of key.
 func (tr *tier) has(ctx context.Context, key []byte) (bool, error) {
-	_, found, err := tr.Lookup(ctx, key)
+	_, found, err := tr.find(ctx, key, false)
 	return found, err
 }

@@ -42,10 +42,11 @@ func init() {
 	compress.RegisterCodec(compress.Codecs.Zstd, ourZstd)
 }
 
-// useStockZstd switches the process between the Parquet library's zstd
-// codec (true) and the encoder-reusing one (false), for benchmarks that
-// compare them. It must not be called while Parquet files are written.
-func useStockZstd(stock bool) {
+// UseStockZstd switches the whole process between the Parquet library's
+// own zstd codec (true) and this package's encoder-reusing one (false, the
+// default). It exists for benchmarks that compare the two; it must not be
+// called while Parquet files are being written.
+func UseStockZstd(stock bool) {
 	if stock {
 		compress.RegisterCodec(compress.Codecs.Zstd, stockZstd)
 	} else {

@@ -126,6 +126,8 @@ type RowGroup struct {
 	del    []bool
 	cols   []column // one per table column
 	size   int64
+	// keysOnly: only keys, _seq and _deleted were decoded (ReadKeyIndex).
+	keysOnly bool
 }
 
 // column holds one decoded column; values of the fixed-width types are in
@@ -164,8 +166,11 @@ func (g *RowGroup) Search(key []byte) (int, bool) {
 
 // Row fills dst with version i, reusing dst.Values when it has room. The
 // values refer to the row group's immutable memory, never to memory that is
-// reused.
+// reused. It must not be called on a key index (ReadKeyIndex).
 func (g *RowGroup) Row(i int, dst *row.Row) {
+	if g.keysOnly {
+		panic("segment: Row called on a key index")
+	}
 	vals := dst.Values[:0]
 	if cap(vals) < len(g.cols) {
 		vals = make([]row.Value, 0, len(g.cols))
@@ -196,7 +201,7 @@ func (c *column) value(i int) row.Value {
 	case row.TypeString:
 		return row.String(c.data[c.off[i]:c.off[i+1]])
 	default:
-		return row.Bytes(unsafe.Slice(unsafe.StringData(c.data[c.off[i]:]), c.off[i+1]-c.off[i]))
+		return row.BytesString(c.data[c.off[i]:c.off[i+1]])
 	}
 }
 
@@ -208,7 +213,18 @@ func float64frombits(b uint64) float64 { return *(*float64)(unsafe.Pointer(&b)) 
 // file lacks (added after the file was written) reads as null, a file column
 // the table lacks is ignored, and a column whose type changed is an error
 // wrapping core.ErrCorrupt.
-func ReadRowGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (g *RowGroup, err error) {
+func ReadRowGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
+	return readGroup(ctx, fsys, path, md, t, prefix, i, false)
+}
+
+// ReadKeyIndex is ReadRowGroup reduced to what a key lookup needs: only the
+// primary-key, _seq and _deleted columns are read and decoded, so Key, Seq,
+// Deleted and Search work and Row must not be called.
+func ReadKeyIndex(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
+	return readGroup(ctx, fsys, path, md, t, prefix, i, true)
+}
+
+func readGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int, keysOnly bool) (g *RowGroup, err error) {
 	if i < 0 || i >= len(md.RowGroups) {
 		return nil, fmt.Errorf("%w: segment %s has %d row groups, not %d", core.ErrInvalidArgument, path, len(md.RowGroups), i+1)
 	}
@@ -229,9 +245,16 @@ func ReadRowGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMe
 	}
 	// Read the columns one by one in this goroutine (ReadRowGroups would
 	// use goroutines, where a panic of the decoder could not be recovered).
-	leaves := make([]int, md.Schema.NumColumns())
-	for j := range leaves {
-		leaves[j] = j
+	leaves := make([]int, 0, md.Schema.NumColumns())
+	for j := range md.Schema.NumColumns() {
+		if keysOnly {
+			switch md.Schema.Column(j).Name() {
+			case t.PrimaryKey, catalog.ColumnSeq, catalog.ColumnDeleted:
+			default:
+				continue
+			}
+		}
+		leaves = append(leaves, j)
 	}
 	readers, sc, err := fr.GetFieldReaders(ctx, leaves, []int{i})
 	if err != nil {
@@ -256,7 +279,7 @@ func ReadRowGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMe
 		}
 		cols[sc.Field(idx).Name] = ch
 	}
-	return decodeColumns(cols, md.RowGroup(i).NumRows(), t, prefix, path)
+	return decodeColumns(cols, md.RowGroup(i).NumRows(), t, prefix, path, keysOnly)
 }
 
 func columnOf(cols map[string]*arrow.Chunked, name string) (arrow.Array, error) {
@@ -275,12 +298,12 @@ func columnOf(cols map[string]*arrow.Chunked, name string) (arrow.Array, error) 
 	return array.Concatenate(chunks, memory.NewGoAllocator())
 }
 
-func decodeColumns(tbl map[string]*arrow.Chunked, rows int64, t *catalog.Table, prefix []byte, path string) (*RowGroup, error) {
+func decodeColumns(tbl map[string]*arrow.Chunked, rows int64, t *catalog.Table, prefix []byte, path string, keysOnly bool) (*RowGroup, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: segment %s: %s", core.ErrCorrupt, path, fmt.Sprintf(format, args...))
 	}
 	n := int(rows)
-	g := &RowGroup{n: n, cols: make([]column, len(t.Columns))}
+	g := &RowGroup{n: n, cols: make([]column, len(t.Columns)), keysOnly: keysOnly}
 	sys := func(name string, want arrow.Type) (arrow.Array, error) {
 		a, err := columnOf(tbl, name)
 		if err != nil {
@@ -300,21 +323,23 @@ func decodeColumns(tbl map[string]*arrow.Chunked, rows int64, t *catalog.Table, 
 		return nil, err
 	}
 	defer seqA.Release()
-	updA, err := sys(catalog.ColumnUpdated, arrow.TIMESTAMP)
-	if err != nil {
-		return nil, err
-	}
-	defer updA.Release()
 	delA, err := sys(catalog.ColumnDeleted, arrow.BOOL)
 	if err != nil {
 		return nil, err
 	}
 	defer delA.Release()
 	g.seq = append([]int64(nil), seqA.(*array.Int64).Int64Values()...)
-	upd := updA.(*array.Timestamp).TimestampValues()
-	g.upd = make([]int64, n)
-	for i := range n {
-		g.upd[i] = int64(upd[i])
+	if !keysOnly {
+		updA, err := sys(catalog.ColumnUpdated, arrow.TIMESTAMP)
+		if err != nil {
+			return nil, err
+		}
+		upd := updA.(*array.Timestamp).TimestampValues()
+		g.upd = make([]int64, n)
+		for i := range n {
+			g.upd[i] = int64(upd[i])
+		}
+		updA.Release()
 	}
 	g.del = make([]bool, n)
 	db := delA.(*array.Boolean)
@@ -326,6 +351,10 @@ func decodeColumns(tbl map[string]*arrow.Chunked, rows int64, t *catalog.Table, 
 	for j, c := range t.Columns {
 		col := &g.cols[j]
 		col.typ = c.Type
+		if keysOnly && j != t.PrimaryKeyIndex() {
+			col.missing = true
+			continue
+		}
 		a, err := columnOf(tbl, c.Name)
 		if err != nil {
 			return nil, bad("%v", err)
@@ -370,6 +399,18 @@ func decodeColumns(tbl map[string]*arrow.Chunked, rows int64, t *catalog.Table, 
 	}
 	g.size += int64(len(g.keys)) + int64(len(g.keyOff))*4
 	return g, nil
+}
+
+// copyVarlen copies the values of a string or binary array (its data
+// buffer and n+1 offsets) into one string and offsets from 0.
+func copyVarlen(data []byte, offs []int32, n int) (string, []int32) {
+	base := offs[0]
+	out := make([]int32, n+1)
+	for i := range out {
+		out[i] = offs[i] - base
+	}
+	// data starts at the first value (ValueBytes is already sliced).
+	return string(data[:offs[n]-base]), out
 }
 
 func fillColumn(col *column, a arrow.Array, n int) error {
@@ -419,43 +460,80 @@ func fillColumn(col *column, a arrow.Array, n int) error {
 			}
 		}
 	case *array.String:
-		col.off = make([]int32, n+1)
-		var buf []byte
-		for i := range n {
-			buf = append(buf, arr.Value(i)...)
-			col.off[i+1] = int32(len(buf))
-		}
-		col.data = string(buf)
+		col.data, col.off = copyVarlen(arr.ValueBytes(), arr.ValueOffsets(), n)
 	case *array.Binary:
-		col.off = make([]int32, n+1)
-		var buf []byte
-		for i := range n {
-			buf = append(buf, arr.Value(i)...)
-			col.off[i+1] = int32(len(buf))
-		}
-		col.data = string(buf)
+		col.data, col.off = copyVarlen(arr.ValueBytes(), arr.ValueOffsets(), n)
 	default:
 		return fmt.Errorf("unsupported Arrow type %s", a.DataType())
 	}
 	return nil
 }
 
-// Cache keeps parsed footers and decoded row groups of segment files, so
-// that repeated reads neither re-parse footers nor re-decode hot row groups.
-// Footers are kept for up to a number of files, row groups up to a byte
-// budget, each evicting the least recently used. It is safe for concurrent
-// use.
+// Cache keeps parsed footers, decoded row groups and key indexes of
+// segment files, so that repeated reads neither re-parse footers nor
+// re-decode hot data. Footers are kept for up to a number of files, row
+// groups and key indexes each up to a byte budget, each evicting the least
+// recently used. It is safe for concurrent use.
 type Cache struct {
 	mu         sync.Mutex
 	maxFooters int
-	maxBytes   int64
 	footers    map[string]*list.Element
 	footerLRU  list.List
-	groups     map[groupKey]*list.Element
-	groupLRU   list.List
-	bytes      int64
+	groups     groupLRU
+	keys       groupLRU
 
-	hits, misses, footerReads int64
+	footerReads int64
+}
+
+// groupLRU is a byte-bounded LRU of decoded row groups; callers hold
+// Cache.mu.
+type groupLRU struct {
+	max          int64
+	bytes        int64
+	m            map[groupKey]*list.Element
+	l            list.List
+	hits, misses int64
+}
+
+func (c *groupLRU) get(k groupKey) *RowGroup {
+	if e, ok := c.m[k]; ok {
+		c.l.MoveToFront(e)
+		c.hits++
+		return e.Value.(*groupEntry).g
+	}
+	c.misses++
+	return nil
+}
+
+func (c *groupLRU) put(k groupKey, g *RowGroup) *RowGroup {
+	if g.size > c.max {
+		return g
+	}
+	if e, ok := c.m[k]; ok {
+		return e.Value.(*groupEntry).g
+	}
+	c.m[k] = c.l.PushFront(&groupEntry{key: k, g: g})
+	c.bytes += g.size
+	for c.bytes > c.max {
+		old := c.l.Back()
+		c.l.Remove(old)
+		ge := old.Value.(*groupEntry)
+		delete(c.m, ge.key)
+		c.bytes -= ge.g.size
+	}
+	return g
+}
+
+func (c *groupLRU) forget(path string) {
+	for e := c.l.Front(); e != nil; {
+		next := e.Next()
+		if ge := e.Value.(*groupEntry); ge.key.path == path {
+			c.l.Remove(e)
+			delete(c.m, ge.key)
+			c.bytes -= ge.g.size
+		}
+		e = next
+	}
 }
 
 type groupKey struct {
@@ -473,31 +551,38 @@ type groupEntry struct {
 	g   *RowGroup
 }
 
-// NewCache returns a cache of up to maxFooters parsed footers and maxBytes
-// of decoded row groups (0 disables the row-group cache).
-func NewCache(maxFooters int, maxBytes int64) *Cache {
+// NewCache returns a cache of up to maxFooters parsed footers, groupBytes
+// of decoded row groups and keyBytes of key indexes (0 disables either).
+func NewCache(maxFooters int, groupBytes, keyBytes int64) *Cache {
 	if maxFooters < 1 {
 		maxFooters = 1
 	}
-	return &Cache{maxFooters: maxFooters, maxBytes: maxBytes,
-		footers: map[string]*list.Element{}, groups: map[groupKey]*list.Element{}}
+	return &Cache{maxFooters: maxFooters, footers: map[string]*list.Element{},
+		groups: groupLRU{max: groupBytes, m: map[groupKey]*list.Element{}},
+		keys:   groupLRU{max: keyBytes, m: map[groupKey]*list.Element{}}}
 }
 
 // CacheStats counts cache activity.
 type CacheStats struct {
 	// FooterReads is how many footers were read from files.
 	FooterReads int64
-	// GroupHits and GroupMisses count row-group lookups.
+	// GroupHits and GroupMisses count row-group lookups; GroupBytes is the
+	// memory held by cached row groups.
 	GroupHits, GroupMisses int64
-	// GroupBytes is the memory held by cached row groups.
-	GroupBytes int64
+	GroupBytes             int64
+	// KeyHits and KeyMisses count key-index lookups; KeyBytes is the
+	// memory held by cached key indexes.
+	KeyHits, KeyMisses int64
+	KeyBytes           int64
 }
 
 // Stats returns the cache's counters.
 func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return CacheStats{FooterReads: c.footerReads, GroupHits: c.hits, GroupMisses: c.misses, GroupBytes: c.bytes}
+	return CacheStats{FooterReads: c.footerReads,
+		GroupHits: c.groups.hits, GroupMisses: c.groups.misses, GroupBytes: c.groups.bytes,
+		KeyHits: c.keys.hits, KeyMisses: c.keys.misses, KeyBytes: c.keys.bytes}
 }
 
 // Footer returns the parsed footer of path, reading it on first use.
@@ -532,43 +617,42 @@ func (c *Cache) Footer(fsys FS, path string) (*metadata.FileMetaData, error) {
 // RowGroup returns row group i of the segment at path, decoding it on a
 // miss; see ReadRowGroup.
 func (c *Cache) RowGroup(ctx context.Context, fsys FS, path string, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
-	k := groupKey{path, i}
+	return c.group(ctx, &c.groups, fsys, path, t, prefix, i, false)
+}
+
+// KeyIndex returns the key index of row group i of the segment at path,
+// decoding it on a miss; see ReadKeyIndex. A cached full row group serves
+// as its own key index.
+func (c *Cache) KeyIndex(ctx context.Context, fsys FS, path string, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
 	c.mu.Lock()
-	if e, ok := c.groups[k]; ok {
-		c.groupLRU.MoveToFront(e)
-		c.hits++
+	if e, ok := c.groups.m[groupKey{path, i}]; ok {
 		g := e.Value.(*groupEntry).g
 		c.mu.Unlock()
 		return g, nil
 	}
-	c.misses++
+	c.mu.Unlock()
+	return c.group(ctx, &c.keys, fsys, path, t, prefix, i, true)
+}
+
+func (c *Cache) group(ctx context.Context, lru *groupLRU, fsys FS, path string, t *catalog.Table, prefix []byte, i int, keysOnly bool) (*RowGroup, error) {
+	k := groupKey{path, i}
+	c.mu.Lock()
+	if g := lru.get(k); g != nil {
+		c.mu.Unlock()
+		return g, nil
+	}
 	c.mu.Unlock()
 	md, err := c.Footer(fsys, path)
 	if err != nil {
 		return nil, err
 	}
-	g, err := ReadRowGroup(ctx, fsys, path, md, t, prefix, i)
+	g, err := readGroup(ctx, fsys, path, md, t, prefix, i, keysOnly)
 	if err != nil {
 		return nil, err
 	}
-	if g.size > c.maxBytes {
-		return g, nil
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.groups[k]; ok {
-		return e.Value.(*groupEntry).g, nil
-	}
-	c.groups[k] = c.groupLRU.PushFront(&groupEntry{key: k, g: g})
-	c.bytes += g.size
-	for c.bytes > c.maxBytes {
-		old := c.groupLRU.Back()
-		c.groupLRU.Remove(old)
-		ge := old.Value.(*groupEntry)
-		delete(c.groups, ge.key)
-		c.bytes -= ge.g.size
-	}
-	return g, nil
+	return lru.put(k, g), nil
 }
 
 // Forget drops what the cache holds of path (call it when the file is
@@ -580,15 +664,8 @@ func (c *Cache) Forget(path string) {
 		c.footerLRU.Remove(e)
 		delete(c.footers, path)
 	}
-	for e := c.groupLRU.Front(); e != nil; {
-		next := e.Next()
-		if ge := e.Value.(*groupEntry); ge.key.path == path {
-			c.groupLRU.Remove(e)
-			delete(c.groups, ge.key)
-			c.bytes -= ge.g.size
-		}
-		e = next
-	}
+	c.groups.forget(path)
+	c.keys.forget(path)
 }
 
 // CheckFooter verifies that md is the footer of segment seg of the table

@@ -405,7 +405,7 @@ func TestCacheReadsEachFooterOnce(t *testing.T) {
 	spec, _ := writeSegment(t, fsys, tbl, "app/items", nil, versions(t, tbl, nil, 1000), 100)
 	ctx := context.Background()
 
-	c := segment.NewCache(8, 1<<30)
+	c := segment.NewCache(8, 1<<30, 1<<30)
 	for range 3 {
 		for i := range 10 {
 			g, err := c.RowGroup(ctx, fsys, spec.Path(), tbl, nil, i)
@@ -426,7 +426,7 @@ func TestCacheReadsEachFooterOnce(t *testing.T) {
 	assert.EqualValues(t, 2, c.Stats().FooterReads, "a forgotten footer is read again")
 
 	// A row-group budget of zero caches footers only.
-	c = segment.NewCache(8, 0)
+	c = segment.NewCache(8, 0, 0)
 	for range 2 {
 		_, err := c.RowGroup(ctx, fsys, spec.Path(), tbl, nil, 3)
 		require.NoError(t, err)
