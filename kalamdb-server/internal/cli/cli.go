@@ -161,7 +161,6 @@ func (o *overrides) load(cmd *cobra.Command, env Env) (*config.Config, string, e
 	}
 	opts := config.Options{
 		Path:          o.configPath,
-		PathFromFlag:  f.Changed("config"),
 		Environ:       env.Environ,
 		Flags:         flags,
 		KnownSections: backends.Names(),

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -266,8 +265,6 @@ type Options struct {
 	// Path is the configuration file. Empty means KALAMDB_CONFIG, then
 	// DefaultPath.
 	Path string
-	// PathFromFlag tells whether Path came from --config (for messages).
-	PathFromFlag bool
 	// Environ is the environment, as os.Environ returns it. Nil means
 	// no environment variables at all (not the process environment).
 	Environ []string
@@ -496,12 +493,4 @@ func (c *Config) SectionNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// AbsPath is a helper for messages: the absolute form of p, or p itself.
-func AbsPath(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }
