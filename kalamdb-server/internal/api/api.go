@@ -79,7 +79,6 @@ type API struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	draining atomic.Bool
-	routes   []string
 	evict    evictions
 }
 
@@ -139,9 +138,6 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 // stops sending requests while the server shuts down.
 func (a *API) SetDraining() { a.draining.Store(true) }
 
-// Routes returns the registered route patterns, in registration order.
-func (a *API) Routes() []string { return append([]string(nil), a.routes...) }
-
 // access is who may call a route.
 type access int
 
@@ -159,7 +155,6 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 // level, metrics under the pattern's path, and error mapping.
 func (a *API) route(pattern string, acc access, h handlerFunc) {
 	method, path, _ := strings.Cut(pattern, " ")
-	a.routes = append(a.routes, pattern)
 	var rm *metrics.RouteMetrics
 	if a.opts.Metrics != nil {
 		rm = a.opts.Metrics.Route(path, method)
