@@ -458,13 +458,9 @@ func startFloor() (string, func(), error) {
 	return "http://" + string(line), stop, nil
 }
 
-// runFloor serves the floor handler until SIGTERM: it decodes the JSON
-// request body and answers a small JSON object, nothing else.
-func runFloor() error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
+// floorHandler decodes the JSON request body and answers a small JSON
+// object, nothing else: the least any JSON API does per request.
+func floorHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
 		var v map[string]any
@@ -475,7 +471,16 @@ func runFloor() error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"inserted": len(v)})
 	})
-	srv := &http.Server{Handler: mux}
+	return mux
+}
+
+// runFloor serves floorHandler until SIGTERM.
+func runFloor() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: floorHandler()}
 	fmt.Println(l.Addr().String())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
