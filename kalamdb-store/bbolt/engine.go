@@ -220,25 +220,39 @@ func wrap(what string, err error) error {
 // writer applies operations inside one write transaction, caching the
 // buckets it has looked up.
 type writer struct {
-	tx    *bolt.Tx
-	parts map[string]*bolt.Bucket
+	tx *bolt.Tx
+	// The last partition looked up, and the others (made on first need:
+	// most batches write one partition).
+	lastName string
+	last     *bolt.Bucket
+	parts    map[string]*bolt.Bucket
 }
 
 // bucket returns the bucket of p, or nil.
 func (w *writer) bucket(p store.Partition) *bolt.Bucket {
-	if b, ok := w.parts[p.Name()]; ok {
-		return b
+	name := p.Name()
+	if w.last != nil && name == w.lastName {
+		return w.last
 	}
-	b := w.tx.Bucket([]byte(p.Name()))
-	if b != nil {
-		w.parts[p.Name()] = b
+	b, ok := w.parts[name]
+	if !ok {
+		if b = w.tx.Bucket([]byte(name)); b == nil {
+			return nil
+		}
+		if w.last != nil {
+			if w.parts == nil {
+				w.parts = map[string]*bolt.Bucket{w.lastName: w.last}
+			}
+			w.parts[name] = b
+		}
 	}
+	w.lastName, w.last = name, b
 	return b
 }
 
 func (w *writer) apply(op store.Operation) error {
-	b := w.parts[op.Partition.Name()]
 	if len(op.Key) <= split {
+		b := w.bucket(op.Partition)
 		if op.Kind == store.OpPut {
 			return b.Put(op.Key, nonNil(op.Value))
 		}
@@ -290,7 +304,7 @@ func nonNil(v []byte) []byte {
 // write applies ops in one transaction, after checking every partition.
 func (e *engine) write(what string, ops []store.Operation) error {
 	return wrap(what, e.update(func(tx *bolt.Tx) error {
-		w := &writer{tx: tx, parts: make(map[string]*bolt.Bucket, 1)}
+		w := &writer{tx: tx}
 		for i, op := range ops {
 			if w.bucket(op.Partition) == nil {
 				if len(ops) == 1 {
