@@ -206,15 +206,17 @@ func (c *checked) Close() error {
 		leaked = append(leaked, it)
 	}
 	c.itMu.Unlock()
+	nleaked := 0
 	for _, it := range leaked {
-		if it.err == nil {
-			it.err = fmt.Errorf("%w: the backend was closed under this iterator", ErrClosed)
+		it.mu.Lock()
+		if it.closeLocked(fmt.Errorf("%w: the backend was closed under this iterator", ErrClosed)) {
+			nleaked++
 		}
-		_ = it.Close()
+		it.mu.Unlock()
 	}
 	err := c.e.Close()
-	if len(leaked) > 0 {
-		leakErr := fmt.Errorf("%w: %d iterator(s) were not closed", ErrLeakedIterators, len(leaked))
+	if nleaked > 0 {
+		leakErr := fmt.Errorf("%w: %d iterator(s) were not closed", ErrLeakedIterators, nleaked)
 		if err != nil {
 			return fmt.Errorf("%w; closing the engine: %w", leakErr, err)
 		}
@@ -226,17 +228,23 @@ func (c *checked) Close() error {
 // checkedIter enforces the Iterator contract over an engine iterator: the
 // limit, context cancellation, nil Key/Value when not positioned, sticky
 // errors and an idempotent Close.
+//
+// Close may race the backend's Close (which closes leaked iterators): mu
+// makes exactly one of them close the engine iterator. Every other method
+// belongs to the iterator's one goroutine.
 type checkedIter struct {
-	c      *checked
-	inner  Iterator
-	limit  int
-	n      int
-	ctx    context.Context
-	done   <-chan struct{}
-	valid  bool
-	ended  bool
+	c     *checked
+	inner Iterator
+	limit int
+	n     int
+	ctx   context.Context
+	done  <-chan struct{}
+	valid bool
+	ended bool
+	err   error
+
+	mu     sync.Mutex
 	closed bool
-	err    error
 }
 
 func (it *checkedIter) Next() bool {
@@ -284,18 +292,31 @@ func (it *checkedIter) Value() []byte {
 func (it *checkedIter) Err() error { return it.err }
 
 func (it *checkedIter) Close() error {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	it.closeLocked(nil)
+	return it.err
+}
+
+// closeLocked closes the engine iterator once, recording cause (if the
+// iterator has no error yet) and then the engine iterator's own error. It
+// reports whether this call closed it.
+func (it *checkedIter) closeLocked(cause error) bool {
+	it.valid = false
 	if it.closed {
-		return it.err
+		return false
 	}
 	it.closed = true
-	it.valid = false
+	if it.err == nil {
+		it.err = cause
+	}
 	if cerr := it.inner.Close(); cerr != nil && it.err == nil {
 		it.err = cerr
 	}
 	it.c.itMu.Lock()
 	delete(it.c.iters, it)
 	it.c.itMu.Unlock()
-	return it.err
+	return true
 }
 
 type emptyIter struct{}

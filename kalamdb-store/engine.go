@@ -62,30 +62,37 @@ func (r Range) Contains(key []byte) bool {
 
 // ToRange reduces scan options to the half-open interval they select. It
 // reports empty=true when no key can match (the interval is empty). The
-// returned slices are fresh copies.
+// returned bounds share one fresh allocation and alias nothing of o.
 func (o ScanOptions) ToRange() (r Range, empty bool) {
 	r.Reverse, r.Limit = o.Reverse, o.Limit
+	if len(o.Prefix) == 0 && len(o.Start) == 0 {
+		return r, false
+	}
+	// Every bound is a copy of the prefix or the start, perhaps with one
+	// more byte; one buffer holds them all.
+	buf := make([]byte, 0, 2*len(o.Prefix)+len(o.Start)+1)
+	take := func(b []byte, zero bool) []byte {
+		at := len(buf)
+		buf = append(buf, b...)
+		if zero {
+			buf = append(buf, 0)
+		}
+		return buf[at:len(buf):len(buf)]
+	}
 	if len(o.Prefix) > 0 {
-		r.Lower = clone(o.Prefix)
-		r.Upper = PrefixSuccessor(o.Prefix)
+		r.Lower = take(o.Prefix, false)
+		if i := lastNonFF(o.Prefix); i >= 0 {
+			r.Upper = take(o.Prefix[:i+1], false)
+			r.Upper[i]++
+		}
 	}
 	if len(o.Start) > 0 {
 		if !o.Reverse {
-			lo := clone(o.Start)
-			if o.ExclusiveStart {
-				lo = append(lo, 0)
+			if c := compareBound(o.Start, o.ExclusiveStart, r.Lower); c > 0 {
+				r.Lower = take(o.Start, o.ExclusiveStart)
 			}
-			if r.Lower == nil || bytes.Compare(lo, r.Lower) > 0 {
-				r.Lower = lo
-			}
-		} else {
-			up := clone(o.Start)
-			if !o.ExclusiveStart {
-				up = append(up, 0)
-			}
-			if r.Upper == nil || bytes.Compare(up, r.Upper) < 0 {
-				r.Upper = up
-			}
+		} else if r.Upper == nil || compareBound(o.Start, !o.ExclusiveStart, r.Upper) < 0 {
+			r.Upper = take(o.Start, !o.ExclusiveStart)
 		}
 	}
 	if r.Lower != nil && r.Upper != nil && bytes.Compare(r.Lower, r.Upper) >= 0 {
@@ -94,19 +101,40 @@ func (o ScanOptions) ToRange() (r Range, empty bool) {
 	return r, false
 }
 
+// compareBound compares b, followed by a 0x00 byte when zero is set, with
+// other (nil sorts first).
+func compareBound(b []byte, zero bool, other []byte) int {
+	if other == nil {
+		return 1
+	}
+	c := bytes.Compare(b, other)
+	if c == 0 && zero {
+		return 1
+	}
+	if zero && c < 0 && len(b) < len(other) && bytes.HasPrefix(other, b) {
+		// b+0x00 against a longer key that starts with b.
+		return bytes.Compare(append(append(make([]byte, 0, len(b)+1), b...), 0), other)
+	}
+	return c
+}
+
+func lastNonFF(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0xFF {
+			return i
+		}
+	}
+	return -1
+}
+
 // PrefixSuccessor returns the smallest key greater than every key that starts
 // with prefix, or nil when there is none (prefix is empty or all 0xFF).
 func PrefixSuccessor(prefix []byte) []byte {
-	for i := len(prefix) - 1; i >= 0; i-- {
-		if prefix[i] != 0xFF {
-			end := clone(prefix[:i+1])
-			end[i]++
-			return end
-		}
+	i := lastNonFF(prefix)
+	if i < 0 {
+		return nil
 	}
-	return nil
-}
-
-func clone(b []byte) []byte {
-	return append(make([]byte, 0, len(b)+1), b...)
+	end := append([]byte(nil), prefix[:i+1]...)
+	end[i]++
+	return end
 }

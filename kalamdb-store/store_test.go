@@ -165,3 +165,26 @@ func TestCloseReportsLeaks(t *testing.T) {
 	require.False(t, it1.Next())
 	require.ErrorIs(t, it1.Close(), store.ErrClosed)
 }
+
+// An iterator closed by its goroutine while the backend closes is closed
+// exactly once, without a data race.
+func TestIteratorCloseRacesBackendClose(t *testing.T) {
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		b := memory.New()
+		p := store.MustPartition("p")
+		require.NoError(t, b.CreatePartition(ctx, p))
+		it, err := b.Scan(ctx, p, store.ScanOptions{})
+		require.NoError(t, err)
+		done := make(chan error)
+		go func() { done <- it.Close() }()
+		berr := b.Close()
+		ierr := <-done
+		if berr != nil {
+			require.ErrorIs(t, berr, store.ErrLeakedIterators)
+			require.ErrorIs(t, ierr, store.ErrClosed, "the backend closed it first")
+		} else {
+			require.NoError(t, ierr)
+		}
+	}
+}
