@@ -12,13 +12,8 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
-	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/apache/arrow/go/v17/parquet/metadata"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
@@ -137,8 +132,8 @@ type column struct {
 	typ     row.Type
 	missing bool
 	num     []uint64
-	data    string
-	off     []int32
+	strs    []string // string and bytes values, in arena chunks
+	data    int64    // bytes of the arena chunks
 	null    []bool
 }
 
@@ -199,9 +194,9 @@ func (c *column) value(i int) row.Value {
 	case row.TypeTimestamp:
 		return row.TimestampMicros(int64(c.num[i]))
 	case row.TypeString:
-		return row.String(c.data[c.off[i]:c.off[i+1]])
+		return row.String(c.strs[i])
 	default:
-		return row.BytesString(c.data[c.off[i]:c.off[i+1]])
+		return row.BytesString(c.strs[i])
 	}
 }
 
@@ -222,251 +217,6 @@ func ReadRowGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMe
 // Deleted and Search work and Row must not be called.
 func ReadKeyIndex(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
 	return readGroup(ctx, fsys, path, md, t, prefix, i, true)
-}
-
-func readGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int, keysOnly bool) (g *RowGroup, err error) {
-	if i < 0 || i >= len(md.RowGroups) {
-		return nil, fmt.Errorf("%w: segment %s has %d row groups, not %d", core.ErrInvalidArgument, path, len(md.RowGroups), i+1)
-	}
-	f, err := fsys.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("segment: opening %s: %w", path, err)
-	}
-	defer f.Close()
-	defer recoverCorrupt(path, &err)
-	alloc := memory.NewGoAllocator()
-	pr, err := file.NewParquetReader(f, file.WithMetadata(md), file.WithReadProps(parquet.NewReaderProperties(alloc)))
-	if err != nil {
-		return nil, fmt.Errorf("%w: segment %s: %v", core.ErrCorrupt, path, err)
-	}
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: md.RowGroup(i).NumRows() + 1}, alloc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: segment %s: %v", core.ErrCorrupt, path, err)
-	}
-	// Read the columns one by one in this goroutine (ReadRowGroups would
-	// use goroutines, where a panic of the decoder could not be recovered).
-	leaves := make([]int, 0, md.Schema.NumColumns())
-	for j := range md.Schema.NumColumns() {
-		if keysOnly {
-			switch md.Schema.Column(j).Name() {
-			case t.PrimaryKey, catalog.ColumnSeq, catalog.ColumnDeleted:
-			default:
-				continue
-			}
-		}
-		leaves = append(leaves, j)
-	}
-	readers, sc, err := fr.GetFieldReaders(ctx, leaves, []int{i})
-	if err != nil {
-		return nil, fmt.Errorf("%w: segment %s row group %d: %v", core.ErrCorrupt, path, i, err)
-	}
-	cols := make(map[string]*arrow.Chunked, len(readers))
-	defer func() {
-		for _, r := range readers {
-			r.Release()
-		}
-		for _, c := range cols {
-			c.Release()
-		}
-	}()
-	for idx, r := range readers {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("segment: reading %s: %w", path, err)
-		}
-		ch, err := fr.ReadColumn([]int{i}, r)
-		if err != nil {
-			return nil, fmt.Errorf("%w: segment %s row group %d column %s: %v", core.ErrCorrupt, path, i, sc.Field(idx).Name, err)
-		}
-		cols[sc.Field(idx).Name] = ch
-	}
-	return decodeColumns(cols, md.RowGroup(i).NumRows(), t, prefix, path, keysOnly)
-}
-
-func columnOf(cols map[string]*arrow.Chunked, name string) (arrow.Array, error) {
-	c := cols[name]
-	if c == nil {
-		return nil, nil
-	}
-	chunks := c.Chunks()
-	switch len(chunks) {
-	case 0:
-		return nil, fmt.Errorf("column %s has no data", name)
-	case 1:
-		chunks[0].Retain()
-		return chunks[0], nil
-	}
-	return array.Concatenate(chunks, memory.NewGoAllocator())
-}
-
-func decodeColumns(tbl map[string]*arrow.Chunked, rows int64, t *catalog.Table, prefix []byte, path string, keysOnly bool) (*RowGroup, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: segment %s: %s", core.ErrCorrupt, path, fmt.Sprintf(format, args...))
-	}
-	n := int(rows)
-	g := &RowGroup{n: n, cols: make([]column, len(t.Columns)), keysOnly: keysOnly}
-	sys := func(name string, want arrow.Type) (arrow.Array, error) {
-		a, err := columnOf(tbl, name)
-		if err != nil {
-			return nil, bad("%v", err)
-		}
-		if a == nil {
-			return nil, bad("system column %s is missing", name)
-		}
-		if a.DataType().ID() != want || a.Len() != n || a.NullN() != 0 {
-			a.Release()
-			return nil, bad("system column %s has type %s, %d values and %d nulls", name, a.DataType(), a.Len(), a.NullN())
-		}
-		return a, nil
-	}
-	seqA, err := sys(catalog.ColumnSeq, arrow.INT64)
-	if err != nil {
-		return nil, err
-	}
-	defer seqA.Release()
-	delA, err := sys(catalog.ColumnDeleted, arrow.BOOL)
-	if err != nil {
-		return nil, err
-	}
-	defer delA.Release()
-	g.seq = append([]int64(nil), seqA.(*array.Int64).Int64Values()...)
-	if !keysOnly {
-		updA, err := sys(catalog.ColumnUpdated, arrow.TIMESTAMP)
-		if err != nil {
-			return nil, err
-		}
-		upd := updA.(*array.Timestamp).TimestampValues()
-		g.upd = make([]int64, n)
-		for i := range n {
-			g.upd[i] = int64(upd[i])
-		}
-		updA.Release()
-	}
-	g.del = make([]bool, n)
-	db := delA.(*array.Boolean)
-	for i := range n {
-		g.del[i] = db.Value(i)
-	}
-	g.size = int64(n) * (8 + 8 + 1 + 4)
-
-	for j, c := range t.Columns {
-		col := &g.cols[j]
-		col.typ = c.Type
-		if keysOnly && j != t.PrimaryKeyIndex() {
-			col.missing = true
-			continue
-		}
-		a, err := columnOf(tbl, c.Name)
-		if err != nil {
-			return nil, bad("%v", err)
-		}
-		if a == nil {
-			col.missing = true
-			continue
-		}
-		err = fillColumn(col, a, n)
-		a.Release()
-		if err != nil {
-			return nil, bad("column %s: %v", c.Name, err)
-		}
-		g.size += int64(len(col.num))*8 + int64(len(col.data)) + int64(len(col.off))*4 + int64(len(col.null))
-	}
-
-	// Keys: the prefix and the encoded primary key of every version,
-	// strictly ascending.
-	pk := &g.cols[t.PrimaryKeyIndex()]
-	if pk.missing {
-		return nil, bad("the primary-key column %s is missing", t.PrimaryKey)
-	}
-	g.keyOff = make([]int32, n+1)
-	g.keys = make([]byte, 0, n*(len(prefix)+10))
-	for i := range n {
-		v := pk.value(i)
-		if v.IsNull() {
-			return nil, bad("version %d has a null primary key", i)
-		}
-		start := len(g.keys)
-		g.keys = append(g.keys, prefix...)
-		if g.keys, err = t.AppendKey(g.keys, v); err != nil {
-			return nil, bad("version %d: %v", i, err)
-		}
-		if len(g.keys) > 1<<31-1 {
-			return nil, bad("keys exceed 2 GiB")
-		}
-		g.keyOff[i+1] = int32(len(g.keys))
-		if i > 0 && bytes.Compare(g.keys[g.keyOff[i-1]:start], g.keys[start:]) >= 0 {
-			return nil, bad("versions %d and %d are out of key order", i-1, i)
-		}
-	}
-	g.size += int64(len(g.keys)) + int64(len(g.keyOff))*4
-	return g, nil
-}
-
-// copyVarlen copies the values of a string or binary array (its data
-// buffer and n+1 offsets) into one string and offsets from 0.
-func copyVarlen(data []byte, offs []int32, n int) (string, []int32) {
-	base := offs[0]
-	out := make([]int32, n+1)
-	for i := range out {
-		out[i] = offs[i] - base
-	}
-	// data starts at the first value (ValueBytes is already sliced).
-	return string(data[:offs[n]-base]), out
-}
-
-func fillColumn(col *column, a arrow.Array, n int) error {
-	if a.Len() != n {
-		return fmt.Errorf("has %d values for %d rows", a.Len(), n)
-	}
-	if a.NullN() > 0 {
-		col.null = make([]bool, n)
-		for i := range n {
-			col.null[i] = a.IsNull(i)
-		}
-	}
-	want, _ := ArrowType(col.typ)
-	if !arrow.TypeEqual(a.DataType(), want) {
-		// Accept a timestamp in another zone; anything else is a type change.
-		ts, ok := a.DataType().(*arrow.TimestampType)
-		if col.typ != row.TypeTimestamp || !ok || ts.Unit != arrow.Microsecond {
-			return fmt.Errorf("has type %s, the table says %s", a.DataType(), col.typ)
-		}
-	}
-	switch arr := a.(type) {
-	case *array.Int32:
-		col.num = make([]uint64, n)
-		for i, v := range arr.Int32Values() {
-			col.num[i] = uint64(int64(v))
-		}
-	case *array.Int64:
-		col.num = make([]uint64, n)
-		for i, v := range arr.Int64Values() {
-			col.num[i] = uint64(v)
-		}
-	case *array.Float64:
-		col.num = make([]uint64, n)
-		for i, v := range arr.Float64Values() {
-			col.num[i] = *(*uint64)(unsafe.Pointer(&v))
-		}
-	case *array.Timestamp:
-		col.num = make([]uint64, n)
-		for i, v := range arr.TimestampValues() {
-			col.num[i] = uint64(v)
-		}
-	case *array.Boolean:
-		col.num = make([]uint64, n)
-		for i := range n {
-			if arr.Value(i) {
-				col.num[i] = 1
-			}
-		}
-	case *array.String:
-		col.data, col.off = copyVarlen(arr.ValueBytes(), arr.ValueOffsets(), n)
-	case *array.Binary:
-		col.data, col.off = copyVarlen(arr.ValueBytes(), arr.ValueOffsets(), n)
-	default:
-		return fmt.Errorf("unsupported Arrow type %s", a.DataType())
-	}
-	return nil
 }
 
 // Cache keeps parsed footers, decoded row groups and key indexes of

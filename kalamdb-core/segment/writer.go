@@ -130,6 +130,11 @@ type Writer struct {
 	last   []byte
 	scr    []byte
 	done   bool
+
+	// Full row groups are encoded and compressed by a goroutine while the
+	// next one is being filled (started at the first full group).
+	groups chan arrow.Record
+	werr   chan error
 }
 
 // WriterProperties returns the Parquet properties segments are written
@@ -277,18 +282,64 @@ func appendValue(b array.Builder, t row.Type, v row.Value) {
 	}
 }
 
+// flushGroup hands the rows appended so far, a row group, to the encoding
+// goroutine (starting it on first use). It returns the goroutine's error
+// if it already failed.
 func (w *Writer) flushGroup() error {
 	if w.n == 0 {
 		return nil
 	}
 	rec := w.rb.NewRecord()
-	defer rec.Release()
 	w.n = 0
-	if err := w.fw.Write(rec); err != nil {
-		return fmt.Errorf("segment: writing a row group: %w", err)
-	}
 	w.stats.RowGroups++
-	return nil
+	if w.groups == nil {
+		w.groups, w.werr = make(chan arrow.Record, 1), make(chan error, 1)
+		go w.encode()
+	}
+	select {
+	case err := <-w.werr:
+		// The goroutine stopped on an error: report it (and keep it for
+		// Close).
+		rec.Release()
+		w.werr <- err
+		return err
+	case w.groups <- rec:
+		return nil
+	}
+}
+
+// encode writes the row groups it receives until the channel is closed,
+// then sends its first error (or nil). After an error it stops.
+func (w *Writer) encode() {
+	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("segment: the Parquet writer failed: %v", r)
+		}
+		for rec := range w.groups {
+			rec.Release()
+		}
+		w.werr <- err
+	}()
+	for rec := range w.groups {
+		err = w.fw.Write(rec)
+		rec.Release()
+		if err != nil {
+			err = fmt.Errorf("segment: writing a row group: %w", err)
+			return
+		}
+	}
+}
+
+// wait closes the encoding goroutine's channel and returns its error.
+func (w *Writer) wait() error {
+	if w.groups == nil {
+		return nil
+	}
+	close(w.groups)
+	err := <-w.werr
+	w.groups = nil
+	return err
 }
 
 // Rows returns the number of versions appended so far.
@@ -302,7 +353,22 @@ func (w *Writer) Close() (Stats, error) {
 	}
 	w.done = true
 	defer w.rb.Release()
-	if err := w.flushGroup(); err != nil {
+	if w.groups == nil && w.n > 0 {
+		// One row group: write it here, without a goroutine.
+		rec := w.rb.NewRecord()
+		err := w.fw.Write(rec)
+		rec.Release()
+		w.n = 0
+		w.stats.RowGroups++
+		if err != nil {
+			return Stats{}, fmt.Errorf("segment: writing a row group: %w", err)
+		}
+	}
+	err := w.flushGroup()
+	if werr := w.wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
 		return Stats{}, err
 	}
 	if err := w.fw.Close(); err != nil {

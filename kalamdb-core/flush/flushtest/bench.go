@@ -84,12 +84,16 @@ func Row(id int64) []row.Value {
 //   - Flush/<backend>: a flush of 1M buffered rows of a shared table
 //     (reading the buffer, writing and fsyncing the segment, committing the
 //     manifest and deleting the buffered versions);
-//   - MergedRead/<layout>/<cache>: reading every row, in primary-key order,
+//   - MergedRead/<layout>/<cache>/scan: reading every row, in primary-key
+//     order, through the table store's Scan (pages of tables.MaxLimit rows),
 //     of a table whose rows are in 20 segments of 10,000 rows, with disjoint
 //     or interleaved key ranges, with the row-group cache off (each read
-//     decodes every file; footers stay cached) or on; and, for reference,
-//     MergedRead/buffer-only, the same 200,000 rows read from the buffer
-//     alone (the table store's own cost).
+//     decodes every file; footers stay cached) or on;
+//   - MergedRead/<layout>/<cache>/source: the same rows through the cold
+//     tier's merged iterator alone, decoding each version into a reused
+//     row (the cold tier's own cost, without the page the store builds);
+//   - MergedRead/buffer-only/scan, for reference: the same 200,000 rows read
+//     through Scan from the buffer alone.
 //
 // Each reports rows/s.
 func Bench(b *testing.B, h Harness) {
@@ -105,10 +109,14 @@ func Bench(b *testing.B, h Harness) {
 		b.Run(h.Name, func(b *testing.B) { benchFlush(b, h) })
 	})
 	b.Run("MergedRead", func(b *testing.B) {
-		b.Run("buffer-only", func(b *testing.B) { benchMergedRead(b, h, "buffer", false) })
+		b.Run("buffer-only/scan", func(b *testing.B) { benchMergedRead(b, h, "buffer", false, false) })
 		for _, layout := range []string{"disjoint", "interleaved"} {
 			for _, cache := range []string{"footers-only", "row-groups"} {
-				b.Run(layout+"/"+cache, func(b *testing.B) { benchMergedRead(b, h, layout, cache == "row-groups") })
+				for _, how := range []string{"scan", "source"} {
+					b.Run(layout+"/"+cache+"/"+how, func(b *testing.B) {
+						benchMergedRead(b, h, layout, cache == "row-groups", how == "source")
+					})
+				}
 			}
 		}
 	})
@@ -236,7 +244,7 @@ func benchFlush(b *testing.B, h Harness) {
 	reportRows(b, FlushRows)
 }
 
-func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache bool) {
+func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache, source bool) {
 	ctx := context.Background()
 	backend := h.New(b)
 	b.Cleanup(func() { _ = backend.Close() })
@@ -246,7 +254,7 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache bool)
 	}
 	m, err := flush.Open(ctx, backend, opts)
 	require.NoError(b, err)
-	createTable(b, m, "items", catalog.SharedTable)
+	tbl := createTable(b, m, "items", catalog.SharedTable)
 	s, err := m.DB().Shared(ctx, ns, "items")
 	require.NoError(b, err)
 	ids := make([]int64, ReadSegmentRows)
@@ -267,6 +275,28 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache bool)
 		require.Len(b, res.Files, 1)
 	}
 	const total = ReadSegments * ReadSegmentRows
+	cold, err := m.ColdSource(tbl)
+	require.NoError(b, err)
+	var r row.Row
+	readSource := func() {
+		it, err := cold.Scan(ctx, nil, nil, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for it.Next() {
+			if err := it.Row(&r); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if err := it.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if n != total {
+			b.Fatalf("read %d versions, want %d", n, total)
+		}
+	}
 	readAll := func() {
 		n := 0
 		opts := tables.ScanOptions{Limit: tables.MaxLimit}
@@ -284,6 +314,9 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache bool)
 		if n != total {
 			b.Fatalf("read %d rows, want %d", n, total)
 		}
+	}
+	if source {
+		readAll = readSource
 	}
 	readAll() // footers parsed (and row groups cached, with the cache on)
 	var cpu cpuMeter
