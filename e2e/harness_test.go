@@ -181,6 +181,9 @@ func (in *instance) start(env ...string) {
 // launch runs the binary without waiting for readiness.
 func (in *instance) launch(env ...string) {
 	in.t.Helper()
+	// Keep-alive connections to an earlier process are dead; a request must
+	// not be sent on one (a POST would not be retried).
+	httpClient.CloseIdleConnections()
 	in.logs = &logBuffer{}
 	in.exited = make(chan struct{})
 	cmd := exec.Command(binary, "serve", "--config", in.config)
