@@ -26,15 +26,23 @@ import (
 // flushed a moment before must win over the flushed version.
 func TestWritersDuringFlushes(t *testing.T) {
 	for _, c := range []struct {
-		typ    catalog.TableType
-		noSnap bool
-	}{{catalog.UserTable, false}, {catalog.SharedTable, false}, {catalog.SharedTable, true}} {
+		typ     catalog.TableType
+		noSnap  bool
+		lockAll bool
+	}{{catalog.UserTable, false, false}, {catalog.SharedTable, false, false}, {catalog.SharedTable, true, false},
+		{catalog.UserTable, false, true}, {catalog.SharedTable, false, true}} {
 		typ := c.typ
 		name := string(typ)
 		if c.noSnap {
 			name += "/without-snapshot-scans"
 		}
+		if c.lockAll {
+			name += "/lock-all"
+		}
 		t.Run(name, func(t *testing.T) {
+			if c.lockAll {
+				defer flush.SetLockAllAbove(0)()
+			}
 			e := newEnv(t, func(o *flush.Options) { o.MaxSegmentRows = 50 })
 			if c.noSnap {
 				e.noSnapshots = true

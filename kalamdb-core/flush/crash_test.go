@@ -14,6 +14,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/faultstore"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/faultfs"
 )
@@ -158,41 +159,44 @@ func opsOfFlush(t *testing.T, typ catalog.TableType) int {
 // compares every row with the expected ones; then it completes the flush and
 // checks that no version was lost or written twice.
 func TestCrashAtEveryStep(t *testing.T) {
-	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
-		t.Run(string(typ), func(t *testing.T) {
-			total := opsOfFlush(t, typ)
-			require.Greater(t, total, 20, "the flush has many steps")
-			t.Logf("%d backend and file operations in the flush", total)
-			// The versions of the first flush, and of the flush under test:
-			// 5 new (13 to 18 but 15, deleted before any flush; 14 in its
-			// updated version), 1 update of a cold row (2) and 1 tombstone
-			// (3: 15 has nothing cold to hide).
-			_, _, _, us := crashScenario(t, typ)
-			wantCold := int64(len(us) * (12 + 7))
-			for at := 1; at <= total+1; at++ {
-				e, md, gone, us := crashScenario(t, typ)
-				f := &faults{at: at, crash: true}
-				f.install(e)
-				_, err := e.m.Flush(e.ctx, ns, "items")
-				if f.fired {
-					require.Error(t, err, "crash at %d (%s)", at, f.where)
-				} else {
-					require.NoError(t, err)
-				}
-				f.clear(e)
-				require.NoError(t, e.fsys.PowerLoss())
-				e.reopen()
-				e.check("items", md, us, gone)
-				assertFilesMatchManifest(t, e)
+	for _, c := range lockModes() {
+		for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
+			t.Run(c.name+"/"+string(typ), func(t *testing.T) {
+				defer flush.SetLockAllAbove(c.above)()
+				total := opsOfFlush(t, typ)
+				require.Greater(t, total, 10, "the flush has many steps")
+				t.Logf("%d backend and file operations in the flush", total)
+				// The versions of the first flush, and of the flush under test:
+				// 5 new (13 to 18 but 15, deleted before any flush; 14 in its
+				// updated version), 1 update of a cold row (2) and 1 tombstone
+				// (3: 15 has nothing cold to hide).
+				_, _, _, us := crashScenario(t, typ)
+				wantCold := int64(len(us) * (12 + 7))
+				for at := 1; at <= total+1; at++ {
+					e, md, gone, us := crashScenario(t, typ)
+					f := &faults{at: at, crash: true}
+					f.install(e)
+					_, err := e.m.Flush(e.ctx, ns, "items")
+					if f.fired {
+						require.Error(t, err, "crash at %d (%s)", at, f.where)
+					} else {
+						require.NoError(t, err)
+					}
+					f.clear(e)
+					require.NoError(t, e.fsys.PowerLoss())
+					e.reopen()
+					e.check("items", md, us, gone)
+					assertFilesMatchManifest(t, e)
 
-				_, err = e.m.Flush(e.ctx, ns, "items")
-				require.NoError(t, err, "crash at %d (%s)", at, f.where)
-				require.Zero(t, e.bufferLen("items"))
-				require.Equal(t, wantCold, coldRows(t, e), "crash at %d (%s): every version exactly once", at, f.where)
-				e.check("items", md, us, gone)
-				assertFilesMatchManifest(t, e)
-			}
-		})
+					_, err = e.m.Flush(e.ctx, ns, "items")
+					require.NoError(t, err, "crash at %d (%s)", at, f.where)
+					require.Zero(t, e.bufferLen("items"))
+					require.Equal(t, wantCold, coldRows(t, e), "crash at %d (%s): every version exactly once", at, f.where)
+					e.check("items", md, us, gone)
+					assertFilesMatchManifest(t, e)
+				}
+			})
+		}
 	}
 }
 
@@ -200,33 +204,50 @@ func TestCrashAtEveryStep(t *testing.T) {
 // the flush reports the error, reads are unaffected, and a retry completes
 // the flush with every version exactly once.
 func TestFailAtEveryStep(t *testing.T) {
-	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
-		t.Run(string(typ), func(t *testing.T) {
-			total := opsOfFlush(t, typ)
-			for at := 1; at <= total+1; at++ {
-				e, md, gone, us := crashScenario(t, typ)
-				wantCold := int64(len(us) * (12 + 7))
-				f := &faults{at: at}
-				f.install(e)
-				_, err := e.m.Flush(e.ctx, ns, "items")
-				if f.fired {
-					require.Error(t, err, "fault at %d (%s)", at, f.where)
-				} else {
-					require.NoError(t, err)
+	for _, c := range lockModes() {
+		for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
+			t.Run(c.name+"/"+string(typ), func(t *testing.T) {
+				defer flush.SetLockAllAbove(c.above)()
+				total := opsOfFlush(t, typ)
+				for at := 1; at <= total+1; at++ {
+					e, md, gone, us := crashScenario(t, typ)
+					wantCold := int64(len(us) * (12 + 7))
+					f := &faults{at: at}
+					f.install(e)
+					_, err := e.m.Flush(e.ctx, ns, "items")
+					if f.fired {
+						require.Error(t, err, "fault at %d (%s)", at, f.where)
+					} else {
+						require.NoError(t, err)
+					}
+					f.clear(e)
+					e.check("items", md, us, gone)
+					_, err = e.m.Flush(e.ctx, ns, "items")
+					require.NoError(t, err, "fault at %d (%s)", at, f.where)
+					require.Zero(t, e.bufferLen("items"))
+					require.Equal(t, wantCold, coldRows(t, e), "fault at %d (%s)", at, f.where)
+					e.check("items", md, us, gone)
+					e.reopen()
+					e.check("items", md, us, gone)
+					assertFilesMatchManifest(t, e)
 				}
-				f.clear(e)
-				e.check("items", md, us, gone)
-				_, err = e.m.Flush(e.ctx, ns, "items")
-				require.NoError(t, err, "fault at %d (%s)", at, f.where)
-				require.Zero(t, e.bufferLen("items"))
-				require.Equal(t, wantCold, coldRows(t, e), "fault at %d (%s)", at, f.where)
-				e.check("items", md, us, gone)
-				e.reopen()
-				e.check("items", md, us, gone)
-				assertFilesMatchManifest(t, e)
-			}
-		})
+			})
+		}
 	}
+}
+
+// lockModes are the two ways a commit locks the buffer: the locks of its
+// keys, and (with the threshold at zero) every lock of the table, which
+// skips re-reading the buffer when no write happened since the flush read
+// it.
+func lockModes() []struct {
+	name  string
+	above int
+} {
+	return []struct {
+		name  string
+		above int
+	}{{"lock-keys", 1 << 30}, {"lock-all", 0}}
 }
 
 // TestPowerLossWithoutDirectorySyncWouldLoseData shows that the fault

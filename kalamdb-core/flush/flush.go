@@ -191,24 +191,20 @@ func (m *Manager) ColdSource(t *catalog.Table) (tables.Source, error) {
 	return m.tier(t), nil
 }
 
-// tier returns the tier of t, creating an empty one for a new table.
+// tier returns the tier of t, creating an empty one for a new table. A
+// table id is never reused, so the id names the table.
 func (m *Manager) tier(t *catalog.Table) *tier {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	tr := m.tiers[t.ID]
-	if tr == nil || tr.t != t {
-		if tr != nil && tr.t.ID == t.ID {
-			// The same table, a fresher definition: keep the segments.
-			tr.t = t
-			return tr
-		}
+	if tr == nil {
 		tr = newTier(m, t)
 		m.tiers[t.ID] = tr
 	}
 	return tr
 }
 
-// rowTable returns the table's definition and its buffer.
+// buffer returns the table's definition and its buffer.
 func (m *Manager) buffer(ctx context.Context, ns, name string) (*catalog.Table, *tables.Buffer, error) {
 	t, err := m.db.Catalog().Table(ns, name)
 	if err != nil {
@@ -282,6 +278,12 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 	if err != nil {
 		return err
 	}
+	// The table's last _seq, read with no write in flight: if it is the
+	// same at commit time, no version changed and the commit need not
+	// check the buffer again.
+	unlock := buf.LockAll()
+	quiet := buf.LastSeq()
+	unlock()
 	it, err := buf.Versions(ctx, user)
 	if err != nil {
 		return fmt.Errorf("flush: %s: reading the buffer: %w", t.FullName(), err)
@@ -351,7 +353,7 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 				Path: spec.Path(), Rows: st.Rows, Tombstones: st.Tombstones, MinKey: st.MinKey, MaxKey: st.MaxKey,
 				MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Created: m.clock.Now().UTC()}}
 		}
-		removed, err := m.commit(ctx, tr, buf, prefix, seg, refs)
+		removed, err := m.commit(ctx, tr, buf, prefix, seg, refs, quiet)
 		if err != nil {
 			return err
 		}
@@ -369,20 +371,31 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 	return nil
 }
 
+// lockAllAbove is the number of keys above which a commit takes every key
+// lock of the table rather than the locks of its keys.
+var lockAllAbove = 4096
+
 // commit records seg (nil when every version was a deletion with nothing
 // to hide) in the manifest and deletes from the buffer, in the same atomic
 // batch, each version of refs that is still the buffered version of its
 // key. It holds the keys' locks, so no writer replaces a version between
-// the check and the delete.
-func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, prefix []byte, seg *segFile, refs []tables.VersionRef) (int, error) {
+// the check and the delete. quiet is the table's last _seq before the
+// versions were read (see flushUser): when it has not moved, every version
+// is unchanged and the buffer is not read again.
+func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, prefix []byte, seg *segFile, refs []tables.VersionRef, quiet int64) (int, error) {
 	if len(refs) == 0 {
 		return 0, nil
 	}
-	ks := make([][]byte, len(refs))
-	for i := range refs {
-		ks[i] = refs[i].Key
+	var unlock func()
+	if len(refs) > lockAllAbove {
+		unlock = buf.LockAll()
+	} else {
+		ks := make([][]byte, len(refs))
+		for i := range refs {
+			ks[i] = refs[i].Key
+		}
+		unlock = buf.LockKeys(ks)
 	}
-	unlock := buf.LockKeys(ks)
 	defer unlock()
 
 	part := buf.Partition()
@@ -394,6 +407,12 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 			return 0, err
 		}
 		ops = append(ops, store.PutOp(layout.Manifests, manifestKey(&seg.Segment), rec))
+	}
+	if len(refs) > lockAllAbove && buf.LastSeq() == quiet {
+		for i := range refs {
+			ops = append(ops, store.DeleteOp(part, refs[i].Key))
+		}
+		return m.apply(ctx, tr, seg, ops)
 	}
 	// One scan over the refs' key range finds the versions still buffered.
 	it, err := m.b.Scan(ctx, part, store.ScanOptions{Prefix: prefix, Start: refs[0].Key})
@@ -425,6 +444,13 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 	if err := it.Close(); err != nil {
 		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.t.FullName(), err)
 	}
+	return m.apply(ctx, tr, seg, ops)
+}
+
+// apply makes seg visible and applies the commit batch ops (the manifest
+// record first when seg is not nil, then the buffer deletes). It returns
+// the number of deletes applied.
+func (m *Manager) apply(ctx context.Context, tr *tier, seg *segFile, ops []store.Operation) (int, error) {
 	removed := len(ops)
 	if seg != nil {
 		removed--

@@ -152,6 +152,20 @@ func (b *Buffer) LockKeys(keys [][]byte) (unlock func()) {
 	return g.Unlock
 }
 
+// LockAll takes every key lock of the table, so that no insert, update,
+// delete or DeleteIfUnchanged runs until unlock is called. Cheaper than
+// LockKeys for many keys.
+func (b *Buffer) LockAll() (unlock func()) {
+	g := b.rt.locks.LockAll()
+	return g.Unlock
+}
+
+// LastSeq returns the last _seq the table handed out. Every write takes a
+// new _seq while it holds its key's lock, so two reads of LastSeq under
+// LockAll that return the same value prove that no write happened between
+// them.
+func (b *Buffer) LastSeq() int64 { return b.rt.alloc.Last() }
+
 // AddSource adds a cold tier to the table's reads: from now on Get, Scan,
 // Count and the uniqueness check of Insert consult it too, newest _seq
 // winning.

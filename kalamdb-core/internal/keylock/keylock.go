@@ -66,6 +66,17 @@ func (s *Set) LockKeys(keys [][]byte) Guard {
 	return Guard{s: s, stripes: stripes}
 }
 
+// LockAll locks every stripe, in ascending order (the order LockKeys uses,
+// so the two never deadlock), and returns the Guard that unlocks them.
+func (s *Set) LockAll() Guard {
+	stripes := make([]int, Stripes)
+	for i := range stripes {
+		stripes[i] = i
+		s.stripes[i].Lock()
+	}
+	return Guard{s: s, stripes: stripes}
+}
+
 // Unlock releases every stripe of g. It must be called exactly once.
 func (g Guard) Unlock() {
 	for j := len(g.stripes) - 1; j >= 0; j-- {
