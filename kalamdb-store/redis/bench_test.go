@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
@@ -37,10 +38,14 @@ func BenchmarkRedis(b *testing.B) {
 //     abstraction would, with the same client options (RESP2, no retries);
 //   - backend goes through a store.StorageBackend interface value: the
 //     checks of store.New, then this package's engine and its scripts;
-//   - paired runs the two alternately in blocks of about a millisecond and
-//     reports the median of the per-block backend/direct ratios. Load from
-//     other programs moves both sides of a pair alike, so this ratio holds
-//     steady on a busy machine where separate runs' ns/op do not.
+//   - paired runs direct, backend and engine (this package's store.Engine
+//     without store.New) in turn in blocks of about a millisecond and
+//     reports the medians of the per-round ratios to direct (see paired).
+//     Load from other programs moves the sides of a round alike, so these
+//     ratios hold steady on a busy machine where separate runs' ns/op do
+//     not; engine/direct against backend/direct splits the overhead between
+//     this package and store.New. The cpu- ratios count the client's CPU
+//     time only: the server's work and the network are not in them.
 //
 // The operations, on 12-byte keys and 100-byte values:
 //
@@ -83,16 +88,34 @@ type dispatchOp struct {
 	block   int // calls per timed block in the paired sub-benchmark
 	direct  func(b *testing.B, i int)
 	backend func(b *testing.B, i int)
+	// engine does backend's work through this package's store.Engine
+	// alone, without store.New's checks, to split the overhead.
+	engine func(b *testing.B, i int)
 }
 
 func (fx *dispatchFixture) ops() []dispatchOp {
 	ctx := context.Background()
 	c := fx.eng.client
 	var be store.StorageBackend = fx.be
+	var eng store.Engine = fx.eng
 	checkScan := func(b *testing.B, n, size int) {
 		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
 			b.Fatalf("scan read %d keys, %d bytes", n, size)
 		}
+	}
+	scan := func(b *testing.B, it store.Iterator, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, size := 0, 0
+		for it.Next() {
+			size += len(it.Key()) + len(it.Value())
+			n++
+		}
+		if err := it.Close(); err != nil {
+			b.Fatal(err)
+		}
+		checkScan(b, n, size)
 	}
 	return []dispatchOp{{
 		name: "get", block: 30,
@@ -105,6 +128,13 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 		},
 		backend: func(b *testing.B, i int) {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink = v
+		},
+		engine: func(b *testing.B, i int) {
+			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -128,6 +158,11 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 				b.Fatal(err)
 			}
 		},
+		engine: func(b *testing.B, i int) {
+			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
+				b.Fatal(err)
+			}
+		},
 	}, {
 		name: "batch100", block: 3,
 		direct: func(b *testing.B, i int) {
@@ -145,6 +180,11 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 		},
 		backend: func(b *testing.B, i int) {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
+				b.Fatal(err)
+			}
+		},
+		engine: func(b *testing.B, i int) {
+			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
 		},
@@ -173,56 +213,75 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 		backend: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
-			if err != nil {
-				b.Fatal(err)
-			}
-			n, size := 0, 0
-			for it.Next() {
-				size += len(it.Key()) + len(it.Value())
-				n++
-			}
-			if err := it.Close(); err != nil {
-				b.Fatal(err)
-			}
-			checkScan(b, n, size)
+			scan(b, it, err)
+		},
+		engine: func(b *testing.B, i int) {
+			j := (i * 37) % len(fx.prefixes)
+			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.uppers[j]})
+			scan(b, it, err)
 		},
 	}}
 }
 
-// paired times blocks of op.block calls of each side alternately (which side
-// goes first alternates too) and reports the median backend/direct ratio of
-// the blocks, and each side's mean ns per call.
+// paired runs b.N rounds of three timed blocks of op.block calls each:
+// direct, engine and backend, in each of the six orders in turn, so that
+// every side follows every other equally often. It reports the medians of
+// the rounds' ratios to direct, of wall time ("backend/direct",
+// "engine/direct") and of the calling thread's CPU time
+// ("cpu-backend/direct", "cpu-engine/direct"; Linux only), and each side's
+// mean wall time per call. ns/op is the time of one round.
 func paired(b *testing.B, op dispatchOp) {
-	ratios := make([]float64, 0, b.N)
-	var direct, backend time.Duration
-	block := func(f func(*testing.B, int), first int) time.Duration {
-		start := time.Now()
-		for i := first; i < first+op.block; i++ {
-			f(b, i)
-		}
-		return time.Since(start)
-	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sides := []func(*testing.B, int){op.direct, op.engine, op.backend}
+	var wall, cpu [3][]float64 // per side: ratios to direct (index 0 unused)
+	var total [3]time.Duration
 	b.ResetTimer()
 	for r := 0; r < b.N; r++ {
 		first := r * op.block
-		var d, k time.Duration
-		if r%2 == 0 {
-			d = block(op.direct, first)
-			k = block(op.backend, first)
-		} else {
-			k = block(op.backend, first)
-			d = block(op.direct, first)
+		var w, c [3]time.Duration
+		for _, s := range orders[r%len(orders)] {
+			c0, w0 := threadCPU(), time.Now()
+			for i := first; i < first+op.block; i++ {
+				sides[s](b, i)
+			}
+			w[s], c[s] = time.Since(w0), threadCPU()-c0
 		}
-		direct += d
-		backend += k
-		ratios = append(ratios, float64(k)/float64(d))
+		for s := 1; s < 3; s++ {
+			wall[s] = append(wall[s], float64(w[s])/float64(w[0]))
+			if c[0] > 0 && c[s] > 0 {
+				cpu[s] = append(cpu[s], float64(c[s])/float64(c[0]))
+			}
+		}
+		for s := range total {
+			total[s] += w[s]
+		}
 	}
 	b.StopTimer()
-	sort.Float64s(ratios)
-	b.ReportMetric(ratios[len(ratios)/2], "backend/direct")
+	for s, name := range []string{"", "engine", "backend"} {
+		if s == 0 {
+			continue
+		}
+		b.ReportMetric(medianOf(wall[s]), name+"/direct")
+		if len(cpu[s]) == b.N {
+			b.ReportMetric(medianOf(cpu[s]), "cpu-"+name+"/direct")
+		}
+	}
 	calls := float64(b.N * op.block)
-	b.ReportMetric(float64(direct)/calls, "direct-ns/op")
-	b.ReportMetric(float64(backend)/calls, "backend-ns/op")
+	for s, name := range []string{"direct", "engine", "backend"} {
+		b.ReportMetric(float64(total[s])/calls, name+"-ns/op")
+	}
+}
+
+// orders are the six orders of the three sides of paired.
+var orders = [6][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+
+func medianOf(v []float64) float64 {
+	sort.Float64s(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 var sink []byte
@@ -248,6 +307,7 @@ type dispatchFixture struct {
 	batchKeys [][][]byte          // 100 batches of 100 keys
 	batchOps  [][]store.Operation // the same batches as operations
 	prefixes  [][]byte            // 100 prefixes of 100 keys each
+	uppers    [][]byte            // their successors
 	lexMin    []string            // "[prefix"
 	lexMax    []string            // "(successor"
 }
@@ -309,6 +369,7 @@ func newDispatchFixture() (*dispatchFixture, error) {
 		fx.batchOps = append(fx.batchOps, bops)
 		prefix := []byte(fmt.Sprintf("row/000%03d", i)) // row/000iii00 to row/000iii99
 		fx.prefixes = append(fx.prefixes, prefix)
+		fx.uppers = append(fx.uppers, store.PrefixSuccessor(prefix))
 		fx.lexMin = append(fx.lexMin, "["+string(prefix))
 		fx.lexMax = append(fx.lexMax, "("+string(store.PrefixSuccessor(prefix)))
 	}
