@@ -7,7 +7,7 @@ COUNT     ?= 6
 FUZZTIME  ?= 60s
 CONFIG    ?= config.toml
 
-.PHONY: all deps build run test vet fmt bench fuzz clean
+.PHONY: all deps build run test modules vet fmt bench fuzz clean
 
 all: test
 
@@ -23,12 +23,22 @@ build: deps
 run: build
 	./bin/kalamdb-server serve --config $(CONFIG)
 
-## test: gofmt check, vet and the race-enabled tests of every module.
+MODULES := kalamdb-store kalamdb-core kalamdb-server .
+
+## test: gofmt check, vet, each module on its own, and the race-enabled tests of every module.
 test: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet work
+	@$(MAKE) --no-print-directory modules
 	$(GO) test -race -count=1 -timeout 40m work
+
+## modules: every module is tidy and builds alone (GOWORK=off), through its replace lines.
+modules:
+	@for m in $(MODULES); do \
+	  (cd $$m && GOWORK=off $(GO) mod tidy -diff && GOWORK=off $(GO) vet ./...) || \
+	  { echo "module $$m is not tidy or does not build on its own (GOWORK=off)"; exit 1; }; \
+	done
 
 vet:
 	$(GO) vet work
