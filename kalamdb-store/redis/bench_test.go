@@ -30,7 +30,7 @@ func BenchmarkRedis(b *testing.B) {
 	})
 }
 
-// BenchmarkDispatchRedis measures what the storage abstraction costs over
+// BenchmarkDispatch measures what the storage abstraction costs over
 // calling Redis by hand with go-redis. Each <op> has sub-benchmarks on the
 // same server, over the same keys and values:
 //
@@ -62,7 +62,7 @@ func BenchmarkRedis(b *testing.B) {
 //     keys: two round trips. backend: Scan with ScanOptions{Prefix}: two
 //     round trips, each a pipeline that also reads the partition's generation
 //     twice, and a copy of the keys and values into one buffer.
-func BenchmarkDispatchRedis(b *testing.B) {
+func BenchmarkDispatch(b *testing.B) {
 	fx := dispatch(b)
 	for _, op := range fx.ops() {
 		b.Run(op.name+"/direct", func(b *testing.B) {
@@ -81,7 +81,7 @@ func BenchmarkDispatchRedis(b *testing.B) {
 	}
 }
 
-// dispatchOp is one operation of BenchmarkDispatchRedis: the same work done
+// dispatchOp is one operation of BenchmarkDispatch: the same work done
 // by hand and through the backend. i numbers the call, to vary keys.
 type dispatchOp struct {
 	name    string
@@ -293,7 +293,7 @@ const (
 )
 
 // dispatchFixture is one backend on the shared server, used by every
-// BenchmarkDispatchRedis run of the process.
+// BenchmarkDispatch run of the process.
 type dispatchFixture struct {
 	eng   *engine
 	be    store.StorageBackend // store.New(eng): the interface value the server holds
