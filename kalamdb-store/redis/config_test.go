@@ -269,3 +269,22 @@ func TestACLUser(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "NOPERM")
 }
+
+// TestUnixSocket connects through a unix socket: addr is its absolute path.
+func TestUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "redis.sock")
+	redistest.StartT(t, redistest.Options{Dir: dir, Extra: []string{"--unixsocket", sock, "--unixsocketperm", "700"}})
+	ctx := context.Background()
+	c := DefaultConfig()
+	c.Addr = sock
+	b, err := OpenWith(ctx, c)
+	require.NoError(t, err)
+	defer b.Close()
+	p := store.MustPartition("p")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("over a unix socket")))
+	v, err := b.Get(ctx, p, []byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "over a unix socket", string(v))
+}
