@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"sort"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
 )
 
 // BenchmarkDispatch measures what the storage abstraction costs over
@@ -30,7 +27,7 @@ import (
 //     package's engine, then the same Pebble calls;
 //   - paired runs direct, backend and engine (this package's store.Engine
 //     without store.New) in turn in short blocks and reports the medians of
-//     the per-round ratios to direct (see paired): the figure a busy
+//     the per-round ratios to direct (see storetest.RunDispatch): the figure a busy
 //     machine disturbs least, and engine/direct against backend/direct
 //     splits the overhead between this package and store.New.
 //
@@ -56,10 +53,10 @@ import (
 // runs it with -count 6 and prints backend/direct ratios.
 func BenchmarkDispatch(b *testing.B) {
 	fx := dispatch(b)
-	runDispatch(b, fx.ops(), fx.settle)
+	storetest.RunDispatch(b, fx.ops(), fx.settle)
 }
 
-func (fx *dispatchFixture) ops() []dispatchOp {
+func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 	ctx := context.Background()
 	db := fx.eng.db
 	var be store.StorageBackend = fx.be
@@ -84,9 +81,9 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 		}
 		checkScan(b, n, size)
 	}
-	return []dispatchOp{{
-		name: "get", block: 500,
-		direct: func(b *testing.B, i int) {
+	return []storetest.DispatchOp{{
+		Name: "get", Block: 500,
+		Direct: func(b *testing.B, i int) {
 			kb = appendKey(kb[:0], "read", fx.keys[(i*7919)%dispatchKeys])
 			v, closer, err := db.Get(kb)
 			if err != nil {
@@ -98,14 +95,14 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			}
 			sink = out
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
@@ -113,26 +110,26 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			sink = v
 		},
 	}, {
-		name: "put", block: 200,
-		direct: func(b *testing.B, i int) {
+		Name: "put", Block: 200,
+		Direct: func(b *testing.B, i int) {
 			kb = appendKey(kb[:0], "write", fx.keys[i%dispatchKeys])
 			if err := db.Set(kb, fx.val, pdb.NoSync); err != nil {
 				b.Fatal(err)
 			}
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
 		},
 	}, {
-		name: "batch100", block: 5,
-		direct: func(b *testing.B, i int) {
+		Name: "batch100", Block: 5,
+		Direct: func(b *testing.B, i int) {
 			wb := db.NewBatch()
 			for _, k := range fx.batchKeys[i%len(fx.batchKeys)] {
 				kb = appendKey(kb[:0], "write", k)
@@ -146,19 +143,19 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 				b.Fatal(err)
 			}
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
 		},
 	}, {
-		name: "scan100", block: 25,
-		direct: func(b *testing.B, i int) {
+		Name: "scan100", Block: 25,
+		Direct: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := db.NewIter(&pdb.IterOptions{LowerBound: fx.lowers[j], UpperBound: fx.uppers[j]})
 			if err != nil {
@@ -178,144 +175,17 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			}
 			checkScan(b, n, size)
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
 			scan(b, it, err)
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.ends[j]})
 			scan(b, it, err)
 		},
 	}}
-}
-
-// dispatchOp is one operation of the dispatch benchmark: the same work done
-// by hand and through the backend. i numbers the call, to vary keys.
-type dispatchOp struct {
-	name    string
-	block   int // calls per timed block in the paired sub-benchmark
-	direct  func(b *testing.B, i int)
-	backend func(b *testing.B, i int)
-	// engine does backend's work through this package's store.Engine
-	// alone, without store.New's checks, to split the overhead.
-	engine func(b *testing.B, i int)
-}
-
-// runDispatch runs, for each op, the <op>/direct, <op>/backend and
-// <op>/paired sub-benchmarks; settle runs before each.
-func runDispatch(b *testing.B, ops []dispatchOp, settle func(b *testing.B)) {
-	for _, op := range ops {
-		b.Run(op.name+"/direct", func(b *testing.B) {
-			settle(b)
-			b.ReportAllocs()
-			cpu := startCPU()
-			for i := 0; b.Loop(); i++ {
-				op.direct(b, i)
-			}
-			cpu.report(b)
-		})
-		b.Run(op.name+"/backend", func(b *testing.B) {
-			settle(b)
-			b.ReportAllocs()
-			cpu := startCPU()
-			for i := 0; b.Loop(); i++ {
-				op.backend(b, i)
-			}
-			cpu.report(b)
-		})
-		b.Run(op.name+"/paired", func(b *testing.B) {
-			settle(b)
-			paired(b, op)
-		})
-	}
-}
-
-// paired runs b.N rounds of three timed blocks of op.block calls each:
-// direct, engine and backend, in each of the six orders in turn, so that
-// every side follows every other equally often (a side pays for what the
-// one before it left behind: garbage to collect, a memtable to flush; with
-// only the three rotations of one order, two identical sides measure 4%
-// apart).
-// It reports the medians of the rounds' ratios to direct, of wall time
-// ("backend/direct", "engine/direct") and of the calling thread's CPU time
-// ("cpu-backend/direct", "cpu-engine/direct"; Linux only), and each side's
-// mean wall time per call. ns/op is the time of one round. Load from other
-// programs moves the three sides of a round alike, so these ratios hold
-// steady on a busy machine where separate runs' ns/op do not.
-func paired(b *testing.B, op dispatchOp) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sides := []func(*testing.B, int){op.direct, op.engine, op.backend}
-	var wall, cpu [3][]float64 // per side: ratios to direct (index 0 unused)
-	var total [3]time.Duration
-	b.ResetTimer()
-	for r := 0; r < b.N; r++ {
-		first := r * op.block
-		var w, c [3]time.Duration
-		for _, s := range orders[r%len(orders)] {
-			c0, w0 := threadCPU(), time.Now()
-			for i := first; i < first+op.block; i++ {
-				sides[s](b, i)
-			}
-			w[s], c[s] = time.Since(w0), threadCPU()-c0
-		}
-		for s := 1; s < 3; s++ {
-			wall[s] = append(wall[s], float64(w[s])/float64(w[0]))
-			if c[0] > 0 && c[s] > 0 {
-				cpu[s] = append(cpu[s], float64(c[s])/float64(c[0]))
-			}
-		}
-		for s := range total {
-			total[s] += w[s]
-		}
-	}
-	b.StopTimer()
-	for s, name := range []string{"", "engine", "backend"} {
-		if s == 0 {
-			continue
-		}
-		b.ReportMetric(medianOf(wall[s]), name+"/direct")
-		if len(cpu[s]) == b.N {
-			b.ReportMetric(medianOf(cpu[s]), "cpu-"+name+"/direct")
-		}
-	}
-	calls := float64(b.N * op.block)
-	for s, name := range []string{"direct", "engine", "backend"} {
-		b.ReportMetric(float64(total[s])/calls, name+"-ns/op")
-	}
-}
-
-// orders are the six orders of the three sides of paired.
-var orders = [6][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
-
-func medianOf(v []float64) float64 {
-	sort.Float64s(v)
-	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-	return v[len(v)/2]
-}
-
-// cpuClock measures the CPU time the process spends in a sub-benchmark (all
-// its threads), reported as cpu-ns/op next to ns/op.
-type cpuClock struct{ start time.Duration }
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func startCPU() cpuClock { return cpuClock{start: processCPU()} }
-
-func (c cpuClock) report(b *testing.B) {
-	if b.N > 0 {
-		b.ReportMetric(float64(processCPU()-c.start)/float64(b.N), "cpu-ns/op")
-	}
 }
 
 var sink []byte

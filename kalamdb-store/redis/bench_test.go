@@ -3,11 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"sort"
 	"sync"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -40,7 +37,7 @@ func BenchmarkRedis(b *testing.B) {
 //     checks of store.New, then this package's engine and its scripts;
 //   - paired runs direct, backend and engine (this package's store.Engine
 //     without store.New) in turn in blocks of about a millisecond and
-//     reports the medians of the per-round ratios to direct (see paired).
+//     reports the medians of the per-round ratios to direct (see storetest.RunDispatch).
 //     Load from other programs moves the sides of a round alike, so these
 //     ratios hold steady on a busy machine where separate runs' ns/op do
 //     not; engine/direct against backend/direct splits the overhead between
@@ -64,36 +61,10 @@ func BenchmarkRedis(b *testing.B) {
 //     twice, and a copy of the keys and values into one buffer.
 func BenchmarkDispatch(b *testing.B) {
 	fx := dispatch(b)
-	for _, op := range fx.ops() {
-		b.Run(op.name+"/direct", func(b *testing.B) {
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				op.direct(b, i)
-			}
-		})
-		b.Run(op.name+"/backend", func(b *testing.B) {
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				op.backend(b, i)
-			}
-		})
-		b.Run(op.name+"/paired", func(b *testing.B) { paired(b, op) })
-	}
+	storetest.RunDispatch(b, fx.ops(), nil)
 }
 
-// dispatchOp is one operation of BenchmarkDispatch: the same work done
-// by hand and through the backend. i numbers the call, to vary keys.
-type dispatchOp struct {
-	name    string
-	block   int // calls per timed block in the paired sub-benchmark
-	direct  func(b *testing.B, i int)
-	backend func(b *testing.B, i int)
-	// engine does backend's work through this package's store.Engine
-	// alone, without store.New's checks, to split the overhead.
-	engine func(b *testing.B, i int)
-}
-
-func (fx *dispatchFixture) ops() []dispatchOp {
+func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 	ctx := context.Background()
 	c := fx.eng.client
 	var be store.StorageBackend = fx.be
@@ -117,23 +88,23 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 		}
 		checkScan(b, n, size)
 	}
-	return []dispatchOp{{
-		name: "get", block: 30,
-		direct: func(b *testing.B, i int) {
+	return []storetest.DispatchOp{{
+		Name: "get", Block: 30,
+		Direct: func(b *testing.B, i int) {
 			v, err := c.HGet(ctx, fx.readHash, string(fx.keys[(i*7919)%dispatchKeys])).Bytes()
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
@@ -141,8 +112,8 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			sink = v
 		},
 	}, {
-		name: "put", block: 30,
-		direct: func(b *testing.B, i int) {
+		Name: "put", Block: 30,
+		Direct: func(b *testing.B, i int) {
 			k := fx.keys[i%dispatchKeys]
 			_, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				p.ZAdd(ctx, fx.writeZset, goredis.Z{Member: k})
@@ -153,19 +124,19 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 				b.Fatal(err)
 			}
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
 		},
 	}, {
-		name: "batch100", block: 3,
-		direct: func(b *testing.B, i int) {
+		Name: "batch100", Block: 3,
+		Direct: func(b *testing.B, i int) {
 			keys := fx.batchKeys[i%len(fx.batchKeys)]
 			_, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				for _, k := range keys {
@@ -178,19 +149,19 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 				b.Fatal(err)
 			}
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
 		},
 	}, {
-		name: "scan100", block: 8,
-		direct: func(b *testing.B, i int) {
+		Name: "scan100", Block: 8,
+		Direct: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			keys, err := c.ZRangeByLex(ctx, fx.readZset, &goredis.ZRangeBy{
 				Min: fx.lexMin[j], Max: fx.lexMax[j], Count: 100,
@@ -210,78 +181,17 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			}
 			checkScan(b, n, size)
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
 			scan(b, it, err)
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.uppers[j]})
 			scan(b, it, err)
 		},
 	}}
-}
-
-// paired runs b.N rounds of three timed blocks of op.block calls each:
-// direct, engine and backend, in each of the six orders in turn, so that
-// every side follows every other equally often. It reports the medians of
-// the rounds' ratios to direct, of wall time ("backend/direct",
-// "engine/direct") and of the calling thread's CPU time
-// ("cpu-backend/direct", "cpu-engine/direct"; Linux only), and each side's
-// mean wall time per call. ns/op is the time of one round.
-func paired(b *testing.B, op dispatchOp) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sides := []func(*testing.B, int){op.direct, op.engine, op.backend}
-	var wall, cpu [3][]float64 // per side: ratios to direct (index 0 unused)
-	var total [3]time.Duration
-	b.ResetTimer()
-	for r := 0; r < b.N; r++ {
-		first := r * op.block
-		var w, c [3]time.Duration
-		for _, s := range orders[r%len(orders)] {
-			c0, w0 := threadCPU(), time.Now()
-			for i := first; i < first+op.block; i++ {
-				sides[s](b, i)
-			}
-			w[s], c[s] = time.Since(w0), threadCPU()-c0
-		}
-		for s := 1; s < 3; s++ {
-			wall[s] = append(wall[s], float64(w[s])/float64(w[0]))
-			if c[0] > 0 && c[s] > 0 {
-				cpu[s] = append(cpu[s], float64(c[s])/float64(c[0]))
-			}
-		}
-		for s := range total {
-			total[s] += w[s]
-		}
-	}
-	b.StopTimer()
-	for s, name := range []string{"", "engine", "backend"} {
-		if s == 0 {
-			continue
-		}
-		b.ReportMetric(medianOf(wall[s]), name+"/direct")
-		if len(cpu[s]) == b.N {
-			b.ReportMetric(medianOf(cpu[s]), "cpu-"+name+"/direct")
-		}
-	}
-	calls := float64(b.N * op.block)
-	for s, name := range []string{"direct", "engine", "backend"} {
-		b.ReportMetric(float64(total[s])/calls, name+"-ns/op")
-	}
-}
-
-// orders are the six orders of the three sides of paired.
-var orders = [6][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
-
-func medianOf(v []float64) float64 {
-	sort.Float64s(v)
-	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-	return v[len(v)/2]
 }
 
 var sink []byte

@@ -4,16 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"sort"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/linxGnu/grocksdb"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
 )
 
 // BenchmarkDispatch measures what the storage abstraction costs over calling
@@ -58,45 +55,10 @@ import (
 // this package and store.New. scripts/bench.sh prints both kinds.
 func BenchmarkDispatch(b *testing.B) {
 	fx := dispatch(b)
-	for _, op := range fx.ops() {
-		b.Run(op.name+"/direct", func(b *testing.B) {
-			fx.settle(b)
-			b.ReportAllocs()
-			cpu := startCPU()
-			for i := 0; b.Loop(); i++ {
-				op.direct(b, i)
-			}
-			cpu.report(b)
-		})
-		b.Run(op.name+"/backend", func(b *testing.B) {
-			fx.settle(b)
-			b.ReportAllocs()
-			cpu := startCPU()
-			for i := 0; b.Loop(); i++ {
-				op.backend(b, i)
-			}
-			cpu.report(b)
-		})
-		b.Run(op.name+"/paired", func(b *testing.B) {
-			fx.settle(b)
-			paired(b, op)
-		})
-	}
+	storetest.RunDispatch(b, fx.ops(), fx.settle)
 }
 
-// dispatchOp is one operation of BenchmarkDispatch: the same work done by
-// hand and through the backend. i numbers the call, to vary keys.
-type dispatchOp struct {
-	name    string
-	block   int // calls per timed block in the paired sub-benchmark
-	direct  func(b *testing.B, i int)
-	backend func(b *testing.B, i int)
-	// engine does backend's work through this package's store.Engine
-	// alone, without store.New's checks, to split the overhead.
-	engine func(b *testing.B, i int)
-}
-
-func (fx *dispatchFixture) ops() []dispatchOp {
+func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 	ctx := context.Background()
 	db := fx.eng.db
 	var be store.StorageBackend = fx.be
@@ -106,9 +68,9 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			b.Fatalf("scan read %d keys, %d bytes", n, size)
 		}
 	}
-	return []dispatchOp{{
-		name: "get", block: 500,
-		direct: func(b *testing.B, i int) {
+	return []storetest.DispatchOp{{
+		Name: "get", Block: 500,
+		Direct: func(b *testing.B, i int) {
 			s, err := db.GetCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
@@ -121,14 +83,14 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			s.Free()
 			sink = v
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
 			if err != nil {
 				b.Fatal(err)
@@ -136,25 +98,25 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			sink = v
 		},
 	}, {
-		name: "put", block: 200,
-		direct: func(b *testing.B, i int) {
+		Name: "put", Block: 200,
+		Direct: func(b *testing.B, i int) {
 			if err := db.PutCF(fx.wo, fx.writeH, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
 				b.Fatal(err)
 			}
 		},
 	}, {
-		name: "batch100", block: 5,
-		direct: func(b *testing.B, i int) {
+		Name: "batch100", Block: 5,
+		Direct: func(b *testing.B, i int) {
 			wb := grocksdb.NewWriteBatch()
 			for _, k := range fx.batchKeys[i%len(fx.batchKeys)] {
 				wb.PutCF(fx.writeH, k, fx.val)
@@ -165,19 +127,19 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 				b.Fatal(err)
 			}
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
 				b.Fatal(err)
 			}
 		},
 	}, {
-		name: "scan100", block: 25,
-		direct: func(b *testing.B, i int) {
+		Name: "scan100", Block: 25,
+		Direct: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			ro := grocksdb.NewDefaultReadOptions()
 			ro.SetIterateLowerBound(fx.prefixes[j])
@@ -196,7 +158,7 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			}
 			checkScan(b, n, size)
 		},
-		backend: func(b *testing.B, i int) {
+		Backend: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
 			if err != nil {
@@ -212,7 +174,7 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 			}
 			checkScan(b, n, size)
 		},
-		engine: func(b *testing.B, i int) {
+		Engine: func(b *testing.B, i int) {
 			j := (i * 37) % len(fx.prefixes)
 			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.uppers[j]})
 			if err != nil {
@@ -231,88 +193,7 @@ func (fx *dispatchFixture) ops() []dispatchOp {
 	}}
 }
 
-// paired runs b.N rounds of three timed blocks of op.block calls each:
-// direct, engine and backend, in an order that rotates from round to round.
-// It reports the medians of the rounds' ratios to direct, of wall time
-// ("backend/direct", "engine/direct") and of the calling thread's CPU time
-// ("cpu-backend/direct", "cpu-engine/direct"; Linux only: time spent waiting
-// for a CPU that other programs hold is left out), and each side's mean wall
-// time per call. ns/op is the time of one round.
-func paired(b *testing.B, op dispatchOp) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sides := []func(*testing.B, int){op.direct, op.engine, op.backend}
-	var wall, cpu [3][]float64 // per side: ratios to direct (index 0 unused)
-	var total [3]time.Duration
-	b.ResetTimer()
-	for r := 0; r < b.N; r++ {
-		first := r * op.block
-		var w, c [3]time.Duration
-		for k := 0; k < 3; k++ {
-			s := (r + k) % 3
-			c0, w0 := threadCPU(), time.Now()
-			for i := first; i < first+op.block; i++ {
-				sides[s](b, i)
-			}
-			w[s], c[s] = time.Since(w0), threadCPU()-c0
-		}
-		for s := 1; s < 3; s++ {
-			wall[s] = append(wall[s], float64(w[s])/float64(w[0]))
-			if c[0] > 0 && c[s] > 0 {
-				cpu[s] = append(cpu[s], float64(c[s])/float64(c[0]))
-			}
-		}
-		for s := range total {
-			total[s] += w[s]
-		}
-	}
-	b.StopTimer()
-	for s, name := range []string{"", "engine", "backend"} {
-		if s == 0 {
-			continue
-		}
-		b.ReportMetric(medianOf(wall[s]), name+"/direct")
-		if len(cpu[s]) == b.N {
-			b.ReportMetric(medianOf(cpu[s]), "cpu-"+name+"/direct")
-		}
-	}
-	calls := float64(b.N * op.block)
-	for s, name := range []string{"direct", "engine", "backend"} {
-		b.ReportMetric(float64(total[s])/calls, name+"-ns/op")
-	}
-}
-
-func medianOf(v []float64) float64 {
-	sort.Float64s(v)
-	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-	return v[len(v)/2]
-}
-
 var sink []byte
-
-// cpuClock measures the CPU time the process spends in a sub-benchmark
-// (all its threads: the benchmark's, RocksDB's background threads, the
-// garbage collector). Reported as cpu-ns/op next to ns/op, it varies far less
-// than wall time on a machine shared with other work.
-type cpuClock struct{ start time.Duration }
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func startCPU() cpuClock { return cpuClock{start: processCPU()} }
-
-func (c cpuClock) report(b *testing.B) {
-	if b.N > 0 {
-		b.ReportMetric(float64(processCPU()-c.start)/float64(b.N), "cpu-ns/op")
-	}
-}
 
 const (
 	dispatchKeys     = 10000
@@ -457,7 +338,7 @@ func TestMain(m *testing.M) {
 
 // BenchmarkGetVariants compares two ways of reading a value into a Go slice
 // with grocksdb, on the keys of BenchmarkDispatch/get, in interleaved blocks
-// (see paired): "direct" is DB.GetCF (RocksDB copies the value into a
+// (see storetest.RunDispatch): "direct" is DB.GetCF (RocksDB copies the value into a
 // malloc'd buffer; copy it into Go, free it), what the engine uses; "backend"
 // is DB.GetPinnedCF (RocksDB pins the block instead of copying; read the
 // pinned slice, copy it into Go, destroy the handle), and "engine" is GetCF
@@ -488,5 +369,5 @@ func BenchmarkGetVariants(b *testing.B) {
 		sink = v
 	}
 	fx.settle(b)
-	paired(b, dispatchOp{name: "get", block: 500, direct: getCF, backend: pinned, engine: getCF})
+	storetest.RunDispatch(b, []storetest.DispatchOp{{Name: "get", Block: 500, Direct: getCF, Backend: pinned, Engine: getCF}}, fx.settle)
 }

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package rocksdb
-
-import "time"
-
-// threadCPU is not available here; paired reports wall time only.
-func threadCPU() time.Duration { return 0 }
