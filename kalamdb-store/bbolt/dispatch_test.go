@@ -54,34 +54,12 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 func (fx *dispatchFixture) ops() []storetest.DispatchOp {
-	ctx := context.Background()
 	db := fx.eng.db
-	var be store.StorageBackend = fx.be
-	var eng store.Engine = fx.eng
 	readName, writeName := []byte("read"), []byte("write")
-	checkScan := func(b *testing.B, n, size int) {
-		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-			b.Fatalf("scan read %d keys, %d bytes", n, size)
-		}
-	}
-	scan := func(b *testing.B, it store.Iterator, err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, size := 0, 0
-		for it.Next() {
-			size += len(it.Key()) + len(it.Value())
-			n++
-		}
-		if err := it.Close(); err != nil {
-			b.Fatal(err)
-		}
-		checkScan(b, n, size)
-	}
-	return []storetest.DispatchOp{{
-		Name: "get", Block: 500,
-		Direct: func(b *testing.B, i int) {
-			k := fx.keys[(i*7919)%dispatchKeys]
+	return fx.Ops(fx.be, fx.eng, storetest.Direct{
+		GetBlock: 500,
+		Get: func(b *testing.B, i int) {
+			k := fx.GetKey(i)
 			err := db.View(func(tx *bolt.Tx) error {
 				v := tx.Bucket(readName).Get(k)
 				if v == nil {
@@ -94,49 +72,23 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-		Engine: func(b *testing.B, i int) {
-			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-	}, {
-		Name: "put", Block: 50,
-		Direct: func(b *testing.B, i int) {
-			k := fx.keys[i%dispatchKeys]
+		PutBlock: 50,
+		Put: func(b *testing.B, i int) {
+			k := fx.PutKey(i)
 			err := db.Update(func(tx *bolt.Tx) error {
-				return tx.Bucket(writeName).Put(k, fx.val)
+				return tx.Bucket(writeName).Put(k, fx.Value)
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "batch100", Block: 5,
-		Direct: func(b *testing.B, i int) {
-			keys := fx.batchKeys[i%len(fx.batchKeys)]
+		Batch100Block: 5,
+		Batch100: func(b *testing.B, i int) {
+			keys := fx.BatchKeys[fx.BatchIndex(i)]
 			err := db.Update(func(tx *bolt.Tx) error {
 				bk := tx.Bucket(writeName)
 				for _, k := range keys {
-					if err := bk.Put(k, fx.val); err != nil {
+					if err := bk.Put(k, fx.Value); err != nil {
 						return err
 					}
 				}
@@ -146,20 +98,9 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "scan100", Block: 25,
-		Direct: func(b *testing.B, i int) {
-			prefix := fx.prefixes[(i*37)%len(fx.prefixes)]
+		ScanBlock: 25,
+		Scan100: func(b *testing.B, i int) {
+			prefix := fx.Prefixes[fx.PrefixIndex(i)]
 			tx, err := db.Begin(false)
 			if err != nil {
 				b.Fatal(err)
@@ -173,44 +114,21 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 			if err := tx.Rollback(); err != nil {
 				b.Fatal(err)
 			}
-			checkScan(b, n, size)
+			storetest.CheckScan(b, n, size)
 		},
-		Backend: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
-			scan(b, it, err)
-		},
-		Engine: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.ends[j]})
-			scan(b, it, err)
-		},
-	}}
+	})
 }
 
 var sink []byte
 
-const (
-	dispatchKeys     = 10000
-	dispatchKeyLen   = len("row/00000000")
-	dispatchValueLen = 100
-)
-
 // dispatchFixture is one database shared by every BenchmarkDispatch
 // run of the process, so that direct and backend read the very same file.
 type dispatchFixture struct {
-	dir   string
-	eng   *engine
-	be    store.StorageBackend // store.New(eng): the interface value the server holds
-	read  store.Partition      // preloaded, never written afterwards
-	write store.Partition      // target of put and batch100
+	*storetest.DispatchLoad // Read (preloaded, never written afterwards), Write, Keys, …
 
-	keys      [][]byte
-	val       []byte
-	batchKeys [][][]byte          // 100 batches of 100 keys
-	batchOps  [][]store.Operation // the same batches as operations
-	prefixes  [][]byte            // 100 prefixes of 100 keys each
-	ends      [][]byte            // their successors
+	dir string
+	eng *engine
+	be  store.StorageBackend // store.New(eng): the interface value the server holds
 }
 
 var (
@@ -240,42 +158,15 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	}
 	fx := &dispatchFixture{
 		dir: dir, eng: eng, be: store.New(eng),
-		read: store.MustPartition("read"), write: store.MustPartition("write"),
-		val: make([]byte, dispatchValueLen),
-	}
-	for i := range fx.val {
-		fx.val[i] = byte(i)
+		DispatchLoad: storetest.NewDispatchLoad(),
 	}
 	ctx := context.Background()
-	for _, p := range []store.Partition{fx.read, fx.write} {
-		if err := fx.be.CreatePartition(ctx, p); err != nil {
-			return nil, err
-		}
-	}
-	ops := make([]store.Operation, 0, dispatchKeys)
-	for i := 0; i < dispatchKeys; i++ {
-		k := []byte(fmt.Sprintf("row/%08d", i))
-		fx.keys = append(fx.keys, k)
-		ops = append(ops, store.PutOp(fx.read, k, fx.val))
-	}
-	if err := fx.be.Batch(ctx, ops); err != nil {
+	if err := fx.Preload(ctx, fx.be); err != nil {
 		return nil, err
 	}
-	for i := 0; i < dispatchKeys/100; i++ {
-		keys := fx.keys[i*100 : (i+1)*100]
-		fx.batchKeys = append(fx.batchKeys, keys)
-		bops := make([]store.Operation, len(keys))
-		for j, k := range keys {
-			bops[j] = store.PutOp(fx.write, k, fx.val)
-		}
-		fx.batchOps = append(fx.batchOps, bops)
-		prefix := []byte(fmt.Sprintf("row/000%03d", i)) // row/000iii00 to row/000iii99
-		fx.prefixes = append(fx.prefixes, prefix)
-		fx.ends = append(fx.ends, store.PrefixSuccessor(prefix))
-	}
 	// Read every page once.
-	for _, k := range fx.keys {
-		if _, err := fx.be.Get(ctx, fx.read, k); err != nil {
+	for _, k := range fx.Keys {
+		if _, err := fx.be.Get(ctx, fx.Read, k); err != nil {
 			return nil, err
 		}
 	}

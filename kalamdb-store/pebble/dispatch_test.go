@@ -3,7 +3,6 @@ package pebble
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -57,34 +56,12 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 func (fx *dispatchFixture) ops() []storetest.DispatchOp {
-	ctx := context.Background()
 	db := fx.eng.db
-	var be store.StorageBackend = fx.be
-	var eng store.Engine = fx.eng
 	kb := make([]byte, 0, 64)
-	checkScan := func(b *testing.B, n, size int) {
-		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-			b.Fatalf("scan read %d keys, %d bytes", n, size)
-		}
-	}
-	scan := func(b *testing.B, it store.Iterator, err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, size := 0, 0
-		for it.Next() {
-			size += len(it.Key()) + len(it.Value())
-			n++
-		}
-		if err := it.Close(); err != nil {
-			b.Fatal(err)
-		}
-		checkScan(b, n, size)
-	}
-	return []storetest.DispatchOp{{
-		Name: "get", Block: 500,
-		Direct: func(b *testing.B, i int) {
-			kb = appendKey(kb[:0], "read", fx.keys[(i*7919)%dispatchKeys])
+	return fx.Ops(fx.be, fx.eng, storetest.Direct{
+		GetBlock: 500,
+		Get: func(b *testing.B, i int) {
+			kb = appendKey(kb[:0], "read", fx.GetKey(i))
 			v, closer, err := db.Get(kb)
 			if err != nil {
 				b.Fatal(err)
@@ -95,45 +72,19 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 			}
 			sink = out
 		},
-		Backend: func(b *testing.B, i int) {
-			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-		Engine: func(b *testing.B, i int) {
-			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-	}, {
-		Name: "put", Block: 200,
-		Direct: func(b *testing.B, i int) {
-			kb = appendKey(kb[:0], "write", fx.keys[i%dispatchKeys])
-			if err := db.Set(kb, fx.val, pdb.NoSync); err != nil {
+		PutBlock: 200,
+		Put: func(b *testing.B, i int) {
+			kb = appendKey(kb[:0], "write", fx.PutKey(i))
+			if err := db.Set(kb, fx.Value, pdb.NoSync); err != nil {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "batch100", Block: 5,
-		Direct: func(b *testing.B, i int) {
+		Batch100Block: 5,
+		Batch100: func(b *testing.B, i int) {
 			wb := db.NewBatch()
-			for _, k := range fx.batchKeys[i%len(fx.batchKeys)] {
+			for _, k := range fx.BatchKeys[fx.BatchIndex(i)] {
 				kb = appendKey(kb[:0], "write", k)
-				if err := wb.Set(kb, fx.val, nil); err != nil {
+				if err := wb.Set(kb, fx.Value, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -143,20 +94,9 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "scan100", Block: 25,
-		Direct: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
+		ScanBlock: 25,
+		Scan100: func(b *testing.B, i int) {
+			j := fx.PrefixIndex(i)
 			it, err := db.NewIter(&pdb.IterOptions{LowerBound: fx.lowers[j], UpperBound: fx.uppers[j]})
 			if err != nil {
 				b.Fatal(err)
@@ -173,47 +113,24 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 			if err := errors.Join(it.Error(), it.Close()); err != nil {
 				b.Fatal(err)
 			}
-			checkScan(b, n, size)
+			storetest.CheckScan(b, n, size)
 		},
-		Backend: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
-			scan(b, it, err)
-		},
-		Engine: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.ends[j]})
-			scan(b, it, err)
-		},
-	}}
+	})
 }
 
 var sink []byte
-
-const (
-	dispatchKeys     = 10000
-	dispatchKeyLen   = len("row/00000000")
-	dispatchValueLen = 100
-)
 
 // dispatchFixture is one database shared by every BenchmarkDispatch
 // run of the process, so that direct and backend read the very same files
 // and block cache.
 type dispatchFixture struct {
-	dir   string
-	eng   *engine
-	be    store.StorageBackend // store.New(eng): the interface value the server holds
-	read  store.Partition      // preloaded and flushed, never written afterwards
-	write store.Partition      // target of put and batch100
+	*storetest.DispatchLoad // Read (preloaded, never written afterwards), Write, Keys, …
 
-	keys      [][]byte
-	val       []byte
-	batchKeys [][][]byte          // 100 batches of 100 keys
-	batchOps  [][]store.Operation // the same batches as operations
-	prefixes  [][]byte            // 100 prefixes of 100 keys each
-	ends      [][]byte            // their successors
-	lowers    [][]byte            // their stored bounds in partition "read"
-	uppers    [][]byte
+	dir string
+	eng *engine
+	be  store.StorageBackend // store.New(eng): the interface value the server holds
+
+	lowers, uppers [][]byte // the stored bounds of Prefixes in partition "read"
 }
 
 var (
@@ -243,47 +160,23 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	}
 	fx := &dispatchFixture{
 		dir: dir, eng: eng, be: store.New(eng),
-		read: store.MustPartition("read"), write: store.MustPartition("write"),
-		val: make([]byte, dispatchValueLen),
-	}
-	for i := range fx.val {
-		fx.val[i] = byte(i)
+		DispatchLoad: storetest.NewDispatchLoad(),
 	}
 	ctx := context.Background()
-	for _, p := range []store.Partition{fx.read, fx.write} {
-		if err := fx.be.CreatePartition(ctx, p); err != nil {
-			return nil, err
-		}
-	}
-	ops := make([]store.Operation, 0, dispatchKeys)
-	for i := 0; i < dispatchKeys; i++ {
-		k := []byte(fmt.Sprintf("row/%08d", i))
-		fx.keys = append(fx.keys, k)
-		ops = append(ops, store.PutOp(fx.read, k, fx.val))
-	}
-	if err := fx.be.Batch(ctx, ops); err != nil {
+	if err := fx.Preload(ctx, fx.be); err != nil {
 		return nil, err
 	}
 	if err := eng.db.Flush(); err != nil {
 		return nil, err
 	}
-	for i := 0; i < dispatchKeys/100; i++ {
-		keys := fx.keys[i*100 : (i+1)*100]
-		fx.batchKeys = append(fx.batchKeys, keys)
-		bops := make([]store.Operation, len(keys))
-		for j, k := range keys {
-			bops[j] = store.PutOp(fx.write, k, fx.val)
-		}
-		fx.batchOps = append(fx.batchOps, bops)
-		prefix := []byte(fmt.Sprintf("row/000%03d", i)) // row/000iii00 to row/000iii99
-		fx.prefixes = append(fx.prefixes, prefix)
-		fx.ends = append(fx.ends, store.PrefixSuccessor(prefix))
+	for i := 0; i < storetest.DispatchKeys/100; i++ {
+		prefix := fx.Prefixes[i]
 		fx.lowers = append(fx.lowers, appendKey(nil, "read", prefix))
 		fx.uppers = append(fx.uppers, appendKey(nil, "read", store.PrefixSuccessor(prefix)))
 	}
 	// Warm the block cache.
-	for _, k := range fx.keys {
-		if _, err := fx.be.Get(ctx, fx.read, k); err != nil {
+	for _, k := range fx.Keys {
+		if _, err := fx.be.Get(ctx, fx.Read, k); err != nil {
 			return nil, err
 		}
 	}

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -67,81 +66,34 @@ func BenchmarkDispatch(b *testing.B) {
 func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 	ctx := context.Background()
 	c := fx.eng.client
-	var be store.StorageBackend = fx.be
-	var eng store.Engine = fx.eng
-	checkScan := func(b *testing.B, n, size int) {
-		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-			b.Fatalf("scan read %d keys, %d bytes", n, size)
-		}
-	}
-	scan := func(b *testing.B, it store.Iterator, err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, size := 0, 0
-		for it.Next() {
-			size += len(it.Key()) + len(it.Value())
-			n++
-		}
-		if err := it.Close(); err != nil {
-			b.Fatal(err)
-		}
-		checkScan(b, n, size)
-	}
-	return []storetest.DispatchOp{{
-		Name: "get", Block: 30,
-		Direct: func(b *testing.B, i int) {
-			v, err := c.HGet(ctx, fx.readHash, string(fx.keys[(i*7919)%dispatchKeys])).Bytes()
+	return fx.Ops(fx.be, fx.eng, storetest.Direct{
+		GetBlock: 30,
+		Get: func(b *testing.B, i int) {
+			v, err := c.HGet(ctx, fx.readHash, string(fx.GetKey(i))).Bytes()
 			if err != nil {
 				b.Fatal(err)
 			}
 			sink = v
 		},
-		Backend: func(b *testing.B, i int) {
-			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-		Engine: func(b *testing.B, i int) {
-			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-	}, {
-		Name: "put", Block: 30,
-		Direct: func(b *testing.B, i int) {
-			k := fx.keys[i%dispatchKeys]
+		PutBlock: 30,
+		Put: func(b *testing.B, i int) {
+			k := fx.PutKey(i)
 			_, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				p.ZAdd(ctx, fx.writeZset, goredis.Z{Member: k})
-				p.HSet(ctx, fx.writeHash, k, fx.val)
+				p.HSet(ctx, fx.writeHash, k, fx.Value)
 				return nil
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "batch100", Block: 3,
-		Direct: func(b *testing.B, i int) {
-			keys := fx.batchKeys[i%len(fx.batchKeys)]
+		Batch100Block: 3,
+		Batch100: func(b *testing.B, i int) {
+			keys := fx.BatchKeys[fx.BatchIndex(i)]
 			_, err := c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				for _, k := range keys {
 					p.ZAdd(ctx, fx.writeZset, goredis.Z{Member: k})
-					p.HSet(ctx, fx.writeHash, k, fx.val)
+					p.HSet(ctx, fx.writeHash, k, fx.Value)
 				}
 				return nil
 			})
@@ -149,20 +101,9 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "scan100", Block: 8,
-		Direct: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
+		ScanBlock: 8,
+		Scan100: func(b *testing.B, i int) {
+			j := fx.PrefixIndex(i)
 			keys, err := c.ZRangeByLex(ctx, fx.readZset, &goredis.ZRangeBy{
 				Min: fx.lexMin[j], Max: fx.lexMax[j], Count: 100,
 			}).Result()
@@ -179,47 +120,25 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 				size += len(key) + len(v)
 				n++
 			}
-			checkScan(b, n, size)
+			storetest.CheckScan(b, n, size)
 		},
-		Backend: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
-			scan(b, it, err)
-		},
-		Engine: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.uppers[j]})
-			scan(b, it, err)
-		},
-	}}
+	})
 }
 
 var sink []byte
 
-const (
-	dispatchKeys     = 10000
-	dispatchKeyLen   = len("row/00000000")
-	dispatchValueLen = 100
-)
-
 // dispatchFixture is one backend on the shared server, used by every
 // BenchmarkDispatch run of the process.
 type dispatchFixture struct {
-	eng   *engine
-	be    store.StorageBackend // store.New(eng): the interface value the server holds
-	read  store.Partition      // preloaded, never written afterwards
-	write store.Partition      // target of put and batch100
+	*storetest.DispatchLoad // Read (preloaded, never written afterwards), Write, Keys, …
+
+	eng *engine
+	be  store.StorageBackend // store.New(eng): the interface value the server holds
 
 	readZset, readHash, writeZset, writeHash string
 
-	keys      [][]byte
-	val       []byte
-	batchKeys [][][]byte          // 100 batches of 100 keys
-	batchOps  [][]store.Operation // the same batches as operations
-	prefixes  [][]byte            // 100 prefixes of 100 keys each
-	uppers    [][]byte            // their successors
-	lexMin    []string            // "[prefix"
-	lexMax    []string            // "(successor"
+	lexMin []string // "[prefix"
+	lexMax []string // "(successor"
 }
 
 var (
@@ -247,39 +166,15 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	}
 	fx := &dispatchFixture{
 		eng: eng, be: store.New(eng),
-		read: store.MustPartition("read"), write: store.MustPartition("write"),
-		val: make([]byte, dispatchValueLen),
+		DispatchLoad: storetest.NewDispatchLoad(),
 	}
 	fx.readZset, fx.readHash = eng.partKeys("read")
 	fx.writeZset, fx.writeHash = eng.partKeys("write")
-	for i := range fx.val {
-		fx.val[i] = byte(i)
-	}
-	for _, p := range []store.Partition{fx.read, fx.write} {
-		if err := fx.be.CreatePartition(ctx, p); err != nil {
-			return nil, err
-		}
-	}
-	ops := make([]store.Operation, 0, dispatchKeys)
-	for i := 0; i < dispatchKeys; i++ {
-		k := []byte(fmt.Sprintf("row/%08d", i))
-		fx.keys = append(fx.keys, k)
-		ops = append(ops, store.PutOp(fx.read, k, fx.val))
-	}
-	if err := fx.be.Batch(ctx, ops); err != nil {
+	if err := fx.Preload(ctx, fx.be); err != nil {
 		return nil, err
 	}
-	for i := 0; i < dispatchKeys/100; i++ {
-		keys := fx.keys[i*100 : (i+1)*100]
-		fx.batchKeys = append(fx.batchKeys, keys)
-		bops := make([]store.Operation, len(keys))
-		for j, k := range keys {
-			bops[j] = store.PutOp(fx.write, k, fx.val)
-		}
-		fx.batchOps = append(fx.batchOps, bops)
-		prefix := []byte(fmt.Sprintf("row/000%03d", i)) // row/000iii00 to row/000iii99
-		fx.prefixes = append(fx.prefixes, prefix)
-		fx.uppers = append(fx.uppers, store.PrefixSuccessor(prefix))
+	for i := 0; i < storetest.DispatchKeys/100; i++ {
+		prefix := fx.Prefixes[i]
 		fx.lexMin = append(fx.lexMin, "["+string(prefix))
 		fx.lexMax = append(fx.lexMax, "("+string(store.PrefixSuccessor(prefix)))
 	}

@@ -2,7 +2,6 @@ package rocksdb
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -59,19 +58,11 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 func (fx *dispatchFixture) ops() []storetest.DispatchOp {
-	ctx := context.Background()
 	db := fx.eng.db
-	var be store.StorageBackend = fx.be
-	var eng store.Engine = fx.eng
-	checkScan := func(b *testing.B, n, size int) {
-		if n != 100 || size != 100*(dispatchKeyLen+dispatchValueLen) {
-			b.Fatalf("scan read %d keys, %d bytes", n, size)
-		}
-	}
-	return []storetest.DispatchOp{{
-		Name: "get", Block: 500,
-		Direct: func(b *testing.B, i int) {
-			s, err := db.GetCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
+	return fx.Ops(fx.be, fx.eng, storetest.Direct{
+		GetBlock: 500,
+		Get: func(b *testing.B, i int) {
+			s, err := db.GetCF(fx.ro, fx.readH, fx.GetKey(i))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -83,43 +74,17 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 			s.Free()
 			sink = v
 		},
-		Backend: func(b *testing.B, i int) {
-			v, err := be.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-		Engine: func(b *testing.B, i int) {
-			v, err := eng.Get(ctx, fx.read, fx.keys[(i*7919)%dispatchKeys])
-			if err != nil {
-				b.Fatal(err)
-			}
-			sink = v
-		},
-	}, {
-		Name: "put", Block: 200,
-		Direct: func(b *testing.B, i int) {
-			if err := db.PutCF(fx.wo, fx.writeH, fx.keys[i%dispatchKeys], fx.val); err != nil {
+		PutBlock: 200,
+		Put: func(b *testing.B, i int) {
+			if err := db.PutCF(fx.wo, fx.writeH, fx.PutKey(i), fx.Value); err != nil {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Put(ctx, fx.write, fx.keys[i%dispatchKeys], fx.val); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "batch100", Block: 5,
-		Direct: func(b *testing.B, i int) {
+		Batch100Block: 5,
+		Batch100: func(b *testing.B, i int) {
 			wb := grocksdb.NewWriteBatch()
-			for _, k := range fx.batchKeys[i%len(fx.batchKeys)] {
-				wb.PutCF(fx.writeH, k, fx.val)
+			for _, k := range fx.BatchKeys[fx.BatchIndex(i)] {
+				wb.PutCF(fx.writeH, k, fx.Value)
 			}
 			err := db.Write(fx.wo, wb)
 			wb.Destroy()
@@ -127,26 +92,15 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 				b.Fatal(err)
 			}
 		},
-		Backend: func(b *testing.B, i int) {
-			if err := be.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-		Engine: func(b *testing.B, i int) {
-			if err := eng.Batch(ctx, fx.batchOps[i%len(fx.batchOps)]); err != nil {
-				b.Fatal(err)
-			}
-		},
-	}, {
-		Name: "scan100", Block: 25,
-		Direct: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
+		ScanBlock: 25,
+		Scan100: func(b *testing.B, i int) {
+			j := fx.PrefixIndex(i)
 			ro := grocksdb.NewDefaultReadOptions()
-			ro.SetIterateLowerBound(fx.prefixes[j])
-			ro.SetIterateUpperBound(fx.uppers[j])
+			ro.SetIterateLowerBound(fx.Prefixes[j])
+			ro.SetIterateUpperBound(fx.Ends[j])
 			it := db.NewIteratorCF(ro, fx.readH)
 			n, size := 0, 0
-			for it.Seek(fx.prefixes[j]); it.Valid(); it.Next() {
+			for it.Seek(fx.Prefixes[j]); it.Valid(); it.Next() {
 				size += len(it.Key().Data()) + len(it.Value().Data())
 				n++
 			}
@@ -156,71 +110,26 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 			if err != nil {
 				b.Fatal(err)
 			}
-			checkScan(b, n, size)
+			storetest.CheckScan(b, n, size)
 		},
-		Backend: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := be.Scan(ctx, fx.read, store.ScanOptions{Prefix: fx.prefixes[j]})
-			if err != nil {
-				b.Fatal(err)
-			}
-			n, size := 0, 0
-			for it.Next() {
-				size += len(it.Key()) + len(it.Value())
-				n++
-			}
-			if err := it.Close(); err != nil {
-				b.Fatal(err)
-			}
-			checkScan(b, n, size)
-		},
-		Engine: func(b *testing.B, i int) {
-			j := (i * 37) % len(fx.prefixes)
-			it, err := eng.Scan(ctx, fx.read, store.Range{Lower: fx.prefixes[j], Upper: fx.uppers[j]})
-			if err != nil {
-				b.Fatal(err)
-			}
-			n, size := 0, 0
-			for it.Next() {
-				size += len(it.Key()) + len(it.Value())
-				n++
-			}
-			if err := it.Close(); err != nil {
-				b.Fatal(err)
-			}
-			checkScan(b, n, size)
-		},
-	}}
+	})
 }
 
 var sink []byte
-
-const (
-	dispatchKeys     = 10000
-	dispatchKeyLen   = len("row/00000000")
-	dispatchValueLen = 100
-)
 
 // dispatchFixture is one database shared by every BenchmarkDispatch run of
 // the process, so that direct and backend read the very same files and
 // block cache.
 type dispatchFixture struct {
-	dir   string
-	eng   *engine
-	be    store.StorageBackend // store.New(eng): the interface value the server holds
-	read  store.Partition      // preloaded and flushed, never written afterwards
-	write store.Partition      // target of put and batch100
+	*storetest.DispatchLoad // Read (preloaded, never written afterwards), Write, Keys, …
+
+	dir string
+	eng *engine
+	be  store.StorageBackend // store.New(eng): the interface value the server holds
 
 	readH, writeH *grocksdb.ColumnFamilyHandle
 	ro            *grocksdb.ReadOptions  // direct's own, as the engine's
 	wo            *grocksdb.WriteOptions // direct's own, as the engine's
-
-	keys      [][]byte
-	val       []byte
-	batchKeys [][][]byte          // 100 batches of 100 keys
-	batchOps  [][]store.Operation // the same batches as operations
-	prefixes  [][]byte            // 100 prefixes of 100 keys each
-	uppers    [][]byte            // their successors
 }
 
 var (
@@ -250,48 +159,21 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	}
 	fx := &dispatchFixture{
 		dir: dir, eng: eng, be: store.New(eng),
-		read: store.MustPartition("read"), write: store.MustPartition("write"),
-		ro: grocksdb.NewDefaultReadOptions(), wo: grocksdb.NewDefaultWriteOptions(),
-		val: make([]byte, dispatchValueLen),
+		DispatchLoad: storetest.NewDispatchLoad(),
+		ro:           grocksdb.NewDefaultReadOptions(), wo: grocksdb.NewDefaultWriteOptions(),
 	}
 	fx.wo.SetSync(c.SyncWrites)
-	for i := range fx.val {
-		fx.val[i] = byte(i)
-	}
 	ctx := context.Background()
-	for _, p := range []store.Partition{fx.read, fx.write} {
-		if err := fx.be.CreatePartition(ctx, p); err != nil {
-			return nil, err
-		}
-	}
-	fx.readH, fx.writeH = eng.parts["read"].h, eng.parts["write"].h
-	ops := make([]store.Operation, 0, dispatchKeys)
-	for i := 0; i < dispatchKeys; i++ {
-		k := []byte(fmt.Sprintf("row/%08d", i))
-		fx.keys = append(fx.keys, k)
-		ops = append(ops, store.PutOp(fx.read, k, fx.val))
-	}
-	if err := fx.be.Batch(ctx, ops); err != nil {
+	if err := fx.Preload(ctx, fx.be); err != nil {
 		return nil, err
 	}
+	fx.readH, fx.writeH = eng.parts["read"].h, eng.parts["write"].h
 	if err := fx.compact(fx.readH); err != nil {
 		return nil, err
 	}
-	for i := 0; i < dispatchKeys/100; i++ {
-		keys := fx.keys[i*100 : (i+1)*100]
-		fx.batchKeys = append(fx.batchKeys, keys)
-		bops := make([]store.Operation, len(keys))
-		for j, k := range keys {
-			bops[j] = store.PutOp(fx.write, k, fx.val)
-		}
-		fx.batchOps = append(fx.batchOps, bops)
-		prefix := []byte(fmt.Sprintf("row/000%03d", i)) // row/000iii00 to row/000iii99
-		fx.prefixes = append(fx.prefixes, prefix)
-		fx.uppers = append(fx.uppers, store.PrefixSuccessor(prefix))
-	}
 	// Warm the block cache.
-	for _, k := range fx.keys {
-		if _, err := fx.be.Get(ctx, fx.read, k); err != nil {
+	for _, k := range fx.Keys {
+		if _, err := fx.be.Get(ctx, fx.Read, k); err != nil {
 			return nil, err
 		}
 	}
@@ -348,7 +230,7 @@ func BenchmarkGetVariants(b *testing.B) {
 	fx := dispatch(b)
 	db := fx.eng.db
 	getCF := func(b *testing.B, i int) {
-		s, err := db.GetCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
+		s, err := db.GetCF(fx.ro, fx.readH, fx.GetKey(i))
 		if err != nil || !s.Exists() {
 			b.Fatal("get", err)
 		}
@@ -358,7 +240,7 @@ func BenchmarkGetVariants(b *testing.B) {
 		sink = v
 	}
 	pinned := func(b *testing.B, i int) {
-		h, err := db.GetPinnedCF(fx.ro, fx.readH, fx.keys[(i*7919)%dispatchKeys])
+		h, err := db.GetPinnedCF(fx.ro, fx.readH, fx.GetKey(i))
 		if err != nil || !h.Exists() {
 			b.Fatal("get pinned", err)
 		}
