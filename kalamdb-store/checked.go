@@ -12,7 +12,9 @@ import (
 // reports iterators left open at Close. Backend packages call it on the
 // engine they construct and return the result.
 func New(e Engine) StorageBackend {
-	return &checked{e: e, caps: e.Capabilities(), iters: make(map[*checkedIter]struct{})}
+	c := &checked{e: e, caps: e.Capabilities()}
+	c.iters.next, c.iters.prev = &c.iters, &c.iters
+	return c
 }
 
 type checked struct {
@@ -25,8 +27,10 @@ type checked struct {
 	mu     sync.RWMutex
 	closed bool
 
+	// iters is the sentinel of the ring of open iterators, guarded by
+	// itMu: Close closes those left open.
 	itMu  sync.Mutex
-	iters map[*checkedIter]struct{}
+	iters checkedIter
 }
 
 // enter read-locks c and checks the closed state and ctx. On success the
@@ -126,8 +130,8 @@ func (c *checked) Scan(ctx context.Context, p Partition, opts ScanOptions) (Iter
 	if len(opts.Prefix) > MaxKeySize || len(opts.Start) > MaxKeySize {
 		return nil, fmt.Errorf("%w: scan prefix or start is longer than %d bytes", ErrInvalidArgument, MaxKeySize)
 	}
-	r, empty := opts.ToRange()
-	var inner Iterator
+	it := &checkedIter{c: c, limit: opts.Limit, ctx: ctx, done: ctx.Done()}
+	r, empty := opts.rangeIn(it.bounds[:0])
 	if empty {
 		ok, err := c.e.PartitionExists(ctx, p)
 		if err != nil {
@@ -136,16 +140,16 @@ func (c *checked) Scan(ctx context.Context, p Partition, opts ScanOptions) (Iter
 		if !ok {
 			return nil, fmt.Errorf("%w: %q", ErrPartitionNotFound, p.Name())
 		}
-		inner = emptyIter{}
+		it.inner = emptyIter{}
 	} else {
 		var err error
-		if inner, err = c.e.Scan(ctx, p, r); err != nil {
+		if it.inner, err = c.e.Scan(ctx, p, r); err != nil {
 			return nil, err
 		}
 	}
-	it := &checkedIter{c: c, inner: inner, limit: opts.Limit, ctx: ctx, done: ctx.Done()}
 	c.itMu.Lock()
-	c.iters[it] = struct{}{}
+	it.prev, it.next = c.iters.prev, &c.iters
+	it.prev.next, c.iters.prev = it, it
 	c.itMu.Unlock()
 	return it, nil
 }
@@ -201,8 +205,8 @@ func (c *checked) Close() error {
 	}
 	c.closed = true
 	c.itMu.Lock()
-	leaked := make([]*checkedIter, 0, len(c.iters))
-	for it := range c.iters {
+	var leaked []*checkedIter
+	for it := c.iters.next; it != &c.iters; it = it.next {
 		leaked = append(leaked, it)
 	}
 	c.itMu.Unlock()
@@ -245,7 +249,17 @@ type checkedIter struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// prev and next link the iterator into c.iters while it is open.
+	prev, next *checkedIter
+
+	// bounds holds the scan's Range when it fits, saving an allocation.
+	bounds [inlineBounds]byte
 }
+
+// inlineBounds is the room a checkedIter has for its Range's bounds: twice
+// a 32-byte prefix or a prefix and a start of 64 bytes together.
+const inlineBounds = 65
 
 func (it *checkedIter) Next() bool {
 	it.valid = false
@@ -314,7 +328,8 @@ func (it *checkedIter) closeLocked(cause error) bool {
 		it.err = cerr
 	}
 	it.c.itMu.Lock()
-	delete(it.c.iters, it)
+	it.prev.next, it.next.prev = it.next, it.prev
+	it.prev, it.next = nil, nil
 	it.c.itMu.Unlock()
 	return true
 }

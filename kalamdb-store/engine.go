@@ -63,14 +63,21 @@ func (r Range) Contains(key []byte) bool {
 // ToRange reduces scan options to the half-open interval they select. It
 // reports empty=true when no key can match (the interval is empty). The
 // returned bounds share one fresh allocation and alias nothing of o.
-func (o ScanOptions) ToRange() (r Range, empty bool) {
+func (o ScanOptions) ToRange() (r Range, empty bool) { return o.rangeIn(nil) }
+
+// rangeIn is ToRange with the bounds in buf when they fit its capacity (in
+// a fresh allocation otherwise).
+func (o ScanOptions) rangeIn(buf []byte) (r Range, empty bool) {
 	r.Reverse, r.Limit = o.Reverse, o.Limit
 	if len(o.Prefix) == 0 && len(o.Start) == 0 {
 		return r, false
 	}
 	// Every bound is a copy of the prefix or the start, perhaps with one
 	// more byte; one buffer holds them all.
-	buf := make([]byte, 0, 2*len(o.Prefix)+len(o.Start)+1)
+	if n := 2*len(o.Prefix) + len(o.Start) + 1; cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	buf = buf[:0]
 	take := func(b []byte, zero bool) []byte {
 		at := len(buf)
 		buf = append(buf, b...)

@@ -133,7 +133,7 @@ type options struct {
 	db    *grocksdb.Options // database and column-family options, for every column family
 	bbto  *grocksdb.BlockBasedTableOptions
 	cache *grocksdb.Cache
-	read  *grocksdb.ReadOptions // for Get
+	read  readOptions // for Get (C read options: see capi.go)
 	write *grocksdb.WriteOptions
 }
 
@@ -147,7 +147,7 @@ func newOptions(c Config) *options {
 		db:    grocksdb.NewDefaultOptions(),
 		bbto:  grocksdb.NewDefaultBlockBasedTableOptions(),
 		cache: grocksdb.NewLRUCache(uint64(c.BlockCacheMB) * mb),
-		read:  grocksdb.NewDefaultReadOptions(),
+		read:  newReadOptions(),
 		write: grocksdb.NewDefaultWriteOptions(),
 	}
 
@@ -190,7 +190,7 @@ func newOptions(c Config) *options {
 
 // destroy frees every option object; the database must be closed.
 func (o *options) destroy() {
-	o.read.Destroy()
+	o.read.destroy()
 	o.write.Destroy()
 	o.db.Destroy()
 	o.bbto.Destroy()

@@ -4,15 +4,15 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/linxGnu/grocksdb"
-
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 )
 
 // iterator walks one column family inside a store.Range with a RocksDB
 // iterator. The range's bounds are RocksDB's iterate_lower_bound and
 // iterate_upper_bound, so RocksDB stops at them itself and never reads a
-// block past the range; there is no key comparison on the Go side.
+// block past the range; there is no key comparison on the Go side. Each
+// step is one call into C (see capi.go) that moves the iterator and returns
+// the entry it lands on.
 //
 // The RocksDB iterator reads the sequence number that was current when it
 // was created (its implicit snapshot) and holds the column family's data
@@ -23,55 +23,46 @@ import (
 // Key and Value return slices of RocksDB's memory, valid until the next
 // Next or Close, as the store.Iterator contract allows; nothing is copied.
 type iterator struct {
-	e  *engine
-	it *grocksdb.Iterator
-	ro *grocksdb.ReadOptions
-	f  *family
-	// lower and upper back the bounds in ro: RocksDB keeps pointers to
-	// them, so they must stay reachable until ro is destroyed.
-	lower, upper []byte
-	reverse      bool
+	e       *engine
+	c       cIter
+	f       *family
+	reverse bool
 
 	started bool
-	valid   bool
+	at      entry // the current entry; at.valid() is false before the first Next and at the end
 	err     error
 	closed  atomic.Bool
 }
 
-// newIterator creates the RocksDB iterator over f within r. The caller
-// holds a reference on f and has counted the iterator in e.iters; Close
-// gives both back.
-func newIterator(e *engine, f *family, r store.Range) *iterator {
-	i := &iterator{e: e, ro: grocksdb.NewDefaultReadOptions(), f: f, lower: r.Lower, upper: r.Upper, reverse: r.Reverse}
-	if r.Lower != nil {
-		i.ro.SetIterateLowerBound(r.Lower)
+// newIterator creates the RocksDB iterator over pt within r, taking a
+// reference on its family and counting the iterator in e.iters; Close gives
+// both back. The caller read-holds e.mu.
+func newIterator(e *engine, pt part, r store.Range) (*iterator, error) {
+	c, err := newCIter(e.cdb, pt.c, r.Lower, r.Upper)
+	if err != nil {
+		return nil, err
 	}
-	if r.Upper != nil {
-		i.ro.SetIterateUpperBound(r.Upper)
-	}
-	i.it = e.db.NewIteratorCF(i.ro, f.h)
-	return i
+	pt.f.refs.Add(1)
+	e.iters.Add(1)
+	return &iterator{e: e, c: c, f: pt.f, reverse: r.Reverse}, nil
 }
 
 func (i *iterator) Next() bool {
-	if i.it == nil || (i.started && !i.valid) {
+	if i.f == nil || (i.started && !i.at.valid()) {
 		return false
 	}
+	m := moveFirst // the first key at or above the lower bound
 	switch {
 	case i.started && i.reverse:
-		i.it.Prev()
+		m = movePrev
 	case i.started:
-		i.it.Next()
+		m = moveNext
 	case i.reverse:
-		i.it.SeekToLast() // the last key below upper
-	case i.lower != nil:
-		i.it.Seek(i.lower)
-	default:
-		i.it.SeekToFirst()
+		m = moveLast // the last key below the upper bound
 	}
 	i.started = true
-	if i.valid = i.it.Valid(); !i.valid {
-		if err := i.it.Err(); err != nil {
+	if i.at = i.c.move(m); !i.at.valid() {
+		if err := i.c.err(); err != nil {
 			i.err = fmt.Errorf("rocksdb: scan: %w", err)
 		}
 		return false
@@ -79,53 +70,34 @@ func (i *iterator) Next() bool {
 	return true
 }
 
-// Key and Value ask RocksDB for the current entry on each call rather than
-// caching it in the iterator: a caller reads each once per entry, and
-// storing slices of C memory in a heap object would cost a GC write barrier
-// per entry.
-
 func (i *iterator) Key() []byte {
-	if !i.valid {
+	if !i.at.valid() {
 		return nil
 	}
-	return sliceData(i.it.Key())
+	return i.at.key()
 }
 
 func (i *iterator) Value() []byte {
-	if !i.valid {
+	if !i.at.valid() {
 		return nil
 	}
-	return sliceData(i.it.Value())
+	return i.at.value()
 }
 
 func (i *iterator) Err() error { return i.err }
 
-// Close destroys the RocksDB iterator, then its read options, then releases
+// Close destroys the RocksDB iterator and its read options, then releases
 // the family, then tells the engine; each exactly once, even if Close is
 // called twice at the same time.
 func (i *iterator) Close() error {
 	if !i.closed.CompareAndSwap(false, true) {
 		return i.err
 	}
-	i.valid = false
-	i.it.Close()
-	i.it = nil
-	i.ro.Destroy()
-	i.ro = nil
+	i.at = entry{}
+	i.c.destroy()
+	i.c = cIter{}
 	i.f.release()
 	i.f = nil
 	i.e.iters.Done()
 	return i.err
-}
-
-// sliceData returns the bytes of an iterator's key or value slice (which
-// RocksDB owns; there is nothing to free), never nil.
-func sliceData(s *grocksdb.Slice) []byte {
-	if s == nil {
-		return []byte{}
-	}
-	if d := s.Data(); d != nil {
-		return d
-	}
-	return []byte{}
 }

@@ -114,10 +114,11 @@ func newFamily(h *grocksdb.ColumnFamilyHandle) *family {
 // the family.
 type part struct {
 	h *grocksdb.ColumnFamilyHandle
+	c cFamily // h's C object, for the read paths
 	f *family
 }
 
-func newPart(h *grocksdb.ColumnFamilyHandle) part { return part{h: h, f: newFamily(h)} }
+func newPart(h *grocksdb.ColumnFamilyHandle) part { return part{h: h, c: familyC(h), f: newFamily(h)} }
 
 func (f *family) release() {
 	if f.refs.Add(-1) == 0 {
@@ -136,7 +137,8 @@ type engine struct {
 	mu    sync.RWMutex
 	parts map[string]part
 	db    *grocksdb.DB
-	read  *grocksdb.ReadOptions  // for Get
+	cdb   cDB                    // db's C object, for the read paths
+	read  readOptions            // for Get
 	write *grocksdb.WriteOptions // for Put, Delete and Batch
 
 	opts *options
@@ -156,6 +158,9 @@ type engine struct {
 
 func openEngine(c Config) (*engine, error) {
 	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkBinding(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(c.Path, 0o750); err != nil {
@@ -178,7 +183,7 @@ func openEngine(c Config) (*engine, error) {
 	}
 	e := &engine{
 		parts: make(map[string]part, len(names)),
-		db:    db, read: opts.read, write: opts.write, opts: opts, path: c.Path,
+		db:    db, cdb: dbC(db), read: opts.read, write: opts.write, opts: opts, path: c.Path,
 	}
 	for i, name := range names {
 		if p, ok := partitionOf(name); ok {
@@ -214,18 +219,15 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 		e.mu.RUnlock()
 		return nil, missing(p)
 	}
-	v, err := e.db.GetCF(e.read, pt.h, key)
+	v, err := getC(e.cdb, e.read, pt.c, key)
 	e.mu.RUnlock()
 	if err != nil {
+		if err == errNotFound {
+			return nil, store.ErrNotFound
+		}
 		return nil, fmt.Errorf("rocksdb: get from %q: %w", p.Name(), err)
 	}
-	if !v.Exists() {
-		return nil, store.ErrNotFound
-	}
-	out := make([]byte, v.Size())
-	copy(out, v.Data())
-	v.Free()
-	return out, nil
+	return v, nil
 }
 
 func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
@@ -299,11 +301,9 @@ func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (stor
 		e.mu.RUnlock()
 		return nil, missing(p)
 	}
-	pt.f.refs.Add(1)
-	e.iters.Add(1)
-	it := newIterator(e, pt.f, r)
+	it, err := newIterator(e, pt, r)
 	e.mu.RUnlock()
-	return it, nil
+	return it, err
 }
 
 func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {

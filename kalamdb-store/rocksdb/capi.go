@@ -1,0 +1,265 @@
+package rocksdb
+
+/*
+#cgo LDFLAGS: -lrocksdb
+#include <stdlib.h>
+#include <string.h>
+#include <rocksdb/c.h>
+
+// kdb_value is the answer of kdb_get: data (malloc'd by RocksDB, NULL when
+// the key is missing) or err (malloc'd, NULL on success).
+typedef struct {
+	char* data;
+	size_t len;
+	char* err;
+} kdb_value;
+
+static kdb_value kdb_get(rocksdb_t* db, const rocksdb_readoptions_t* ro,
+		rocksdb_column_family_handle_t* cf, const char* key, size_t klen) {
+	kdb_value v = {0};
+	v.data = rocksdb_get_cf(db, ro, cf, key, klen, &v.len, &v.err);
+	return v;
+}
+
+// kdb_iter is a RocksDB iterator with the read options that hold its
+// bounds, and the bounds themselves: RocksDB keeps pointers to them, so they
+// live in the same C allocation as the iterator rather than in Go memory.
+typedef struct {
+	rocksdb_iterator_t* it;
+	rocksdb_readoptions_t* ro;
+} kdb_iter;
+
+static kdb_iter* kdb_iter_create(rocksdb_t* db, rocksdb_column_family_handle_t* cf,
+		const char* lower, size_t lower_len, int has_lower,
+		const char* upper, size_t upper_len, int has_upper) {
+	kdb_iter* k = malloc(sizeof(kdb_iter) + lower_len + upper_len);
+	if (k == NULL) {
+		return NULL;
+	}
+	char* bounds = (char*)(k + 1);
+	k->ro = rocksdb_readoptions_create();
+	if (has_lower) {
+		if (lower_len > 0) {
+			memcpy(bounds, lower, lower_len);
+		}
+		rocksdb_readoptions_set_iterate_lower_bound(k->ro, bounds, lower_len);
+	}
+	if (has_upper) {
+		if (upper_len > 0) {
+			memcpy(bounds + lower_len, upper, upper_len);
+		}
+		rocksdb_readoptions_set_iterate_upper_bound(k->ro, bounds + lower_len, upper_len);
+	}
+	k->it = rocksdb_create_iterator_cf(db, k->ro, cf);
+	return k;
+}
+
+static void kdb_iter_destroy(kdb_iter* k) {
+	rocksdb_iter_destroy(k->it);
+	rocksdb_readoptions_destroy(k->ro);
+	free(k);
+}
+
+// kdb_entry is an iterator's position: valid, and then its key and value
+// (RocksDB's memory, valid until the iterator moves).
+typedef struct {
+	const char* key;
+	size_t key_len;
+	const char* value;
+	size_t value_len;
+	int valid;
+} kdb_entry;
+
+static kdb_entry kdb_entry_of(rocksdb_iterator_t* it) {
+	kdb_entry e = {0};
+	if (rocksdb_iter_valid(it)) {
+		e.valid = 1;
+		e.key = rocksdb_iter_key(it, &e.key_len);
+		e.value = rocksdb_iter_value(it, &e.value_len);
+	}
+	return e;
+}
+
+// The moves of an iterator, each returning the entry it lands on, so that a
+// step of a scan is one call from Go.
+enum { KDB_NEXT, KDB_PREV, KDB_FIRST, KDB_LAST };
+
+static kdb_entry kdb_iter_move(kdb_iter* k, int move) {
+	switch (move) {
+	case KDB_NEXT: rocksdb_iter_next(k->it); break;
+	case KDB_PREV: rocksdb_iter_prev(k->it); break;
+	case KDB_FIRST: rocksdb_iter_seek_to_first(k->it); break;
+	default: rocksdb_iter_seek_to_last(k->it); break;
+	}
+	return kdb_entry_of(k->it);
+}
+
+static char* kdb_iter_error(kdb_iter* k) {
+	char* err = NULL;
+	rocksdb_iter_get_error(k->it, &err);
+	return err;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"github.com/linxGnu/grocksdb"
+)
+
+// The read paths (Get and Scan) call RocksDB's C API directly through the
+// small helpers above, for three reasons: grocksdb allocates a Go object
+// and an out-parameter per key and per value an iterator returns, and four
+// per Get (four allocations for each of them, the bulk of a scan's
+// garbage); a step of a scan is four cgo calls through grocksdb (Next,
+// Valid, Key, Value) and one here; and grocksdb passes the bounds of an
+// iterator as pointers into Go memory that RocksDB keeps, which the cgo
+// rules forbid, where kdb_iter_create copies them into C memory. Writes,
+// options, column families and everything else go through grocksdb.
+//
+// The helpers need the C objects behind grocksdb's DB and
+// ColumnFamilyHandle, which grocksdb keeps in an unexported first field
+// named c. checkBinding verifies that layout when the engine opens, so a
+// grocksdb that changed it is refused with an error instead of misread.
+
+// cObject returns the C pointer held in the first field of *p.
+func cObject[T any](p *T) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(p)) }
+
+// cDB and cFamily are the C objects of a grocksdb DB and
+// ColumnFamilyHandle, for the read paths.
+type (
+	cDB     struct{ p *C.rocksdb_t }
+	cFamily struct {
+		p *C.rocksdb_column_family_handle_t
+	}
+)
+
+func dbC(db *grocksdb.DB) cDB { return cDB{(*C.rocksdb_t)(cObject(db))} }
+
+func familyC(h *grocksdb.ColumnFamilyHandle) cFamily {
+	return cFamily{(*C.rocksdb_column_family_handle_t)(cObject(h))}
+}
+
+// checkBinding reports whether grocksdb's DB and ColumnFamilyHandle keep
+// their C object in a first field named c, as the read paths assume.
+func checkBinding() error {
+	for _, t := range []reflect.Type{reflect.TypeFor[grocksdb.DB](), reflect.TypeFor[grocksdb.ColumnFamilyHandle]()} {
+		if t.NumField() == 0 {
+			return fmt.Errorf("rocksdb: unsupported grocksdb: %v has no fields", t)
+		}
+		f := t.Field(0)
+		if f.Name != "c" || f.Offset != 0 || f.Type.Kind() != reflect.Pointer {
+			return fmt.Errorf("rocksdb: unsupported grocksdb: the first field of %v is %s %v, not the C object c", t, f.Name, f.Type)
+		}
+	}
+	return nil
+}
+
+// readOptions are the C read options of Get: RocksDB's defaults.
+type readOptions struct{ c *C.rocksdb_readoptions_t }
+
+func newReadOptions() readOptions { return readOptions{C.rocksdb_readoptions_create()} }
+
+func (r readOptions) destroy() { C.rocksdb_readoptions_destroy(r.c) }
+
+// errNotFound is getC's answer for a missing key.
+var errNotFound = errors.New("not found")
+
+// getC reads key from the column family into a new Go slice. It returns
+// errNotFound when the key is missing.
+func getC(db cDB, ro readOptions, cf cFamily, key []byte) ([]byte, error) {
+	v := C.kdb_get(db.p, ro.c, cf.p, bytesC(key), C.size_t(len(key)))
+	if v.err != nil {
+		return nil, takeError(v.err)
+	}
+	if v.data == nil {
+		return nil, errNotFound
+	}
+	out := make([]byte, int(v.len))
+	copy(out, unsafe.Slice((*byte)(unsafe.Pointer(v.data)), int(v.len)))
+	C.rocksdb_free(unsafe.Pointer(v.data))
+	return out, nil
+}
+
+// takeError turns a RocksDB error message into an error and frees it.
+func takeError(msg *C.char) error {
+	err := errors.New(C.GoString(msg))
+	C.rocksdb_free(unsafe.Pointer(msg))
+	return err
+}
+
+// bytesC returns a pointer to b's first byte, or nil for an empty b.
+func bytesC(b []byte) *C.char {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// cIter is a RocksDB iterator, its read options and its bounds (copied into
+// C memory), created and destroyed together.
+type cIter struct{ k *C.kdb_iter }
+
+// newCIter creates an iterator over the column family within [lower, upper)
+// (a nil bound is no bound).
+func newCIter(db cDB, cf cFamily, lower, upper []byte) (cIter, error) {
+	k := C.kdb_iter_create(db.p, cf.p,
+		bytesC(lower), C.size_t(len(lower)), flagC(lower != nil),
+		bytesC(upper), C.size_t(len(upper)), flagC(upper != nil))
+	if k == nil {
+		return cIter{}, errors.New("rocksdb: out of memory creating an iterator")
+	}
+	return cIter{k}, nil
+}
+
+func flagC(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// A move of an iterator (cIter.move).
+type move C.int
+
+const (
+	moveNext  move = C.KDB_NEXT
+	movePrev  move = C.KDB_PREV
+	moveFirst move = C.KDB_FIRST
+	moveLast  move = C.KDB_LAST
+)
+
+// entry is an iterator's position: whether it is on an entry, and then the
+// entry's key and value, in RocksDB's memory, valid until the iterator
+// moves.
+type entry struct{ c C.kdb_entry }
+
+func (e *entry) valid() bool { return e.c.valid != 0 }
+
+// key and value return the entry's bytes (never nil).
+func (e *entry) key() []byte   { return bytesOf(e.c.key, e.c.key_len) }
+func (e *entry) value() []byte { return bytesOf(e.c.value, e.c.value_len) }
+
+// move moves the iterator and returns the entry it lands on.
+func (c cIter) move(m move) entry { return entry{C.kdb_iter_move(c.k, C.int(m))} }
+
+// err returns the iterator's error, if any.
+func (c cIter) err() error {
+	if msg := C.kdb_iter_error(c.k); msg != nil {
+		return takeError(msg)
+	}
+	return nil
+}
+
+func (c cIter) destroy() { C.kdb_iter_destroy(c.k) }
+
+func bytesOf(p *C.char, n C.size_t) []byte {
+	if p == nil || n == 0 {
+		return []byte{}
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n))
+}
