@@ -147,7 +147,16 @@ func familyC(h *grocksdb.ColumnFamilyHandle) cFamily {
 // checkBinding reports whether grocksdb's DB and ColumnFamilyHandle keep
 // their C object in a first field named c, as the read paths assume.
 func checkBinding() error {
-	for _, t := range []reflect.Type{reflect.TypeFor[grocksdb.DB](), reflect.TypeFor[grocksdb.ColumnFamilyHandle]()} {
+	return checkFirstFieldC(reflect.TypeFor[grocksdb.DB](), reflect.TypeFor[grocksdb.ColumnFamilyHandle]())
+}
+
+// checkFirstFieldC reports whether each struct type keeps a pointer in a
+// first field named c.
+func checkFirstFieldC(types ...reflect.Type) error {
+	for _, t := range types {
+		if t.Kind() != reflect.Struct {
+			return fmt.Errorf("rocksdb: unsupported grocksdb: %v is not a struct", t)
+		}
 		if t.NumField() == 0 {
 			return fmt.Errorf("rocksdb: unsupported grocksdb: %v has no fields", t)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -357,4 +358,75 @@ func TestReopenManyPartitions(t *testing.T) {
 func TestCapabilities(t *testing.T) {
 	b := open(t, testConfig(t))
 	require.Equal(t, store.Capabilities{SnapshotScans: true, Durable: true}, b.Capabilities())
+}
+
+// TestBindingLayout checks what the C read paths assume of grocksdb: that
+// DB and ColumnFamilyHandle keep their C object in a first field c (which
+// checkBinding verifies at every open), that the check refuses other
+// layouts, and that the C objects found there are the ones grocksdb uses:
+// a value written through grocksdb is read back through them.
+func TestBindingLayout(t *testing.T) {
+	require.NoError(t, checkBinding())
+	type good struct {
+		c    *int
+		name string
+	}
+	type renamed struct{ p *int }
+	type notFirst struct {
+		n int
+		c *int
+	}
+	type notPointer struct{ c int }
+	require.NoError(t, checkFirstFieldC(reflect.TypeFor[good]()))
+	for _, typ := range []reflect.Type{reflect.TypeFor[renamed](), reflect.TypeFor[notFirst](), reflect.TypeFor[notPointer](), reflect.TypeFor[struct{}](), reflect.TypeFor[int]()} {
+		require.Error(t, checkFirstFieldC(typ), "%v", typ)
+	}
+
+	c := DefaultConfig()
+	c.Path = t.TempDir()
+	e, err := openEngine(c)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Close()) }()
+	p := store.MustPartition("layout")
+	require.NoError(t, e.CreatePartition(context.Background(), p))
+	h := e.parts[p.Name()].h
+	require.NoError(t, e.db.PutCF(e.write, h, []byte("k"), []byte("through grocksdb")))
+	v, err := getC(dbC(e.db), e.read, familyC(h), []byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "through grocksdb", string(v))
+	_, err = getC(dbC(e.db), e.read, familyC(h), []byte("missing"))
+	require.ErrorIs(t, err, errNotFound)
+}
+
+// TestIteratorOwnsItsBounds checks that an engine iterator copies its
+// bounds (RocksDB keeps pointers to them for the iterator's life): the
+// caller's slices may change or be collected after Scan returns.
+func TestIteratorOwnsItsBounds(t *testing.T) {
+	c := DefaultConfig()
+	c.Path = t.TempDir()
+	e, err := openEngine(c)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Close()) }()
+	ctx := context.Background()
+	p := store.MustPartition("bounds")
+	require.NoError(t, e.CreatePartition(ctx, p))
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		require.NoError(t, e.Put(ctx, p, []byte(k), []byte(k)))
+	}
+	for _, reverse := range []bool{false, true} {
+		lower, upper := []byte("b"), []byte("d")
+		it, err := e.Scan(ctx, p, store.Range{Lower: lower, Upper: upper, Reverse: reverse})
+		require.NoError(t, err)
+		lower[0], upper[0] = 'a', 'z' // would widen the scan to every key
+		var got []string
+		for it.Next() {
+			got = append(got, string(it.Key()))
+		}
+		require.NoError(t, it.Close())
+		want := []string{"b", "c"}
+		if reverse {
+			want = []string{"c", "b"}
+		}
+		require.Equal(t, want, got, "reverse=%v", reverse)
+	}
 }
