@@ -21,6 +21,22 @@ static kdb_value kdb_get(rocksdb_t* db, const rocksdb_readoptions_t* ro,
 	return v;
 }
 
+// kdb_put and kdb_delete return the error message (malloc'd) or NULL.
+static char* kdb_put(rocksdb_t* db, const rocksdb_writeoptions_t* wo,
+		rocksdb_column_family_handle_t* cf, const char* key, size_t klen,
+		const char* value, size_t vlen) {
+	char* err = NULL;
+	rocksdb_put_cf(db, wo, cf, key, klen, value, vlen, &err);
+	return err;
+}
+
+static char* kdb_delete(rocksdb_t* db, const rocksdb_writeoptions_t* wo,
+		rocksdb_column_family_handle_t* cf, const char* key, size_t klen) {
+	char* err = NULL;
+	rocksdb_delete_cf(db, wo, cf, key, klen, &err);
+	return err;
+}
+
 // kdb_iter is a RocksDB iterator with the read options that hold its
 // bounds, and the bounds themselves: RocksDB keeps pointers to them, so they
 // live in the same C allocation as the iterator rather than in Go memory.
@@ -111,20 +127,20 @@ import (
 	"github.com/linxGnu/grocksdb"
 )
 
-// The read paths (Get and Scan) call RocksDB's C API directly through the
-// small helpers above, for three reasons: grocksdb allocates a Go object
-// and an out-parameter per key and per value an iterator returns, and four
-// per Get (four allocations for each of them, the bulk of a scan's
-// garbage); a step of a scan is four cgo calls through grocksdb (Next,
-// Valid, Key, Value) and one here; and grocksdb passes the bounds of an
-// iterator as pointers into Go memory that RocksDB keeps, which the cgo
-// rules forbid, where kdb_iter_create copies them into C memory. Writes,
-// options, column families and everything else go through grocksdb.
+// Get, Put, Delete and Scan call RocksDB's C API directly through the small
+// helpers above, for three reasons: grocksdb allocates a Go object and an
+// out-parameter for every key and every value an iterator returns, and for
+// every Get and write (the allocations are most of a scan's garbage); a
+// step of a scan is four cgo calls through grocksdb (Next, Valid, Key,
+// Value) and one here; and grocksdb passes the bounds of an iterator as
+// pointers into Go memory that RocksDB keeps, which the cgo rules forbid,
+// where kdb_iter_create copies them into C memory. Batches, options, column
+// families and everything else go through grocksdb.
 //
-// The helpers need the C objects behind grocksdb's DB and
-// ColumnFamilyHandle, which grocksdb keeps in an unexported first field
-// named c. checkBinding verifies that layout when the engine opens, so a
-// grocksdb that changed it is refused with an error instead of misread.
+// The helpers need the C objects behind grocksdb's DB, ColumnFamilyHandle
+// and WriteOptions, which grocksdb keeps in an unexported first field named
+// c. checkBinding verifies that layout when the engine opens, so a grocksdb
+// that changed it is refused with an error instead of misread.
 
 // cObject returns the C pointer held in the first field of *p.
 func cObject[T any](p *T) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(p)) }
@@ -144,10 +160,34 @@ func familyC(h *grocksdb.ColumnFamilyHandle) cFamily {
 	return cFamily{(*C.rocksdb_column_family_handle_t)(cObject(h))}
 }
 
+// cWrite is the C object of a grocksdb WriteOptions.
+type cWrite struct{ p *C.rocksdb_writeoptions_t }
+
+func writeC(wo *grocksdb.WriteOptions) cWrite {
+	return cWrite{(*C.rocksdb_writeoptions_t)(cObject(wo))}
+}
+
+// putC writes value under key into the column family.
+func putC(db cDB, wo cWrite, cf cFamily, key, value []byte) error {
+	if msg := C.kdb_put(db.p, wo.p, cf.p, bytesC(key), C.size_t(len(key)), bytesC(value), C.size_t(len(value))); msg != nil {
+		return takeError(msg)
+	}
+	return nil
+}
+
+// deleteC removes key from the column family.
+func deleteC(db cDB, wo cWrite, cf cFamily, key []byte) error {
+	if msg := C.kdb_delete(db.p, wo.p, cf.p, bytesC(key), C.size_t(len(key))); msg != nil {
+		return takeError(msg)
+	}
+	return nil
+}
+
 // checkBinding reports whether grocksdb's DB and ColumnFamilyHandle keep
 // their C object in a first field named c, as the read paths assume.
 func checkBinding() error {
-	return checkFirstFieldC(reflect.TypeFor[grocksdb.DB](), reflect.TypeFor[grocksdb.ColumnFamilyHandle]())
+	return checkFirstFieldC(reflect.TypeFor[grocksdb.DB](), reflect.TypeFor[grocksdb.ColumnFamilyHandle](),
+		reflect.TypeFor[grocksdb.WriteOptions]())
 }
 
 // checkFirstFieldC reports whether each struct type keeps a pointer in a

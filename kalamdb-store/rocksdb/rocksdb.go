@@ -139,7 +139,8 @@ type engine struct {
 	db    *grocksdb.DB
 	cdb   cDB                    // db's C object, for the read paths
 	read  readOptions            // for Get
-	write *grocksdb.WriteOptions // for Put, Delete and Batch
+	write *grocksdb.WriteOptions // for Batch
+	cw    cWrite                 // write's C object, for Put and Delete
 
 	opts *options
 	path string
@@ -183,7 +184,7 @@ func openEngine(c Config) (*engine, error) {
 	}
 	e := &engine{
 		parts: make(map[string]part, len(names)),
-		db:    db, cdb: dbC(db), read: opts.read, write: opts.write, opts: opts, path: c.Path,
+		db:    db, cdb: dbC(db), read: opts.read, cw: writeC(opts.write), write: opts.write, opts: opts, path: c.Path,
 	}
 	for i, name := range names {
 		if p, ok := partitionOf(name); ok {
@@ -237,7 +238,7 @@ func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) er
 		e.mu.RUnlock()
 		return missing(p)
 	}
-	err := e.db.PutCF(e.write, pt.h, key, value)
+	err := putC(e.cdb, e.cw, pt.c, key, value)
 	e.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: put into %q: %w", p.Name(), err)
@@ -252,7 +253,7 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 		e.mu.RUnlock()
 		return missing(p)
 	}
-	err := e.db.DeleteCF(e.write, pt.h, key)
+	err := deleteC(e.cdb, e.cw, pt.c, key)
 	e.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: delete from %q: %w", p.Name(), err)

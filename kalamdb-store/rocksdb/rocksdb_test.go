@@ -364,7 +364,8 @@ func TestCapabilities(t *testing.T) {
 // DB and ColumnFamilyHandle keep their C object in a first field c (which
 // checkBinding verifies at every open), that the check refuses other
 // layouts, and that the C objects found there are the ones grocksdb uses:
-// a value written through grocksdb is read back through them.
+// values written through grocksdb are read back through them and the
+// other way round.
 func TestBindingLayout(t *testing.T) {
 	require.NoError(t, checkBinding())
 	type good struct {
@@ -396,6 +397,20 @@ func TestBindingLayout(t *testing.T) {
 	require.Equal(t, "through grocksdb", string(v))
 	_, err = getC(dbC(e.db), e.read, familyC(h), []byte("missing"))
 	require.ErrorIs(t, err, errNotFound)
+
+	// And the other way: written and deleted through the C objects, read
+	// through grocksdb.
+	require.NoError(t, putC(dbC(e.db), writeC(e.write), familyC(h), []byte("k2"), []byte("through C")))
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	s, err := e.db.GetCF(ro, h, []byte("k2"))
+	require.NoError(t, err)
+	require.Equal(t, "through C", string(s.Data()))
+	s.Free()
+	require.NoError(t, deleteC(dbC(e.db), writeC(e.write), familyC(h), []byte("k2")))
+	s, err = e.db.GetCF(ro, h, []byte("k2"))
+	require.NoError(t, err)
+	require.False(t, s.Exists())
 }
 
 // TestIteratorOwnsItsBounds checks that an engine iterator copies its
