@@ -14,17 +14,50 @@ import (
 func New(e Engine) StorageBackend {
 	c := &checked{e: e, caps: e.Capabilities()}
 	c.iters.next, c.iters.prev = &c.iters, &c.iters
+	if g, ok := e.(Gated); ok {
+		g.UseGate(Gate{c})
+	}
 	return c
+}
+
+// Gated is implemented by an Engine whose data calls (Get, Put, Delete,
+// Batch and Scan) take no lock of their own against its CreatePartition and
+// DropPartition, relying on the backend's Gate instead, so that a data call
+// pays for one lock, the wrapper's, rather than two. New calls UseGate once,
+// before any other method.
+type Gated interface {
+	UseGate(Gate)
+}
+
+// Gate is the call gate of a backend built by New: every Get, Put, Delete,
+// Batch and Scan call holds it shared for its whole duration.
+// CreatePartition and DropPartition do not, so that they can wait on it.
+type Gate struct{ c *checked }
+
+// Drain waits until every Get, Put, Delete, Batch and Scan call that was in
+// flight when Drain was called has returned, holding new ones back
+// meanwhile. A Gated engine calls it from DropPartition, after taking the
+// partition out of the set its data calls look it up in, to know that no
+// data call still uses the partition before it destroys it. Calling it from
+// a data call deadlocks.
+func (g Gate) Drain() {
+	// An empty critical section: taking the write lock is the wait.
+	g.c.mu.Lock()
+	g.c.mu.Unlock() //nolint:staticcheck // SA2001: intended
+
 }
 
 type checked struct {
 	e    Engine
 	caps Capabilities
 
-	// mu is read-held by every call for its whole duration and write-held
-	// by Close, so Close waits for calls in flight and the engine is never
-	// used after its Close.
+	// mu is read-held by every call but CreatePartition and DropPartition
+	// for its whole duration, ddl by those two; Close write-holds both (ddl
+	// first), so it waits for calls in flight and the engine is never used
+	// after its Close. Gate.Drain write-locks mu from inside a
+	// DropPartition, which is why partition changes hold ddl instead.
 	mu     sync.RWMutex
+	ddl    sync.RWMutex
 	closed bool
 
 	// iters is the sentinel of the ring of open iterators, guarded by
@@ -33,16 +66,21 @@ type checked struct {
 	iters checkedIter
 }
 
-// enter read-locks c and checks the closed state and ctx. On success the
-// caller must c.mu.RUnlock().
-func (c *checked) enter(ctx context.Context) error {
-	c.mu.RLock()
+// enter read-locks c.mu and checks the closed state and ctx. On success
+// the caller must c.mu.RUnlock().
+func (c *checked) enter(ctx context.Context) error { return c.enterWith(&c.mu, ctx) }
+
+// enterDDL is enter for CreatePartition and DropPartition, with c.ddl.
+func (c *checked) enterDDL(ctx context.Context) error { return c.enterWith(&c.ddl, ctx) }
+
+func (c *checked) enterWith(l *sync.RWMutex, ctx context.Context) error {
+	l.RLock()
 	if c.closed {
-		c.mu.RUnlock()
+		l.RUnlock()
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		c.mu.RUnlock()
+		l.RUnlock()
 		return fmt.Errorf("kalamdb-store: %w", err)
 	}
 	return nil
@@ -166,10 +204,10 @@ func (c *checked) PartitionExists(ctx context.Context, p Partition) (bool, error
 }
 
 func (c *checked) CreatePartition(ctx context.Context, p Partition) error {
-	if err := c.enter(ctx); err != nil {
+	if err := c.enterDDL(ctx); err != nil {
 		return err
 	}
-	defer c.mu.RUnlock()
+	defer c.ddl.RUnlock()
 	if err := checkPartition(p); err != nil {
 		return err
 	}
@@ -185,10 +223,10 @@ func (c *checked) ListPartitions(ctx context.Context) ([]Partition, error) {
 }
 
 func (c *checked) DropPartition(ctx context.Context, p Partition) error {
-	if err := c.enter(ctx); err != nil {
+	if err := c.enterDDL(ctx); err != nil {
 		return err
 	}
-	defer c.mu.RUnlock()
+	defer c.ddl.RUnlock()
 	if err := checkPartition(p); err != nil {
 		return err
 	}
@@ -198,6 +236,8 @@ func (c *checked) DropPartition(ctx context.Context, p Partition) error {
 func (c *checked) Capabilities() Capabilities { return c.caps }
 
 func (c *checked) Close() error {
+	c.ddl.Lock()
+	defer c.ddl.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

@@ -167,7 +167,9 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	if err := fx.Preload(ctx, fx.be); err != nil {
 		return nil, err
 	}
-	fx.readH, fx.writeH = eng.parts["read"].h, eng.parts["write"].h
+	read, _ := eng.lookup("read")
+	write, _ := eng.lookup("write")
+	fx.readH, fx.writeH = read.h, write.h
 	if err := fx.compact(fx.readH); err != nil {
 		return nil, err
 	}

@@ -36,7 +36,8 @@ type iterator struct {
 
 // newIterator creates the RocksDB iterator over pt within r, taking a
 // reference on its family and counting the iterator in e.iters; Close gives
-// both back. The caller read-holds e.mu.
+// both back. The caller is a data call (inside the gate), so pt's family
+// cannot be released by a DropPartition before the reference is taken.
 func newIterator(e *engine, pt part, r store.Range) (*iterator, error) {
 	c, err := newCIter(e.cdb, pt.c, r.Lower, r.Upper)
 	if err != nil {

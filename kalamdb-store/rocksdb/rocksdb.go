@@ -126,16 +126,21 @@ func (f *family) release() {
 	}
 }
 
+// partitions is a set of partitions by name. The engine's current set is
+// never changed in place: CreatePartition and DropPartition install a
+// changed copy.
+type partitions map[string]part
+
 type engine struct {
 	// The fields every operation reads come first, on one cache line.
 
-	// mu guards parts. Data operations read-hold it for their whole call,
-	// so a DropPartition (which write-holds it to remove the partition)
-	// waits for the writes in flight and no write reaches a column family
-	// after its partition was removed. parts is changed only with both ddl
-	// and mu held, so holding either one is enough to read it.
-	mu    sync.RWMutex
-	parts map[string]part
+	// parts is the current set of partitions. Data calls (Get, Put,
+	// Delete, Batch, Scan) read it without a lock of their own: they run
+	// inside the backend's gate (store.Gate), and DropPartition, after
+	// installing a set without the partition, drains the gate, so that no
+	// call still uses the column family when it is dropped and no write
+	// reaches it afterwards.
+	parts atomic.Pointer[partitions]
 	db    *grocksdb.DB
 	cdb   cDB                    // db's C object, for the read paths
 	read  readOptions            // for Get
@@ -148,8 +153,13 @@ type engine struct {
 	// ("default" and foreign ones); RocksDB requires them open.
 	other []*grocksdb.ColumnFamilyHandle
 
-	// ddl serialises CreatePartition and DropPartition.
+	// ddl serialises CreatePartition, DropPartition and Close.
 	ddl sync.Mutex
+
+	// gate is the backend's call gate, set by store.New (UseGate); gated
+	// reports that it was.
+	gate  store.Gate
+	gated bool
 
 	// iters counts the iterators not yet closed; Close waits for them, so
 	// that no handle is destroyed and no iterator freed after the database
@@ -182,18 +192,40 @@ func openEngine(c Config) (*engine, error) {
 		opts.destroy()
 		return nil, fmt.Errorf("rocksdb: opening %s: %w", c.Path, err)
 	}
+	parts := make(partitions, len(names))
 	e := &engine{
-		parts: make(map[string]part, len(names)),
-		db:    db, cdb: dbC(db), read: opts.read, cw: writeC(opts.write), write: opts.write, opts: opts, path: c.Path,
+		db: db, cdb: dbC(db), read: opts.read, cw: writeC(opts.write), write: opts.write, opts: opts, path: c.Path,
 	}
 	for i, name := range names {
 		if p, ok := partitionOf(name); ok {
-			e.parts[p.Name()] = newPart(handles[i])
+			parts[p.Name()] = newPart(handles[i])
 		} else {
 			e.other = append(e.other, handles[i])
 		}
 	}
+	e.parts.Store(&parts)
 	return e, nil
+}
+
+// UseGate implements store.Gated.
+func (e *engine) UseGate(g store.Gate) { e.gate, e.gated = g, true }
+
+// lookup returns the partition called name, if it exists.
+func (e *engine) lookup(name string) (part, bool) {
+	pt, ok := (*e.parts.Load())[name]
+	return pt, ok
+}
+
+// changeParts installs a copy of the current partition set changed by
+// change. The caller holds ddl.
+func (e *engine) changeParts(change func(partitions)) {
+	old := *e.parts.Load()
+	next := make(partitions, len(old)+1)
+	for name, pt := range old {
+		next[name] = pt
+	}
+	change(next)
+	e.parts.Store(&next)
 }
 
 // existingColumnFamilies lists the column families of the database at path,
@@ -214,14 +246,11 @@ func missing(p store.Partition) error {
 }
 
 func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, error) {
-	e.mu.RLock()
-	pt, ok := e.parts[p.Name()]
+	pt, ok := e.lookup(p.Name())
 	if !ok {
-		e.mu.RUnlock()
 		return nil, missing(p)
 	}
 	v, err := getC(e.cdb, e.read, pt.c, key)
-	e.mu.RUnlock()
 	if err != nil {
 		if err == errNotFound {
 			return nil, store.ErrNotFound
@@ -232,14 +261,11 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 }
 
 func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
-	e.mu.RLock()
-	pt, ok := e.parts[p.Name()]
+	pt, ok := e.lookup(p.Name())
 	if !ok {
-		e.mu.RUnlock()
 		return missing(p)
 	}
 	err := putC(e.cdb, e.cw, pt.c, key, value)
-	e.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: put into %q: %w", p.Name(), err)
 	}
@@ -247,28 +273,25 @@ func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) er
 }
 
 func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error {
-	e.mu.RLock()
-	pt, ok := e.parts[p.Name()]
+	pt, ok := e.lookup(p.Name())
 	if !ok {
-		e.mu.RUnlock()
 		return missing(p)
 	}
 	err := deleteC(e.cdb, e.cw, pt.c, key)
-	e.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: delete from %q: %w", p.Name(), err)
 	}
 	return nil
 }
 
-// Batch resolves every operation's partition and writes one WriteBatch, all
-// under the read lock that DropPartition write-holds: either every
-// partition exists and the whole batch is written, or nothing is.
+// Batch resolves every operation's partition in one partition set and
+// writes one WriteBatch, all inside the gate that DropPartition drains:
+// either every partition exists and the whole batch is written, or nothing
+// is.
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 	wb := grocksdb.NewWriteBatch()
 	defer wb.Destroy()
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	parts := *e.parts.Load()
 	var (
 		name string
 		h    *grocksdb.ColumnFamilyHandle
@@ -277,7 +300,7 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		op := &ops[i]
 		if h == nil || op.Partition.Name() != name {
 			name = op.Partition.Name()
-			pt, ok := e.parts[name]
+			pt, ok := parts[name]
 			if !ok {
 				return fmt.Errorf("batch operation %d: %w", i, missing(op.Partition))
 			}
@@ -296,50 +319,41 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 }
 
 func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {
-	e.mu.RLock()
-	pt, ok := e.parts[p.Name()]
+	pt, ok := e.lookup(p.Name())
 	if !ok {
-		e.mu.RUnlock()
 		return nil, missing(p)
 	}
-	it, err := newIterator(e, pt, r)
-	e.mu.RUnlock()
-	return it, err
+	return newIterator(e, pt, r)
 }
 
 func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {
-	e.mu.RLock()
-	_, ok := e.parts[p.Name()]
-	e.mu.RUnlock()
+	_, ok := e.lookup(p.Name())
 	return ok, nil
 }
 
-// CreatePartition creates the column family without holding mu, so that
-// reads and writes of other partitions go on while RocksDB writes its
-// MANIFEST; the partition becomes visible once it exists.
+// CreatePartition creates the column family while reads and writes of
+// other partitions go on; the partition becomes visible once it exists.
 func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	if _, ok := e.parts[p.Name()]; ok {
+	if _, ok := e.lookup(p.Name()); ok {
 		return nil
 	}
 	h, err := e.db.CreateColumnFamily(e.opts.db, columnFamily(p))
 	if err != nil {
 		return fmt.Errorf("rocksdb: creating partition %q: %w", p.Name(), err)
 	}
-	e.mu.Lock()
-	e.parts[p.Name()] = newPart(h)
-	e.mu.Unlock()
+	pt := newPart(h)
+	e.changeParts(func(ps partitions) { ps[p.Name()] = pt })
 	return nil
 }
 
 func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
-	e.mu.RLock()
-	names := make([]string, 0, len(e.parts))
-	for n := range e.parts {
+	parts := *e.parts.Load()
+	names := make([]string, 0, len(parts))
+	for n := range parts {
 		names = append(names, n)
 	}
-	e.mu.RUnlock()
 	sort.Strings(names)
 	out := make([]store.Partition, len(names))
 	for i, n := range names {
@@ -352,26 +366,26 @@ func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
 	return out, nil
 }
 
-// DropPartition removes the partition from parts first (waiting for the
-// operations in flight on it), then drops the column family. From the
-// removal on, every operation on the partition fails with
-// ErrPartitionNotFound; iterators opened before keep reading their
-// snapshot. Should RocksDB refuse the drop, the partition is put back,
-// untouched, and the error returned.
+// DropPartition takes the partition out of the partition set first, then
+// drains the gate (waits for the data calls in flight, which may have found
+// it), then drops the column family. From the removal on, every operation
+// on the partition fails with ErrPartitionNotFound; iterators opened before
+// keep reading their snapshot. Should RocksDB refuse the drop, the
+// partition is put back, untouched, and the error returned.
 func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
+	if !e.gated {
+		return fmt.Errorf("rocksdb: dropping partition %q: the engine is used without store.New, whose gate a drop needs", p.Name())
+	}
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	pt, ok := e.parts[p.Name()]
+	pt, ok := e.lookup(p.Name())
 	if !ok {
 		return missing(p)
 	}
-	e.mu.Lock()
-	delete(e.parts, p.Name())
-	e.mu.Unlock()
+	e.changeParts(func(ps partitions) { delete(ps, p.Name()) })
+	e.gate.Drain()
 	if err := e.db.DropColumnFamily(pt.h); err != nil {
-		e.mu.Lock()
-		e.parts[p.Name()] = pt
-		e.mu.Unlock()
+		e.changeParts(func(ps partitions) { ps[p.Name()] = pt })
 		return fmt.Errorf("rocksdb: dropping partition %q: %w", p.Name(), err)
 	}
 	pt.f.release()
@@ -389,10 +403,9 @@ func (e *engine) Close() error {
 	e.iters.Wait()
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	parts := *e.parts.Load()
 	var stuck []string
-	for name, pt := range e.parts {
+	for name, pt := range parts {
 		if n := pt.f.refs.Load(); n != 1 {
 			stuck = append(stuck, fmt.Sprintf("%q (%d references)", name, n))
 		}
@@ -404,10 +417,10 @@ func (e *engine) Close() error {
 		sort.Strings(stuck)
 		return fmt.Errorf("rocksdb: not closing %s: column families still in use: %s", e.path, strings.Join(stuck, ", "))
 	}
-	for _, pt := range e.parts {
+	for _, pt := range parts {
 		pt.f.release()
 	}
-	e.parts = nil
+	e.parts.Store(&partitions{})
 	for _, h := range e.other {
 		h.Destroy()
 	}

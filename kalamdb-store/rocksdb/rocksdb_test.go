@@ -390,7 +390,9 @@ func TestBindingLayout(t *testing.T) {
 	defer func() { require.NoError(t, e.Close()) }()
 	p := store.MustPartition("layout")
 	require.NoError(t, e.CreatePartition(context.Background(), p))
-	h := e.parts[p.Name()].h
+	pt, ok := e.lookup(p.Name())
+	require.True(t, ok)
+	h := pt.h
 	require.NoError(t, e.db.PutCF(e.write, h, []byte("k"), []byte("through grocksdb")))
 	v, err := getC(dbC(e.db), e.read, familyC(h), []byte("k"))
 	require.NoError(t, err)
