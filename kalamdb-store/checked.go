@@ -20,33 +20,6 @@ func New(e Engine) StorageBackend {
 	return c
 }
 
-// Gated is implemented by an Engine whose data calls (Get, Put, Delete,
-// Batch and Scan) take no lock of their own against its CreatePartition and
-// DropPartition, relying on the backend's Gate instead, so that a data call
-// pays for one lock, the wrapper's, rather than two. New calls UseGate once,
-// before any other method.
-type Gated interface {
-	UseGate(Gate)
-}
-
-// Gate is the call gate of a backend built by New: every Get, Put, Delete,
-// Batch and Scan call holds it shared for its whole duration.
-// CreatePartition and DropPartition do not, so that they can wait on it.
-type Gate struct{ c *checked }
-
-// Drain waits until every Get, Put, Delete, Batch and Scan call that was in
-// flight when Drain was called has returned, holding new ones back
-// meanwhile. A Gated engine calls it from DropPartition, after taking the
-// partition out of the set its data calls look it up in, to know that no
-// data call still uses the partition before it destroys it. Calling it from
-// a data call deadlocks.
-func (g Gate) Drain() {
-	// An empty critical section: taking the write lock is the wait.
-	g.c.mu.Lock()
-	g.c.mu.Unlock() //nolint:staticcheck // SA2001: intended
-
-}
-
 type checked struct {
 	e    Engine
 	caps Capabilities

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"sync"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -31,11 +30,18 @@ type engine struct {
 	db *pdb.DB
 	wo *pdb.WriteOptions
 
-	// mu makes a partition's existence check atomic with the operation on
-	// it: data operations hold it shared, CreatePartition and DropPartition
-	// exclusively. parts mirrors the partition entries of the database.
-	mu    sync.RWMutex
-	parts map[string]struct{}
+	// parts mirrors the partition entries of the database. Data calls look
+	// partitions up without a lock of their own: they run inside the
+	// backend's gate (store.Gate), and DropPartition, after removing the
+	// partition from parts, drains the gate before deleting its keys, so a
+	// partition's existence check is atomic with the operation on it.
+	parts store.PartitionMap[struct{}]
+	// ddl serialises CreatePartition and DropPartition.
+	ddl sync.Mutex
+	// gate is the backend's call gate, set by store.New (UseGate); gated
+	// reports that it was.
+	gate  store.Gate
+	gated bool
 
 	// keyBuf pools the buffers Get builds its prefixed key in.
 	keyBuf sync.Pool
@@ -54,7 +60,7 @@ func openEngine(cfg Config) (*engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebble: opening %q: %w", cfg.Path, err)
 	}
-	e := &engine{db: db, wo: pdb.NoSync, parts: map[string]struct{}{}}
+	e := &engine{db: db, wo: pdb.NoSync}
 	if cfg.SyncWrites {
 		e.wo = pdb.Sync
 	}
@@ -97,17 +103,19 @@ func (e *engine) load(path string) error {
 	if err != nil {
 		return fmt.Errorf("pebble: listing partitions: %w", err)
 	}
+	parts := map[string]struct{}{}
 	for ok := it.First(); ok; ok = it.Next() {
 		name := string(it.Key()[len(partPrefix):])
 		if err := store.ValidatePartitionName(name); err != nil {
 			_ = it.Close()
 			return fmt.Errorf("pebble: corrupt partition entry: %w", err)
 		}
-		e.parts[name] = struct{}{}
+		parts[name] = struct{}{}
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("pebble: listing partitions: %w", err)
 	}
+	e.parts.Replace(parts)
 	return nil
 }
 
@@ -127,9 +135,12 @@ func notFound(p store.Partition) error {
 	return fmt.Errorf("%w: %q", store.ErrPartitionNotFound, p.Name())
 }
 
-// exists reports whether p exists; the caller holds mu.
+// UseGate implements store.Gated.
+func (e *engine) UseGate(g store.Gate) { e.gate, e.gated = g, true }
+
+// exists reports whether p exists.
 func (e *engine) exists(p store.Partition) bool {
-	_, ok := e.parts[p.Name()]
+	_, ok := e.parts.Get(p.Name())
 	return ok
 }
 
@@ -159,8 +170,6 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 		e.keyBuf.Put(bp)
 	}()
 
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	if !e.exists(p) {
 		return nil, notFound(p)
 	}
@@ -195,7 +204,7 @@ func addOp(b *pdb.Batch, op store.Operation) error {
 	return d.Finish()
 }
 
-// apply writes ops as one batch; the caller holds mu and has checked the
+// apply writes ops as one batch; the caller, a data call, has checked the
 // partitions.
 func (e *engine) apply(ops ...store.Operation) error {
 	b := e.db.NewBatch()
@@ -212,8 +221,6 @@ func (e *engine) apply(ops ...store.Operation) error {
 }
 
 func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	if !e.exists(p) {
 		return notFound(p)
 	}
@@ -221,8 +228,6 @@ func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) er
 }
 
 func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	if !e.exists(p) {
 		return notFound(p)
 	}
@@ -254,10 +259,9 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		return fmt.Errorf("%w: batch of %d operations encodes to %d bytes; Pebble applies at most %d bytes at once",
 			store.ErrInvalidArgument, len(ops), n, uint64(maxBatchBytes))
 	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	parts := e.parts.Snapshot()
 	for i, op := range ops {
-		if !e.exists(op.Partition) {
+		if _, ok := parts[op.Partition.Name()]; !ok {
 			return fmt.Errorf("batch operation %d: %w", i, notFound(op.Partition))
 		}
 	}
@@ -278,8 +282,6 @@ func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (stor
 		upper = append(append(lower[len(lower):], name...), 1)
 	}
 	it := &iterator{strip: n, reverse: r.Reverse}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	if !e.exists(p) {
 		return nil, notFound(p)
 	}
@@ -292,32 +294,24 @@ func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (stor
 }
 
 func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	return e.exists(p), nil
 }
 
 func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.ddl.Lock()
+	defer e.ddl.Unlock()
 	if e.exists(p) {
 		return nil
 	}
 	if err := e.db.Set(partEntry(p.Name()), nil, pdb.Sync); err != nil {
 		return fmt.Errorf("pebble: creating partition %q: %w", p.Name(), err)
 	}
-	e.parts[p.Name()] = struct{}{}
+	e.parts.Set(p.Name(), struct{}{})
 	return nil
 }
 
 func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
-	e.mu.RLock()
-	names := make([]string, 0, len(e.parts))
-	for n := range e.parts {
-		names = append(names, n)
-	}
-	e.mu.RUnlock()
-	sort.Strings(names)
+	names := e.parts.Names()
 	out := make([]store.Partition, len(names))
 	for i, n := range names {
 		p, err := store.NewPartition(n)
@@ -329,12 +323,30 @@ func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
 	return out, nil
 }
 
+// DropPartition removes the partition from parts, drains the gate (waits
+// for the data calls in flight, which may have found it), then deletes its
+// entry and keys in one synced batch. Should that fail, the partition is put
+// back and the error returned.
 func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	if !e.gated {
+		return fmt.Errorf("pebble: dropping partition %q: the engine is used without store.New, whose gate a drop needs", p.Name())
+	}
+	e.ddl.Lock()
+	defer e.ddl.Unlock()
 	if !e.exists(p) {
 		return notFound(p)
 	}
+	e.parts.Delete(p.Name())
+	e.gate.Drain()
+	if err := e.dropKeys(p); err != nil {
+		e.parts.Set(p.Name(), struct{}{})
+		return err
+	}
+	return nil
+}
+
+// dropKeys deletes the entry and every key of p in one synced batch.
+func (e *engine) dropKeys(p store.Partition) error {
 	lower, upper := bounds(p.Name())
 	b := e.db.NewBatch()
 	defer b.Close()
@@ -347,7 +359,6 @@ func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 	if err := e.db.Apply(b, pdb.Sync); err != nil {
 		return fmt.Errorf("pebble: dropping partition %q: %w", p.Name(), err)
 	}
-	delete(e.parts, p.Name())
 	return nil
 }
 

@@ -167,8 +167,8 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	if err := fx.Preload(ctx, fx.be); err != nil {
 		return nil, err
 	}
-	read, _ := eng.lookup("read")
-	write, _ := eng.lookup("write")
+	read, _ := eng.parts.Get("read")
+	write, _ := eng.parts.Get("write")
 	fx.readH, fx.writeH = read.h, write.h
 	if err := fx.compact(fx.readH); err != nil {
 		return nil, err

@@ -126,11 +126,6 @@ func (f *family) release() {
 	}
 }
 
-// partitions is a set of partitions by name. The engine's current set is
-// never changed in place: CreatePartition and DropPartition install a
-// changed copy.
-type partitions map[string]part
-
 type engine struct {
 	// The fields every operation reads come first, on one cache line.
 
@@ -140,7 +135,7 @@ type engine struct {
 	// installing a set without the partition, drains the gate, so that no
 	// call still uses the column family when it is dropped and no write
 	// reaches it afterwards.
-	parts atomic.Pointer[partitions]
+	parts store.PartitionMap[part]
 	db    *grocksdb.DB
 	cdb   cDB                    // db's C object, for the read paths
 	read  readOptions            // for Get
@@ -192,7 +187,7 @@ func openEngine(c Config) (*engine, error) {
 		opts.destroy()
 		return nil, fmt.Errorf("rocksdb: opening %s: %w", c.Path, err)
 	}
-	parts := make(partitions, len(names))
+	parts := make(map[string]part, len(names))
 	e := &engine{
 		db: db, cdb: dbC(db), read: opts.read, cw: writeC(opts.write), write: opts.write, opts: opts, path: c.Path,
 	}
@@ -203,30 +198,12 @@ func openEngine(c Config) (*engine, error) {
 			e.other = append(e.other, handles[i])
 		}
 	}
-	e.parts.Store(&parts)
+	e.parts.Replace(parts)
 	return e, nil
 }
 
 // UseGate implements store.Gated.
 func (e *engine) UseGate(g store.Gate) { e.gate, e.gated = g, true }
-
-// lookup returns the partition called name, if it exists.
-func (e *engine) lookup(name string) (part, bool) {
-	pt, ok := (*e.parts.Load())[name]
-	return pt, ok
-}
-
-// changeParts installs a copy of the current partition set changed by
-// change. The caller holds ddl.
-func (e *engine) changeParts(change func(partitions)) {
-	old := *e.parts.Load()
-	next := make(partitions, len(old)+1)
-	for name, pt := range old {
-		next[name] = pt
-	}
-	change(next)
-	e.parts.Store(&next)
-}
 
 // existingColumnFamilies lists the column families of the database at path,
 // or just "default" when there is no database there yet.
@@ -246,7 +223,7 @@ func missing(p store.Partition) error {
 }
 
 func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, error) {
-	pt, ok := e.lookup(p.Name())
+	pt, ok := e.parts.Get(p.Name())
 	if !ok {
 		return nil, missing(p)
 	}
@@ -261,7 +238,7 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 }
 
 func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
-	pt, ok := e.lookup(p.Name())
+	pt, ok := e.parts.Get(p.Name())
 	if !ok {
 		return missing(p)
 	}
@@ -273,7 +250,7 @@ func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) er
 }
 
 func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error {
-	pt, ok := e.lookup(p.Name())
+	pt, ok := e.parts.Get(p.Name())
 	if !ok {
 		return missing(p)
 	}
@@ -291,7 +268,7 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 	wb := grocksdb.NewWriteBatch()
 	defer wb.Destroy()
-	parts := *e.parts.Load()
+	parts := e.parts.Snapshot()
 	var (
 		name string
 		h    *grocksdb.ColumnFamilyHandle
@@ -319,7 +296,7 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 }
 
 func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {
-	pt, ok := e.lookup(p.Name())
+	pt, ok := e.parts.Get(p.Name())
 	if !ok {
 		return nil, missing(p)
 	}
@@ -327,7 +304,7 @@ func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (stor
 }
 
 func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {
-	_, ok := e.lookup(p.Name())
+	_, ok := e.parts.Get(p.Name())
 	return ok, nil
 }
 
@@ -336,7 +313,7 @@ func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, er
 func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	if _, ok := e.lookup(p.Name()); ok {
+	if _, ok := e.parts.Get(p.Name()); ok {
 		return nil
 	}
 	h, err := e.db.CreateColumnFamily(e.opts.db, columnFamily(p))
@@ -344,17 +321,12 @@ func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 		return fmt.Errorf("rocksdb: creating partition %q: %w", p.Name(), err)
 	}
 	pt := newPart(h)
-	e.changeParts(func(ps partitions) { ps[p.Name()] = pt })
+	e.parts.Set(p.Name(), pt)
 	return nil
 }
 
 func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
-	parts := *e.parts.Load()
-	names := make([]string, 0, len(parts))
-	for n := range parts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := e.parts.Names()
 	out := make([]store.Partition, len(names))
 	for i, n := range names {
 		p, err := store.NewPartition(n)
@@ -378,14 +350,14 @@ func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 	}
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	pt, ok := e.lookup(p.Name())
+	pt, ok := e.parts.Get(p.Name())
 	if !ok {
 		return missing(p)
 	}
-	e.changeParts(func(ps partitions) { delete(ps, p.Name()) })
+	e.parts.Delete(p.Name())
 	e.gate.Drain()
 	if err := e.db.DropColumnFamily(pt.h); err != nil {
-		e.changeParts(func(ps partitions) { ps[p.Name()] = pt })
+		e.parts.Set(p.Name(), pt)
 		return fmt.Errorf("rocksdb: dropping partition %q: %w", p.Name(), err)
 	}
 	pt.f.release()
@@ -403,7 +375,7 @@ func (e *engine) Close() error {
 	e.iters.Wait()
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	parts := *e.parts.Load()
+	parts := e.parts.Snapshot()
 	var stuck []string
 	for name, pt := range parts {
 		if n := pt.f.refs.Load(); n != 1 {
@@ -420,7 +392,7 @@ func (e *engine) Close() error {
 	for _, pt := range parts {
 		pt.f.release()
 	}
-	e.parts.Store(&partitions{})
+	e.parts.Replace(nil)
 	for _, h := range e.other {
 		h.Destroy()
 	}

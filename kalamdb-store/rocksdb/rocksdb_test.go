@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/linxGnu/grocksdb"
@@ -266,53 +265,6 @@ func TestLeakedIteratorOnDroppedPartition(t *testing.T) {
 	require.Empty(t, ps)
 }
 
-// TestWritesRacingDrop writes to a partition from several goroutines while
-// it is dropped. Every write either succeeded before the drop (and went
-// with it) or failed with ErrPartitionNotFound; none lands in the partition
-// created again afterwards.
-func TestWritesRacingDrop(t *testing.T) {
-	b := open(t, testConfig(t))
-	p := store.MustPartition("t")
-	for round := 0; round < 20; round++ {
-		require.NoError(t, b.CreatePartition(ctx, p))
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make(chan error, 4*50)
-		for w := 0; w < 4; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				<-start
-				for i := 0; i < 50; i++ {
-					k := []byte(fmt.Sprintf("w%d-%d", w, i))
-					var err error
-					if i%2 == 0 {
-						err = b.Put(ctx, p, k, []byte("v"))
-					} else {
-						err = b.Batch(ctx, []store.Operation{store.PutOp(p, k, []byte("v"))})
-					}
-					if err != nil {
-						errs <- err
-					}
-				}
-			}(w)
-		}
-		close(start)
-		require.NoError(t, b.DropPartition(ctx, p))
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.ErrorIs(t, err, store.ErrPartitionNotFound)
-		}
-		require.NoError(t, b.CreatePartition(ctx, p))
-		it, err := b.Scan(ctx, p, store.ScanOptions{})
-		require.NoError(t, err)
-		require.False(t, it.Next(), "round %d: a write reached the dropped partition's successor: %q", round, it.Key())
-		require.NoError(t, it.Close())
-		require.NoError(t, b.DropPartition(ctx, p))
-	}
-}
-
 // TestReopenManyPartitions checks that partitions created and dropped at
 // run time, with data in memtables and in flushed files, are found again.
 func TestReopenManyPartitions(t *testing.T) {
@@ -390,7 +342,7 @@ func TestBindingLayout(t *testing.T) {
 	defer func() { require.NoError(t, e.Close()) }()
 	p := store.MustPartition("layout")
 	require.NoError(t, e.CreatePartition(context.Background(), p))
-	pt, ok := e.lookup(p.Name())
+	pt, ok := e.parts.Get(p.Name())
 	require.True(t, ok)
 	h := pt.h
 	require.NoError(t, e.db.PutCF(e.write, h, []byte("k"), []byte("through grocksdb")))

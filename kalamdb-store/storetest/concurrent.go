@@ -216,3 +216,47 @@ func testConcurrentPartitions(t *testing.T, e *env) {
 	sort.Strings(want)
 	require.Equal(t, want, partitionNames(t, e.b))
 }
+
+// testWritesRacingDrop writes into a partition from several goroutines
+// while it is dropped, then creates it again. Every write either succeeded
+// before the drop (and went with it) or failed with ErrPartitionNotFound;
+// none lands in the partition created afterwards.
+func testWritesRacingDrop(t *testing.T, e *env) {
+	const writers, writes = 4, 50
+	p := store.MustPartition("raced")
+	for round := 0; round < 20; round++ {
+		require.NoError(t, e.b.CreatePartition(e.ctx, p))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, writers*writes)
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				<-start
+				for i := 0; i < writes; i++ {
+					k := []byte(fmt.Sprintf("w%d-%d", w, i))
+					var err error
+					if i%2 == 0 {
+						err = e.b.Put(e.ctx, p, k, []byte("v"))
+					} else {
+						err = e.b.Batch(e.ctx, []store.Operation{store.PutOp(p, k, []byte("v"))})
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			}(w)
+		}
+		close(start)
+		require.NoError(t, e.b.DropPartition(e.ctx, p))
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.ErrorIs(t, err, store.ErrPartitionNotFound)
+		}
+		require.NoError(t, e.b.CreatePartition(e.ctx, p))
+		require.Empty(t, collect(t, e.b, p, store.ScanOptions{}), "round %d: a write reached the dropped partition's successor", round)
+		require.NoError(t, e.b.DropPartition(e.ctx, p))
+	}
+}

@@ -106,6 +106,7 @@ func behaviours() []behaviour {
 		{"ConcurrentReadersWriters", testConcurrentReadersWriters},
 		{"ConcurrentBatchVisibility", testConcurrentBatchVisibility},
 		{"ConcurrentPartitions", testConcurrentPartitions},
+		{"WritesRacingDrop", testWritesRacingDrop},
 	}
 }
 
