@@ -24,7 +24,9 @@ import (
 // atomically with the operation), apply a Batch atomically, copy what it
 // keeps of caller slices and what it returns from Get, sort ListPartitions by
 // name, and be safe for concurrent use. Iterators returned by Scan are closed
-// exactly once, by the wrapper.
+// exactly once, by the wrapper. An engine that must keep DropPartition from
+// pulling a partition out from under a data call may use a lock of its own
+// or implement Gated and drain the wrapper's call gate.
 type Engine interface {
 	Get(ctx context.Context, p Partition, key []byte) ([]byte, error)
 	Put(ctx context.Context, p Partition, key, value []byte) error

@@ -10,8 +10,10 @@
 // partition.
 //
 // Reads and writes go straight to RocksDB: Get copies the value into one Go
-// slice, Put and Delete are single RocksDB writes, and Batch is one RocksDB
-// WriteBatch, so it is atomic across partitions. A Scan is a RocksDB
+// slice, Put and Delete are single RocksDB writes (these three and scans
+// call RocksDB's C API directly, without grocksdb's per-call allocations;
+// see capi.go), and Batch is one RocksDB WriteBatch, so it is atomic across
+// partitions. A Scan is a RocksDB
 // iterator whose lower and upper bounds are the scan's range (prefix and
 // start), so RocksDB never reads past the range; the iterator reads the
 // sequence number current when Scan returned, so it sees nothing written
