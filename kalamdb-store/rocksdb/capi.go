@@ -37,6 +37,17 @@ static char* kdb_delete(rocksdb_t* db, const rocksdb_writeoptions_t* wo,
 	return err;
 }
 
+// kdb_write_rep writes a batch given as RocksDB's WriteBatch representation
+// (see batch.go): one call builds the batch from it, writes and frees it.
+static char* kdb_write_rep(rocksdb_t* db, const rocksdb_writeoptions_t* wo,
+		const char* rep, size_t len) {
+	char* err = NULL;
+	rocksdb_writebatch_t* wb = rocksdb_writebatch_create_from(rep, len);
+	rocksdb_write(db, wo, wb, &err);
+	rocksdb_writebatch_destroy(wb);
+	return err;
+}
+
 // kdb_iter is a RocksDB iterator with the read options that hold its
 // bounds, and the bounds themselves: RocksDB keeps pointers to them, so they
 // live in the same C allocation as the iterator rather than in Go memory.
@@ -160,6 +171,9 @@ func familyC(h *grocksdb.ColumnFamilyHandle) cFamily {
 	return cFamily{(*C.rocksdb_column_family_handle_t)(cObject(h))}
 }
 
+// id returns the column family's RocksDB id.
+func (f cFamily) id() uint32 { return uint32(C.rocksdb_column_family_handle_get_id(f.p)) }
+
 // cWrite is the C object of a grocksdb WriteOptions.
 type cWrite struct{ p *C.rocksdb_writeoptions_t }
 
@@ -247,6 +261,14 @@ func bytesC(b []byte) *C.char {
 		return nil
 	}
 	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// writeRepC writes the batch whose WriteBatch representation is rep.
+func writeRepC(db cDB, wo cWrite, rep []byte) error {
+	if msg := C.kdb_write_rep(db.p, wo.p, bytesC(rep), C.size_t(len(rep))); msg != nil {
+		return takeError(msg)
+	}
+	return nil
 }
 
 // cIter is a RocksDB iterator, its read options and its bounds (copied into

@@ -115,12 +115,16 @@ func newFamily(h *grocksdb.ColumnFamilyHandle) *family {
 // that a Get, Put, Delete or Batch finds it in the map slot without reading
 // the family.
 type part struct {
-	h *grocksdb.ColumnFamilyHandle
-	c cFamily // h's C object, for the read paths
-	f *family
+	h  *grocksdb.ColumnFamilyHandle
+	c  cFamily // h's C object, for the C API calls
+	id uint32  // the column family's id, for batches (see batch.go)
+	f  *family
 }
 
-func newPart(h *grocksdb.ColumnFamilyHandle) part { return part{h: h, c: familyC(h), f: newFamily(h)} }
+func newPart(h *grocksdb.ColumnFamilyHandle) part {
+	c := familyC(h)
+	return part{h: h, c: c, id: c.id(), f: newFamily(h)}
+}
 
 func (f *family) release() {
 	if f.refs.Add(-1) == 0 {
@@ -139,10 +143,10 @@ type engine struct {
 	// reaches it afterwards.
 	parts store.PartitionMap[part]
 	db    *grocksdb.DB
-	cdb   cDB                    // db's C object, for the read paths
-	read  readOptions            // for Get
-	write *grocksdb.WriteOptions // for Batch
-	cw    cWrite                 // write's C object, for Put and Delete
+	cdb   cDB         // db's C object, for the read paths
+	read  readOptions // for Get
+	write *grocksdb.WriteOptions
+	cw    cWrite // write's C object, for Put, Delete and Batch
 
 	opts *options
 	path string
@@ -263,38 +267,23 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 	return nil
 }
 
-// Batch resolves every operation's partition in one partition set and
-// writes one WriteBatch, all inside the gate that DropPartition drains:
-// either every partition exists and the whole batch is written, or nothing
-// is.
+// Batch resolves every operation's partition in one snapshot of the
+// partition map and encodes one WriteBatch (see batch.go), then writes it,
+// all inside the gate that DropPartition drains: either every partition
+// exists and the whole batch is written, or nothing is.
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
-	wb := grocksdb.NewWriteBatch()
-	defer wb.Destroy()
-	parts := e.parts.Snapshot()
-	var (
-		name string
-		h    *grocksdb.ColumnFamilyHandle
-	)
-	for i := range ops {
-		op := &ops[i]
-		if h == nil || op.Partition.Name() != name {
-			name = op.Partition.Name()
-			pt, ok := parts[name]
-			if !ok {
-				return fmt.Errorf("batch operation %d: %w", i, missing(op.Partition))
-			}
-			h = pt.h
-		}
-		if op.Kind == store.OpPut {
-			wb.PutCF(h, op.Key, op.Value)
-		} else {
-			wb.DeleteCF(h, op.Key)
+	bp := repPool.Get().(*[]byte)
+	rep, err := encodeBatch((*bp)[:0], e.parts.Snapshot(), ops)
+	if err == nil {
+		if err = writeRepC(e.cdb, e.cw, rep); err != nil {
+			err = fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
 		}
 	}
-	if err := e.db.Write(e.write, wb); err != nil {
-		return fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
+	if cap(rep) <= maxPooledRep {
+		*bp = rep[:0]
+		repPool.Put(bp)
 	}
-	return nil
+	return err
 }
 
 func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {

@@ -335,11 +335,7 @@ func TestBindingLayout(t *testing.T) {
 		require.Error(t, checkFirstFieldC(typ), "%v", typ)
 	}
 
-	c := DefaultConfig()
-	c.Path = t.TempDir()
-	e, err := openEngine(c)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close()) }()
+	e := openTestEngine(t)
 	p := store.MustPartition("layout")
 	require.NoError(t, e.CreatePartition(context.Background(), p))
 	pt, ok := e.parts.Get(p.Name())
@@ -371,11 +367,7 @@ func TestBindingLayout(t *testing.T) {
 // bounds (RocksDB keeps pointers to them for the iterator's life): the
 // caller's slices may change or be collected after Scan returns.
 func TestIteratorOwnsItsBounds(t *testing.T) {
-	c := DefaultConfig()
-	c.Path = t.TempDir()
-	e, err := openEngine(c)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, e.Close()) }()
+	e := openTestEngine(t)
 	ctx := context.Background()
 	p := store.MustPartition("bounds")
 	require.NoError(t, e.CreatePartition(ctx, p))
@@ -398,4 +390,16 @@ func TestIteratorOwnsItsBounds(t *testing.T) {
 		}
 		require.Equal(t, want, got, "reverse=%v", reverse)
 	}
+}
+
+// openTestEngine opens an engine (without store.New) in a temporary
+// directory and closes it when the test ends.
+func openTestEngine(t *testing.T) *engine {
+	t.Helper()
+	c := DefaultConfig()
+	c.Path = t.TempDir()
+	e, err := openEngine(c)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close()) })
+	return e
 }
