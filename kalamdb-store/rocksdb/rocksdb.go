@@ -306,10 +306,13 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 			}
 			h = pt.h
 		}
-		if op.Kind == store.OpPut {
+		switch op.Kind {
+		case store.OpPut:
 			wb.PutCF(h, op.Key, op.Value)
-		} else {
+		case store.OpDelete:
 			wb.DeleteCF(h, op.Key)
+		case store.OpDeleteRange:
+			wb.DeleteRangeCF(h, op.Key, op.End)
 		}
 	}
 	if err := e.db.Write(e.write, wb); err != nil {
