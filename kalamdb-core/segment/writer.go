@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -274,13 +275,19 @@ func appendValue(b array.Builder, t row.Type, v row.Value) {
 	case row.TypeBool:
 		b.(*array.BooleanBuilder).Append(v.Bool())
 	case row.TypeString:
-		b.(*array.StringBuilder).Append(v.Str())
+		b.(*array.StringBuilder).BinaryBuilder.Append(view(v.Str()))
 	case row.TypeBytes:
-		b.(*array.BinaryBuilder).Append(v.Bytes())
+		b.(*array.BinaryBuilder).Append(view(v.BytesView()))
 	case row.TypeTimestamp:
 		b.(*array.TimestampBuilder).Append(arrow.Timestamp(v.Micros()))
 	}
 }
+
+// view returns the bytes of s without copying them, for a builder's Append,
+// which copies its argument and never modifies it. (The builders' own
+// string appends convert to []byte, a copy and, above 32 bytes, an
+// allocation per value.)
+func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // flushGroup hands the rows appended so far, a row group, to the encoding
 // goroutine (starting it on first use). It returns the goroutine's error
