@@ -138,6 +138,22 @@ type Writer struct {
 	werr   chan error
 }
 
+// reserve sizes the builders for a full row group like rec, which was
+// one: a row-group's worth of each column (and, for string and bytes
+// columns, as many bytes as rec held) at once, instead of growing each
+// buffer by doubling and copying.
+func (w *Writer) reserve(rec arrow.Record) {
+	for i := range w.rb.Fields() {
+		b := w.rb.Field(i)
+		b.Reserve(w.rgRows)
+		if bb, ok := b.(interface{ ReserveData(int) }); ok {
+			if col, ok := rec.Column(i).(interface{ ValueBytes() []byte }); ok {
+				bb.ReserveData(len(col.ValueBytes()))
+			}
+		}
+	}
+}
+
 // WriterProperties returns the Parquet properties segments are written
 // with: zstd, statistics on, dictionary encoding, rowGroupRows rows per row
 // group (0 means DefaultRowGroupRows).
@@ -297,6 +313,9 @@ func (w *Writer) flushGroup() error {
 		return nil
 	}
 	rec := w.rb.NewRecord()
+	if w.n == w.rgRows {
+		w.reserve(rec)
+	}
 	w.n = 0
 	w.stats.RowGroups++
 	if w.groups == nil {
