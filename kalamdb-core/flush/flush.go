@@ -285,11 +285,12 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 	unlock := buf.LockAll()
 	quiet := buf.LastSeq()
 	unlock()
-	it, err := buf.Versions(ctx, user)
+	it, err := buf.Entries(ctx, user)
 	if err != nil {
 		return fmt.Errorf("flush: %s: reading the buffer: %w", t.FullName(), err)
 	}
 	defer it.Close()
+	types := buf.Types()
 	more := it.Next()
 	for more {
 		id := tr.allocID()
@@ -309,15 +310,19 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 		)
 		st, err := segment.Create(m.fs, spec, func(w *segment.Writer) error {
 			for more && refs.len() < m.opts.MaxSegmentRows {
-				k := it.Key()
+				k, v := it.Key(), it.Value()
+				seq, _, deleted, err := row.PeekMeta(v)
+				if err != nil {
+					return fmt.Errorf("buffer key %x: %w", k, err)
+				}
 				if len(arena)+len(k) > cap(arena) {
 					arena = make([]byte, 0, max(64<<10, len(k)))
 				}
 				start := len(arena)
 				arena = append(arena, k...)
-				ref := tables.VersionRef{Key: arena[start:len(arena):len(arena)], Seq: it.Seq()}
+				ref := tables.VersionRef{Key: arena[start:len(arena):len(arena)], Seq: seq}
 				write := true
-				if it.Deleted() {
+				if deleted {
 					// A deletion only needs to reach the cold tier when
 					// the cold tier has a version for it to hide.
 					has, err := tr.has(ctx, ref.Key)
@@ -327,8 +332,11 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 					write = has
 				}
 				if write {
-					if err := it.Row(&r); err != nil {
-						return err
+					// Decoded in place: r refers to the iterator's
+					// value, which stays valid until Next, and Append
+					// copies it into the segment's columns.
+					if err := row.DecodeOwned(v, types, &r); err != nil {
+						return fmt.Errorf("buffer key %x: %w", k, err)
 					}
 					if err := w.Append(ref.Key, &r); err != nil {
 						return err
