@@ -21,8 +21,10 @@ type StorageBackend interface {
 	Delete(ctx context.Context, p Partition, key []byte) error
 
 	// Batch applies ops atomically and in order; a later operation on the
-	// same key wins. If any operation is invalid or names a partition that
-	// does not exist, nothing is applied. An empty batch is a no-op.
+	// same key wins (a range delete removes what earlier operations of the
+	// batch put in its interval, not what later ones put). If any operation
+	// is invalid or names a partition that does not exist, nothing is
+	// applied. An empty batch is a no-op.
 	Batch(ctx context.Context, ops []Operation) error
 
 	// Scan returns an iterator over the keys of p selected by opts. The

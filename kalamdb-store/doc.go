@@ -29,7 +29,9 @@
 //     partitions), in order: a later operation on the same key wins. An
 //     invalid operation anywhere in the batch (empty key, unknown partition,
 //     …) rejects the whole batch before anything is applied. An empty batch
-//     is a no-op.
+//     is a no-op. Besides puts and deletes, a batch may hold range deletes
+//     (DeleteRangeOp: every key in [start, end) of a partition), which
+//     remove what earlier operations of the batch put in their range.
 //   - Scan returns an Iterator over one partition in ascending key order (or
 //     descending with ScanOptions.Reverse), restricted by ScanOptions.Prefix,
 //     ScanOptions.Start and ScanOptions.Limit. When Capabilities.SnapshotScans

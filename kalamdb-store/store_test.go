@@ -36,13 +36,21 @@ func TestOperationValidate(t *testing.T) {
 	require.NoError(t, store.PutOp(p, []byte("k"), nil).Validate())
 	require.NoError(t, store.DeleteOp(p, []byte("k")).Validate())
 	require.Equal(t, "put", store.OpPut.String())
+	require.NoError(t, store.DeleteRangeOp(p, []byte("a"), []byte("a\x00")).Validate())
 	require.Equal(t, "delete", store.OpDelete.String())
+	require.Equal(t, "delete-range", store.OpDeleteRange.String())
 	require.Equal(t, "OpKind(9)", store.OpKind(9).String())
 	for name, op := range map[string]store.Operation{
-		"zero kind":      {Partition: p, Key: []byte("k")},
-		"zero partition": store.PutOp(store.Partition{}, []byte("k"), nil),
-		"empty key":      store.DeleteOp(p, nil),
-		"huge key":       store.DeleteOp(p, make([]byte, store.MaxKeySize+1)),
+		"zero kind":            {Partition: p, Key: []byte("k")},
+		"zero partition":       store.PutOp(store.Partition{}, []byte("k"), nil),
+		"empty key":            store.DeleteOp(p, nil),
+		"huge key":             store.DeleteOp(p, make([]byte, store.MaxKeySize+1)),
+		"range without start":  store.DeleteRangeOp(p, nil, []byte("b")),
+		"range without end":    store.DeleteRangeOp(p, []byte("a"), nil),
+		"range with huge end":  store.DeleteRangeOp(p, []byte("a"), make([]byte, store.MaxKeySize+1)),
+		"empty range":          store.DeleteRangeOp(p, []byte("a"), []byte("a")),
+		"inverted range":       store.DeleteRangeOp(p, []byte("b"), []byte("a")),
+		"range zero partition": store.DeleteRangeOp(store.Partition{}, []byte("a"), []byte("b")),
 	} {
 		require.ErrorIs(t, op.Validate(), store.ErrInvalidArgument, name)
 	}

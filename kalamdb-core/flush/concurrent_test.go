@@ -298,6 +298,19 @@ type hookedBatch struct {
 	hook func(ops []store.Operation, applied bool)
 }
 
+// reopenHooked replaces the env's Manager by one on the env's storage
+// whose batches go through hook, writing segments of at most segRows
+// versions, and creates the user table "items" there.
+func (e *env) reopenHooked(hook func(ops []store.Operation, applied bool), segRows int) {
+	e.t.Helper()
+	e.bs = nil
+	e.m.Stop()
+	m, err := flush.Open(e.ctx, hookedBatch{StorageBackend: e.inner, hook: hook}, flush.Options{FS: e.fsys, MaxSegmentRows: segRows, Tables: e.opts.Tables})
+	require.NoError(e.t, err)
+	e.m = m
+	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+}
+
 func (h hookedBatch) Batch(ctx context.Context, ops []store.Operation) error {
 	h.hook(ops, false)
 	err := h.StorageBackend.Batch(ctx, ops)
@@ -332,18 +345,53 @@ func TestRowsStayVisibleAroundTheCommit(t *testing.T) {
 			require.NoError(t, err, "get %d (batch applied: %v)", id, applied)
 		}
 	}
-	e.bs = nil
-	e.m.Stop()
-	m, err := flush.Open(e.ctx, hookedBatch{StorageBackend: e.inner, hook: hook}, flush.Options{FS: e.fsys, MaxSegmentRows: 10, Tables: e.opts.Tables})
-	require.NoError(t, err)
-	e.m = m
-	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	e.reopenHooked(hook, 10)
 	s = e.store("items")
 	for id := int64(0); id < 35; id++ {
 		require.NoError(t, s.insert(e.ctx, "u", vals(id, 0)))
 		md.set("u", id, 0)
 	}
-	_, err = e.m.Flush(e.ctx, ns, "items")
+	_, err := e.m.Flush(e.ctx, ns, "items")
 	require.NoError(t, err)
 	assert.EqualValues(t, 8, checks.Load(), "four commits, each checked before and after")
+}
+
+// TestQuietCommitDeletesOneRange flushes a user table of three users in
+// segments of 7 versions with no write during the flush: each commit
+// removes its versions with one range delete, and after each one the
+// buffer holds exactly the versions not yet committed (a range reaching
+// past its segment would remove the next segment's or the next user's).
+func TestQuietCommitDeletesOneRange(t *testing.T) {
+	defer flush.SetLockAllAbove(0)()
+	e := newEnv(t)
+	users := []string{"a", "b", "c"}
+	const perUser = 20
+	total := perUser * len(users)
+	var commits, removed int
+	hook := func(ops []store.Operation, applied bool) {
+		if !applied || len(ops) == 0 || ops[0].Partition != layout.Manifests {
+			return
+		}
+		require.Len(t, ops, 2, "the manifest record and one range delete")
+		require.Equal(t, store.OpDeleteRange, ops[1].Kind)
+		commits++
+		removed += min(7, perUser-(removed%perUser))
+		require.Equal(t, total-removed, e.bufferLen("items"), "buffer after commit %d", commits)
+	}
+	e.reopenHooked(hook, 7)
+	s := e.store("items")
+	md := model{}
+	for _, u := range users {
+		for id := int64(0); id < perUser; id++ {
+			require.NoError(t, s.insert(e.ctx, u, vals(id, 0)))
+			md.set(u, id, 0)
+		}
+	}
+	res, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.EqualValues(t, total, res.Removed)
+	assert.Zero(t, res.Kept)
+	assert.Equal(t, 9, commits, "three segments per user")
+	assert.Zero(t, e.bufferLen("items"))
+	e.check("items", md, users, nil)
 }

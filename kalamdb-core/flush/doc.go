@@ -36,7 +36,9 @@
 //     the flushed version, and applies ONE atomic batch that records the
 //     segment in the manifest and deletes exactly those versions from the
 //     buffer. A version that a writer replaced (or deleted) while the flush
-//     ran keeps its newer version in the buffer.
+//     ran keeps its newer version in the buffer. When no write happened
+//     while the flush ran, the check is skipped and the versions are
+//     deleted with one range delete of the segment's key range.
 //
 // A crash before step 2 leaves a file that no manifest records; Open
 // removes it, and the buffer still holds every version. A crash after

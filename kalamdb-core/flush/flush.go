@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -284,11 +285,12 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 	unlock := buf.LockAll()
 	quiet := buf.LastSeq()
 	unlock()
-	it, err := buf.Versions(ctx, user)
+	it, err := buf.Entries(ctx, user)
 	if err != nil {
 		return fmt.Errorf("flush: %s: reading the buffer: %w", t.FullName(), err)
 	}
 	defer it.Close()
+	types := buf.Types()
 	more := it.Next()
 	for more {
 		id := tr.allocID()
@@ -302,21 +304,25 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 			DirReady: ready,
 		}
 		var (
-			refs  []tables.VersionRef
+			refs  versionRefs
 			arena []byte
 			r     row.Row
 		)
 		st, err := segment.Create(m.fs, spec, func(w *segment.Writer) error {
-			for more && len(refs) < m.opts.MaxSegmentRows {
-				k := it.Key()
+			for more && refs.len() < m.opts.MaxSegmentRows {
+				k, v := it.Key(), it.Value()
+				seq, _, deleted, err := row.PeekMeta(v)
+				if err != nil {
+					return fmt.Errorf("buffer key %x: %w", k, err)
+				}
 				if len(arena)+len(k) > cap(arena) {
 					arena = make([]byte, 0, max(64<<10, len(k)))
 				}
 				start := len(arena)
 				arena = append(arena, k...)
-				ref := tables.VersionRef{Key: arena[start:len(arena):len(arena)], Seq: it.Seq()}
+				ref := tables.VersionRef{Key: arena[start:len(arena):len(arena)], Seq: seq}
 				write := true
-				if it.Deleted() {
+				if deleted {
 					// A deletion only needs to reach the cold tier when
 					// the cold tier has a version for it to hide.
 					has, err := tr.has(ctx, ref.Key)
@@ -326,14 +332,17 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 					write = has
 				}
 				if write {
-					if err := it.Row(&r); err != nil {
-						return err
+					// Decoded in place: r refers to the iterator's
+					// value, which stays valid until Next, and Append
+					// copies it into the segment's columns.
+					if err := row.DecodeOwned(v, types, &r); err != nil {
+						return fmt.Errorf("buffer key %x: %w", k, err)
 					}
 					if err := w.Append(ref.Key, &r); err != nil {
 						return err
 					}
 				}
-				refs = append(refs, ref)
+				refs.add(ref)
 				more = it.Next()
 			}
 			if !more {
@@ -353,7 +362,7 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 				Path: spec.Path(), Rows: st.Rows, Tombstones: st.Tombstones, MinKey: st.MinKey, MaxKey: st.MaxKey,
 				MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Created: m.clock.Now().UTC()}}
 		}
-		removed, err := m.commit(ctx, tr, buf, prefix, seg, refs, quiet)
+		removed, err := m.commit(ctx, tr, buf, prefix, seg, &refs, quiet)
 		if err != nil {
 			return err
 		}
@@ -363,13 +372,36 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 			res.Files = append(res.Files, seg.Path)
 		}
 		res.Removed += int64(removed)
-		res.Kept += int64(len(refs) - removed)
+		res.Kept += int64(refs.len() - removed)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("flush: %s: reading the buffer: %w", t.FullName(), err)
 	}
 	return nil
 }
+
+// versionRefs lists the versions a segment covers, in key order, in
+// fixed-size chunks: growing it never copies the refs already added (a
+// segment has up to a million).
+type versionRefs struct {
+	chunks [][]tables.VersionRef
+	n      int
+}
+
+const refChunk = 4096
+
+func (r *versionRefs) add(v tables.VersionRef) {
+	if r.n%refChunk == 0 {
+		r.chunks = append(r.chunks, make([]tables.VersionRef, 0, refChunk))
+	}
+	c := &r.chunks[len(r.chunks)-1]
+	*c = append(*c, v)
+	r.n++
+}
+
+func (r *versionRefs) len() int { return r.n }
+
+func (r *versionRefs) at(i int) *tables.VersionRef { return &r.chunks[i/refChunk][i%refChunk] }
 
 // lockAllAbove is the number of keys above which a commit takes every key
 // lock of the table rather than the locks of its keys.
@@ -382,24 +414,26 @@ var lockAllAbove = 4096
 // the check and the delete. quiet is the table's last _seq before the
 // versions were read (see flushUser): when it has not moved, every version
 // is unchanged and the buffer is not read again.
-func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, prefix []byte, seg *segFile, refs []tables.VersionRef, quiet int64) (int, error) {
-	if len(refs) == 0 {
+func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, prefix []byte, seg *segFile, refs *versionRefs, quiet int64) (int, error) {
+	n := refs.len()
+	if n == 0 {
 		return 0, nil
 	}
 	var unlock func()
-	if len(refs) > lockAllAbove {
+	if n > lockAllAbove {
 		unlock = buf.LockAll()
 	} else {
-		ks := make([][]byte, len(refs))
-		for i := range refs {
-			ks[i] = refs[i].Key
+		ks := make([][]byte, n)
+		for i := range n {
+			ks[i] = refs.at(i).Key
 		}
 		unlock = buf.LockKeys(ks)
 	}
 	defer unlock()
 
 	part := buf.Partition()
-	ops := make([]store.Operation, 0, len(refs)+1)
+	first, last := refs.at(0).Key, refs.at(n-1).Key
+	ops := make([]store.Operation, 0, 2)
 	var rec []byte
 	if seg != nil {
 		var err error
@@ -408,35 +442,43 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 		}
 		ops = append(ops, store.PutOp(layout.Manifests, manifestKey(&seg.Segment), rec))
 	}
-	if len(refs) > lockAllAbove && buf.LastSeq() == quiet {
-		for i := range refs {
-			ops = append(ops, store.DeleteOp(part, refs[i].Key))
+	if n > lockAllAbove && buf.LastSeq() == quiet {
+		// No write since the versions were read: the buffer's keys from
+		// the first ref to the last are exactly refs (one scan read them
+		// in order), so one range delete removes them.
+		if end := keyAfter(last); store.ValidateKey(end) == nil {
+			ops = append(ops, store.DeleteRangeOp(part, first, end))
+			return m.applyRange(ctx, tr, seg, ops, n)
+		}
+		ops = slices.Grow(ops, n)
+		for i := range n {
+			ops = append(ops, store.DeleteOp(part, refs.at(i).Key))
 		}
 		return m.apply(ctx, tr, seg, ops)
 	}
 	// One scan over the refs' key range finds the versions still buffered.
-	it, err := m.b.Scan(ctx, part, store.ScanOptions{Prefix: prefix, Start: refs[0].Key})
+	ops = slices.Grow(ops, n)
+	it, err := m.b.Scan(ctx, part, store.ScanOptions{Prefix: prefix, Start: first})
 	if err != nil {
 		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.t.FullName(), err)
 	}
-	last := refs[len(refs)-1].Key
 	j := 0
-	for j < len(refs) && it.Next() {
+	for j < n && it.Next() {
 		k := it.Key()
 		if bytes.Compare(k, last) > 0 {
 			break
 		}
-		for j < len(refs) && bytes.Compare(refs[j].Key, k) < 0 {
+		for j < n && bytes.Compare(refs.at(j).Key, k) < 0 {
 			j++
 		}
-		if j < len(refs) && bytes.Equal(refs[j].Key, k) {
+		if j < n && bytes.Equal(refs.at(j).Key, k) {
 			s, err := row.PeekSeq(it.Value())
 			if err != nil {
 				it.Close()
 				return 0, fmt.Errorf("flush: %s: buffer key %x: %w", tr.t.FullName(), k, err)
 			}
-			if s == refs[j].Seq {
-				ops = append(ops, store.DeleteOp(part, refs[j].Key))
+			if s == refs.at(j).Seq {
+				ops = append(ops, store.DeleteOp(part, refs.at(j).Key))
 			}
 			j++
 		}
@@ -447,13 +489,27 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 	return m.apply(ctx, tr, seg, ops)
 }
 
+// keyAfter returns the smallest key greater than k: k followed by a 0x00
+// byte.
+func keyAfter(k []byte) []byte {
+	return append(append(make([]byte, 0, len(k)+1), k...), 0)
+}
+
 // apply makes seg visible and applies the commit batch ops (the manifest
-// record first when seg is not nil, then the buffer deletes). It returns
-// the number of deletes applied.
+// record first when seg is not nil, then one point delete per removed
+// version). It returns the number of deletes applied.
 func (m *Manager) apply(ctx context.Context, tr *tier, seg *segFile, ops []store.Operation) (int, error) {
 	removed := len(ops)
 	if seg != nil {
 		removed--
+	}
+	return m.applyRange(ctx, tr, seg, ops, removed)
+}
+
+// applyRange is apply of a batch that removes the given number of buffered
+// versions, whatever its operations (a range delete removes many).
+func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []store.Operation, removed int) (int, error) {
+	if seg != nil {
 		// Readers must see the segment before its versions leave the
 		// buffer; until the batch applies they see both, which merge to
 		// the same rows.

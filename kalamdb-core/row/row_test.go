@@ -274,6 +274,8 @@ func TestValueAccessors(t *testing.T) {
 	b[0] = 'z'
 	assert.Equal(t, []byte("abc"), bv.Bytes(), "Bytes copies its input")
 	assert.True(t, bv.Equal(row.BytesString("abc")))
+	assert.Equal(t, "abc", bv.BytesView())
+	assert.Zero(t, row.String("abc").BytesView(), "BytesView is for bytes values only")
 	assert.Equal(t, row.TypeBytes, row.BytesString("").Type())
 	r := row.Row{Updated: 1_500_000, Values: []row.Value{row.Int64(1)}}
 	c := r.Clone()

@@ -201,6 +201,15 @@ func (v Value) Bytes() []byte {
 	return []byte(v.s)
 }
 
+// BytesView returns the content of a bytes Value as a string, without the
+// copy Bytes makes ("" for other types).
+func (v Value) BytesView() string {
+	if v.t != TypeBytes {
+		return ""
+	}
+	return v.s
+}
+
 // Micros returns the microseconds of a timestamp Value.
 func (v Value) Micros() int64 {
 	if v.t != TypeTimestamp {

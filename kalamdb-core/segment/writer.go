@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -135,6 +136,22 @@ type Writer struct {
 	// next one is being filled (started at the first full group).
 	groups chan arrow.Record
 	werr   chan error
+}
+
+// reserve sizes the builders for a full row group like rec, which was
+// one: a row-group's worth of each column (and, for string and bytes
+// columns, as many bytes as rec held) at once, instead of growing each
+// buffer by doubling and copying.
+func (w *Writer) reserve(rec arrow.Record) {
+	for i := range w.rb.Fields() {
+		b := w.rb.Field(i)
+		b.Reserve(w.rgRows)
+		if bb, ok := b.(interface{ ReserveData(int) }); ok {
+			if col, ok := rec.Column(i).(interface{ ValueBytes() []byte }); ok {
+				bb.ReserveData(len(col.ValueBytes()))
+			}
+		}
+	}
 }
 
 // WriterProperties returns the Parquet properties segments are written
@@ -274,13 +291,19 @@ func appendValue(b array.Builder, t row.Type, v row.Value) {
 	case row.TypeBool:
 		b.(*array.BooleanBuilder).Append(v.Bool())
 	case row.TypeString:
-		b.(*array.StringBuilder).Append(v.Str())
+		b.(*array.StringBuilder).BinaryBuilder.Append(view(v.Str()))
 	case row.TypeBytes:
-		b.(*array.BinaryBuilder).Append(v.Bytes())
+		b.(*array.BinaryBuilder).Append(view(v.BytesView()))
 	case row.TypeTimestamp:
 		b.(*array.TimestampBuilder).Append(arrow.Timestamp(v.Micros()))
 	}
 }
+
+// view returns the bytes of s without copying them, for a builder's Append,
+// which copies its argument and never modifies it. (The builders' own
+// string appends convert to []byte, a copy and, above 32 bytes, an
+// allocation per value.)
+func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // flushGroup hands the rows appended so far, a row group, to the encoding
 // goroutine (starting it on first use). It returns the goroutine's error
@@ -290,6 +313,9 @@ func (w *Writer) flushGroup() error {
 		return nil
 	}
 	rec := w.rb.NewRecord()
+	if w.n == w.rgRows {
+		w.reserve(rec)
+	}
 	w.n = 0
 	w.stats.RowGroups++
 	if w.groups == nil {

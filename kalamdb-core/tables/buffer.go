@@ -54,6 +54,25 @@ func (b *Buffer) Versions(ctx context.Context, user string) (VersionIter, error)
 	return it, b.rt.wrap(err)
 }
 
+// Entries iterates the buffer entries of user's rows (of every row for a
+// shared table, with user ""), tombstones included, in key order, as the
+// backend holds them: each value is an encoded row version (package row;
+// decode it with Types). It is Versions without the decoding, for a reader
+// that decodes each version in place and is done with it before the next
+// (such as a flush, which copies it into a segment).
+func (b *Buffer) Entries(ctx context.Context, user string) (store.Iterator, error) {
+	prefix, err := b.Prefix(user)
+	if err != nil {
+		return nil, err
+	}
+	it, err := b.rt.b.Scan(ctx, b.rt.part, store.ScanOptions{Prefix: prefix})
+	return it, b.rt.wrap(err)
+}
+
+// Types returns the table's column types, in column order: what package
+// row decodes its versions with.
+func (b *Buffer) Types() []row.Type { return b.rt.types }
+
 // Users returns, in key order, the users of a user table that have rows in
 // the buffer (live or deleted). It seeks from one user to the next, so it
 // reads one key per user.

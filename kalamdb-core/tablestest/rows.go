@@ -1,6 +1,7 @@
 package tablestest
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -244,11 +245,32 @@ func bufferVersion(t *testing.T, e *env, s rowStore, pk row.Value) row.Row {
 			require.NoError(t, it.Row(&r))
 			assert.Equal(t, it.Seq(), r.Seq)
 			assert.Equal(t, it.Deleted(), r.Deleted)
+			assert.Equal(t, r, bufferEntry(t, e, s, it.Key()), "Entries holds the version Versions decodes")
 			return r
 		}
 	}
 	require.NoError(t, it.Err())
 	t.Fatalf("no buffered version of %v", pk)
+	return row.Row{}
+}
+
+// bufferEntry returns the version stored under key, read through
+// Buffer.Entries and decoded with Buffer.Types.
+func bufferEntry(t *testing.T, e *env, s rowStore, key []byte) row.Row {
+	t.Helper()
+	buf := s.Buffer()
+	it, err := buf.Entries(e.ctx, s.user())
+	require.NoError(t, err)
+	defer it.Close()
+	for it.Next() {
+		if bytes.Equal(it.Key(), key) {
+			var r row.Row
+			require.NoError(t, row.Decode(it.Value(), buf.Types(), &r))
+			return r
+		}
+	}
+	require.NoError(t, it.Err())
+	t.Fatalf("no buffer entry %x", key)
 	return row.Row{}
 }
 

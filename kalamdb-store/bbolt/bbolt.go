@@ -22,7 +22,8 @@
 // ListPartitions a read-only one, Put, Delete, Batch, CreatePartition and
 // DropPartition a read-write one, which bbolt applies atomically and one at
 // a time. A Batch is all or nothing across partitions, in order, and checks
-// every partition before it writes anything.
+// every partition before it writes anything. A range delete finds its keys
+// with a cursor and deletes them one by one in the batch's transaction.
 //
 // With sync_writes = true (the default) a write returns after bbolt has
 // fsynced the file, so an acknowledged write survives a crash of the

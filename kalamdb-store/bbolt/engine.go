@@ -251,6 +251,9 @@ func (w *writer) bucket(p store.Partition) *bolt.Bucket {
 }
 
 func (w *writer) apply(op store.Operation) error {
+	if op.Kind == store.OpDeleteRange {
+		return w.deleteRange(op)
+	}
 	if len(op.Key) <= split {
 		b := w.bucket(op.Partition)
 		if op.Kind == store.OpPut {
@@ -292,6 +295,46 @@ func (w *writer) apply(op store.Operation) error {
 		return nil
 	}
 	return w.tx.DeleteBucket(name)
+}
+
+// deleteRange removes the keys of op's partition in [op.Key, op.End): it
+// collects them first (a bbolt cursor may skip keys when the bucket changes
+// under it), then deletes each one as a point delete would.
+func (w *writer) deleteRange(op store.Operation) error {
+	var doomed [][]byte
+	c := w.bucket(op.Partition).Cursor()
+	for k, _ := c.Seek(op.Key); k != nil && bytes.Compare(k, op.End) < 0; k, _ = c.Next() {
+		doomed = append(doomed, append([]byte(nil), k...))
+	}
+	// Long keys: a nested bucket per split-byte head holds the tails. Heads
+	// all have split bytes, so (head, tail) order is key order, and no key
+	// under a head before op.Key's first split bytes is in the range.
+	if long := w.tx.Bucket(longName(op.Partition.Name())); long != nil {
+		lc := long.Cursor()
+	heads:
+		for h, _ := lc.Seek(op.Key[:min(split, len(op.Key))]); h != nil; h, _ = lc.Next() {
+			nb := long.Bucket(h)
+			if nb == nil {
+				continue
+			}
+			tc := nb.Cursor()
+			for t, _ := tc.First(); t != nil; t, _ = tc.Next() {
+				full := append(append(make([]byte, 0, len(h)+len(t)), h...), t...)
+				if bytes.Compare(full, op.End) >= 0 {
+					break heads
+				}
+				if bytes.Compare(full, op.Key) >= 0 {
+					doomed = append(doomed, full)
+				}
+			}
+		}
+	}
+	for _, k := range doomed {
+		if err := w.apply(store.DeleteOp(op.Partition, k)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func nonNil(v []byte) []byte {

@@ -165,13 +165,19 @@ func (d *decoder) scanOptions() store.ScanOptions {
 	}
 }
 
+// batch decodes 1 to 6 operations: by the kind byte, a delete (0 mod 6), a
+// range delete up to a second key (3 mod 6; often an invalid interval), or
+// a put.
 func (d *decoder) batch(step int) []store.Operation {
 	ops := make([]store.Operation, 1+int(d.byte())%6)
 	for i := range ops {
 		p, k := d.partition(), d.key()
-		if d.byte()%3 == 0 {
+		switch d.byte() % 6 {
+		case 0:
 			ops[i] = store.DeleteOp(p, k)
-		} else {
+		case 3:
+			ops[i] = store.DeleteRangeOp(p, k, d.key())
+		default:
 			ops[i] = store.PutOp(p, k, d.value(step, i))
 		}
 	}
@@ -402,9 +408,12 @@ func (p *pair) sameErr(model, backend error) {
 func describe(ops []store.Operation) string {
 	parts := make([]string, len(ops))
 	for i, op := range ops {
-		if op.Kind == store.OpPut {
+		switch op.Kind {
+		case store.OpPut:
 			parts[i] = fmt.Sprintf("put %s %q=%q", op.Partition, op.Key, op.Value)
-		} else {
+		case store.OpDeleteRange:
+			parts[i] = fmt.Sprintf("delete-range %s [%q, %q)", op.Partition, op.Key, op.End)
+		default:
 			parts[i] = fmt.Sprintf("delete %s %q", op.Partition, op.Key)
 		}
 	}
@@ -468,6 +477,21 @@ func seeds() [][]byte {
 		// A batch with a missing partition is rejected whole.
 		cat(create("a"), []byte{opBatch, 1, part("a"), 1, sym('a'), 0, 1, 1, part("zz"), 1, sym('b'), 0, 1, 1},
 			scan("a", "", "", 0)),
+		// Range deletes in batches: with puts before and after, across
+		// partitions, an empty interval, an inverted one and a missing
+		// partition (both reject the whole batch).
+		cat(create("a"), create("zz"), put("a", "a"), put("a", "ab"), put("a", "a\x00"), put("a", "b"), put("a", "\xff"),
+			put("zz", "ab"),
+			[]byte{opBatch, 3}, []byte{part("a")}, key("b"), []byte{1, 1}, // put b
+			[]byte{part("a")}, key("a"), []byte{3}, key("b\x00"), // delete-range [a, b\x00)
+			[]byte{part("zz")}, key("\x00"), []byte{3}, key("\x01"), // an empty interval
+			[]byte{part("a")}, key("a\x00"), []byte{1, 1}, // put a\x00 again
+			scan("a", "", "", 0), scan("zz", "", "", 0),
+			[]byte{opBatch, 1}, []byte{part("a")}, key("b"), []byte{3}, key("a"), // inverted: rejected
+			[]byte{part("a")}, key("\xff"), []byte{0}, // and this delete with it
+			[]byte{opBatch, 1}, []byte{part("a")}, key("\x00"), []byte{3}, key("\xff\xff"),
+			[]byte{part("default")}, key("a"), []byte{0}, // missing partition: rejected
+			scan("a", "", "", 0), reopen, scan("a", "", "", 0)),
 		// An iterator held open across writes, a drop and a re-create.
 		cat(create("a"), put("a", "a"), put("a", "b"), []byte{opIterAcross, part("a"), 0, 0, 0, 1, 3},
 			put("a", "c"), drop("a"), create("a"), scan("a", "", "", 0)),
@@ -492,7 +516,8 @@ func seeds() [][]byte {
 // seeds must run every operation, so that plain `go test` exercises them.
 func TestSeedsReachEveryOperation(t *testing.T) {
 	seen := map[int]bool{}
-	for _, s := range seeds()[:5] {
+	ranges := 0
+	for _, s := range seeds()[:6] {
 		d := &decoder{data: s}
 		for !d.done() {
 			op := int(d.byte()) % numOps
@@ -507,7 +532,11 @@ func TestSeedsReachEveryOperation(t *testing.T) {
 				d.partition()
 				d.key()
 			case opBatch:
-				d.batch(0)
+				for _, o := range d.batch(0) {
+					if o.Kind == store.OpDeleteRange {
+						ranges++
+					}
+				}
 			case opScan:
 				d.partition()
 				d.scanOptions()
@@ -524,6 +553,7 @@ func TestSeedsReachEveryOperation(t *testing.T) {
 	for op := 0; op < numOps; op++ {
 		require.True(t, seen[op], "no seed reaches operation %d", op)
 	}
+	require.GreaterOrEqual(t, ranges, 3, "the seeds run range deletes")
 }
 
 // TestDifferentialFindsABug checks that the harness can fail: a backend

@@ -144,10 +144,13 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		trees[i] = t
 	}
 	for i, op := range ops {
-		if op.Kind == store.OpPut {
+		switch op.Kind {
+		case store.OpPut:
 			trees[i].Set(items[i])
-		} else {
+		case store.OpDelete:
 			trees[i].Delete(items[i])
+		case store.OpDeleteRange:
+			trees[i].DeleteRange(items[i], item{key: op.End}, &btree.DeleteRangeOptions{NoReturn: true})
 		}
 	}
 	return nil

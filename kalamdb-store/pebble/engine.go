@@ -192,15 +192,18 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 func addOp(b *pdb.Batch, op store.Operation) error {
 	name := op.Partition.Name()
 	var d *pdb.DeferredBatchOp
-	if op.Kind == store.OpPut {
+	switch op.Kind {
+	case store.OpPut:
 		d = b.SetDeferred(len(name)+1+len(op.Key), len(op.Value))
 		copy(d.Value, op.Value)
-	} else {
+	case store.OpDeleteRange:
+		// A range tombstone's "value" is its exclusive end key.
+		d = b.DeleteRangeDeferred(len(name)+1+len(op.Key), len(name)+1+len(op.End))
+		appendKey(d.Value[:0], name, op.End)
+	default:
 		d = b.DeleteDeferred(len(name) + 1 + len(op.Key))
 	}
-	n := copy(d.Key, name)
-	d.Key[n] = 0
-	copy(d.Key[n+1:], op.Key)
+	appendKey(d.Key[:0], name, op.Key)
 	return d.Finish()
 }
 
@@ -242,8 +245,11 @@ func batchBytes(ops []store.Operation) uint64 {
 	n := uint64(batchHeaderBytes)
 	for _, op := range ops {
 		n += recordOverhead + uint64(len(op.Partition.Name())+1+len(op.Key))
-		if op.Kind == store.OpPut {
+		switch op.Kind {
+		case store.OpPut:
 			n += uint64(len(op.Value))
+		case store.OpDeleteRange:
+			n += uint64(len(op.Partition.Name()) + 1 + len(op.End))
 		}
 	}
 	return n

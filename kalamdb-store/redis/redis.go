@@ -230,9 +230,12 @@ func (e *engine) Batch(ctx context.Context, ops []store.Operation) error {
 	}
 	for _, op := range ops {
 		tag := strconv.Itoa(index[op.Partition.Name()])
-		if op.Kind == store.OpPut {
+		switch op.Kind {
+		case store.OpPut:
 			args = append(args, "p"+tag, op.Key, op.Value)
-		} else {
+		case store.OpDeleteRange:
+			args = append(args, "r"+tag, op.Key, op.End)
+		default:
 			args = append(args, "d"+tag, op.Key)
 		}
 	}

@@ -75,7 +75,8 @@ return 1
 // batchScript: KEYS = registry, then the keys zset and values hash of each
 // partition the batch names (partition i at KEYS[2i], KEYS[2i+1]).
 // ARGV = the partition names (ARGV[i] for partition i), then the operations
-// in order: "p<i>", key, value for a put and "d<i>", key for a delete.
+// in order: "p<i>", key, value for a put, "d<i>", key for a delete and
+// "r<i>", start, end for a range delete.
 // It returns 0, or the index i of a partition that does not exist (and then
 // writes nothing).
 var batchScript = goredis.NewScript(checkTypes + `
@@ -90,9 +91,18 @@ while a <= n do
   local op = ARGV[a]
   local i = tonumber(string.sub(op, 2))
   local z, h, key = KEYS[2*i], KEYS[2*i+1], ARGV[a+1]
-  if string.byte(op, 1) == 112 then
+  local kind = string.byte(op, 1)
+  if kind == 112 then
     redis.call('ZADD', z, 0, key)
     redis.call('HSET', h, key, ARGV[a+2])
+    a = a + 3
+  elseif kind == 114 then
+    local lo, hi = '[' .. key, '(' .. ARGV[a+2]
+    local doomed = redis.call('ZRANGEBYLEX', z, lo, hi)
+    for j = 1, #doomed do
+      redis.call('HDEL', h, doomed[j])
+    end
+    redis.call('ZREMRANGEBYLEX', z, lo, hi)
     a = a + 3
   else
     redis.call('ZREM', z, key)

@@ -26,10 +26,12 @@ const (
 
 	// RocksDB's ValueType codes (db/dbformat.h) for records in the default
 	// column family and in another one.
-	typeDeletion             = 0x0
-	typeValue                = 0x1
-	typeColumnFamilyDeletion = 0x4
-	typeColumnFamilyValue    = 0x5
+	typeDeletion                  = 0x0
+	typeValue                     = 0x1
+	typeColumnFamilyDeletion      = 0x4
+	typeColumnFamilyValue         = 0x5
+	typeColumnFamilyRangeDeletion = 0xE
+	typeRangeDeletion             = 0xF
 )
 
 // repPool holds encoding buffers; buffers above maxPooledRep are left to
@@ -79,10 +81,15 @@ func encodeBatch(rep []byte, parts map[string]part, ops []store.Operation) ([]by
 			}
 			cf, have = pt.id, true
 		}
-		if op.Kind == store.OpPut {
+		switch op.Kind {
+		case store.OpPut:
 			rep = appendRecord(rep, cf, typeValue, typeColumnFamilyValue, op.Key, op.Value)
-		} else {
+		case store.OpDelete:
 			rep = appendRecord(rep, cf, typeDeletion, typeColumnFamilyDeletion, op.Key)
+		case store.OpDeleteRange:
+			rep = appendRecord(rep, cf, typeRangeDeletion, typeColumnFamilyRangeDeletion, op.Key, op.End)
+		default:
+			return rep, fmt.Errorf("%w: batch operation %d has kind %v", store.ErrInvalidArgument, i, op.Kind)
 		}
 	}
 	binary.LittleEndian.PutUint32(rep[start+8:], uint32(len(ops)))

@@ -12,10 +12,11 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 )
 
-// TestBatchRepMatchesGrocksdb encodes random batches (puts and deletes over
-// several column families, empty values, keys and values whose lengths
-// take one to three varint bytes) with encodeBatch and builds the same
-// batches with grocksdb's WriteBatch, and requires the same bytes.
+// TestBatchRepMatchesGrocksdb encodes random batches (puts, deletes and
+// range deletes over several column families, empty values, keys and
+// values whose lengths take one to three varint bytes) with encodeBatch and
+// builds the same batches with grocksdb's WriteBatch, and requires the same
+// bytes.
 func TestBatchRepMatchesGrocksdb(t *testing.T) {
 	e := openTestEngine(t)
 	ctx := context.Background()
@@ -48,10 +49,15 @@ func TestBatchRepMatchesGrocksdb(t *testing.T) {
 				key = []byte{0}
 			}
 			h := parts[p.Name()].h
-			if rng.IntN(3) == 0 {
+			switch rng.IntN(4) {
+			case 0:
 				ops[i] = store.DeleteOp(p, key)
 				wb.DeleteCF(h, key)
-			} else {
+			case 1:
+				end := append(bytes.Clone(key), field()...)
+				ops[i] = store.DeleteRangeOp(p, key, end)
+				wb.DeleteRangeCF(h, key, end)
+			default:
 				v := field()
 				ops[i] = store.PutOp(p, key, v)
 				wb.PutCF(h, key, v)
