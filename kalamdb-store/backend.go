@@ -71,6 +71,12 @@ type ScanOptions struct {
 	Limit int
 	// Reverse scans in descending key order.
 	Reverse bool
+	// Bulk hints that the scan reads a large range once, as a flush or an
+	// export does: the engine may read ahead and keep what it reads out of
+	// its caches, so that the scan does not evict the data other calls
+	// keep reading. It changes no result; engines without such a choice
+	// ignore it.
+	Bulk bool
 }
 
 // Iterator walks the result of a Scan:

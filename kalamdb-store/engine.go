@@ -52,6 +52,8 @@ type Range struct {
 	Upper   []byte
 	Reverse bool
 	Limit   int
+	// Bulk is ScanOptions.Bulk, a hint.
+	Bulk bool
 }
 
 // Contains reports whether key lies in [Lower, Upper).
@@ -70,7 +72,7 @@ func (o ScanOptions) ToRange() (r Range, empty bool) { return o.rangeIn(nil) }
 // rangeIn is ToRange with the bounds in buf when they fit its capacity (in
 // a fresh allocation otherwise).
 func (o ScanOptions) rangeIn(buf []byte) (r Range, empty bool) {
-	r.Reverse, r.Limit = o.Reverse, o.Limit
+	r.Reverse, r.Limit, r.Bulk = o.Reverse, o.Limit, o.Bulk
 	if len(o.Prefix) == 0 && len(o.Start) == 0 {
 		return r, false
 	}

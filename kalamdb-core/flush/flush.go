@@ -458,7 +458,7 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 	}
 	// One scan over the refs' key range finds the versions still buffered.
 	ops = slices.Grow(ops, n)
-	it, err := m.b.Scan(ctx, part, store.ScanOptions{Prefix: prefix, Start: first})
+	it, err := m.b.Scan(ctx, part, store.ScanOptions{Prefix: prefix, Start: first, Bulk: true})
 	if err != nil {
 		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.t.FullName(), err)
 	}

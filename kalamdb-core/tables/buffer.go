@@ -65,7 +65,7 @@ func (b *Buffer) Entries(ctx context.Context, user string) (store.Iterator, erro
 	if err != nil {
 		return nil, err
 	}
-	it, err := b.rt.b.Scan(ctx, b.rt.part, store.ScanOptions{Prefix: prefix})
+	it, err := b.rt.b.Scan(ctx, b.rt.part, store.ScanOptions{Prefix: prefix, Bulk: true})
 	return it, b.rt.wrap(err)
 }
 

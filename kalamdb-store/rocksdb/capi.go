@@ -58,13 +58,19 @@ typedef struct {
 
 static kdb_iter* kdb_iter_create(rocksdb_t* db, rocksdb_column_family_handle_t* cf,
 		const char* lower, size_t lower_len, int has_lower,
-		const char* upper, size_t upper_len, int has_upper) {
+		const char* upper, size_t upper_len, int has_upper, int bulk) {
 	kdb_iter* k = malloc(sizeof(kdb_iter) + lower_len + upper_len);
 	if (k == NULL) {
 		return NULL;
 	}
 	char* bounds = (char*)(k + 1);
 	k->ro = rocksdb_readoptions_create();
+	if (bulk) {
+		// A one-off read of a large range: keep its blocks out of the
+		// block cache and read the table files ahead in large chunks.
+		rocksdb_readoptions_set_fill_cache(k->ro, 0);
+		rocksdb_readoptions_set_readahead_size(k->ro, 2 << 20);
+	}
 	if (has_lower) {
 		if (lower_len > 0) {
 			memcpy(bounds, lower, lower_len);
@@ -276,11 +282,12 @@ func writeRepC(db cDB, wo cWrite, rep []byte) error {
 type cIter struct{ k *C.kdb_iter }
 
 // newCIter creates an iterator over the column family within [lower, upper)
-// (a nil bound is no bound).
-func newCIter(db cDB, cf cFamily, lower, upper []byte) (cIter, error) {
+// (a nil bound is no bound); bulk reads ahead and bypasses the block cache
+// (store.ScanOptions.Bulk).
+func newCIter(db cDB, cf cFamily, lower, upper []byte, bulk bool) (cIter, error) {
 	k := C.kdb_iter_create(db.p, cf.p,
 		bytesC(lower), C.size_t(len(lower)), flagC(lower != nil),
-		bytesC(upper), C.size_t(len(upper)), flagC(upper != nil))
+		bytesC(upper), C.size_t(len(upper)), flagC(upper != nil), flagC(bulk))
 	if k == nil {
 		return cIter{}, errors.New("rocksdb: out of memory creating an iterator")
 	}

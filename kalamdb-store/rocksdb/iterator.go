@@ -39,7 +39,7 @@ type iterator struct {
 // both back. The caller is a data call (inside the gate), so pt's family
 // cannot be released by a DropPartition before the reference is taken.
 func newIterator(e *engine, pt part, r store.Range) (*iterator, error) {
-	c, err := newCIter(e.cdb, pt.c, r.Lower, r.Upper)
+	c, err := newCIter(e.cdb, pt.c, r.Lower, r.Upper, r.Bulk)
 	if err != nil {
 		return nil, err
 	}

@@ -83,6 +83,10 @@ func testScanCases(t *testing.T, e *env) {
 	}
 	for _, c := range cases {
 		require.Equal(t, c.want, keysOf(collect(t, e.b, p, c.opts)), c.name)
+		// Bulk is a hint: the same scan with it returns the same entries.
+		bulk := c.opts
+		bulk.Bulk = true
+		require.Equal(t, c.want, keysOf(collect(t, e.b, p, bulk)), c.name+" (bulk)")
 	}
 }
 
