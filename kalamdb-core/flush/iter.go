@@ -2,8 +2,9 @@ package flush
 
 import (
 	"bytes"
-	"container/heap"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"runtime"
 	"sync"
 
@@ -19,12 +20,66 @@ type segIter struct {
 	tr           *tier
 	f            *segFile
 	lower, upper []byte
+	skip         int // length of the prefix every key of the scan has
 	gi           int
 	g            *segment.RowGroup
 	pos          int
+	checkUpper   bool // some key of g may be at or above upper
+	k            sortKey
 	primed       bool // positioned on the first version, not yet returned
 	done         bool
 	err          error
+}
+
+// sortKey is a key with the 16 bytes that follow the scan's common prefix
+// loaded as two big-endian integers, so that most comparisons of the merge
+// are integer comparisons.
+type sortKey struct {
+	b      []byte // the whole key
+	hi, lo uint64 // bytes [skip, skip+16) of b, zero-padded
+	long   bool   // b has more than skip+16 bytes
+}
+
+func (k *sortKey) set(b []byte, skip int) {
+	rest := b[min(skip, len(b)):]
+	k.b, k.long = b, len(rest) > 16
+	switch {
+	case len(rest) >= 16:
+		k.hi, k.lo = binary.BigEndian.Uint64(rest), binary.BigEndian.Uint64(rest[8:])
+	case len(rest) >= 8:
+		k.hi, k.lo = binary.BigEndian.Uint64(rest), padded(rest[8:])
+	default:
+		k.hi, k.lo = padded(rest), 0
+	}
+}
+
+// padded returns up to 8 bytes as a big-endian integer, zero-padded on the
+// right.
+func padded(b []byte) uint64 {
+	var x uint64
+	for i, c := range b {
+		x |= uint64(c) << (56 - 8*i)
+	}
+	return x
+}
+
+// compare orders keys as bytes.Compare does. Both keys must start with the
+// same skip bytes: equal integers then mean that the shorter key (if both
+// are at most skip+16 bytes) is a prefix of the other, zero bytes aside.
+func (k *sortKey) compare(o *sortKey) int {
+	switch {
+	case k.hi != o.hi:
+		return cmp.Compare(k.hi, o.hi)
+	case k.lo != o.lo:
+		return cmp.Compare(k.lo, o.lo)
+	case k.long || o.long:
+		return bytes.Compare(k.b, o.b)
+	}
+	return cmp.Compare(len(k.b), len(o.b))
+}
+
+func (k *sortKey) equal(o *sortKey) bool {
+	return k.hi == o.hi && k.lo == o.lo && len(k.b) == len(o.b) && (!k.long || bytes.Equal(k.b, o.b))
 }
 
 // prime positions the iterator on its first version, reading the row
@@ -64,10 +119,12 @@ func (s *segIter) next() bool {
 			return false
 		}
 	}
-	if s.upper != nil && bytes.Compare(s.g.Key(s.pos), s.upper) >= 0 {
+	k := s.g.Key(s.pos)
+	if s.checkUpper && bytes.Compare(k, s.upper) >= 0 {
 		s.done = true
 		return false
 	}
+	s.k.set(k, s.skip)
 	return true
 }
 
@@ -97,6 +154,7 @@ func (s *segIter) nextGroup() bool {
 			return s.fail(err)
 		}
 		s.g, s.pos = g, 0
+		s.checkUpper = s.upper != nil && (!gr.known || bytes.Compare(gr.hi, s.upper) >= 0)
 		if s.lower != nil && gr.known && bytes.Compare(gr.lo, s.lower) < 0 {
 			s.pos, _ = g.Search(s.lower)
 		}
@@ -111,15 +169,15 @@ func (s *segIter) fail(err error) bool {
 	return false
 }
 
-func (s *segIter) key() []byte { return s.g.Key(s.pos) }
-func (s *segIter) seq() int64  { return s.g.Seq(s.pos) }
+func (s *segIter) seq() int64 { return s.g.Seq(s.pos) }
 
 // merge merges segment iterators into one tables.VersionIter: ascending
 // keys, one version per key, the highest _seq winning. It keeps the
-// iterators in a heap ordered by (key, descending _seq).
+// iterators in a binary min-heap ordered by (key, descending _seq): the
+// root is the newest version of the smallest key, and the older versions of
+// that key, next in the order, are skipped.
 type merge struct {
-	h       iterHeap
-	group   []*segIter
+	h       []*segIter
 	cur     *segIter
 	pending []*segIter
 	started bool
@@ -128,22 +186,45 @@ type merge struct {
 	release func() // called once, at Close
 }
 
-type iterHeap []*segIter
-
-func (h iterHeap) Len() int { return len(h) }
-func (h iterHeap) Less(i, j int) bool {
-	if c := bytes.Compare(h[i].key(), h[j].key()); c != 0 {
+// iterLess orders iterators by their current key, then by descending _seq.
+func iterLess(a, b *segIter) bool {
+	if c := a.k.compare(&b.k); c != 0 {
 		return c < 0
 	}
-	return h[i].seq() > h[j].seq()
+	return a.seq() > b.seq()
 }
-func (h iterHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *iterHeap) Push(x any)   { *h = append(*h, x.(*segIter)) }
-func (h *iterHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+// down restores the heap order below i after h[i] moved up in the order.
+func (m *merge) down(i int) {
+	h := m.h
+	n := len(h)
+	x := h[i]
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && iterLess(h[r], h[c]) {
+			c = r
+		}
+		if !iterLess(h[c], x) {
+			break
+		}
+		h[i] = h[c]
+		i = c
+	}
+	h[i] = x
+}
+
+// pop removes the root.
+func (m *merge) pop() {
+	last := len(m.h) - 1
+	m.h[0] = m.h[last]
+	m.h[last] = nil
+	m.h = m.h[:last]
+	if last > 0 {
+		m.down(0)
+	}
 }
 
 func newMerge(its []*segIter) *merge { return &merge{pending: its} }
@@ -172,11 +253,10 @@ func primeAll(its []*segIter) {
 	wg.Wait()
 }
 
-// Next keeps the current winner at the root of the heap: after it
-// advances, one heap.Fix restores the order, which for segments with
-// disjoint key ranges costs a couple of comparisons per row. Other
-// iterators on the same key (older versions) are taken out of the heap
-// and put back once advanced.
+// Next advances the root past the current key: the iterator that gave it
+// and those holding older versions of it move on (a heap sift each, which
+// for segments with disjoint key ranges costs a couple of integer
+// comparisons), and the new root is the newest version of the next key.
 func (m *merge) Next() bool {
 	if m.err != nil || m.closed {
 		return false
@@ -193,48 +273,33 @@ func (m *merge) Next() bool {
 			}
 		}
 		m.pending = nil
-		heap.Init(&m.h)
-	} else if m.cur != nil {
-		if m.cur.next() {
-			heap.Fix(&m.h, 0)
-		} else {
-			if m.cur.err != nil {
-				m.err = m.cur.err
-				return false
-			}
-			heap.Pop(&m.h)
+		for i := len(m.h)/2 - 1; i >= 0; i-- {
+			m.down(i)
 		}
-		for _, it := range m.group {
+	} else if m.cur != nil {
+		prev := m.cur.k
+		for len(m.h) > 0 && m.h[0].k.equal(&prev) {
+			it := m.h[0]
 			if it.next() {
-				heap.Push(&m.h, it)
-			} else if it.err != nil {
+				m.down(0)
+				continue
+			}
+			if it.err != nil {
 				m.err = it.err
 				return false
 			}
+			m.pop()
 		}
 	}
-	m.group = m.group[:0]
-	if m.h.Len() == 0 {
+	if len(m.h) == 0 {
 		m.cur = nil
 		return false
 	}
 	m.cur = m.h[0]
-	// Iterators on the same key form a subtree at the root; the smallest
-	// child of the root is the next candidate.
-	for {
-		c := 1
-		if len(m.h) > 2 && m.h.Less(2, 1) {
-			c = 2
-		}
-		if c >= len(m.h) || !bytes.Equal(m.h[c].key(), m.cur.key()) {
-			break
-		}
-		m.group = append(m.group, heap.Remove(&m.h, c).(*segIter))
-	}
 	return true
 }
 
-func (m *merge) Key() []byte   { return m.cur.key() }
+func (m *merge) Key() []byte   { return m.cur.k.b }
 func (m *merge) Seq() int64    { return m.cur.seq() }
 func (m *merge) Deleted() bool { return m.cur.g.Deleted(m.cur.pos) }
 func (m *merge) Row(dst *row.Row) error {

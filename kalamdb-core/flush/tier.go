@@ -256,7 +256,7 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 		if r.Upper != nil && bytes.Compare(f.MinKey, r.Upper) >= 0 {
 			continue
 		}
-		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, gi: -1})
+		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, skip: len(prefix), gi: -1})
 	}
 	m := newMerge(its)
 	m.release = release
