@@ -126,14 +126,17 @@ type RowGroup struct {
 }
 
 // column holds one decoded column; values of the fixed-width types are in
-// num (bits), strings and bytes in data/off; null marks nulls (nil when
-// the column has none). A column missing from the file is all null.
+// num (bits), strings and bytes back to back in data, value i being
+// data[off[i]:off[i+1]]; null marks nulls (nil when the column has none). A
+// column missing from the file is all null. None of these slices holds
+// pointers, so the garbage collector does not scan a cached row group's
+// values.
 type column struct {
 	typ     row.Type
 	missing bool
 	num     []uint64
-	strs    []string // string and bytes values, in arena chunks
-	data    int64    // bytes of the arena chunks
+	data    []byte
+	off     []int64 // n+1 offsets into data (string and bytes columns)
 	null    []bool
 }
 
@@ -194,10 +197,20 @@ func (c *column) value(i int) row.Value {
 	case row.TypeTimestamp:
 		return row.TimestampMicros(int64(c.num[i]))
 	case row.TypeString:
-		return row.String(c.strs[i])
+		return row.String(c.str(i))
 	default:
-		return row.BytesString(c.strs[i])
+		return row.BytesString(c.str(i))
 	}
+}
+
+// str returns string or bytes value i, sharing the column's immutable
+// memory.
+func (c *column) str(i int) string {
+	lo, hi := c.off[i], c.off[i+1]
+	if lo == hi {
+		return ""
+	}
+	return unsafe.String(&c.data[lo], hi-lo)
 }
 
 func float64frombits(b uint64) float64 { return *(*float64)(unsafe.Pointer(&b)) }

@@ -148,13 +148,17 @@ func (i *bufferIter) Close() error {
 }
 
 // mergeIter merges the iterators of several sources into one: ascending
-// keys, each key once, carrying the version with the highest _seq.
+// keys, each key once, carrying the version with the highest _seq. Once
+// only one iterator has versions left (say the buffer is exhausted and the
+// cold tier is not), it hands every call straight to that one.
 type mergeIter struct {
 	its     []VersionIter
 	valid   []bool
 	group   []int // iterators positioned on the current key
 	cur     int   // the winner among them
 	started bool
+	solo    bool // its[cur] is the only iterator left
+	done    bool
 	err     error
 }
 
@@ -177,7 +181,14 @@ func (m *mergeIter) advance(i int) bool {
 }
 
 func (m *mergeIter) Next() bool {
-	if m.err != nil {
+	if m.err != nil || m.done {
+		return false
+	}
+	if m.solo {
+		if m.its[m.cur].Next() {
+			return true
+		}
+		m.err, m.done = m.its[m.cur].Err(), true
 		return false
 	}
 	if !m.started {
@@ -196,10 +207,12 @@ func (m *mergeIter) Next() bool {
 	}
 	m.group = m.group[:0]
 	var minKey []byte
+	left := 0
 	for i, it := range m.its {
 		if !m.valid[i] {
 			continue
 		}
+		left++
 		k := it.Key()
 		switch c := compareKeys(k, minKey, len(m.group) == 0); {
 		case c < 0:
@@ -210,7 +223,7 @@ func (m *mergeIter) Next() bool {
 		}
 	}
 	if len(m.group) == 0 {
-		m.cur = -1
+		m.cur, m.done = -1, true
 		return false
 	}
 	m.cur = m.group[0]
@@ -219,6 +232,7 @@ func (m *mergeIter) Next() bool {
 			m.cur = i
 		}
 	}
+	m.solo = left == 1
 	return true
 }
 
