@@ -164,6 +164,19 @@ func (s *segIter) nextGroup() bool {
 	}
 }
 
+// remaining returns how many versions are left from the current one on,
+// ignoring the upper bound.
+func (s *segIter) remaining() int {
+	if s.done || s.g == nil {
+		return 0
+	}
+	n := s.g.Len() - s.pos
+	for _, gr := range s.f.groups[s.gi+1:] {
+		n += gr.rows
+	}
+	return n
+}
+
 func (s *segIter) fail(err error) bool {
 	s.err, s.done = err, true
 	return false
@@ -307,6 +320,17 @@ func (m *merge) Row(dst *row.Row) error {
 	return nil
 }
 func (m *merge) Err() error { return m.err }
+
+// Remaining implements tables.Remainder: the versions left in the
+// segments from the current one on, older versions and tombstones
+// included, so an upper bound but for the scan's end key.
+func (m *merge) Remaining() int {
+	n := 0
+	for _, it := range m.h {
+		n += it.remaining()
+	}
+	return n
+}
 func (m *merge) Close() error {
 	m.closed = true
 	if m.release != nil {

@@ -58,6 +58,7 @@ type segFile struct {
 type groupRange struct {
 	lo, hi []byte
 	known  bool // false: no statistics, every key is possible
+	rows   int  // versions in the row group
 }
 
 func newTier(m *Manager, t *catalog.Table) *tier {
@@ -145,7 +146,7 @@ func (f *segFile) load(tr *tier) error {
 		f.groups = make([]groupRange, len(md.RowGroups))
 		for i := range f.groups {
 			lo, hi, ok := segment.KeyRange(md, tr.t, prefix, i)
-			f.groups[i] = groupRange{lo: lo, hi: hi, known: ok}
+			f.groups[i] = groupRange{lo: lo, hi: hi, known: ok, rows: int(md.RowGroup(i).NumRows())}
 		}
 	})
 	return f.err

@@ -383,6 +383,13 @@ func newPageRows(nc, limit int) pageRows {
 	return pageRows{slabRows: firstSlabRows, nc: nc, limit: limit}
 }
 
+// reserve makes room for about n more rows (at most up to the limit).
+func (p *pageRows) reserve(n int) {
+	if n = min(n, p.limit-len(p.rows)); n > cap(p.rows)-len(p.rows) {
+		p.rows = slices.Grow(p.rows, n)
+	}
+}
+
 // add appends a row whose Values has room for nc values, for the caller to
 // decode into in place (which keeps the row off the heap). Each row's
 // values are a full slice expression of the slab, so an append to one
@@ -429,15 +436,30 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 	defer it.Close()
 	p := newPageRows(len(rt.types), limit)
 	more := false
-	for it.Next() {
-		if it.Deleted() {
+	// src is it until a merge has one source left, then that source.
+	src, m := it, (*mergeIter)(nil)
+	if mi, ok := it.(*mergeIter); ok {
+		m = mi
+	}
+	for first := true; src.Next(); first = false {
+		if m != nil {
+			if s := m.solitary(); s != nil {
+				src, m = s, nil
+			}
+		}
+		if first {
+			if r, ok := it.(Remainder); ok {
+				p.reserve(r.Remaining())
+			}
+		}
+		if src.Deleted() {
 			continue
 		}
 		if len(p.rows) == limit {
 			more = true
 			break
 		}
-		if err := it.Row(p.add()); err != nil {
+		if err := src.Row(p.add()); err != nil {
 			return Page{}, err
 		}
 	}

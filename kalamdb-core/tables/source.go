@@ -54,6 +54,13 @@ type VersionIter interface {
 	Close() error
 }
 
+// Remainder is implemented by a VersionIter that knows, once its first Next
+// has positioned it, about how many versions are left (the current one
+// included). Scans use it to size their pages; it need not be exact.
+type Remainder interface {
+	Remaining() int
+}
+
 // bufferSource is the Source over a table's partition.
 type bufferSource struct {
 	b     store.StorageBackend
@@ -234,6 +241,27 @@ func (m *mergeIter) Next() bool {
 	}
 	m.solo = left == 1
 	return true
+}
+
+// Remaining implements Remainder: the sum over the iterators that
+// implement it and have versions left.
+func (m *mergeIter) Remaining() int {
+	n := 0
+	for i, it := range m.its {
+		if r, ok := it.(Remainder); ok && m.valid[i] {
+			n += r.Remaining()
+		}
+	}
+	return n
+}
+
+// solitary returns the only iterator left once the others are exhausted,
+// positioned where m is, or nil.
+func (m *mergeIter) solitary() VersionIter {
+	if m.solo {
+		return m.its[m.cur]
+	}
+	return nil
 }
 
 // compareKeys compares k with the smallest key so far; first means there
