@@ -190,7 +190,7 @@ func (s *segIter) seq() int64 { return s.g.Seq(s.pos) }
 // root is the newest version of the smallest key, and the older versions of
 // that key, next in the order, are skipped.
 type merge struct {
-	h       []*segIter
+	h       []heapEntry
 	cur     *segIter
 	pending []*segIter
 	started bool
@@ -199,12 +199,24 @@ type merge struct {
 	release func() // called once, at Close
 }
 
-// iterLess orders iterators by their current key, then by descending _seq.
-func iterLess(a, b *segIter) bool {
-	if c := a.k.compare(&b.k); c != 0 {
+// heapEntry is an iterator in the merge's heap with a copy of the first
+// integer of its current key, so that most comparisons of a sift read the
+// heap's own array only.
+type heapEntry struct {
+	hi uint64
+	it *segIter
+}
+
+// less orders entries by their iterators' current keys, then by
+// descending _seq.
+func (a heapEntry) less(b heapEntry) bool {
+	if a.hi != b.hi {
+		return a.hi < b.hi
+	}
+	if c := a.it.k.compare(&b.it.k); c != 0 {
 		return c < 0
 	}
-	return a.seq() > b.seq()
+	return a.it.seq() > b.it.seq()
 }
 
 // down restores the heap order below i after h[i] moved up in the order.
@@ -217,10 +229,10 @@ func (m *merge) down(i int) {
 		if c >= n {
 			break
 		}
-		if r := c + 1; r < n && iterLess(h[r], h[c]) {
+		if r := c + 1; r < n && h[r].less(h[c]) {
 			c = r
 		}
-		if !iterLess(h[c], x) {
+		if !h[c].less(x) {
 			break
 		}
 		h[i] = h[c]
@@ -233,7 +245,7 @@ func (m *merge) down(i int) {
 func (m *merge) pop() {
 	last := len(m.h) - 1
 	m.h[0] = m.h[last]
-	m.h[last] = nil
+	m.h[last] = heapEntry{}
 	m.h = m.h[:last]
 	if last > 0 {
 		m.down(0)
@@ -279,7 +291,7 @@ func (m *merge) Next() bool {
 		primeAll(m.pending)
 		for _, it := range m.pending {
 			if it.next() {
-				m.h = append(m.h, it)
+				m.h = append(m.h, heapEntry{it.k.hi, it})
 			} else if it.err != nil {
 				m.err = it.err
 				return false
@@ -291,9 +303,10 @@ func (m *merge) Next() bool {
 		}
 	} else if m.cur != nil {
 		prev := m.cur.k
-		for len(m.h) > 0 && m.h[0].k.equal(&prev) {
-			it := m.h[0]
+		for len(m.h) > 0 && m.h[0].it.k.equal(&prev) {
+			it := m.h[0].it
 			if it.next() {
+				m.h[0].hi = it.k.hi
 				m.down(0)
 				continue
 			}
@@ -308,7 +321,7 @@ func (m *merge) Next() bool {
 		m.cur = nil
 		return false
 	}
-	m.cur = m.h[0]
+	m.cur = m.h[0].it
 	return true
 }
 
@@ -326,8 +339,8 @@ func (m *merge) Err() error { return m.err }
 // included, so an upper bound but for the scan's end key.
 func (m *merge) Remaining() int {
 	n := 0
-	for _, it := range m.h {
-		n += it.remaining()
+	for _, e := range m.h {
+		n += e.it.remaining()
 	}
 	return n
 }

@@ -182,24 +182,24 @@ func (g *RowGroup) Row(i int, dst *row.Row) {
 }
 
 func (c *column) value(i int) row.Value {
-	if c.missing || (c.null != nil && c.null[i]) {
+	if c.null != nil && c.null[i] || c.missing {
 		return row.Null()
 	}
 	switch c.typ {
-	case row.TypeInt32:
-		return row.Int32(int32(c.num[i]))
 	case row.TypeInt64:
 		return row.Int64(int64(c.num[i]))
-	case row.TypeFloat64:
-		return row.Float64(float64frombits(c.num[i]))
-	case row.TypeBool:
-		return row.Bool(c.num[i] != 0)
-	case row.TypeTimestamp:
-		return row.TimestampMicros(int64(c.num[i]))
 	case row.TypeString:
 		return row.String(c.str(i))
-	default:
+	case row.TypeBytes:
 		return row.BytesString(c.str(i))
+	case row.TypeFloat64:
+		return row.Float64(float64frombits(c.num[i]))
+	case row.TypeTimestamp:
+		return row.TimestampMicros(int64(c.num[i]))
+	case row.TypeBool:
+		return row.Bool(c.num[i] != 0)
+	default:
+		return row.Int32(int32(c.num[i]))
 	}
 }
 
