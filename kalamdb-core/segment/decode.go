@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -163,8 +164,7 @@ func checkLeaf(desc *schema.Column, want row.Type) error {
 
 // readLeaf reads the n values of a column chunk into c: fixed-width values
 // in c.num, strings and bytes in c.data and c.off, nulls in c.null (nil
-// when there are none). sizeHint is the chunk's uncompressed size, the
-// first guess of the bytes its strings take.
+// when there are none).
 func readLeaf(cr file.ColumnChunkReader, maxDef int16, n int, sizeHint int, c *column) error {
 	var defs []int16
 	if maxDef > 0 {
@@ -224,9 +224,18 @@ func readLeaf(cr file.ColumnChunkReader, maxDef int16, n int, sizeHint int, c *c
 		// nulls are spread below.
 		vals := make([]parquet.ByteArray, min(n, 4096))
 		c.off = make([]int64, n+1)
-		c.data = make([]byte, 0, max(sizeHint, 64))
 		err = next(func(d []int16) (int64, int, error) {
 			total, values, err := r.ReadBatch(int64(min(n-read, len(vals))), vals, d, nil)
+			size := len(c.data)
+			for _, v := range vals[:values] {
+				size += len(v)
+			}
+			if size > cap(c.data) {
+				// Make room for this batch and, at its rate, for the
+				// rows that follow, rather than growing by copies.
+				want := size * (n + n/8) / (dense + values)
+				c.data = slices.Grow(c.data, max(want, size)-len(c.data))
+			}
 			for k, v := range vals[:values] {
 				c.data = append(c.data, v...)
 				c.off[dense+k+1] = int64(len(c.data))
