@@ -219,7 +219,7 @@ func (a heapEntry) less(b heapEntry) bool {
 	return a.it.seq() > b.it.seq()
 }
 
-// down restores the heap order below i after h[i] moved up in the order.
+// down restores the heap order below i after the key of h[i] grew.
 func (m *merge) down(i int) {
 	h := m.h
 	n := len(h)
