@@ -363,8 +363,9 @@ func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row) error {
 
 // Pages are built in slabs: the rows' values are allocated for many rows
 // at a time, from firstSlabRows rows up to maxSlabRows, doubling, so a page
-// of n rows costs O(log n) allocations. The slice of rows doubles likewise
-// up to the page's limit.
+// of n rows costs O(log n) allocations. The slice of rows is sized at once
+// from a Remainder's count when the merged sources give one, else it
+// doubles likewise up to the page's limit.
 const (
 	firstSlabRows = 64
 	maxSlabRows   = 4096

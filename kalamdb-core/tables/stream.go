@@ -61,7 +61,8 @@ type pendingAppend struct {
 
 // StreamPage is one page of a stream read.
 type StreamPage struct {
-	// Events in _seq order.
+	// Events in _seq order. As with Page.Rows, the values of many events
+	// share one allocation.
 	Events []row.Row
 	// Next is the _seq of the last event returned (or the After of the read
 	// when none was): the After of the next read.
