@@ -27,6 +27,7 @@ type segIter struct {
 	checkUpper   bool // some key of g may be at or above upper
 	k            sortKey
 	primed       bool // positioned on the first version, not yet returned
+	lazy         bool // in the merge's heap by a lower bound of its first key, not yet read
 	done         bool
 	err          error
 }
@@ -99,6 +100,30 @@ func (s *segIter) prime() {
 	}
 }
 
+// firstBound returns, from the footer's statistics, a lower bound of the
+// iterator's first key (the range's lower end or the first row group's
+// smallest key, whichever is larger) and the largest key of that row
+// group. ok is false when the statistics do not tell.
+func (s *segIter) firstBound() (bound, hi []byte, ok bool, err error) {
+	if err := s.f.load(s.tr); err != nil {
+		return nil, nil, false, err
+	}
+	for _, gr := range s.f.groups {
+		if !gr.known {
+			return nil, nil, false, nil
+		}
+		if s.lower != nil && bytes.Compare(gr.hi, s.lower) < 0 {
+			continue
+		}
+		bound = gr.lo
+		if s.lower != nil && bytes.Compare(s.lower, bound) > 0 {
+			bound = s.lower
+		}
+		return bound, gr.hi, true, nil
+	}
+	return nil, nil, false, nil
+}
+
 func (s *segIter) next() bool {
 	if s.done {
 		return false
@@ -167,8 +192,17 @@ func (s *segIter) nextGroup() bool {
 // remaining returns how many versions are left from the current one on,
 // ignoring the upper bound.
 func (s *segIter) remaining() int {
-	if s.done || s.g == nil {
+	if s.done {
 		return 0
+	}
+	if s.g == nil { // not read yet: every row group that may hold the range
+		n := 0
+		for _, gr := range s.f.groups {
+			if !gr.known || s.lower == nil || bytes.Compare(gr.hi, s.lower) >= 0 {
+				n += gr.rows
+			}
+		}
+		return n
 	}
 	n := s.g.Len() - s.pos
 	for _, gr := range s.f.groups[s.gi+1:] {
@@ -215,6 +249,11 @@ func (a heapEntry) less(b heapEntry) bool {
 	}
 	if c := a.it.k.compare(&b.it.k); c != 0 {
 		return c < 0
+	}
+	if a.it.lazy || b.it.lazy {
+		// A bound equal to a key: the iterator must be read before
+		// that key's versions can be told apart.
+		return a.it.lazy && !b.it.lazy
 	}
 	return a.it.seq() > b.it.seq()
 }
@@ -306,39 +345,32 @@ func primeAll(its []*segIter) {
 // and those holding older versions of it move on (a heap sift each, which
 // for segments with disjoint key ranges costs a couple of integer
 // comparisons), and the new root is the newest version of the next key.
+//
+// Segments that start after the first row group of another ends enter the
+// heap by the lower bound of their first key that the statistics give, and
+// are read only when that bound reaches the root: a page that ends before
+// them never decodes them. The others are read at the start, in parallel.
 func (m *merge) Next() bool {
 	if m.err != nil || m.closed {
 		return false
 	}
 	if !m.started {
 		m.started = true
-		primeAll(m.pending)
-		for _, it := range m.pending {
-			if it.next() {
-				m.h = append(m.h, heapEntry{it.k.hi, it})
-			} else if it.err != nil {
-				m.err = it.err
-				return false
-			}
-		}
-		m.pending = nil
-		for i := len(m.h)/2 - 1; i >= 0; i-- {
-			m.down(i)
+		if err := m.start(); err != nil {
+			m.err = err
+			return false
 		}
 	} else if m.cur != nil {
 		prev := m.cur.k
-		for len(m.h) > 0 && m.h[0].it.k.equal(&prev) {
-			it := m.h[0].it
-			if it.next() {
-				m.h[0].hi = it.k.hi
-				m.down(0)
-				continue
-			}
-			if it.err != nil {
-				m.err = it.err
+		for len(m.h) > 0 && (m.h[0].it.lazy || m.h[0].it.k.equal(&prev)) {
+			if !m.advanceRoot() {
 				return false
 			}
-			m.pop()
+		}
+	}
+	for len(m.h) > 0 && m.h[0].it.lazy {
+		if !m.advanceRoot() {
+			return false
 		}
 	}
 	if len(m.h) == 0 {
@@ -346,6 +378,70 @@ func (m *merge) Next() bool {
 		return false
 	}
 	m.cur = m.h[0].it
+	return true
+}
+
+// start builds the heap: the iterators that may hold keys below the end of
+// the earliest-ending first row group are read (in parallel), the others
+// enter lazily.
+func (m *merge) start() error {
+	type first struct {
+		bound, hi []byte
+		ok        bool
+	}
+	firsts := make([]first, len(m.pending))
+	var minHi []byte
+	for i, it := range m.pending {
+		b, hi, ok, err := it.firstBound()
+		if err != nil {
+			return err
+		}
+		firsts[i] = first{b, hi, ok}
+		if ok && (minHi == nil || bytes.Compare(hi, minHi) < 0) {
+			minHi = hi
+		}
+	}
+	eager := make([]*segIter, 0, len(m.pending))
+	for i, it := range m.pending {
+		if f := firsts[i]; f.ok && bytes.Compare(f.bound, minHi) > 0 {
+			it.lazy = true
+			it.k.set(f.bound, it.skip)
+			m.h = append(m.h, heapEntry{it.k.hi, it})
+			continue
+		}
+		eager = append(eager, it)
+	}
+	m.pending = nil
+	primeAll(eager)
+	for _, it := range eager {
+		if it.next() {
+			m.h = append(m.h, heapEntry{it.k.hi, it})
+		} else if it.err != nil {
+			return it.err
+		}
+	}
+	for i := len(m.h)/2 - 1; i >= 0; i-- {
+		m.down(i)
+	}
+	return nil
+}
+
+// advanceRoot moves the root iterator to its next version (its first, for
+// a lazy one) and restores the heap, or removes it when it has no more; it
+// returns false on an error, which it records.
+func (m *merge) advanceRoot() bool {
+	it := m.h[0].it
+	it.lazy = false
+	if it.next() {
+		m.h[0].hi = it.k.hi
+		m.down(0)
+		return true
+	}
+	if it.err != nil {
+		m.err = it.err
+		return false
+	}
+	m.pop()
 	return true
 }
 
