@@ -169,15 +169,19 @@ func (g *RowGroup) Row(i int, dst *row.Row) {
 	if g.keysOnly {
 		panic("segment: Row called on a key index")
 	}
-	vals := dst.Values[:0]
-	if cap(vals) < len(g.cols) {
-		vals = make([]row.Value, 0, len(g.cols))
+	vals := dst.Values
+	if n := len(g.cols); len(vals) != n {
+		if cap(vals) < n {
+			vals = make([]row.Value, n)
+		}
+		vals = vals[:n]
+		// Only now: a store of the slice header is a pointer write,
+		// which costs a write barrier while the collector runs.
+		dst.Values = vals
 	}
-	vals = vals[:len(g.cols)]
-	for j := range g.cols {
+	for j := range vals {
 		vals[j] = g.cols[j].value(i)
 	}
-	dst.Values = vals
 	dst.Seq, dst.Updated, dst.Deleted = g.seq[i], g.upd[i], g.del[i]
 }
 
