@@ -14,6 +14,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/faultfs"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
 
 // opened records the files a read opens.
@@ -235,4 +236,43 @@ func TestCloseFlushesEverything(t *testing.T) {
 	e.reopen()
 	e.check("a", model{"u": {1: 0}}, []string{"u"}, nil)
 	e.check("b", model{"": {1: 0, 2: 0}}, []string{""}, nil)
+}
+
+// TestScanReadsOnlyTheSegmentsItReaches checks that a scan page decodes the
+// row groups it returns rows from (and the one that tells whether more
+// follow), not those of segments that start after the page ends, and that
+// the next page starts at its After key without decoding the segments
+// before it.
+func TestScanReadsOnlyTheSegmentsItReaches(t *testing.T) {
+	e := newEnv(t, func(o *flush.Options) { o.RowGroupRows = 10; o.RowGroupCacheBytes = -1 })
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	// Six segments of 30 rows, one key range each, in three row groups.
+	for seg := int64(0); seg < 6; seg++ {
+		for id := seg * 100; id < seg*100+30; id++ {
+			require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+		}
+		_, err := e.m.Flush(e.ctx, ns, "items")
+		require.NoError(t, err)
+	}
+	misses := func() int64 { return e.m.CacheStats().GroupMisses }
+	before := misses()
+	page, err := s.scan(e.ctx, "", tables.ScanOptions{Limit: 45})
+	require.NoError(t, err)
+	require.True(t, page.More)
+	require.Len(t, page.Rows, 45)
+	assert.EqualValues(t, 114, page.Next.Int64())
+	// Segment 0 (three row groups), segment 1 up to key 114 and the row
+	// after it (two row groups): five decodes, none of segments 2 to 5.
+	assert.EqualValues(t, 5, misses()-before, "row groups decoded by the first page")
+
+	before = misses()
+	page, err = s.scan(e.ctx, "", tables.ScanOptions{After: page.Next, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, page.Rows, 10)
+	assert.EqualValues(t, 115, page.Rows[0].Values[0].Int64())
+	assert.EqualValues(t, 124, page.Next.Int64())
+	// Segment 1 from key 115 (its second and third row groups) and nothing
+	// else: segment 0 ends before After, segment 2 starts after the page.
+	assert.EqualValues(t, 2, misses()-before, "row groups decoded by the second page")
 }

@@ -58,6 +58,7 @@ type segFile struct {
 type groupRange struct {
 	lo, hi []byte
 	known  bool // false: no statistics, every key is possible
+	rows   int  // versions in the row group
 }
 
 func newTier(m *Manager, t *catalog.Table) *tier {
@@ -145,7 +146,7 @@ func (f *segFile) load(tr *tier) error {
 		f.groups = make([]groupRange, len(md.RowGroups))
 		for i := range f.groups {
 			lo, hi, ok := segment.KeyRange(md, tr.t, prefix, i)
-			f.groups[i] = groupRange{lo: lo, hi: hi, known: ok}
+			f.groups[i] = groupRange{lo: lo, hi: hi, known: ok, rows: int(md.RowGroup(i).NumRows())}
 		}
 	})
 	return f.err
@@ -256,7 +257,7 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 		if r.Upper != nil && bytes.Compare(f.MinKey, r.Upper) >= 0 {
 			continue
 		}
-		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, gi: -1})
+		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, skip: len(prefix), gi: -1})
 	}
 	m := newMerge(its)
 	m.release = release

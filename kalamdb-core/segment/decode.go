@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -17,10 +18,6 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
-
-// arenaChunk is the size of the blocks string and bytes values are copied
-// into.
-const arenaChunk = 256 << 10
 
 // readGroup decodes row group i with the Parquet column readers, straight
 // into the RowGroup's slices (no Arrow arrays in between). With keysOnly it
@@ -96,7 +93,7 @@ func readGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaD
 		}
 		if target != nil {
 			*target = c
-			g.size += int64(len(c.num))*8 + int64(len(c.strs))*16 + c.data + int64(len(c.null))
+			g.size += int64(len(c.num))*8 + int64(len(c.off))*8 + int64(cap(c.data)) + int64(len(c.null))
 			continue
 		}
 		if c.null != nil {
@@ -166,7 +163,7 @@ func checkLeaf(desc *schema.Column, want row.Type) error {
 }
 
 // readLeaf reads the n values of a column chunk into c: fixed-width values
-// in c.num, strings and bytes in c.strs, nulls in c.null (nil
+// in c.num, strings and bytes in c.data and c.off, nulls in c.null (nil
 // when there are none).
 func readLeaf(cr file.ColumnChunkReader, maxDef int16, n int, sizeHint int, c *column) error {
 	var defs []int16
@@ -223,21 +220,25 @@ func readLeaf(cr file.ColumnChunkReader, maxDef int16, n int, sizeHint int, c *c
 		}
 	case *file.ByteArrayColumnChunkReader:
 		// The values point into the reader's page buffers: copy each batch
-		// before the next one, into arena chunks that are only ever
-		// appended to, so the strings can point into them.
+		// before the next one. c.off holds the dense values' offsets until
+		// nulls are spread below.
 		vals := make([]parquet.ByteArray, min(n, 4096))
-		c.strs = make([]string, n)
-		var arena []byte
+		c.off = make([]int64, n+1)
 		err = next(func(d []int16) (int64, int, error) {
 			total, values, err := r.ReadBatch(int64(min(n-read, len(vals))), vals, d, nil)
+			size := len(c.data)
+			for _, v := range vals[:values] {
+				size += len(v)
+			}
+			if size > cap(c.data) {
+				// Make room for this batch and, at its rate, for the
+				// rows that follow, rather than growing by copies.
+				want := size * (n + n/8) / (dense + values)
+				c.data = slices.Grow(c.data, max(want, size)-len(c.data))
+			}
 			for k, v := range vals[:values] {
-				if len(arena)+len(v) > cap(arena) {
-					arena = make([]byte, 0, max(arenaChunk, len(v)))
-					c.data += int64(cap(arena))
-				}
-				start := len(arena)
-				arena = append(arena, v...)
-				c.strs[dense+k] = unsafe.String(unsafe.SliceData(arena[start:]), len(v))
+				c.data = append(c.data, v...)
+				c.off[dense+k+1] = int64(len(c.data))
 			}
 			return total, values, err
 		})
@@ -274,16 +275,16 @@ func readLeaf(cr file.ColumnChunkReader, maxDef int16, n int, sizeHint int, c *c
 	if nonNull != dense {
 		return fmt.Errorf("%d definition levels say a value, %d values were read", nonNull, dense)
 	}
-	if c.strs != nil {
-		// In place, from the end: value k moves to row >= k.
-		k := dense - 1
+	if c.off != nil {
+		// In place, from the end: the row ending after the k-th value
+		// ends where that value does, and a null row is empty.
+		k := dense
 		for row := n - 1; row >= 0; row-- {
+			c.off[row+1] = c.off[k]
 			if defs[row] == maxDef {
-				c.strs[row] = c.strs[k]
 				k--
 			} else {
 				c.null[row] = true
-				c.strs[row] = ""
 			}
 		}
 		return nil

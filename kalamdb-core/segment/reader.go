@@ -126,14 +126,17 @@ type RowGroup struct {
 }
 
 // column holds one decoded column; values of the fixed-width types are in
-// num (bits), strings and bytes in data/off; null marks nulls (nil when
-// the column has none). A column missing from the file is all null.
+// num (bits), strings and bytes back to back in data, value i being
+// data[off[i]:off[i+1]]; null marks nulls (nil when the column has none). A
+// column missing from the file is all null. None of these slices holds
+// pointers, so the garbage collector does not scan a cached row group's
+// values.
 type column struct {
 	typ     row.Type
 	missing bool
 	num     []uint64
-	strs    []string // string and bytes values, in arena chunks
-	data    int64    // bytes of the arena chunks
+	data    []byte
+	off     []int64 // n+1 offsets into data (string and bytes columns)
 	null    []bool
 }
 
@@ -166,38 +169,52 @@ func (g *RowGroup) Row(i int, dst *row.Row) {
 	if g.keysOnly {
 		panic("segment: Row called on a key index")
 	}
-	vals := dst.Values[:0]
-	if cap(vals) < len(g.cols) {
-		vals = make([]row.Value, 0, len(g.cols))
+	vals := dst.Values
+	if n := len(g.cols); len(vals) != n {
+		if cap(vals) < n {
+			vals = make([]row.Value, n)
+		}
+		vals = vals[:n]
+		// Only now: a store of the slice header is a pointer write,
+		// which costs a write barrier while the collector runs.
+		dst.Values = vals
 	}
-	vals = vals[:len(g.cols)]
-	for j := range g.cols {
+	for j := range vals {
 		vals[j] = g.cols[j].value(i)
 	}
-	dst.Values = vals
 	dst.Seq, dst.Updated, dst.Deleted = g.seq[i], g.upd[i], g.del[i]
 }
 
 func (c *column) value(i int) row.Value {
-	if c.missing || (c.null != nil && c.null[i]) {
+	if c.null != nil && c.null[i] || c.missing {
 		return row.Null()
 	}
 	switch c.typ {
-	case row.TypeInt32:
-		return row.Int32(int32(c.num[i]))
 	case row.TypeInt64:
 		return row.Int64(int64(c.num[i]))
+	case row.TypeString:
+		return row.String(c.str(i))
+	case row.TypeBytes:
+		return row.BytesString(c.str(i))
 	case row.TypeFloat64:
 		return row.Float64(float64frombits(c.num[i]))
-	case row.TypeBool:
-		return row.Bool(c.num[i] != 0)
 	case row.TypeTimestamp:
 		return row.TimestampMicros(int64(c.num[i]))
-	case row.TypeString:
-		return row.String(c.strs[i])
+	case row.TypeBool:
+		return row.Bool(c.num[i] != 0)
 	default:
-		return row.BytesString(c.strs[i])
+		return row.Int32(int32(c.num[i]))
 	}
+}
+
+// str returns string or bytes value i, sharing the column's immutable
+// memory.
+func (c *column) str(i int) string {
+	lo, hi := c.off[i], c.off[i+1]
+	if lo == hi {
+		return ""
+	}
+	return unsafe.String(&c.data[lo], hi-lo)
 }
 
 func float64frombits(b uint64) float64 { return *(*float64)(unsafe.Pointer(&b)) }

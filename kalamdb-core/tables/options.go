@@ -30,7 +30,11 @@ type ScanOptions struct {
 
 // Page is one page of a scan.
 type Page struct {
-	// Rows are the live (not deleted) rows, in primary-key order.
+	// Rows are the live (not deleted) rows, in primary-key order. The
+	// values of up to 4,096 rows share one allocation, and string and bytes
+	// values share the memory they were decoded from, so a row kept after
+	// the page is dropped keeps its neighbours in memory too: copy the few
+	// rows kept for long (row.Row.Clone, strings.Clone).
 	Rows []row.Row
 	// More reports whether rows follow this page.
 	More bool

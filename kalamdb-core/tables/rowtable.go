@@ -361,8 +361,52 @@ func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row) error {
 	return rt.wrap(rt.b.Put(ctx, rt.part, k, val))
 }
 
-// valueChunk is how many rows' values a scan allocates at a time.
-const valueChunk = 64
+// Pages are built in slabs: the rows' values are allocated for many rows
+// at a time, from firstSlabRows rows up to maxSlabRows, doubling, so a page
+// of n rows costs O(log n) allocations. The slice of rows is sized at once
+// from a Remainder's count when the merged sources give one, else it
+// doubles likewise up to the page's limit.
+const (
+	firstSlabRows = 64
+	maxSlabRows   = 4096
+)
+
+// pageRows builds the rows of a page of at most limit rows of nc columns.
+type pageRows struct {
+	rows     []row.Row
+	slab     []row.Value
+	slabRows int
+	nc       int
+	limit    int
+}
+
+func newPageRows(nc, limit int) pageRows {
+	return pageRows{slabRows: firstSlabRows, nc: nc, limit: limit}
+}
+
+// reserve makes room for about n more rows (at most up to the limit).
+func (p *pageRows) reserve(n int) {
+	if n = min(n, p.limit-len(p.rows)); n > cap(p.rows)-len(p.rows) {
+		p.rows = slices.Grow(p.rows, n)
+	}
+}
+
+// add appends a row whose Values has room for nc values, for the caller to
+// decode into in place (which keeps the row off the heap). Each row's
+// values are a full slice expression of the slab, so an append to one
+// never overwrites the next.
+func (p *pageRows) add() *row.Row {
+	if len(p.rows) == cap(p.rows) {
+		p.rows = slices.Grow(p.rows, min(p.limit, max(2*cap(p.rows), 2*firstSlabRows))-len(p.rows))
+	}
+	if len(p.slab) < p.nc {
+		p.slab = make([]row.Value, p.nc*min(p.slabRows, p.limit-len(p.rows)))
+		p.slabRows = min(2*p.slabRows, maxSlabRows)
+	}
+	p.rows = append(p.rows, row.Row{Values: p.slab[:p.nc:p.nc]})
+	p.slab = p.slab[p.nc:]
+	return &p.rows[len(p.rows)-1]
+}
 
 func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Page, error) {
 	limit, err := checkLimit(opts.Limit)
@@ -391,32 +435,44 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 		return Page{}, err
 	}
 	defer it.Close()
-	page := Page{Rows: make([]row.Row, 0, min(limit, 128))}
-	var chunk []row.Value
-	nc := len(rt.types)
-	for it.Next() {
-		if it.Deleted() {
+	p := newPageRows(len(rt.types), limit)
+	more := false
+	// src is it until a merge has one source left, then that source.
+	src, m := it, (*mergeIter)(nil)
+	if mi, ok := it.(*mergeIter); ok {
+		m = mi
+	}
+	for first := true; src.Next(); first = false {
+		if m != nil {
+			if s := m.solitary(); s != nil {
+				src, m = s, nil
+			}
+		}
+		if first {
+			if r, ok := it.(Remainder); ok {
+				p.reserve(r.Remaining())
+			}
+		}
+		if src.Deleted() {
 			continue
 		}
-		if len(page.Rows) == limit {
-			page.More = true
+		if len(p.rows) == limit {
+			more = true
 			break
 		}
-		if len(chunk) < nc {
-			chunk = make([]row.Value, nc*min(valueChunk, limit-len(page.Rows)))
-		}
-		r := row.Row{Values: chunk[:nc:nc]}
-		chunk = chunk[nc:]
-		if err := it.Row(&r); err != nil {
+		if err := src.Row(p.add()); err != nil {
 			return Page{}, err
 		}
-		page.Rows = append(page.Rows, r)
 	}
 	if err := it.Close(); err != nil {
 		return Page{}, rt.wrap(err)
 	}
-	if page.More {
-		page.Next = page.Rows[len(page.Rows)-1].Values[rt.pk]
+	if p.rows == nil {
+		p.rows = []row.Row{}
+	}
+	page := Page{Rows: p.rows, More: more}
+	if more {
+		page.Next = p.rows[len(p.rows)-1].Values[rt.pk]
 	}
 	return page, nil
 }

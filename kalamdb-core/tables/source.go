@@ -54,6 +54,13 @@ type VersionIter interface {
 	Close() error
 }
 
+// Remainder is implemented by a VersionIter that knows, once its first Next
+// has positioned it, about how many versions are left (the current one
+// included). Scans use it to size their pages; it need not be exact.
+type Remainder interface {
+	Remaining() int
+}
+
 // bufferSource is the Source over a table's partition.
 type bufferSource struct {
 	b     store.StorageBackend
@@ -148,13 +155,17 @@ func (i *bufferIter) Close() error {
 }
 
 // mergeIter merges the iterators of several sources into one: ascending
-// keys, each key once, carrying the version with the highest _seq.
+// keys, each key once, carrying the version with the highest _seq. Once
+// only one iterator has versions left (say the buffer is exhausted and the
+// cold tier is not), it hands every call straight to that one.
 type mergeIter struct {
 	its     []VersionIter
 	valid   []bool
 	group   []int // iterators positioned on the current key
 	cur     int   // the winner among them
 	started bool
+	solo    bool // its[cur] is the only iterator left
+	done    bool
 	err     error
 }
 
@@ -177,7 +188,14 @@ func (m *mergeIter) advance(i int) bool {
 }
 
 func (m *mergeIter) Next() bool {
-	if m.err != nil {
+	if m.err != nil || m.done {
+		return false
+	}
+	if m.solo {
+		if m.its[m.cur].Next() {
+			return true
+		}
+		m.err, m.done = m.its[m.cur].Err(), true
 		return false
 	}
 	if !m.started {
@@ -196,10 +214,12 @@ func (m *mergeIter) Next() bool {
 	}
 	m.group = m.group[:0]
 	var minKey []byte
+	left := 0
 	for i, it := range m.its {
 		if !m.valid[i] {
 			continue
 		}
+		left++
 		k := it.Key()
 		switch c := compareKeys(k, minKey, len(m.group) == 0); {
 		case c < 0:
@@ -210,7 +230,7 @@ func (m *mergeIter) Next() bool {
 		}
 	}
 	if len(m.group) == 0 {
-		m.cur = -1
+		m.cur, m.done = -1, true
 		return false
 	}
 	m.cur = m.group[0]
@@ -219,7 +239,29 @@ func (m *mergeIter) Next() bool {
 			m.cur = i
 		}
 	}
+	m.solo = left == 1
 	return true
+}
+
+// Remaining implements Remainder: the sum over the iterators that
+// implement it and have versions left.
+func (m *mergeIter) Remaining() int {
+	n := 0
+	for i, it := range m.its {
+		if r, ok := it.(Remainder); ok && m.valid[i] {
+			n += r.Remaining()
+		}
+	}
+	return n
+}
+
+// solitary returns the only iterator left once the others are exhausted,
+// positioned where m is, or nil.
+func (m *mergeIter) solitary() VersionIter {
+	if m.solo {
+		return m.its[m.cur]
+	}
+	return nil
 }
 
 // compareKeys compares k with the smallest key so far; first means there

@@ -61,7 +61,8 @@ type pendingAppend struct {
 
 // StreamPage is one page of a stream read.
 type StreamPage struct {
-	// Events in _seq order.
+	// Events in _seq order. As with Page.Rows, the values of many events
+	// share one allocation.
 	Events []row.Row
 	// Next is the _seq of the last event returned (or the After of the read
 	// when none was): the After of the next read.
@@ -245,8 +246,7 @@ func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (St
 	}
 	defer it.Close()
 	var arena []byte
-	var chunk []row.Value
-	nc := len(s.types)
+	p := newPageRows(len(s.types), limit)
 	for it.Next() {
 		sq, upd, _, err := row.PeekMeta(it.Value())
 		if err != nil {
@@ -258,7 +258,7 @@ func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (St
 		if upd < cutoff {
 			continue
 		}
-		if len(page.Events) == limit {
+		if len(p.rows) == limit {
 			page.More = true
 			break
 		}
@@ -268,19 +268,16 @@ func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (St
 		}
 		start := len(arena)
 		arena = append(arena, v...)
-		if len(chunk) < nc {
-			chunk = make([]row.Value, nc*min(valueChunk, limit-len(page.Events)))
-		}
-		r := row.Row{Values: chunk[:nc:nc]}
-		chunk = chunk[nc:]
-		if err := row.DecodeOwned(arena[start:], s.types, &r); err != nil {
+		if err := row.DecodeOwned(arena[start:], s.types, p.add()); err != nil {
 			return StreamPage{}, fmt.Errorf("%s: event %d: %w", s.t.FullName(), sq, err)
 		}
-		page.Events = append(page.Events, r)
 		page.Next = sq
 	}
 	if err := it.Close(); err != nil {
 		return StreamPage{}, s.wrap(err)
+	}
+	if len(p.rows) > 0 {
+		page.Events = p.rows
 	}
 	return page, nil
 }

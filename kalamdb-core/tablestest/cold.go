@@ -3,6 +3,7 @@ package tablestest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +22,8 @@ import (
 type memSource struct {
 	mu   sync.RWMutex
 	rows map[string]row.Row
+	// failAt, when positive, makes a scan fail at its failAt-th version.
+	failAt int
 }
 
 func newMemSource() *memSource { return &memSource{rows: map[string]row.Row{}} }
@@ -54,7 +57,7 @@ func (m *memSource) Scan(_ context.Context, prefix, start []byte, exclusive bool
 		ks = append(ks, k)
 	}
 	slices.Sort(ks)
-	it := &memIter{i: -1}
+	it := &memIter{i: -1, failAt: m.failAt}
 	for _, k := range ks {
 		it.keys = append(it.keys, []byte(k))
 		it.rows = append(it.rows, m.rows[k].Clone())
@@ -63,12 +66,27 @@ func (m *memSource) Scan(_ context.Context, prefix, start []byte, exclusive bool
 }
 
 type memIter struct {
-	keys [][]byte
-	rows []row.Row
-	i    int
+	keys   [][]byte
+	rows   []row.Row
+	i      int
+	failAt int
+	err    error
 }
 
-func (it *memIter) Next() bool    { it.i++; return it.i < len(it.keys) }
+// errColdRead is the failure of a memSource scan with failAt set.
+var errColdRead = errors.New("cold read failed")
+
+func (it *memIter) Next() bool {
+	if it.err != nil {
+		return false
+	}
+	it.i++
+	if it.failAt > 0 && it.i+1 == it.failAt {
+		it.err = errColdRead
+		return false
+	}
+	return it.i < len(it.keys)
+}
 func (it *memIter) Key() []byte   { return it.keys[it.i] }
 func (it *memIter) Seq() int64    { return it.rows[it.i].Seq }
 func (it *memIter) Deleted() bool { return it.rows[it.i].Deleted }
@@ -76,8 +94,8 @@ func (it *memIter) Row(dst *row.Row) error {
 	*dst = it.rows[it.i].Clone()
 	return nil
 }
-func (it *memIter) Err() error   { return nil }
-func (it *memIter) Close() error { return nil }
+func (it *memIter) Err() error   { return it.err }
+func (it *memIter) Close() error { return it.err }
 
 // key returns the buffer key of pk in s.
 func key(t *testing.T, s rowStore, pk int64) []byte {
@@ -199,6 +217,38 @@ func testColdSourceMerge(t *testing.T, e *env, s rowStore) {
 	assert.Equal(t, []int64{1, 2, 3}, ids(scanAll(t, e, s, 1)))
 	_, err = s.Insert(e.ctx, sample(5))
 	require.NoError(t, err, "a key deleted in both tiers can be inserted again")
+}
+
+// testColdSourceError checks that a cold tier's failure in the middle of a
+// scan fails the scan, whether the buffer still has rows to merge at that
+// point or is already exhausted (the scan then reads the cold tier alone).
+func testColdSourceError(t *testing.T, e *env, s rowStore) {
+	cold := newMemSource()
+	s.Buffer().AddSource(cold)
+	var batch [][]row.Value
+	for id := int64(1); id <= 20; id++ {
+		batch = append(batch, sample(id))
+	}
+	_, err := s.Insert(e.ctx, batch...)
+	require.NoError(t, err)
+	require.Equal(t, 20, flushOnce(t, e, s, cold))
+	_, err = s.Insert(e.ctx, sample(30))
+	require.NoError(t, err)
+	// Buffered rows below, among and above the cold ones.
+	_, err = s.Update(e.ctx, row.Int64(2), map[string]row.Value{"body": row.String("hot")})
+	require.NoError(t, err)
+	// 21: the cold tier fails where it would have ended.
+	for _, failAt := range []int{1, 2, 3, 10, 20, 21} {
+		cold.failAt = failAt
+		_, err := s.Scan(e.ctx, tables.ScanOptions{Limit: 100})
+		require.ErrorIs(t, err, errColdRead, "cold scan failing at version %d", failAt)
+		_, err = s.Count(e.ctx)
+		require.ErrorIs(t, err, errColdRead, "cold count failing at version %d", failAt)
+	}
+	cold.failAt = 0
+	page, err := s.Scan(e.ctx, tables.ScanOptions{Limit: 100})
+	require.NoError(t, err)
+	assert.Len(t, page.Rows, 21)
 }
 
 // testConcurrentFlush runs writers against a flusher that keeps copying the

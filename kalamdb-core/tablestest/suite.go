@@ -34,6 +34,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentMixed", testConcurrentMixed},
 		{"DeleteIfUnchanged", testDeleteIfUnchanged},
 		{"ColdSourceMerge", testColdSourceMerge},
+		{"ColdSourceError", testColdSourceError},
 		{"ConcurrentFlush", testConcurrentFlush},
 	}
 	for _, kind := range []string{"user", "shared"} {
