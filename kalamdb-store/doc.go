@@ -63,6 +63,8 @@
 //
 // A backend implements the smaller Engine interface and hands it to New,
 // which adds argument validation, the closed state, context checks and
-// iterator leak accounting, so that no backend repeats them. See
-// docs/backends.md for the step-by-step guide.
+// iterator leak accounting, so that no backend repeats them. An engine that
+// implements Gated shares New's per-call lock instead of taking one of its
+// own (see Gate and PartitionMap). See docs/backends.md for the step-by-step
+// guide.
 package store
