@@ -139,3 +139,18 @@ func ExampleRegistry() {
 	// <nil> false
 	// kalamdb-store: invalid argument: unknown storage backend "sled"; known backends: memory
 }
+
+// A Gated engine keeps its partitions in a PartitionMap: data calls look
+// them up without a lock, partition changes install a changed copy.
+func ExamplePartitionMap() {
+	var parts store.PartitionMap[int] // e.g. a partition's id in the engine
+	parts.Set("users", 1)
+	parts.Set("orders", 2)
+
+	before := parts.Snapshot() // what a batch in flight would be using
+	parts.Delete("users")      // then Gate.Drain, then destroy what "users" used
+
+	_, ok := parts.Get("users")
+	fmt.Println(parts.Names(), ok, len(before))
+	// Output: [orders] false 2
+}
