@@ -41,12 +41,12 @@ type checked struct {
 
 // enter read-locks c.mu and checks the closed state and ctx. On success
 // the caller must c.mu.RUnlock().
-func (c *checked) enter(ctx context.Context) error { return c.enterWith(&c.mu, ctx) }
+func (c *checked) enter(ctx context.Context) error { return c.enterWith(ctx, &c.mu) }
 
 // enterDDL is enter for CreatePartition and DropPartition, with c.ddl.
-func (c *checked) enterDDL(ctx context.Context) error { return c.enterWith(&c.ddl, ctx) }
+func (c *checked) enterDDL(ctx context.Context) error { return c.enterWith(ctx, &c.ddl) }
 
-func (c *checked) enterWith(l *sync.RWMutex, ctx context.Context) error {
+func (c *checked) enterWith(ctx context.Context, l *sync.RWMutex) error {
 	l.RLock()
 	if c.closed {
 		l.RUnlock()
