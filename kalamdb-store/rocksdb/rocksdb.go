@@ -10,10 +10,10 @@
 // partition.
 //
 // Reads and writes go straight to RocksDB: Get copies the value into one Go
-// slice, Put and Delete are single RocksDB writes (these three and scans
-// call RocksDB's C API directly, without grocksdb's per-call allocations;
-// see capi.go), and Batch is one RocksDB WriteBatch, so it is atomic across
-// partitions. A Scan is a RocksDB
+// slice, Put and Delete are single RocksDB writes, and Batch is one RocksDB
+// WriteBatch, so it is atomic across partitions; these and scans call
+// RocksDB's C API directly, without grocksdb's per-call allocations (see
+// capi.go and batch.go). A Scan is a RocksDB
 // iterator whose lower and upper bounds are the scan's range (prefix and
 // start), so RocksDB never reads past the range; the iterator reads the
 // sequence number current when Scan returned, so it sees nothing written
@@ -143,10 +143,10 @@ type engine struct {
 	// reaches it afterwards.
 	parts store.PartitionMap[part]
 	db    *grocksdb.DB
-	cdb   cDB         // db's C object, for the read paths
-	read  readOptions // for Get
-	write *grocksdb.WriteOptions
-	cw    cWrite // write's C object, for Put, Delete and Batch
+	cdb   cDB                    // db's C object, for the read paths
+	read  readOptions            // for Get
+	write *grocksdb.WriteOptions // the write options (sync_writes)
+	cw    cWrite                 // write's C object, which Put, Delete and Batch pass
 
 	opts *options
 	path string
