@@ -141,16 +141,18 @@ func ExampleRegistry() {
 }
 
 // A Gated engine keeps its partitions in a PartitionMap: data calls look
-// them up without a lock, partition changes install a changed copy.
+// them up without a lock, partition changes install a changed copy (and a
+// DropPartition goes through Drop, with the gate New hands the engine).
 func ExamplePartitionMap() {
 	var parts store.PartitionMap[int] // e.g. a partition's id in the engine
 	parts.Set("users", 1)
 	parts.Set("orders", 2)
 
 	before := parts.Snapshot() // what a batch in flight would be using
-	parts.Delete("users")      // then Gate.Drain, then destroy what "users" used
+	parts.Delete("users")
 
 	_, ok := parts.Get("users")
-	fmt.Println(parts.Names(), ok, len(before))
+	list, _ := parts.Partitions()
+	fmt.Println(list, ok, len(before))
 	// Output: [orders] false 2
 }

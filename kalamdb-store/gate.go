@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"sort"
 	"sync/atomic"
 )
@@ -35,8 +36,9 @@ func (g Gate) Drain() {
 // PartitionMap maps partition names to an engine's state for each, for a
 // Gated engine: data calls look partitions up without a lock, and
 // CreatePartition and DropPartition (serialised by the engine) install a
-// changed copy. A DropPartition calls Delete, then Gate.Drain, and only
-// then destroys what the partition's data calls may still be using.
+// changed copy. A DropPartition goes through Drop, which takes the
+// partition out, drains the gate, and only then lets the engine destroy
+// what the partition's data calls may still be using.
 //
 // The zero PartitionMap is empty and ready to use.
 type PartitionMap[T any] struct {
@@ -62,15 +64,52 @@ func (pm *PartitionMap[T]) Snapshot() map[string]T {
 	return nil
 }
 
-// Names returns the names of the partitions, sorted.
-func (pm *PartitionMap[T]) Names() []string {
+// Partitions returns the partitions, sorted by name: what an engine's
+// ListPartitions returns.
+func (pm *PartitionMap[T]) Partitions() ([]Partition, error) {
 	m := pm.Snapshot()
 	names := make([]string, 0, len(m))
 	for name := range m {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	return names
+	out := make([]Partition, len(names))
+	for i, name := range names {
+		p, err := NewPartition(name)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// errNoGate is Drop's answer in an engine that New did not wrap.
+var errNoGate = errors.New("kalamdb-store: the engine is used without store.New, whose gate a partition drop needs")
+
+// Drop is a Gated engine's DropPartition: it takes the partition called
+// name out of pm, drains g (waits for the data calls that may still use
+// it), then calls destroy with its state. Should destroy fail, the
+// partition is put back, untouched, and destroy's error returned. found is
+// false when there is no such partition. The caller serialises Drop with
+// its other changes of pm. With a zero Gate (an engine used without New)
+// Drop changes nothing and fails: nothing could tell it when the
+// partition's calls are done.
+func (pm *PartitionMap[T]) Drop(g Gate, name string, destroy func(T) error) (found bool, err error) {
+	if g.c == nil {
+		return false, errNoGate
+	}
+	v, ok := pm.Get(name)
+	if !ok {
+		return false, nil
+	}
+	pm.Delete(name)
+	g.Drain()
+	if err := destroy(v); err != nil {
+		pm.Set(name, v)
+		return true, err
+	}
+	return true, nil
 }
 
 // Replace installs m as the whole map, which then belongs to pm: an

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -99,4 +100,47 @@ func TestScanLongBounds(t *testing.T) {
 			require.Equal(t, []string{"c", "d"}, got)
 		}
 	}
+}
+
+// TestPartitionMapDrop checks Drop's protocol: nothing without a gate,
+// false for a missing partition, the partition put back when destroy
+// fails, removed (and destroyed with its state) when it succeeds.
+func TestPartitionMapDrop(t *testing.T) {
+	var parts store.PartitionMap[int]
+	parts.Set("a", 1)
+
+	found, err := parts.Drop(store.Gate{}, "a", func(int) error { t.Fatal("destroy without a gate"); return nil })
+	require.Error(t, err)
+	require.False(t, found)
+	_, ok := parts.Get("a")
+	require.True(t, ok, "a drop without a gate changed the map")
+
+	e := &gatedEngine{}
+	b := store.New(e)
+	defer b.Close()
+
+	found, err = parts.Drop(e.gate, "missing", func(int) error { t.Fatal("destroy of a missing partition"); return nil })
+	require.NoError(t, err)
+	require.False(t, found)
+
+	refused := errors.New("refused")
+	found, err = parts.Drop(e.gate, "a", func(v int) error {
+		_, ok := parts.Get("a")
+		require.False(t, ok, "destroy runs after the partition is out of the map")
+		return refused
+	})
+	require.ErrorIs(t, err, refused)
+	require.True(t, found)
+	v, ok := parts.Get("a")
+	require.True(t, ok, "a failed drop puts the partition back")
+	require.Equal(t, 1, v)
+
+	var destroyed []int
+	found, err = parts.Drop(e.gate, "a", func(v int) error { destroyed = append(destroyed, v); return nil })
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, []int{1}, destroyed)
+	list, err := parts.Partitions()
+	require.NoError(t, err)
+	require.Empty(t, list)
 }

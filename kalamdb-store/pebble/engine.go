@@ -38,10 +38,8 @@ type engine struct {
 	parts store.PartitionMap[struct{}]
 	// ddl serialises CreatePartition and DropPartition.
 	ddl sync.Mutex
-	// gate is the backend's call gate, set by store.New (UseGate); gated
-	// reports that it was.
-	gate  store.Gate
-	gated bool
+	// gate is the backend's call gate, set by store.New (UseGate).
+	gate store.Gate
 
 	// keyBuf pools the buffers Get builds its prefixed key in.
 	keyBuf sync.Pool
@@ -136,7 +134,7 @@ func notFound(p store.Partition) error {
 }
 
 // UseGate implements store.Gated.
-func (e *engine) UseGate(g store.Gate) { e.gate, e.gated = g, true }
+func (e *engine) UseGate(g store.Gate) { e.gate = g }
 
 // exists reports whether p exists.
 func (e *engine) exists(p store.Partition) bool {
@@ -317,16 +315,7 @@ func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 }
 
 func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
-	names := e.parts.Names()
-	out := make([]store.Partition, len(names))
-	for i, n := range names {
-		p, err := store.NewPartition(n)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = p
-	}
-	return out, nil
+	return e.parts.Partitions()
 }
 
 // DropPartition removes the partition from parts, drains the gate (waits
@@ -334,21 +323,13 @@ func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
 // entry and keys in one synced batch. Should that fail, the partition is put
 // back and the error returned.
 func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
-	if !e.gated {
-		return fmt.Errorf("pebble: dropping partition %q: the engine is used without store.New, whose gate a drop needs", p.Name())
-	}
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	if !e.exists(p) {
+	found, err := e.parts.Drop(e.gate, p.Name(), func(struct{}) error { return e.dropKeys(p) })
+	if err == nil && !found {
 		return notFound(p)
 	}
-	e.parts.Delete(p.Name())
-	e.gate.Drain()
-	if err := e.dropKeys(p); err != nil {
-		e.parts.Set(p.Name(), struct{}{})
-		return err
-	}
-	return nil
+	return err
 }
 
 // dropKeys deletes the entry and every key of p in one synced batch.

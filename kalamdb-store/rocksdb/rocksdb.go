@@ -157,10 +157,8 @@ type engine struct {
 	// ddl serialises CreatePartition, DropPartition and Close.
 	ddl sync.Mutex
 
-	// gate is the backend's call gate, set by store.New (UseGate); gated
-	// reports that it was.
-	gate  store.Gate
-	gated bool
+	// gate is the backend's call gate, set by store.New (UseGate).
+	gate store.Gate
 
 	// iters counts the iterators not yet closed; Close waits for them, so
 	// that no handle is destroyed and no iterator freed after the database
@@ -209,7 +207,7 @@ func openEngine(c Config) (*engine, error) {
 }
 
 // UseGate implements store.Gated.
-func (e *engine) UseGate(g store.Gate) { e.gate, e.gated = g, true }
+func (e *engine) UseGate(g store.Gate) { e.gate = g }
 
 // existingColumnFamilies lists the column families of the database at path,
 // or just "default" when there is no database there yet.
@@ -317,16 +315,7 @@ func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 }
 
 func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
-	names := e.parts.Names()
-	out := make([]store.Partition, len(names))
-	for i, n := range names {
-		p, err := store.NewPartition(n)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = p
-	}
-	return out, nil
+	return e.parts.Partitions()
 }
 
 // DropPartition takes the partition out of the partition set first, then
@@ -336,23 +325,19 @@ func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
 // keep reading their snapshot. Should RocksDB refuse the drop, the
 // partition is put back, untouched, and the error returned.
 func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
-	if !e.gated {
-		return fmt.Errorf("rocksdb: dropping partition %q: the engine is used without store.New, whose gate a drop needs", p.Name())
-	}
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
-	pt, ok := e.parts.Get(p.Name())
-	if !ok {
+	found, err := e.parts.Drop(e.gate, p.Name(), func(pt part) error {
+		if err := e.db.DropColumnFamily(pt.h); err != nil {
+			return fmt.Errorf("rocksdb: dropping partition %q: %w", p.Name(), err)
+		}
+		pt.f.release()
+		return nil
+	})
+	if err == nil && !found {
 		return missing(p)
 	}
-	e.parts.Delete(p.Name())
-	e.gate.Drain()
-	if err := e.db.DropColumnFamily(pt.h); err != nil {
-		e.parts.Set(p.Name(), pt)
-		return fmt.Errorf("rocksdb: dropping partition %q: %w", p.Name(), err)
-	}
-	pt.f.release()
-	return nil
+	return err
 }
 
 func (e *engine) Capabilities() store.Capabilities {
