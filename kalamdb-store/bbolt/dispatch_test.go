@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -131,19 +130,10 @@ type dispatchFixture struct {
 	be  store.StorageBackend // store.New(eng): the interface value the server holds
 }
 
-var (
-	fixtureOnce sync.Once
-	fixture     *dispatchFixture
-	fixtureErr  error
-)
+// fixture is the one dispatch fixture of the process.
+var fixture storetest.Lazy[*dispatchFixture]
 
-func dispatch(b *testing.B) *dispatchFixture {
-	fixtureOnce.Do(func() { fixture, fixtureErr = newDispatchFixture() })
-	if fixtureErr != nil {
-		b.Fatal(fixtureErr)
-	}
-	return fixture
-}
+func dispatch(b *testing.B) *dispatchFixture { return fixture.Get(b, newDispatchFixture) }
 
 func newDispatchFixture() (*dispatchFixture, error) {
 	dir, err := os.MkdirTemp("", "kalamdb-bbolt-dispatch-")
@@ -165,10 +155,8 @@ func newDispatchFixture() (*dispatchFixture, error) {
 		return nil, err
 	}
 	// Read every page once.
-	for _, k := range fx.Keys {
-		if _, err := fx.be.Get(ctx, fx.Read, k); err != nil {
-			return nil, err
-		}
+	if err := fx.Warm(ctx, fx.be); err != nil {
+		return nil, err
 	}
 	return fx, nil
 }
@@ -180,8 +168,8 @@ func (fx *dispatchFixture) close() {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fixture != nil {
-		fixture.close()
+	if fx, ok := fixture.Built(); ok {
+		fx.close()
 	}
 	os.Exit(code)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"sync"
 	"testing"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -133,19 +132,10 @@ type dispatchFixture struct {
 	lowers, uppers [][]byte // the stored bounds of Prefixes in partition "read"
 }
 
-var (
-	fixtureOnce sync.Once
-	fixture     *dispatchFixture
-	fixtureErr  error
-)
+// fixture is the one dispatch fixture of the process.
+var fixture storetest.Lazy[*dispatchFixture]
 
-func dispatch(b *testing.B) *dispatchFixture {
-	fixtureOnce.Do(func() { fixture, fixtureErr = newDispatchFixture() })
-	if fixtureErr != nil {
-		b.Fatal(fixtureErr)
-	}
-	return fixture
-}
+func dispatch(b *testing.B) *dispatchFixture { return fixture.Get(b, newDispatchFixture) }
 
 func newDispatchFixture() (*dispatchFixture, error) {
 	dir, err := os.MkdirTemp("", "kalamdb-pebble-dispatch-")
@@ -175,10 +165,8 @@ func newDispatchFixture() (*dispatchFixture, error) {
 		fx.uppers = append(fx.uppers, appendKey(nil, "read", store.PrefixSuccessor(prefix)))
 	}
 	// Warm the block cache.
-	for _, k := range fx.Keys {
-		if _, err := fx.be.Get(ctx, fx.Read, k); err != nil {
-			return nil, err
-		}
+	if err := fx.Warm(ctx, fx.be); err != nil {
+		return nil, err
 	}
 	return fx, nil
 }
@@ -190,8 +178,8 @@ func (fx *dispatchFixture) close() {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fixture != nil {
-		fixture.close()
+	if fx, ok := fixture.Built(); ok {
+		fx.close()
 	}
 	os.Exit(code)
 }

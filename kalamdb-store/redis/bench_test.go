@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -141,19 +140,10 @@ type dispatchFixture struct {
 	lexMax []string // "(successor"
 }
 
-var (
-	fixtureOnce sync.Once
-	fixture     *dispatchFixture
-	fixtureErr  error
-)
+// fixture is the one dispatch fixture of the process.
+var fixture storetest.Lazy[*dispatchFixture]
 
-func dispatch(b *testing.B) *dispatchFixture {
-	fixtureOnce.Do(func() { fixture, fixtureErr = newDispatchFixture() })
-	if fixtureErr != nil {
-		b.Fatal(fixtureErr)
-	}
-	return fixture
-}
+func dispatch(b *testing.B) *dispatchFixture { return fixture.Get(b, newDispatchFixture) }
 
 func newDispatchFixture() (*dispatchFixture, error) {
 	ctx := context.Background()

@@ -35,8 +35,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	if fixture != nil {
-		_ = fixture.be.Close()
+	if fx, ok := fixture.Built(); ok {
+		_ = fx.be.Close()
 	}
 	if err := shared.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

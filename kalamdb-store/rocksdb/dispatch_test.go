@@ -3,7 +3,6 @@ package rocksdb
 import (
 	"context"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/linxGnu/grocksdb"
@@ -132,19 +131,10 @@ type dispatchFixture struct {
 	wo            *grocksdb.WriteOptions // direct's own, as the engine's
 }
 
-var (
-	fixtureOnce sync.Once
-	fixture     *dispatchFixture
-	fixtureErr  error
-)
+// fixture is the one dispatch fixture of the process.
+var fixture storetest.Lazy[*dispatchFixture]
 
-func dispatch(b *testing.B) *dispatchFixture {
-	fixtureOnce.Do(func() { fixture, fixtureErr = newDispatchFixture() })
-	if fixtureErr != nil {
-		b.Fatal(fixtureErr)
-	}
-	return fixture
-}
+func dispatch(b *testing.B) *dispatchFixture { return fixture.Get(b, newDispatchFixture) }
 
 func newDispatchFixture() (*dispatchFixture, error) {
 	dir, err := os.MkdirTemp("", "kalamdb-dispatch-")
@@ -174,10 +164,8 @@ func newDispatchFixture() (*dispatchFixture, error) {
 		return nil, err
 	}
 	// Warm the block cache.
-	for _, k := range fx.Keys {
-		if _, err := fx.be.Get(ctx, fx.Read, k); err != nil {
-			return nil, err
-		}
+	if err := fx.Warm(ctx, fx.be); err != nil {
+		return nil, err
 	}
 	return fx, nil
 }
@@ -214,8 +202,8 @@ func (fx *dispatchFixture) close() {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fixture != nil {
-		fixture.close()
+	if fx, ok := fixture.Built(); ok {
+		fx.close()
 	}
 	os.Exit(code)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,6 +229,44 @@ func DrainScan(b *testing.B, it store.Iterator, err error) {
 	}
 	CheckScan(b, n, size)
 }
+
+// Warm reads every key of Read once through be, so that the first timed
+// gets find what the engine caches.
+func (l *DispatchLoad) Warm(ctx context.Context, be store.StorageBackend) error {
+	for _, k := range l.Keys {
+		if _, err := be.Get(ctx, l.Read, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Lazy is a value built on first use and kept for the rest of the process:
+// a backend's dispatch fixture, which every sub-benchmark of its
+// BenchmarkDispatch shares so that direct and backend work on the very same
+// data. The zero Lazy is ready to use.
+type Lazy[T any] struct {
+	once  sync.Once
+	v     T
+	err   error
+	built bool
+}
+
+// Get returns the value, building it with build on the first call; it
+// fails b if building failed.
+func (l *Lazy[T]) Get(b testing.TB, build func() (T, error)) T {
+	l.once.Do(func() {
+		l.v, l.err = build()
+		l.built = l.err == nil
+	})
+	if l.err != nil {
+		b.Fatal(l.err)
+	}
+	return l.v
+}
+
+// Built returns the value if a Get built it, for TestMain to release it.
+func (l *Lazy[T]) Built() (T, bool) { return l.v, l.built }
 
 // GetKey is the preloaded key that call i of get reads.
 func (l *DispatchLoad) GetKey(i int) []byte { return l.Keys[(i*7919)%len(l.Keys)] }
