@@ -72,11 +72,14 @@ func TestBatchRepMatchesGrocksdb(t *testing.T) {
 }
 
 // TestBatchRepMissingPartition checks that encodeBatch names the first
-// operation whose partition is missing.
+// operation whose partition is missing, and refuses an unknown kind.
 func TestBatchRepMissingPartition(t *testing.T) {
 	parts := map[string]part{"a": {id: 7}}
 	a, b := store.MustPartition("a"), store.MustPartition("b")
 	_, err := encodeBatch(nil, parts, []store.Operation{store.PutOp(a, []byte("k"), nil), store.DeleteOp(b, []byte("k"))})
 	require.ErrorIs(t, err, store.ErrPartitionNotFound)
 	require.ErrorContains(t, err, "batch operation 1")
+
+	_, err = encodeBatch(nil, parts, []store.Operation{{Kind: store.OpKind(99), Partition: a, Key: []byte("k")}})
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
 }
