@@ -62,9 +62,9 @@ func EncodedLen(r *Row) int {
 	size := headerSize + uvarintLen(uint64(n)) + (n+7)/8
 	for i := range r.Values {
 		v := &r.Values[i]
-		if w := v.t.fixedWidth(); w > 0 {
-			size += w
-		} else if v.t != 0 {
+		if t := v.Type(); t.fixedWidth() > 0 {
+			size += t.fixedWidth()
+		} else if t != 0 {
 			size += uvarintLen(uint64(len(v.s))) + len(v.s)
 		}
 	}
@@ -83,7 +83,7 @@ func Encode(dst []byte, r *Row, types []Type) ([]byte, error) {
 		return dst, fmt.Errorf("%w: row has %d columns, the limit is %d", core.ErrInvalidRow, len(types), MaxColumns)
 	}
 	for i := range r.Values {
-		if t := r.Values[i].t; t != 0 && t != types[i] {
+		if t := r.Values[i].Type(); t != 0 && t != types[i] {
 			return dst, fmt.Errorf("%w: value %d is %s, the column is %s", core.ErrInvalidRow, i, t, types[i])
 		}
 	}
@@ -110,7 +110,7 @@ func Encode(dst []byte, r *Row, types []Type) ([]byte, error) {
 	off += len(bitmap)
 	for i := range r.Values {
 		v := &r.Values[i]
-		switch v.t {
+		switch v.Type() {
 		case 0:
 			bitmap[i/8] |= 1 << (i % 8)
 		case TypeInt32:
@@ -209,7 +209,7 @@ func decode(s string, types []Type, r *Row) error {
 					return corrupt("column %d (bool) holds %d", i, u)
 				}
 			}
-			vals[i] = Value{t: t, n: u}
+			vals[i] = fixed(t, u)
 			off += w
 			continue
 		}
@@ -221,7 +221,7 @@ func decode(s string, types []Type, r *Row) error {
 			return corrupt("column %d (%s) has a bad length", i, t)
 		}
 		off += w
-		vals[i] = Value{t: t, s: s[off : off+int(l)]}
+		vals[i] = payload(t, s[off:off+int(l)])
 		off += int(l)
 	}
 	if off != len(s) {
