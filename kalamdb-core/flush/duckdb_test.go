@@ -195,3 +195,54 @@ func readSegment(t *testing.T, e *env, p string, tbl *catalog.Table, user string
 	}
 	return out
 }
+
+// TestDuckDBReadsColumnsThatLeftTheirDictionary flushes one row group whose
+// name, score and at columns have more distinct values than
+// segment.DictionaryPageLimit holds, so they switch from dictionary to
+// plain pages part-way, and checks that DuckDB reads every value as our
+// reader does.
+func TestDuckDBReadsColumnsThatLeftTheirDictionary(t *testing.T) {
+	const n = 20_000
+	e := newEnv(t, func(o *flushOptions) { o.RowGroupRows = n })
+	st := e.createTable("wide", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("wide")
+	batch := make([][]row.Value, 0, 1000)
+	for id := int64(0); id < n; id++ {
+		batch = append(batch, vals(id, 1))
+		if len(batch) == cap(batch) {
+			require.NoError(t, s.insert(e.ctx, "", batch...))
+			batch = batch[:0]
+		}
+	}
+	res, err := e.m.Flush(e.ctx, ns, "wide")
+	require.NoError(t, err)
+	require.Len(t, res.Files, 1)
+	abs := sqlString(filepath.Join(e.root, filepath.FromSlash(res.Files[0])))
+	md, err := segment.ReadFooter(segment.DirFS(e.root), res.Files[0])
+	require.NoError(t, err)
+	cc, err := md.RowGroup(0).ColumnChunk(md.Schema.ColumnIndexByName("name"))
+	require.NoError(t, err)
+	pages := map[string]bool{}
+	for _, s := range cc.EncodingStats() {
+		pages[s.PageType.String()+" "+s.Encoding.String()] = true
+	}
+	require.True(t, pages["DATA_PAGE RLE_DICTIONARY"] && pages["DATA_PAGE PLAIN"], "name has dictionary and plain data pages: %v", pages)
+	out := duckDB(t,
+		`SELECT CAST(id AS VARCHAR), name, CAST(score AS VARCHAR), CAST(epoch_us("at") AS VARCHAR) FROM read_parquet(`+abs+`) ORDER BY id`)
+	want := readSegment(t, e, res.Files[0], st, "")
+	require.Len(t, want, n)
+	require.Len(t, out[0].Rows, n)
+	for i, w := range want {
+		got := out[0].Rows[i]
+		require.Equal(t, strconv.FormatInt(w.Values[0].Int64(), 10), got[0], "row %d id", i)
+		require.Equal(t, w.Values[1].Str(), got[1], "row %d name", i)
+		if w.Values[2].IsNull() {
+			require.Nil(t, got[2], "row %d score", i)
+		} else {
+			f, err := strconv.ParseFloat(fmt.Sprint(got[2]), 64)
+			require.NoError(t, err)
+			require.Equal(t, w.Values[2].Float64(), f, "row %d score", i)
+		}
+		require.Equal(t, strconv.FormatInt(w.Values[5].Micros(), 10), got[3], "row %d at", i)
+	}
+}

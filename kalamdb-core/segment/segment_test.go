@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -449,4 +450,65 @@ func TestFileNames(t *testing.T) {
 		assert.False(t, ok, bad)
 	}
 	assert.True(t, strings.HasSuffix(segment.FileName(1, 1)+segment.TempExt, segment.TempExt))
+}
+
+// The primary key and _seq are unique within a segment: they are written
+// without a dictionary, every other column with one (but booleans, which
+// Parquet never dictionary-encodes).
+func TestDictionaryEncodingSkipsUniqueColumns(t *testing.T) {
+	tbl := newTable(t, catalog.SharedTable, row.TypeInt64)
+	fsys := segment.DirFS(t.TempDir())
+	spec, _ := writeSegment(t, fsys, tbl, segment.TableDir("app", "items"), nil, versions(t, tbl, nil, 500), 0)
+	md := mustFooter(t, fsys, spec.Path())
+	rg := md.RowGroup(0)
+	seen := 0
+	for leaf := range md.Schema.NumColumns() {
+		name := md.Schema.Column(leaf).Name()
+		if md.Schema.Column(leaf).PhysicalType() == parquet.Types.Boolean {
+			continue
+		}
+		cc, err := rg.ColumnChunk(leaf)
+		require.NoError(t, err)
+		unique := name == tbl.PrimaryKey || name == catalog.ColumnSeq
+		assert.Equal(t, !unique, cc.HasDictionaryPage(), "column %s", name)
+		if unique {
+			seen++
+		}
+	}
+	assert.Equal(t, 2, seen)
+}
+
+// A column whose distinct values outgrow segment.DictionaryPageLimit within
+// a row group switches to plain encoding part-way; one of few distinct
+// values keeps its dictionary to the end. Both read back exactly.
+func TestDictionaryFallsBackToPlain(t *testing.T) {
+	tbl := newTable(t, catalog.SharedTable, row.TypeInt64)
+	fsys := segment.DirFS(t.TempDir())
+	vs := versions(t, tbl, nil, 20_000) // column s: 20,000 distinct strings of ~14 bytes
+	spec, st := writeSegment(t, fsys, tbl, segment.TableDir("app", "items"), nil, vs, 0)
+	require.EqualValues(t, 1, st.RowGroups)
+	md := mustFooter(t, fsys, spec.Path())
+	dataEncodings := func(name string) map[parquet.Encoding]bool {
+		leaf := md.Schema.ColumnIndexByName(name)
+		require.GreaterOrEqual(t, leaf, 0, name)
+		cc, err := md.RowGroup(0).ColumnChunk(leaf)
+		require.NoError(t, err)
+		require.True(t, cc.HasDictionaryPage(), name)
+		out := map[parquet.Encoding]bool{}
+		for _, s := range cc.EncodingStats() {
+			if s.PageType.String() != "DICTIONARY_PAGE" {
+				out[s.Encoding] = true
+			}
+		}
+		return out
+	}
+	dict := func(e map[parquet.Encoding]bool) bool {
+		return e[parquet.Encodings.RLEDict] || e[parquet.Encodings.PlainDict]
+	}
+	s := dataEncodings("s")
+	assert.True(t, dict(s) && s[parquet.Encodings.Plain], "column s starts with its dictionary and falls back to plain: %v", s)
+	raw := dataEncodings("raw")
+	assert.True(t, dict(raw) && !raw[parquet.Encodings.Plain], "column raw (256 distinct values) keeps its dictionary: %v", raw)
+	assertSameVersions(t, vs, readAll(t, fsys, spec))
+	assert.Less(t, int64(segment.DictionaryPageLimit), int64(20_000*14), "the test needs column s to outgrow the limit")
 }

@@ -154,10 +154,21 @@ func (w *Writer) reserve(rec arrow.Record) {
 	}
 }
 
-// WriterProperties returns the Parquet properties segments are written
-// with: zstd, statistics on, dictionary encoding, rowGroupRows rows per row
-// group (0 means DefaultRowGroupRows).
-func WriterProperties(rowGroupRows int, alloc memory.Allocator) *parquet.WriterProperties {
+// DictionaryPageLimit is the largest dictionary a column chunk of a segment
+// gets: a column whose distinct values outgrow it within a row group is
+// written in plain encoding from there on. Columns of few distinct values
+// (up to about 16k numbers, or 128 KiB of strings, per row group) keep their
+// dictionary; for columns of many, a dictionary would repeat most values
+// once more, cost a hash-table insert per value, and compress worse than
+// plain values under zstd (docs/flush.md gives the measured effect).
+const DictionaryPageLimit = 128 << 10
+
+// WriterProperties returns the Parquet properties segments of table t are
+// written with: zstd, statistics on, rowGroupRows rows per row group (0
+// means DefaultRowGroupRows), and dictionary encoding up to
+// DictionaryPageLimit on every column but the primary key and _seq. Those
+// two are unique within a segment, so a dictionary could never help them.
+func WriterProperties(t *catalog.Table, rowGroupRows int, alloc memory.Allocator) *parquet.WriterProperties {
 	if rowGroupRows <= 0 {
 		rowGroupRows = DefaultRowGroupRows
 	}
@@ -169,6 +180,9 @@ func WriterProperties(rowGroupRows int, alloc memory.Allocator) *parquet.WriterP
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithStats(true),
 		parquet.WithDictionaryDefault(true),
+		parquet.WithDictionaryFor(t.PrimaryKey, false),
+		parquet.WithDictionaryFor(catalog.ColumnSeq, false),
+		parquet.WithDictionaryPageSizeLimit(DictionaryPageLimit),
 		parquet.WithMaxRowGroupLength(int64(rowGroupRows)),
 		parquet.WithCreatedBy("kalamdb-go"),
 	)
@@ -194,7 +208,7 @@ func NewWriter(w io.Writer, t *catalog.Table, prefix []byte, m Meta, opts WriteO
 	if rg <= 0 {
 		rg = DefaultRowGroupRows
 	}
-	fw, err := pqarrow.NewFileWriter(sc, w, WriterProperties(rg, alloc),
+	fw, err := pqarrow.NewFileWriter(sc, w, WriterProperties(t, rg, alloc),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc)))
 	if err != nil {
 		return nil, fmt.Errorf("segment: starting the Parquet writer: %w", err)

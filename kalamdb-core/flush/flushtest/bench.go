@@ -128,7 +128,8 @@ func reportRows(b *testing.B, rows int) {
 
 // benchRawWrite writes FlushRows rows with pqarrow alone.
 func benchRawWrite(b *testing.B, h Harness) {
-	sc, err := segment.Schema(mustTable(b, h))
+	t := mustTable(b, h)
+	sc, err := segment.Schema(t)
 	require.NoError(b, err)
 	ids := make([]int64, FlushRows)
 	for i := range ids {
@@ -144,7 +145,7 @@ func benchRawWrite(b *testing.B, h Harness) {
 		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("raw-%d.parquet", i)))
 		require.NoError(b, err)
 		bw := bufio.NewWriterSize(f, 1<<20)
-		fw, err := pqarrow.NewFileWriter(sc, bw, segment.WriterProperties(0, alloc),
+		fw, err := pqarrow.NewFileWriter(sc, bw, segment.WriterProperties(t, 0, alloc),
 			pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc)))
 		require.NoError(b, err)
 		rb := array.NewRecordBuilder(alloc, sc)
