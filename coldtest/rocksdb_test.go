@@ -29,9 +29,24 @@ func openRocks(t testing.TB, dir string) store.StorageBackend {
 // BenchmarkColdTierOnRocksDB runs the flush and merged-read benchmarks with
 // RocksDB as the hot buffer.
 func BenchmarkColdTierOnRocksDB(b *testing.B) {
-	flushtest.Bench(b, flushtest.Harness{Name: "rocksdb", New: func(tb testing.TB) store.StorageBackend {
-		return openRocks(tb, tb.TempDir())
-	}})
+	dirs := map[store.StorageBackend]string{}
+	flushtest.Bench(b, flushtest.Harness{
+		Name: "rocksdb",
+		New: func(tb testing.TB) store.StorageBackend {
+			dir := tb.TempDir()
+			be := openRocks(tb, dir)
+			dirs[be] = dir
+			return be
+		},
+		Reopen: func(tb testing.TB, be store.StorageBackend) store.StorageBackend {
+			dir := dirs[be]
+			delete(dirs, be)
+			require.NoError(tb, be.Close())
+			be = openRocks(tb, dir)
+			dirs[be] = dir
+			return be
+		},
+	})
 }
 
 // TestFlushSurvivesRestartOnRocksDB flushes, changes cold rows, flushes
