@@ -183,6 +183,12 @@ func newOptions(c Config) *options {
 	o.db.SetMaxWriteBufferNumber(2)
 	o.db.SetLevelCompactionDynamicLevelBytes(true)
 	o.db.SetCompression(compressions[c.Compression])
+	// A whole-key Bloom filter in each memtable (a tenth of its size):
+	// a Get of a key the memtable lacks, such as every uniqueness check of
+	// an insert, skips the skip-list search. It made inserts of new rows
+	// about a third faster (docs/rocksdb.md).
+	o.db.SetMemtableWholeKeyFiltering(true)
+	o.db.SetMemTablePrefixBloomSizeRatio(0.1)
 
 	o.write.SetSync(c.SyncWrites)
 	return o

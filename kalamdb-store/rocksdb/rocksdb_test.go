@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/linxGnu/grocksdb"
@@ -402,4 +403,41 @@ func openTestEngine(t *testing.T) *engine {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
 	return e
+}
+
+// TestPartitionsHaveMemtableBloomFilters reads the OPTIONS file RocksDB
+// writes: every partition's column family has the whole-key memtable Bloom
+// filter that lets uniqueness checks of new keys skip the skip list.
+func TestPartitionsHaveMemtableBloomFilters(t *testing.T) {
+	c := testConfig(t)
+	b := open(t, c)
+	for _, name := range []string{"a", "b"} {
+		p, err := store.NewPartition(name)
+		require.NoError(t, err)
+		require.NoError(t, b.CreatePartition(ctx, p))
+	}
+	files, err := filepath.Glob(filepath.Join(c.Path, "OPTIONS-*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	newest := files[0]
+	for _, f := range files {
+		if len(f) > len(newest) || (len(f) == len(newest) && f > newest) {
+			newest = f
+		}
+	}
+	data, err := os.ReadFile(newest)
+	require.NoError(t, err)
+	sections := strings.Split(string(data), "[CFOptions ")
+	families := 0
+	for _, sec := range sections[1:] {
+		name := sec[:strings.IndexByte(sec, ']')]
+		if name != `"p/a"` && name != `"p/b"` {
+			continue
+		}
+		families++
+		for _, opt := range []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.100000"} {
+			assert.True(t, strings.Contains(sec, "\n  "+opt+"\n"), "%s lacks %s", name, opt)
+		}
+	}
+	assert.Equal(t, 2, families, "both partitions' column families are in %s", newest)
 }
