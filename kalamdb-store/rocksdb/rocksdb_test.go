@@ -61,6 +61,7 @@ func TestOpenDecodesConfigStrictly(t *testing.T) {
 		"max_wal_mb":            8,
 		"compression":           "zstd",
 		"sync_writes":           true,
+		"memtable_bloom":        true,
 	})
 	require.NoError(t, err)
 	p := store.MustPartition("t")
@@ -405,39 +406,45 @@ func openTestEngine(t *testing.T) *engine {
 	return e
 }
 
-// TestPartitionsHaveMemtableBloomFilters reads the OPTIONS file RocksDB
-// writes: every partition's column family has the whole-key memtable Bloom
-// filter that lets uniqueness checks of new keys skip the skip list.
-func TestPartitionsHaveMemtableBloomFilters(t *testing.T) {
-	c := testConfig(t)
-	b := open(t, c)
-	for _, name := range []string{"a", "b"} {
-		p, err := store.NewPartition(name)
-		require.NoError(t, err)
-		require.NoError(t, b.CreatePartition(ctx, p))
+// TestMemtableBloom reads the OPTIONS file RocksDB writes: with
+// memtable_bloom every partition's column family has a whole-key memtable
+// Bloom filter, and by default none has.
+func TestMemtableBloom(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint(on), func(t *testing.T) {
+			c := testConfig(t)
+			c.MemtableBloom = on
+			b := open(t, c)
+			for _, name := range []string{"a", "b"} {
+				require.NoError(t, b.CreatePartition(ctx, store.MustPartition(name)))
+			}
+			files, err := filepath.Glob(filepath.Join(c.Path, "OPTIONS-*"))
+			require.NoError(t, err)
+			require.NotEmpty(t, files)
+			newest := files[0]
+			for _, f := range files {
+				if len(f) > len(newest) || (len(f) == len(newest) && f > newest) {
+					newest = f
+				}
+			}
+			data, err := os.ReadFile(newest)
+			require.NoError(t, err)
+			want := []string{"memtable_whole_key_filtering=false", "memtable_prefix_bloom_size_ratio=0.000000"}
+			if on {
+				want = []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.100000"}
+			}
+			families := 0
+			for _, sec := range strings.Split(string(data), "[CFOptions ")[1:] {
+				name := sec[:strings.IndexByte(sec, ']')]
+				if name != `"p/a"` && name != `"p/b"` {
+					continue
+				}
+				families++
+				for _, opt := range want {
+					assert.True(t, strings.Contains(sec, "\n  "+opt+"\n"), "%s lacks %s", name, opt)
+				}
+			}
+			assert.Equal(t, 2, families, "both partitions' column families are in %s", newest)
+		})
 	}
-	files, err := filepath.Glob(filepath.Join(c.Path, "OPTIONS-*"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	newest := files[0]
-	for _, f := range files {
-		if len(f) > len(newest) || (len(f) == len(newest) && f > newest) {
-			newest = f
-		}
-	}
-	data, err := os.ReadFile(newest)
-	require.NoError(t, err)
-	sections := strings.Split(string(data), "[CFOptions ")
-	families := 0
-	for _, sec := range sections[1:] {
-		name := sec[:strings.IndexByte(sec, ']')]
-		if name != `"p/a"` && name != `"p/b"` {
-			continue
-		}
-		families++
-		for _, opt := range []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.100000"} {
-			assert.True(t, strings.Contains(sec, "\n  "+opt+"\n"), "%s lacks %s", name, opt)
-		}
-	}
-	assert.Equal(t, 2, families, "both partitions' column families are in %s", newest)
 }
