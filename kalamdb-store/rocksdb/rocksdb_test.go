@@ -61,7 +61,7 @@ func TestOpenDecodesConfigStrictly(t *testing.T) {
 		"max_wal_mb":            8,
 		"compression":           "zstd",
 		"sync_writes":           true,
-		"memtable_bloom":        true,
+		"memtable_bloom":        false,
 	})
 	require.NoError(t, err)
 	p := store.MustPartition("t")
@@ -406,10 +406,11 @@ func openTestEngine(t *testing.T) *engine {
 	return e
 }
 
-// TestMemtableBloom reads the OPTIONS file RocksDB writes: with
-// memtable_bloom every partition's column family has a whole-key memtable
-// Bloom filter, and by default none has.
+// TestMemtableBloom reads the OPTIONS file RocksDB writes: by default every
+// partition's column family has a whole-key memtable Bloom filter (and
+// small arena blocks), and with memtable_bloom = false none has.
 func TestMemtableBloom(t *testing.T) {
+	require.True(t, DefaultConfig().MemtableBloom, "on by default")
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint(on), func(t *testing.T) {
 			c := testConfig(t)
@@ -429,9 +430,9 @@ func TestMemtableBloom(t *testing.T) {
 			}
 			data, err := os.ReadFile(newest)
 			require.NoError(t, err)
-			want := []string{"memtable_whole_key_filtering=false", "memtable_prefix_bloom_size_ratio=0.000000"}
+			want := []string{"memtable_whole_key_filtering=false", "memtable_prefix_bloom_size_ratio=0.000000", "arena_block_size=524288"}
 			if on {
-				want = []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.100000"}
+				want = []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.010000", "arena_block_size=65536"}
 			}
 			families := 0
 			for _, sec := range strings.Split(string(data), "[CFOptions ")[1:] {
