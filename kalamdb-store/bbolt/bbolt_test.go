@@ -42,6 +42,8 @@ func harnessWith(name string, edit func(*bbolt.Config)) storetest.Harness {
 			reopen := func() (store.StorageBackend, error) { return bbolt.OpenWith(cfg) }
 			return b, reopen
 		},
+		Register: bbolt.Register,
+		Config:   func(t testing.TB) store.ConfigMap { return store.ConfigMap{"path": t.TempDir()} },
 	}
 }
 
@@ -122,19 +124,16 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, bbolt.Config{Path: "data/bbolt", SyncWrites: false, InitialMmapMB: 0, LockTimeoutSeconds: 5}, d)
 }
 
-func TestRegistry(t *testing.T) {
-	r := store.NewRegistry()
-	bbolt.Register(r)
-	assert.Equal(t, []string{bbolt.Name}, r.Names())
-	dir := t.TempDir()
-	b, err := r.Open(context.Background(), bbolt.Name, store.ConfigMap{"path": dir})
+// TestCapabilities: snapshot scans and durable storage. Opening through a
+// registry, and refusing unknown configuration keys, is the conformance
+// suite's Factory behaviour.
+func TestCapabilities(t *testing.T) {
+	c := bbolt.DefaultConfig()
+	c.Path = t.TempDir()
+	b, err := bbolt.OpenWith(c)
 	require.NoError(t, err)
 	assert.Equal(t, store.Capabilities{SnapshotScans: true, Durable: true}, b.Capabilities())
 	require.NoError(t, b.Close())
-
-	_, err = r.Open(context.Background(), bbolt.Name, store.ConfigMap{"path": dir, "bogus": 1})
-	require.ErrorIs(t, err, store.ErrInvalidArgument)
-	assert.Contains(t, err.Error(), "bogus")
 }
 
 // TestSecondOpenTimesOut: the file belongs to one open backend; a second

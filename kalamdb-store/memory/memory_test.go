@@ -14,6 +14,8 @@ func harness() storetest.Harness {
 		New: func(testing.TB) (store.StorageBackend, func() (store.StorageBackend, error)) {
 			return memory.New(), nil
 		},
+		Register: memory.Register,
+		Config:   func(testing.TB) store.ConfigMap { return store.ConfigMap{} },
 	}
 }
 

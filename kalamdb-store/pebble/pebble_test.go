@@ -27,6 +27,10 @@ func harness(name string, cfg pebble.Config) storetest.Harness {
 			require.NoError(t, err)
 			return b, func() (store.StorageBackend, error) { return pebble.OpenWith(c) }
 		},
+		Register: pebble.Register,
+		Config: func(t testing.TB) store.ConfigMap {
+			return store.ConfigMap{"path": filepath.Join(t.TempDir(), "db"), "sync_writes": cfg.SyncWrites}
+		},
 	}
 }
 
@@ -104,19 +108,16 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, pebble.Config{Path: "data/pebble", SyncWrites: false, BlockCacheMB: 64, MemTableMB: 8}, d)
 }
 
-func TestRegistry(t *testing.T) {
-	r := store.NewRegistry()
-	pebble.Register(r)
-	assert.Equal(t, []string{pebble.Name}, r.Names())
-	dir := t.TempDir()
-	b, err := r.Open(context.Background(), pebble.Name, store.ConfigMap{"path": dir})
+// TestCapabilities: snapshot scans and durable storage. Opening through a
+// registry, and refusing unknown configuration keys, is the conformance
+// suite's Factory behaviour.
+func TestCapabilities(t *testing.T) {
+	c := pebble.DefaultConfig()
+	c.Path = filepath.Join(t.TempDir(), "db")
+	b, err := pebble.OpenWith(c)
 	require.NoError(t, err)
 	assert.Equal(t, store.Capabilities{SnapshotScans: true, Durable: true}, b.Capabilities())
 	require.NoError(t, b.Close())
-
-	_, err = r.Open(context.Background(), pebble.Name, store.ConfigMap{"path": dir, "bogus": 1})
-	require.ErrorIs(t, err, store.ErrInvalidArgument)
-	assert.Contains(t, err.Error(), "bogus")
 }
 
 // TestSecondOpenFails: the directory belongs to one open backend.

@@ -31,6 +31,10 @@ func harness(name string, addr func() string, scanChunk int) storetest.Harness {
 				return OpenWith(context.Background(), cfg)
 			}
 		},
+		Register: Register,
+		Config: func(testing.TB) store.ConfigMap {
+			return store.ConfigMap{"addr": addr(), "key_prefix": freshPrefix()}
+		},
 	}
 }
 

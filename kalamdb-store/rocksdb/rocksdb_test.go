@@ -33,6 +33,10 @@ func harness() storetest.Harness {
 			require.NoError(t, err)
 			return b, func() (store.StorageBackend, error) { return OpenWith(c) }
 		},
+		Register: Register,
+		Config: func(t testing.TB) store.ConfigMap {
+			return store.ConfigMap{"path": testConfig(t).Path}
+		},
 	}
 }
 

@@ -41,6 +41,15 @@ type Harness struct {
 	// New may register cleanups with t; the suite closes every backend it
 	// gets (Close is idempotent).
 	New func(t testing.TB) (b store.StorageBackend, reopen func() (store.StorageBackend, error))
+	// Register adds the backend's factory to a registry, as the backend
+	// package's Register function does, and Config returns the
+	// [storage.<name>] section of a fresh backend (a temporary path, a test
+	// server's address). With both set, the Factory behaviour opens the
+	// backend through a registry and checks that a section with an unknown
+	// key is refused with an error naming it. Leave them nil only for a
+	// wrapper that is not a registered backend: Factory then skips.
+	Register func(r *store.Registry)
+	Config   func(t testing.TB) store.ConfigMap
 }
 
 type behaviour struct {
@@ -110,6 +119,7 @@ func behaviours() []behaviour {
 		{"ConcurrentBatchVisibility", testConcurrentBatchVisibility},
 		{"ConcurrentPartitions", testConcurrentPartitions},
 		{"WritesRacingDrop", testWritesRacingDrop},
+		{"Factory", testFactory},
 	}
 }
 
