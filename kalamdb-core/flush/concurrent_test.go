@@ -3,6 +3,7 @@ package flush_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -68,12 +69,21 @@ func TestWritersDuringFlushes(t *testing.T) {
 			go func() {
 				defer flushes.Done()
 				defer cond.Broadcast()
-				for ctx.Err() == nil {
+				for i := 0; ctx.Err() == nil; i++ {
 					_, err := e.m.Flush(e.ctx, ns, "items")
 					if err != nil {
 						t.Errorf("flush: %v", err)
 						cancel()
 						return
+					}
+					if i%3 == 2 {
+						// Compactions too, while the reader scans and
+						// the writers write.
+						if _, err := e.m.Compact(e.ctx, ns, "items"); err != nil {
+							t.Errorf("compact: %v", err)
+							cancel()
+							return
+						}
 					}
 					mu.Lock()
 					nFlush++
@@ -232,63 +242,110 @@ func TestConcurrentInsertOfAColdKey(t *testing.T) {
 }
 
 // TestReadsDuringFlushesSeeEveryRow: rows are only ever added, and
-// flushes move them to segments while readers scan and get: a row that
-// existed when a read began is always in it (no row falls between the
-// buffer and the segments), with and without snapshot scans.
+// flushes move them to segments, and compactions merge the segments, while
+// readers scan and get: a row that existed when a read began is always in
+// it (no row falls between the buffer and the segments, or between old and
+// new segments), with and without snapshot scans. With segments of 30 rows
+// the flushes write several files each; with 1,000 they write small ones,
+// which the compactions merge, and the reads go on until some have been.
 func TestReadsDuringFlushesSeeEveryRow(t *testing.T) {
 	for _, noSnap := range []bool{false, true} {
-		t.Run(map[bool]string{false: "snapshot-scans", true: "without-snapshot-scans"}[noSnap], func(t *testing.T) {
-			e := newEnv(t, func(o *flush.Options) { o.MaxSegmentRows = 30 })
-			if noSnap {
-				e.noSnapshots = true
-				e.reopen()
+		for _, segRows := range []int{30, 1000} {
+			name := map[bool]string{false: "snapshot-scans", true: "without-snapshot-scans"}[noSnap] + fmt.Sprintf("/segments-of-%d", segRows)
+			t.Run(name, func(t *testing.T) { readsDuringFlushes(t, noSnap, segRows) })
+		}
+	}
+}
+
+func readsDuringFlushes(t *testing.T, noSnap bool, segRows int) {
+	e := newEnv(t, func(o *flush.Options) { o.MaxSegmentRows = segRows })
+	if noSnap {
+		e.noSnapshots = true
+		e.reopen()
+	}
+	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	const total = 600
+	var inserted atomic.Int64
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	writerDone := make(chan struct{})
+	var compacted atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // writer
+		defer wg.Done()
+		defer close(writerDone)
+		for id := int64(0); id < total; id++ {
+			if err := s.insert(e.ctx, "u", vals(id, 0)); err != nil {
+				t.Errorf("insert %d: %v", id, err)
+				cancel()
+				return
 			}
-			e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
-			s := e.store("items")
-			const total = 600
-			var inserted atomic.Int64
-			ctx, cancel := context.WithCancel(e.ctx)
-			defer cancel()
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() { // writer
-				defer wg.Done()
-				defer cancel()
-				for id := int64(0); id < total; id++ {
-					if err := s.insert(e.ctx, "u", vals(id, 0)); err != nil {
-						t.Errorf("insert %d: %v", id, err)
+			inserted.Store(id + 1)
+		}
+	}()
+	go func() { // flusher, and compactor every other round
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			if _, err := e.m.Flush(e.ctx, ns, "items"); err != nil {
+				t.Errorf("flush: %v", err)
+				cancel()
+				return
+			}
+			if i%2 == 1 {
+				res, err := e.m.Compact(e.ctx, ns, "items")
+				if err != nil {
+					t.Errorf("compact: %v", err)
+					cancel()
+					return
+				}
+				compacted.Add(int64(res.Merged))
+			}
+			if i%2 == 0 && segRows == 1000 {
+				// A row between flushes, so that each flush writes a
+				// small segment for the next compaction.
+				select {
+				case <-writerDone:
+					if err := s.insert(e.ctx, "u", vals(total+int64(i), 0)); err != nil {
+						t.Errorf("insert: %v", err)
+						cancel()
 						return
 					}
-					inserted.Store(id + 1)
+				default:
 				}
-			}()
-			go func() { // flusher
-				defer wg.Done()
-				for ctx.Err() == nil {
-					if _, err := e.m.Flush(e.ctx, ns, "items"); err != nil {
-						t.Errorf("flush: %v", err)
-						return
-					}
-				}
-			}()
-			reads := 0
-			for ctx.Err() == nil && !t.Failed() {
-				k := inserted.Load()
-				got := scanAll(t, e.ctx, s, "u", 25)
-				require.GreaterOrEqual(t, int64(len(got)), k, "a scan lost rows")
-				for i := range k {
-					require.EqualValues(t, i, got[i].Values[0].Int64())
-				}
-				if k > 0 {
-					_, err := s.get(e.ctx, "u", k-1)
-					require.NoError(t, err, "get of row %d", k-1)
-				}
-				reads++
 			}
-			wg.Wait()
-			t.Logf("%d full scans during the flushes", reads)
-			require.Positive(t, reads)
-		})
+		}
+	}()
+	done := func() bool {
+		select {
+		case <-writerDone:
+			return segRows != 1000 || compacted.Load() > 0
+		default:
+			return false
+		}
+	}
+	reads := 0
+	for ctx.Err() == nil && !t.Failed() && !(done() && reads > 0) {
+		k := inserted.Load()
+		got := scanAll(t, e.ctx, s, "u", 25)
+		require.GreaterOrEqual(t, int64(len(got)), k, "a scan lost rows")
+		for i := range k {
+			require.EqualValues(t, i, got[i].Values[0].Int64())
+		}
+		if k > 0 {
+			_, err := s.get(e.ctx, "u", k-1)
+			require.NoError(t, err, "get of row %d", k-1)
+		}
+		reads++
+	}
+	cancel()
+	wg.Wait()
+	require.False(t, t.Failed())
+	t.Logf("%d full scans during the flushes, %d segments merged away", reads, compacted.Load())
+	require.Positive(t, reads)
+	if segRows == 1000 {
+		require.Positive(t, compacted.Load())
 	}
 }
 

@@ -72,17 +72,24 @@ func (f *faults) clear(e *env) {
 
 var crashUsers = []string{"alice", "../x"}
 
-// crashScenario fills a table whose first flush is done, then changes it
-// (new rows, updates of cold rows, deletions of cold rows), so that the
-// flush under test writes new versions, newer versions and tombstones.
-func crashScenario(t testing.TB, typ catalog.TableType) (*env, model, map[string][]int64, []string) {
-	e := newEnv(t)
+// itemsTable creates table "items" of type typ on a new env and returns
+// the env, the table's store and the users the scenarios write ("" for a
+// shared table).
+func itemsTable(t testing.TB, typ catalog.TableType, mod ...func(*flush.Options)) (*env, rowStore, []string) {
+	e := newEnv(t, mod...)
 	e.createTable("items", typ, catalog.FlushPolicy{})
-	s := e.store("items")
 	us := crashUsers
 	if typ == catalog.SharedTable {
 		us = []string{""}
 	}
+	return e, e.store("items"), us
+}
+
+// crashScenario fills a table whose first flush is done, then changes it
+// (new rows, updates of cold rows, deletions of cold rows), so that the
+// flush under test writes new versions, newer versions and tombstones.
+func crashScenario(t testing.TB, typ catalog.TableType) (*env, model, map[string][]int64, []string) {
+	e, s, us := itemsTable(t, typ)
 	md := model{}
 	gone := map[string][]int64{}
 	for _, u := range us {
@@ -144,14 +151,55 @@ func assertFilesMatchManifest(t testing.TB, e *env) {
 	require.Equal(t, want, got)
 }
 
+// flushItems and compactItems are the operations under test.
+func flushItems(e *env) error {
+	_, err := e.m.Flush(e.ctx, ns, "items")
+	return err
+}
+
+func compactItems(e *env) error {
+	_, err := e.m.Compact(e.ctx, ns, "items")
+	return err
+}
+
+// countOps counts the backend and file operations of op on e.
+func countOps(t *testing.T, e *env, op func(*env) error) int {
+	f := &faults{at: -1}
+	f.install(e)
+	require.NoError(t, op(e))
+	f.clear(e)
+	return f.n
+}
+
+// faulted runs op on e with its at-th backend or file operation failing:
+// once, or with crash every later one too. op must report the fault,
+// unless afterCommit (nil: never) says the failed operation came after
+// op's outcome was decided: then op succeeds when the fault was a single
+// one, and may fail or not after a crash (later work fails). The faults are
+// cleared on return.
+func faulted(t *testing.T, e *env, at int, crash bool, op func(*env) error, afterCommit func(where string) bool) *faults {
+	t.Helper()
+	f := &faults{at: at, crash: crash}
+	f.install(e)
+	err := op(e)
+	f.clear(e)
+	switch {
+	case !f.fired:
+		require.NoError(t, err)
+	case afterCommit != nil && afterCommit(f.where):
+		if !crash {
+			require.NoError(t, err, "fault at %d (%s), after the commit", at, f.where)
+		}
+	default:
+		require.Error(t, err, "fault at %d (%s)", at, f.where)
+	}
+	return f
+}
+
 // opsOfFlush counts the operations of the flush under test.
 func opsOfFlush(t *testing.T, typ catalog.TableType) int {
 	e, _, _, _ := crashScenario(t, typ)
-	f := &faults{at: -1}
-	f.install(e)
-	_, err := e.m.Flush(e.ctx, ns, "items")
-	require.NoError(t, err)
-	return f.n
+	return countOps(t, e, flushItems)
 }
 
 // TestCrashAtEveryStep crashes the process (backend and files at once) at
@@ -174,22 +222,13 @@ func TestCrashAtEveryStep(t *testing.T) {
 				wantCold := int64(len(us) * (12 + 7))
 				for at := 1; at <= total+1; at++ {
 					e, md, gone, us := crashScenario(t, typ)
-					f := &faults{at: at, crash: true}
-					f.install(e)
-					_, err := e.m.Flush(e.ctx, ns, "items")
-					if f.fired {
-						require.Error(t, err, "crash at %d (%s)", at, f.where)
-					} else {
-						require.NoError(t, err)
-					}
-					f.clear(e)
+					f := faulted(t, e, at, true, flushItems, nil)
 					require.NoError(t, e.fsys.PowerLoss())
 					e.reopen()
 					e.check("items", md, us, gone)
 					assertFilesMatchManifest(t, e)
 
-					_, err = e.m.Flush(e.ctx, ns, "items")
-					require.NoError(t, err, "crash at %d (%s)", at, f.where)
+					require.NoError(t, flushItems(e), "crash at %d (%s)", at, f.where)
 					require.Zero(t, e.bufferLen("items"))
 					require.Equal(t, wantCold, coldRows(t, e), "crash at %d (%s): every version exactly once", at, f.where)
 					e.check("items", md, us, gone)
@@ -212,18 +251,9 @@ func TestFailAtEveryStep(t *testing.T) {
 				for at := 1; at <= total+1; at++ {
 					e, md, gone, us := crashScenario(t, typ)
 					wantCold := int64(len(us) * (12 + 7))
-					f := &faults{at: at}
-					f.install(e)
-					_, err := e.m.Flush(e.ctx, ns, "items")
-					if f.fired {
-						require.Error(t, err, "fault at %d (%s)", at, f.where)
-					} else {
-						require.NoError(t, err)
-					}
-					f.clear(e)
+					f := faulted(t, e, at, false, flushItems, nil)
 					e.check("items", md, us, gone)
-					_, err = e.m.Flush(e.ctx, ns, "items")
-					require.NoError(t, err, "fault at %d (%s)", at, f.where)
+					require.NoError(t, flushItems(e), "fault at %d (%s)", at, f.where)
 					require.Zero(t, e.bufferLen("items"))
 					require.Equal(t, wantCold, coldRows(t, e), "fault at %d (%s)", at, f.where)
 					e.check("items", md, us, gone)

@@ -48,6 +48,12 @@ type Options struct {
 	// of one user (or shared table) writes several files, each committed on
 	// its own. 0 means DefaultMaxSegmentRows.
 	MaxSegmentRows int
+	// CompactSegments is how many segments smaller than MaxSegmentRows a
+	// user (or a shared table) may have at the end of its list before the
+	// scheduler merges them (see Compact); 0 means DefaultCompactSegments,
+	// a negative value leaves compaction to explicit Compact calls. At
+	// least 2.
+	CompactSegments int
 	// FooterCacheFiles is how many parsed footers are cached; 0 means
 	// DefaultFooterCacheFiles.
 	FooterCacheFiles int
@@ -109,9 +115,13 @@ type Result struct {
 	Kept    int64
 	// Files are the segments written, relative to the Parquet directory.
 	Files []string
+	// Compacted is what the scheduler's compactions did in the same round
+	// (CheckPolicies only).
+	Compacted CompactResult
 }
 
 func (r *Result) add(o Result) {
+	r.Compacted.add(o.Compacted)
 	r.Tables += o.Tables
 	r.Rows += o.Rows
 	r.Tombstones += o.Tombstones
@@ -139,6 +149,12 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 	}
 	if opts.MaxSegmentRows == 0 {
 		opts.MaxSegmentRows = DefaultMaxSegmentRows
+	}
+	switch {
+	case opts.CompactSegments == 0:
+		opts.CompactSegments = DefaultCompactSegments
+	case opts.CompactSegments == 1:
+		return nil, fmt.Errorf("%w: flush: CompactSegments is 1; a compaction merges at least 2 segments (negative: no scheduled compaction)", core.ErrInvalidArgument)
 	}
 	if opts.FooterCacheFiles == 0 {
 		opts.FooterCacheFiles = DefaultFooterCacheFiles
@@ -293,16 +309,7 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 	types := buf.Types()
 	more := it.Next()
 	for more {
-		id := tr.allocID()
-		tr.mu.RLock()
-		ready := tr.dirsReady[dir]
-		tr.mu.RUnlock()
-		spec := segment.Spec{
-			Dir: dir, Name: segment.FileName(t.ID, id), Table: t, Prefix: prefix,
-			Meta:     segment.Meta{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, User: user, Segment: id},
-			Options:  segment.WriteOptions{RowGroupRows: m.opts.RowGroupRows},
-			DirReady: ready,
-		}
+		spec := m.nextSpec(tr, user, dir)
 		var (
 			refs  versionRefs
 			arena []byte
@@ -353,15 +360,7 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 		if err != nil {
 			return fmt.Errorf("flush: %s: writing %s: %w", t.FullName(), spec.Path(), err)
 		}
-		tr.mu.Lock()
-		tr.dirsReady[dir] = true
-		tr.mu.Unlock()
-		var seg *segFile
-		if st.Rows > 0 {
-			seg = &segFile{Segment: Segment{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, ID: id, User: user,
-				Path: spec.Path(), Rows: st.Rows, Tombstones: st.Tombstones, MinKey: st.MinKey, MaxKey: st.MaxKey,
-				MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Created: m.clock.Now().UTC()}}
-		}
+		seg := m.written(tr, spec, st)
 		removed, err := m.commit(ctx, tr, buf, prefix, seg, &refs, quiet)
 		if err != nil {
 			return err
@@ -378,6 +377,37 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 		return fmt.Errorf("flush: %s: reading the buffer: %w", t.FullName(), err)
 	}
 	return nil
+}
+
+// nextSpec returns the Spec of user's next segment, in dir, with a new
+// segment id.
+func (m *Manager) nextSpec(tr *tier, user, dir string) segment.Spec {
+	t, id := tr.t, tr.allocID()
+	tr.mu.RLock()
+	ready := tr.dirsReady[dir]
+	tr.mu.RUnlock()
+	return segment.Spec{
+		Dir: dir, Name: segment.FileName(t.ID, id), Table: t, Prefix: tr.prefix(user),
+		Meta:     segment.Meta{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, User: user, Segment: id},
+		Options:  segment.WriteOptions{RowGroupRows: m.opts.RowGroupRows},
+		DirReady: ready,
+	}
+}
+
+// written notes that spec's directory exists durably and returns the
+// segment segment.Create wrote for spec, not yet committed; nil when it
+// wrote no file (no version to write).
+func (m *Manager) written(tr *tier, spec segment.Spec, st segment.Stats) *segFile {
+	tr.mu.Lock()
+	tr.dirsReady[spec.Dir] = true
+	tr.mu.Unlock()
+	if st.Rows == 0 {
+		return nil
+	}
+	t := tr.t
+	return &segFile{Segment: Segment{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, ID: spec.Meta.Segment, User: spec.Meta.User,
+		Path: spec.Path(), Rows: st.Rows, Tombstones: st.Tombstones, MinKey: st.MinKey, MaxKey: st.MaxKey,
+		MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Created: m.clock.Now().UTC()}}
 }
 
 // versionRefs lists the versions a segment covers, in key order, in
@@ -544,9 +574,10 @@ func (m *Manager) resolveFailedCommit(tr *tier, seg *segFile, cause error) error
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrNotFound):
+		// Unlisted, the file goes when the last reader that saw the
+		// segment lets it go.
 		tr.remove(seg)
-		m.cache.Forget(seg.Path)
-		_ = m.fs.Remove(seg.Path)
+		tr.release(seg)
 		return fmt.Errorf("flush: %s: committing %s: %w", tr.t.FullName(), seg.Path, cause)
 	}
 	return fmt.Errorf("flush: %s: committing %s (outcome unknown until the next open): %w", tr.t.FullName(), seg.Path, cause)

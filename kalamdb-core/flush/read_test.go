@@ -276,3 +276,32 @@ func TestScanReadsOnlyTheSegmentsItReaches(t *testing.T) {
 	// else: segment 0 ends before After, segment 2 starts after the page.
 	assert.EqualValues(t, 2, misses()-before, "row groups decoded by the second page")
 }
+
+// TestReadErrorIsNotSticky: a segment whose footer could not be read once
+// (an I/O error) is read again by the next reader, not failed forever.
+func TestReadErrorIsNotSticky(t *testing.T) {
+	e := newEnv(t)
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	for id := int64(1); id <= 5; id++ {
+		require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+	}
+	_, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	e.reopen() // nothing of the segment is cached
+	s = e.store("items")
+	failed := false
+	e.fsys.SetRule(func(op faultfs.Op, name string) error {
+		if op == faultfs.OpOpen && !failed {
+			failed = true
+			return faultfs.ErrInjected
+		}
+		return nil
+	})
+	_, err = s.get(e.ctx, "", 3)
+	require.ErrorIs(t, err, faultfs.ErrInjected)
+	require.True(t, failed)
+	r, err := s.get(e.ctx, "", 3)
+	require.NoError(t, err, "the next read tries the file again")
+	assert.Equal(t, int64(3), r.Values[0].Int64())
+}

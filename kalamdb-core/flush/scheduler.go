@@ -57,8 +57,10 @@ func (m *Manager) Due(ctx context.Context, ns, name string) (bool, error) {
 }
 
 // CheckPolicies runs one round of the scheduler: it flushes every user and
-// shared table whose policy is due (see Due), one after the other. It goes
-// on after a failure and returns the first error.
+// shared table whose policy is due (see Due), one after the other, and
+// compacts the users (or shared tables) that have CompactSegments small
+// segments or more (see Compact). It goes on after a failure and returns
+// the first error.
 func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 	ts, err := m.db.Catalog().Tables("")
 	if err != nil {
@@ -75,6 +77,11 @@ func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 			var res Result
 			res, err = m.Flush(ctx, t.Namespace, t.Name)
 			total.add(res)
+		}
+		if err == nil {
+			var res CompactResult
+			res, err = m.CompactDue(ctx, t.Namespace, t.Name)
+			total.Compacted.add(res)
 		}
 		if err != nil && !errors.Is(err, core.ErrTableNotFound) {
 			if m.opts.OnError != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
@@ -50,9 +51,42 @@ type tier struct {
 type segFile struct {
 	Segment
 
-	once   sync.Once
-	err    error
+	loadMu sync.Mutex
+	loaded atomic.Bool // groups is set
 	groups []groupRange
+
+	// refs counts who may still read the file: 1 for the tier while the
+	// segment is listed, plus 1 per reader that holds it (a scan from
+	// start to Close, a lookup while it reads). The one who brings it to 0,
+	// once a compaction or a failed commit has unlisted the segment,
+	// removes the file; so a reader never loses a file under it.
+	refs atomic.Int64
+}
+
+// acquire takes a reference to f for a reader that found f in a list it
+// took without the tier's lock. It fails when f has been unlisted and its
+// last reader is gone (the file is being removed): the reader must take
+// the list again.
+func (f *segFile) acquire() bool {
+	for {
+		n := f.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if f.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release drops a reference to f; the last one removes its file.
+func (tr *tier) release(f *segFile) {
+	if f.refs.Add(-1) == 0 {
+		tr.m.cache.Forget(f.Path)
+		// A file that cannot be removed now is an orphan that the next
+		// Open removes.
+		_ = tr.m.fs.Remove(f.Path)
+	}
 }
 
 type groupRange struct {
@@ -92,8 +126,29 @@ func (tr *tier) segments(user string) []*segFile {
 	return tr.users[user]
 }
 
+// acquireSegments returns the segments of user (every user's when all is
+// set), each with a reference the caller releases.
+func (tr *tier) acquireSegments(user string, all bool) []*segFile {
+	tr.mu.RLock()
+	defer tr.mu.RUnlock()
+	var segs []*segFile
+	if all {
+		for _, s := range tr.users {
+			segs = append(segs, s...)
+		}
+	} else {
+		segs = slices.Clone(tr.users[user])
+	}
+	for _, f := range segs {
+		// Listed, so the tier's reference is still there: never 0.
+		f.refs.Add(1)
+	}
+	return segs
+}
+
 // add makes s visible to readers.
 func (tr *tier) add(s *segFile) {
+	s.refs.Store(1)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	// Copy on write: readers keep the slice they took.
@@ -103,7 +158,8 @@ func (tr *tier) add(s *segFile) {
 	}
 }
 
-// remove hides s again (its commit failed).
+// remove hides s again (its commit failed); the caller then releases the
+// tier's reference.
 func (tr *tier) remove(s *segFile) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -130,26 +186,33 @@ func (tr *tier) allocID() uint64 {
 }
 
 // load reads the footer of the segment (through the cache) and the key
-// ranges of its row groups, once.
+// ranges of its row groups, once it succeeds: a failure (an I/O error) is
+// returned to this reader only, and the next one tries again.
 func (f *segFile) load(tr *tier) error {
-	f.once.Do(func() {
-		md, err := tr.m.cache.Footer(tr.m.fs, f.Path)
-		if err != nil {
-			f.err = fmt.Errorf("flush: %s: committed segment %s: %w", tr.t.FullName(), f.Path, err)
-			return
-		}
-		if err := segment.CheckFooter(md, f.Path, f.TableID, f.ID); err != nil {
-			f.err = err
-			return
-		}
-		prefix := tr.prefix(f.User)
-		f.groups = make([]groupRange, len(md.RowGroups))
-		for i := range f.groups {
-			lo, hi, ok := segment.KeyRange(md, tr.t, prefix, i)
-			f.groups[i] = groupRange{lo: lo, hi: hi, known: ok, rows: int(md.RowGroup(i).NumRows())}
-		}
-	})
-	return f.err
+	if f.loaded.Load() {
+		return nil
+	}
+	f.loadMu.Lock()
+	defer f.loadMu.Unlock()
+	if f.loaded.Load() {
+		return nil
+	}
+	md, err := tr.m.cache.Footer(tr.m.fs, f.Path)
+	if err != nil {
+		return fmt.Errorf("flush: %s: committed segment %s: %w", tr.t.FullName(), f.Path, err)
+	}
+	if err := segment.CheckFooter(md, f.Path, f.TableID, f.ID); err != nil {
+		return err
+	}
+	prefix := tr.prefix(f.User)
+	groups := make([]groupRange, len(md.RowGroups))
+	for i := range groups {
+		lo, hi, ok := segment.KeyRange(md, tr.t, prefix, i)
+		groups[i] = groupRange{lo: lo, hi: hi, known: ok, rows: int(md.RowGroup(i).NumRows())}
+	}
+	f.groups = groups
+	f.loaded.Store(true)
+	return nil
 }
 
 func (tr *tier) rowGroup(ctx context.Context, f *segFile, i int) (*segment.RowGroup, error) {
@@ -186,35 +249,60 @@ func (tr *tier) find(ctx context.Context, key []byte, full bool) (row.Row, bool,
 	if err != nil {
 		return row.Row{}, false, err
 	}
-	segs := tr.segments(user)
+	for {
+		r, found, ok, err := tr.findIn(ctx, tr.segments(user), key, full)
+		if ok {
+			return r, found, err
+		}
+		// A compaction replaced a segment the lookup needed: the new list
+		// holds the same versions.
+	}
+}
+
+// findIn is find over the list segs; ok is false when a segment of the
+// list was unlisted and removed before the lookup could take it.
+func (tr *tier) findIn(ctx context.Context, segs []*segFile, key []byte, full bool) (r row.Row, found, ok bool, err error) {
 	for i := len(segs) - 1; i >= 0; i-- {
 		f := segs[i]
 		if bytes.Compare(key, f.MinKey) < 0 || bytes.Compare(key, f.MaxKey) > 0 {
 			continue
 		}
-		if err := f.load(tr); err != nil {
-			return row.Row{}, false, err
+		if !f.acquire() {
+			return row.Row{}, false, false, nil
 		}
-		for gi, gr := range f.groups {
-			if gr.known && (bytes.Compare(key, gr.lo) < 0 || bytes.Compare(key, gr.hi) > 0) {
-				continue
+		r, found, err := tr.findInSegment(ctx, f, key, full)
+		tr.release(f)
+		if err != nil || found {
+			return r, found, true, err
+		}
+	}
+	return row.Row{}, false, true, nil
+}
+
+// findInSegment looks key up in f, which the caller holds.
+func (tr *tier) findInSegment(ctx context.Context, f *segFile, key []byte, full bool) (row.Row, bool, error) {
+	if err := f.load(tr); err != nil {
+		return row.Row{}, false, err
+	}
+	for gi, gr := range f.groups {
+		if gr.known && (bytes.Compare(key, gr.lo) < 0 || bytes.Compare(key, gr.hi) > 0) {
+			continue
+		}
+		ki, err := tr.m.cache.KeyIndex(ctx, tr.m.fs, f.Path, tr.t, tr.prefix(f.User), gi)
+		if err != nil {
+			return row.Row{}, false, fmt.Errorf("flush: %s: reading segment %s: %w", tr.t.FullName(), f.Path, err)
+		}
+		if idx, found := ki.Search(key); found {
+			if !full {
+				return row.Row{}, true, nil
 			}
-			ki, err := tr.m.cache.KeyIndex(ctx, tr.m.fs, f.Path, tr.t, tr.prefix(f.User), gi)
+			g, err := tr.rowGroup(ctx, f, gi)
 			if err != nil {
-				return row.Row{}, false, fmt.Errorf("flush: %s: reading segment %s: %w", tr.t.FullName(), f.Path, err)
+				return row.Row{}, false, err
 			}
-			if idx, found := ki.Search(key); found {
-				if !full {
-					return row.Row{}, true, nil
-				}
-				g, err := tr.rowGroup(ctx, f, gi)
-				if err != nil {
-					return row.Row{}, false, err
-				}
-				var r row.Row
-				g.Row(idx, &r)
-				return r, true, nil
-			}
+			var r row.Row
+			g.Row(idx, &r)
+			return r, true, nil
 		}
 	}
 	return row.Row{}, false, nil
@@ -227,40 +315,42 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 	if empty {
 		return newMerge(nil), nil
 	}
-	var release func()
+	var unlock func()
 	if !tr.m.snapshots {
 		tr.commitMu.RLock()
-		release = tr.commitMu.RUnlock
+		unlock = tr.commitMu.RUnlock
 	}
-	var segs []*segFile
-	if tr.perUser && len(prefix) == 0 {
-		tr.mu.RLock()
-		for _, s := range tr.users {
-			segs = append(segs, s...)
-		}
-		tr.mu.RUnlock()
-	} else {
-		user, err := tr.userOfKey(prefix)
-		if err != nil {
-			if release != nil {
-				release()
+	all := tr.perUser && len(prefix) == 0
+	var user string
+	if !all {
+		var err error
+		if user, err = tr.userOfKey(prefix); err != nil {
+			if unlock != nil {
+				unlock()
 			}
 			return nil, err
 		}
-		segs = tr.segments(user)
 	}
+	segs := tr.acquireSegments(user, all)
 	its := make([]*segIter, 0, len(segs))
+	held := segs[:0]
 	for _, f := range segs {
-		if r.Lower != nil && bytes.Compare(f.MaxKey, r.Lower) < 0 {
+		if (r.Lower != nil && bytes.Compare(f.MaxKey, r.Lower) < 0) || (r.Upper != nil && bytes.Compare(f.MinKey, r.Upper) >= 0) {
+			tr.release(f)
 			continue
 		}
-		if r.Upper != nil && bytes.Compare(f.MinKey, r.Upper) >= 0 {
-			continue
-		}
+		held = append(held, f)
 		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, skip: len(prefix), gi: -1})
 	}
 	m := newMerge(its)
-	m.release = release
+	m.release = func() {
+		for _, f := range held {
+			tr.release(f)
+		}
+		if unlock != nil {
+			unlock()
+		}
+	}
 	return m, nil
 }
 

@@ -94,13 +94,16 @@ func Row(id int64) []row.Value {
 //   - MergedRead/<layout>/<cache>/scan: reading every row, in primary-key
 //     order, through the table store's Scan (pages of tables.MaxLimit rows),
 //     of a table whose rows are in 20 segments of 10,000 rows, with disjoint
-//     or interleaved key ranges, with the row-group cache off (each read
-//     decodes every file; footers stay cached) or on;
+//     or interleaved key ranges, or interleaved and then compacted into one
+//     segment, with the row-group cache off (each read decodes every file;
+//     footers stay cached) or on;
 //   - MergedRead/<layout>/<cache>/source: the same rows through the cold
 //     tier's merged iterator alone, decoding each version into a reused
 //     row (the cold tier's own cost, without the page the store builds);
 //   - MergedRead/buffer-only/scan, for reference: the same 200,000 rows read
-//     through Scan from the buffer alone.
+//     through Scan from the buffer alone;
+//   - Compact: Manager.Compact of the interleaved layout's 20 segments into
+//     one.
 //
 // Each reports rows/s.
 func Bench(b *testing.B, h Harness) {
@@ -117,7 +120,7 @@ func Bench(b *testing.B, h Harness) {
 	})
 	b.Run("MergedRead", func(b *testing.B) {
 		b.Run("buffer-only/scan", func(b *testing.B) { benchMergedRead(b, h, "buffer", false, false) })
-		for _, layout := range []string{"disjoint", "interleaved"} {
+		for _, layout := range []string{"disjoint", "interleaved", "compacted"} {
 			for _, cache := range []string{"footers-only", "row-groups"} {
 				for _, how := range []string{"scan", "source"} {
 					b.Run(layout+"/"+cache+"/"+how, func(b *testing.B) {
@@ -127,6 +130,7 @@ func Bench(b *testing.B, h Harness) {
 			}
 		}
 	})
+	b.Run("Compact", func(b *testing.B) { benchCompact(b, h) })
 }
 
 func reportRows(b *testing.B, rows int) {
@@ -274,7 +278,7 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache, sour
 	ids := make([]int64, ReadSegmentRows)
 	for seg := int64(0); seg < ReadSegments; seg++ {
 		for i := range ids {
-			if layout != "interleaved" {
+			if layout == "disjoint" || layout == "buffer" {
 				ids[i] = seg*ReadSegmentRows + int64(i)
 			} else {
 				ids[i] = int64(i)*ReadSegments + seg
@@ -287,6 +291,11 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache, sour
 		res, err := m.Flush(ctx, ns, "items")
 		require.NoError(b, err)
 		require.Len(b, res.Files, 1)
+	}
+	if layout == "compacted" {
+		res, err := m.Compact(ctx, ns, "items")
+		require.NoError(b, err)
+		require.Equal(b, ReadSegments, res.Merged)
 	}
 	const total = ReadSegments * ReadSegmentRows
 	cold, err := m.ColdSource(tbl)
@@ -343,4 +352,43 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache, sour
 	b.StopTimer()
 	cpu.report(b)
 	reportRows(b, total)
+}
+
+// benchCompact times Manager.Compact of a table whose 200,000 rows are in
+// 20 segments with interleaved keys, into one segment.
+func benchCompact(b *testing.B, h Harness) {
+	ctx := context.Background()
+	ids := make([]int64, ReadSegmentRows)
+	var cpu cpuMeter
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		backend := h.New(b)
+		m, err := flush.Open(ctx, backend, flush.Options{Dir: b.TempDir()})
+		require.NoError(b, err)
+		createTable(b, m, "items", catalog.SharedTable)
+		s, err := m.DB().Shared(ctx, ns, "items")
+		require.NoError(b, err)
+		for seg := int64(0); seg < ReadSegments; seg++ {
+			for j := range ids {
+				ids[j] = int64(j)*ReadSegments + seg
+			}
+			insert(b, s, ids)
+			_, err := m.Flush(ctx, ns, "items")
+			require.NoError(b, err)
+		}
+		b.StartTimer()
+		cpu.resume()
+		res, err := m.Compact(ctx, ns, "items")
+		cpu.pause()
+		b.StopTimer()
+		require.NoError(b, err)
+		require.Equal(b, ReadSegments, res.Merged)
+		require.EqualValues(b, ReadSegments*ReadSegmentRows, res.Rows)
+		require.NoError(b, backend.Close())
+		b.StartTimer()
+	}
+	b.StopTimer()
+	cpu.report(b)
+	reportRows(b, ReadSegments*ReadSegmentRows)
 }

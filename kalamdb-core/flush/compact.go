@@ -1,0 +1,264 @@
+package flush
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+)
+
+// DefaultCompactSegments is how many small segments a user (or a shared
+// table) may have before the scheduler merges them (Options.CompactSegments).
+const DefaultCompactSegments = 8
+
+// CompactResult reports what a compaction did.
+type CompactResult struct {
+	// Merged counts the segments merged away, Written the segments written
+	// in their place.
+	Merged, Written int
+	// Rows counts the versions written; Dropped the versions left out:
+	// versions that a newer one replaced, and tombstones when a compaction
+	// merged every segment of a user, so that nothing older remained for
+	// them to hide.
+	Rows, Dropped int64
+	// Files are the new files, relative to the Parquet directory.
+	Files []string
+}
+
+func (r *CompactResult) add(o CompactResult) {
+	r.Merged += o.Merged
+	r.Written += o.Written
+	r.Rows += o.Rows
+	r.Dropped += o.Dropped
+	r.Files = append(r.Files, o.Files...)
+}
+
+// Compact merges, for every user of table ns.name (or the shared table),
+// the newest segments smaller than MaxSegmentRows, when there are at least
+// two, into as few segments as MaxSegmentRows allows. Reads go on during a
+// compaction and see the same rows before and after it; a reader that
+// started before it keeps reading the old files, which are removed when the
+// last such reader is done. A crash at any step leaves either the old
+// segments or the new ones (see ADR-008).
+func (m *Manager) Compact(ctx context.Context, ns, name string) (CompactResult, error) {
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	if t.Type == catalog.StreamTable {
+		return CompactResult{}, fmt.Errorf("%w: %s is a stream table; stream tables have no segments", core.ErrWrongTableType, t.FullName())
+	}
+	return m.compactTable(ctx, m.tier(t), 2)
+}
+
+// CompactDue compacts the users of table ns.name (or the shared table)
+// that have Options.CompactSegments small segments or more at the end of
+// their list, as a round of the scheduler does after its flushes; with a
+// negative CompactSegments it does nothing. Servers that run their own
+// flush policies call it after each flush.
+func (m *Manager) CompactDue(ctx context.Context, ns, name string) (CompactResult, error) {
+	if m.opts.CompactSegments < 0 {
+		return CompactResult{}, nil
+	}
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	if t.Type == catalog.StreamTable {
+		return CompactResult{}, nil
+	}
+	return m.compactTable(ctx, m.tier(t), m.opts.CompactSegments)
+}
+
+// compactTable compacts every user of tr that has at least atLeast small
+// segments at the end of its list.
+func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int) (CompactResult, error) {
+	tr.flushMu.Lock()
+	defer tr.flushMu.Unlock()
+	tr.mu.RLock()
+	dropped := tr.dropped
+	var users []string
+	for u, segs := range tr.users {
+		if len(m.compactable(segs)) >= atLeast {
+			users = append(users, u)
+		}
+	}
+	tr.mu.RUnlock()
+	var total CompactResult
+	if dropped {
+		return total, nil
+	}
+	slices.Sort(users)
+	for _, u := range users {
+		res, err := m.compactUser(ctx, tr, u)
+		total.add(res)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// compactable returns the suffix of segs (ascending segment id) whose
+// segments are smaller than MaxSegmentRows. Only a suffix may be merged:
+// lookups search a user's segments newest first, so the merged segments,
+// which take new ids, must hold the newest versions.
+func (m *Manager) compactable(segs []*segFile) []*segFile {
+	i := len(segs)
+	for i > 0 && segs[i-1].Rows < int64(m.opts.MaxSegmentRows) {
+		i--
+	}
+	return segs[i:]
+}
+
+// compactUser merges the compactable segments of user. The caller holds
+// tr.flushMu, so the user's list changes under it only by reads.
+func (m *Manager) compactUser(ctx context.Context, tr *tier, user string) (CompactResult, error) {
+	t := tr.t
+	all := tr.segments(user)
+	in := m.compactable(all)
+	if len(in) < 2 {
+		return CompactResult{}, nil
+	}
+	// Tombstones hide older versions; when every segment of the user is
+	// merged, there is nothing older left, and the buffer holds only newer
+	// versions than any segment.
+	dropTombstones := len(in) == len(all)
+	prefix := tr.prefix(user)
+	dir, err := tr.userDir(user)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	r, _ := store.ScanOptions{Prefix: prefix}.ToRange()
+	its := make([]*segIter, len(in))
+	var inRows int64
+	for i, f := range in {
+		f.refs.Add(1) // listed, and only this compaction unlists it
+		its[i] = &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, skip: len(prefix), gi: -1}
+		inRows += f.Rows
+	}
+	mg := newMerge(its)
+	mg.release = func() {
+		for _, f := range in {
+			tr.release(f)
+		}
+	}
+	defer mg.Close()
+
+	res := CompactResult{Merged: len(in)}
+	var out []*segFile
+	// forget removes the files written so far: the compaction failed
+	// before its commit, and no manifest records them.
+	forget := func() {
+		for _, f := range out {
+			m.cache.Forget(f.Path)
+			_ = m.fs.Remove(f.Path)
+		}
+	}
+	var r0 row.Row
+	more := mg.Next()
+	for more {
+		spec := m.nextSpec(tr, user, dir)
+		st, err := segment.Create(m.fs, spec, func(w *segment.Writer) error {
+			var n int
+			for more && n < m.opts.MaxSegmentRows {
+				if !(dropTombstones && mg.Deleted()) {
+					if err := mg.Row(&r0); err != nil {
+						return err
+					}
+					if err := w.Append(mg.Key(), &r0); err != nil {
+						return err
+					}
+					n++
+				}
+				more = mg.Next()
+			}
+			if !more {
+				return mg.Err()
+			}
+			return nil
+		})
+		if err != nil {
+			forget()
+			return CompactResult{}, fmt.Errorf("flush: %s: compacting into %s: %w", t.FullName(), spec.Path(), err)
+		}
+		seg := m.written(tr, spec, st)
+		if seg == nil {
+			continue
+		}
+		out = append(out, seg)
+		res.Rows += st.Rows
+		res.Files = append(res.Files, spec.Path())
+	}
+	if err := mg.Err(); err != nil {
+		forget()
+		return CompactResult{}, fmt.Errorf("flush: %s: compacting: %w", t.FullName(), err)
+	}
+
+	// One atomic batch records the new segments and forgets the old ones.
+	ops := make([]store.Operation, 0, len(out)+len(in))
+	for _, f := range out {
+		rec, err := encodeSegment(&f.Segment)
+		if err != nil {
+			forget()
+			return CompactResult{}, err
+		}
+		ops = append(ops, store.PutOp(layout.Manifests, manifestKey(&f.Segment), rec))
+	}
+	for _, f := range in {
+		ops = append(ops, store.DeleteOp(layout.Manifests, manifestKey(&f.Segment)))
+	}
+	if err := m.b.Batch(ctx, ops); err != nil {
+		// The batch is atomic, but an error may not say whether it
+		// applied: the first old record tells.
+		_, gerr := m.b.Get(context.Background(), layout.Manifests, manifestKey(&in[0].Segment))
+		switch {
+		case gerr == nil:
+			forget()
+			return CompactResult{}, fmt.Errorf("flush: %s: committing a compaction: %w", t.FullName(), err)
+		case !errors.Is(gerr, store.ErrNotFound):
+			// Unknown: the old segments stay listed (their files are
+			// there either way) and the next Open settles the files.
+			return CompactResult{}, fmt.Errorf("flush: %s: committing a compaction (outcome unknown until the next open): %w", t.FullName(), err)
+		}
+	}
+	tr.replace(user, in, out)
+	res.Written = len(out)
+	res.Dropped = inRows - res.Rows
+	return res, nil
+}
+
+// replace swaps the segments old of user, a suffix of its list, for new,
+// and drops the tier's references to old: each file goes once its last
+// reader is done.
+func (tr *tier) replace(user string, old, new []*segFile) {
+	for _, f := range new {
+		f.refs.Store(1)
+	}
+	tr.mu.Lock()
+	segs := tr.users[user]
+	kept := slices.Clip(segs[:len(segs)-len(old)])
+	list := append(kept, new...)
+	if len(list) == 0 {
+		delete(tr.users, user)
+	} else {
+		tr.users[user] = list
+	}
+	for _, f := range new {
+		if f.ID >= tr.nextID {
+			tr.nextID = f.ID + 1
+		}
+	}
+	tr.mu.Unlock()
+	for _, f := range old {
+		tr.release(f)
+	}
+}

@@ -1,0 +1,297 @@
+package flush_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+)
+
+// compactScenario fills table "items" through several flushes, each of
+// new rows, updates of older rows (cold ones included) and deletions, so
+// that its users have one segment per flush, with superseded versions and
+// tombstones for a compaction to drop.
+func compactScenario(t testing.TB, typ catalog.TableType, flushes int, mod ...func(*flush.Options)) (*env, model, map[string][]int64, []string) {
+	e, s, us := itemsTable(t, typ, mod...)
+	md := model{}
+	gone := map[string][]int64{}
+	for f := range flushes {
+		for _, u := range us {
+			base := int64(f * 10)
+			for id := base + 1; id <= base+8; id++ {
+				require.NoError(t, s.insert(e.ctx, u, vals(id, 0)))
+				md.set(u, id, 0)
+			}
+			if f > 0 {
+				// An update and a deletion of rows of the previous flush.
+				require.NoError(t, s.update(e.ctx, u, base-8, f))
+				md.set(u, base-8, f)
+				require.NoError(t, s.delete(e.ctx, u, base-7))
+				md.del(u, base-7)
+				gone[u] = append(gone[u], base-7)
+			}
+		}
+		_, err := e.m.Flush(e.ctx, ns, "items")
+		require.NoError(t, err)
+	}
+	return e, md, gone, us
+}
+
+func segmentsByUser(t testing.TB, e *env) map[string][]flush.Segment {
+	t.Helper()
+	segs, err := e.m.Segments(ns, "items")
+	require.NoError(t, err)
+	out := map[string][]flush.Segment{}
+	for _, s := range segs {
+		out[s.User] = append(out[s.User], s)
+	}
+	return out
+}
+
+// TestCompactMergesEverySegmentOfAUser: a compaction of all the segments
+// of a user writes one segment with the newest version of each live row,
+// drops superseded versions and tombstones, removes the old files, and
+// every row reads the same before, after, and after a reopen.
+func TestCompactMergesEverySegmentOfAUser(t *testing.T) {
+	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
+		t.Run(string(typ), func(t *testing.T) {
+			e, md, gone, us := compactScenario(t, typ, 5)
+			before := segmentsByUser(t, e)
+			var inRows int64
+			for _, u := range us {
+				require.Len(t, before[u], 5, "user %q: one segment per flush", u)
+				for _, s := range before[u] {
+					inRows += s.Rows
+				}
+			}
+			e.check("items", md, us, gone)
+
+			res, err := e.m.Compact(e.ctx, ns, "items")
+			require.NoError(t, err)
+			assert.Equal(t, 5*len(us), res.Merged)
+			assert.Equal(t, len(us), res.Written)
+			live := 0
+			for _, u := range us {
+				live += len(md[u])
+			}
+			assert.EqualValues(t, live, res.Rows, "one version per live row")
+			assert.EqualValues(t, inRows-int64(live), res.Dropped)
+			require.Len(t, res.Files, len(us))
+
+			after := segmentsByUser(t, e)
+			for _, u := range us {
+				require.Len(t, after[u], 1, "user %q", u)
+				assert.Zero(t, after[u][0].Tombstones, "nothing older is left for a tombstone to hide")
+				assert.Greater(t, after[u][0].ID, before[u][4].ID, "the merged segment is the newest")
+				for _, s := range before[u] {
+					assert.NoFileExists(t, filepath.Join(e.root, filepath.FromSlash(s.Path)))
+				}
+			}
+			e.check("items", md, us, gone)
+			assertFilesMatchManifest(t, e)
+			e.reopen()
+			e.check("items", md, us, gone)
+			assertFilesMatchManifest(t, e)
+
+			// Nothing left to merge.
+			res, err = e.m.Compact(e.ctx, ns, "items")
+			require.NoError(t, err)
+			assert.Zero(t, res.Merged)
+		})
+	}
+}
+
+// TestCompactKeepsTombstonesAboveFullSegments: a segment of MaxSegmentRows
+// versions is never merged again, so a compaction of the small segments
+// after it keeps the tombstones that hide its rows.
+func TestCompactKeepsTombstonesAboveFullSegments(t *testing.T) {
+	e := newEnv(t, func(o *flush.Options) { o.MaxSegmentRows = 10 })
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	md := model{}
+	for id := int64(1); id <= 10; id++ {
+		require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+		md.set("", id, 0)
+	}
+	_, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	for _, id := range []int64{1, 2} {
+		require.NoError(t, s.delete(e.ctx, "", id))
+		md.del("", id)
+	}
+	require.NoError(t, s.insert(e.ctx, "", vals(11, 0)))
+	md.set("", 11, 0)
+	_, err = e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.NoError(t, s.update(e.ctx, "", 3, 1))
+	md.set("", 3, 1)
+	_, err = e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.Len(t, segmentsByUser(t, e)[""], 3)
+
+	res, err := e.m.Compact(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Merged, "the full segment stays")
+	assert.Equal(t, 1, res.Written)
+	segs := segmentsByUser(t, e)[""]
+	require.Len(t, segs, 2)
+	assert.EqualValues(t, 10, segs[0].Rows)
+	assert.EqualValues(t, 2, segs[1].Tombstones, "the deletions of rows 1 and 2 still hide them")
+	assert.EqualValues(t, 4, segs[1].Rows, "two tombstones, row 11 and the new version of row 3")
+	gone := map[string][]int64{"": {1, 2}}
+	e.check("items", md, []string{""}, gone)
+	e.reopen()
+	e.check("items", md, []string{""}, gone)
+	assertFilesMatchManifest(t, e)
+}
+
+// TestScanAcrossACompaction: a scan that began before a compaction reads
+// the old files to its end; they are removed when it closes.
+func TestScanAcrossACompaction(t *testing.T) {
+	e, md, _, _ := compactScenario(t, catalog.SharedTable, 3)
+	old := segmentsByUser(t, e)[""]
+	require.Len(t, old, 3)
+	tbl, err := e.m.Catalog().Table(ns, "items")
+	require.NoError(t, err)
+	cold, err := e.m.ColdSource(tbl)
+	require.NoError(t, err)
+	it, err := cold.Scan(e.ctx, nil, nil, false)
+	require.NoError(t, err)
+	require.True(t, it.Next())
+	seen := map[string]bool{string(it.Key()): !it.Deleted()}
+
+	res, err := e.m.Compact(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Merged)
+	for _, s := range old {
+		assert.FileExists(t, filepath.Join(e.root, filepath.FromSlash(s.Path)), "a reader still holds it")
+	}
+	for it.Next() {
+		seen[string(it.Key())] = !it.Deleted()
+	}
+	require.NoError(t, it.Close())
+	live := 0
+	for _, ok := range seen {
+		if ok {
+			live++
+		}
+	}
+	assert.Equal(t, len(md[""]), live, "the scan read every row from the old files")
+	for _, s := range old {
+		assert.NoFileExists(t, filepath.Join(e.root, filepath.FromSlash(s.Path)), "the last reader is gone")
+	}
+	assertFilesMatchManifest(t, e)
+}
+
+// oldFileRemoval reports whether a fault hit the removal of a merged
+// segment's file: that happens after the commit, so the compaction has
+// succeeded, and the next Open removes the file.
+func oldFileRemoval(where string) bool { return strings.HasPrefix(where, "fs remove ") }
+
+// opsOfCompaction counts the operations of the compaction under test.
+func opsOfCompaction(t *testing.T, typ catalog.TableType) int {
+	e, _, _, _ := compactScenario(t, typ, 3)
+	return countOps(t, e, compactItems)
+}
+
+// TestCompactCrashAtEveryStep crashes the process (backend and files at
+// once) at every operation of a compaction, loses what was not durable,
+// reopens and compares every row; then it compacts again and compares
+// once more. TestCompactFailAtEveryStep fails one operation instead: the
+// compaction reports it, and reads and a retry are unaffected.
+func TestCompactCrashAtEveryStep(t *testing.T) {
+	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
+		t.Run(string(typ), func(t *testing.T) {
+			total := opsOfCompaction(t, typ)
+			require.Greater(t, total, 10, "the compaction has many steps")
+			t.Logf("%d backend and file operations in the compaction", total)
+			for at := 1; at <= total+1; at++ {
+				e, md, gone, us := compactScenario(t, typ, 3)
+				f := faulted(t, e, at, true, compactItems, oldFileRemoval)
+				require.NoError(t, e.fsys.PowerLoss())
+				e.reopen()
+				e.check("items", md, us, gone)
+				assertFilesMatchManifest(t, e)
+
+				require.NoError(t, compactItems(e), "crash at %d (%s)", at, f.where)
+				for _, u := range us {
+					require.Len(t, segmentsByUser(t, e)[u], 1, "crash at %d (%s): user %q", at, f.where, u)
+				}
+				e.check("items", md, us, gone)
+				assertFilesMatchManifest(t, e)
+			}
+		})
+	}
+}
+
+func TestCompactFailAtEveryStep(t *testing.T) {
+	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
+		t.Run(string(typ), func(t *testing.T) {
+			total := opsOfCompaction(t, typ)
+			for at := 1; at <= total+1; at++ {
+				e, md, gone, us := compactScenario(t, typ, 3)
+				f := faulted(t, e, at, false, compactItems, oldFileRemoval)
+				e.check("items", md, us, gone)
+				require.NoError(t, compactItems(e), "fault at %d (%s)", at, f.where)
+				e.check("items", md, us, gone)
+				e.reopen()
+				e.check("items", md, us, gone)
+				assertFilesMatchManifest(t, e)
+			}
+		})
+	}
+}
+
+// TestSchedulerCompacts: a round of the scheduler compacts the users that
+// have CompactSegments small segments, and leaves the others.
+func TestSchedulerCompacts(t *testing.T) {
+	e, md, gone, us := compactScenario(t, catalog.UserTable, 3, func(o *flush.Options) { o.CompactSegments = 4 })
+	res, err := e.m.CheckPolicies(e.ctx)
+	require.NoError(t, err)
+	assert.Zero(t, res.Compacted.Merged, "3 segments per user, below 4")
+
+	s := e.store("items")
+	require.NoError(t, s.insert(e.ctx, us[0], vals(500, 0)))
+	md.set(us[0], 500, 0)
+	_, err = e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	res, err = e.m.CheckPolicies(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 4, res.Compacted.Merged, "only %q has 4", us[0])
+	byUser := segmentsByUser(t, e)
+	assert.Len(t, byUser[us[0]], 1)
+	assert.Len(t, byUser[us[1]], 3)
+	e.check("items", md, us, gone)
+}
+
+func TestCompactErrors(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.m.Compact(e.ctx, ns, "missing")
+	require.ErrorIs(t, err, core.ErrNamespaceNotFound)
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	_, err = e.m.Compact(e.ctx, ns, "missing")
+	require.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = e.m.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "events", Type: catalog.StreamTable,
+		Columns: []catalog.Column{{Name: "x", Type: row.TypeInt64}},
+		Stream:  catalog.StreamOptions{TTL: 3600e9, MaxBuffer: 100}})
+	require.NoError(t, err)
+	_, err = e.m.Compact(e.ctx, ns, "events")
+	require.ErrorIs(t, err, core.ErrWrongTableType)
+	res, err := e.m.Compact(e.ctx, ns, "items")
+	require.NoError(t, err, "an empty table has nothing to compact")
+	assert.Zero(t, res.Merged)
+
+	opts := e.opts
+	opts.FS = e.fsys
+	opts.CompactSegments = 1
+	_, err = flush.Open(e.ctx, e.inner, opts)
+	require.ErrorIs(t, err, core.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "CompactSegments")
+}
