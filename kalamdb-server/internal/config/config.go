@@ -97,6 +97,10 @@ type Flush struct {
 	DefaultIntervalSeconds int `toml:"default_interval_seconds"`
 	// OnShutdown flushes every table's buffer during a graceful shutdown.
 	OnShutdown bool `toml:"on_shutdown"`
+	// CompactSegments merges a user's (or shared table's) small Parquet
+	// segments once it has that many, after a policy flush; 0 never
+	// compacts.
+	CompactSegments int `toml:"compact_segments"`
 }
 
 // Stream is the [stream] section: the defaults of new stream tables.
@@ -160,7 +164,7 @@ func Defaults() *Config {
 			ParquetDir: "./data/parquet",
 			Sections:   map[string]*Section{},
 		},
-		Flush:  Flush{DefaultRows: 10000, DefaultIntervalSeconds: 300, OnShutdown: true},
+		Flush:  Flush{DefaultRows: 10000, DefaultIntervalSeconds: 300, OnShutdown: true, CompactSegments: 8},
 		Stream: Stream{DefaultTTLSeconds: 3600, DefaultMaxBufferRows: 100000, EvictionIntervalSeconds: 10},
 		Log:    Log{Level: "info", Format: "text"},
 	}
@@ -398,6 +402,9 @@ func (c *Config) validate() Errors {
 	}
 	if c.Storage.ParquetDir == "" {
 		add(c.errAt("storage.parquet_dir", "must not be empty"))
+	}
+	if c.Flush.CompactSegments < 0 || c.Flush.CompactSegments == 1 {
+		add(c.errAt("flush.compact_segments", "must be 0 (never compact) or at least 2, got %d", c.Flush.CompactSegments))
 	}
 	if c.Flush.DefaultRows < 1 {
 		add(c.errAt("flush.default_rows", "must be at least 1, got %d", c.Flush.DefaultRows))

@@ -50,6 +50,7 @@ func TestCommittedConfigLoads(t *testing.T) {
 	assert.Equal(t, []string{"path"}, c.Section("rocksdb").Keys())
 	assert.Equal(t, 10000, c.Flush.DefaultRows)
 	assert.Equal(t, 300, c.Flush.DefaultIntervalSeconds)
+	assert.Equal(t, 8, c.Flush.CompactSegments)
 	assert.Equal(t, 3600, c.Stream.DefaultTTLSeconds)
 	assert.Equal(t, 100000, c.Stream.DefaultMaxBufferRows)
 	require.Len(t, c.Auth.Users, 1)
@@ -117,6 +118,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"[server]\nport = 70000\n" + minimal, "server.port", 2, "between 0 and 65535"},
 		{"[server]\nhost = 12\n" + minimal, "server.host", 2, "must be a string, got integer 12"},
 		{"[flush]\ndefault_rows = 0\n" + minimal, "flush.default_rows", 2, "at least 1"},
+		{"[flush]\ncompact_segments = 1\n" + minimal, "flush.compact_segments", 2, "0 (never compact) or at least 2"},
 		{"[log]\nlevel = \"loud\"\n" + minimal, "log.level", 2, `got "loud"`},
 		{"[log]\nformat = \"xml\"\n" + minimal, "log.format", 2, "text or json"},
 		{"[flush]\non_shutdown = \"yes\"\n" + minimal, "flush.on_shutdown", 2, "true or false"},

@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 )
@@ -371,6 +373,41 @@ func TestFlushPolicyByRows(t *testing.T) {
 	rec = do(t, h, "GET", "/v1/namespaces/app/tables/m", "")
 	assert.Contains(t, rec.Body.String(), `"buffered_rows":0`)
 	assert.Contains(t, rec.Body.String(), `"segments":1`)
+}
+
+// After a policy flush, a table with [flush] compact_segments small
+// segments is compacted into one.
+func TestPolicyFlushesAreCompacted(t *testing.T) {
+	cfg := rocksConfig(t, t.TempDir(), t.TempDir())
+	cfg.Flush.CompactSegments = 2
+	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	h := s.Handler()
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+	rec := do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"}],"primary_key":"id","flush":{"rows":2,"interval_seconds":0}}`)
+	require.Equal(t, 201, rec.Code, rec.Body.String())
+	tbl, err := s.db.Catalog().Table("app", "m")
+	require.NoError(t, err)
+	segments := func() []flush.Segment {
+		segs, err := s.flush.Segments("app", "m")
+		require.NoError(t, err)
+		return segs
+	}
+
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":1},{"id":2}]}`).Code)
+	waitFor(t, func() bool { return s.flushState(tbl).writes.Load() == 0 })
+	require.Len(t, segments(), 1, "one segment: nothing to compact")
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":3},{"id":4}]}`).Code)
+	waitFor(t, func() bool {
+		segs := segments()
+		return len(segs) == 1 && segs[0].Rows == 4
+	})
+	rec = do(t, h, "GET", "/v1/namespaces/app/tables/m/rows", "")
+	require.Equal(t, 200, rec.Code)
+	for _, id := range []string{`"id":1`, `"id":2`, `"id":3`, `"id":4`} {
+		assert.Contains(t, rec.Body.String(), id)
+	}
 }
 
 func TestSeedCountsTheBufferAfterARestart(t *testing.T) {

@@ -26,7 +26,11 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	if err != nil {
 		return err
 	}
-	m, err := flush.Open(ctx, s.backend, flush.Options{Dir: dir})
+	compact := s.cfg.Flush.CompactSegments
+	if compact == 0 {
+		compact = -1 // never
+	}
+	m, err := flush.Open(ctx, s.backend, flush.Options{Dir: dir, CompactSegments: compact})
 	if err != nil {
 		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
 	}
@@ -181,6 +185,21 @@ func (s *Server) flushTable(ctx context.Context, t *catalog.Table, trigger strin
 	return res, nil
 }
 
+// compactTable merges t's small segments when [flush] compact_segments
+// says so (flush.Manager.CompactDue).
+func (s *Server) compactTable(ctx context.Context, t *catalog.Table) {
+	start := time.Now()
+	res, err := s.flush.CompactDue(ctx, t.Namespace, t.Name)
+	if err != nil {
+		s.log.Warn("compaction failed", "table", t.FullName(), "err", err)
+		return
+	}
+	if res.Merged > 0 {
+		s.log.Info("compacted", "table", t.FullName(), "merged", res.Merged, "written", res.Written,
+			"rows", res.Rows, "dropped", res.Dropped, "duration", time.Since(start))
+	}
+}
+
 // due reports whether t's flush policy asks for a flush: its row limit of
 // versions was written since the last flush, or its interval has passed
 // since the last flush and something was written.
@@ -220,7 +239,9 @@ func (s *Server) runFlushPolicies(interval time.Duration, stop <-chan struct{}, 
 			default:
 			}
 			if t.Type != catalog.StreamTable && s.due(t) {
-				_, _ = s.flushTable(context.Background(), t, "policy")
+				if _, err := s.flushTable(context.Background(), t, "policy"); err == nil {
+					s.compactTable(context.Background(), t)
+				}
 			}
 		}
 	}
