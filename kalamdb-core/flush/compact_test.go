@@ -1,6 +1,8 @@
 package flush_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -294,4 +296,72 @@ func TestCompactErrors(t *testing.T) {
 	_, err = flush.Open(e.ctx, e.inner, opts)
 	require.ErrorIs(t, err, core.ErrInvalidArgument)
 	assert.ErrorContains(t, err, "CompactSegments")
+}
+
+// TestRandomFlushesAndCompactions runs random inserts, updates and deletes
+// of a few keys per user, with flushes, compactions (explicit and by the
+// scheduler), and reopens at random points, small segments (7 versions) so
+// that full segments and tails mix, and compares every row with a model
+// after each of those steps.
+func TestRandomFlushesAndCompactions(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			e, s, us := itemsTable(t, catalog.UserTable, func(o *flush.Options) {
+				o.MaxSegmentRows = 7
+				o.CompactSegments = 3
+			})
+			md := model{}
+			gone := map[string][]int64{}
+			gen := 0
+			steps := map[string]int{}
+			for op := range 400 {
+				u := us[rng.IntN(len(us))]
+				id := int64(rng.IntN(25))
+				_, live := md[u][id]
+				gen++
+				switch {
+				case !live:
+					require.NoError(t, s.insert(e.ctx, u, vals(id, gen)))
+					md.set(u, id, gen)
+				case rng.IntN(3) == 0:
+					require.NoError(t, s.delete(e.ctx, u, id))
+					md.del(u, id)
+					gone[u] = append(gone[u], id)
+				default:
+					require.NoError(t, s.update(e.ctx, u, id, gen))
+					md.set(u, id, gen)
+				}
+				if op%10 != 9 {
+					continue
+				}
+				var step string
+				switch r := rng.IntN(10); {
+				case r < 4:
+					step = "flush"
+					require.NoError(t, flushItems(e))
+				case r < 6:
+					step = "compact"
+					require.NoError(t, compactItems(e))
+				case r < 8:
+					step = "scheduler"
+					_, err := e.m.CheckPolicies(e.ctx)
+					require.NoError(t, err)
+				default:
+					step = "reopen"
+					e.reopen()
+					s = e.store("items")
+				}
+				steps[step]++
+				e.check("items", md, us, gone)
+			}
+			require.NoError(t, flushItems(e))
+			require.NoError(t, compactItems(e))
+			e.check("items", md, us, gone)
+			e.reopen()
+			e.check("items", md, us, gone)
+			assertFilesMatchManifest(t, e)
+			t.Logf("steps: %v", steps)
+		})
+	}
 }
