@@ -76,7 +76,15 @@ type Server struct {
 	// ShutdownTimeoutSeconds is how long a graceful shutdown waits for
 	// requests in flight before closing their connections.
 	ShutdownTimeoutSeconds int `toml:"shutdown_timeout_seconds"`
+	// TLSCertFile and TLSKeyFile, both set, make the server speak HTTPS
+	// (TLS 1.2 and later) with that certificate chain and private key, in
+	// PEM files; both empty (the default) serve plain HTTP.
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
 }
+
+// TLS reports whether the server is configured for HTTPS.
+func (s Server) TLS() bool { return s.TLSCertFile != "" }
 
 // Storage is the [storage] section. Its sub-tables, [storage.<backend>], are
 // the backends' own settings and are kept in Sections.
@@ -402,6 +410,13 @@ func (c *Config) validate() Errors {
 	}
 	if c.Storage.ParquetDir == "" {
 		add(c.errAt("storage.parquet_dir", "must not be empty"))
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		key, other := "server.tls_key_file", "server.tls_cert_file"
+		if c.Server.TLSKeyFile != "" {
+			key, other = other, key
+		}
+		add(c.errAt(key, "must be set with %s (both for HTTPS, neither for HTTP)", other))
 	}
 	if c.Flush.CompactSegments < 0 || c.Flush.CompactSegments == 1 {
 		add(c.errAt("flush.compact_segments", "must be 0 (never compact) or at least 2, got %d", c.Flush.CompactSegments))

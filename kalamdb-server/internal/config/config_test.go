@@ -119,6 +119,8 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"[server]\nhost = 12\n" + minimal, "server.host", 2, "must be a string, got integer 12"},
 		{"[flush]\ndefault_rows = 0\n" + minimal, "flush.default_rows", 2, "at least 1"},
 		{"[flush]\ncompact_segments = 1\n" + minimal, "flush.compact_segments", 2, "0 (never compact) or at least 2"},
+		{"[server]\ntls_cert_file = \"c.pem\"\n" + minimal, "server.tls_key_file", 0, "must be set with server.tls_cert_file"},
+		{"[server]\ntls_key_file = \"k.pem\"\n" + minimal, "server.tls_cert_file", 0, "must be set with server.tls_key_file"},
 		{"[log]\nlevel = \"loud\"\n" + minimal, "log.level", 2, `got "loud"`},
 		{"[log]\nformat = \"xml\"\n" + minimal, "log.format", 2, "text or json"},
 		{"[flush]\non_shutdown = \"yes\"\n" + minimal, "flush.on_shutdown", 2, "true or false"},

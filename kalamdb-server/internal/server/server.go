@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -183,6 +184,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := loadTLS(cfg.Server)
+	if err != nil {
+		return nil, err
+	}
 	raw, err := reg.Open(ctx, canonical, backendSection(cfg, canonical))
 	if err != nil {
 		return nil, err
@@ -233,8 +238,22 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeoutSeconds) * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
 	return s, nil
+}
+
+// loadTLS loads the certificate of server.tls_cert_file and
+// server.tls_key_file; nil without them (plain HTTP).
+func loadTLS(c config.Server) (*tls.Config, error) {
+	if !c.TLS() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls_cert_file %q, server.tls_key_file %q: loading the certificate: %w", c.TLSCertFile, c.TLSKeyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func warnNotDurable(log *slog.Logger, name string) {
@@ -258,13 +277,18 @@ func (s *Server) Listen() (net.Addr, error) {
 	return ln.Addr(), nil
 }
 
-// Serve serves HTTP on the listener until Shutdown; it returns nil after a
-// graceful shutdown.
+// Serve serves HTTP (HTTPS with server.tls_cert_file) on the listener until
+// Shutdown; it returns nil after a graceful shutdown.
 func (s *Server) Serve() error {
 	if s.ln == nil {
 		return errors.New("server: Serve before Listen")
 	}
-	err := s.http.Serve(s.ln)
+	var err error
+	if s.http.TLSConfig != nil {
+		err = s.http.ServeTLS(s.ln, "", "")
+	} else {
+		err = s.http.Serve(s.ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -328,7 +352,12 @@ func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit fu
 	if id, ok := s.cfg.UsesExampleToken(); ok {
 		log.Warn("user still has the example token from the committed config.toml; the server only allows this on a loopback address", "user", id)
 	}
-	log.Info("kalamdb-server listening", "addr", s.ln.Addr().String(), "backend", s.name, "users", len(s.cfg.Auth.Users))
+	scheme := "http"
+	if s.cfg.Server.TLS() {
+		scheme = "https"
+	}
+	addr := s.ln.Addr().String()
+	log.Info("kalamdb-server listening", "addr", addr, "url", scheme+"://"+addr, "backend", s.name, "users", len(s.cfg.Auth.Users))
 
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()

@@ -3,8 +3,17 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -428,4 +437,66 @@ func TestSeedCountsTheBufferAfterARestart(t *testing.T) {
 	tbl, err := s.db.Catalog().Table("app", "m")
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), s.flushState(tbl).writes.Load(), "the buffered rows are counted at start")
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key,
+// and returns their paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "kalamdb test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+	return certFile, keyFile, pool
+}
+
+// With server.tls_cert_file and server.tls_key_file the server speaks
+// HTTPS only: a client that trusts the certificate is served, a plain
+// HTTP request is refused.
+func TestServesHTTPS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	doc := strings.Replace(memoryConfig, "port = 0\n", fmt.Sprintf("port = 0\ntls_cert_file = %q\ntls_key_file = %q\n", certFile, keyFile), 1)
+	r := startServer(t, doc)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := client.Get("https://" + r.addr + "/healthz")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.NotNil(t, resp.TLS)
+	assert.Contains(t, r.logs.String(), "url=https://"+r.addr)
+
+	resp, err = http.Get("http://" + r.addr + "/healthz")
+	if err == nil {
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "plain HTTP to the HTTPS port")
+	}
+
+	// A missing or mismatched key pair fails at Open, naming the keys.
+	other, _, _ := selfSigned(t)
+	for _, c := range [][2]string{{certFile, filepath.Join(t.TempDir(), "missing.pem")}, {other, keyFile}} {
+		doc := strings.Replace(memoryConfig, "port = 0\n", fmt.Sprintf("port = 0\ntls_cert_file = %q\ntls_key_file = %q\n", c[0], c[1]), 1)
+		_, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.DiscardHandler), backends.Registry())
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "server.tls_cert_file")
+		assert.Contains(t, err.Error(), "loading the certificate")
+	}
 }
