@@ -211,6 +211,7 @@ func TestStreamTables(t *testing.T) {
 		r = in.call("GET", path+"/1", aliceToken, nil)
 		assert.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
 		expect(t, in.call("POST", "/v1/namespaces/app/tables/events/flush", adminToken, nil), http.StatusBadRequest, "WRONG_TABLE_TYPE")
+		expect(t, in.call("POST", "/v1/namespaces/app/tables/events/compact", adminToken, nil), http.StatusBadRequest, "WRONG_TABLE_TYPE")
 	})
 }
 
@@ -236,6 +237,7 @@ func TestBadInputOverHTTP(t *testing.T) {
 	expect(t, in.call("POST", tables, aliceToken, messagesDef), http.StatusForbidden, "FORBIDDEN")
 	expect(t, in.call("DELETE", tables+"/messages", bobToken, nil), http.StatusForbidden, "FORBIDDEN")
 	expect(t, in.call("POST", tables+"/messages/flush", aliceToken, nil), http.StatusForbidden, "FORBIDDEN")
+	expect(t, in.call("POST", tables+"/messages/compact", aliceToken, nil), http.StatusForbidden, "FORBIDDEN")
 
 	// 404s.
 	expect(t, in.call("GET", "/v1/namespaces/nope/tables", aliceToken, nil), http.StatusNotFound, "NAMESPACE_NOT_FOUND")
@@ -356,6 +358,22 @@ func TestFlushThenReadBack(t *testing.T) {
 
 		r = expect(t, in.call("GET", "/v1/namespaces/app/tables/messages", adminToken, nil), http.StatusOK, "")
 		assert.GreaterOrEqual(t, r.Body["segments"], 1.0)
+
+		// A second flush, then a major compaction: alice's two segments
+		// become one without the old version of 5, nor row 6 and its
+		// tombstone; every read is the same.
+		expect(t, in.call("POST", "/v1/namespaces/app/tables/messages/flush", adminToken, nil), http.StatusOK, "")
+		r = expect(t, in.call("POST", "/v1/namespaces/app/tables/messages/compact", adminToken, nil), http.StatusOK, "")
+		assert.Equal(t, 2.0, r.Body["segments_merged"], "alice's two segments; bob has one without tombstones")
+		assert.Equal(t, 1.0, r.Body["segments_written"])
+		assert.Equal(t, 30.0, r.Body["rows"])
+		assert.Equal(t, 3.0, r.Body["versions_dropped"], "row 5's first version, row 6 and its tombstone")
+		assert.Equal(t, want, ids(listAll(t, in, rowsPath, aliceToken, 8)), "the same rows after the compaction")
+		r = expect(t, in.call("GET", rowsPath+"/5", aliceToken, nil), http.StatusOK, "")
+		assert.Equal(t, "changed after flush", r.Body["body"])
+		expect(t, in.call("GET", rowsPath+"/6", aliceToken, nil), http.StatusNotFound, "ROW_NOT_FOUND")
+		expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(12, "dup")}}), http.StatusConflict, "DUPLICATE_KEY")
+		assert.Equal(t, []int{1}, ids(listAll(t, in, rowsPath, bobToken, 8)))
 
 		if b.durable {
 			in.stop()

@@ -49,14 +49,37 @@ func (r *CompactResult) add(o CompactResult) {
 // last such reader is done. A crash at any step leaves either the old
 // segments or the new ones (see ADR-008).
 func (m *Manager) Compact(ctx context.Context, ns, name string) (CompactResult, error) {
-	t, err := m.db.Catalog().Table(ns, name)
+	tr, err := m.segmentedTier(ns, name)
 	if err != nil {
 		return CompactResult{}, err
 	}
-	if t.Type == catalog.StreamTable {
-		return CompactResult{}, fmt.Errorf("%w: %s is a stream table; stream tables have no segments", core.ErrWrongTableType, t.FullName())
+	return m.compactTable(ctx, tr, 2, false)
+}
+
+// segmentedTier returns the cold tier of user or shared table ns.name.
+func (m *Manager) segmentedTier(ns, name string) (*tier, error) {
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return nil, err
 	}
-	return m.compactTable(ctx, m.tier(t), 2)
+	if t.Type == catalog.StreamTable {
+		return nil, fmt.Errorf("%w: %s is a stream table; stream tables have no segments", core.ErrWrongTableType, t.FullName())
+	}
+	return m.tier(t), nil
+}
+
+// CompactAll is a major compaction of table ns.name: for every user (or the
+// shared table) it merges all segments, full ones included, into as few as
+// MaxSegmentRows allows, dropping every version that a newer one replaced
+// and every tombstone. A user with a single segment is rewritten only when
+// that segment holds tombstones. It rewrites all of the table's cold data:
+// run it to reclaim space after many updates or deletes, not routinely.
+func (m *Manager) CompactAll(ctx context.Context, ns, name string) (CompactResult, error) {
+	tr, err := m.segmentedTier(ns, name)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	return m.compactTable(ctx, tr, 2, true)
 }
 
 // CompactDue compacts the users of table ns.name (or the shared table)
@@ -75,19 +98,21 @@ func (m *Manager) CompactDue(ctx context.Context, ns, name string) (CompactResul
 	if t.Type == catalog.StreamTable {
 		return CompactResult{}, nil
 	}
-	return m.compactTable(ctx, m.tier(t), m.opts.CompactSegments)
+	return m.compactTable(ctx, m.tier(t), m.opts.CompactSegments, false)
 }
 
 // compactTable compacts every user of tr that has at least atLeast small
-// segments at the end of its list.
-func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int) (CompactResult, error) {
+// segments at the end of its list; with major, every user with at least
+// atLeast segments, or one segment that holds tombstones, merging all of
+// them.
+func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major bool) (CompactResult, error) {
 	tr.flushMu.Lock()
 	defer tr.flushMu.Unlock()
 	tr.mu.RLock()
 	dropped := tr.dropped
 	var users []string
 	for u, segs := range tr.users {
-		if len(m.compactable(segs)) >= atLeast {
+		if len(m.merged(segs, major)) >= atLeast || (major && len(segs) == 1 && segs[0].Tombstones > 0) {
 			users = append(users, u)
 		}
 	}
@@ -98,13 +123,22 @@ func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int) (Comp
 	}
 	slices.Sort(users)
 	for _, u := range users {
-		res, err := m.compactUser(ctx, tr, u)
+		res, err := m.compactUser(ctx, tr, u, major)
 		total.add(res)
 		if err != nil {
 			return total, err
 		}
 	}
 	return total, nil
+}
+
+// merged returns the segments of segs that a compaction merges: all of
+// them in a major one, else the compactable ones.
+func (m *Manager) merged(segs []*segFile, major bool) []*segFile {
+	if major {
+		return segs
+	}
+	return m.compactable(segs)
 }
 
 // compactable returns the suffix of segs (ascending segment id) whose
@@ -119,13 +153,14 @@ func (m *Manager) compactable(segs []*segFile) []*segFile {
 	return segs[i:]
 }
 
-// compactUser merges the compactable segments of user. The caller holds
-// tr.flushMu, so the user's list changes under it only by reads.
-func (m *Manager) compactUser(ctx context.Context, tr *tier, user string) (CompactResult, error) {
+// compactUser merges the compactable segments of user (all of them when
+// major). The caller holds tr.flushMu, so the user's list changes under it
+// only by reads.
+func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major bool) (CompactResult, error) {
 	t := tr.t
 	all := tr.segments(user)
-	in := m.compactable(all)
-	if len(in) < 2 {
+	in := m.merged(all, major)
+	if len(in) < 2 && !(major && len(in) == 1 && in[0].Tombstones > 0) {
 		return CompactResult{}, nil
 	}
 	// Tombstones hide older versions; when every segment of the user is

@@ -299,8 +299,8 @@ func TestCompactErrors(t *testing.T) {
 }
 
 // TestRandomFlushesAndCompactions runs random inserts, updates and deletes
-// of a few keys per user, with flushes, compactions (explicit and by the
-// scheduler), and reopens at random points, small segments (7 versions) so
+// of a few keys per user, with flushes, compactions (minor, major and by
+// the scheduler), and reopens at random points, small segments (7 versions) so
 // that full segments and tails mix, and compares every row with a model
 // after each of those steps.
 func TestRandomFlushesAndCompactions(t *testing.T) {
@@ -340,9 +340,13 @@ func TestRandomFlushesAndCompactions(t *testing.T) {
 				case r < 4:
 					step = "flush"
 					require.NoError(t, flushItems(e))
-				case r < 6:
+				case r < 5:
 					step = "compact"
 					require.NoError(t, compactItems(e))
+				case r < 6:
+					step = "major"
+					_, err := e.m.CompactAll(e.ctx, ns, "items")
+					require.NoError(t, err)
 				case r < 8:
 					step = "scheduler"
 					_, err := e.m.CheckPolicies(e.ctx)
@@ -363,5 +367,75 @@ func TestRandomFlushesAndCompactions(t *testing.T) {
 			assertFilesMatchManifest(t, e)
 			t.Logf("steps: %v", steps)
 		})
+	}
+}
+
+// TestCompactAllMergesFullSegments: a major compaction merges full
+// segments too, drops every superseded version and tombstone, and leaves a
+// user with as few segments as MaxSegmentRows allows; then it has nothing
+// left to do.
+func TestCompactAllMergesFullSegments(t *testing.T) {
+	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
+		t.Run(string(typ), func(t *testing.T) {
+			e, md, gone, us := compactScenario(t, typ, 5, func(o *flush.Options) { o.MaxSegmentRows = 8 })
+			res, err := e.m.Compact(e.ctx, ns, "items")
+			require.NoError(t, err)
+			require.Zero(t, res.Merged, "every flush wrote a full segment of 8 versions before its small one: nothing for a minor compaction")
+			before := 0
+			for _, u := range us {
+				before += len(segmentsByUser(t, e)[u])
+			}
+			require.Greater(t, before, 5*len(us), "more than one segment per flush")
+
+			res, err = e.m.CompactAll(e.ctx, ns, "items")
+			require.NoError(t, err)
+			assert.Equal(t, before, res.Merged)
+			for _, u := range us {
+				segs := segmentsByUser(t, e)[u]
+				var rows, tombs int64
+				for _, s := range segs {
+					rows += s.Rows
+					tombs += s.Tombstones
+				}
+				assert.EqualValues(t, len(md[u]), rows, "user %q: one version per live row", u)
+				assert.Zero(t, tombs)
+				assert.Len(t, segs, (len(md[u])+7)/8, "user %q: full segments of 8", u)
+			}
+			e.check("items", md, us, gone)
+			assertFilesMatchManifest(t, e)
+			e.reopen()
+			e.check("items", md, us, gone)
+
+			res, err = e.m.CompactAll(e.ctx, ns, "items")
+			require.NoError(t, err)
+			if typ == catalog.SharedTable {
+				assert.Equal(t, len(segmentsByUser(t, e)[""]), res.Merged, "full segments without tombstones are merged again only together")
+			}
+			e.check("items", md, us, gone)
+			assertFilesMatchManifest(t, e)
+		})
+	}
+}
+
+// TestCompactAllCrashAtEveryStep is TestCompactCrashAtEveryStep for a
+// major compaction.
+func TestCompactAllCrashAtEveryStep(t *testing.T) {
+	full := func(o *flush.Options) { o.MaxSegmentRows = 8 }
+	compactAll := func(e *env) error {
+		_, err := e.m.CompactAll(e.ctx, ns, "items")
+		return err
+	}
+	e, _, _, _ := compactScenario(t, catalog.SharedTable, 3, full)
+	total := countOps(t, e, compactAll)
+	for at := 1; at <= total+1; at++ {
+		e, md, gone, us := compactScenario(t, catalog.SharedTable, 3, full)
+		f := faulted(t, e, at, true, compactAll, oldFileRemoval)
+		require.NoError(t, e.fsys.PowerLoss())
+		e.reopen()
+		e.check("items", md, us, gone)
+		assertFilesMatchManifest(t, e)
+		require.NoError(t, compactAll(e), "crash at %d (%s)", at, f.where)
+		e.check("items", md, us, gone)
+		assertFilesMatchManifest(t, e)
 	}
 }

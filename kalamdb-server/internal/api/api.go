@@ -57,6 +57,9 @@ type Options struct {
 	// Flush serves POST …/tables/{t}/flush for a user or shared table; nil
 	// answers 501.
 	Flush func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error
+	// Compact serves POST …/tables/{t}/compact for a user or shared table;
+	// nil answers 501.
+	Compact func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error
 	// Defaults are the policies of tables created without them.
 	Defaults Defaults
 	// Stats reports the buffered rows and segments of a table, as the
@@ -125,6 +128,7 @@ func New(opts Options) *API {
 			a.route("PATCH /v1/namespaces/{ns}/tables/{t}/rows/{pk}", authenticated, a.patchRow)
 			a.route("DELETE /v1/namespaces/{ns}/tables/{t}/rows/{pk}", authenticated, a.deleteRow)
 			a.route("POST /v1/namespaces/{ns}/tables/{t}/flush", adminOnly, a.flushTable)
+			a.route("POST /v1/namespaces/{ns}/tables/{t}/compact", adminOnly, a.compactTable)
 		}
 	}
 	a.mux.HandleFunc("/", a.noRoute)

@@ -353,20 +353,32 @@ func (a *API) deleteRow(w http.ResponseWriter, r *http.Request, p auth.Principal
 	return nil
 }
 
-// flushTable answers POST …/flush until flushing to Parquet exists.
-func (a *API) flushTable(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+// flushTable answers POST …/flush.
+func (a *API) flushTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	return a.coldTier(w, r, a.opts.Flush, "flushing to Parquet")
+}
+
+// compactTable answers POST …/compact: a major compaction of the table's
+// Parquet segments.
+func (a *API) compactTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	return a.coldTier(w, r, a.opts.Compact, "compacting Parquet segments")
+}
+
+// coldTier serves an operation on the cold tier of a user or shared table
+// with serve, or answers 501 when the server has none.
+func (a *API) coldTier(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, *http.Request, *catalog.Table) error, what string) error {
 	t, err := a.tableOf(r)
 	if err != nil {
 		return err
 	}
 	if t.Type == catalog.StreamTable {
-		return fmt.Errorf("%w: %s is a stream table; streams are never flushed", core.ErrWrongTableType, t.FullName())
+		return fmt.Errorf("%w: %s is a stream table; streams are never flushed and have no segments", core.ErrWrongTableType, t.FullName())
 	}
-	if a.opts.Flush != nil {
-		return a.opts.Flush(w, r, t)
+	if serve != nil {
+		return serve(w, r, t)
 	}
 	return &Error{Status: http.StatusNotImplemented, Code: CodeNotImplemented,
-		Message: "flushing to Parquet is not implemented yet: rows stay in the storage backend"}
+		Message: what + " needs the Parquet cold tier, which this server does not have: rows stay in the storage backend"}
 }
 
 // parseKey reads a primary-key value of t from its text form, as it appears

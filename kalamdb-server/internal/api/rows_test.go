@@ -211,3 +211,17 @@ func TestRowErrorsNameRowAndColumn(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, r.status, "int32 overflow is refused")
 	assert.Empty(t, f.pageAll(t, path, userToken, 10), "nothing was written")
 }
+
+// Without a cold tier (no Flush and Compact options), flushing and
+// compacting answer 501 with a message saying why.
+func TestFlushAndCompactWithoutColdTier(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"}],"primary_key":"id"}`)
+	for _, op := range []string{"flush", "compact"} {
+		r := f.do(t, "POST", "/v1/namespaces/app/tables/m/"+op, adminToken, "", nil)
+		assert.Equal(t, http.StatusNotImplemented, r.status, op)
+		assert.Contains(t, string(r.body), "NOT_IMPLEMENTED", op)
+		r = f.do(t, "POST", "/v1/namespaces/app/tables/m/"+op, userToken, "", nil)
+		assert.Equal(t, http.StatusForbidden, r.status, op)
+	}
+}

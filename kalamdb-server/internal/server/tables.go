@@ -87,6 +87,24 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		api.WriteJSON(w, http.StatusOK, map[string]any{"rows_flushed": res.Rows, "files": files})
 		return nil
 	}
+	opts.Compact = func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error {
+		start := time.Now()
+		res, err := s.flush.CompactAll(r.Context(), t.Namespace, t.Name)
+		if err != nil {
+			return err
+		}
+		if res.Merged > 0 {
+			s.log.Info("compacted (major)", "table", t.FullName(), "merged", res.Merged, "written", res.Written,
+				"rows", res.Rows, "dropped", res.Dropped, "duration", time.Since(start))
+		}
+		files := res.Files
+		if files == nil {
+			files = []string{}
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{"segments_merged": res.Merged, "segments_written": res.Written,
+			"rows": res.Rows, "versions_dropped": res.Dropped, "files": files})
+		return nil
+	}
 	s.metrics.BufferedRows(s.totalBufferedRows)
 	all, _ := s.db.Catalog().Tables("")
 	s.log.Info("tables open", "namespaces", len(s.db.Catalog().Namespaces()), "tables", len(all), "parquet_dir", dir)
