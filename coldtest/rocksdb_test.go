@@ -52,7 +52,7 @@ func BenchmarkColdTierOnRocksDB(b *testing.B) {
 // TestFlushSurvivesRestartOnRocksDB flushes, changes cold rows, flushes
 // again, closes RocksDB and opens it again: every row reads back from the
 // segments, the deleted one stays deleted, and a cold key is still a
-// duplicate.
+// duplicate; then it compacts the segments and restarts once more.
 func TestFlushSurvivesRestartOnRocksDB(t *testing.T) {
 	ctx := context.Background()
 	dbDir, parquet := t.TempDir(), t.TempDir()
@@ -96,10 +96,45 @@ func TestFlushSurvivesRestartOnRocksDB(t *testing.T) {
 	assert.ErrorIs(t, err, core.ErrRowNotFound)
 	_, err = s.Insert(ctx, "alice", flushtest.Row(9))
 	assert.ErrorIs(t, err, core.ErrDuplicateKey)
-	page, err := s.Scan(ctx, "alice", tables.ScanOptions{Start: row.Int64(6), Limit: 3})
+	check := func(what string) {
+		t.Helper()
+		page, err := s.Scan(ctx, "alice", tables.ScanOptions{Start: row.Int64(6), Limit: 3})
+		require.NoError(t, err, what)
+		require.Len(t, page.Rows, 3, what)
+		assert.EqualValues(t, []int64{6, 7, 9}, []int64{page.Rows[0].Values[0].Int64(), page.Rows[1].Values[0].Int64(), page.Rows[2].Values[0].Int64()}, what)
+		n, err := s.Count(ctx, "alice")
+		require.NoError(t, err, what)
+		assert.EqualValues(t, 499, n, what)
+		r, err := s.Get(ctx, "alice", row.Int64(7))
+		require.NoError(t, err, what)
+		assert.Equal(t, "seven", r.Values[1].Str(), what)
+		_, err = s.Get(ctx, "alice", row.Int64(8))
+		assert.ErrorIs(t, err, core.ErrRowNotFound, what)
+	}
+	check("after the restart")
+
+	// Both segments merge into one, without row 8, its tombstone, or the
+	// first version of row 7, and the rows read the same, also after
+	// another restart.
+	cres, err := m.Compact(ctx, "app", "items")
 	require.NoError(t, err)
-	require.Len(t, page.Rows, 3)
-	assert.EqualValues(t, []int64{6, 7, 9}, []int64{page.Rows[0].Values[0].Int64(), page.Rows[1].Values[0].Int64(), page.Rows[2].Values[0].Int64()})
+	assert.Equal(t, 2, cres.Merged)
+	assert.EqualValues(t, 499, cres.Rows)
+	assert.EqualValues(t, 3, cres.Dropped)
+	check("after the compaction")
+	_, err = m.Close(ctx)
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	b2 := openRocks(t, dbDir)
+	defer b2.Close()
+	m, err = flush.Open(ctx, b2, flush.Options{Dir: parquet})
+	require.NoError(t, err)
+	s, err = m.DB().User(ctx, "app", "items")
+	require.NoError(t, err)
+	check("after the compaction and a restart")
+	segs, err := m.Segments("app", "items")
+	require.NoError(t, err)
+	assert.Len(t, segs, 1)
 	_, err = m.Close(ctx)
 	require.NoError(t, err)
 }
