@@ -43,7 +43,9 @@ func (r *CompactResult) add(o CompactResult) {
 
 // Compact merges, for every user of table ns.name (or the shared table),
 // the newest segments smaller than MaxSegmentRows, when there are at least
-// two, into as few segments as MaxSegmentRows allows. Reads go on during a
+// two, into as few segments as MaxSegmentRows allows; a user whose segment
+// versions are a quarter or more tombstones has all of its segments merged,
+// as CompactAll does. Reads go on during a
 // compaction and see the same rows before and after it; a reader that
 // started before it keeps reading the old files, which are removed when the
 // last such reader is done. A crash at any step leaves either the old
@@ -84,7 +86,9 @@ func (m *Manager) CompactAll(ctx context.Context, ns, name string) (CompactResul
 
 // CompactDue compacts the users of table ns.name (or the shared table)
 // that have Options.CompactSegments small segments or more at the end of
-// their list, as a round of the scheduler does after its flushes; with a
+// their list, or whose versions are a quarter or more tombstones (those
+// have all their segments merged), as a round of the scheduler does after
+// its flushes; with a
 // negative CompactSegments it does nothing. Servers that run their own
 // flush policies call it after each flush.
 func (m *Manager) CompactDue(ctx context.Context, ns, name string) (CompactResult, error) {
@@ -111,8 +115,15 @@ func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major
 	tr.mu.RLock()
 	dropped := tr.dropped
 	var users []string
+	majors := map[string]bool{}
 	for u, segs := range tr.users {
-		if len(m.merged(segs, major)) >= atLeast || (major && len(segs) == 1 && segs[0].Tombstones > 0) {
+		switch {
+		case major || manyTombstones(segs):
+			if len(segs) >= 2 || (len(segs) == 1 && segs[0].Tombstones > 0) {
+				users = append(users, u)
+				majors[u] = true
+			}
+		case len(m.compactable(segs)) >= atLeast:
 			users = append(users, u)
 		}
 	}
@@ -123,13 +134,31 @@ func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major
 	}
 	slices.Sort(users)
 	for _, u := range users {
-		res, err := m.compactUser(ctx, tr, u, major)
+		res, err := m.compactUser(ctx, tr, u, majors[u])
 		total.add(res)
 		if err != nil {
 			return total, err
 		}
 	}
 	return total, nil
+}
+
+// tombstoneShare sets the share of tombstones among a user's segment
+// versions at which a compaction (Compact, CompactDue, the scheduler)
+// merges all of the user's segments, full ones included: the tombstones of
+// mass deletions would otherwise stay in full segments, which the merging
+// of small segments never touches.
+const tombstoneShare = 4 // one version in four
+
+// manyTombstones reports whether at least one version of segs in
+// tombstoneShare is a tombstone.
+func manyTombstones(segs []*segFile) bool {
+	var rows, tombs int64
+	for _, f := range segs {
+		rows += f.Rows
+		tombs += f.Tombstones
+	}
+	return tombs > 0 && tombs*tombstoneShare >= rows
 }
 
 // merged returns the segments of segs that a compaction merges: all of

@@ -439,3 +439,51 @@ func TestCompactAllCrashAtEveryStep(t *testing.T) {
 		assertFilesMatchManifest(t, e)
 	}
 }
+
+// TestManyDeletionsTriggerAMajorCompaction: once a quarter of a user's
+// segment versions are tombstones, CompactDue merges all of its segments,
+// full ones included, and the tombstones go; below that, full segments
+// are left alone.
+func TestManyDeletionsTriggerAMajorCompaction(t *testing.T) {
+	e, s, _ := itemsTable(t, catalog.SharedTable, func(o *flush.Options) {
+		o.MaxSegmentRows = 10
+		o.CompactSegments = 2
+	})
+	md := model{}
+	for id := int64(1); id <= 20; id++ {
+		require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+		md.set("", id, 0)
+	}
+	require.NoError(t, flushItems(e))
+	deleteFlush := func(ids ...int64) {
+		for _, id := range ids {
+			require.NoError(t, s.delete(e.ctx, "", id))
+			md.del("", id)
+		}
+		require.NoError(t, flushItems(e))
+	}
+	deleteFlush(1, 2) // 2 tombstones of 22 versions
+	res, err := e.m.CompactDue(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.Zero(t, res.Merged, "one small segment after two full ones: nothing to do")
+
+	deleteFlush(3, 4, 5, 6, 7, 8) // 8 tombstones of 28 versions
+	res, err = e.m.CompactDue(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.Equal(t, 4, res.Merged, "every segment, the full ones too")
+	assert.EqualValues(t, 12, res.Rows)
+	assert.EqualValues(t, 16, res.Dropped, "8 deleted rows and their 8 tombstones")
+	var tombs int64
+	for _, seg := range segmentsByUser(t, e)[""] {
+		tombs += seg.Tombstones
+	}
+	assert.Zero(t, tombs)
+	gone := map[string][]int64{"": {1, 2, 3, 4, 5, 6, 7, 8}}
+	e.check("items", md, []string{""}, gone)
+	res, err = e.m.CompactDue(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.Zero(t, res.Merged, "nothing left to do")
+	e.reopen()
+	e.check("items", md, []string{""}, gone)
+	assertFilesMatchManifest(t, e)
+}
