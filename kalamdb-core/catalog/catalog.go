@@ -324,6 +324,50 @@ func (c *Catalog) CreateTable(ctx context.Context, def Table) (*Table, error) {
 	return t, nil
 }
 
+// AddColumn appends column col to user or shared table ns.name and stores
+// the new definition, which it returns; the *Table of the old definition
+// stays valid and unchanged. The column must be nullable: rows written
+// before it read it as null. It fails with core.ErrInvalidSchema (a
+// *core.ColumnError naming the column: not nullable, a name taken or
+// reserved, an invalid type, too many columns), core.ErrWrongTableType
+// for a stream table, core.ErrNamespaceNotFound or core.ErrTableNotFound.
+//
+// The catalog only records the definition: a table layer that holds stores
+// of the table must switch them to it (tables.DB.AddColumn does).
+func (c *Catalog) AddColumn(ctx context.Context, ns, name string, col Column) (*Table, error) {
+	c.ddl.Lock()
+	defer c.ddl.Unlock()
+	old, err := c.Table(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	if old.Type == StreamTable {
+		return nil, fmt.Errorf("%w: %s is a stream table; columns can only be added to user and shared tables", core.ErrWrongTableType, old.FullName())
+	}
+	if !col.Nullable {
+		return nil, core.InvalidSchema(col.Name, "must be nullable: the rows already in %s have no value for it and read it as null", old.FullName())
+	}
+	t := old.clone()
+	t.Columns = append(t.Columns, col)
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if err := t.prepare(); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(tableRecord{Format: recordFormat, Table: t})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.b.Put(ctx, layout.Catalog, layout.TableKey(t.Namespace, t.Name), data); err != nil {
+		return nil, fmt.Errorf("catalog: adding column %s to %s: %w", col.Name, t.FullName(), err)
+	}
+	c.mu.Lock()
+	c.tables[t.FullName()] = t
+	c.mu.Unlock()
+	return t, nil
+}
+
 // Table returns table ns.name, or core.ErrNamespaceNotFound or
 // core.ErrTableNotFound.
 func (c *Catalog) Table(ns, name string) (*Table, error) {

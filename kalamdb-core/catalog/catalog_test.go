@@ -411,3 +411,57 @@ func TestPrimaryKeyEncoding(t *testing.T) {
 	assert.ErrorIs(t, err, core.ErrWrongTableType)
 	assert.Equal(t, catalog.Column{}, stream.PrimaryKeyColumn())
 }
+
+// TestAddColumn: a nullable column is appended, stored and found again after
+// a reopen; the old definition stays as it was; bad columns are refused
+// naming the column, and nothing is stored for them.
+func TestAddColumn(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	c := open(t, b)
+	_, err := c.CreateNamespace(ctx, "app")
+	require.NoError(t, err)
+	old, err := c.CreateTable(ctx, messages())
+	require.NoError(t, err)
+
+	tbl, err := c.AddColumn(ctx, "app", "messages", catalog.Column{Name: "read", Type: row.TypeBool, Nullable: true})
+	require.NoError(t, err)
+	assert.Len(t, old.Columns, 3, "the old definition is unchanged")
+	require.Len(t, tbl.Columns, 4)
+	assert.Equal(t, []row.Type{row.TypeInt64, row.TypeString, row.TypeTimestamp, row.TypeBool}, tbl.Types())
+	i, ok := tbl.ColumnIndex("read")
+	assert.True(t, ok)
+	assert.Equal(t, 3, i)
+	assert.Equal(t, old.ID, tbl.ID)
+	assert.Equal(t, old.Partition(), tbl.Partition())
+	got, err := c.Table("app", "messages")
+	require.NoError(t, err)
+	assert.Same(t, tbl, got)
+
+	for _, tc := range []struct {
+		col  catalog.Column
+		name string
+		want error
+		msg  string
+	}{
+		{catalog.Column{Name: "flag", Type: row.TypeBool}, "messages", core.ErrInvalidSchema, "must be nullable"},
+		{catalog.Column{Name: "body", Type: row.TypeString, Nullable: true}, "messages", core.ErrInvalidSchema, "defined twice"},
+		{catalog.Column{Name: "_x", Type: row.TypeString, Nullable: true}, "messages", core.ErrInvalidSchema, "reserved"},
+		{catalog.Column{Name: "z", Nullable: true}, "messages", core.ErrInvalidSchema, "no valid type"},
+		{catalog.Column{Name: "z", Type: row.TypeInt64, Nullable: true}, "nope", core.ErrTableNotFound, ""},
+	} {
+		_, err := c.AddColumn(ctx, "app", tc.name, tc.col)
+		require.ErrorIs(t, err, tc.want, tc.col.Name)
+		assert.Contains(t, err.Error(), tc.msg)
+	}
+	_, err = c.CreateTable(ctx, catalog.Table{Namespace: "app", Name: "events", Type: catalog.StreamTable,
+		Columns: []catalog.Column{{Name: "kind", Type: row.TypeString}}, Stream: catalog.StreamOptions{TTL: time.Hour, MaxBuffer: 10}})
+	require.NoError(t, err)
+	_, err = c.AddColumn(ctx, "app", "events", catalog.Column{Name: "z", Type: row.TypeInt64, Nullable: true})
+	require.ErrorIs(t, err, core.ErrWrongTableType)
+
+	reopened := open(t, b)
+	got, err = reopened.Table("app", "messages")
+	require.NoError(t, err)
+	assert.Equal(t, tbl.Columns, got.Columns, "the new definition is stored")
+}

@@ -186,7 +186,7 @@ func (m *Manager) compactable(segs []*segFile) []*segFile {
 // major). The caller holds tr.flushMu, so the user's list changes under it
 // only by reads.
 func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major bool) (CompactResult, error) {
-	t := tr.t
+	t := tr.table()
 	all := tr.segments(user)
 	in := m.merged(all, major)
 	if len(in) < 2 && !(major && len(in) == 1 && in[0].Tombstones > 0) {
@@ -238,6 +238,9 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 					if err := mg.Row(&r0); err != nil {
 						return err
 					}
+					// A segment written before columns were added
+					// has fewer.
+					r0.Fill(len(t.Columns))
 					if err := w.Append(mg.Key(), &r0); err != nil {
 						return err
 					}

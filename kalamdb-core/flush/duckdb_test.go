@@ -246,3 +246,32 @@ func TestDuckDBReadsColumnsThatLeftTheirDictionary(t *testing.T) {
 		require.Equal(t, strconv.FormatInt(w.Values[5].Micros(), 10), got[3], "row %d at", i)
 	}
 }
+
+// TestDuckDBReadsSegmentsAcrossAnAddedColumn: segments written before and
+// after a column was added read as one table with DuckDB's union_by_name,
+// the old rows null in the new column.
+func TestDuckDBReadsSegmentsAcrossAnAddedColumn(t *testing.T) {
+	e, s, _ := itemsTable(t, catalog.SharedTable)
+	for id := int64(1); id <= 5; id++ {
+		require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+	}
+	require.NoError(t, flushItems(e))
+	_, err := e.m.DB().AddColumn(e.ctx, ns, "items", catalog.Column{Name: "note", Type: row.TypeString, Nullable: true})
+	require.NoError(t, err)
+	for id := int64(6); id <= 8; id++ {
+		require.NoError(t, s.insert(e.ctx, "", append(vals(id, 0), row.String("n"+strconv.FormatInt(id, 10)))))
+	}
+	require.NoError(t, flushItems(e))
+	glob := sqlString(filepath.Join(e.root, ns, "items", "*.parquet"))
+	out := duckDB(t, `SELECT CAST(id AS VARCHAR), note FROM read_parquet(`+glob+`, union_by_name = true) ORDER BY id`)
+	require.Len(t, out[0].Rows, 8)
+	for i, r := range out[0].Rows {
+		id := i + 1
+		assert.Equal(t, strconv.Itoa(id), r[0])
+		if id <= 5 {
+			assert.Nil(t, r[1], "row %d was flushed before the column existed", id)
+		} else {
+			assert.Equal(t, "n"+strconv.Itoa(id), r[1])
+		}
+	}
+}

@@ -210,6 +210,24 @@ func (m *Manager) ColdSource(t *catalog.Table) (tables.Source, error) {
 
 // tier returns the tier of t, creating an empty one for a new table. A
 // table id is never reused, so the id names the table.
+// ChangeSchema implements tables.ColdTier: change runs while the table
+// neither flushes nor compacts, and its segments are then read and written
+// with the new definition. Segments written before keep their columns; a
+// column they lack reads as null.
+func (m *Manager) ChangeSchema(t *catalog.Table, change func() (*catalog.Table, error)) (*catalog.Table, error) {
+	tr := m.tier(t)
+	tr.flushMu.Lock()
+	defer tr.flushMu.Unlock()
+	nt, err := change()
+	if err != nil {
+		return nil, err
+	}
+	if nt.ID == t.ID {
+		tr.t.Store(nt)
+	}
+	return nt, nil
+}
+
 func (m *Manager) tier(t *catalog.Table) *tier {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -265,14 +283,14 @@ func (m *Manager) flushLocked(ctx context.Context, tr *tier, buf *tables.Buffer)
 	dropped := tr.dropped
 	tr.mu.RUnlock()
 	if dropped {
-		return Result{}, fmt.Errorf("%w: %s", core.ErrTableNotFound, tr.t.FullName())
+		return Result{}, fmt.Errorf("%w: %s", core.ErrTableNotFound, tr.table().FullName())
 	}
 	res := Result{Tables: 1}
 	users := []string{""}
 	if tr.perUser {
 		var err error
 		if users, err = buf.Users(ctx); err != nil {
-			return res, fmt.Errorf("flush: %s: listing users: %w", tr.t.FullName(), err)
+			return res, fmt.Errorf("flush: %s: listing users: %w", tr.table().FullName(), err)
 		}
 	}
 	for _, u := range users {
@@ -289,7 +307,7 @@ func (m *Manager) flushLocked(ctx context.Context, tr *tier, buf *tables.Buffer)
 // flushUser flushes the buffered versions of one user (of the whole table
 // for a shared table), in segments of at most MaxSegmentRows versions.
 func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, user string, res *Result) error {
-	t := tr.t
+	t := tr.table()
 	prefix := tr.prefix(user)
 	dir, err := tr.userDir(user)
 	if err != nil {
@@ -382,7 +400,7 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 // nextSpec returns the Spec of user's next segment, in dir, with a new
 // segment id.
 func (m *Manager) nextSpec(tr *tier, user, dir string) segment.Spec {
-	t, id := tr.t, tr.allocID()
+	t, id := tr.table(), tr.allocID()
 	tr.mu.RLock()
 	ready := tr.dirsReady[dir]
 	tr.mu.RUnlock()
@@ -404,7 +422,7 @@ func (m *Manager) written(tr *tier, spec segment.Spec, st segment.Stats) *segFil
 	if st.Rows == 0 {
 		return nil
 	}
-	t := tr.t
+	t := tr.table()
 	return &segFile{Segment: Segment{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, ID: spec.Meta.Segment, User: spec.Meta.User,
 		Path: spec.Path(), Rows: st.Rows, Tombstones: st.Tombstones, MinKey: st.MinKey, MaxKey: st.MaxKey,
 		MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Created: m.clock.Now().UTC()}}
@@ -490,7 +508,7 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 	ops = slices.Grow(ops, n)
 	it, err := m.b.Scan(ctx, part, store.ScanOptions{Prefix: prefix, Start: first, Bulk: true})
 	if err != nil {
-		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.t.FullName(), err)
+		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.table().FullName(), err)
 	}
 	j := 0
 	for j < n && it.Next() {
@@ -505,7 +523,7 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 			s, err := row.PeekSeq(it.Value())
 			if err != nil {
 				it.Close()
-				return 0, fmt.Errorf("flush: %s: buffer key %x: %w", tr.t.FullName(), k, err)
+				return 0, fmt.Errorf("flush: %s: buffer key %x: %w", tr.table().FullName(), k, err)
 			}
 			if s == refs.at(j).Seq {
 				ops = append(ops, store.DeleteOp(part, refs.at(j).Key))
@@ -514,7 +532,7 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 		}
 	}
 	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.t.FullName(), err)
+		return 0, fmt.Errorf("flush: %s: checking the buffer: %w", tr.table().FullName(), err)
 	}
 	return m.apply(ctx, tr, seg, ops)
 }
@@ -554,7 +572,7 @@ func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []
 	}
 	if err := m.b.Batch(ctx, ops); err != nil {
 		if seg == nil {
-			return 0, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.t.FullName(), err)
+			return 0, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.table().FullName(), err)
 		}
 		return 0, m.resolveFailedCommit(tr, seg, err)
 	}
@@ -578,9 +596,9 @@ func (m *Manager) resolveFailedCommit(tr *tier, seg *segFile, cause error) error
 		// segment lets it go.
 		tr.remove(seg)
 		tr.release(seg)
-		return fmt.Errorf("flush: %s: committing %s: %w", tr.t.FullName(), seg.Path, cause)
+		return fmt.Errorf("flush: %s: committing %s: %w", tr.table().FullName(), seg.Path, cause)
 	}
-	return fmt.Errorf("flush: %s: committing %s (outcome unknown until the next open): %w", tr.t.FullName(), seg.Path, cause)
+	return fmt.Errorf("flush: %s: committing %s (outcome unknown until the next open): %w", tr.table().FullName(), seg.Path, cause)
 }
 
 // FlushAll flushes every user and shared table, one after the other; use

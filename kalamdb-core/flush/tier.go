@@ -22,8 +22,10 @@ import (
 // tier is the cold tier of one user or shared table: its committed
 // segments, by user, and the tables.Source that reads them.
 type tier struct {
-	m       *Manager
-	t       *catalog.Table
+	m *Manager
+	// t is the table's definition, replaced when columns are added (see
+	// ChangeSchema); read it with table().
+	t       atomic.Pointer[catalog.Table]
 	dir     string
 	perUser bool
 
@@ -95,9 +97,14 @@ type groupRange struct {
 	rows   int  // versions in the row group
 }
 
+// table returns the table's current definition.
+func (tr *tier) table() *catalog.Table { return tr.t.Load() }
+
 func newTier(m *Manager, t *catalog.Table) *tier {
-	return &tier{m: m, t: t, dir: segment.TableDir(t.Namespace, t.Name), perUser: t.Type == catalog.UserTable,
+	tr := &tier{m: m, dir: segment.TableDir(t.Namespace, t.Name), perUser: t.Type == catalog.UserTable,
 		users: map[string][]*segFile{}, nextID: 1, lastFlush: m.clock.Now(), dirsReady: map[string]bool{}}
+	tr.t.Store(t)
+	return tr
 }
 
 // userDir returns the directory of user's segments.
@@ -199,7 +206,7 @@ func (f *segFile) load(tr *tier) error {
 	}
 	md, err := tr.m.cache.Footer(tr.m.fs, f.Path)
 	if err != nil {
-		return fmt.Errorf("flush: %s: committed segment %s: %w", tr.t.FullName(), f.Path, err)
+		return fmt.Errorf("flush: %s: committed segment %s: %w", tr.table().FullName(), f.Path, err)
 	}
 	if err := segment.CheckFooter(md, f.Path, f.TableID, f.ID); err != nil {
 		return err
@@ -207,7 +214,7 @@ func (f *segFile) load(tr *tier) error {
 	prefix := tr.prefix(f.User)
 	groups := make([]groupRange, len(md.RowGroups))
 	for i := range groups {
-		lo, hi, ok := segment.KeyRange(md, tr.t, prefix, i)
+		lo, hi, ok := segment.KeyRange(md, tr.table(), prefix, i)
 		groups[i] = groupRange{lo: lo, hi: hi, known: ok, rows: int(md.RowGroup(i).NumRows())}
 	}
 	f.groups = groups
@@ -216,9 +223,9 @@ func (f *segFile) load(tr *tier) error {
 }
 
 func (tr *tier) rowGroup(ctx context.Context, f *segFile, i int) (*segment.RowGroup, error) {
-	g, err := tr.m.cache.RowGroup(ctx, tr.m.fs, f.Path, tr.t, tr.prefix(f.User), i)
+	g, err := tr.m.cache.RowGroup(ctx, tr.m.fs, f.Path, tr.table(), tr.prefix(f.User), i)
 	if err != nil {
-		return nil, fmt.Errorf("flush: %s: reading segment %s: %w", tr.t.FullName(), f.Path, err)
+		return nil, fmt.Errorf("flush: %s: reading segment %s: %w", tr.table().FullName(), f.Path, err)
 	}
 	return g, nil
 }
@@ -230,7 +237,7 @@ func (tr *tier) userOfKey(key []byte) (string, error) {
 	}
 	u, _, err := keys.DecodeString(key)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: key %x has no user: %v", core.ErrInvalidArgument, tr.t.FullName(), key, err)
+		return "", fmt.Errorf("%w: %s: key %x has no user: %v", core.ErrInvalidArgument, tr.table().FullName(), key, err)
 	}
 	return u, nil
 }
@@ -288,9 +295,9 @@ func (tr *tier) findInSegment(ctx context.Context, f *segFile, key []byte, full 
 		if gr.known && (bytes.Compare(key, gr.lo) < 0 || bytes.Compare(key, gr.hi) > 0) {
 			continue
 		}
-		ki, err := tr.m.cache.KeyIndex(ctx, tr.m.fs, f.Path, tr.t, tr.prefix(f.User), gi)
+		ki, err := tr.m.cache.KeyIndex(ctx, tr.m.fs, f.Path, tr.table(), tr.prefix(f.User), gi)
 		if err != nil {
-			return row.Row{}, false, fmt.Errorf("flush: %s: reading segment %s: %w", tr.t.FullName(), f.Path, err)
+			return row.Row{}, false, fmt.Errorf("flush: %s: reading segment %s: %w", tr.table().FullName(), f.Path, err)
 		}
 		if idx, found := ki.Search(key); found {
 			if !full {

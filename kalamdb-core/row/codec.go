@@ -33,6 +33,23 @@ func (r Row) Clone() Row {
 	return r
 }
 
+// Fill extends r.Values with nulls to n values, in place when their
+// capacity allows: a version written before columns were added to its
+// table has fewer values than the table has columns, and the missing ones
+// are null. A row of n values or more is left as it is.
+func (r *Row) Fill(n int) {
+	k := len(r.Values)
+	if k >= n {
+		return
+	}
+	if cap(r.Values) >= n {
+		r.Values = r.Values[:n]
+		clear(r.Values[k:])
+		return
+	}
+	r.Values = append(r.Values, make([]Value, n-k)...)
+}
+
 // Encoding (ADR-004), little-endian:
 //
 //	offset 0   format version (1)

@@ -71,3 +71,22 @@ func TestValueDeepEqualComparesContent(t *testing.T) {
 	assert.False(t, reflect.DeepEqual([]Value{Int64(7)}, []Value{TimestampMicros(7)}))
 	assert.False(t, reflect.DeepEqual([]Value{String("a")}, []Value{BytesString("a")}))
 }
+
+func TestRowFill(t *testing.T) {
+	r := Row{Values: []Value{Int64(1), String("a")}}
+	r.Fill(4)
+	require.Len(t, r.Values, 4)
+	assert.True(t, r.Values[2].IsNull() && r.Values[3].IsNull())
+	assert.Equal(t, int64(1), r.Values[0].Int64())
+
+	// In place when the capacity allows, clearing what the slice held.
+	backing := []Value{Int64(1), String("stale"), Bool(true)}
+	r = Row{Values: backing[:1]}
+	r.Fill(3)
+	require.Len(t, r.Values, 3)
+	assert.Same(t, &backing[0], &r.Values[0])
+	assert.True(t, r.Values[1].IsNull() && r.Values[2].IsNull(), "old values beyond the length are cleared")
+
+	r.Fill(2)
+	assert.Len(t, r.Values, 3, "never shortened")
+}

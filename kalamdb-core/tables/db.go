@@ -58,6 +58,11 @@ type Options struct {
 type ColdTier interface {
 	// ColdSource returns the cold Source of table t.
 	ColdSource(t *catalog.Table) (Source, error)
+	// ChangeSchema runs change, which switches table t to a new definition
+	// with columns added at the end, at a moment when the cold tier of t
+	// neither writes nor merges segments, and then reads and writes t's
+	// segments with the definition change returned (on success).
+	ChangeSchema(t *catalog.Table, change func() (*catalog.Table, error)) (*catalog.Table, error)
 }
 
 // DB is the table layer over one StorageBackend: the catalog and one store
@@ -118,12 +123,15 @@ func (db *DB) allocator(ctx context.Context, t *catalog.Table) (*seq.Allocator, 
 // rowTable returns the cached store of a user or shared table, opening it
 // when the table is new or was re-created since.
 func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableType) (*rowTable, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	// Read under db.mu, which AddColumn holds while it changes the
+	// definition and the store together: a definition read before would
+	// look newer than the store's once AddColumn ran.
 	t, err := db.table(ns, name, typ)
 	if err != nil {
 		return nil, err
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
 	if db.closed {
 		return nil, fmt.Errorf("tables: %w", store.ErrClosed)
 	}
@@ -144,6 +152,41 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableTy
 	}
 	db.rows[t.FullName()] = rt
 	return rt, nil
+}
+
+// AddColumn appends the nullable column col to user or shared table
+// ns.name (see catalog.Catalog.AddColumn) and switches the table's store to
+// the new definition: operations in progress finish with the old one,
+// later ones use the new one, and rows written before read the column as
+// null, from the buffer and from the cold tier alike. With a cold tier, the
+// table's flushes and compactions wait meanwhile. It returns the new
+// definition.
+func (db *DB) AddColumn(ctx context.Context, ns, name string, col catalog.Column) (*catalog.Table, error) {
+	t, err := db.cat.Table(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	change := func() (*catalog.Table, error) {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		rt := db.rows[t.FullName()]
+		if rt != nil {
+			rt.schemaMu.Lock()
+			defer rt.schemaMu.Unlock()
+		}
+		nt, err := db.cat.AddColumn(ctx, ns, name, col)
+		if err != nil {
+			return nil, err
+		}
+		if rt != nil && rt.t.ID == nt.ID {
+			rt.setSchema(nt)
+		}
+		return nt, nil
+	}
+	if db.cold != nil && t.Type != catalog.StreamTable {
+		return db.cold.ChangeSchema(t, change)
+	}
+	return change()
 }
 
 // User returns the store of user table ns.name. It fails with

@@ -25,16 +25,20 @@ import (
 // key; the value is the row codec's encoding of the newest buffered version,
 // _seq included. A soft delete replaces the row with a tombstone version.
 type rowTable struct {
-	t       *catalog.Table
-	types   []row.Type
-	pk      int
-	b       store.StorageBackend
-	part    store.Partition
-	perUser bool
-	alloc   *seq.Allocator
-	locks   *keylock.Set
-	clock   clock.Clock
-	buffer  *bufferSource
+	// schemaMu guards t, types, pk and buffer.types: every operation of
+	// the stores holds it for reading, and DB.AddColumn for writing while
+	// it switches them to a new definition.
+	schemaMu sync.RWMutex
+	t        *catalog.Table
+	types    []row.Type
+	pk       int
+	b        store.StorageBackend
+	part     store.Partition
+	perUser  bool
+	alloc    *seq.Allocator
+	locks    *keylock.Set
+	clock    clock.Clock
+	buffer   *bufferSource
 
 	srcMu   sync.Mutex               // serialises addSource
 	sources atomic.Pointer[[]Source] // copy on write; [0] is buffer
@@ -94,11 +98,31 @@ func (rt *rowTable) addSource(s Source) {
 	rt.sources.Store(&next)
 }
 
+// reading takes the table's definition for the length of an operation;
+// call the function it returns when the operation ends.
+func (rt *rowTable) reading() (done func()) {
+	rt.schemaMu.RLock()
+	return rt.schemaMu.RUnlock
+}
+
+// setSchema switches the table to t, a later definition of it (columns
+// added at the end). The caller holds schemaMu for writing.
+func (rt *rowTable) setSchema(t *catalog.Table) {
+	rt.t, rt.types, rt.pk = t, t.Types(), t.PrimaryKeyIndex()
+	rt.buffer.types = rt.types
+}
+
+// fill gives r a value for every column of the table (row.Row.Fill).
+func (rt *rowTable) fill(r *row.Row) { r.Fill(len(rt.types)) }
+
 // newest returns the newest version of key across all sources.
 func (rt *rowTable) newest(ctx context.Context, key []byte) (row.Row, bool, error) {
 	srcs := rt.snapshotSources()
 	if len(srcs) == 1 {
 		r, ok, err := srcs[0].Lookup(ctx, key)
+		if ok {
+			rt.fill(&r)
+		}
 		return r, ok, rt.wrap(err)
 	}
 	var best row.Row
@@ -111,6 +135,9 @@ func (rt *rowTable) newest(ctx context.Context, key []byte) (row.Row, bool, erro
 		if ok && (!found || r.Seq > best.Seq) {
 			best, found = r, true
 		}
+	}
+	if found {
+		rt.fill(&best)
 	}
 	return best, found, nil
 }
@@ -460,9 +487,11 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 			more = true
 			break
 		}
-		if err := src.Row(p.add()); err != nil {
+		r := p.add()
+		if err := src.Row(r); err != nil {
 			return Page{}, err
 		}
+		rt.fill(r)
 	}
 	if err := it.Close(); err != nil {
 		return Page{}, rt.wrap(err)

@@ -13,36 +13,45 @@ import (
 type SharedTableStore struct{ rt *rowTable }
 
 // Table returns the table's definition.
-func (s *SharedTableStore) Table() *catalog.Table { return s.rt.t }
+func (s *SharedTableStore) Table() *catalog.Table {
+	defer s.rt.reading()()
+	return s.rt.t
+}
 
 // Insert adds rows, all or none; see UserTableStore.Insert.
 func (s *SharedTableStore) Insert(ctx context.Context, rows ...[]row.Value) (int64, error) {
+	defer s.rt.reading()()
 	return s.rt.insert(ctx, "", rows)
 }
 
 // Get returns the row with primary key pk, or core.ErrRowNotFound.
 func (s *SharedTableStore) Get(ctx context.Context, pk row.Value) (row.Row, error) {
+	defer s.rt.reading()()
 	return s.rt.get(ctx, "", pk)
 }
 
 // Update sets the columns in set on row pk and returns the new version; see
 // UserTableStore.Update.
 func (s *SharedTableStore) Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error) {
+	defer s.rt.reading()()
 	return s.rt.update(ctx, "", pk, set)
 }
 
 // Delete soft-deletes row pk; see UserTableStore.Delete.
 func (s *SharedTableStore) Delete(ctx context.Context, pk row.Value) error {
+	defer s.rt.reading()()
 	return s.rt.delete(ctx, "", pk)
 }
 
 // Scan returns a page of live rows in primary-key order.
 func (s *SharedTableStore) Scan(ctx context.Context, opts ScanOptions) (Page, error) {
+	defer s.rt.reading()()
 	return s.rt.scan(ctx, "", opts)
 }
 
 // Count returns the number of live rows.
 func (s *SharedTableStore) Count(ctx context.Context) (int64, error) {
+	defer s.rt.reading()()
 	return s.rt.count(ctx, "")
 }
 

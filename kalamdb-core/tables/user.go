@@ -15,7 +15,10 @@ import (
 type UserTableStore struct{ rt *rowTable }
 
 // Table returns the table's definition.
-func (s *UserTableStore) Table() *catalog.Table { return s.rt.t }
+func (s *UserTableStore) Table() *catalog.Table {
+	defer s.rt.reading()()
+	return s.rt.t
+}
 
 // Insert adds rows for user, all or none: each row is a value per column, in
 // the table's column order (catalog.Table.ValuesFromMap builds one from a
@@ -28,11 +31,13 @@ func (s *UserTableStore) Table() *catalog.Table { return s.rt.t }
 // id, and core.ErrTableNotFound when the table was dropped. Of two
 // concurrent inserts of one key, exactly one succeeds.
 func (s *UserTableStore) Insert(ctx context.Context, user string, rows ...[]row.Value) (int64, error) {
+	defer s.rt.reading()()
 	return s.rt.insert(ctx, user, rows)
 }
 
 // Get returns user's row with primary key pk, or core.ErrRowNotFound.
 func (s *UserTableStore) Get(ctx context.Context, user string, pk row.Value) (row.Row, error) {
+	defer s.rt.reading()()
 	return s.rt.get(ctx, user, pk)
 }
 
@@ -41,6 +46,7 @@ func (s *UserTableStore) Get(ctx context.Context, user string, pk row.Value) (ro
 // when the row is absent or deleted, and core.ErrInvalidRow for a bad
 // column name or value, or an attempt to change the primary key.
 func (s *UserTableStore) Update(ctx context.Context, user string, pk row.Value, set map[string]row.Value) (row.Row, error) {
+	defer s.rt.reading()()
 	return s.rt.update(ctx, user, pk, set)
 }
 
@@ -49,16 +55,19 @@ func (s *UserTableStore) Update(ctx context.Context, user string, pk row.Value, 
 // buffer until a flush has recorded the deletion. It fails with
 // core.ErrRowNotFound when the row is absent or already deleted.
 func (s *UserTableStore) Delete(ctx context.Context, user string, pk row.Value) error {
+	defer s.rt.reading()()
 	return s.rt.delete(ctx, user, pk)
 }
 
 // Scan returns a page of user's live rows in primary-key order.
 func (s *UserTableStore) Scan(ctx context.Context, user string, opts ScanOptions) (Page, error) {
+	defer s.rt.reading()()
 	return s.rt.scan(ctx, user, opts)
 }
 
 // Count returns the number of user's live rows.
 func (s *UserTableStore) Count(ctx context.Context, user string) (int64, error) {
+	defer s.rt.reading()()
 	return s.rt.count(ctx, user)
 }
 

@@ -36,6 +36,7 @@ func Run(t *testing.T, h Harness) {
 		{"ColdSourceMerge", testColdSourceMerge},
 		{"ColdSourceError", testColdSourceError},
 		{"ConcurrentFlush", testConcurrentFlush},
+		{"AddColumn", testAddColumn},
 	}
 	for _, kind := range []string{"user", "shared"} {
 		for _, rt := range rowTests {
