@@ -129,6 +129,7 @@ func New(opts Options) *API {
 			a.route("DELETE /v1/namespaces/{ns}/tables/{t}/rows/{pk}", authenticated, a.deleteRow)
 			a.route("POST /v1/namespaces/{ns}/tables/{t}/flush", adminOnly, a.flushTable)
 			a.route("POST /v1/namespaces/{ns}/tables/{t}/compact", adminOnly, a.compactTable)
+			a.route("POST /v1/namespaces/{ns}/tables/{t}/columns", adminOnly, a.addColumn)
 		}
 	}
 	a.mux.HandleFunc("/", a.noRoute)

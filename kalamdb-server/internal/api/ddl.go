@@ -323,6 +323,33 @@ func (a *API) getTable(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	return nil
 }
 
+// addColumn answers POST /v1/namespaces/{ns}/tables/{t}/columns: it adds a
+// nullable column to a user or shared table and returns the table.
+func (a *API) addColumn(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	var req columnJSON
+	if err := a.readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return badRequest(`field "name" is required`)
+	}
+	typ, err := row.ParseType(req.Type)
+	if err != nil {
+		return badRequest(`field "type" of column %q is %q; the types are %s`, req.Name, req.Type, typeList())
+	}
+	if !req.Nullable {
+		return badRequest(`field "nullable" must be true: the rows already in the table have no value for column %q and read it as null`, req.Name)
+	}
+	ns, name := r.PathValue("ns"), r.PathValue("t")
+	t, err := a.opts.DB.AddColumn(r.Context(), ns, name, catalog.Column{Name: req.Name, Type: typ, Nullable: true})
+	if err != nil {
+		return err
+	}
+	a.log.Info("column added", "table", t.FullName(), "column", req.Name, "type", typ.String())
+	writeJSON(w, http.StatusOK, tableOut(t))
+	return nil
+}
+
 func (a *API) dropTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 	ns, name := r.PathValue("ns"), r.PathValue("t")
 	if a.opts.DropTable != nil {

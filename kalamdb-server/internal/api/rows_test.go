@@ -225,3 +225,35 @@ func TestFlushAndCompactWithoutColdTier(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, r.status, op)
 	}
 }
+
+// POST …/columns adds a nullable column: rows written before list it as
+// null, new rows may carry it; bad requests name the problem, and only
+// admins may do it.
+func TestAddColumnOverHTTP(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"},{"name":"v","type":"string"}],"primary_key":"id"}`)
+	path := "/v1/namespaces/app/tables/m"
+	require.Equal(t, http.StatusCreated, f.json(t, "POST", path+"/rows", adminToken, `{"rows":[{"id":1,"v":"a"}]}`).status)
+
+	r := f.json(t, "POST", path+"/columns", adminToken, `{"name":"note","type":"string","nullable":true}`)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Contains(t, string(r.body), `{"name":"note","type":"string","nullable":true}`)
+	require.Equal(t, http.StatusCreated, f.json(t, "POST", path+"/rows", adminToken, `{"rows":[{"id":2,"v":"b","note":"hello"}]}`).status)
+	rows := f.pageAll(t, path+"/rows", adminToken, 10)
+	require.Len(t, rows, 2)
+	assert.Nil(t, rows[0]["note"])
+	assert.Equal(t, "hello", rows[1]["note"])
+
+	for body, want := range map[string]string{
+		`{"name":"x","type":"string"}`:                   `must be true`,
+		`{"name":"x","type":"text","nullable":true}`:     `the types are`,
+		`{"type":"string","nullable":true}`:              `is required`,
+		`{"name":"note","type":"int64","nullable":true}`: `defined twice`,
+	} {
+		r := f.json(t, "POST", path+"/columns", adminToken, body)
+		assert.Equal(t, http.StatusBadRequest, r.status, body)
+		assert.Contains(t, string(r.body), want, body)
+	}
+	assert.Equal(t, http.StatusForbidden, f.json(t, "POST", path+"/columns", userToken, `{"name":"y","type":"string","nullable":true}`).status)
+	assert.Equal(t, http.StatusNotFound, f.json(t, "POST", "/v1/namespaces/app/tables/nope/columns", adminToken, `{"name":"y","type":"string","nullable":true}`).status)
+}
