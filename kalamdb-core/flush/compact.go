@@ -44,12 +44,12 @@ func (r *CompactResult) add(o CompactResult) {
 // Compact merges, for every user of table ns.name (or the shared table),
 // the newest segments smaller than MaxSegmentRows, when there are at least
 // two, into as few segments as MaxSegmentRows allows; a user whose segment
-// versions are a quarter or more tombstones has all of its segments merged,
-// as CompactAll does. Reads go on during a
-// compaction and see the same rows before and after it; a reader that
-// started before it keeps reading the old files, which are removed when the
-// last such reader is done. A crash at any step leaves either the old
-// segments or the new ones (see ADR-008).
+// versions are a quarter or more tombstones has all of its segments
+// merged, as CompactAll does. Reads go on during a compaction and see the
+// same rows before and after it; a reader that started before it keeps
+// reading the old files, which are removed when the last such reader is
+// done. A crash at any step leaves either the old segments or the new ones
+// (see ADR-008).
 func (m *Manager) Compact(ctx context.Context, ns, name string) (CompactResult, error) {
 	tr, err := m.segmentedTier(ns, name)
 	if err != nil {
