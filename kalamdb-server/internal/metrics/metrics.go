@@ -21,6 +21,11 @@ const Namespace = "kalamdb"
 // FlushTriggers are the values of the trigger label of kalamdb_flush_total.
 var FlushTriggers = []string{"manual", "policy", "shutdown"}
 
+// CompactionTriggers are the values of the trigger label of
+// kalamdb_compaction_total: "manual" (POST …/compact, a major compaction)
+// and "policy" (after a policy flush).
+var CompactionTriggers = []string{"manual", "policy"}
+
 // Metrics is the set of metrics of one server.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -35,6 +40,11 @@ type Metrics struct {
 	flushes       *prometheus.CounterVec
 	flushRows     prometheus.Counter
 	flushDuration prometheus.Histogram
+
+	compactions        *prometheus.CounterVec
+	compactionSegments prometheus.Counter
+	compactionDropped  prometheus.Counter
+	compactionDuration prometheus.Histogram
 }
 
 // New returns a Metrics with its own registry, which also carries the Go
@@ -76,16 +86,38 @@ func New() *Metrics {
 		Help:    "Time one table flush took.",
 		Buckets: prometheus.ExponentialBuckets(.001, 4, 10), // 1ms … ~4min
 	})
+	m.compactions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "compaction", Name: "total",
+		Help: "Table compactions that merged segments (result ok) or failed (result error), by trigger (manual, policy).",
+	}, []string{"trigger", "result"})
+	m.compactionSegments = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "compaction", Name: "segments_merged_total",
+		Help: "Parquet segments merged away by compactions.",
+	})
+	m.compactionDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "compaction", Name: "versions_dropped_total",
+		Help: "Row versions that compactions left out: superseded versions and tombstones.",
+	})
+	m.compactionDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "compaction", Name: "duration_seconds",
+		Help:    "Time one table compaction that merged segments took.",
+		Buckets: prometheus.ExponentialBuckets(.001, 4, 10), // 1ms … ~4min
+	})
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration, m.httpInFlight,
 		m.storageOps, m.storageDuration,
 		m.flushes, m.flushRows, m.flushDuration,
+		m.compactions, m.compactionSegments, m.compactionDropped, m.compactionDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	for _, trigger := range FlushTriggers {
 		m.flushes.WithLabelValues(trigger, "ok")
 		m.flushes.WithLabelValues(trigger, "error")
+	}
+	for _, trigger := range CompactionTriggers {
+		m.compactions.WithLabelValues(trigger, "ok")
+		m.compactions.WithLabelValues(trigger, "error")
 	}
 	return m
 }
@@ -140,6 +172,23 @@ func (r *RouteMetrics) counter(status int) prometheus.Counter {
 		return c
 	}
 	return r.m.httpRequests.WithLabelValues(r.route, r.method, strconv.Itoa(status))
+}
+
+// ObserveCompaction records one table compaction that merged merged
+// segments and dropped dropped versions, or failed; a compaction that found
+// nothing to merge is not counted.
+func (m *Metrics) ObserveCompaction(trigger string, merged int, dropped int64, d time.Duration, err error) {
+	if err != nil {
+		m.compactions.WithLabelValues(trigger, "error").Inc()
+		return
+	}
+	if merged == 0 {
+		return
+	}
+	m.compactions.WithLabelValues(trigger, "ok").Inc()
+	m.compactionSegments.Add(float64(merged))
+	m.compactionDropped.Add(float64(dropped))
+	m.compactionDuration.Observe(d.Seconds())
 }
 
 // ObserveFlush records one table flush.

@@ -81,6 +81,9 @@ func TestHTTPAndFlushMetricsAreExposed(t *testing.T) {
 	m.ObserveFlush("manual", 42, 3*time.Millisecond, nil)
 	m.ObserveFlush("policy", 0, time.Millisecond, errors.New("boom"))
 	m.BufferedRows(func() float64 { return 7 })
+	m.ObserveCompaction("policy", 3, 10, 5*time.Millisecond, nil)
+	m.ObserveCompaction("policy", 0, 0, time.Millisecond, nil) // nothing merged: not counted
+	m.ObserveCompaction("manual", 0, 0, time.Millisecond, errors.New("boom"))
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -97,6 +100,12 @@ func TestHTTPAndFlushMetricsAreExposed(t *testing.T) {
 		`kalamdb_flush_rows_total 42`,
 		`kalamdb_flush_duration_seconds_count 1`,
 		`kalamdb_buffered_rows 7`,
+		`kalamdb_compaction_total{result="ok",trigger="policy"} 1`,
+		`kalamdb_compaction_total{result="error",trigger="manual"} 1`,
+		`kalamdb_compaction_total{result="ok",trigger="manual"} 0`,
+		`kalamdb_compaction_segments_merged_total 3`,
+		`kalamdb_compaction_versions_dropped_total 10`,
+		`kalamdb_compaction_duration_seconds_count 1`,
 		`go_goroutines`,
 	} {
 		assert.True(t, strings.Contains(text, want), "missing %q", want)

@@ -90,6 +90,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	opts.Compact = func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error {
 		start := time.Now()
 		res, err := s.flush.CompactAll(r.Context(), t.Namespace, t.Name)
+		s.metrics.ObserveCompaction("manual", res.Merged, res.Dropped, time.Since(start), err)
 		if err != nil {
 			return err
 		}
@@ -208,6 +209,7 @@ func (s *Server) flushTable(ctx context.Context, t *catalog.Table, trigger strin
 func (s *Server) compactTable(ctx context.Context, t *catalog.Table) {
 	start := time.Now()
 	res, err := s.flush.CompactDue(ctx, t.Namespace, t.Name)
+	s.metrics.ObserveCompaction("policy", res.Merged, res.Dropped, time.Since(start), err)
 	if err != nil {
 		s.log.Warn("compaction failed", "table", t.FullName(), "err", err)
 		return
