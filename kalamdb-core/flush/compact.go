@@ -119,7 +119,7 @@ func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major
 	for u, segs := range tr.users {
 		switch {
 		case major || manyTombstones(segs):
-			if len(segs) >= 2 || (len(segs) == 1 && segs[0].Tombstones > 0) {
+			if majorWorthIt(segs) {
 				users = append(users, u)
 				majors[u] = true
 			}
@@ -161,6 +161,13 @@ func manyTombstones(segs []*segFile) bool {
 	return tombs > 0 && tombs*tombstoneShare >= rows
 }
 
+// majorWorthIt reports whether a major compaction of a user's segments
+// segs changes anything: it merges two segments or more, or rewrites a
+// single one without its tombstones.
+func majorWorthIt(segs []*segFile) bool {
+	return len(segs) >= 2 || (len(segs) == 1 && segs[0].Tombstones > 0)
+}
+
 // merged returns the segments of segs that a compaction merges: all of
 // them in a major one, else the compactable ones.
 func (m *Manager) merged(segs []*segFile, major bool) []*segFile {
@@ -189,7 +196,7 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	t := tr.table()
 	all := tr.segments(user)
 	in := m.merged(all, major)
-	if len(in) < 2 && !(major && len(in) == 1 && in[0].Tombstones > 0) {
+	if (major && !majorWorthIt(in)) || (!major && len(in) < 2) {
 		return CompactResult{}, nil
 	}
 	// Tombstones hide older versions; when every segment of the user is
