@@ -58,7 +58,11 @@ func TestValidate(t *testing.T) {
 	}{
 		{"empty namespace", func(t *catalog.Table) { t.Namespace = "" }, `namespace name "" is empty`, ""},
 		{"upper namespace", func(t *catalog.Table) { t.Namespace = "App" }, "must start with a lowercase letter", ""},
-		{"bad table byte", func(t *catalog.Table) { t.Name = "a-b" }, `table name "a-b" has '-' at offset 1`, ""},
+		{"bad table byte", func(t *catalog.Table) { t.Name = "a-b" }, `table name "a-b" has '-' (U+002D) at byte offset 1`, ""},
+		{"accented table name", func(t *catalog.Table) { t.Name = "héllo" }, `table name "héllo" has 'é' (U+00E9) at byte offset 1`, ""},
+		{"accented first letter", func(t *catalog.Table) { t.Name = "élan" }, `must start with a lowercase letter (a-z), not 'é' (U+00E9)`, ""},
+		{"control character", func(t *catalog.Table) { t.Name = "a\tb" }, `has U+0009 at byte offset 1`, ""},
+		{"not UTF-8", func(t *catalog.Table) { t.Name = "a\xffb" }, `has the byte 0xff (not UTF-8) at byte offset 1`, ""},
 		{"long table", func(t *catalog.Table) { t.Name = long }, "is 51 bytes, the limit is 50", ""},
 		{"no type", func(t *catalog.Table) { t.Type = "" }, "has no type", ""},
 		{"bad type", func(t *catalog.Table) { t.Type = "view" }, `has type "view"`, ""},
@@ -319,9 +323,9 @@ func TestRowHelpers(t *testing.T) {
 	}{
 		{map[string]any{"id": 1, "sent": sent, "nope": 1}, "nope", "is not a column of app.messages"},
 		{map[string]any{"id": 1, "sent": sent, "_seq": 1}, "_seq", "system column"},
-		{map[string]any{"id": "x", "sent": sent}, "id", "want int64"},
+		{map[string]any{"id": "x", "sent": sent}, "id", "must be an integer from"},
 		{map[string]any{"id": 1}, "sent", "is not nullable and the value is null"},
-		{map[string]any{"id": 1, "sent": sent, "body": "\xff"}, "body", "string is not valid UTF-8"},
+		{map[string]any{"id": 1, "sent": sent, "body": "\xff"}, "body", "is not valid UTF-8"},
 	} {
 		_, err := tbl.ValuesFromMap(c.in)
 		var ce *core.ColumnError
@@ -373,8 +377,8 @@ func TestPrimaryKeyEncoding(t *testing.T) {
 		row.TypeInt32:     {row.Int32(math.MinInt32), row.Int32(-1), row.Int32(0), row.Int32(math.MaxInt32)},
 		row.TypeInt64:     {row.Int64(math.MinInt64), row.Int64(-1), row.Int64(0), row.Int64(1), row.Int64(math.MaxInt64)},
 		row.TypeTimestamp: {row.TimestampMicros(-5), row.TimestampMicros(0), row.TimestampMicros(5)},
-		row.TypeString:    {row.String(""), row.String("\x00"), row.String("a"), row.String("a\x00"), row.String("a:b"), row.String("b")},
-		row.TypeBytes:     {row.Bytes(nil), row.Bytes([]byte{0}), row.Bytes([]byte{0, 0}), row.Bytes([]byte{1}), row.Bytes([]byte{0xFF})},
+		row.TypeString:    {row.String("\x00"), row.String("a"), row.String("a\x00"), row.String("a:b"), row.String("b")},
+		row.TypeBytes:     {row.Bytes([]byte{0}), row.Bytes([]byte{0, 0}), row.Bytes([]byte{1}), row.Bytes([]byte{0xFF})},
 	}
 	for typ, vals := range ordered {
 		def := catalog.Table{Namespace: "app", Name: "t", Type: catalog.SharedTable, PrimaryKey: "k",
@@ -402,6 +406,12 @@ func TestPrimaryKeyEncoding(t *testing.T) {
 		Columns: []catalog.Column{{Name: "k", Type: row.TypeString}}})
 	_, err := tbl.AppendKey(nil, row.String(strings.Repeat("k", catalog.MaxKeyLen+1)))
 	assert.ErrorContains(t, err, "the limit is 4096")
+	for _, v := range []row.Value{row.String(""), row.Bytes(nil)} {
+		empty := prepared(t, catalog.Table{Namespace: "app", Name: "t", Type: catalog.SharedTable, PrimaryKey: "k",
+			Columns: []catalog.Column{{Name: "k", Type: v.Type()}}})
+		_, err = empty.AppendKey(nil, v)
+		assert.ErrorContains(t, err, `column "k": is the primary key and the value is empty`, "%s", v.Type())
+	}
 	_, _, err = tbl.DecodeKey([]byte("unterminated"))
 	assert.ErrorIs(t, err, core.ErrCorrupt)
 

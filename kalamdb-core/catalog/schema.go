@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
@@ -162,15 +164,30 @@ func checkIdent(name string, maxLen int) string {
 		return fmt.Sprintf("is %d bytes, the limit is %d", len(name), maxLen)
 	}
 	if c := name[0]; c < 'a' || c > 'z' {
-		return "must start with a lowercase letter (a-z)"
+		r, _ := utf8.DecodeRuneInString(name)
+		return fmt.Sprintf("must start with a lowercase letter (a-z), not %s", describeRune(name, r))
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return fmt.Sprintf("has %q at offset %d; allowed are lowercase letters, digits and '_'", c, i)
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return fmt.Sprintf("has %s at byte offset %d; allowed are lowercase letters (a-z), digits and '_'", describeRune(name[i:], r), i)
 		}
 	}
 	return ""
+}
+
+// describeRune names the character r that s starts with: quoted when it is
+// printable, as its code point otherwise, or as the byte when s is not
+// UTF-8 there.
+func describeRune(s string, r rune) string {
+	if r == utf8.RuneError {
+		if _, size := utf8.DecodeRuneInString(s); size <= 1 {
+			return fmt.Sprintf("the byte 0x%02x (not UTF-8)", s[0])
+		}
+	}
+	if unicode.IsPrint(r) {
+		return fmt.Sprintf("%q (%U)", r, r)
+	}
+	return fmt.Sprintf("%U", r)
 }
 
 func schemaErr(format string, args ...any) error {
@@ -324,8 +341,16 @@ func (t *Table) checkValue(i int, v row.Value) error {
 	if !v.ValidUTF8() {
 		return core.InvalidRow(c.Name, "is a string column and the value is not valid UTF-8")
 	}
-	if i == t.pk && v.Len() > MaxKeyLen {
-		return core.InvalidRow(c.Name, "is the primary key; the value is %d bytes, the limit is %d", v.Len(), MaxKeyLen)
+	if err := row.CheckTimestamp(v); err != nil {
+		return core.InvalidRow(c.Name, "%v", err)
+	}
+	if i == t.pk {
+		if v.Len() > MaxKeyLen {
+			return core.InvalidRow(c.Name, "is the primary key; the value is %d bytes, the limit is %d", v.Len(), MaxKeyLen)
+		}
+		if v.Len() == 0 && (c.Type == row.TypeString || c.Type == row.TypeBytes) {
+			return core.InvalidRow(c.Name, "is the primary key and the value is empty; a primary key needs at least one byte")
+		}
 	}
 	return nil
 }

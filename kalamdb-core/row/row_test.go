@@ -219,6 +219,11 @@ func TestFromAny(t *testing.T) {
 		{row.TypeTimestamp, ts, row.Timestamp(ts)},
 		{row.TypeTimestamp, "2025-01-02T03:04:05.000006Z", row.Timestamp(ts)},
 		{row.TypeTimestamp, int64(5), row.TimestampMicros(5)},
+		{row.TypeTimestamp, "2025-01-02T03:04:05.000006999Z", row.Timestamp(ts)}, // truncated to the microsecond
+		{row.TypeTimestamp, "0000-01-01T00:00:00Z", row.Timestamp(time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC))},
+		{row.TypeTimestamp, "9999-12-31T23:59:59.999999Z", row.Timestamp(time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC))},
+		{row.TypeFloat64, json.Number("4.9e-324"), row.Float64(5e-324)},
+		{row.TypeFloat64, json.Number("0e-400"), row.Float64(0)},
 		{row.TypeString, nil, row.Null()},
 		{row.TypeInt64, row.Int64(3), row.Int64(3)},
 	}
@@ -232,19 +237,34 @@ func TestFromAny(t *testing.T) {
 		in   any
 		want string
 	}{
-		{row.TypeInt32, int64(math.MaxInt32 + 1), "out of range"},
-		{row.TypeInt32, 1.5, "not an integer"},
-		{row.TypeInt64, float64(1 << 63), "not an integer in range"},
-		{row.TypeInt64, uint64(math.MaxUint64), "out of range"},
-		{row.TypeInt64, "12", "got string"},
-		{row.TypeFloat64, "1", "got string"},
-		{row.TypeBool, 1, "want bool"},
-		{row.TypeString, 5, "want string"},
-		{row.TypeString, "\xff", "not valid UTF-8"},
-		{row.TypeBytes, "!!", "base64"},
-		{row.TypeTimestamp, "yesterday", "RFC 3339"},
-		{row.TypeTimestamp, true, "want a timestamp"},
-		{row.TypeInt64, row.String("x"), "got a string value, want int64"},
+		{row.TypeInt32, int64(math.MaxInt32 + 1), "must be an integer from -2147483648 to 2147483647, got the number 2147483648"},
+		{row.TypeInt32, 1.5, "must be an integer from -2147483648 to 2147483647, got the number 1.5"},
+		{row.TypeInt64, float64(1 << 63), "must be an integer from -9223372036854775808 to 9223372036854775807"},
+		{row.TypeInt64, uint64(math.MaxUint64), "got the number 18446744073709551615"},
+		{row.TypeInt64, json.Number("9223372036854775808"), "got the number 9223372036854775808"},
+		{row.TypeInt64, "12", `must be an integer from -9223372036854775808 to 9223372036854775807, got the string "12"`},
+		{row.TypeFloat64, "1", `must be a number, got the string "1"`},
+		{row.TypeFloat64, json.Number("1e-400"), "got the number 1e-400: it is too small for a float64 and would be stored as 0"},
+		{row.TypeFloat64, json.Number("-1e400"), "got the number -1e400: it is beyond the range of a float64"},
+		{row.TypeBool, 1, "must be true or false, got the number 1"},
+		{row.TypeString, 5, "must be a string, got the number 5"},
+		{row.TypeString, json.Number("5"), "must be a string, got the number 5"},
+		{row.TypeString, map[string]any{}, "must be a string, got an object"},
+		{row.TypeString, []any{}, "must be a string, got an array"},
+		{row.TypeString, "\xff", "is not valid UTF-8"},
+		{row.TypeBytes, "!!", "must be a string of standard base64 (A-Z a-z 0-9 + /, padded with =): the string is not valid at offset 0"},
+		{row.TypeBytes, "AB==", "the string is not valid at offset"}, // non-canonical: AA== is the encoding
+		{row.TypeBytes, "_-8=", "offset 0"},                          // URL-safe alphabet
+		{row.TypeTimestamp, "yesterday", `must be an RFC 3339 timestamp string such as "2026-01-02T03:04:05Z", got the string "yesterday"`},
+		{row.TypeTimestamp, true, "must be an RFC 3339 timestamp string"},
+		{row.TypeTimestamp, json.Number("1767323045"), "got the number 1767323045: a number does not say its unit"},
+		{row.TypeTimestamp, 1767323045.0, "a number does not say its unit"},
+		{row.TypeTimestamp, "10000-01-01T00:00:00Z", "must be an RFC 3339 timestamp string"},
+		{row.TypeTimestamp, "9999-12-31T23:00:00-05:00", "outside the years 0000 to 9999"},
+		{row.TypeTimestamp, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), "outside the years 0000 to 9999"},
+		{row.TypeTimestamp, time.Date(-1, 12, 31, 0, 0, 0, 0, time.UTC), "outside the years 0000 to 9999"},
+		{row.TypeTimestamp, int64(math.MaxInt64), "outside the years 0000 to 9999"},
+		{row.TypeInt64, row.String("x"), "must be an integer from -9223372036854775808 to 9223372036854775807, got a string value"},
 	}
 	for _, c := range bad {
 		_, err := row.FromAny(c.typ, c.in)

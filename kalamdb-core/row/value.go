@@ -9,6 +9,7 @@ package row
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -318,27 +319,33 @@ func (v Value) String() string {
 // types).
 func (v Value) ValidUTF8() bool { return v.Type() != TypeString || utf8.ValidString(v.s) }
 
-// FromAny converts a Go value, such as one decoded from JSON, to a Value of
-// type t. nil gives null. Accepted inputs:
+// FromAny converts a Go value, such as one decoded from JSON with
+// json.Decoder.UseNumber, to a Value of type t. nil gives null. Accepted
+// inputs:
 //
 //   - int32, int64: any Go integer or json.Number in range, or a float64
-//     with an integral value in range (JSON numbers decode as float64);
-//   - float64: any Go number or json.Number;
+//     with an integral value in range;
+//   - float64: any Go number or json.Number; a json.Number too small to be
+//     told from zero (1e-400) or too large (1e400) is refused, not rounded;
 //   - bool: a bool;
 //   - string: a string (it must be valid UTF-8);
-//   - bytes: a []byte, or a string in standard base64 (how encoding/json
-//     writes []byte);
-//   - timestamp: a time.Time, an RFC 3339 string, or an integer number of
-//     microseconds since the Unix epoch.
+//   - bytes: a []byte, or a string in standard, padded base64 (how
+//     encoding/json writes []byte); non-canonical padding bits are refused;
+//   - timestamp: a time.Time, an RFC 3339 string, or a Go integer of
+//     microseconds since the Unix epoch. A json.Number is refused: a bare
+//     number in JSON does not say its unit. Digits finer than a microsecond
+//     are truncated, and the time must lie in the years 0000 to 9999 (see
+//     CheckTimestamp).
 //
-// The error says what was wrong with the input, not which column it was for.
+// The error says, in words, what was expected and what was given, not
+// which column it was for.
 func FromAny(t Type, x any) (Value, error) {
 	if x == nil {
 		return Null(), nil
 	}
 	if v, ok := x.(Value); ok {
 		if vt := v.Type(); vt != 0 && vt != t {
-			return Value{}, fmt.Errorf("got a %s value, want %s", vt, t)
+			return Value{}, fmt.Errorf("must be %s, got a %s value", want(t), vt)
 		}
 		return v, nil
 	}
@@ -346,34 +353,34 @@ func FromAny(t Type, x any) (Value, error) {
 	case TypeInt32:
 		i, err := toInt(x, math.MinInt32, math.MaxInt32)
 		if err != nil {
-			return Value{}, fmt.Errorf("want int32: %w", err)
+			return Value{}, err
 		}
 		return Int32(int32(i)), nil
 	case TypeInt64:
 		i, err := toInt(x, math.MinInt64, math.MaxInt64)
 		if err != nil {
-			return Value{}, fmt.Errorf("want int64: %w", err)
+			return Value{}, err
 		}
 		return Int64(i), nil
 	case TypeFloat64:
 		f, err := toFloat(x)
 		if err != nil {
-			return Value{}, fmt.Errorf("want float64: %w", err)
+			return Value{}, err
 		}
 		return Float64(f), nil
 	case TypeBool:
 		b, ok := x.(bool)
 		if !ok {
-			return Value{}, fmt.Errorf("want bool, got %T", x)
+			return Value{}, fmt.Errorf("must be %s, got %s", want(t), describe(x))
 		}
 		return Bool(b), nil
 	case TypeString:
 		s, ok := x.(string)
 		if !ok {
-			return Value{}, fmt.Errorf("want string, got %T", x)
+			return Value{}, fmt.Errorf("must be %s, got %s", want(t), describe(x))
 		}
 		if !utf8.ValidString(s) {
-			return Value{}, fmt.Errorf("string is not valid UTF-8")
+			return Value{}, fmt.Errorf("is not valid UTF-8")
 		}
 		return String(s), nil
 	case TypeBytes:
@@ -381,35 +388,141 @@ func FromAny(t Type, x any) (Value, error) {
 		case []byte:
 			return Bytes(b), nil
 		case string:
-			raw, err := base64.StdEncoding.DecodeString(b)
+			raw, err := base64.StdEncoding.Strict().DecodeString(b)
 			if err != nil {
-				return Value{}, fmt.Errorf("want bytes as standard base64: %v", err)
+				return Value{}, fmt.Errorf("must be %s: %s", want(t), base64Problem(err))
 			}
 			return payload(TypeBytes, string(raw)), nil
 		}
-		return Value{}, fmt.Errorf("want bytes ([]byte or a base64 string), got %T", x)
+		return Value{}, fmt.Errorf("must be %s, got %s", want(t), describe(x))
 	case TypeTimestamp:
+		var v Value
 		switch ts := x.(type) {
 		case time.Time:
-			return Timestamp(ts), nil
+			if y := ts.UTC().Year(); y < 0 || y > 9999 {
+				return Value{}, fmt.Errorf("is outside the years 0000 to 9999 (UTC) that an RFC 3339 timestamp can write")
+			}
+			v = Timestamp(ts)
 		case string:
 			parsed, err := time.Parse(time.RFC3339Nano, ts)
-			if err != nil {
-				return Value{}, fmt.Errorf("want an RFC 3339 timestamp: %v", err)
+			if err == nil && parsed.UTC().Year() > 9999 {
+				// 9999-12-31T23:00:00-05:00 is in year 10000 in UTC.
+				return Value{}, fmt.Errorf("is outside the years 0000 to 9999 (UTC) that an RFC 3339 timestamp can write")
 			}
-			return Timestamp(parsed), nil
+			if err != nil {
+				return Value{}, fmt.Errorf("must be %s, got %s", want(t), describe(x))
+			}
+			v = Timestamp(parsed)
+		case json.Number, float32, float64:
+			return Value{}, fmt.Errorf("must be %s, got %s: a number does not say its unit", want(t), describe(x))
+		default:
+			i, err := toInt(x, math.MinInt64, math.MaxInt64)
+			if err != nil {
+				return Value{}, fmt.Errorf("must be %s, got %s", want(t), describe(x))
+			}
+			v = TimestampMicros(i)
 		}
-		i, err := toInt(x, math.MinInt64, math.MaxInt64)
-		if err != nil {
-			return Value{}, fmt.Errorf("want a timestamp (time.Time, RFC 3339 string or microseconds): %w", err)
+		if err := CheckTimestamp(v); err != nil {
+			return Value{}, err
 		}
-		return TimestampMicros(i), nil
+		return v, nil
 	}
 	return Value{}, fmt.Errorf("invalid column type %s", t)
 }
 
+// The range of timestamps, in microseconds since the Unix epoch: the years
+// 0000 to 9999, all that RFC 3339 can write.
+var (
+	minTimestamp = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	maxTimestamp = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() - 1
+)
+
+// CheckTimestamp reports a timestamp Value outside the years 0000 to 9999
+// (UTC), which RFC 3339 cannot write; other values pass.
+func CheckTimestamp(v Value) error {
+	if v.Type() != TypeTimestamp {
+		return nil
+	}
+	if us := int64(v.n); us < minTimestamp || us > maxTimestamp {
+		return fmt.Errorf("is outside the years 0000 to 9999 (UTC) that an RFC 3339 timestamp can write")
+	}
+	return nil
+}
+
+// want says, in words, what a value of type t looks like in JSON.
+func want(t Type) string {
+	switch t {
+	case TypeInt32:
+		return "an integer from -2147483648 to 2147483647"
+	case TypeInt64:
+		return "an integer from -9223372036854775808 to 9223372036854775807"
+	case TypeFloat64:
+		return "a number"
+	case TypeBool:
+		return "true or false"
+	case TypeString:
+		return "a string"
+	case TypeBytes:
+		return "a string of standard base64 (A-Z a-z 0-9 + /, padded with =)"
+	case TypeTimestamp:
+		return `an RFC 3339 timestamp string such as "2026-01-02T03:04:05Z"`
+	}
+	return t.String()
+}
+
+// describe says, in words, what a Go value decoded from JSON is.
+func describe(x any) string {
+	switch v := x.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return fmt.Sprintf("%t", v)
+	case string:
+		if len(v) > 40 {
+			return fmt.Sprintf("the string %q…", truncateUTF8(v, 40))
+		}
+		return fmt.Sprintf("the string %q", v)
+	case json.Number:
+		return "the number " + v.String()
+	case float32, float64, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return fmt.Sprintf("the number %v", v)
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case []byte:
+		return "bytes"
+	case time.Time:
+		return "a time"
+	}
+	return fmt.Sprintf("a value of Go type %T", x)
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// base64Problem says what is wrong with a string that is not base64.
+func base64Problem(err error) string {
+	var bad base64.CorruptInputError
+	if errors.As(err, &bad) {
+		return fmt.Sprintf("the string is not valid at offset %d", int64(bad))
+	}
+	return "the string is not valid base64"
+}
+
 func toInt(x any, lo, hi int64) (int64, error) {
 	var i int64
+	rangeErr := func() error {
+		if lo == math.MinInt32 {
+			return fmt.Errorf("must be %s, got %s", want(TypeInt32), describe(x))
+		}
+		return fmt.Errorf("must be %s, got %s", want(TypeInt64), describe(x))
+	}
 	switch n := x.(type) {
 	case int:
 		i = int64(n)
@@ -423,7 +536,7 @@ func toInt(x any, lo, hi int64) (int64, error) {
 		i = n
 	case uint:
 		if uint64(n) > math.MaxInt64 {
-			return 0, fmt.Errorf("%d is out of range", n)
+			return 0, rangeErr()
 		}
 		i = int64(n)
 	case uint8:
@@ -434,32 +547,32 @@ func toInt(x any, lo, hi int64) (int64, error) {
 		i = int64(n)
 	case uint64:
 		if n > math.MaxInt64 {
-			return 0, fmt.Errorf("%d is out of range", n)
+			return 0, rangeErr()
 		}
 		i = int64(n)
 	case float32:
-		return floatToInt(float64(n), lo, hi)
+		return floatToInt(float64(n), lo, hi, rangeErr)
 	case float64:
-		return floatToInt(n, lo, hi)
+		return floatToInt(n, lo, hi, rangeErr)
 	case json.Number:
 		v, err := n.Int64()
 		if err != nil {
-			return 0, fmt.Errorf("%q is not an integer in range", n.String())
+			return 0, rangeErr()
 		}
 		i = v
 	default:
-		return 0, fmt.Errorf("got %T", x)
+		return 0, rangeErr()
 	}
 	if i < lo || i > hi {
-		return 0, fmt.Errorf("%d is out of range", i)
+		return 0, rangeErr()
 	}
 	return i, nil
 }
 
-func floatToInt(f float64, lo, hi int64) (int64, error) {
+func floatToInt(f float64, lo, hi int64, rangeErr func() error) (int64, error) {
 	// float64(hi) rounds MaxInt64 up to 2^63, so compare with >=.
 	if f != math.Trunc(f) || math.IsInf(f, 0) || f < float64(lo) || f >= float64(hi)+1 {
-		return 0, fmt.Errorf("%v is not an integer in range", f)
+		return 0, rangeErr()
 	}
 	return int64(f), nil
 }
@@ -492,10 +605,27 @@ func toFloat(x any) (float64, error) {
 		return float64(n), nil
 	case json.Number:
 		f, err := n.Float64()
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a number", n.String())
+		if err != nil || math.IsInf(f, 0) {
+			return 0, fmt.Errorf("must be %s, got %s: it is beyond the range of a float64", want(TypeFloat64), describe(x))
+		}
+		if f == 0 && nonZeroMantissa(string(n)) {
+			return 0, fmt.Errorf("must be %s, got %s: it is too small for a float64 and would be stored as 0", want(TypeFloat64), describe(x))
 		}
 		return f, nil
 	}
-	return 0, fmt.Errorf("got %T", x)
+	return 0, fmt.Errorf("must be %s, got %s", want(TypeFloat64), describe(x))
+}
+
+// nonZeroMantissa reports whether the number n (JSON syntax) has a non-zero
+// digit before its exponent.
+func nonZeroMantissa(n string) bool {
+	for i := 0; i < len(n); i++ {
+		switch c := n[i]; {
+		case c == 'e' || c == 'E':
+			return false
+		case c >= '1' && c <= '9':
+			return true
+		}
+	}
+	return false
 }

@@ -165,7 +165,7 @@ func testUserIsolation(t *testing.T, e *env) {
 func testStringKeys(t *testing.T, e *env) {
 	s, err := e.db.User(e.ctx, ns, docsTable)
 	require.NoError(t, err)
-	names := []string{"", "\x00", "\x00\x00", "a", "a\x00", "a\x00b", "a:", "a:b", "ab", "b", strings.Repeat("k", catalog.MaxKeyLen), "ü"}
+	names := []string{"\x00", "\x00\x00", "a", "a\x00", "a\x00b", "a:", "a:b", "ab", "b", strings.Repeat("k", catalog.MaxKeyLen), "ü"}
 	for i, name := range slices.Backward(names) {
 		_, err := s.Insert(e.ctx, "u:1", []row.Value{row.String(name), row.Int64(int64(i))})
 		require.NoError(t, err, "%q", name)
@@ -190,6 +190,12 @@ func testStringKeys(t *testing.T, e *env) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(len(names)), n)
 	_, err = s.Insert(e.ctx, "u:1", []row.Value{row.String(strings.Repeat("k", catalog.MaxKeyLen+1)), row.Int64(0)})
+	requireColumnError(t, err, core.ErrInvalidRow, "name")
+	// An empty key could be stored but never named in a URL: it is refused.
+	_, err = s.Insert(e.ctx, "u:1", []row.Value{row.String(""), row.Int64(0)})
+	requireColumnError(t, err, core.ErrInvalidRow, "name")
+	assert.ErrorContains(t, err, "is the primary key and the value is empty")
+	_, err = s.Get(e.ctx, "u:1", row.String(""))
 	requireColumnError(t, err, core.ErrInvalidRow, "name")
 
 	page, err = s.Scan(e.ctx, "u:1", tables.ScanOptions{After: row.String("a"), Limit: 2})

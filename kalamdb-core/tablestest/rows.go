@@ -46,15 +46,21 @@ func testInsertGet(t *testing.T, e *env, s rowStore) {
 	assert.Equal(t, int64(2), n)
 }
 
+// The first and last instants a timestamp column takes (row.CheckTimestamp).
+var (
+	minTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
 func testEveryType(t *testing.T, e *env, s rowStore) {
 	rows := [][]row.Value{
 		{row.Int64(math.MinInt64), row.String(""), row.Float64(math.Copysign(0, -1)), row.Bool(false),
-			row.TimestampMicros(math.MinInt64), row.Bytes(nil), row.Int32(math.MinInt32)},
+			row.Timestamp(minTime), row.Bytes(nil), row.Int32(math.MinInt32)},
 		{row.Int64(0), row.String("a\x00b:ü"), row.Float64(math.NaN()), row.Bool(true),
 			row.TimestampMicros(0), row.Bytes([]byte{0, 0, 0xFF}), row.Int32(0)},
 		{row.Int64(math.MaxInt64), row.Null(), row.Null(), row.Null(), row.Null(), row.Null(), row.Int32(math.MaxInt32)},
 		{row.Int64(-1), row.String(string(make([]byte, 5000))), row.Float64(math.Inf(1)), row.Bool(true),
-			row.TimestampMicros(math.MaxInt64), row.Bytes(make([]byte, 70_000)), row.Int32(-1)},
+			row.Timestamp(maxTime), row.Bytes(make([]byte, 70_000)), row.Int32(-1)},
 	}
 	_, err := s.Insert(e.ctx, rows...)
 	require.NoError(t, err)
