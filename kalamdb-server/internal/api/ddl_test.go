@@ -37,7 +37,7 @@ func TestNamespaceLifecycle(t *testing.T) {
 		`{}`:                 `field "name" is required`,
 		`{"name":"App"}`:     "must start with a lowercase letter",
 		`{"name":""}`:        "is empty",
-		`{"name":"a-b"}`:     `has '-' at offset 1`,
+		`{"name":"a-b"}`:     `has '-' (U+002D) at byte offset 1`,
 		`{"name":["x"]}`:     `field "name" must be a string`,
 		`{"name":"x","y":1}`: `unknown field "y"`,
 	} {

@@ -1,13 +1,17 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"reflect"
 	"strings"
+	"sync"
 )
 
 // Error codes of the error envelope.
@@ -23,7 +27,8 @@ const (
 	CodeNotImplemented       = "NOT_IMPLEMENTED"
 	CodeNotReady             = "NOT_READY"
 	CodeInternal             = "INTERNAL"
-	CodeUnavailable          = "UNAVAILABLE"
+	CodeStorageUnavailable   = "STORAGE_UNAVAILABLE"
+	CodeRequestTimeout       = "REQUEST_TIMEOUT"
 )
 
 // Error is an error with its HTTP status and envelope code. Handlers return
@@ -90,27 +95,56 @@ func (a *API) tooLarge() *Error {
 var classifyDomain = func(error) *Error { return nil }
 
 // readJSON checks that r carries a JSON body no larger than the limit and
-// decodes it strictly into v: unknown fields, a wrong type or trailing data
-// are 400s that name the field.
+// decodes it strictly into v: unknown fields, a wrong type, trailing data,
+// and whatever checkJSON refuses (invalid UTF-8, a member given twice, a
+// member name in the wrong case) are 400s that name the field.
 func (a *API) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := a.checkJSONBody(r); err != nil {
 		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	bp := bodyPool.Get().(*bytes.Buffer)
+	defer func() {
+		if bp.Cap() <= 1<<20 { // do not keep huge buffers
+			bp.Reset()
+			bodyPool.Put(bp)
+		}
+	}()
+	if _, err := bp.ReadFrom(http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)); err != nil {
+		return a.bodyError(err)
+	}
+	data := bp.Bytes()
+	if err := checkJSON(data, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		return a.jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return a.tooLarge()
-		}
 		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "request body has data after the JSON value"}
 	}
 	return nil
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// bodyError answers a request body that could not be read: too large
+// (413), too slow (408), or cut off by the client (400). The message never
+// carries the connection's addresses.
+func (a *API) bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return a.tooLarge()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Status: http.StatusRequestTimeout, Code: CodeRequestTimeout,
+			Message: "the request body did not arrive in time (server.read_timeout_seconds)"}
+	}
+	return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON,
+		Message: "the request body could not be read to its end: the client closed it or sent less than it declared"}
 }
 
 // checkJSONBody refuses bodies that are not JSON (415) or declare a length

@@ -216,9 +216,12 @@ func rowError(i, n int, err error) error {
 
 // listQuery reads the limit and after parameters, refusing any other.
 func (a *API) listQuery(q url.Values) (limit int, after string, hasAfter bool, err error) {
-	for k := range q {
+	for k, v := range q {
 		if k != "limit" && k != "after" {
 			return 0, "", false, badRequest(`query parameter %q is not known; use "limit" and "after"`, k)
+		}
+		if len(v) > 1 {
+			return 0, "", false, badRequest(`query parameter %q is given %d times; give it once`, k, len(v))
 		}
 	}
 	limit = min(tables.DefaultLimit, a.opts.MaxPageRows)
@@ -404,23 +407,32 @@ func parseKey(t *catalog.Table, s, what string) (row.Value, error) {
 	case row.TypeString:
 		return row.String(s), nil
 	case row.TypeBytes:
-		if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-			return row.Bytes(b), nil
+		for _, enc := range keyEncodings {
+			if b, err := enc.DecodeString(s); err == nil {
+				return row.Bytes(b), nil
+			}
 		}
-		if b, err := base64.RawURLEncoding.DecodeString(s); err == nil {
-			return row.Bytes(b), nil
-		}
-		return row.Value{}, bad("standard or URL-safe base64")
+		return row.Value{}, bad("base64, standard or URL-safe, padded or not")
 	case row.TypeTimestamp:
-		if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return row.Timestamp(ts), nil
+		ts, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return row.Value{}, bad(`an RFC 3339 timestamp such as "2026-01-02T03:04:05Z"`)
 		}
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return row.TimestampMicros(n), nil
+		if ts.UTC().Year() > 9999 {
+			return row.Value{}, bad("a timestamp in the years 0000 to 9999 (UTC)")
 		}
-		return row.Value{}, bad("an RFC 3339 timestamp or microseconds since the epoch")
+		return row.Timestamp(ts), nil
 	}
 	return row.Value{}, fmt.Errorf("%w: %s has no primary key", core.ErrWrongTableType, t.FullName())
+}
+
+// keyEncodings are the base64 forms a bytes key may take in a URL: the
+// standard and the URL-safe alphabets, each with or without padding
+// (Python's urlsafe_b64encode pads, JavaScript's base64url does not). Each is
+// strict: padding bits must be zero, so one key has one spelling per form.
+var keyEncodings = []*base64.Encoding{
+	base64.StdEncoding.Strict(), base64.RawStdEncoding.Strict(),
+	base64.URLEncoding.Strict(), base64.RawURLEncoding.Strict(),
 }
 
 // formatKey is the text form of a primary-key value that parseKey reads.
