@@ -43,7 +43,11 @@
 //   - Errors are checkable with errors.Is against ErrNotFound,
 //     ErrPartitionNotFound, ErrClosed, ErrInvalidArgument and ErrUnsupported;
 //     engine errors are wrapped with %w. A cancelled or expired context makes
-//     an operation fail with an error that wraps ctx.Err().
+//     an operation fail with an error that wraps ctx.Err(). A backend that
+//     talks to a server wraps ErrUnavailable around the failures that say
+//     the server cannot be reached now (a refused or broken connection, a
+//     server still loading), so that callers can tell an outage, worth a
+//     retry later, from a fault.
 //   - After Close every operation fails with ErrClosed; Close itself is
 //     idempotent. Close waits for operations in flight, closes iterators that
 //     were left open and reports them as leaked.

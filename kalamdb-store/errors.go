@@ -16,6 +16,12 @@ var (
 	ErrInvalidArgument = errors.New("kalamdb-store: invalid argument")
 	// ErrUnsupported reports an operation or option the backend cannot provide.
 	ErrUnsupported = errors.New("kalamdb-store: unsupported")
+	// ErrUnavailable reports that a backend over the network cannot be
+	// reached now: its server is down, refuses connections, is still
+	// loading, or the connection broke. The operation may succeed if tried
+	// again later. A write that failed with it may or may not have been
+	// applied: the reply was lost, not the request.
+	ErrUnavailable = errors.New("kalamdb-store: backend unavailable")
 	// ErrLeakedIterators is returned by Close when iterators were still open;
 	// the backend closed them and then closed itself.
 	ErrLeakedIterators = errors.New("kalamdb-store: iterators left open at close")

@@ -64,6 +64,8 @@ func TestValidate(t *testing.T) {
 		{"control character", func(t *catalog.Table) { t.Name = "a\tb" }, `has U+0009 at byte offset 1`, ""},
 		{"not UTF-8", func(t *catalog.Table) { t.Name = "a\xffb" }, `has the byte 0xff (not UTF-8) at byte offset 1`, ""},
 		{"long table", func(t *catalog.Table) { t.Name = long }, "is 51 bytes, the limit is 50", ""},
+		{"huge table name", func(t *catalog.Table) { t.Name = strings.Repeat("a", 100_000) }, `table name "` + strings.Repeat("a", 64) + `"… is 100000 bytes`, ""},
+		{"huge column name", func(t *catalog.Table) { t.Columns[1].Name = strings.Repeat("b", 100_000) }, "is 100000 bytes, the limit is 64", strings.Repeat("b", 64) + "…"},
 		{"no type", func(t *catalog.Table) { t.Type = "" }, "has no type", ""},
 		{"bad type", func(t *catalog.Table) { t.Type = "view" }, `has type "view"`, ""},
 		{"no columns", func(t *catalog.Table) { t.Columns = nil }, "has no columns", ""},

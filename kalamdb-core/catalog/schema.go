@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -151,9 +152,39 @@ func (t *Table) PrimaryKeyColumn() Column {
 // what is "namespace" or "table", for the message.
 func ValidateName(what, name string) error {
 	if err := checkIdent(name, layout.MaxNameLen); err != "" {
-		return fmt.Errorf("%w: %s name %q %s", core.ErrInvalidSchema, what, name, err)
+		return fmt.Errorf("%w: %s name %s %s", core.ErrInvalidSchema, what, quoteName(name), err)
 	}
 	return nil
+}
+
+// cutName returns the first 64 bytes of a name that is far too long to be
+// one (without splitting a character), for a message, and whether it cut.
+func cutName(name string) (string, bool) {
+	n := 64
+	if len(name) <= n {
+		return name, false
+	}
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n], true
+}
+
+// shortName is name, cut after 64 bytes with a trailing "…".
+func shortName(name string) string {
+	if s, cut := cutName(name); cut {
+		return s + "…"
+	}
+	return name
+}
+
+// quoteName quotes name, cut after 64 bytes with "…" after the quote.
+func quoteName(name string) string {
+	s, cut := cutName(name)
+	if cut {
+		return strconv.Quote(s) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 func checkIdent(name string, maxLen int) string {
@@ -226,7 +257,7 @@ func (t *Table) Validate() error {
 			return core.InvalidSchema(c.Name, "names starting with '_' are reserved for system columns (%s, %s, %s)", ColumnSeq, ColumnUpdated, ColumnDeleted)
 		}
 		if err := checkIdent(c.Name, MaxColumnNameLen); err != "" {
-			return core.InvalidSchema(c.Name, "name %s", err)
+			return core.InvalidSchema(shortName(c.Name), "name %s", err)
 		}
 		if seen[c.Name] {
 			return core.InvalidSchema(c.Name, "is defined twice")

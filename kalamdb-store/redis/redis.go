@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -153,7 +156,34 @@ func (e *engine) fail(ctx context.Context, op string, err error) error {
 	if cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("kalamdb-store/redis: %s at %s: %w: %w", op, e.addr, cerr, err)
 	}
+	if cerr == nil && unavailable(err) {
+		return fmt.Errorf("kalamdb-store/redis: %s at %s: %w: %w", op, e.addr, store.ErrUnavailable, err)
+	}
 	return fmt.Errorf("kalamdb-store/redis: %s at %s: %w", op, e.addr, err)
+}
+
+// unavailable reports whether err says that the server cannot be reached
+// now, rather than that it refused the command: a network error, a broken
+// or refused connection, a connection pool that waited in vain, or a reply
+// of a server that is loading, busy, or without its primary.
+func unavailable(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, goredis.ErrPoolTimeout):
+		return true
+	}
+	var re goredis.Error
+	if errors.As(err, &re) {
+		for _, p := range []string{"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "} {
+			if strings.HasPrefix(re.Error(), p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // status runs a script that answers 1 (done) or 0 (partition not found).

@@ -1,8 +1,11 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -398,11 +401,13 @@ func TestTimeouts(t *testing.T) {
 	defer cancel()
 	_, err = b.Get(dctx, p, []byte("k"))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotErrorIs(t, err, store.ErrUnavailable, "the caller's deadline is not an outage")
 	require.ErrorIs(t, b.Put(dctx, p, []byte("k"), []byte("v")), context.DeadlineExceeded)
 
 	_, err = b.Get(ctx, p, []byte("k"))
 	require.Error(t, err, "read_timeout bounds a call without a deadline")
 	require.Contains(t, err.Error(), "get at "+srv.Addr)
+	require.ErrorIs(t, err, store.ErrUnavailable, "a server that does not answer in time is unavailable")
 	require.Contains(t, err.Error(), "timeout")
 
 	// PING returns when the pause is over.
@@ -410,6 +415,54 @@ func TestTimeouts(t *testing.T) {
 	v, err := b.Get(ctx, p, []byte("k"))
 	require.NoError(t, err, "the backend recovers when the server answers again")
 	require.Equal(t, "v", string(v))
+}
+
+// TestStoppedServerIsUnavailable: with the server stopped, every kind of
+// call fails with an error wrapping store.ErrUnavailable, distinct from a
+// fault; with the server back on its address, the same backend works again.
+// The client's own diagnostics reach slog, not standard error.
+func TestStoppedServerIsUnavailable(t *testing.T) {
+	var logs syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+
+	ctx := context.Background()
+	dir := t.TempDir()
+	srv, err := redistest.Start(redistest.Options{Dir: dir, Persistent: true})
+	require.NoError(t, err)
+	cfg := DefaultConfig()
+	cfg.Addr = srv.Addr
+	cfg.DialTimeout = Duration(200 * time.Millisecond)
+	b, err := OpenWith(ctx, cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	p := mustPart(t, b, "p")
+	require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
+	require.NoError(t, srv.Stop())
+
+	_, err = b.Get(ctx, p, []byte("k"))
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.Contains(t, err.Error(), "get at "+srv.Addr)
+	require.ErrorIs(t, b.Put(ctx, p, []byte("k"), []byte("w")), store.ErrUnavailable)
+	require.ErrorIs(t, b.Batch(ctx, []store.Operation{store.PutOp(p, []byte("k"), []byte("w"))}), store.ErrUnavailable)
+	_, err = b.Scan(ctx, p, store.ScanOptions{})
+	if err == nil {
+		t.Fatal("a scan of a stopped server succeeded")
+	}
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	_, err = b.ListPartitions(ctx)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+
+	port, err := strconv.Atoi(srv.Addr[strings.LastIndexByte(srv.Addr, ':')+1:])
+	require.NoError(t, err)
+	redistest.StartT(t, redistest.Options{Dir: dir, Persistent: true, Port: port})
+	v, err := b.Get(ctx, p, []byte("k"))
+	require.NoError(t, err, "the backend works again once the server is back")
+	require.Equal(t, "v", string(v))
+
+	(clientLog{}).Printf(ctx, "redis: pool: %s", "a diagnostic")
+	require.Contains(t, logs.String(), `level=WARN msg="pool: a diagnostic" backend=redis source="redis client"`)
 }
 
 // TestSurvivesServerRestart: with an append-only file, data and partitions
@@ -494,4 +547,22 @@ func TestOutOfMemoryWritesNothing(t *testing.T) {
 		require.NoError(t, b.Delete(ctx, p, []byte(fmt.Sprintf("fill%04d", i))))
 	}
 	require.NoError(t, b.Put(ctx, q, []byte("a"), []byte("small")))
+}
+
+// syncBuffer is a bytes.Buffer that a logger and a test may share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
@@ -29,8 +30,12 @@ import (
 
 // Options configures an API.
 type Options struct {
-	// Logger receives request errors; nil discards them.
+	// Logger receives request errors and, with AccessLog, a line per
+	// request; nil discards them.
 	Logger *slog.Logger
+	// AccessLog logs every request at info level: method, route pattern,
+	// status, duration, user id and client address (never a token).
+	AccessLog bool
 	// Auth authenticates /v1 callers. Required.
 	Auth *auth.Authenticator
 	// Metrics records requests; nil records nothing.
@@ -81,9 +86,23 @@ type API struct {
 	opts     Options
 	log      *slog.Logger
 	mux      *http.ServeMux
+	authn    atomic.Pointer[auth.Authenticator]
 	draining atomic.Bool
-	evict    evictions
+	// storageDown is set while the backend is known not to answer, so that
+	// the outage and the recovery are each logged once.
+	storageDown atomic.Bool
+	// unmatched are the metrics of requests no route matches, by method.
+	unmatched map[string]*metrics.RouteMetrics
+	evict     evictions
 }
+
+// UnmatchedRoute is the route label of requests that match no route, in
+// metrics and in the access log.
+const UnmatchedRoute = "unmatched"
+
+// unmatchedMethods are the method labels of unmatched requests; any other
+// method is counted as OTHER, so that clients cannot grow the label set.
+var unmatchedMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
 
 // New builds the API and registers its routes.
 func New(opts Options) *API {
@@ -103,6 +122,13 @@ func New(opts Options) *API {
 		opts.EvictionInterval = 10 * time.Second
 	}
 	a := &API{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	a.authn.Store(opts.Auth)
+	if opts.Metrics != nil {
+		a.unmatched = make(map[string]*metrics.RouteMetrics, len(unmatchedMethods))
+		for _, m := range unmatchedMethods {
+			a.unmatched[m] = opts.Metrics.Route(UnmatchedRoute, m)
+		}
+	}
 	a.route("GET /healthz", public, a.healthz)
 	a.route("GET /readyz", public, a.readyz)
 	if opts.Metrics != nil {
@@ -132,8 +158,24 @@ func New(opts Options) *API {
 			a.route("POST /v1/namespaces/{ns}/tables/{t}/columns", adminOnly, a.addColumn)
 		}
 	}
-	a.mux.HandleFunc("/", a.noRoute)
+	a.mux.HandleFunc("/", a.observe(UnmatchedRoute, a.unmatchedMetrics, func(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
+		a.noRoute(w, r)
+	}))
 	return a
+}
+
+// SetAuth replaces the authenticator, as a reload of the configuration
+// does: requests that start afterwards use the new users and tokens.
+func (a *API) SetAuth(authn *auth.Authenticator) { a.authn.Store(authn) }
+
+func (a *API) unmatchedMetrics(method string) *metrics.RouteMetrics {
+	if a.unmatched == nil {
+		return nil
+	}
+	if rm, ok := a.unmatched[method]; ok {
+		return rm
+	}
+	return a.unmatched["OTHER"]
 }
 
 // ServeHTTP implements http.Handler.
@@ -164,53 +206,96 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 	if a.opts.Metrics != nil {
 		rm = a.opts.Metrics.Route(path, method)
 	}
-	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	a.mux.HandleFunc(pattern, a.observe(path, func(string) *metrics.RouteMetrics { return rm }, func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		if acc != public {
+			var err error
+			*p, err = a.authn.Load().Authenticate(r.Header.Get("Authorization"))
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="kalamdb"`)
+				a.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error()})
+				return
+			}
+			if acc == adminOnly && !p.IsAdmin() {
+				a.writeError(w, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden,
+					Message: fmt.Sprintf("user %q has role %q; this operation needs the admin role", p.ID, p.Role)})
+				return
+			}
+		}
+		if err := h(w, r, *p); err != nil {
+			a.writeError(w, r, err)
+		}
+	}))
+}
+
+// observe wraps serve with what every request gets, routed or not: the
+// metrics of rm(method) under route, recovery from a panic (logged with its
+// stack, answered 500), the access log line, and the tracking of the
+// storage backend's state. serve records the caller in its principal
+// argument once authenticated.
+func (a *API) observe(route string, rm func(method string) *metrics.RouteMetrics, serve func(w http.ResponseWriter, r *http.Request, p *auth.Principal)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		var end func(int)
-		if rm != nil {
-			end = rm.Begin()
+		if m := rm(r.Method); m != nil {
+			end = m.Begin()
 		}
 		var p auth.Principal
-		logReq := a.log.Enabled(r.Context(), slog.LevelDebug)
-		var start time.Time
-		if logReq {
-			start = time.Now()
-		}
+		start := time.Now()
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.log.Error("handler panic", "method", r.Method, "route", path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				a.log.Error("handler panic", "method", r.Method, "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if !sw.wrote {
 					a.writeError(sw, r, errInternal)
 				}
 			}
+			status := sw.statusOrOK()
 			if end != nil {
-				end(sw.statusOrOK())
+				end(status)
 			}
-			if logReq {
-				a.log.Debug("request", "method", r.Method, "route", path, "status", sw.statusOrOK(), "user", p.ID, "duration", time.Since(start))
+			if status < 300 && route != UnmatchedRoute && a.storageDown.Load() {
+				a.storageAnswers()
+			}
+			if a.opts.AccessLog {
+				attrs := []any{"method", truncate(r.Method, 32), "route", route, "status", status, "duration", time.Since(start), "user", p.ID, "remote", r.RemoteAddr}
+				if route == UnmatchedRoute {
+					attrs = append(attrs, "path", truncate(r.URL.Path, 256))
+				}
+				a.log.Info("request", attrs...)
 			}
 		}()
-		if acc != public {
-			var err error
-			p, err = a.opts.Auth.Authenticate(r.Header.Get("Authorization"))
-			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="kalamdb"`)
-				a.writeError(sw, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error()})
-				return
-			}
-			if acc == adminOnly && !p.IsAdmin() {
-				a.writeError(sw, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden,
-					Message: fmt.Sprintf("user %q has role %q; this operation needs the admin role", p.ID, p.Role)})
-				return
-			}
-		}
-		if err := h(sw, r, p); err != nil {
-			a.writeError(sw, r, err)
-		}
-	})
+		serve(sw, r, &p)
+	}
+}
+
+// truncate cuts s to at most n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// storageUnavailable records that the backend does not answer, logging the
+// change once: requests answer 503 until it answers again.
+func (a *API) storageUnavailable(err error) {
+	if a.storageDown.CompareAndSwap(false, true) {
+		a.log.Warn("storage backend is unavailable: requests that need it answer 503 until it answers again",
+			"backend", a.opts.Backend, "err", err)
+	}
+}
+
+// storageAnswers records that the backend answers again, logging the change
+// once.
+func (a *API) storageAnswers() {
+	if a.storageDown.CompareAndSwap(true, false) {
+		a.log.Info("storage backend answers again", "backend", a.opts.Backend)
+	}
 }
 
 // noRoute answers requests that match no route: 405 when the path exists
@@ -230,10 +315,10 @@ func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
 	if len(allowed) > 0 {
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		a.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
-			Message: fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", "))})
+			Message: fmt.Sprintf("%s is not allowed on %s; allowed: %s", truncate(r.Method, 32), truncate(r.URL.Path, 256), strings.Join(allowed, ", "))})
 		return
 	}
-	a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
+	a.writeError(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: fmt.Sprintf("no route %s %s", truncate(r.Method, 32), truncate(r.URL.Path, 256))})
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Principal) error {
@@ -249,7 +334,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal) e
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := a.opts.Ready(ctx); err != nil {
-			a.log.Warn("readiness check failed", "backend", a.opts.Backend, "err", err)
+			a.storageUnavailable(err)
 			return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady,
 				Message: fmt.Sprintf("storage backend %q is not answering", a.opts.Backend)}
 		}

@@ -5,18 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
@@ -109,6 +112,9 @@ func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	f.api.route("GET /v1/test/fail", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
 		return errors.New("disk /var/lib/secret failed")
 	})
+	f.api.route("GET /v1/test/unavailable", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
+		return fmt.Errorf("reading row: kalamdb-store/redis: get at 10.1.2.3:6379: %w: connection refused", store.ErrUnavailable)
+	})
 	return f
 }
 
@@ -186,14 +192,106 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestReadinessFailsWhenBackendDoesNotAnswer(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
 	f := newFixture(t, func(o *Options) {
-		o.Ready = func(context.Context) error { return errors.New("closed") }
+		o.Ready = func(context.Context) error {
+			if down.Load() {
+				return errors.New("connection refused")
+			}
+			return nil
+		}
 	})
-	r := f.do(t, "GET", "/readyz", "", "", nil)
-	assert.Equal(t, 503, r.status)
-	code, msg := r.errorBody(t)
-	assert.Equal(t, CodeNotReady, code)
-	assert.Contains(t, msg, `"memory"`)
+	for range 3 {
+		r := f.do(t, "GET", "/readyz", "", "", nil)
+		assert.Equal(t, 503, r.status)
+		code, msg := r.errorBody(t)
+		assert.Equal(t, CodeNotReady, code)
+		assert.Contains(t, msg, `"memory"`)
+	}
+	down.Store(false)
+	for range 2 {
+		assert.Equal(t, 200, f.do(t, "GET", "/readyz", "", "", nil).status)
+	}
+	logs := f.logs.String()
+	assert.Equal(t, 1, strings.Count(logs, "storage backend is unavailable"), "a failing probe is logged once, not every time:\n%s", logs)
+	assert.Contains(t, logs, "connection refused")
+	assert.Equal(t, 1, strings.Count(logs, "storage backend answers again"), logs)
+	assert.NotContains(t, logs, "level=ERROR")
+}
+
+// A backend outage is a 503 with Retry-After, distinct from a fault of the
+// server (500); the outage and the recovery are logged once each, and the
+// client never sees the backend's address.
+func TestStorageUnavailableIs503(t *testing.T) {
+	f := newFixture(t, nil)
+	for range 3 {
+		r := f.do(t, "GET", "/v1/test/unavailable", userToken, "", nil)
+		require.Equal(t, http.StatusServiceUnavailable, r.status)
+		assert.Equal(t, "1", r.header.Get("Retry-After"))
+		code, msg := r.errorBody(t)
+		assert.Equal(t, CodeStorageUnavailable, code)
+		assert.Contains(t, msg, `storage backend "memory" cannot be reached now; retry later`)
+		assert.NotContains(t, msg, "10.1.2.3")
+	}
+	r := f.do(t, "GET", "/v1/test/fail", userToken, "", nil)
+	assert.Equal(t, http.StatusInternalServerError, r.status, "a fault is still a 500")
+	assert.Empty(t, r.header.Get("Retry-After"))
+	require.Equal(t, 201, f.json(t, "POST", "/v1/test/echo", userToken, `{"name":"x"}`).status)
+	logs := f.logs.String()
+	assert.Equal(t, 1, strings.Count(logs, "storage backend is unavailable"), logs)
+	assert.Contains(t, logs, "10.1.2.3:6379", "the operator sees the cause")
+	assert.Equal(t, 1, strings.Count(logs, "storage backend answers again"), logs)
+	text := string(f.do(t, "GET", "/metrics", "", "", nil).body)
+	assert.Contains(t, text, `kalamdb_http_requests_total{method="GET",route="/v1/test/unavailable",status="503"} 3`)
+}
+
+// Requests that match no route are counted (by method, with unknown methods
+// folded into OTHER) and logged like the others.
+func TestUnmatchedRequestsAreCountedAndLogged(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.AccessLog = true })
+	f.do(t, "GET", "/nope", "", "", nil)
+	f.do(t, "GET", "/nope/"+strings.Repeat("x", 400), "", "", nil)
+	f.do(t, "DELETE", "/healthz", "", "", nil)
+	f.do(t, "BREW", "/coffee", "", "", nil)
+	f.do(t, "BREW2", "/coffee", "", "", nil)
+	text := string(f.do(t, "GET", "/metrics", "", "", nil).body)
+	assert.Contains(t, text, `kalamdb_http_requests_total{method="GET",route="unmatched",status="404"} 2`)
+	assert.Contains(t, text, `kalamdb_http_requests_total{method="DELETE",route="unmatched",status="405"} 1`)
+	assert.Contains(t, text, `kalamdb_http_requests_total{method="OTHER",route="unmatched",status="404"} 2`)
+	assert.NotContains(t, text, "BREW")
+	logs := f.logs.String()
+	assert.Contains(t, logs, `msg=request method=GET route=unmatched status=404`)
+	assert.Contains(t, logs, `path=/nope`)
+	assert.Contains(t, logs, "xxx…", "a long path is cut in the log")
+	assert.NotContains(t, logs, strings.Repeat("x", 300))
+}
+
+// With the access log on, every request leaves one line with its route
+// pattern, status, duration and user, and never the token.
+func TestAccessLog(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.AccessLog = true })
+	f.json(t, "POST", "/v1/test/echo", userToken, `{"name":"x"}`)
+	f.json(t, "POST", "/v1/test/echo", userToken, `{"nmae":"x"}`)
+	f.do(t, "POST", "/v1/test/admin", "wrong-token", "", nil)
+	f.do(t, "GET", "/v1/test/panic", userToken, "", nil)
+	logs := f.logs.String()
+	for _, want := range []string{
+		`level=INFO msg=request method=POST route=/v1/test/echo status=201 duration=`,
+		`level=INFO msg=request method=POST route=/v1/test/echo status=400 duration=`,
+		`route=/v1/test/admin status=401 duration=`,
+		`route=/v1/test/panic status=500 duration=`,
+		` user=alice remote=192.0.2.1:1234`,
+	} {
+		assert.Contains(t, logs, want)
+	}
+	assert.Equal(t, 4, strings.Count(logs, "msg=request "))
+	assert.NotContains(t, logs, userToken)
+	assert.NotContains(t, logs, "wrong-token")
+
+	quiet := newFixture(t, nil)
+	quiet.json(t, "POST", "/v1/test/echo", userToken, `{"name":"x"}`)
+	assert.NotContains(t, quiet.logs.String(), "msg=request ", "the access log is off unless asked for")
 }
 
 func TestUnknownRouteAndMethod(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 )
 
 // Error codes of the error envelope.
@@ -61,10 +63,16 @@ type envelopeBody struct {
 // reaches the client.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := a.classify(err)
-	if e.Status >= 500 {
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
-	} else {
-		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code)
+	switch {
+	case e.Code == CodeStorageUnavailable:
+		a.storageUnavailable(err)
+		w.Header().Set("Retry-After", "1")
+	case e.Code == CodeNotReady:
+		// Logged by readyz, once per change of state.
+	case e.Status >= 500:
+		a.log.Error("request failed", "method", r.Method, "path", truncate(r.URL.Path, 256), "status", e.Status, "err", err)
+	default:
+		a.log.Debug("request refused", "method", r.Method, "path", truncate(r.URL.Path, 256), "status", e.Status, "code", e.Code)
 	}
 	writeJSON(w, e.Status, envelope{Error: envelopeBody{Code: e.Code, Message: e.Message}})
 }
@@ -78,6 +86,10 @@ func (a *API) classify(err error) *Error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return a.tooLarge()
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeStorageUnavailable,
+			Message: fmt.Sprintf("storage backend %q cannot be reached now; retry later (a write that got this answer may or may not have been applied)", a.opts.Backend)}
 	}
 	if e := classifyDomain(err); e != nil {
 		return e

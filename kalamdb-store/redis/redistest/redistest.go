@@ -53,6 +53,10 @@ type Options struct {
 	// ReadyWithin bounds the wait for the server to accept connections;
 	// 20s when zero.
 	ReadyWithin time.Duration
+	// Port, when not zero, is the port to listen on, such as the port of a
+	// server that was stopped, to bring it back on its address; zero picks
+	// a free one.
+	Port int
 }
 
 // Server is a running redis-server.
@@ -101,6 +105,9 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.ReadyWithin == 0 {
 		o.ReadyWithin = 20 * time.Second
+	}
+	if o.Port != 0 {
+		return startOn(bin, o.Port, o)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
