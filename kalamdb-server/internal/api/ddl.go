@@ -311,6 +311,13 @@ func (a *API) getTable(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err != nil {
 		return err
 	}
+	return a.writeTable(w, r, t, p)
+}
+
+// writeTable answers with table t as GET …/tables/{t} shows it: the
+// definition and, when the server counts them, the buffered rows and
+// segments that p may see.
+func (a *API) writeTable(w http.ResponseWriter, r *http.Request, t *catalog.Table, p auth.Principal) error {
 	out := tableOut(t)
 	if a.opts.Stats != nil {
 		st, err := a.opts.Stats(r.Context(), t, p)
@@ -325,7 +332,7 @@ func (a *API) getTable(w http.ResponseWriter, r *http.Request, p auth.Principal)
 
 // addColumn answers POST /v1/namespaces/{ns}/tables/{t}/columns: it adds a
 // nullable column to a user or shared table and returns the table.
-func (a *API) addColumn(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+func (a *API) addColumn(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	var req columnJSON
 	if err := a.readJSON(w, r, &req); err != nil {
 		return err
@@ -346,8 +353,7 @@ func (a *API) addColumn(w http.ResponseWriter, r *http.Request, _ auth.Principal
 		return err
 	}
 	a.log.Info("column added", "table", t.FullName(), "column", req.Name, "type", typ.String())
-	writeJSON(w, http.StatusOK, tableOut(t))
-	return nil
+	return a.writeTable(w, r, t, p)
 }
 
 func (a *API) dropTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {

@@ -340,18 +340,65 @@ func TestMemoryBackendUsesATemporaryParquetDir(t *testing.T) {
 
 func do(t *testing.T, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
 	t.Helper()
+	return doAs(t, h, "test-admin-token", method, path, body)
+}
+
+// doAs is do with the token of another user.
+func doAs(t *testing.T, h http.Handler, token, method, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req := httptest.NewRequest(method, path, rd)
-	req.Header.Set("Authorization", "Bearer test-admin-token")
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// GET …/tables/{t} of a user table shows each caller their own buffered
+// rows and segments, never another user's; POST …/columns answers the
+// same way.
+func TestTableStatsAreTheCallersOwn(t *testing.T) {
+	doc := memoryConfig + `
+[[auth.users]]
+id = "bob"
+role = "user"
+token = "test-bob-token"
+
+[[auth.users]]
+id = "carol"
+role = "user"
+token = "test-carol-token"
+`
+	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.DiscardHandler), backends.Registry())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	h := s.Handler()
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"user","columns":[{"name":"id","type":"int64"}],"primary_key":"id"}`).Code)
+	rows := "/v1/namespaces/app/tables/m/rows"
+	require.Equal(t, 201, do(t, h, "POST", rows, `{"rows":[{"id":1},{"id":2},{"id":3}]}`).Code)
+	require.Equal(t, 201, doAs(t, h, "test-bob-token", "POST", rows, `{"rows":[{"id":1}]}`).Code)
+	require.Equal(t, 200, do(t, h, "POST", "/v1/namespaces/app/tables/m/flush", "").Code)
+	require.Equal(t, 201, doAs(t, h, "test-bob-token", "POST", rows, `{"rows":[{"id":2},{"id":3}]}`).Code)
+
+	for token, want := range map[string]string{
+		"test-admin-token": `"buffered_rows":0,"segments":1`,
+		"test-bob-token":   `"buffered_rows":2,"segments":1`,
+		"test-carol-token": `"buffered_rows":0,"segments":0`,
+	} {
+		rec := doAs(t, h, token, "GET", "/v1/namespaces/app/tables/m", "")
+		require.Equal(t, 200, rec.Code)
+		assert.Contains(t, rec.Body.String(), want, token)
+	}
+	rec := do(t, h, "POST", "/v1/namespaces/app/tables/m/columns", `{"name":"note","type":"string","nullable":true}`)
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"buffered_rows":0,"segments":1`, "POST …/columns answers the table as GET does")
 }
 
 // The scheduler flushes a table once its row limit of versions has been

@@ -43,21 +43,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		StreamTTL:     time.Duration(s.cfg.Stream.DefaultTTLSeconds) * time.Second,
 		StreamMaxRows: int64(s.cfg.Stream.DefaultMaxBufferRows),
 	}
-	opts.Stats = func(ctx context.Context, t *catalog.Table, _ auth.Principal) (api.TableStats, error) {
-		n, err := s.bufferedRows(ctx, t)
-		if err != nil {
-			return api.TableStats{}, err
-		}
-		st := api.TableStats{BufferedRows: n}
-		if t.Type != catalog.StreamTable {
-			segs, err := m.Segments(t.Namespace, t.Name)
-			if err != nil {
-				return api.TableStats{}, err
-			}
-			st.Segments = int64(len(segs))
-		}
-		return st, nil
-	}
+	opts.Stats = s.tableStats
 	opts.DropTable = func(ctx context.Context, ns, name string) error {
 		t, err := s.db.Catalog().Table(ns, name)
 		if err != nil {
@@ -166,15 +152,8 @@ func (s *Server) seedFlushStates(ctx context.Context) error {
 		if t.Flush.RowLimit > 0 {
 			limit = int(min(t.Flush.RowLimit, 1<<30))
 		}
-		it, err := s.backend.Scan(ctx, t.Partition(), store.ScanOptions{Limit: limit})
+		n, err := countKeys(ctx, s.backend, t.Partition(), nil, limit)
 		if err != nil {
-			return fmt.Errorf("counting the buffer of %s: %w", t.FullName(), err)
-		}
-		var n int64
-		for it.Next() {
-			n++
-		}
-		if err := it.Close(); err != nil {
 			return fmt.Errorf("counting the buffer of %s: %w", t.FullName(), err)
 		}
 		s.flushState(t).writes.Store(n)
@@ -311,6 +290,66 @@ func (s *Server) startStreams(ctx context.Context) error {
 	return nil
 }
 
+// tableStats reports what GET …/tables/{t} shows of t's volume, as p may see
+// it: of a user table, p's own buffered versions and segments (another
+// user's volume is not p's business); of a shared table, all of them; of a
+// stream, its stored events.
+func (s *Server) tableStats(ctx context.Context, t *catalog.Table, p auth.Principal) (api.TableStats, error) {
+	if t.Type == catalog.StreamTable {
+		n, err := s.bufferedRows(ctx, t)
+		return api.TableStats{BufferedRows: n}, err
+	}
+	user := ""
+	if t.Type == catalog.UserTable {
+		user = p.ID
+	}
+	var prefix []byte
+	if user != "" {
+		us, err := s.db.User(ctx, t.Namespace, t.Name)
+		if err != nil {
+			return api.TableStats{}, err
+		}
+		if prefix, err = us.Buffer().Prefix(user); err != nil {
+			return api.TableStats{}, err
+		}
+	}
+	n, err := countKeys(ctx, s.backend, t.Partition(), prefix, 0)
+	if err != nil {
+		return api.TableStats{}, err
+	}
+	segs, err := s.flush.Segments(t.Namespace, t.Name)
+	if err != nil {
+		return api.TableStats{}, err
+	}
+	st := api.TableStats{BufferedRows: n}
+	for _, seg := range segs {
+		if user == "" || seg.User == user {
+			st.Segments++
+		}
+	}
+	return st, nil
+}
+
+// countKeys counts the keys of partition p that start with prefix, up to
+// limit when it is positive. A partition dropped meanwhile has none.
+func countKeys(ctx context.Context, b store.StorageBackend, p store.Partition, prefix []byte, limit int) (int64, error) {
+	it, err := b.Scan(ctx, p, store.ScanOptions{Prefix: prefix, Limit: limit})
+	if err != nil {
+		if errors.Is(err, store.ErrPartitionNotFound) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	var n int64
+	for it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil && !errors.Is(err, store.ErrPartitionNotFound) {
+		return 0, err
+	}
+	return n, nil
+}
+
 // bufferedRows counts the rows t holds in the storage backend: every
 // buffered version of a user or shared table (tombstones included, until a
 // flush removes them), the stored events of a stream.
@@ -322,18 +361,7 @@ func (s *Server) bufferedRows(ctx context.Context, t *catalog.Table) (int64, err
 		}
 		return st.Len(), nil
 	}
-	it, err := s.backend.Scan(ctx, t.Partition(), store.ScanOptions{})
-	if err != nil {
-		if errors.Is(err, store.ErrPartitionNotFound) {
-			return 0, nil // dropped meanwhile
-		}
-		return 0, err
-	}
-	var n int64
-	for it.Next() {
-		n++
-	}
-	return n, it.Close()
+	return countKeys(ctx, s.backend, t.Partition(), nil, 0)
 }
 
 // bufferedCache keeps the last total of buffered rows, so that scrapes do
