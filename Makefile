@@ -15,9 +15,15 @@ all: test
 deps:
 	@bash scripts/deps.sh
 
+# The version and commit stamped into the binary (kalamdb-server --version).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+CLI_PKG   := github.com/kalamdb/kalamdb-go/kalamdb-server/internal/cli
+LDFLAGS   := -X $(CLI_PKG).Version=$(VERSION) -X $(CLI_PKG).Commit=$(COMMIT)
+
 ## build: compile every module and the server binary into ./bin.
 build: deps
-	$(GO) build -o bin/kalamdb-server ./kalamdb-server/cmd/kalamdb-server
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/kalamdb-server ./kalamdb-server/cmd/kalamdb-server
 
 ## run: build and run the server on the committed config.toml (RocksDB under ./data).
 run: build

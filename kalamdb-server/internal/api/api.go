@@ -87,6 +87,7 @@ type API struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	authn    atomic.Pointer[auth.Authenticator]
+	access   atomic.Bool // Options.AccessLog, as SetAccessLog last set it
 	draining atomic.Bool
 	// storageDown is set while the backend is known not to answer, so that
 	// the outage and the recovery are each logged once.
@@ -123,6 +124,7 @@ func New(opts Options) *API {
 	}
 	a := &API{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	a.authn.Store(opts.Auth)
+	a.access.Store(opts.AccessLog)
 	if opts.Metrics != nil {
 		a.unmatched = make(map[string]*metrics.RouteMetrics, len(unmatchedMethods))
 		for _, m := range unmatchedMethods {
@@ -163,6 +165,10 @@ func New(opts Options) *API {
 	}))
 	return a
 }
+
+// SetAccessLog turns the access log on or off, as a reload of the
+// configuration does.
+func (a *API) SetAccessLog(on bool) { a.access.Store(on) }
 
 // SetAuth replaces the authenticator, as a reload of the configuration
 // does: requests that start afterwards use the new users and tokens.
@@ -258,7 +264,7 @@ func (a *API) observe(route string, rm func(method string) *metrics.RouteMetrics
 			if status < 300 && route != UnmatchedRoute && a.storageDown.Load() {
 				a.storageAnswers()
 			}
-			if a.opts.AccessLog {
+			if a.access.Load() {
 				attrs := []any{"method", truncate(r.Method, 32), "route", route, "status", status, "duration", time.Since(start), "user", p.ID, "remote", r.RemoteAddr}
 				if route == UnmatchedRoute {
 					attrs = append(attrs, "path", truncate(r.URL.Path, 256))

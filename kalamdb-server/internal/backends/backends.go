@@ -27,28 +27,29 @@ type Backend struct {
 	Summary string
 	// register adds the backend to a registry.
 	register func(*store.Registry)
-	// check decodes and validates a section without opening anything.
-	check func(store.Config) error
+	// decode decodes and validates a section without opening anything, and
+	// returns the backend's configuration value.
+	decode func(store.Config) (any, error)
 }
 
 // validator is implemented by backend Config types that check their values.
 type validator interface{ Validate() error }
 
-// decodeAndValidate returns a check function for a backend whose settings
+// decodeAndValidate returns a decode function for a backend whose settings
 // decode into *T, starting from def.
-func decodeAndValidate[T any](def func() T) func(store.Config) error {
-	return func(cfg store.Config) error {
+func decodeAndValidate[T any](def func() T) func(store.Config) (any, error) {
+	return func(cfg store.Config) (any, error) {
 		c := def()
 		if err := cfg.Decode(&c); err != nil {
-			return err
+			return nil, err
 		}
 		if v, ok := any(c).(validator); ok {
-			return v.Validate()
+			return c, v.Validate()
 		}
 		if v, ok := any(&c).(validator); ok {
-			return v.Validate()
+			return c, v.Validate()
 		}
-		return nil
+		return c, nil
 	}
 }
 
@@ -60,35 +61,35 @@ var all = []Backend{
 		Durable:  false,
 		Summary:  "in-process B-trees; fast, and nothing survives a restart",
 		register: memory.Register,
-		check:    decodeAndValidate(func() memory.Config { return memory.Config{} }),
+		decode:   decodeAndValidate(func() memory.Config { return memory.Config{} }),
 	},
 	{
 		Name:     rocksdb.Name,
 		Durable:  true,
 		Summary:  "embedded RocksDB (the default); every acknowledged write is in its write-ahead log",
 		register: rocksdb.Register,
-		check:    decodeAndValidate(rocksdb.DefaultConfig),
+		decode:   decodeAndValidate(rocksdb.DefaultConfig),
 	},
 	{
 		Name:     pebble.Name,
 		Durable:  true,
 		Summary:  "embedded Pebble, pure Go; writes are synced to its log by default",
 		register: pebble.Register,
-		check:    decodeAndValidate(pebble.DefaultConfig),
+		decode:   decodeAndValidate(pebble.DefaultConfig),
 	},
 	{
 		Name:     bbolt.Name,
 		Durable:  true,
 		Summary:  "embedded bbolt, pure Go, one file; writes are synced to disk by default",
 		register: bbolt.Register,
-		check:    decodeAndValidate(bbolt.DefaultConfig),
+		decode:   decodeAndValidate(bbolt.DefaultConfig),
 	},
 	{
 		Name:     redis.Name,
 		Durable:  true,
 		Summary:  "a Redis (or Valkey) server; durable as far as the server's persistence settings make it",
 		register: redis.Register,
-		check:    decodeAndValidate(redis.DefaultConfig),
+		decode:   decodeAndValidate(redis.DefaultConfig),
 	},
 }
 
@@ -136,9 +137,17 @@ func Lookup(name string) (Backend, bool) {
 // Check decodes and validates cfg as the section of backend name, without
 // opening the backend.
 func Check(name string, cfg store.Config) error {
+	_, err := Decode(name, cfg)
+	return err
+}
+
+// Decode decodes and validates cfg as the section of backend name, without
+// opening the backend, and returns the backend's configuration with its
+// defaults filled in: what the backend would open with.
+func Decode(name string, cfg store.Config) (any, error) {
 	b, ok := Lookup(name)
 	if !ok {
-		return fmt.Errorf("%w: unknown storage backend %q", store.ErrInvalidArgument, name)
+		return nil, fmt.Errorf("%w: unknown storage backend %q", store.ErrInvalidArgument, name)
 	}
-	return b.check(cfg)
+	return b.decode(cfg)
 }

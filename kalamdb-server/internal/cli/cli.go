@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -30,9 +32,18 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/server"
 )
 
-// Version is the release version, set at link time with
-// -ldflags "-X github.com/kalamdb/kalamdb-go/kalamdb-server/internal/cli.Version=v1.2.3".
-var Version = "dev"
+// Version and Commit identify the build; the Makefile sets them at link time
+// from git:
+//
+//	-ldflags "-X github.com/kalamdb/kalamdb-go/kalamdb-server/internal/cli.Version=v1.2.3
+//	          -X github.com/kalamdb/kalamdb-go/kalamdb-server/internal/cli.Commit=0123456789ab"
+//
+// Without them the version is "dev" and the commit comes from the build
+// information Go records (when the build had VCS stamping on).
+var (
+	Version = "dev"
+	Commit  = ""
+)
 
 // Env is what the commands use of the process: its streams, environment,
 // signals and exit. Tests substitute their own.
@@ -40,8 +51,9 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Environ is the environment, as os.Environ returns it.
 	Environ []string
-	// Signals returns the channel of shutdown signals and a function that
-	// stops delivering them.
+	// Signals returns the channel of signals (SIGINT and SIGTERM stop the
+	// server, SIGHUP reloads its configuration) and a function that stops
+	// delivering them.
 	Signals func() (<-chan os.Signal, func())
 	// Exit ends the process; a second shutdown signal calls it.
 	Exit func(code int)
@@ -55,7 +67,7 @@ func ProcessEnv() Env {
 		Environ: os.Environ(),
 		Signals: func() (<-chan os.Signal, func()) {
 			ch := make(chan os.Signal, 2)
-			signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+			signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			return ch, func() { signal.Stop(ch) }
 		},
 		Exit: os.Exit,
@@ -108,6 +120,8 @@ func NewRoot(env Env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = versionString()
+	root.SetVersionTemplate("kalamdb-server {{.Version}}\n")
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env))
@@ -118,7 +132,7 @@ func NewRoot(env Env) *cobra.Command {
 type overrides struct {
 	configPath string
 	host       string
-	port       int
+	port       string
 	backend    string
 	logLevel   string
 	logFormat  string
@@ -129,20 +143,49 @@ func (o *overrides) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&o.configPath, "config", "c", "", "configuration file (default $"+config.EnvConfigPath+", else ./"+config.DefaultPath+")")
 	f.StringVar(&o.host, "host", "", "address to listen on (server.host)")
-	f.IntVar(&o.port, "port", 0, "TCP port to listen on (server.port)")
+	f.StringVar(&o.port, "port", "", "TCP port to listen on (server.port)")
 	f.StringVar(&o.backend, "backend", "", "storage backend (storage.backend); see 'kalamdb-server backends'")
 	f.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	f.StringVar(&o.logFormat, "log-format", "", "text or json (log.format)")
 	f.StringArrayVar(&o.sets, "set", nil, "set any key, as section.key=value (repeatable), e.g. --set storage.rocksdb.path=/srv/kalamdb")
 }
 
-// load reads the configuration with the flags that were given.
-func (o *overrides) load(cmd *cobra.Command, env Env) (*config.Config, string, error) {
+// load reads the configuration with the flags that were given and checks
+// it as the server will (server.Check), so that every problem, of the file
+// and of the backend sections alike, is reported at once. It also returns
+// the canonical name of the storage backend.
+func (o *overrides) load(cmd *cobra.Command, env Env) (*config.Config, string, string, error) {
+	cfg, path, err := o.read(cmd, env)
+	if cfg == nil {
+		return nil, path, "", err
+	}
+	backend, cerr := server.Check(cfg, backends.Registry())
+	var all config.Errors
+	for _, e := range []error{err, cerr} {
+		var ces config.Errors
+		if errors.As(e, &ces) {
+			for _, ce := range ces {
+				if !slices.ContainsFunc(all, func(x *config.Error) bool { return x.Error() == ce.Error() }) {
+					all = append(all, ce)
+				}
+			}
+		} else if e != nil {
+			return nil, path, "", e
+		}
+	}
+	if len(all) > 0 {
+		return nil, path, "", all
+	}
+	return cfg, path, backend, nil
+}
+
+// read reads the configuration with the flags that were given.
+func (o *overrides) read(cmd *cobra.Command, env Env) (*config.Config, string, error) {
 	flags := map[string]config.FlagValue{}
 	f := cmd.Flags()
 	for _, x := range []struct{ flag, key, value string }{
 		{"host", "server.host", o.host},
-		{"port", "server.port", fmt.Sprint(o.port)},
+		{"port", "server.port", o.port},
 		{"backend", "storage.backend", o.backend},
 		{"log-level", "log.level", o.logLevel},
 		{"log-format", "log.format", o.logFormat},
@@ -179,17 +222,36 @@ func newServe(env Env) *cobra.Command {
 
 On the first signal the server stops accepting connections, finishes the
 requests in flight, stops background work, flushes if configured and closes
-the backend. A second signal exits at once.`,
+the backend. A second signal exits at once.
+
+SIGHUP reloads the configuration: the users and their tokens, the TLS
+certificate, log.level and log.access change at once; other changes are
+logged as needing a restart. A file with a problem changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := o.load(cmd, env)
+			cfg, _, _, err := o.load(cmd, env)
 			if err != nil {
 				return err
 			}
-			log := server.NewLogger(cfg.Log, env.Stderr)
+			log, level := server.NewLogger(cfg.Log, env.Stderr)
+			// Libraries that log through slog (the Redis client, say) reach
+			// the same log.
+			slog.SetDefault(log)
 			signals, stop := env.Signals()
 			defer stop()
-			return server.Run(context.Background(), cfg, log, backends.Registry(), signals, func() { env.Exit(2) })
+			s, err := server.Open(context.Background(), cfg, log, backends.Registry())
+			if err != nil {
+				return err
+			}
+			s.ReloadWith(func() (*config.Config, error) {
+				cfg, _, _, err := o.load(cmd, env)
+				return cfg, err
+			}, level)
+			if _, err := s.Listen(); err != nil {
+				_ = s.Shutdown(context.Background())
+				return err
+			}
+			return s.Run(context.Background(), signals, func() { env.Exit(2) })
 		},
 	}
 	o.register(cmd)
@@ -207,25 +269,55 @@ func newConfig(env Env) *cobra.Command {
 		Short: "Validate the configuration and print the effective values, secrets masked",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, path, err := o.load(cmd, env)
+			cfg, path, backend, err := o.load(cmd, env)
 			if err != nil {
 				return err
 			}
-			backend, err := server.Check(cfg, backends.Registry())
+			decoded, err := decodeSections(cfg, backend)
 			if err != nil {
 				return err
 			}
-			out, err := cfg.Effective()
+			out, err := cfg.Effective(decoded)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "# %s is valid; storage backend %q\n\n%s", path, backend, out)
+			fmt.Fprintf(env.Stdout, "# %s is valid; storage backend %q\n# relative paths of the file lead from %s\n", path, backend, cfg.Dir())
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintf(env.Stdout, "# warning: %s\n", w)
+			}
+			fmt.Fprintf(env.Stdout, "\n%s", out)
 			return nil
 		},
 	}
 	o.register(check)
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// decodeSections returns what each backend makes of its [storage.<name>]
+// section, defaults filled in and paths resolved: every section present, and
+// the selected backend's even when the file has none.
+func decodeSections(cfg *config.Config, backend string) (map[string]any, error) {
+	out := map[string]any{}
+	selected := false
+	for _, name := range cfg.SectionNames() {
+		d, err := backends.Decode(name, cfg.Section(name))
+		if err != nil {
+			return nil, err
+		}
+		out[name] = d
+		if b, ok := backends.Lookup(name); ok && b.Name == backend {
+			selected = true
+		}
+	}
+	if !selected {
+		d, err := backends.Decode(backend, cfg.Section(backend))
+		if err != nil {
+			return nil, err
+		}
+		out[backend] = d
+	}
+	return out, nil
 }
 
 func newBackends(env Env) *cobra.Command {
@@ -267,7 +359,9 @@ func newVersion(env Env) *cobra.Command {
 // versionString is Version plus what the binary knows of its build.
 func versionString() string {
 	parts := []string{Version}
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if Commit != "" {
+		parts = append(parts, "commit "+Commit)
+	} else if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":

@@ -106,3 +106,52 @@ func TestUsageErrors(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "want section.key=value")
 }
+
+func TestVersionFlag(t *testing.T) {
+	code, out, _ := run(t, nil, "--version")
+	assert.Equal(t, 0, code)
+	assert.Regexp(t, `^kalamdb-server dev .*go1\.\d+`, out)
+
+	defer func(v, c string) { Version, Commit = v, c }(Version, Commit)
+	Version, Commit = "v1.2.3", "0123456789ab"
+	_, out, _ = run(t, nil, "version")
+	assert.Regexp(t, `^kalamdb-server v1\.2\.3 commit 0123456789ab go1\.\d+`, out, "the stamp the Makefile sets")
+}
+
+// Every problem comes out at once: the backend sections' and the unknown
+// backend's with the file's own, in words and not in Go.
+func TestConfigProblemsComeOutTogether(t *testing.T) {
+	doc := strings.Replace(goodConfig, `backend = "memory"`, "backend = \"cassandra\"\nparquet_dirr = \"x\"", 1) +
+		"\n[storage.rocksdb]\nblock_cache_mb = 0\n"
+	p := writeConfig(t, doc)
+	code, _, errOut := run(t, nil, "config", "check", "--config", p, "--set", "storage.rocksdb.sync_writes=yes")
+	assert.Equal(t, 1, code)
+	for _, want := range []string{
+		p + `:6: storage.parquet_dirr: unknown key (did you mean "parquet_dir"?)`,
+		`storage.backend: storage backend "cassandra" is not registered`,
+		`flag --set storage.rocksdb.sync_writes: storage.rocksdb.sync_writes: must be true or false, got string "yes"`,
+	} {
+		assert.Contains(t, errOut, want)
+	}
+
+	code, _, errOut = run(t, nil, "config", "check", "--config", writeConfig(t, goodConfig), "--port", "abc")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `flag --port: server.port: must be an integer, got "abc"`)
+	assert.NotContains(t, errOut, "strconv")
+}
+
+// config check shows the selected backend's section with its defaults and
+// its paths resolved against the file's folder, even when the file has no
+// such section; a client's KALAMDB_TOKEN is a warning, not an error.
+func TestConfigCheckShowsTheBackendAndItsPaths(t *testing.T) {
+	p := writeConfig(t, goodConfig)
+	dir := filepath.Dir(p)
+	code, out, errOut := run(t, []string{"KALAMDB_TOKEN=abc"}, "config", "check", "--config", p, "--backend", "pebble")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `storage backend "pebble"`)
+	assert.Contains(t, out, "# relative paths of the file lead from "+dir)
+	assert.Contains(t, out, "# warning: environment variable KALAMDB_TOKEN is not a configuration key")
+	assert.Contains(t, out, "[storage.pebble]\n")
+	assert.Contains(t, out, "path = '"+filepath.Join(dir, "data", "pebble")+"'")
+	assert.Contains(t, out, "parquet_dir = '"+filepath.Join(dir, "data", "parquet")+"'")
+}

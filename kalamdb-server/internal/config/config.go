@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -53,6 +54,11 @@ type Config struct {
 	origins map[string]Origin
 	// knownSections are the backend names [storage.<name>] may use.
 	knownSections []string
+	// dir is the absolute directory of the configuration file: relative
+	// paths of the file (and the defaults) are relative to it.
+	dir string
+	// warnings are problems that do not stop the server (see Warnings).
+	warnings []string
 }
 
 // Server is the [server] section: where and how the HTTP API listens.
@@ -85,6 +91,52 @@ type Server struct {
 
 // TLS reports whether the server is configured for HTTPS.
 func (s Server) TLS() bool { return s.TLSCertFile != "" }
+
+// Relative paths. A path in the configuration file (and a default path) is
+// relative to the folder of the file, wherever the server is started from,
+// so that `serve --config /srv/kalamdb/config.toml` finds the same data from
+// any working directory. A path given in an environment variable or a flag
+// is relative to the working directory, as on any command line. Load makes
+// every path absolute: the effective configuration, `config check` and the
+// start log show where the data is. The keys that hold paths are the
+// server's own (storage.parquet_dir, server.tls_cert_file,
+// server.tls_key_file, auth.users[].token_file) and, in the backend
+// sections, every key called path or ending in _path, _dir or _file.
+
+// IsPathKey reports whether a backend-section key holds a file-system path:
+// "path", or a name ending in "_path", "_dir" or "_file".
+func IsPathKey(key string) bool {
+	return key == "path" || strings.HasSuffix(key, "_path") || strings.HasSuffix(key, "_dir") || strings.HasSuffix(key, "_file")
+}
+
+// Dir returns the absolute folder of the configuration file, against which
+// its relative paths were resolved.
+func (c *Config) Dir() string { return c.dir }
+
+// Warnings returns the problems found that do not stop the server, such as
+// environment variables starting with KALAMDB_ that are no configuration
+// key; the server logs them at start.
+func (c *Config) Warnings() []string { return c.warnings }
+
+// resolvePath makes the path at key absolute: against the configuration
+// file's folder when it came from the file or is a default, against the
+// working directory when it came from the environment or a flag.
+func (c *Config) resolvePath(key string, p *string) {
+	*p = resolvePath(*p, c.Origin(key), c.dir)
+}
+
+func resolvePath(p string, o Origin, dir string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	if o.Kind == OriginEnv || o.Kind == OriginFlag || dir == "" {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+		return p
+	}
+	return filepath.Join(dir, p)
+}
 
 // Storage is the [storage] section. Its sub-tables, [storage.<backend>], are
 // the backends' own settings and are kept in Sections.
@@ -127,6 +179,9 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is "text" or "json".
 	Format string `toml:"format"`
+	// Access logs a line for every request (method, route, status,
+	// duration, user id, client address) at info level.
+	Access bool `toml:"access"`
 }
 
 // Auth is the [auth] section: the users allowed to call the API.
@@ -134,8 +189,8 @@ type Auth struct {
 	Users []User `toml:"users"`
 }
 
-// User is one [[auth.users]] entry. Exactly one of Token and TokenSHA256 is
-// set.
+// User is one [[auth.users]] entry. Exactly one of Token, TokenSHA256 and
+// TokenFile is set.
 type User struct {
 	// ID identifies the user; user tables keep each user's rows apart by it.
 	ID string `toml:"id"`
@@ -145,6 +200,14 @@ type User struct {
 	Token string `toml:"token"`
 	// TokenSHA256 is the hex SHA-256 of the bearer token.
 	TokenSHA256 string `toml:"token_sha256"`
+	// TokenFile is a file holding the bearer token (one line; a final
+	// newline is not part of it), such as a secret mounted under
+	// /run/secrets. It is read when the configuration is loaded (and
+	// reloaded).
+	TokenFile string `toml:"token_file"`
+
+	// fileToken is the token read from TokenFile.
+	fileToken string
 }
 
 // The roles a user can have.
@@ -174,7 +237,7 @@ func Defaults() *Config {
 		},
 		Flush:  Flush{DefaultRows: 10000, DefaultIntervalSeconds: 300, OnShutdown: true, CompactSegments: 8},
 		Stream: Stream{DefaultTTLSeconds: 3600, DefaultMaxBufferRows: 100000, EvictionIntervalSeconds: 10},
-		Log:    Log{Level: "info", Format: "text"},
+		Log:    Log{Level: "info", Format: "text", Access: true},
 	}
 }
 
@@ -314,7 +377,10 @@ func ResolvePath(opts Options) string {
 // Load reads the configuration: defaults, then the file, then the
 // environment, then flags, and validates the result. Every problem is
 // reported, each naming its key and where it was set; the error is then of
-// type Errors.
+// type Errors, and the configuration is returned too, with the problem keys
+// left at their defaults, so that a caller can check it further and report
+// everything at once. Without a configuration (nil), the file could not be
+// read or is not TOML.
 func Load(opts Options) (*Config, error) {
 	path := ResolvePath(opts)
 	data, err := os.ReadFile(path)
@@ -327,11 +393,15 @@ func Load(opts Options) (*Config, error) {
 	return Parse(path, data, opts)
 }
 
-// Parse is Load on a file already read: name is used in messages.
+// Parse is Load on a file already read: name is used in messages, and its
+// folder is where relative paths of the file lead.
 func Parse(name string, data []byte, opts Options) (*Config, error) {
 	c := Defaults()
 	c.origins = map[string]Origin{}
 	c.knownSections = opts.KnownSections
+	if dir, err := filepath.Abs(filepath.Dir(name)); err == nil {
+		c.dir = dir
+	}
 	var errs Errors
 
 	doc, err := parseDocument(name, data)
@@ -341,11 +411,18 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	errs = append(errs, c.applyFile(name, doc, opts.KnownSections)...)
 	errs = append(errs, c.applyEnv(opts.Environ)...)
 	errs = append(errs, c.applyFlags(opts.Flags)...)
-	if len(errs) == 0 {
-		errs = append(errs, c.validate()...)
+	c.resolvePath("storage.parquet_dir", &c.Storage.ParquetDir)
+	c.resolvePath("server.tls_cert_file", &c.Server.TLSCertFile)
+	c.resolvePath("server.tls_key_file", &c.Server.TLSKeyFile)
+	for i := range c.Auth.Users {
+		c.resolvePath(fmt.Sprintf("auth.users[%d].token_file", i), &c.Auth.Users[i].TokenFile)
 	}
+	for _, s := range c.Storage.Sections {
+		s.dir = c.dir
+	}
+	errs = append(errs, c.validate()...)
 	if len(errs) > 0 {
-		return nil, errs
+		return c, errs
 	}
 	return c, nil
 }
@@ -445,7 +522,7 @@ func (c *Config) validate() Errors {
 	}
 
 	if len(c.Auth.Users) == 0 {
-		add(&Error{Key: "auth.users", Msg: "no users are configured: add at least one [[auth.users]] entry with id, role and token (or token_sha256)"})
+		add(&Error{Key: "auth.users", Msg: "no users are configured: add at least one [[auth.users]] entry with id, role and token (or token_sha256, or token_file)"})
 	}
 	ids := map[string]int{}
 	tokens := map[string]int{}
@@ -463,13 +540,29 @@ func (c *Config) validate() Errors {
 		default:
 			add(c.errAt(p+".role", "must be %q or %q; got %q", RoleAdmin, RoleUser, u.Role))
 		}
+		set := 0
+		for _, v := range []string{u.Token, u.TokenSHA256, u.TokenFile} {
+			if v != "" {
+				set++
+			}
+		}
+		if u.TokenFile != "" && set == 1 {
+			tok, msg := readTokenFile(u.TokenFile)
+			if msg != "" {
+				add(c.errAt(p+".token_file", "%s", msg))
+				continue
+			}
+			c.Auth.Users[i].fileToken, u.fileToken = tok, tok
+		}
 		switch {
-		case u.Token != "" && u.TokenSHA256 != "":
-			add(c.errAt(p+".token", "set token or token_sha256, not both"))
-		case u.Token == "" && u.TokenSHA256 == "":
-			add(c.errAt(p, "user %q has neither token nor token_sha256", u.ID))
+		case set > 1:
+			add(c.errAt(p+".token", "set one of token, token_sha256 and token_file, not several"))
+		case set == 0:
+			add(c.errAt(p, "user %q has no token: set token, token_sha256 or token_file", u.ID))
 		case u.TokenSHA256 != "" && !hexSHA256.MatchString(u.TokenSHA256):
 			add(c.errAt(p+".token_sha256", "must be 64 hexadecimal digits (the SHA-256 of the token)"))
+		case u.Token != "" && strings.TrimSpace(u.Token) != u.Token:
+			add(c.errAt(p+".token", "starts or ends with white space, which a client cannot send in an Authorization header; remove it"))
 		default:
 			d := u.Digest()
 			if j, dup := tokens[d]; dup {
@@ -485,6 +578,25 @@ func (c *Config) validate() Errors {
 		}
 	}
 	return errs
+}
+
+// readTokenFile reads a token file: its one line, without the final
+// newline. It returns what is wrong, or "".
+func readTokenFile(path string) (string, string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Sprintf("cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	tok := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	switch {
+	case tok == "":
+		return "", fmt.Sprintf("%s is empty; it must hold the token", path)
+	case strings.ContainsAny(tok, "\r\n"):
+		return "", fmt.Sprintf("%s has more than one line; it must hold the token alone", path)
+	case strings.TrimSpace(tok) != tok:
+		return "", fmt.Sprintf("the token in %s starts or ends with white space, which a client cannot send in an Authorization header", path)
+	}
+	return tok, ""
 }
 
 // UsesExampleToken reports whether some user still has ExampleToken, in
@@ -504,7 +616,7 @@ func (c *Config) Section(name string) *Section {
 	if s, ok := c.Storage.Sections[name]; ok {
 		return s
 	}
-	return &Section{name: name, values: map[string]any{}, origins: map[string]Origin{}}
+	return &Section{name: name, dir: c.dir, values: map[string]any{}, origins: map[string]Origin{}}
 }
 
 // SectionNames returns the names of the [storage.<name>] sections, sorted.

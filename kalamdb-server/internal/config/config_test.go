@@ -46,7 +46,9 @@ func TestCommittedConfigLoads(t *testing.T) {
 	assert.Equal(t, "127.0.0.1", c.Server.Host)
 	assert.Equal(t, 8080, c.Server.Port)
 	assert.Equal(t, "rocksdb", c.Storage.Backend)
-	assert.Equal(t, "./data/parquet", c.Storage.ParquetDir)
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "data", "parquet"), c.Storage.ParquetDir, "relative to the file's folder")
 	assert.Equal(t, []string{"path"}, c.Section("rocksdb").Keys())
 	assert.Equal(t, 10000, c.Flush.DefaultRows)
 	assert.Equal(t, 300, c.Flush.DefaultIntervalSeconds)
@@ -154,8 +156,11 @@ func TestUsersValidation(t *testing.T) {
 		{"no users", "[server]\nport = 1\n", "no users are configured"},
 		{"bad role", "[[auth.users]]\nid = \"a\"\nrole = \"root\"\ntoken = \"x\"\n", `auth.users[0].role: must be "admin" or "user"; got "root"`},
 		{"bad id", "[[auth.users]]\nid = \"a b\"\nrole = \"user\"\ntoken = \"x\"\n", "auth.users[0].id: must be 1 to 64"},
-		{"no token", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\n", `user "a" has neither token nor token_sha256`},
-		{"both tokens", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\ntoken_sha256 = \"" + strings.Repeat("a", 64) + "\"\n", "not both"},
+		{"no token", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\n", `user "a" has no token: set token, token_sha256 or token_file`},
+		{"both tokens", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\ntoken_sha256 = \"" + strings.Repeat("a", 64) + "\"\n", "set one of token, token_sha256 and token_file, not several"},
+		{"token and file", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\ntoken_file = \"/run/secrets/a\"\n", "not several"},
+		{"padded token", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \" x \"\n", `test.toml:4: auth.users[0].token: starts or ends with white space`},
+		{"missing token file", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken_file = \"no/such/file\"\n", `test.toml:4: auth.users[0].token_file: cannot read `},
 		{"bad digest", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken_sha256 = \"xyz\"\n", "64 hexadecimal digits"},
 		{"duplicate id", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\n[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"y\"\n", `user "a" is already defined by auth.users[0]`},
 		{"shared token", "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken = \"x\"\n[[auth.users]]\nid = \"b\"\nrole = \"user\"\ntoken_sha256 = \"" + digestOf("x") + "\"\n", "same token as auth.users[0]"},
@@ -238,7 +243,14 @@ max_open_filez = 10
 	require.NoError(t, err)
 	err = c.Section("rocksdb").Decode(&rc)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "test.toml:3: storage.rocksdb.max_open_files: bad value")
+	assert.Contains(t, err.Error(), `test.toml:3: storage.rocksdb.max_open_files: must be an integer, got string "many"`)
+
+	c, err = parse(t, minimal, Options{Flags: map[string]FlagValue{"storage.rocksdb.sync_writes": {Flag: "--set storage.rocksdb.sync_writes", Value: "yes"}}})
+	require.NoError(t, err)
+	err = c.Section("rocksdb").Decode(&rc)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `flag --set storage.rocksdb.sync_writes: storage.rocksdb.sync_writes: must be true or false, got string "yes"`)
+	assert.NotContains(t, err.Error(), "rocksCfg", "no Go type names")
 
 	doc = "[storage.rocksdb]\npath = \"/tmp/x\"\nmax_open_files = 64\n" + minimal
 	c, err = parse(t, doc, Options{Environ: []string{"KALAMDB_STORAGE_ROCKSDB_MAX_OPEN_FILES=128", "KALAMDB_STORAGE_ROCKSDB_SYNC_WRITES=true"}})
@@ -298,7 +310,7 @@ token_sha256 = "` + digestOf("bob-token") + `"
 `
 	c, err := parse(t, doc, Options{Environ: []string{"KALAMDB_SERVER_PORT=9999"}})
 	require.NoError(t, err)
-	out, err := c.Effective()
+	out, err := c.Effective(nil)
 	require.NoError(t, err)
 	assert.NotContains(t, out, "very-secret-token")
 	assert.NotContains(t, out, digestOf("bob-token"))
@@ -366,4 +378,106 @@ y = 5
 	assert.Equal(t, 8, lines["arr[1].x"])
 	assert.Equal(t, 10, lines["arr[1].sub.y"])
 	assert.Equal(t, 6, lines["arr.x"])
+}
+
+// Relative paths of the file (and defaults) lead from the file's folder,
+// wherever the server starts; those of the environment and flags from the
+// working directory. Backend sections get the same for their path keys.
+func TestRelativePathsFollowTheFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "srv")
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte("from-a-file-0123\n"), 0o600))
+	doc := `[storage]
+parquet_dir = "pq"
+
+[storage.rocksdb]
+path = "./db"
+
+[[auth.users]]
+id = "admin"
+role = "admin"
+token_file = "admin.token"
+`
+	file := filepath.Join(dir, "config.toml")
+	require.NoError(t, os.WriteFile(file, []byte(doc), 0o600))
+	c, err := Load(Options{Path: file, KnownSections: known})
+	require.NoError(t, err)
+	assert.Equal(t, dir, c.Dir())
+	assert.Equal(t, filepath.Join(dir, "pq"), c.Storage.ParquetDir)
+	assert.Equal(t, digestOf("from-a-file-0123"), c.Auth.Users[0].Digest(), "the token is the file's line, without the newline")
+	var rc rocksCfg
+	require.NoError(t, c.Section("rocksdb").Decode(&rc))
+	assert.Equal(t, filepath.Join(dir, "db"), rc.Path)
+
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	c, err = Load(Options{Path: file, KnownSections: known,
+		Environ: []string{"KALAMDB_STORAGE_PARQUET_DIR=here/pq"},
+		Flags:   map[string]FlagValue{"storage.rocksdb.path": {Flag: "--set", Value: "here/db"}}})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cwd, "here", "pq"), c.Storage.ParquetDir, "an environment variable is relative to the working directory")
+	rc = rocksCfg{}
+	require.NoError(t, c.Section("rocksdb").Decode(&rc))
+	assert.Equal(t, filepath.Join(cwd, "here", "db"), rc.Path, "so is a flag")
+
+	// A default path is relative to the file too.
+	require.NoError(t, os.WriteFile(file, []byte(minimal), 0o600))
+	c, err = Load(Options{Path: file, KnownSections: known})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "data", "parquet"), c.Storage.ParquetDir)
+	type withDefault struct {
+		Path   string `toml:"path"`
+		WALDir string `toml:"wal_dir"`
+		Name   string `toml:"name"`
+		Nested struct {
+			CAFile string `toml:"ca_file"`
+		} `toml:"tls"`
+	}
+	wd := withDefault{Path: "./data/x", WALDir: "/abs/wal", Name: "./not-a-path"}
+	wd.Nested.CAFile = "ca.pem"
+	require.NoError(t, c.Section("rocksdb").Decode(&wd))
+	assert.Equal(t, filepath.Join(dir, "data", "x"), wd.Path)
+	assert.Equal(t, "/abs/wal", wd.WALDir)
+	assert.Equal(t, "./not-a-path", wd.Name, "only path keys are paths")
+	assert.Equal(t, filepath.Join(dir, "ca.pem"), wd.Nested.CAFile)
+}
+
+func TestTokenFiles(t *testing.T) {
+	dir := t.TempDir()
+	user := func(file string) string {
+		return "[[auth.users]]\nid = \"a\"\nrole = \"user\"\ntoken_file = \"" + file + "\"\n"
+	}
+	for content, want := range map[string]string{
+		"":                 "is empty",
+		"\n":               "is empty",
+		"one\ntwo\n":       "has more than one line",
+		" padded-token \n": "starts or ends with white space",
+	} {
+		f := filepath.Join(dir, "t")
+		require.NoError(t, os.WriteFile(f, []byte(content), 0o600))
+		_, err := parse(t, user(f), Options{})
+		require.Error(t, err, "%q", content)
+		assert.Contains(t, err.Error(), "test.toml:4: auth.users[0].token_file: ")
+		assert.Contains(t, err.Error(), want, "%q", content)
+	}
+	f := filepath.Join(dir, "crlf")
+	require.NoError(t, os.WriteFile(f, []byte("windows-token\r\n"), 0o600))
+	c, err := parse(t, user(f), Options{})
+	require.NoError(t, err)
+	assert.Equal(t, digestOf("windows-token"), c.Auth.Users[0].Digest())
+	assert.Equal(t, len("windows-token"), c.Auth.Users[0].TokenLen())
+}
+
+// A KALAMDB_ variable that is no configuration key and names no section
+// (a client's KALAMDB_TOKEN) is a warning; a near miss is still an error.
+func TestForeignVariablesDoNotStopTheStart(t *testing.T) {
+	c, err := parse(t, minimal, Options{Environ: []string{"KALAMDB_TOKEN=abc", "KALAMDB_URL=http://x"}})
+	require.NoError(t, err)
+	require.Len(t, c.Warnings(), 2)
+	assert.Contains(t, c.Warnings()[0], "environment variable KALAMDB_TOKEN is not a configuration key; the server ignores it")
+	for _, v := range []string{"KALAMDB_SERVER_PROT=1", "KALAMDB_SERVR_PORT=1", "KALAMDB_FLUSH_ROWS=1"} {
+		_, err := parse(t, minimal, Options{Environ: []string{v}})
+		require.Error(t, err, v)
+		assert.Contains(t, err.Error(), "unknown configuration variable", v)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -14,12 +15,25 @@ import (
 const Mask = "********"
 
 // Digest returns the lower-case hex SHA-256 of the user's token: computed
-// from Token, or TokenSHA256 as configured.
+// from Token or from the content of TokenFile, or TokenSHA256 as
+// configured.
 func (u User) Digest() string {
-	if u.Token != "" {
+	switch {
+	case u.Token != "":
 		return digestOf(u.Token)
+	case u.fileToken != "":
+		return digestOf(u.fileToken)
 	}
 	return strings.ToLower(u.TokenSHA256)
+}
+
+// TokenLen returns the length of the user's token in bytes, or 0 when only
+// its digest is known.
+func (u User) TokenLen() int {
+	if u.Token != "" {
+		return len(u.Token)
+	}
+	return len(u.fileToken)
 }
 
 func digestOf(token string) string {
@@ -41,8 +55,11 @@ func secretKey(key string) bool {
 // Effective renders the configuration as TOML with every secret masked
 // (tokens, token digests, and backend keys that look like passwords or
 // secrets), followed by comments saying which values came from the
-// environment or flags.
-func (c *Config) Effective() (string, error) {
+// environment or flags. decoded holds, by section name, what backends made
+// of their [storage.<name>] sections (defaults filled in, paths resolved);
+// it is rendered in place of the section as written, and a name of decoded
+// that the file has no section for is rendered too.
+func (c *Config) Effective(decoded map[string]any) (string, error) {
 	masked := *c
 	masked.Auth.Users = make([]User, len(c.Auth.Users))
 	for i, u := range c.Auth.Users {
@@ -66,8 +83,25 @@ func (c *Config) Effective() (string, error) {
 		return "", fmt.Errorf("rendering the configuration: %w", err)
 	}
 	b.Write(out)
-	for _, name := range c.SectionNames() {
-		vals := c.Storage.Sections[name].Values()
+	names := c.SectionNames()
+	for name := range decoded {
+		if _, ok := c.Storage.Sections[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		vals := c.Section(name).Values()
+		if d, ok := decoded[name]; ok {
+			data, err := toml.Marshal(d)
+			if err != nil {
+				return "", fmt.Errorf("rendering [storage.%s]: %w", name, err)
+			}
+			vals = map[string]any{}
+			if err := toml.Unmarshal(data, &vals); err != nil {
+				return "", fmt.Errorf("rendering [storage.%s]: %w", name, err)
+			}
+		}
 		maskSecrets(vals)
 		fmt.Fprintf(&b, "\n[storage.%s]\n", quoteKey(name))
 		if len(vals) > 0 {
@@ -140,4 +174,47 @@ func quoteKey(k string) string {
 		}
 	}
 	return k
+}
+
+// Diff lists the keys whose effective values differ between c and other,
+// sorted: the scalar keys of the static sections ("server.port"), a backend
+// section as a whole ("storage.rocksdb"), and "auth.users" when a user was
+// added, removed, or changed role or token.
+func (c *Config) Diff(other *Config) []string {
+	var keys []string
+	a, b := c.scalarKeys(), other.scalarKeys()
+	for k, v := range a {
+		if !reflect.DeepEqual(v.Interface(), b[k].Interface()) {
+			keys = append(keys, k)
+		}
+	}
+	names := map[string]bool{}
+	for n := range c.Storage.Sections {
+		names[n] = true
+	}
+	for n := range other.Storage.Sections {
+		names[n] = true
+	}
+	for n := range names {
+		if !reflect.DeepEqual(c.Section(n).values, other.Section(n).values) {
+			keys = append(keys, "storage."+n)
+		}
+	}
+	if !sameUsers(c.Auth.Users, other.Auth.Users) {
+		keys = append(keys, "auth.users")
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func sameUsers(a, b []User) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || a[i].Role != b[i].Role || a[i].Digest() != b[i].Digest() {
+			return false
+		}
+	}
+	return true
 }

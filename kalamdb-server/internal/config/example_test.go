@@ -35,11 +35,14 @@ token = "s3cret"
 	// 127.0.0.1 from default
 }
 
-// A misspelled key is reported with its line and the key it resembles.
+// A misspelled key is reported with its line and the key it resembles,
+// together with every other problem of the file.
 func ExampleParse_unknownKey() {
-	doc := []byte("[server]\nprot = 8080\n")
+	doc := []byte("[server]\nprot = 8080\nmax_page_rows = 0\n")
 	_, err := config.Parse("config.toml", doc, config.Options{})
 	fmt.Println(err)
 	// Output:
 	// config.toml:2: server.prot: unknown key (did you mean "port"?)
+	// config.toml:3: server.max_page_rows: must be at least 1, got 0
+	// auth.users: no users are configured: add at least one [[auth.users]] entry with id, role and token (or token_sha256, or token_file)
 }

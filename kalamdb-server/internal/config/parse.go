@@ -463,10 +463,29 @@ func (c *Config) applyEnv(environ []string) Errors {
 			c.setSectionValue(name, key, textValue(v), o)
 			continue
 		}
-		errs = append(errs, &Error{Origin: o, Msg: "unknown configuration variable" + suggest(k, keysOf(byEnv)) +
+		hint := suggest(k, keysOf(byEnv))
+		if hint == "" && !c.sectionVariable(k) {
+			// Not meant for the server: a client's KALAMDB_TOKEN or
+			// KALAMDB_URL, say. It must not stop the start.
+			c.warnings = append(c.warnings, fmt.Sprintf("environment variable %s is not a configuration key; the server ignores it (its variables are KALAMDB_<SECTION>_<KEY>, for example KALAMDB_SERVER_PORT)", k))
+			continue
+		}
+		errs = append(errs, &Error{Origin: o, Msg: "unknown configuration variable" + hint +
 			"; variables are KALAMDB_<SECTION>_<KEY>, for example KALAMDB_SERVER_PORT"})
 	}
 	return errs
+}
+
+// sectionVariable reports whether the environment variable k names a
+// section of the configuration (KALAMDB_SERVER_…, KALAMDB_STORAGE_…): an
+// unknown key there is a mistake, not a variable meant for someone else.
+func (c *Config) sectionVariable(k string) bool {
+	for sec := range c.sections() {
+		if strings.HasPrefix(k, envName(sec)+"_") {
+			return true
+		}
+	}
+	return false
 }
 
 // matchSectionEnv splits KALAMDB_STORAGE_<NAME>_<KEY> into the section name

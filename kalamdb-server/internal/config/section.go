@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
@@ -20,6 +21,7 @@ import (
 type Section struct {
 	name    string
 	file    string
+	dir     string // the configuration file's folder, for relative paths
 	origin  Origin
 	values  map[string]any
 	origins map[string]Origin // by top-level key of the section
@@ -64,8 +66,40 @@ func (s *Section) Origin(key string) Origin {
 // Decode implements store.Config: it fills v, a pointer to a struct with
 // `toml` tags, from the section. Unknown keys and values of the wrong type
 // are reported together, as Errors, which also match
-// errors.Is(err, store.ErrInvalidArgument).
+// errors.Is(err, store.ErrInvalidArgument). Afterwards every relative path
+// in v (a string field whose key IsPathKey) is made absolute, against the
+// configuration file's folder unless the environment or a flag set it.
 func (s *Section) Decode(v any) error {
+	if err := s.decode(v); err != nil {
+		return err
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Struct {
+		s.resolvePaths(rv.Elem(), "")
+	}
+	return nil
+}
+
+// resolvePaths makes the relative paths of struct value v absolute; prefix
+// is the dotted key of v inside the section.
+func (s *Section) resolvePaths(v reflect.Value, prefix string) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key := tomlKey(f)
+		if key == "" {
+			continue
+		}
+		fv := v.Field(i)
+		switch {
+		case fv.Kind() == reflect.Struct:
+			s.resolvePaths(fv, prefix+key+".")
+		case fv.Kind() == reflect.String && IsPathKey(key):
+			fv.SetString(resolvePath(fv.String(), s.Origin(prefix+key), s.dir))
+		}
+	}
+}
+
+func (s *Section) decode(v any) error {
 	if len(s.values) == 0 {
 		return nil
 	}
@@ -94,9 +128,102 @@ func (s *Section) Decode(v any) error {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		key := strings.Join(de.Key(), ".")
-		return Errors{{Key: prefix + key, Origin: s.Origin(key), Msg: "bad value: " + strings.TrimPrefix(de.Error(), "toml: ")}}
+		return Errors{{Key: prefix + key, Origin: s.Origin(key), Msg: s.badValue(v, de.Key(), de)}}
 	}
 	return Errors{{Key: "storage." + s.name, Origin: s.origin, Msg: err.Error()}}
+}
+
+// badValue says, in words, what the value at key should have been and what
+// it is.
+func (s *Section) badValue(v any, key []string, de *toml.DecodeError) string {
+	ft, ok := fieldType(reflect.TypeOf(v), key)
+	raw, found := lookup(s.values, key)
+	if !ok || !found {
+		return "bad value: " + strings.TrimPrefix(de.Error(), "toml: ")
+	}
+	if u, ok := reflect.New(ft).Interface().(encoding.TextUnmarshaler); ok {
+		str, isStr := raw.(string)
+		if !isStr {
+			return fmt.Sprintf("must be a string, got %s", describe(raw))
+		}
+		if err := u.UnmarshalText([]byte(str)); err != nil {
+			return fmt.Sprintf("bad value %q: %v", str, err)
+		}
+	}
+	want := "a value of another kind"
+	switch ft.Kind() {
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.String:
+		want = "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "an integer"
+		if n, isInt := raw.(int64); isInt {
+			return fmt.Sprintf("integer %d is out of range", n)
+		}
+	case reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.Slice, reflect.Array:
+		want = "an array"
+	case reflect.Struct, reflect.Map:
+		want = "a table"
+	}
+	return fmt.Sprintf("must be %s, got %s", want, describe(raw))
+}
+
+// fieldType follows key through the struct type t to the type of the field
+// it names.
+func fieldType(t reflect.Type, key []string) (reflect.Type, bool) {
+	for _, k := range key {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return nil, false
+		}
+		found := false
+		for i := 0; i < t.NumField(); i++ {
+			if f := t.Field(i); tomlKey(f) == k {
+				t, found = f.Type, true
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	return t, true
+}
+
+// lookup follows key through nested tables.
+func lookup(m map[string]any, key []string) (any, bool) {
+	var cur any = m
+	for _, k := range key {
+		t, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = t[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// tomlKey is the TOML key of a struct field, or "" for a field TOML skips.
+func tomlKey(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	switch tag {
+	case "-":
+		return ""
+	case "":
+		return f.Name
+	}
+	return tag
 }
 
 func knownList(keys []string) string {
@@ -117,18 +244,9 @@ func tomlKeys(v any) []string {
 	}
 	var keys []string
 	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+		if tag := tomlKey(t.Field(i)); tag != "" {
+			keys = append(keys, tag)
 		}
-		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		switch tag {
-		case "-":
-			continue
-		case "":
-			tag = f.Name
-		}
-		keys = append(keys, tag)
 	}
 	return keys
 }

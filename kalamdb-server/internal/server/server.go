@@ -15,8 +15,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
@@ -31,24 +34,30 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
 )
 
-// NewLogger returns the logger the configuration asks for, writing to w.
-func NewLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	switch c.Level {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	default:
-		level = slog.LevelInfo
-	}
+// NewLogger returns the logger the configuration asks for, writing to w,
+// and the variable that holds its level: a reload of the configuration
+// changes the level there.
+func NewLogger(c config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(logLevel(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
+}
+
+// logLevel is the slog level of a log.level value.
+func logLevel(s string) slog.Level {
+	switch s {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // Check validates what config.Load cannot know alone: that the backend is
@@ -56,13 +65,13 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 // its backend, and that the example token is not exposed beyond loopback.
 // It opens nothing. It returns the canonical backend name.
 func Check(cfg *config.Config, reg *store.Registry) (string, error) {
+	var errs config.Errors
 	canonical, err := reg.Resolve(cfg.Storage.Backend)
 	if err != nil {
-		return "", &config.Error{Key: "storage.backend", Origin: cfg.Origin("storage.backend"),
+		errs = append(errs, &config.Error{Key: "storage.backend", Origin: cfg.Origin("storage.backend"),
 			Msg: fmt.Sprintf("storage backend %q is not registered; known backends: %s (aliases: %s)",
-				cfg.Storage.Backend, strings.Join(reg.Names(), ", "), strings.Join(aliasesOf(reg), ", "))}
+				cfg.Storage.Backend, strings.Join(reg.Names(), ", "), strings.Join(aliasesOf(reg), ", "))})
 	}
-	var errs config.Errors
 	byBackend := map[string]string{}
 	for _, name := range cfg.SectionNames() {
 		target, err := reg.Resolve(name)
@@ -91,12 +100,27 @@ func Check(cfg *config.Config, reg *store.Registry) (string, error) {
 				Msg: fmt.Sprintf("refusing to listen on non-loopback address %q while user %q still has the example token from the committed config.toml; set a token of your own (or token_sha256) first",
 					cfg.Server.Host, id)})
 		}
+		for i, u := range cfg.Auth.Users {
+			if n := u.TokenLen(); n > 0 && n < MinTokenLen {
+				key := fmt.Sprintf("auth.users[%d].token", i)
+				if u.TokenFile != "" {
+					key += "_file"
+				}
+				errs = append(errs, &config.Error{Key: key, Origin: cfg.Origin(key),
+					Msg: fmt.Sprintf("the token of user %q is %d characters; on a non-loopback address (server.host %q) tokens need at least %d, so that they cannot be guessed",
+						u.ID, n, cfg.Server.Host, MinTokenLen)})
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return "", errs
 	}
 	return canonical, nil
 }
+
+// MinTokenLen is the shortest token accepted while the server listens
+// beyond loopback.
+const MinTokenLen = 16
 
 // sectionError attributes a backend's validation error to the key it
 // names, when it names one, so the message says where that key was set.
@@ -154,6 +178,7 @@ func backendSection(cfg *config.Config, canonical string) *config.Section {
 // Server is a running kalamdb-server.
 type Server struct {
 	cfg         *config.Config
+	reg         *store.Registry
 	log         *slog.Logger
 	name        string
 	backend     store.StorageBackend
@@ -168,6 +193,12 @@ type Server struct {
 	flushDir    string
 	buffered    bufferedCache
 	flushes     flushStates
+	// cert is the TLS certificate served, replaced by a reload.
+	cert atomic.Pointer[tls.Certificate]
+	// reload reads the configuration again for SIGHUP; level is the
+	// logger's level, which a reload sets (see ReloadWith).
+	reload func() (*config.Config, error)
+	level  *slog.LevelVar
 
 	closeOnce sync.Once
 	closeErr  error
@@ -184,11 +215,19 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	if err != nil {
 		return nil, err
 	}
-	tlsConfig, err := loadTLS(cfg.Server)
-	if err != nil {
-		return nil, err
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
 	}
-	raw, err := reg.Open(ctx, canonical, backendSection(cfg, canonical))
+	s := &Server{cfg: cfg, reg: reg, log: log, name: canonical}
+	if cfg.Server.TLS() {
+		cert, err := loadCert(cfg.Server)
+		if err != nil {
+			return nil, err
+		}
+		s.cert.Store(cert)
+	}
+	section := backendSection(cfg, canonical)
+	raw, err := reg.Open(ctx, canonical, section)
 	if err != nil {
 		return nil, err
 	}
@@ -196,9 +235,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	if !durable {
 		warnNotDurable(log, canonical)
 	}
-	m := metrics.New()
-	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, backend: m.InstrumentBackend(canonical, raw)}
-	log.Info("storage backend open", "backend", canonical, "durable", durable)
+	s.metrics = metrics.New()
+	s.backend = s.metrics.InstrumentBackend(canonical, raw)
+	log.Info("storage backend open", append([]any{"backend", canonical, "durable", durable}, pathAttrs(canonical, section)...)...)
 
 	authn, err := auth.New(cfg.Auth.Users)
 	if err != nil {
@@ -207,8 +246,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	}
 	opts := api.Options{
 		Logger:       log,
+		AccessLog:    cfg.Log.Access,
 		Auth:         authn,
-		Metrics:      m,
+		Metrics:      s.metrics,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		MaxPageRows:  cfg.Server.MaxPageRows,
 		Backend:      canonical,
@@ -238,22 +278,44 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeoutSeconds) * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsConfig,
+	}
+	if cfg.Server.TLS() {
+		s.http.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// The certificate is looked up per handshake, so that a
+			// reload replaces it for new connections.
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil },
+		}
 	}
 	return s, nil
 }
 
-// loadTLS loads the certificate of server.tls_cert_file and
-// server.tls_key_file; nil without them (plain HTTP).
-func loadTLS(c config.Server) (*tls.Config, error) {
-	if !c.TLS() {
-		return nil, nil
+// pathAttrs are the log attributes of the path keys of the backend's
+// section, as the backend opens them (resolved to absolute paths).
+func pathAttrs(backend string, section store.Config) []any {
+	decoded, err := backends.Decode(backend, section)
+	if err != nil || decoded == nil {
+		return nil
 	}
+	var attrs []any
+	v := reflect.ValueOf(decoded)
+	for i := 0; i < v.NumField(); i++ {
+		key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("toml"), ",")
+		if v.Field(i).Kind() == reflect.String && config.IsPathKey(key) && v.Field(i).String() != "" {
+			attrs = append(attrs, key, v.Field(i).String())
+		}
+	}
+	return attrs
+}
+
+// loadCert loads the certificate of server.tls_cert_file and
+// server.tls_key_file.
+func loadCert(c config.Server) (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("server.tls_cert_file %q, server.tls_key_file %q: loading the certificate: %w", c.TLSCertFile, c.TLSKeyFile, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &cert, nil
 }
 
 func warnNotDurable(log *slog.Logger, name string) {
@@ -329,24 +391,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.closeErr
 }
 
-// Run opens the server, serves until a signal arrives on signals, and shuts
-// down gracefully. A second signal during shutdown calls forceExit.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.Registry, signals <-chan os.Signal, forceExit func()) error {
-	s, err := Open(ctx, cfg, log, reg)
-	if err != nil {
-		return err
-	}
-	if _, err := s.Listen(); err != nil {
-		_ = s.Shutdown(context.Background())
-		return err
-	}
-	return s.Run(ctx, signals, forceExit)
-}
-
 // Run serves on the listener bound by Listen until a signal arrives on
 // signals (or ctx is done), then shuts down gracefully within
 // server.shutdown_timeout_seconds. A second signal during the shutdown
-// calls forceExit.
+// calls forceExit. SIGHUP is not a shutdown: it reloads the configuration
+// (see ReloadWith and Reload).
 func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit func()) error {
 	log := s.log
 	if id, ok := s.cfg.UsesExampleToken(); ok {
@@ -362,23 +411,40 @@ func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit fu
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
 
-	select {
-	case err := <-served:
-		_ = s.Shutdown(context.Background())
-		return err
-	case sig := <-signals:
-		log.Info("shutting down: finishing requests in flight; send the signal again to exit at once", "signal", sig.String())
-	case <-ctx.Done():
-		log.Info("shutting down", "reason", ctx.Err())
+wait:
+	for {
+		select {
+		case err := <-served:
+			_ = s.Shutdown(context.Background())
+			return err
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				s.reloadNow()
+				continue
+			}
+			log.Info("shutting down: finishing requests in flight; send the signal again to exit at once", "signal", sig.String())
+			break wait
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", ctx.Err())
+			break wait
+		}
 	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		select {
-		case sig := <-signals:
-			log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
-			forceExit()
-		case <-done:
+		for {
+			select {
+			case sig := <-signals:
+				if sig == syscall.SIGHUP {
+					log.Info("ignoring SIGHUP: the server is shutting down")
+					continue
+				}
+				log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
+				forceExit()
+				return
+			case <-done:
+				return
+			}
 		}
 	}()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Server.ShutdownTimeoutSeconds)*time.Second)

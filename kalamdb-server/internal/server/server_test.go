@@ -109,6 +109,14 @@ func TestCheckRefusesExampleTokenOffLoopback(t *testing.T) {
 	cfg = loadConfig(t, memoryConfig, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: "0.0.0.0"}})
 	_, err = Check(cfg, backends.Registry())
 	assert.NoError(t, err, "a real token may listen anywhere")
+
+	short := strings.Replace(memoryConfig, "test-admin-token", "tiny", 1)
+	_, err = Check(loadConfig(t, short, nil), backends.Registry())
+	assert.NoError(t, err, "a short token is fine on loopback")
+	_, err = Check(loadConfig(t, short, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: "0.0.0.0"}}), backends.Registry())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `test.toml:13: auth.users[0].token: the token of user "admin" is 4 characters; on a non-loopback address (server.host "0.0.0.0") tokens need at least 16`)
+	assert.NotContains(t, err.Error(), "tiny")
 }
 
 func TestCheckValidatesEveryBackendSection(t *testing.T) {
@@ -327,13 +335,22 @@ func TestEachDatabaseHasItsOwnParquetDir(t *testing.T) {
 }
 
 func TestMemoryBackendUsesATemporaryParquetDir(t *testing.T) {
-	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.DiscardHandler), backends.Registry())
+	logs := &syncBuffer{}
+	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
 	require.NoError(t, err)
 	dir := s.tempParquet
 	require.NotEmpty(t, dir)
 	_, err = os.Stat(dir)
 	require.NoError(t, err)
+	h := s.Handler()
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"}],"primary_key":"id"}`).Code)
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":1}]}`).Code)
 	require.NoError(t, s.Shutdown(context.Background()))
+	assert.NotContains(t, logs.String(), "flushed at shutdown", "nothing is flushed into a folder about to be removed")
+	rec := httptest.NewRecorder()
+	s.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	assert.Contains(t, rec.Body.String(), `kalamdb_flush_total{result="ok",trigger="shutdown"} 0`)
 	_, err = os.Stat(dir)
 	assert.True(t, os.IsNotExist(err), "the temporary directory is removed at shutdown")
 }

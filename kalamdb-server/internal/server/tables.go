@@ -256,10 +256,13 @@ func (s *Server) startFlushPolicies() {
 	})
 }
 
-// closeTables ends the table layer at shutdown: with flush.on_shutdown it
-// flushes every user and shared table first. Stream eviction stops.
+// closeTables ends the table layer at shutdown: with flush.on_shutdown and
+// a durable backend it flushes every user and shared table first. Stream
+// eviction stops.
 func (s *Server) closeTables(ctx context.Context) error {
-	if !s.cfg.Flush.OnShutdown {
+	if !s.cfg.Flush.OnShutdown || !s.backend.Capabilities().Durable {
+		// A non-durable backend's segments would go to a temporary folder
+		// removed right after: flushing them is work for nothing.
 		return s.db.Close()
 	}
 	start := time.Now()
