@@ -28,6 +28,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis/redistest"
+
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
@@ -563,4 +565,51 @@ func TestServesHTTPS(t *testing.T) {
 		assert.Contains(t, err.Error(), "server.tls_cert_file")
 		assert.Contains(t, err.Error(), "loading the certificate")
 	}
+}
+
+// With its Redis server down, the server answers 503 STORAGE_UNAVAILABLE
+// (not a 500) to the requests that need the backend, /readyz says not
+// ready, each change of state is logged once, and everything works again
+// once Redis is back on its address.
+func TestRedisOutageIs503(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := redistest.Start(redistest.Options{Dir: dir, Persistent: true})
+	require.NoError(t, err)
+	doc := strings.Replace(memoryConfig, `backend = "memory"`, fmt.Sprintf("backend = \"redis\"\nparquet_dir = %q\n\n[storage.redis]\naddr = %q\ndial_timeout = \"300ms\"", t.TempDir(), srv.Addr), 1)
+	logs := &syncBuffer{}
+	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	h := s.Handler()
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"user","columns":[{"name":"id","type":"int64"}],"primary_key":"id"}`).Code)
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":1}]}`).Code)
+	require.NoError(t, srv.Stop())
+
+	for _, req := range [][3]string{
+		{"GET", "/v1/namespaces/app/tables/m/rows", ""},
+		{"GET", "/v1/namespaces/app/tables/m/rows/1", ""},
+		{"POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":2}]}`},
+		{"DELETE", "/v1/namespaces/app/tables/m/rows/1", ""},
+	} {
+		rec := do(t, h, req[0], req[1], req[2])
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "%v: %s", req, rec.Body.String())
+		assert.Contains(t, rec.Body.String(), `"code":"STORAGE_UNAVAILABLE"`, "%v", req)
+		assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	}
+	assert.Equal(t, http.StatusServiceUnavailable, do(t, h, "GET", "/readyz", "").Code)
+	assert.Equal(t, http.StatusServiceUnavailable, do(t, h, "GET", "/readyz", "").Code)
+	assert.Equal(t, 1, strings.Count(logs.String(), "storage backend is unavailable"), logs.String())
+	assert.NotContains(t, logs.String(), "level=ERROR")
+
+	port := srv.Addr[strings.LastIndexByte(srv.Addr, ':')+1:]
+	var p int
+	_, err = fmt.Sscan(port, &p)
+	require.NoError(t, err)
+	redistest.StartT(t, redistest.Options{Dir: dir, Persistent: true, Port: p})
+	assert.Equal(t, http.StatusOK, do(t, h, "GET", "/readyz", "").Code)
+	rec := do(t, h, "GET", "/v1/namespaces/app/tables/m/rows", "")
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Body.String(), `"id":1`)
+	assert.Equal(t, 1, strings.Count(logs.String(), "storage backend answers again"), logs.String())
 }
