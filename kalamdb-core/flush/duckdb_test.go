@@ -275,3 +275,60 @@ func TestDuckDBReadsSegmentsAcrossAnAddedColumn(t *testing.T) {
 		}
 	}
 }
+
+// TestDuckDBReadsTheNewestVersions runs the query docs/flush.md gives for
+// reading only the newest version of each row, deleted rows left out, on
+// segments that hold superseded versions and tombstones of several users.
+func TestDuckDBReadsTheNewestVersions(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "flush.md"))
+	require.NoError(t, err)
+	var query string
+	for _, block := range strings.Split(string(doc), "```sql\n")[1:] {
+		if b, _, _ := strings.Cut(block, "```"); strings.Contains(b, "newest = 1") {
+			query = b
+		}
+	}
+	require.NotEmpty(t, query, "docs/flush.md has the newest-version query")
+	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
+		t.Run(string(typ), func(t *testing.T) {
+			e, s, us := itemsTable(t, typ)
+			md := model{}
+			for _, u := range us {
+				for id := int64(1); id <= 6; id++ {
+					require.NoError(t, s.insert(e.ctx, u, vals(id, 0)))
+					md.set(u, id, 0)
+				}
+			}
+			require.NoError(t, flushItems(e))
+			for _, u := range us {
+				require.NoError(t, s.update(e.ctx, u, 2, 1))
+				require.NoError(t, s.update(e.ctx, u, 3, 1))
+				require.NoError(t, s.delete(e.ctx, u, 4))
+				md.set(u, 2, 1)
+				md.set(u, 3, 1)
+				md.del(u, 4)
+			}
+			require.NoError(t, flushItems(e))
+			for _, u := range us {
+				require.NoError(t, s.update(e.ctx, u, 3, 2))
+				md.set(u, 3, 2)
+			}
+			require.NoError(t, flushItems(e))
+
+			q := strings.Replace(query, "'/srv/kalamdb/data/parquet/<instance id>/app/items/**/*.parquet'",
+				sqlString(filepath.Join(e.root, ns, "items", "**", "*.parquet")), 1)
+			require.NotEqual(t, query, q, "the query reads the documented path")
+			out := duckDB(t, "SELECT CAST(id AS VARCHAR), name FROM ("+strings.TrimSuffix(strings.TrimSpace(q), ";")+")")
+			var got, want []string
+			for _, r := range out[0].Rows {
+				got = append(got, fmt.Sprintf("%v=%v", r[0], r[1]))
+			}
+			for _, u := range us {
+				for id, gen := range md[u] {
+					want = append(want, fmt.Sprintf("%d=%s", id, vals(id, gen)[1].Str()))
+				}
+			}
+			assert.ElementsMatch(t, want, got)
+		})
+	}
+}
