@@ -287,3 +287,35 @@ func TestAddColumnOverHTTP(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, f.json(t, "POST", path+"/columns", userToken, `{"name":"y","type":"string","nullable":true}`).status)
 	assert.Equal(t, http.StatusNotFound, f.json(t, "POST", "/v1/namespaces/app/tables/nope/columns", adminToken, `{"name":"y","type":"string","nullable":true}`).status)
 }
+
+// Inputs that used to be stored changed, or stored unreachable, are refused
+// with a 400 that names the column or the place.
+func TestInputsAreRefusedNotChanged(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"m","type":"user","columns":[{"name":"k","type":"string"},{"name":"at","type":"timestamp","nullable":true},{"name":"x","type":"float64","nullable":true}],"primary_key":"k"}`)
+	path := "/v1/namespaces/app/tables/m/rows"
+	for body, want := range map[string]string{
+		`{"rows":[{"k":""}]}`:                               `column "k": is the primary key and the value is empty`,
+		`{"rows":[{"k":"a","at":1767323045}]}`:              `column "at": must be an RFC 3339 timestamp string such as "2026-01-02T03:04:05Z", got the number 1767323045: a number does not say its unit`,
+		`{"rows":[{"k":"a","at":"yesterday"}]}`:             `column "at": must be an RFC 3339 timestamp string such as "2026-01-02T03:04:05Z", got the string "yesterday"`,
+		`{"rows":[{"k":"a","at":"10000-01-01T00:00:00Z"}]}`: `column "at"`,
+		`{"rows":[{"k":"a","x":1e-400}]}`:                   `column "x": must be a number, got the number 1e-400: it is too small for a float64`,
+		`{"rows":[{"k":"a","k":"b"}]}`:                      `field "rows[0]" has the field "k" twice`,
+		`{"Rows":[{"k":"a"}]}`:                              `did you mean "rows"?`,
+		"{\"rows\":[{\"k\":\"caf\xe9\"}]}":                  `request body is not valid UTF-8 at byte 18`,
+	} {
+		r := f.json(t, "POST", path, userToken, body)
+		require.Equal(t, http.StatusBadRequest, r.status, "%s: %s", body, r.body)
+		_, msg := r.errorBody(t)
+		assert.Contains(t, msg, want, body)
+		assert.NotContains(t, msg, "json.Number", body)
+	}
+	page := f.do(t, "GET", path, userToken, "", nil)
+	assert.JSONEq(t, `{"rows":[]}`, string(page.body), "nothing was stored")
+
+	r := f.json(t, "POST", path, userToken, `{"rows":[{"k":"a","at":"2026-01-02T03:04:05.123456789+01:00"}]}`)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	r = f.do(t, "GET", path+"/a", userToken, "", nil)
+	assert.Equal(t, "2026-01-02T02:04:05.123456Z", r.decode(t)["at"], "stored in UTC, to the microsecond")
+	assert.Equal(t, http.StatusNotFound, f.do(t, "DELETE", path+"/b", userToken, "", nil).status, "deleting a missing row is 404")
+}
