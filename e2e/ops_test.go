@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -129,6 +130,8 @@ func TestCommittedConfigIsValid(t *testing.T) {
 	code, out := runBinary(t, nil, "config", "check", "--config", "../config.toml")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, `storage backend "rocksdb"`)
-	assert.Contains(t, out, "path = './data/rocksdb'")
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	assert.Contains(t, out, "path = '"+filepath.Join(root, "data", "rocksdb")+"'", "relative to the file's folder")
 	assert.NotContains(t, out, "change-me")
 }
