@@ -11,6 +11,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 )
 
 // Error codes of the table layer.
@@ -224,8 +225,8 @@ func (a *API) tableDef(ns string, req *createTableRequest) (catalog.Table, error
 		}
 		def.Stream = catalog.StreamOptions{TTL: d.StreamTTL, MaxBuffer: d.StreamMaxRows}
 		if req.TTLSeconds != nil {
-			if *req.TTLSeconds < 1 {
-				return def, badRequest(`field "ttl_seconds" must be at least 1, got %d`, *req.TTLSeconds)
+			if *req.TTLSeconds < 1 || *req.TTLSeconds > config.MaxSeconds {
+				return def, badRequest(`field "ttl_seconds" must be from 1 to %d (about 292 years), got %d`, config.MaxSeconds, *req.TTLSeconds)
 			}
 			def.Stream.TTL = time.Duration(*req.TTLSeconds) * time.Second
 		}
@@ -252,8 +253,8 @@ func (a *API) tableDef(ns string, req *createTableRequest) (catalog.Table, error
 			def.Flush.RowLimit = *req.Flush.Rows
 		}
 		if req.Flush.IntervalSeconds != nil {
-			if *req.Flush.IntervalSeconds < 0 {
-				return def, badRequest(`field "flush.interval_seconds" must be 0 (no timed flush) or more, got %d`, *req.Flush.IntervalSeconds)
+			if *req.Flush.IntervalSeconds < 0 || *req.Flush.IntervalSeconds > config.MaxSeconds {
+				return def, badRequest(`field "flush.interval_seconds" must be 0 (no timed flush) to %d (about 292 years), got %d`, config.MaxSeconds, *req.Flush.IntervalSeconds)
 			}
 			def.Flush.Interval = time.Duration(*req.Flush.IntervalSeconds) * time.Second
 		}

@@ -16,12 +16,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // DefaultPath is the configuration file used when neither --config nor
@@ -443,6 +445,11 @@ func IsLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// MaxSeconds is the largest number of seconds a duration holds (about 292
+// years): every *_seconds value, of the configuration or of a request, is
+// refused beyond it rather than wrapped around.
+const MaxSeconds = math.MaxInt64 / int64(time.Second)
+
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
 
 var hexSHA256 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
@@ -480,6 +487,22 @@ func (c *Config) validate() Errors {
 	} {
 		if k.v < 1 {
 			add(c.errAt(k.path, "must be at least 1, got %d", k.v))
+		}
+	}
+	for _, k := range []struct {
+		path string
+		v    int
+	}{
+		{"server.read_timeout_seconds", c.Server.ReadTimeoutSeconds},
+		{"server.write_timeout_seconds", c.Server.WriteTimeoutSeconds},
+		{"server.idle_timeout_seconds", c.Server.IdleTimeoutSeconds},
+		{"server.shutdown_timeout_seconds", c.Server.ShutdownTimeoutSeconds},
+		{"stream.eviction_interval_seconds", c.Stream.EvictionIntervalSeconds},
+		{"stream.default_ttl_seconds", c.Stream.DefaultTTLSeconds},
+		{"flush.default_interval_seconds", c.Flush.DefaultIntervalSeconds},
+	} {
+		if int64(k.v) > MaxSeconds {
+			add(c.errAt(k.path, "is %d; the longest duration the server can hold is %d seconds (about 292 years)", k.v, MaxSeconds))
 		}
 	}
 	if strings.TrimSpace(c.Storage.Backend) == "" {

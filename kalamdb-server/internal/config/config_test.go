@@ -481,3 +481,18 @@ func TestForeignVariablesDoNotStopTheStart(t *testing.T) {
 		assert.Contains(t, err.Error(), "unknown configuration variable", v)
 	}
 }
+
+// A number of seconds beyond what a duration holds is refused, naming the
+// key, rather than wrapped around to a short one.
+func TestSecondsBeyondADurationAreRefused(t *testing.T) {
+	for _, key := range []string{"server.read_timeout_seconds", "flush.default_interval_seconds", "stream.default_ttl_seconds", "stream.eviction_interval_seconds"} {
+		_, err := parse(t, minimal, Options{Flags: map[string]FlagValue{key: {Flag: "--set", Value: "18446744074"}}})
+		require.Error(t, err, key)
+		assert.Contains(t, err.Error(), "flag --set: "+key+": ", key)
+		_, err = parse(t, minimal, Options{Flags: map[string]FlagValue{key: {Flag: "--set", Value: "9223372037"}}})
+		require.Error(t, err, key)
+		assert.Contains(t, err.Error(), key+": is 9223372037; the longest duration the server can hold is 9223372036 seconds", key)
+		_, err = parse(t, minimal, Options{Flags: map[string]FlagValue{key: {Flag: "--set", Value: "9223372036"}}})
+		require.NoError(t, err, key)
+	}
+}
