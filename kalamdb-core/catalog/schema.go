@@ -88,10 +88,14 @@ type StreamOptions struct {
 	TTL time.Duration `json:"ttl,omitempty"`
 	// MaxBuffer: when more events than this are kept, the oldest are evicted.
 	MaxBuffer int64 `json:"max_buffer,omitempty"`
+	// MaxBytes: when the events kept take more bytes than this (keys and
+	// encoded values, as the storage backend holds them), the oldest are
+	// evicted. Zero: no bound in bytes.
+	MaxBytes int64 `json:"max_bytes,omitempty"`
 }
 
 // IsZero reports whether no option is set.
-func (s StreamOptions) IsZero() bool { return s.TTL == 0 && s.MaxBuffer == 0 }
+func (s StreamOptions) IsZero() bool { return s.TTL == 0 && s.MaxBuffer == 0 && s.MaxBytes == 0 }
 
 // Namespace groups tables.
 type Namespace struct {
@@ -280,10 +284,13 @@ func (t *Table) Validate() error {
 		if t.Stream.MaxBuffer <= 0 {
 			return schemaErr("stream table %s needs a positive maximum buffer, got %d", t.FullName(), t.Stream.MaxBuffer)
 		}
+		if t.Stream.MaxBytes < 0 {
+			return schemaErr("stream table %s has a negative maximum of bytes, %d", t.FullName(), t.Stream.MaxBytes)
+		}
 		return nil
 	}
 	if !t.Stream.IsZero() {
-		return schemaErr("%s table %s cannot have stream options (TTL, maximum buffer)", t.Type, t.FullName())
+		return schemaErr("%s table %s cannot have stream options (TTL, maximum buffer, maximum bytes)", t.Type, t.FullName())
 	}
 	if t.PrimaryKey == "" {
 		return schemaErr("%s table %s has no primary key", t.Type, t.FullName())

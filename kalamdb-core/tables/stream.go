@@ -24,8 +24,12 @@ import (
 //
 // Events older than the table's TTL are hidden from reads at once and
 // removed by eviction, which also removes the oldest events beyond the
-// table's maximum buffer. Eviction runs when Evict is called, or on a timer
-// between StartEviction and StopEviction.
+// table's maximum buffer (in events, and in bytes when the table sets
+// MaxBytes). Eviction runs when Evict is called, on a timer between
+// StartEviction and StopEviction, and at once after an append that takes
+// the stream beyond one of its maximums, so that the stream never holds
+// more than its bounds plus the appends in flight. An append that alone
+// exceeds a maximum is refused.
 //
 // Readers never miss an event: appends may commit out of _seq order when
 // they run concurrently, so reads stop below the oldest append still in
@@ -46,8 +50,9 @@ type StreamTableStore struct {
 	lastTs  int64           // arrival times never go backwards in _seq order
 	pending []pendingAppend // appends in flight, ascending _seq
 
-	live    atomic.Int64 // events stored
-	evictMu sync.Mutex   // one eviction at a time
+	live      atomic.Int64 // events stored
+	liveBytes atomic.Int64 // bytes of the events stored (keys and values)
+	evictMu   sync.Mutex   // one eviction at a time
 
 	timerMu sync.Mutex
 	cancel  context.CancelFunc // stops the eviction timer
@@ -87,14 +92,16 @@ func openStream(ctx context.Context, t *catalog.Table, b store.StorageBackend, a
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	var n int64
+	var n, bytes int64
 	for it.Next() {
 		n++
+		bytes += int64(len(it.Key()) + len(it.Value()))
 	}
 	if err := it.Close(); err != nil {
 		return nil, s.wrap(err)
 	}
 	s.live.Store(n)
+	s.liveBytes.Store(bytes)
 	it, err = b.Scan(ctx, s.part, store.ScanOptions{Reverse: true, Limit: 1})
 	if err != nil {
 		return nil, s.wrap(err)
@@ -127,17 +134,31 @@ func (s *StreamTableStore) Table() *catalog.Table { return s.t }
 // included).
 func (s *StreamTableStore) Len() int64 { return s.live.Load() }
 
+// Bytes returns the bytes the stored events take in the storage backend
+// (keys and encoded values, expired events not yet evicted included).
+func (s *StreamTableStore) Bytes() int64 { return s.liveBytes.Load() }
+
+// over reports whether the stored events exceed a maximum of the table.
+func (s *StreamTableStore) over(events, bytes int64) bool {
+	return events > s.t.Stream.MaxBuffer || (s.t.Stream.MaxBytes > 0 && bytes > s.t.Stream.MaxBytes)
+}
+
 func seqKey(v int64) []byte { return keys.AppendUint64(make([]byte, 0, 8), uint64(v)) }
 
 // Append adds events, all or none, each a value per column in the table's
 // column order. They get consecutive _seq values starting at the returned
 // one and share one arrival time (_updated). It fails with
 // core.ErrInvalidRow (a *core.ColumnError) when an event does not fit the
-// table.
+// table, and with core.ErrInvalidArgument when the events alone exceed the
+// table's maximum buffer, in events or in bytes. When the stream exceeds a
+// maximum afterwards, Append evicts the oldest events before it returns.
 func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (int64, error) {
 	n := len(events)
 	if n == 0 {
 		return 0, fmt.Errorf("%w: append to %s has no events", core.ErrInvalidArgument, s.t.FullName())
+	}
+	if int64(n) > s.t.Stream.MaxBuffer {
+		return 0, fmt.Errorf("%w: append of %d events to %s exceeds its maximum buffer of %d events", core.ErrInvalidArgument, n, s.t.FullName(), s.t.Stream.MaxBuffer)
 	}
 	size := 0
 	for i, vals := range events {
@@ -149,6 +170,9 @@ func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (i
 			return 0, rowErr(i, n, fmt.Errorf("%w: %s: the event encodes to %d bytes, the limit is %d", core.ErrInvalidRow, s.t.FullName(), l, store.MaxValueSize))
 		}
 		size += l
+	}
+	if stored := int64(size + 8*n); s.t.Stream.MaxBytes > 0 && stored > s.t.Stream.MaxBytes {
+		return 0, fmt.Errorf("%w: append of %d events (%d bytes) to %s exceeds its maximum buffer of %d bytes", core.ErrInvalidArgument, n, stored, s.t.FullName(), s.t.Stream.MaxBytes)
 	}
 
 	// Allocate the _seq range and the arrival time together, so that arrival
@@ -164,7 +188,7 @@ func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (i
 	s.pending = append(s.pending, pendingAppend{first: first})
 	s.mu.Unlock()
 
-	err = s.write(ctx, events, first, ts, size)
+	stored, err := s.write(ctx, events, first, ts, size)
 
 	s.mu.Lock()
 	for i := range s.pending {
@@ -178,17 +202,25 @@ func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (i
 		j++
 	}
 	s.pending = s.pending[j:]
+	var over bool
 	if err == nil {
-		s.live.Add(int64(n))
+		over = s.over(s.live.Add(int64(n)), s.liveBytes.Add(int64(stored)))
 	}
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
+	if over {
+		// The events are stored: an eviction that fails now is retried by
+		// the next append or the timer, and does not fail the append.
+		_, _ = s.Evict(ctx)
+	}
 	return first, nil
 }
 
-func (s *StreamTableStore) write(ctx context.Context, events [][]row.Value, first, ts int64, size int) error {
+// write stores the events and returns the bytes they take (keys and
+// values).
+func (s *StreamTableStore) write(ctx context.Context, events [][]row.Value, first, ts int64, size int) (int, error) {
 	buf := make([]byte, 0, size+8*len(events))
 	ops := make([]store.Operation, len(events))
 	for i, vals := range events {
@@ -198,14 +230,14 @@ func (s *StreamTableStore) write(ctx context.Context, events [][]row.Value, firs
 		vstart := len(buf)
 		var err error
 		if buf, err = row.Encode(buf, &r, s.types); err != nil {
-			return err
+			return 0, err
 		}
 		ops[i] = store.PutOp(s.part, buf[kstart:vstart:vstart], buf[vstart:len(buf):len(buf)])
 	}
 	if len(ops) == 1 {
-		return s.wrap(s.b.Put(ctx, s.part, ops[0].Key, ops[0].Value))
+		return len(buf), s.wrap(s.b.Put(ctx, s.part, ops[0].Key, ops[0].Value))
 	}
-	return s.wrap(s.b.Batch(ctx, ops))
+	return len(buf), s.wrap(s.b.Batch(ctx, ops))
 }
 
 // watermark returns the highest _seq that reads may return: every event at
@@ -286,7 +318,8 @@ func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (St
 const evictBatch = 1024
 
 // Evict removes the events older than the TTL and the oldest events beyond
-// the maximum buffer, in atomic batches of up to 1024 deletes, oldest first.
+// the maximum buffer (in events, and in bytes when the table sets
+// MaxBytes), in atomic batches of up to 1024 deletes, oldest first.
 func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
@@ -299,7 +332,7 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 	}
 	defer it.Close()
 	var ops []store.Operation
-	var expired, overflow int64
+	var expired, overflow, freed int64
 	flush := func() error {
 		if len(ops) == 0 {
 			return nil
@@ -308,12 +341,13 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 			return s.wrap(err)
 		}
 		s.live.Add(-int64(len(ops)))
+		s.liveBytes.Add(-freed)
 		st.Expired += expired
 		st.Overflow += overflow
-		ops, expired, overflow = ops[:0], 0, 0
+		ops, expired, overflow, freed = ops[:0], 0, 0, 0
 		return nil
 	}
-	remaining := s.live.Load()
+	remaining, remainingBytes := s.live.Load(), s.liveBytes.Load()
 	for it.Next() {
 		sq, upd, _, err := row.PeekMeta(it.Value())
 		if err != nil {
@@ -325,7 +359,7 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 		switch {
 		case upd < cutoff:
 			expired++
-		case remaining > s.t.Stream.MaxBuffer:
+		case s.over(remaining, remainingBytes):
 			overflow++
 		default:
 			// Arrival times do not decrease along _seq, and the buffer is
@@ -333,7 +367,10 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 			st.Remaining = s.live.Load() - int64(len(ops))
 			return st, flush()
 		}
+		size := int64(len(it.Key()) + len(it.Value()))
 		remaining--
+		remainingBytes -= size
+		freed += size
 		ops = append(ops, store.DeleteOp(s.part, append([]byte(nil), it.Key()...)))
 		if len(ops) == evictBatch {
 			if err := flush(); err != nil {

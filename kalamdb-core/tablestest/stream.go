@@ -2,6 +2,7 @@ package tablestest
 
 import (
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
@@ -138,16 +140,81 @@ func testStreamMaxBuffer(t *testing.T, e *env) {
 		}
 		_, err := s.Append(e.ctx, evs...)
 		require.NoError(t, err)
+		assert.LessOrEqual(t, storedEvents(t, e, s), streamMax, "an append beyond the maximum evicts before it returns")
 	}
+	assert.Equal(t, int64(streamMax), s.Len())
 	st, err := s.Evict(e.ctx)
 	require.NoError(t, err)
-	assert.Equal(t, tables.EvictStats{Overflow: 23, Remaining: streamMax}, st)
-	assert.Equal(t, streamMax, storedEvents(t, e, s))
+	assert.Equal(t, tables.EvictStats{Remaining: streamMax}, st, "nothing was left for the timer")
 	page, err := s.Read(e.ctx, 0, 0)
 	require.NoError(t, err)
 	require.Len(t, page.Events, streamMax)
 	assert.Equal(t, int64(23), page.Events[0].Values[1].Int64(), "the oldest were evicted")
 	assert.Equal(t, int64(total-1), page.Events[streamMax-1].Values[1].Int64())
+
+	// An append that alone exceeds the maximum is refused whole.
+	evs := make([][]row.Value, streamMax+1)
+	for i := range evs {
+		evs[i] = event("big", int64(i))
+	}
+	_, err = s.Append(e.ctx, evs...)
+	require.ErrorIs(t, err, core.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "append of 51 events to app.events exceeds its maximum buffer of 50 events")
+	assert.Equal(t, streamMax, storedEvents(t, e, s), "nothing of it was stored")
+}
+
+// testStreamMaxBytes: with MaxBytes the stream holds at most that many bytes
+// of events (as counted by Bytes, which a reopen counts again), evicting the
+// oldest as appends arrive; an append larger than the bound is refused.
+func testStreamMaxBytes(t *testing.T, e *env) {
+	const maxBytes = 2000
+	s := e.streamWith("bounded", catalog.StreamOptions{TTL: streamTTL, MaxBuffer: 1 << 20, MaxBytes: maxBytes})
+	stored := func() (n, bytes int64) {
+		it, err := e.b.Scan(e.ctx, s.Table().Partition(), store.ScanOptions{})
+		require.NoError(t, err)
+		defer it.Close()
+		for it.Next() {
+			n++
+			bytes += int64(len(it.Key()) + len(it.Value()))
+		}
+		require.NoError(t, it.Err())
+		return n, bytes
+	}
+	payload := strings.Repeat("x", 90)
+	for i := range 100 {
+		_, err := s.Append(e.ctx, event(payload, int64(i)))
+		require.NoError(t, err)
+		n, bytes := stored()
+		assert.LessOrEqual(t, bytes, int64(maxBytes), "after append %d", i)
+		assert.Equal(t, bytes, s.Bytes())
+		assert.Equal(t, n, s.Len())
+	}
+	n, bytes := stored()
+	assert.Greater(t, bytes, int64(maxBytes)-200, "the stream is full, not emptied")
+	page, err := s.Read(e.ctx, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, page.Events, int(n))
+	assert.Equal(t, int64(99), page.Events[len(page.Events)-1].Values[1].Int64(), "the newest are kept")
+
+	_, err = s.Append(e.ctx, event(strings.Repeat("y", maxBytes), 1))
+	require.ErrorIs(t, err, core.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "exceeds its maximum buffer of 2000 bytes")
+
+	e.restart()
+	s, err = e.db.Stream(e.ctx, ns, "bounded")
+	require.NoError(t, err)
+	assert.Equal(t, bytes, s.Bytes(), "a restart counts the bytes again")
+}
+
+// streamWith creates a stream table like the suite's, with other options.
+func (e *env) streamWith(name string, opts catalog.StreamOptions) *tables.StreamTableStore {
+	e.t.Helper()
+	_, err := e.db.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: name, Type: catalog.StreamTable,
+		Columns: []catalog.Column{{Name: "kind", Type: row.TypeString}, {Name: "n", Type: row.TypeInt64}}, Stream: opts})
+	require.NoError(e.t, err)
+	s, err := e.db.Stream(e.ctx, ns, name)
+	require.NoError(e.t, err)
+	return s
 }
 
 // testStreamTimer drives the eviction timer with the fake clock.
@@ -190,7 +257,7 @@ func testStreamTimer(t *testing.T, e *env) {
 // testStreamTail appends from several goroutines while a reader follows the
 // stream with its cursor: it must see every event exactly once, in order.
 func testStreamTail(t *testing.T, e *env) {
-	s := e.stream()
+	s := e.streamWith("tail", catalog.StreamOptions{TTL: streamTTL, MaxBuffer: 1 << 20})
 	const writers, perWriter = 4, 60
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -246,9 +313,7 @@ func testStreamTail(t *testing.T, e *env) {
 	page, err := s.Read(e.ctx, after, 0)
 	require.NoError(t, err)
 	assert.Empty(t, page.Events, "nothing was skipped and nothing is left")
-	assert.Equal(t, int64(total), s.Len())
-	// All of this is in the buffer bound, so nothing is evicted.
-	assert.Greater(t, int64(total), int64(streamMax))
+	assert.Equal(t, int64(total), s.Len(), "all of this is in the buffer bound: nothing is evicted")
 }
 
 func testStreamRestart(t *testing.T, e *env) {

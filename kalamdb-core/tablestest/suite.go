@@ -67,6 +67,7 @@ func Run(t *testing.T, h Harness) {
 		{"stream/InvalidInput", testStreamInvalid},
 		{"stream/TTL", testStreamTTL},
 		{"stream/MaxBuffer", testStreamMaxBuffer},
+		{"stream/MaxBytes", testStreamMaxBytes},
 		{"stream/EvictionTimer", testStreamTimer},
 		{"stream/ConcurrentAppendTail", testStreamTail},
 		{"stream/Restart", testStreamRestart},

@@ -64,10 +64,11 @@ func classifyCore(err error) *Error {
 // Defaults are the policies a new table gets when its definition leaves
 // them out (the [flush] and [stream] sections of the configuration).
 type Defaults struct {
-	FlushRows     int64
-	FlushInterval time.Duration
-	StreamTTL     time.Duration
-	StreamMaxRows int64
+	FlushRows      int64
+	FlushInterval  time.Duration
+	StreamTTL      time.Duration
+	StreamMaxRows  int64
+	StreamMaxBytes int64
 }
 
 // namespaceJSON is a namespace in responses.
@@ -145,28 +146,30 @@ type flushJSON struct {
 
 // createTableRequest is the body of POST /v1/namespaces/{ns}/tables.
 type createTableRequest struct {
-	Name          *string      `json:"name"`
-	Type          *string      `json:"type"`
-	Columns       []columnJSON `json:"columns"`
-	PrimaryKey    string       `json:"primary_key"`
-	Flush         *flushJSON   `json:"flush"`
-	TTLSeconds    *int64       `json:"ttl_seconds"`
-	MaxBufferRows *int64       `json:"max_buffer_rows"`
+	Name           *string      `json:"name"`
+	Type           *string      `json:"type"`
+	Columns        []columnJSON `json:"columns"`
+	PrimaryKey     string       `json:"primary_key"`
+	Flush          *flushJSON   `json:"flush"`
+	TTLSeconds     *int64       `json:"ttl_seconds"`
+	MaxBufferRows  *int64       `json:"max_buffer_rows"`
+	MaxBufferBytes *int64       `json:"max_buffer_bytes"`
 }
 
 // tableJSON is a table in responses.
 type tableJSON struct {
-	Namespace     string       `json:"namespace"`
-	Name          string       `json:"name"`
-	Type          string       `json:"type"`
-	Columns       []columnJSON `json:"columns"`
-	PrimaryKey    string       `json:"primary_key,omitempty"`
-	Flush         *flushJSON   `json:"flush,omitempty"`
-	TTLSeconds    *int64       `json:"ttl_seconds,omitempty"`
-	MaxBufferRows *int64       `json:"max_buffer_rows,omitempty"`
-	CreatedAt     time.Time    `json:"created_at"`
-	BufferedRows  *int64       `json:"buffered_rows,omitempty"`
-	Segments      *int64       `json:"segments,omitempty"`
+	Namespace      string       `json:"namespace"`
+	Name           string       `json:"name"`
+	Type           string       `json:"type"`
+	Columns        []columnJSON `json:"columns"`
+	PrimaryKey     string       `json:"primary_key,omitempty"`
+	Flush          *flushJSON   `json:"flush,omitempty"`
+	TTLSeconds     *int64       `json:"ttl_seconds,omitempty"`
+	MaxBufferRows  *int64       `json:"max_buffer_rows,omitempty"`
+	MaxBufferBytes *int64       `json:"max_buffer_bytes,omitempty"`
+	CreatedAt      time.Time    `json:"created_at"`
+	BufferedRows   *int64       `json:"buffered_rows,omitempty"`
+	Segments       *int64       `json:"segments,omitempty"`
 }
 
 func tableOut(t *catalog.Table) tableJSON {
@@ -177,8 +180,11 @@ func tableOut(t *catalog.Table) tableJSON {
 	}
 	if t.Type == catalog.StreamTable {
 		ttl := int64(t.Stream.TTL / time.Second)
-		maxRows := t.Stream.MaxBuffer
+		maxRows, maxBytes := t.Stream.MaxBuffer, t.Stream.MaxBytes
 		out.TTLSeconds, out.MaxBufferRows = &ttl, &maxRows
+		if maxBytes > 0 {
+			out.MaxBufferBytes = &maxBytes
+		}
 	} else {
 		rows := t.Flush.RowLimit
 		secs := int64(t.Flush.Interval / time.Second)
@@ -223,7 +229,7 @@ func (a *API) tableDef(ns string, req *createTableRequest) (catalog.Table, error
 		if req.PrimaryKey != "" {
 			return def, badRequest(`field "primary_key" does not apply to stream tables: events are identified by _seq`)
 		}
-		def.Stream = catalog.StreamOptions{TTL: d.StreamTTL, MaxBuffer: d.StreamMaxRows}
+		def.Stream = catalog.StreamOptions{TTL: d.StreamTTL, MaxBuffer: d.StreamMaxRows, MaxBytes: d.StreamMaxBytes}
 		if req.TTLSeconds != nil {
 			if *req.TTLSeconds < 1 || *req.TTLSeconds > config.MaxSeconds {
 				return def, badRequest(`field "ttl_seconds" must be from 1 to %d (about 292 years), got %d`, config.MaxSeconds, *req.TTLSeconds)
@@ -236,10 +242,16 @@ func (a *API) tableDef(ns string, req *createTableRequest) (catalog.Table, error
 			}
 			def.Stream.MaxBuffer = *req.MaxBufferRows
 		}
+		if req.MaxBufferBytes != nil {
+			if *req.MaxBufferBytes < 1 {
+				return def, badRequest(`field "max_buffer_bytes" must be at least 1, got %d`, *req.MaxBufferBytes)
+			}
+			def.Stream.MaxBytes = *req.MaxBufferBytes
+		}
 		return def, nil
 	}
-	if req.TTLSeconds != nil || req.MaxBufferRows != nil {
-		return def, badRequest(`fields "ttl_seconds" and "max_buffer_rows" only apply to stream tables`)
+	if req.TTLSeconds != nil || req.MaxBufferRows != nil || req.MaxBufferBytes != nil {
+		return def, badRequest(`fields "ttl_seconds", "max_buffer_rows" and "max_buffer_bytes" only apply to stream tables`)
 	}
 	if req.PrimaryKey == "" {
 		return def, badRequest(`field "primary_key" is required for %s tables`, def.Type)

@@ -146,6 +146,8 @@ func TestCreateTableBadInputNamesTheField(t *testing.T) {
 		`{"name":"t","type":"stream","columns":[{"name":"id","type":"int64"}],"ttl_seconds":9223372037}`:                                 `got 9223372037`,
 		`{"name":"t","type":"user","columns":[{"name":"id","type":"int64"}],"primary_key":"id","flush":{"interval_seconds":9223372037}}`: `field "flush.interval_seconds" must be 0 (no timed flush) to 9223372036`,
 		`{"name":"t","type":"stream","columns":[{"name":"id","type":"int64"}],"max_buffer_rows":-5}`:                                     `field "max_buffer_rows" must be at least 1`,
+		`{"name":"t","type":"stream","columns":[{"name":"id","type":"int64"}],"max_buffer_bytes":0}`:                                     `field "max_buffer_bytes" must be at least 1`,
+		`{"name":"t","type":"user","columns":[{"name":"id","type":"int64"}],"primary_key":"id","max_buffer_bytes":5}`:                    `"max_buffer_bytes" only apply to stream tables`,
 		`{"name":"t","type":"user","columns":[{"name":"id","type":"int64","nullable":"yes"}],"primary_key":"id"}`:                        `field "columns.nullable" must be true or false`,
 		`{"name":"t","type":"user","columns":[{"name":"id","type":"int64"}],"primary_key":"id","flush":{"rows":1.5}}`:                    `field "flush.rows" must be an integer`,
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -318,4 +319,42 @@ func TestInputsAreRefusedNotChanged(t *testing.T) {
 	r = f.do(t, "GET", path+"/a", userToken, "", nil)
 	assert.Equal(t, "2026-01-02T02:04:05.123456Z", r.decode(t)["at"], "stored in UTC, to the microsecond")
 	assert.Equal(t, http.StatusNotFound, f.do(t, "DELETE", path+"/b", userToken, "", nil).status, "deleting a missing row is 404")
+}
+
+// A stream holds at most max_buffer_rows events and max_buffer_bytes bytes
+// as soon as an append returns, not only after the next eviction round; an
+// append that alone exceeds a bound is refused.
+func TestStreamBoundsHoldOnAppend(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"ev","type":"stream","columns":[{"name":"x","type":"string","nullable":true}],"max_buffer_rows":100}`)
+	f.createTable(t, `{"name":"big","type":"stream","columns":[{"name":"x","type":"string","nullable":true}],"max_buffer_bytes":1000}`)
+	r := f.do(t, "GET", "/v1/namespaces/app/tables/big", userToken, "", nil)
+	assert.Contains(t, string(r.body), `"max_buffer_rows":1000,"max_buffer_bytes":1000`)
+	path := "/v1/namespaces/app/tables/ev/rows"
+	many := func(n int, x string) string {
+		rows := make([]string, n)
+		for i := range rows {
+			rows[i] = `{"x":"` + x + `"}`
+		}
+		return `{"rows":[` + strings.Join(rows, ",") + `]}`
+	}
+	r = f.json(t, "POST", path, userToken, many(101, ""))
+	require.Equal(t, http.StatusBadRequest, r.status)
+	_, msg := r.errorBody(t)
+	assert.Contains(t, msg, "append of 101 events to app.ev exceeds its maximum buffer of 100 events")
+	for range 3 {
+		require.Equal(t, http.StatusCreated, f.json(t, "POST", path, userToken, many(40, "")).status)
+		got := f.pageAll(t, path, userToken, 50)
+		assert.LessOrEqual(t, len(got), 100)
+	}
+	path = "/v1/namespaces/app/tables/big/rows"
+	for range 5 {
+		require.Equal(t, http.StatusCreated, f.json(t, "POST", path, userToken, many(3, strings.Repeat("b", 90))).status)
+	}
+	got := f.pageAll(t, path, userToken, 50)
+	assert.LessOrEqual(t, len(got), 9, "the byte bound holds too: about 110 bytes an event")
+	r = f.json(t, "POST", path, userToken, many(9, strings.Repeat("z", 90)))
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	_, msg = r.errorBody(t)
+	assert.Contains(t, msg, "exceeds its maximum buffer of 1000 bytes")
 }

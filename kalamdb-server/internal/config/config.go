@@ -171,6 +171,9 @@ type Stream struct {
 	DefaultTTLSeconds int `toml:"default_ttl_seconds"`
 	// DefaultMaxBufferRows evicts the oldest rows beyond that many.
 	DefaultMaxBufferRows int `toml:"default_max_buffer_rows"`
+	// DefaultMaxBufferBytes evicts the oldest rows beyond that many bytes
+	// (keys and encoded rows, as the storage backend holds them).
+	DefaultMaxBufferBytes int64 `toml:"default_max_buffer_bytes"`
 	// EvictionIntervalSeconds is how often expired stream rows are removed.
 	EvictionIntervalSeconds int `toml:"eviction_interval_seconds"`
 }
@@ -238,7 +241,7 @@ func Defaults() *Config {
 			Sections:   map[string]*Section{},
 		},
 		Flush:  Flush{DefaultRows: 10000, DefaultIntervalSeconds: 300, OnShutdown: true, CompactSegments: 8},
-		Stream: Stream{DefaultTTLSeconds: 3600, DefaultMaxBufferRows: 100000, EvictionIntervalSeconds: 10},
+		Stream: Stream{DefaultTTLSeconds: 3600, DefaultMaxBufferRows: 100000, DefaultMaxBufferBytes: 64 << 20, EvictionIntervalSeconds: 10},
 		Log:    Log{Level: "info", Format: "text", Access: true},
 	}
 }
@@ -532,6 +535,9 @@ func (c *Config) validate() Errors {
 	}
 	if c.Stream.DefaultMaxBufferRows < 1 {
 		add(c.errAt("stream.default_max_buffer_rows", "must be at least 1, got %d", c.Stream.DefaultMaxBufferRows))
+	}
+	if c.Stream.DefaultMaxBufferBytes < 1 {
+		add(c.errAt("stream.default_max_buffer_bytes", "must be at least 1, got %d", c.Stream.DefaultMaxBufferBytes))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

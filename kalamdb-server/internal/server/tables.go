@@ -38,10 +38,11 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	opts.DB = s.db
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
-		FlushRows:     int64(s.cfg.Flush.DefaultRows),
-		FlushInterval: time.Duration(s.cfg.Flush.DefaultIntervalSeconds) * time.Second,
-		StreamTTL:     time.Duration(s.cfg.Stream.DefaultTTLSeconds) * time.Second,
-		StreamMaxRows: int64(s.cfg.Stream.DefaultMaxBufferRows),
+		FlushRows:      int64(s.cfg.Flush.DefaultRows),
+		FlushInterval:  time.Duration(s.cfg.Flush.DefaultIntervalSeconds) * time.Second,
+		StreamTTL:      time.Duration(s.cfg.Stream.DefaultTTLSeconds) * time.Second,
+		StreamMaxRows:  int64(s.cfg.Stream.DefaultMaxBufferRows),
+		StreamMaxBytes: s.cfg.Stream.DefaultMaxBufferBytes,
 	}
 	opts.Stats = s.tableStats
 	opts.DropTable = func(ctx context.Context, ns, name string) error {
