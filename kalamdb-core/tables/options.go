@@ -26,6 +26,23 @@ type ScanOptions struct {
 	// Limit is the most rows to return: 0 means DefaultLimit; it may not be
 	// negative or above MaxLimit.
 	Limit int
+	// MaxBytes, when positive, ends the page early, with More set, once its
+	// rows encode to MaxBytes bytes or more (row.EncodedLen, about what the
+	// rows hold in memory); the page still holds at least one row when rows
+	// follow. It bounds the memory of a page of large rows. Zero: no bound.
+	MaxBytes int
+}
+
+// StreamReadOptions select a page of a stream table's events, in _seq
+// order.
+type StreamReadOptions struct {
+	// After starts the page after this _seq: pass the Next of the previous
+	// page; 0 reads from the first event.
+	After int64
+	// Limit is the most events to return, as ScanOptions.Limit.
+	Limit int
+	// MaxBytes bounds the page in bytes, as ScanOptions.MaxBytes.
+	MaxBytes int
 }
 
 // Page is one page of a scan.
@@ -41,6 +58,13 @@ type Page struct {
 	// Next is, when More, the primary key of the last row of the page: the
 	// After of the next page. It is null otherwise.
 	Next row.Value
+}
+
+func checkMaxBytes(n int) error {
+	if n < 0 {
+		return fmt.Errorf("%w: byte bound %d is negative", core.ErrInvalidArgument, n)
+	}
+	return nil
 }
 
 func checkLimit(limit int) (int, error) {

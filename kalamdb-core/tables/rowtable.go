@@ -440,6 +440,9 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 	if err != nil {
 		return Page{}, err
 	}
+	if err := checkMaxBytes(opts.MaxBytes); err != nil {
+		return Page{}, err
+	}
 	if !opts.Start.IsNull() && !opts.After.IsNull() {
 		return Page{}, fmt.Errorf("%w: scan of %s sets both Start and After", core.ErrInvalidArgument, rt.t.FullName())
 	}
@@ -464,6 +467,7 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 	defer it.Close()
 	p := newPageRows(len(rt.types), limit)
 	more := false
+	size := 0 // of the page's rows, when opts.MaxBytes bounds it
 	// src is it until a merge has one source left, then that source.
 	src, m := it, (*mergeIter)(nil)
 	if mi, ok := it.(*mergeIter); ok {
@@ -483,7 +487,7 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 		if src.Deleted() {
 			continue
 		}
-		if len(p.rows) == limit {
+		if len(p.rows) == limit || (opts.MaxBytes > 0 && size >= opts.MaxBytes) {
 			more = true
 			break
 		}
@@ -492,6 +496,9 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 			return Page{}, err
 		}
 		rt.fill(r)
+		if opts.MaxBytes > 0 {
+			size += row.EncodedLen(r)
+		}
 	}
 	if err := it.Close(); err != nil {
 		return Page{}, rt.wrap(err)

@@ -256,11 +256,16 @@ func (s *StreamTableStore) cutoff() int64 {
 	return s.clock.Now().Add(-s.t.Stream.TTL).UnixMicro()
 }
 
-// Read returns up to limit events with _seq greater than after, in _seq
-// order, skipping expired ones. limit 0 means DefaultLimit.
-func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (StreamPage, error) {
-	limit, err := checkLimit(limit)
+// Read returns a page of the events after opts.After, in _seq order,
+// skipping expired ones: up to opts.Limit events (0 means DefaultLimit), and
+// fewer when opts.MaxBytes bounds the page.
+func (s *StreamTableStore) Read(ctx context.Context, opts StreamReadOptions) (StreamPage, error) {
+	after := opts.After
+	limit, err := checkLimit(opts.Limit)
 	if err != nil {
+		return StreamPage{}, err
+	}
+	if err := checkMaxBytes(opts.MaxBytes); err != nil {
 		return StreamPage{}, err
 	}
 	if after < 0 {
@@ -278,6 +283,7 @@ func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (St
 	}
 	defer it.Close()
 	var arena []byte
+	size := 0 // of the events read, when opts.MaxBytes bounds the page
 	p := newPageRows(len(s.types), limit)
 	for it.Next() {
 		sq, upd, _, err := row.PeekMeta(it.Value())
@@ -290,11 +296,12 @@ func (s *StreamTableStore) Read(ctx context.Context, after int64, limit int) (St
 		if upd < cutoff {
 			continue
 		}
-		if len(p.rows) == limit {
+		if len(p.rows) == limit || (opts.MaxBytes > 0 && size >= opts.MaxBytes) {
 			page.More = true
 			break
 		}
 		v := it.Value()
+		size += len(v)
 		if cap(arena)-len(arena) < len(v) {
 			arena = make([]byte, 0, max(arenaChunk, len(v)))
 		}

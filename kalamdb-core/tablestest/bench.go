@@ -290,7 +290,7 @@ func Bench(b *testing.B, h Harness) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			page, err := e.stream.Read(e.ctx, spread(i)%(benchRows-benchPage), benchPage)
+			page, err := e.stream.Read(e.ctx, tables.StreamReadOptions{After: spread(i) % (benchRows - benchPage), Limit: benchPage})
 			if err != nil || len(page.Events) != benchPage {
 				b.Fatal(len(page.Events), err)
 			}

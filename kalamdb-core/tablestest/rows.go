@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -504,4 +505,46 @@ func testDeleteIfUnchanged(t *testing.T, e *env, s rowStore) {
 	assert.NoError(t, err)
 	unlock := buf.LockKeys([][]byte{refs[0].Key, refs[1].Key})
 	unlock()
+}
+
+// testScanBytes: with MaxBytes a page ends once its rows encode to that
+// many bytes, holds at least one row however large, and paging with Next
+// returns every row once.
+func testScanBytes(t *testing.T, e *env, s rowStore) {
+	sizes := []int{100, 5000, 100, 100, 20_000, 100, 100, 100, 3000, 100}
+	for i, n := range sizes {
+		r := sample(int64(i))
+		r[colBody] = row.String(strings.Repeat("x", n))
+		_, err := s.Insert(e.ctx, r)
+		require.NoError(t, err)
+	}
+	const budget = 4000
+	var got []int64
+	var after row.Value
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, len(sizes)+1, "paging ends")
+		page, err := s.Scan(e.ctx, tables.ScanOptions{After: after, MaxBytes: budget})
+		require.NoError(t, err)
+		require.NotEmpty(t, page.Rows, "a page holds at least one row")
+		size := 0
+		for i, r := range page.Rows {
+			if i == len(page.Rows)-1 {
+				break
+			}
+			size += row.EncodedLen(&r)
+		}
+		assert.Less(t, size, budget, "only the last row of a page may take it over the bound")
+		got = append(got, ids(page.Rows)...)
+		if !page.More {
+			break
+		}
+		after = page.Next
+	}
+	assert.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, got)
+	page, err := s.Scan(e.ctx, tables.ScanOptions{Start: row.Int64(4), MaxBytes: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{4}, ids(page.Rows), "a row larger than the bound comes alone")
+	assert.True(t, page.More)
+	_, err = s.Scan(e.ctx, tables.ScanOptions{MaxBytes: -1})
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
 }

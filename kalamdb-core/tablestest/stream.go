@@ -60,7 +60,7 @@ func testStreamAppendRead(t *testing.T, e *env) {
 	assert.Equal(t, first+3, fourth)
 	assert.Equal(t, int64(4), s.Len())
 
-	page, err := s.Read(e.ctx, 0, 0)
+	page, err := s.Read(e.ctx, tables.StreamReadOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{first, first + 1, first + 2, first + 3}, seqs(page))
 	assert.Equal(t, []int64{0, 1, 2, 3}, ns_(page))
@@ -70,15 +70,15 @@ func testStreamAppendRead(t *testing.T, e *env) {
 	assert.Equal(t, t0.Add(time.Second).UnixMicro(), page.Events[3].Updated)
 	assert.Equal(t, "c", page.Events[2].Values[0].Str())
 
-	page, err = s.Read(e.ctx, first, 2)
+	page, err = s.Read(e.ctx, tables.StreamReadOptions{After: first, Limit: 2})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{1, 2}, ns_(page), "after is exclusive")
 	assert.True(t, page.More)
-	page, err = s.Read(e.ctx, page.Next, 2)
+	page, err = s.Read(e.ctx, tables.StreamReadOptions{After: page.Next, Limit: 2})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{3}, ns_(page))
 	assert.False(t, page.More)
-	page, err = s.Read(e.ctx, page.Next, 2)
+	page, err = s.Read(e.ctx, tables.StreamReadOptions{After: page.Next, Limit: 2})
 	require.NoError(t, err)
 	assert.Empty(t, page.Events)
 	assert.Equal(t, first+3, page.Next, "an empty read keeps the cursor")
@@ -95,9 +95,9 @@ func testStreamInvalid(t *testing.T, e *env) {
 	assert.ErrorIs(t, err, core.ErrInvalidRow)
 	assert.Zero(t, s.Len())
 	assert.Zero(t, storedEvents(t, e, s), "nothing of a failed append is stored")
-	_, err = s.Read(e.ctx, -1, 0)
+	_, err = s.Read(e.ctx, tables.StreamReadOptions{After: -1})
 	assert.ErrorIs(t, err, core.ErrInvalidArgument)
-	_, err = s.Read(e.ctx, 0, -1)
+	_, err = s.Read(e.ctx, tables.StreamReadOptions{Limit: -1})
 	assert.ErrorIs(t, err, core.ErrInvalidArgument)
 	assert.ErrorIs(t, s.StartEviction(0, nil), core.ErrInvalidArgument)
 }
@@ -115,7 +115,7 @@ func testStreamTTL(t *testing.T, e *env) {
 	}
 	e.clock.Advance(streamTTL/2 + time.Microsecond) // the first ten are now older than the TTL
 
-	page, err := s.Read(e.ctx, 0, 0)
+	page, err := s.Read(e.ctx, tables.StreamReadOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{10, 11, 12, 13, 14}, ns_(page), "expired events are hidden before eviction")
 	assert.Equal(t, 15, storedEvents(t, e, s))
@@ -146,7 +146,7 @@ func testStreamMaxBuffer(t *testing.T, e *env) {
 	st, err := s.Evict(e.ctx)
 	require.NoError(t, err)
 	assert.Equal(t, tables.EvictStats{Remaining: streamMax}, st, "nothing was left for the timer")
-	page, err := s.Read(e.ctx, 0, 0)
+	page, err := s.Read(e.ctx, tables.StreamReadOptions{})
 	require.NoError(t, err)
 	require.Len(t, page.Events, streamMax)
 	assert.Equal(t, int64(23), page.Events[0].Values[1].Int64(), "the oldest were evicted")
@@ -191,7 +191,7 @@ func testStreamMaxBytes(t *testing.T, e *env) {
 	}
 	n, bytes := stored()
 	assert.Greater(t, bytes, int64(maxBytes)-200, "the stream is full, not emptied")
-	page, err := s.Read(e.ctx, 0, 0)
+	page, err := s.Read(e.ctx, tables.StreamReadOptions{})
 	require.NoError(t, err)
 	require.Len(t, page.Events, int(n))
 	assert.Equal(t, int64(99), page.Events[len(page.Events)-1].Values[1].Int64(), "the newest are kept")
@@ -293,7 +293,7 @@ func testStreamTail(t *testing.T, e *env) {
 			finished = true
 		default:
 		}
-		page, err := s.Read(e.ctx, after, 7)
+		page, err := s.Read(e.ctx, tables.StreamReadOptions{After: after, Limit: 7})
 		require.NoError(t, err)
 		got = append(got, seqs(page)...)
 		after = page.Next
@@ -310,7 +310,7 @@ func testStreamTail(t *testing.T, e *env) {
 	for i := 1; i < len(got); i++ {
 		require.Greater(t, got[i], got[i-1], "events in _seq order, each once")
 	}
-	page, err := s.Read(e.ctx, after, 0)
+	page, err := s.Read(e.ctx, tables.StreamReadOptions{After: after})
 	require.NoError(t, err)
 	assert.Empty(t, page.Events, "nothing was skipped and nothing is left")
 	assert.Equal(t, int64(total), s.Len(), "all of this is in the buffer bound: nothing is evicted")
@@ -327,7 +327,7 @@ func testStreamRestart(t *testing.T, e *env) {
 	next, err := s.Append(e.ctx, event("c", 3))
 	require.NoError(t, err)
 	assert.Greater(t, next, last)
-	page, err := s.Read(e.ctx, 0, 0)
+	page, err := s.Read(e.ctx, tables.StreamReadOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{1, 2, 3}, ns_(page))
 }
@@ -342,7 +342,7 @@ func testStreamDropped(t *testing.T, e *env) {
 
 	_, err = s.Append(e.ctx, event("b", 2))
 	assert.ErrorIs(t, err, core.ErrTableNotFound)
-	_, err = s.Read(e.ctx, 0, 0)
+	_, err = s.Read(e.ctx, tables.StreamReadOptions{})
 	assert.ErrorIs(t, err, core.ErrTableNotFound)
 	_, err = e.db.Stream(e.ctx, ns, streamTable)
 	assert.ErrorIs(t, err, core.ErrTableNotFound)
@@ -351,4 +351,36 @@ func testStreamDropped(t *testing.T, e *env) {
 	assert.ErrorIs(t, <-reports, core.ErrTableNotFound)
 	s.StopEviction() // waits for the timer goroutine, which stopped itself
 	assert.Zero(t, e.clock.Tickers(), "the timer of a dropped table stops by itself")
+}
+
+// testStreamReadBytes: a read bounded by MaxBytes ends once its events
+// take that many bytes, with at least one event, and paging sees each once.
+func testStreamReadBytes(t *testing.T, e *env) {
+	s := e.stream()
+	sizes := []int{10, 3000, 10, 10, 10, 8000, 10}
+	for i, n := range sizes {
+		_, err := s.Append(e.ctx, event(strings.Repeat("k", n), int64(i)))
+		require.NoError(t, err)
+	}
+	var got []int64
+	var after int64
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, len(sizes)+1)
+		page, err := s.Read(e.ctx, tables.StreamReadOptions{After: after, MaxBytes: 2000})
+		require.NoError(t, err)
+		require.NotEmpty(t, page.Events)
+		for _, ev := range page.Events {
+			got = append(got, ev.Values[1].Int64())
+		}
+		if !page.More {
+			break
+		}
+		after = page.Next
+	}
+	assert.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6}, got)
+	page, err := s.Read(e.ctx, tables.StreamReadOptions{MaxBytes: 2000})
+	require.NoError(t, err)
+	assert.Len(t, page.Events, 2, "the page ends with the event that took it over the bound")
+	_, err = s.Read(e.ctx, tables.StreamReadOptions{MaxBytes: -1})
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
 }

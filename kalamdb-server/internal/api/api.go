@@ -44,6 +44,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxPageRows caps the limit of a row listing.
 	MaxPageRows int
+	// MaxPageBytes ends a page of a row listing early once its rows take
+	// that many bytes (tables.ScanOptions.MaxBytes); 0 means 8 MiB.
+	MaxPageBytes int
 	// Backend is the name of the storage backend, for /readyz.
 	Backend string
 	// Ready answers /readyz: nil when the backend is open and answering.
@@ -115,6 +118,9 @@ func New(opts Options) *API {
 	}
 	if opts.MaxPageRows <= 0 {
 		opts.MaxPageRows = 1000
+	}
+	if opts.MaxPageBytes <= 0 {
+		opts.MaxPageBytes = 8 << 20
 	}
 	if opts.DB != nil {
 		opts.Catalog = opts.DB.Catalog()

@@ -92,16 +92,18 @@ func appendFloat(dst []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Invalid UTF-8 is replaced by
-// U+FFFD, as encoding/json does; the HTML-sensitive characters and the
-// line separators U+2028 and U+2029 are escaped too.
+// appendString appends s as a JSON string, as encoding/json does with
+// SetEscapeHTML(false): invalid UTF-8 (which stored values never hold) is
+// replaced by U+FFFD, and the line separators U+2028 and U+2029 are
+// escaped. '<', '>' and '&' are not: they only matter for JSON embedded in
+// HTML, and escaping them would make a row of them six times larger.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}

@@ -259,7 +259,7 @@ func (a *API) listRows(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		if err != nil {
 			return err
 		}
-		page, err := s.Read(r.Context(), from, limit)
+		page, err := s.Read(r.Context(), tables.StreamReadOptions{After: from, Limit: limit, MaxBytes: a.opts.MaxPageBytes})
 		if err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func (a *API) listRows(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err != nil {
 		return err
 	}
-	opts := tables.ScanOptions{Limit: limit}
+	opts := tables.ScanOptions{Limit: limit, MaxBytes: a.opts.MaxPageBytes}
 	if hasAfter {
 		if opts.After, err = parseKey(t, after, `query parameter "after"`); err != nil {
 			return err

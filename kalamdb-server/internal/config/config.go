@@ -75,6 +75,10 @@ type Server struct {
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
 	// MaxPageRows caps the limit parameter of row listings.
 	MaxPageRows int `toml:"max_page_rows"`
+	// MaxPageBytes bounds a page of a row listing by the size of its rows:
+	// a page ends early (with next) once its rows take that many bytes; a
+	// single larger row still comes alone.
+	MaxPageBytes int `toml:"max_page_bytes"`
 	// ReadTimeoutSeconds bounds reading one whole request.
 	ReadTimeoutSeconds int `toml:"read_timeout_seconds"`
 	// WriteTimeoutSeconds bounds writing one response.
@@ -230,6 +234,7 @@ func Defaults() *Config {
 			Port:                   8080,
 			MaxBodyBytes:           8 << 20,
 			MaxPageRows:            1000,
+			MaxPageBytes:           8 << 20,
 			ReadTimeoutSeconds:     30,
 			WriteTimeoutSeconds:    60,
 			IdleTimeoutSeconds:     120,
@@ -477,6 +482,9 @@ func (c *Config) validate() Errors {
 	}
 	if c.Server.MaxPageRows < 1 {
 		add(c.errAt("server.max_page_rows", "must be at least 1, got %d", c.Server.MaxPageRows))
+	}
+	if c.Server.MaxPageBytes < 1024 {
+		add(c.errAt("server.max_page_bytes", "must be at least 1024, got %d", c.Server.MaxPageBytes))
 	}
 	for _, k := range []struct {
 		path string

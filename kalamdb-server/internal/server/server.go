@@ -251,6 +251,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		Metrics:      s.metrics,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		MaxPageRows:  cfg.Server.MaxPageRows,
+		MaxPageBytes: cfg.Server.MaxPageBytes,
 		Backend:      canonical,
 		Ready: func(ctx context.Context) error {
 			_, err := s.backend.PartitionExists(ctx, readyPartition)
