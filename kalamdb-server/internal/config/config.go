@@ -85,6 +85,12 @@ type Server struct {
 	WriteTimeoutSeconds int `toml:"write_timeout_seconds"`
 	// IdleTimeoutSeconds closes keep-alive connections idle that long.
 	IdleTimeoutSeconds int `toml:"idle_timeout_seconds"`
+	// MaxConnections bounds the connections open at once; one beyond it is
+	// closed as soon as it is accepted.
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerClient bounds the connections open at once from one
+	// client address.
+	MaxConnectionsPerClient int `toml:"max_connections_per_client"`
 	// ShutdownTimeoutSeconds is how long a graceful shutdown waits for
 	// requests in flight before closing their connections.
 	ShutdownTimeoutSeconds int `toml:"shutdown_timeout_seconds"`
@@ -230,15 +236,17 @@ const (
 func Defaults() *Config {
 	return &Config{
 		Server: Server{
-			Host:                   "127.0.0.1",
-			Port:                   8080,
-			MaxBodyBytes:           8 << 20,
-			MaxPageRows:            1000,
-			MaxPageBytes:           8 << 20,
-			ReadTimeoutSeconds:     30,
-			WriteTimeoutSeconds:    60,
-			IdleTimeoutSeconds:     120,
-			ShutdownTimeoutSeconds: 30,
+			Host:                    "127.0.0.1",
+			Port:                    8080,
+			MaxBodyBytes:            8 << 20,
+			MaxPageRows:             1000,
+			MaxPageBytes:            8 << 20,
+			MaxConnections:          4096,
+			MaxConnectionsPerClient: 256,
+			ReadTimeoutSeconds:      30,
+			WriteTimeoutSeconds:     60,
+			IdleTimeoutSeconds:      120,
+			ShutdownTimeoutSeconds:  30,
 		},
 		Storage: Storage{
 			Backend:    "rocksdb",
@@ -482,6 +490,12 @@ func (c *Config) validate() Errors {
 	}
 	if c.Server.MaxPageRows < 1 {
 		add(c.errAt("server.max_page_rows", "must be at least 1, got %d", c.Server.MaxPageRows))
+	}
+	if c.Server.MaxConnections < 1 {
+		add(c.errAt("server.max_connections", "must be at least 1, got %d", c.Server.MaxConnections))
+	}
+	if c.Server.MaxConnectionsPerClient < 1 || c.Server.MaxConnectionsPerClient > c.Server.MaxConnections {
+		add(c.errAt("server.max_connections_per_client", "must be from 1 to server.max_connections (%d), got %d", c.Server.MaxConnections, c.Server.MaxConnectionsPerClient))
 	}
 	if c.Server.MaxPageBytes < 1024 {
 		add(c.errAt("server.max_page_bytes", "must be at least 1024, got %d", c.Server.MaxPageBytes))

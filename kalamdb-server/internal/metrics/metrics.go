@@ -33,6 +33,8 @@ type Metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	httpInFlight prometheus.Gauge
+	connections  prometheus.Gauge
+	refused      *prometheus.CounterVec
 
 	storageOps      *prometheus.CounterVec
 	storageDuration *prometheus.HistogramVec
@@ -64,6 +66,14 @@ func New() *Metrics {
 		Namespace: Namespace, Subsystem: "http", Name: "requests_in_flight",
 		Help: "HTTP requests being handled now.",
 	})
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Subsystem: "http", Name: "connections",
+		Help: "Client connections open now.",
+	})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "http", Name: "connections_refused_total",
+		Help: "Client connections closed on arrival, by the bound they exceeded (server.max_connections, server.max_connections_per_client).",
+	}, []string{"limit"})
 	m.storageOps = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Subsystem: "storage", Name: "operations_total",
 		Help: "Storage backend operations, by backend, operation and result (ok, not_found, error).",
@@ -104,7 +114,7 @@ func New() *Metrics {
 		Buckets: prometheus.ExponentialBuckets(.001, 4, 10), // 1ms … ~4min
 	})
 	m.reg.MustRegister(
-		m.httpRequests, m.httpDuration, m.httpInFlight,
+		m.httpRequests, m.httpDuration, m.httpInFlight, m.connections, m.refused,
 		m.storageOps, m.storageDuration,
 		m.flushes, m.flushRows, m.flushDuration,
 		m.compactions, m.compactionSegments, m.compactionDropped, m.compactionDuration,
@@ -173,6 +183,16 @@ func (r *RouteMetrics) counter(status int) prometheus.Counter {
 	}
 	return r.m.httpRequests.WithLabelValues(r.route, r.method, strconv.Itoa(status))
 }
+
+// ConnectionOpened counts a client connection that was accepted.
+func (m *Metrics) ConnectionOpened() { m.connections.Inc() }
+
+// ConnectionClosed counts a client connection that closed.
+func (m *Metrics) ConnectionClosed() { m.connections.Dec() }
+
+// ConnectionRefused counts a connection closed on arrival because it
+// exceeded the bound named by limit.
+func (m *Metrics) ConnectionRefused(limit string) { m.refused.WithLabelValues(limit).Inc() }
 
 // ObserveCompaction records one table compaction that merged merged
 // segments and dropped dropped versions, or failed; a compaction that found

@@ -336,7 +336,12 @@ func (s *Server) Listen() (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", s.cfg.Server.Listen(), err)
 	}
-	s.ln = ln
+	max, lowered := connectionBound(s.cfg.Server.MaxConnections)
+	if lowered {
+		s.log.Warn("server.max_connections lowered to what the process's open-file limit leaves beside the storage backend; raise the limit (ulimit -n) to allow more",
+			"configured", s.cfg.Server.MaxConnections, "used", max, "reserved_for_files", fdReserve)
+	}
+	s.ln = newLimitListener(ln, max, s.cfg.Server.MaxConnectionsPerClient, s.log, s.metrics)
 	return ln.Addr(), nil
 }
 

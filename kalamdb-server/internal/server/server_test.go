@@ -181,6 +181,7 @@ func (b *blocker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type running struct {
+	server  *Server
 	addr    string
 	signals chan os.Signal
 	forced  chan struct{}
@@ -195,6 +196,7 @@ func startServer(t *testing.T, doc string) *running {
 	r := &running{logs: &syncBuffer{}}
 	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(r.logs, nil)), backends.Registry())
 	require.NoError(t, err)
+	r.server = s
 	r.block = &blocker{next: s.http.Handler, entered: make(chan struct{}, 1), released: make(chan struct{})}
 	s.http.Handler = r.block
 	a, err := s.Listen()
