@@ -220,6 +220,10 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 	}
 	a.mux.HandleFunc(pattern, a.observe(path, func(string) *metrics.RouteMetrics { return rm }, func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 		if acc != public {
+			if n := len(r.Header.Values("Authorization")); n > 1 {
+				a.writeError(w, r, badRequest("the request has %d Authorization headers; send one", n))
+				return
+			}
 			var err error
 			*p, err = a.authn.Load().Authenticate(r.Header.Get("Authorization"))
 			if err != nil {

@@ -310,6 +310,14 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	f := newFixture(t, nil)
+	twice := httptest.NewRequest("POST", "/v1/test/admin", nil)
+	twice.Header.Add("Authorization", "Bearer "+userToken)
+	twice.Header.Add("Authorization", "Bearer "+adminToken)
+	rec := httptest.NewRecorder()
+	f.api.ServeHTTP(rec, twice)
+	assert.Equal(t, http.StatusBadRequest, rec.Code, "two Authorization headers are refused, not the first one used")
+	assert.Contains(t, rec.Body.String(), "the request has 2 Authorization headers; send one")
+
 	body := `{"name":"x"}`
 	for _, token := range []string{"", "wrong"} {
 		r := f.do(t, "POST", "/v1/test/echo", token, "application/json", strings.NewReader(body))

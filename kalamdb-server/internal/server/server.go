@@ -192,6 +192,7 @@ type Server struct {
 	tempParquet string
 	flushDir    string
 	buffered    bufferedCache
+	stats       statsCache
 	flushes     flushStates
 	// cert is the TLS certificate served, replaced by a reload.
 	cert atomic.Pointer[tls.Certificate]
@@ -219,6 +220,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		log.Warn(w)
 	}
 	s := &Server{cfg: cfg, reg: reg, log: log, name: canonical}
+	s.stats.ttl = statsTTL
 	if cfg.Server.TLS() {
 		cert, err := loadCert(cfg.Server)
 		if err != nil {

@@ -420,6 +420,15 @@ token = "test-carol-token"
 	rec := do(t, h, "POST", "/v1/namespaces/app/tables/m/columns", `{"name":"note","type":"string","nullable":true}`)
 	require.Equal(t, 200, rec.Code, rec.Body.String())
 	assert.Contains(t, rec.Body.String(), `"buffered_rows":0,"segments":1`, "POST …/columns answers the table as GET does")
+
+	// The figures are counted once per statsTTL, however often they are asked.
+	s.stats.ttl = time.Hour
+	require.Equal(t, 201, doAs(t, h, "test-bob-token", "POST", rows, `{"rows":[{"id":4}]}`).Code)
+	rec = doAs(t, h, "test-bob-token", "GET", "/v1/namespaces/app/tables/m", "")
+	assert.Contains(t, rec.Body.String(), `"buffered_rows":2,`, "kept figures")
+	s.stats.ttl = 0
+	rec = doAs(t, h, "test-bob-token", "GET", "/v1/namespaces/app/tables/m", "")
+	assert.Contains(t, rec.Body.String(), `"buffered_rows":3,`, "counted again once the TTL has passed")
 }
 
 // The scheduler flushes a table once its row limit of versions has been

@@ -297,15 +297,25 @@ func (s *Server) startStreams(ctx context.Context) error {
 // tableStats reports what GET …/tables/{t} shows of t's volume, as p may see
 // it: of a user table, p's own buffered versions and segments (another
 // user's volume is not p's business); of a shared table, all of them; of a
-// stream, its stored events.
+// stream, its stored events. Counting reads the buffer, so the figures are
+// kept for statsTTL and computed once for the callers that ask meanwhile:
+// a client asking in a loop costs one count a second.
 func (s *Server) tableStats(ctx context.Context, t *catalog.Table, p auth.Principal) (api.TableStats, error) {
-	if t.Type == catalog.StreamTable {
-		n, err := s.bufferedRows(ctx, t)
-		return api.TableStats{BufferedRows: n}, err
-	}
 	user := ""
 	if t.Type == catalog.UserTable {
 		user = p.ID
+	}
+	return s.stats.get(statsKey{table: t.ID, user: user}, func() (api.TableStats, error) {
+		return s.countStats(ctx, t, user)
+	})
+}
+
+// countStats counts what tableStats reports, for user (a user table) or
+// for everyone ("").
+func (s *Server) countStats(ctx context.Context, t *catalog.Table, user string) (api.TableStats, error) {
+	if t.Type == catalog.StreamTable {
+		n, err := s.bufferedRows(ctx, t)
+		return api.TableStats{BufferedRows: n}, err
 	}
 	var prefix []byte
 	if user != "" {
@@ -332,6 +342,79 @@ func (s *Server) tableStats(ctx context.Context, t *catalog.Table, p auth.Princi
 		}
 	}
 	return st, nil
+}
+
+// statsTTL is how long table figures are reused.
+const statsTTL = time.Second
+
+type statsKey struct {
+	table uint64
+	user  string
+}
+
+// statsCache keeps table figures for a while, and has one caller compute
+// them while the others that ask for the same ones wait.
+type statsCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[statsKey]*statsEntry
+}
+
+type statsEntry struct {
+	done chan struct{} // closed once st and err are set
+	at   time.Time
+	st   api.TableStats
+	err  error
+}
+
+// get returns the figures of key: kept ones younger than the TTL, the ones
+// being computed, or new ones from compute. Errors are not kept.
+func (c *statsCache) get(key statsKey, compute func() (api.TableStats, error)) (api.TableStats, error) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[statsKey]*statsEntry{}
+	}
+	e := c.m[key]
+	if e != nil {
+		select {
+		case <-e.done:
+			if time.Since(e.at) >= c.ttl {
+				e = nil
+			}
+		default: // being computed: wait for it
+		}
+	}
+	if e != nil {
+		c.mu.Unlock()
+		<-e.done
+		return e.st, e.err
+	}
+	if len(c.m) >= 4096 {
+		for k, old := range c.m {
+			select {
+			case <-old.done:
+				if time.Since(old.at) >= c.ttl {
+					delete(c.m, k)
+				}
+			default:
+			}
+		}
+	}
+	e = &statsEntry{done: make(chan struct{})}
+	c.m[key] = e
+	c.mu.Unlock()
+
+	e.st, e.err = compute()
+	e.at = time.Now()
+	if e.err != nil {
+		c.mu.Lock()
+		if c.m[key] == e {
+			delete(c.m, key)
+		}
+		c.mu.Unlock()
+	}
+	close(e.done)
+	return e.st, e.err
 }
 
 // countKeys counts the keys of partition p that start with prefix, up to
