@@ -35,20 +35,28 @@ const Alias = "in-memory"
 // than ignored.
 type Config struct{}
 
+// DefaultConfig returns the configuration of a section that sets nothing
+// (the only one there is).
+func DefaultConfig() Config { return Config{} }
+
 // New returns an empty memory backend.
 func New() store.StorageBackend {
 	return store.New(&engine{parts: make(map[string]*tree)})
 }
 
 // Open is the registry Factory of the memory backend: it decodes cfg
-// strictly (the section must be empty) and returns New().
+// strictly (the section must be empty) and calls OpenWith.
 func Open(_ context.Context, cfg store.Config) (store.StorageBackend, error) {
-	var c Config
+	c := DefaultConfig()
 	if err := cfg.Decode(&c); err != nil {
 		return nil, err
 	}
-	return New(), nil
+	return OpenWith(c)
 }
+
+// OpenWith returns a new, empty memory backend; it is New, in the form
+// every backend package has.
+func OpenWith(Config) (store.StorageBackend, error) { return New(), nil }
 
 // Register adds the memory backend to r under Name and Alias.
 func Register(r *store.Registry) {

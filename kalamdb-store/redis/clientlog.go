@@ -10,10 +10,12 @@ import (
 )
 
 // The go-redis client writes its own diagnostics (a connection that failed
-// to close, a pool problem) with the standard log package, straight to
-// standard error. This package sends them to slog.Default instead, at
-// warning level with backend=redis, so that they reach the program's
-// structured log in its format.
+// to close, a dial that failed) with the standard log package, straight to
+// standard error, once per attempt. This package sends them to
+// slog.Default instead, at debug level with backend=redis, so that they
+// reach the program's structured log in its format without repeating, at
+// every request of an outage, what the errors returned already say (the
+// server logs an outage once, when it begins).
 func init() { goredis.SetLogger(clientLog{}) }
 
 // clientLog is the go-redis logger that forwards to slog.Default.
@@ -22,5 +24,5 @@ type clientLog struct{}
 // Printf implements go-redis's internal.Logging.
 func (clientLog) Printf(ctx context.Context, format string, v ...any) {
 	msg := strings.TrimPrefix(strings.TrimSpace(fmt.Sprintf(format, v...)), "redis: ")
-	slog.Default().Log(ctx, slog.LevelWarn, msg, "backend", Name, "source", "redis client")
+	slog.Default().Log(ctx, slog.LevelDebug, msg, "backend", Name, "source", "redis client")
 }

@@ -5,9 +5,9 @@ package main
 import (
 	"os"
 
-	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/cli"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/app"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], cli.ProcessEnv()))
+	os.Exit(app.Main(os.Args[1:]))
 }

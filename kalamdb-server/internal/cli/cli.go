@@ -27,7 +27,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/server"
 )
@@ -57,6 +57,16 @@ type Env struct {
 	Signals func() (<-chan os.Signal, func())
 	// Exit ends the process; a second shutdown signal calls it.
 	Exit func(code int)
+	// Backends are the storage backends the binary links; nil means
+	// backends.Default().
+	Backends *backends.Set
+}
+
+func (e Env) backends() *backends.Set {
+	if e.Backends == nil {
+		return backends.Default()
+	}
+	return e.Backends
 }
 
 // ProcessEnv is the Env of the running process.
@@ -159,7 +169,7 @@ func (o *overrides) load(cmd *cobra.Command, env Env) (*config.Config, string, s
 	if cfg == nil {
 		return nil, path, "", err
 	}
-	backend, cerr := server.Check(cfg, backends.Registry())
+	backend, cerr := server.Check(cfg, env.backends())
 	var all config.Errors
 	for _, e := range []error{err, cerr} {
 		var ces config.Errors
@@ -206,7 +216,7 @@ func (o *overrides) read(cmd *cobra.Command, env Env) (*config.Config, string, e
 		Path:          o.configPath,
 		Environ:       env.Environ,
 		Flags:         flags,
-		KnownSections: backends.Names(),
+		KnownSections: env.backends().Names(),
 	}
 	path := config.ResolvePath(opts)
 	cfg, err := config.Load(opts)
@@ -239,7 +249,7 @@ logged as needing a restart. A file with a problem changes nothing.`,
 			slog.SetDefault(log)
 			signals, stop := env.Signals()
 			defer stop()
-			s, err := server.Open(context.Background(), cfg, log, backends.Registry())
+			s, err := server.Open(context.Background(), cfg, log, env.backends())
 			if err != nil {
 				return err
 			}
@@ -273,7 +283,7 @@ func newConfig(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			decoded, err := decodeSections(cfg, backend)
+			decoded, err := decodeSections(env.backends(), cfg, backend)
 			if err != nil {
 				return err
 			}
@@ -297,21 +307,21 @@ func newConfig(env Env) *cobra.Command {
 // decodeSections returns what each backend makes of its [storage.<name>]
 // section, defaults filled in and paths resolved: every section present, and
 // the selected backend's even when the file has none.
-func decodeSections(cfg *config.Config, backend string) (map[string]any, error) {
+func decodeSections(set *backends.Set, cfg *config.Config, backend string) (map[string]any, error) {
 	out := map[string]any{}
 	selected := false
 	for _, name := range cfg.SectionNames() {
-		d, err := backends.Decode(name, cfg.Section(name))
+		d, err := set.Decode(name, cfg.Section(name))
 		if err != nil {
 			return nil, err
 		}
 		out[name] = d
-		if b, ok := backends.Lookup(name); ok && b.Name == backend {
+		if b, ok := set.Lookup(name); ok && b.Name == backend {
 			selected = true
 		}
 	}
 	if !selected {
-		d, err := backends.Decode(backend, cfg.Section(backend))
+		d, err := set.Decode(backend, cfg.Section(backend))
 		if err != nil {
 			return nil, err
 		}
@@ -328,7 +338,7 @@ func newBackends(env Env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tALIASES\tDURABLE\tDESCRIPTION")
-			for _, b := range backends.List() {
+			for _, b := range env.backends().List() {
 				aliases := strings.Join(b.Aliases, ", ")
 				if aliases == "" {
 					aliases = "-"

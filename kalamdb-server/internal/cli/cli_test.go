@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 )
 
 func run(t *testing.T, environ []string, args ...string) (code int, stdout, stderr string) {
@@ -89,7 +93,7 @@ func TestServeRefusesUnknownBackend(t *testing.T) {
 	p := writeConfig(t, goodConfig)
 	code, _, errOut := run(t, nil, "serve", "--config", p, "--backend", "nosuch")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, `storage backend "nosuch" is not registered; known backends: `+strings.Join(backends.Registry().Names(), ", "))
+	assert.Contains(t, errOut, `storage backend "nosuch" is not registered; known backends: `+strings.Join(backends.Default().Registry().Names(), ", "))
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -154,4 +158,41 @@ func TestConfigCheckShowsTheBackendAndItsPaths(t *testing.T) {
 	assert.Contains(t, out, "[storage.pebble]\n")
 	assert.Contains(t, out, "path = '"+filepath.Join(dir, "data", "pebble")+"'")
 	assert.Contains(t, out, "parquet_dir = '"+filepath.Join(dir, "data", "parquet")+"'")
+}
+
+// A backend from outside the built-in list, given through Env.Backends, is
+// listed, checked and opened like the others.
+func TestExtraBackendIsLinkedIn(t *testing.T) {
+	extra := backends.Backend{Name: "mykv", Durable: true, Summary: "a third party's engine",
+		Register: func(r *store.Registry) {
+			r.Register("mykv", func(_ context.Context, cfg store.Config) (store.StorageBackend, error) {
+				if err := cfg.Decode(&mykvConfig{}); err != nil {
+					return nil, err
+				}
+				return memory.New(), nil
+			})
+		},
+		Decode: backends.DecodeWith(func() mykvConfig { return mykvConfig{Path: "./data/mykv"} })}
+	set, err := backends.NewSet(append(backends.Builtin(), extra)...)
+	require.NoError(t, err)
+	var out, errb bytes.Buffer
+	env := Env{Stdout: &out, Stderr: &errb, Backends: set,
+		Signals: func() (<-chan os.Signal, func()) { return make(chan os.Signal), func() {} },
+		Exit:    func(int) { t.Fatal("unexpected exit") }}
+	require.Equal(t, 0, Main([]string{"backends"}, env), errb.String())
+	assert.Regexp(t, `(?m)^mykv\s+-\s+yes\s+a third party's engine$`, out.String())
+
+	out.Reset()
+	p := writeConfig(t, goodConfig)
+	require.Equal(t, 0, Main([]string{"config", "check", "--config", p, "--backend", "mykv"}, env), errb.String())
+	assert.Contains(t, out.String(), `storage backend "mykv"`)
+	assert.Contains(t, out.String(), "[storage.mykv]\npath = '"+filepath.Join(filepath.Dir(p), "data", "mykv")+"'")
+
+	errb.Reset()
+	assert.Equal(t, 1, Main([]string{"config", "check", "--config", p, "--backend", "mykv", "--set", "storage.mykv.pth=x"}, env))
+	assert.Contains(t, errb.String(), `storage.mykv.pth: unknown key (did you mean "path"?)`)
+}
+
+type mykvConfig struct {
+	Path string `toml:"path"`
 }

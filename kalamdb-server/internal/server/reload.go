@@ -56,7 +56,7 @@ func (s *Server) reloadNow() {
 // configuration, and logs what changed. It changes nothing and returns the
 // problems when cfg is not valid.
 func (s *Server) Reload(cfg *config.Config) error {
-	if _, err := Check(cfg, s.reg); err != nil {
+	if _, err := Check(cfg, s.set); err != nil {
 		return err
 	}
 	authn, err := auth.New(cfg.Auth.Users)

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 )
 
@@ -34,13 +34,13 @@ func startFromFile(t *testing.T, doc string) *fileServer {
 	file := filepath.Join(t.TempDir(), "config.toml")
 	require.NoError(t, os.WriteFile(file, []byte(doc), 0o600))
 	load := func() (*config.Config, error) {
-		return config.Load(config.Options{Path: file, KnownSections: backends.Names()})
+		return config.Load(config.Options{Path: file, KnownSections: backends.Default().Names()})
 	}
 	cfg, err := load()
 	require.NoError(t, err)
 	r := &running{logs: &syncBuffer{}, signals: make(chan os.Signal, 2), forced: make(chan struct{}, 1), done: make(chan error, 1)}
 	log, level := NewLogger(cfg.Log, r.logs)
-	s, err := Open(context.Background(), cfg, log, backends.Registry())
+	s, err := Open(context.Background(), cfg, log, backends.Default())
 	require.NoError(t, err)
 	s.ReloadWith(load, level)
 	a, err := s.Listen()

@@ -27,9 +27,9 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
-	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
 )
@@ -61,16 +61,17 @@ func logLevel(s string) slog.Level {
 }
 
 // Check validates what config.Load cannot know alone: that the backend is
-// registered, that every [storage.<name>] section decodes and validates for
+// one of set, that every [storage.<name>] section decodes and validates for
 // its backend, and that the example token is not exposed beyond loopback.
 // It opens nothing. It returns the canonical backend name.
-func Check(cfg *config.Config, reg *store.Registry) (string, error) {
+func Check(cfg *config.Config, set *backends.Set) (string, error) {
 	var errs config.Errors
+	reg := set.Registry()
 	canonical, err := reg.Resolve(cfg.Storage.Backend)
 	if err != nil {
 		errs = append(errs, &config.Error{Key: "storage.backend", Origin: cfg.Origin("storage.backend"),
 			Msg: fmt.Sprintf("storage backend %q is not registered; known backends: %s (aliases: %s)",
-				cfg.Storage.Backend, strings.Join(reg.Names(), ", "), strings.Join(aliasesOf(reg), ", "))})
+				cfg.Storage.Backend, strings.Join(reg.Names(), ", "), strings.Join(set.Aliases(), ", "))})
 	}
 	byBackend := map[string]string{}
 	for _, name := range cfg.SectionNames() {
@@ -85,7 +86,7 @@ func Check(cfg *config.Config, reg *store.Registry) (string, error) {
 			continue
 		}
 		byBackend[target] = name
-		if err := backends.Check(target, cfg.Section(name)); err != nil {
+		if err := set.Check(target, cfg.Section(name)); err != nil {
 			var ces config.Errors
 			if errors.As(err, &ces) {
 				errs = append(errs, ces...)
@@ -141,31 +142,16 @@ func sectionError(s *config.Section, err error) *config.Error {
 	return &config.Error{Key: "storage." + s.Name(), Msg: msg}
 }
 
-func aliasesOf(reg *store.Registry) []string {
-	var out []string
-	for _, b := range backends.List() {
-		for _, a := range b.Aliases {
-			if _, err := reg.Resolve(a); err == nil {
-				out = append(out, a)
-			}
-		}
-	}
-	return out
-}
-
 // backendSection returns the section configuring the backend: the one named
 // as storage.backend is written, else the canonical name's.
-func backendSection(cfg *config.Config, canonical string) *config.Section {
+func backendSection(cfg *config.Config, set *backends.Set, canonical string) *config.Section {
 	if _, ok := cfg.Storage.Sections[cfg.Storage.Backend]; ok {
 		return cfg.Section(cfg.Storage.Backend)
 	}
 	if _, ok := cfg.Storage.Sections[canonical]; ok {
 		return cfg.Section(canonical)
 	}
-	for _, b := range backends.List() {
-		if b.Name != canonical {
-			continue
-		}
+	if b, ok := set.Lookup(canonical); ok {
 		for _, a := range b.Aliases {
 			if _, ok := cfg.Storage.Sections[a]; ok {
 				return cfg.Section(a)
@@ -178,7 +164,7 @@ func backendSection(cfg *config.Config, canonical string) *config.Section {
 // Server is a running kalamdb-server.
 type Server struct {
 	cfg         *config.Config
-	reg         *store.Registry
+	set         *backends.Set
 	log         *slog.Logger
 	name        string
 	backend     store.StorageBackend
@@ -209,17 +195,17 @@ type Server struct {
 // not exist.
 var readyPartition = store.MustPartition("kalamdb.readyz")
 
-// Open checks cfg, opens the storage backend and builds the API. The
-// server does not listen until Listen.
-func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.Registry) (*Server, error) {
-	canonical, err := Check(cfg, reg)
+// Open checks cfg, opens the storage backend (one of set) and builds the
+// API. The server does not listen until Listen.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backends.Set) (*Server, error) {
+	canonical, err := Check(cfg, set)
 	if err != nil {
 		return nil, err
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}
-	s := &Server{cfg: cfg, reg: reg, log: log, name: canonical}
+	s := &Server{cfg: cfg, set: set, log: log, name: canonical}
 	s.stats.ttl = statsTTL
 	if cfg.Server.TLS() {
 		cert, err := loadCert(cfg.Server)
@@ -228,8 +214,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		}
 		s.cert.Store(cert)
 	}
-	section := backendSection(cfg, canonical)
-	raw, err := reg.Open(ctx, canonical, section)
+	section := backendSection(cfg, set, canonical)
+	raw, err := set.Registry().Open(ctx, canonical, section)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +225,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 	}
 	s.metrics = metrics.New()
 	s.backend = s.metrics.InstrumentBackend(canonical, raw)
-	log.Info("storage backend open", append([]any{"backend", canonical, "durable", durable}, pathAttrs(canonical, section)...)...)
+	log.Info("storage backend open", append([]any{"backend", canonical, "durable", durable}, pathAttrs(set, canonical, section)...)...)
 
 	authn, err := auth.New(cfg.Auth.Users)
 	if err != nil {
@@ -295,8 +281,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 
 // pathAttrs are the log attributes of the path keys of the backend's
 // section, as the backend opens them (resolved to absolute paths).
-func pathAttrs(backend string, section store.Config) []any {
-	decoded, err := backends.Decode(backend, section)
+func pathAttrs(set *backends.Set, backend string, section store.Config) []any {
+	decoded, err := set.Decode(backend, section)
 	if err != nil || decoded == nil {
 		return nil
 	}

@@ -32,7 +32,7 @@ import (
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 
-	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/backends"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 )
 
@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 
 func loadConfig(t *testing.T, doc string, flags map[string]config.FlagValue) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("test.toml", []byte(doc), config.Options{KnownSections: backends.Names(), Flags: flags})
+	cfg, err := config.Parse("test.toml", []byte(doc), config.Options{KnownSections: backends.Default().Names(), Flags: flags})
 	require.NoError(t, err)
 	return cfg
 }
@@ -77,18 +77,18 @@ token = "test-admin-token"
 
 func TestCheckRefusesUnknownBackendListingKnownNames(t *testing.T) {
 	cfg := loadConfig(t, memoryConfig, map[string]config.FlagValue{"storage.backend": {Flag: "--backend", Value: "cassandra"}})
-	_, err := Check(cfg, backends.Registry())
+	_, err := Check(cfg, backends.Default())
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `flag --backend: storage.backend: storage backend "cassandra" is not registered; known backends: `+strings.Join(backends.Registry().Names(), ", "))
+	assert.Contains(t, err.Error(), `flag --backend: storage.backend: storage backend "cassandra" is not registered; known backends: `+strings.Join(backends.Default().Registry().Names(), ", "))
 	assert.Contains(t, err.Error(), "in-memory")
 
-	_, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	_, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Default())
 	require.Error(t, err)
 }
 
 func TestCheckAcceptsAlias(t *testing.T) {
 	cfg := loadConfig(t, strings.Replace(memoryConfig, `backend = "memory"`, `backend = "in-memory"`, 1), nil)
-	name, err := Check(cfg, backends.Registry())
+	name, err := Check(cfg, backends.Default())
 	require.NoError(t, err)
 	assert.Equal(t, "memory", name)
 }
@@ -96,12 +96,12 @@ func TestCheckAcceptsAlias(t *testing.T) {
 func TestCheckRefusesExampleTokenOffLoopback(t *testing.T) {
 	doc := strings.Replace(memoryConfig, "test-admin-token", config.ExampleToken, 1)
 	cfg := loadConfig(t, doc, nil)
-	_, err := Check(cfg, backends.Registry())
+	_, err := Check(cfg, backends.Default())
 	require.NoError(t, err, "the example token is fine on loopback")
 
 	for _, host := range []string{"0.0.0.0", "10.1.2.3", "::"} {
 		cfg = loadConfig(t, doc, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: host}})
-		_, err = Check(cfg, backends.Registry())
+		_, err = Check(cfg, backends.Default())
 		require.Error(t, err, host)
 		assert.Contains(t, err.Error(), "refusing to listen on non-loopback address")
 		assert.Contains(t, err.Error(), `user "admin"`)
@@ -109,13 +109,13 @@ func TestCheckRefusesExampleTokenOffLoopback(t *testing.T) {
 	}
 
 	cfg = loadConfig(t, memoryConfig, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: "0.0.0.0"}})
-	_, err = Check(cfg, backends.Registry())
+	_, err = Check(cfg, backends.Default())
 	assert.NoError(t, err, "a real token may listen anywhere")
 
 	short := strings.Replace(memoryConfig, "test-admin-token", "tiny", 1)
-	_, err = Check(loadConfig(t, short, nil), backends.Registry())
+	_, err = Check(loadConfig(t, short, nil), backends.Default())
 	assert.NoError(t, err, "a short token is fine on loopback")
-	_, err = Check(loadConfig(t, short, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: "0.0.0.0"}}), backends.Registry())
+	_, err = Check(loadConfig(t, short, map[string]config.FlagValue{"server.host": {Flag: "--host", Value: "0.0.0.0"}}), backends.Default())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `test.toml:13: auth.users[0].token: the token of user "admin" is 4 characters; on a non-loopback address (server.host "0.0.0.0") tokens need at least 16`)
 	assert.NotContains(t, err.Error(), "tiny")
@@ -124,26 +124,26 @@ func TestCheckRefusesExampleTokenOffLoopback(t *testing.T) {
 func TestCheckValidatesEveryBackendSection(t *testing.T) {
 	doc := memoryConfig + "\n[storage.rocksdb]\npath = \"x\"\nblock_cache_mb = 0\n"
 	cfg := loadConfig(t, doc, nil)
-	_, err := Check(cfg, backends.Registry())
+	_, err := Check(cfg, backends.Default())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "test.toml:17: storage.rocksdb.block_cache_mb:")
 
 	doc = memoryConfig + "\n[storage.memory]\nsize = 1\n"
 	cfg = loadConfig(t, doc, nil)
-	_, err = Check(cfg, backends.Registry())
+	_, err = Check(cfg, backends.Default())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "test.toml:16: storage.memory.size: unknown key; this section takes no keys")
 
 	doc = memoryConfig + "\n[storage.memory]\n[storage.in-memory]\n"
 	cfg = loadConfig(t, doc, nil)
-	_, err = Check(cfg, backends.Registry())
+	_, err = Check(cfg, backends.Default())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `both configure backend "memory"`)
 }
 
 func TestMemoryBackendWarnsLoudly(t *testing.T) {
 	logs := &syncBuffer{}
-	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Default())
 	require.NoError(t, err)
 	require.NoError(t, s.Shutdown(context.Background()))
 	assert.Contains(t, logs.String(), "level=WARN")
@@ -153,7 +153,7 @@ func TestMemoryBackendWarnsLoudly(t *testing.T) {
 func TestRocksDBBackendOpensFromItsSection(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "db")
 	logs := &syncBuffer{}
-	s, err := Open(context.Background(), rocksConfig(t, dir, t.TempDir()), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	s, err := Open(context.Background(), rocksConfig(t, dir, t.TempDir()), slog.New(slog.NewTextHandler(logs, nil)), backends.Default())
 	require.NoError(t, err)
 	assert.True(t, s.Backend().Capabilities().Durable)
 	require.NoError(t, s.Shutdown(context.Background()))
@@ -194,7 +194,7 @@ type running struct {
 func startServer(t *testing.T, doc string) *running {
 	t.Helper()
 	r := &running{logs: &syncBuffer{}}
-	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(r.logs, nil)), backends.Registry())
+	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(r.logs, nil)), backends.Default())
 	require.NoError(t, err)
 	r.server = s
 	r.block = &blocker{next: s.http.Handler, entered: make(chan struct{}, 1), released: make(chan struct{})}
@@ -306,7 +306,7 @@ func TestEachDatabaseHasItsOwnParquetDir(t *testing.T) {
 	db1, db2 := t.TempDir(), t.TempDir()
 
 	write := func(dbDir string, body string) string {
-		s, err := Open(context.Background(), rocksConfig(t, dbDir, parquet), log, backends.Registry())
+		s, err := Open(context.Background(), rocksConfig(t, dbDir, parquet), log, backends.Default())
 		require.NoError(t, err)
 		h := s.Handler()
 		if rec := do(t, h, "GET", "/v1/namespaces/app", ""); rec.Code == 404 {
@@ -327,7 +327,7 @@ func TestEachDatabaseHasItsOwnParquetDir(t *testing.T) {
 	assert.Equal(t, parquet, filepath.Dir(dir2))
 	write(db1, `{"rows":[{"id":2,"v":"first again"}]}`)
 
-	s, err := Open(context.Background(), rocksConfig(t, db1, parquet), log, backends.Registry())
+	s, err := Open(context.Background(), rocksConfig(t, db1, parquet), log, backends.Default())
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
 	rec := do(t, s.Handler(), "GET", "/v1/namespaces/app/tables/m/rows", "")
@@ -340,7 +340,7 @@ func TestEachDatabaseHasItsOwnParquetDir(t *testing.T) {
 
 func TestMemoryBackendUsesATemporaryParquetDir(t *testing.T) {
 	logs := &syncBuffer{}
-	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Default())
 	require.NoError(t, err)
 	dir := s.tempParquet
 	require.NotEmpty(t, dir)
@@ -396,7 +396,7 @@ id = "carol"
 role = "user"
 token = "test-carol-token"
 `
-	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.DiscardHandler), backends.Registry())
+	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.DiscardHandler), backends.Default())
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
 	h := s.Handler()
@@ -435,7 +435,7 @@ token = "test-carol-token"
 // written, and not before; a restart counts what the buffer holds.
 func TestFlushPolicyByRows(t *testing.T) {
 	dbDir, parquet := t.TempDir(), t.TempDir()
-	s, err := Open(context.Background(), rocksConfig(t, dbDir, parquet), slog.New(slog.DiscardHandler), backends.Registry())
+	s, err := Open(context.Background(), rocksConfig(t, dbDir, parquet), slog.New(slog.DiscardHandler), backends.Default())
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
 	h := s.Handler()
@@ -466,7 +466,7 @@ func TestFlushPolicyByRows(t *testing.T) {
 func TestPolicyFlushesAreCompacted(t *testing.T) {
 	cfg := rocksConfig(t, t.TempDir(), t.TempDir())
 	cfg.Flush.CompactSegments = 2
-	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Default())
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
 	h := s.Handler()
@@ -500,7 +500,7 @@ func TestSeedCountsTheBufferAfterARestart(t *testing.T) {
 	dbDir, parquet := t.TempDir(), t.TempDir()
 	cfg := rocksConfig(t, dbDir, parquet)
 	cfg.Flush.OnShutdown = false
-	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Default())
 	require.NoError(t, err)
 	h := s.Handler()
 	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
@@ -508,7 +508,7 @@ func TestSeedCountsTheBufferAfterARestart(t *testing.T) {
 	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[{"id":1},{"id":2}]}`).Code)
 	require.NoError(t, s.Shutdown(context.Background()))
 
-	s, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	s, err = Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Default())
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
 	tbl, err := s.db.Catalog().Table("app", "m")
@@ -571,7 +571,7 @@ func TestServesHTTPS(t *testing.T) {
 	other, _, _ := selfSigned(t)
 	for _, c := range [][2]string{{certFile, filepath.Join(t.TempDir(), "missing.pem")}, {other, keyFile}} {
 		doc := strings.Replace(memoryConfig, "port = 0\n", fmt.Sprintf("port = 0\ntls_cert_file = %q\ntls_key_file = %q\n", c[0], c[1]), 1)
-		_, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.DiscardHandler), backends.Registry())
+		_, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.DiscardHandler), backends.Default())
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "server.tls_cert_file")
 		assert.Contains(t, err.Error(), "loading the certificate")
@@ -588,7 +588,7 @@ func TestRedisOutageIs503(t *testing.T) {
 	require.NoError(t, err)
 	doc := strings.Replace(memoryConfig, `backend = "memory"`, fmt.Sprintf("backend = \"redis\"\nparquet_dir = %q\n\n[storage.redis]\naddr = %q\ndial_timeout = \"300ms\"", t.TempDir(), srv.Addr), 1)
 	logs := &syncBuffer{}
-	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Registry())
+	s, err := Open(context.Background(), loadConfig(t, doc, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Default())
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
 	h := s.Handler()
