@@ -7,7 +7,7 @@ COUNT     ?= 6
 FUZZTIME  ?= 60s
 CONFIG    ?= config.toml
 
-.PHONY: all deps build run test modules vet fmt bench fuzz clean
+.PHONY: all deps build run test modules tidy vet fmt bench fuzz clean
 
 all: test
 
@@ -43,7 +43,13 @@ test: deps
 modules:
 	@for m in $(MODULES); do \
 	  (cd $$m && GOWORK=off $(GO) mod tidy -diff && GOWORK=off $(GO) vet ./...) || \
-	  { echo "module $$m is not tidy or does not build on its own (GOWORK=off)"; exit 1; }; \
+	  { echo "module $$m is not tidy or does not build on its own (GOWORK=off); run make tidy"; exit 1; }; \
+	done
+
+## tidy: go mod tidy in every module on its own (after adding or upgrading a dependency).
+tidy:
+	@for m in $(MODULES); do \
+	  echo "tidying $$m"; (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; \
 	done
 
 vet:
