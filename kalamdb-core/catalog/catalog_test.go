@@ -407,7 +407,7 @@ func TestPrimaryKeyEncoding(t *testing.T) {
 	tbl := prepared(t, catalog.Table{Namespace: "app", Name: "t", Type: catalog.SharedTable, PrimaryKey: "k",
 		Columns: []catalog.Column{{Name: "k", Type: row.TypeString}}})
 	_, err := tbl.AppendKey(nil, row.String(strings.Repeat("k", catalog.MaxKeyLen+1)))
-	assert.ErrorContains(t, err, "the limit is 4096")
+	assert.ErrorContains(t, err, "the limit is 1024")
 	for _, v := range []row.Value{row.String(""), row.Bytes(nil)} {
 		empty := prepared(t, catalog.Table{Namespace: "app", Name: "t", Type: catalog.SharedTable, PrimaryKey: "k",
 			Columns: []catalog.Column{{Name: "k", Type: v.Type()}}})

@@ -45,7 +45,10 @@ const (
 	// MaxColumns is the most columns a table may have.
 	MaxColumns = 1024
 	// MaxKeyLen is the longest string or bytes primary-key value, in bytes.
-	MaxKeyLen = 4096
+	// With MaxUserIDLen it keeps every key the table stores write within
+	// store.MaxKeySize, however the key encoding escapes their bytes
+	// (TestLongestKeysFitTheStore).
+	MaxKeyLen = 1024
 	// MaxUserIDLen is the longest user id, in bytes.
 	MaxUserIDLen = 256
 )

@@ -198,6 +198,19 @@ func testStringKeys(t *testing.T, e *env) {
 	_, err = s.Get(e.ctx, "u:1", row.String(""))
 	requireColumnError(t, err, core.ErrInvalidRow, "name")
 
+	// The longest user id and the longest key, of the bytes the encoding
+	// doubles, still make a key the storage contract accepts
+	// (store.MaxKeySize): every backend can hold every row.
+	longUser, longKey := strings.Repeat("\x00", catalog.MaxUserIDLen), strings.Repeat("\x00", catalog.MaxKeyLen)
+	_, err = s.Insert(e.ctx, longUser, []row.Value{row.String(longKey), row.Int64(1)})
+	require.NoError(t, err)
+	r, err := s.Get(e.ctx, longUser, row.String(longKey))
+	require.NoError(t, err)
+	assert.Equal(t, longKey, r.Values[0].Str())
+	_, err = s.Update(e.ctx, longUser, row.String(longKey), map[string]row.Value{"n": row.Int64(2)})
+	require.NoError(t, err)
+	require.NoError(t, s.Delete(e.ctx, longUser, row.String(longKey)))
+
 	page, err = s.Scan(e.ctx, "u:1", tables.ScanOptions{After: row.String("a"), Limit: 2})
 	require.NoError(t, err)
 	require.Len(t, page.Rows, 2)

@@ -1,0 +1,53 @@
+package flush_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+)
+
+// TestLongestKeysFitTheStore: a row under the longest user id and the
+// longest primary key, both of the byte the key encoding doubles, is
+// buffered, flushed (manifest records included), compacted, read back and
+// deleted: every key the cold tier writes fits store.MaxKeySize too.
+func TestLongestKeysFitTheStore(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.m.Catalog().CreateNamespace(e.ctx, ns)
+	require.NoError(t, err)
+	_, err = e.m.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "docs", Type: catalog.UserTable, PrimaryKey: "k",
+		Columns: []catalog.Column{{Name: "k", Type: row.TypeString}, {Name: "n", Type: row.TypeInt64}}})
+	require.NoError(t, err)
+	s, err := e.m.DB().User(e.ctx, ns, "docs")
+	require.NoError(t, err)
+	user, key := strings.Repeat("\x00", catalog.MaxUserIDLen), strings.Repeat("\x00", catalog.MaxKeyLen)
+	for gen := range 3 {
+		if gen == 0 {
+			_, err = s.Insert(e.ctx, user, []row.Value{row.String(key), row.Int64(0)})
+		} else {
+			_, err = s.Update(e.ctx, user, row.String(key), map[string]row.Value{"n": row.Int64(int64(gen))})
+		}
+		require.NoError(t, err)
+		_, err = e.m.Flush(e.ctx, ns, "docs")
+		require.NoError(t, err)
+	}
+	_, err = e.m.CompactAll(e.ctx, ns, "docs")
+	require.NoError(t, err)
+	e.reopen()
+	s, err = e.m.DB().User(e.ctx, ns, "docs")
+	require.NoError(t, err)
+	r, err := s.Get(e.ctx, user, row.String(key))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), r.Values[1].Int64())
+	require.NoError(t, s.Delete(e.ctx, user, row.String(key)))
+	_, err = e.m.Flush(e.ctx, ns, "docs")
+	require.NoError(t, err)
+	page, err := s.Scan(e.ctx, user, tables.ScanOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, page.Rows)
+}
