@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 )
@@ -334,7 +335,9 @@ func primeAll(its []*segIter) {
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				it.prime()
+				if err := guard.Run("flush: reading "+it.f.Path, func() error { it.prime(); return nil }); err != nil {
+					it.fail(err)
+				}
 			}
 		}()
 	}

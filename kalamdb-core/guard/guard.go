@@ -10,6 +10,7 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 )
 
@@ -47,6 +48,15 @@ func Run(op string, fn func() error) (err error) {
 func Recover(op string, err *error) {
 	if v := recover(); v != nil {
 		*err = &PanicError{Op: op, Value: v, Stack: debug.Stack()}
+	}
+}
+
+// Callback calls fn, a callback made by background work (a report, a
+// hook). A panic of fn has no caller to go to: it is logged on slog's
+// default logger with its stack, and the background work goes on.
+func Callback(op string, fn func()) {
+	if err := Run(op, func() error { fn(); return nil }); err != nil {
+		slog.Error("panic in a callback of background work", "op", op, "err", err, "stack", string(Stack(err)))
 	}
 }
 

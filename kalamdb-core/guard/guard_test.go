@@ -1,8 +1,10 @@
 package guard_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
@@ -71,4 +73,22 @@ func TestRunOnAGoroutine(t *testing.T) {
 	go func() { done <- guard.Run("background", func() error { panic("bg") }) }()
 	err := <-done
 	assert.EqualError(t, err, "background: panic: bg")
+}
+
+// A panic of a callback is logged with its stack on slog's default logger,
+// and Callback returns.
+func TestCallbackLogsAPanic(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(prev)
+	called := false
+	guard.Callback("report", func() { called = true })
+	assert.True(t, called)
+	assert.Empty(t, buf.String())
+
+	guard.Callback("report", func() { nilMap() })
+	assert.Contains(t, buf.String(), "level=ERROR")
+	assert.Contains(t, buf.String(), "op=report")
+	assert.Contains(t, buf.String(), "guard_test.nilMap")
 }
