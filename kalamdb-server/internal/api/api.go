@@ -15,12 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
@@ -42,7 +42,13 @@ type Options struct {
 	// Backend is the name of the storage backend, for /readyz.
 	Backend string
 	// Ready answers /readyz: nil when the backend is open and answering.
+	// An *Error it returns is the response as it is; any other error
+	// answers 503 saying that the backend does not answer.
 	Ready func(ctx context.Context) error
+	// Degraded, when set, lists the problems that leave the server
+	// serving reads and writes (the cold tier failing, for example):
+	// /readyz still answers 200, with "status":"degraded" and them.
+	Degraded func() []string
 
 	// DB serves the namespace, table and row routes; nil leaves them out.
 	DB *tables.DB
@@ -177,15 +183,6 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 			start = time.Now()
 		}
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				a.log.Error("handler panic", "method", r.Method, "route", path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				if !sw.wrote {
-					a.writeError(sw, r, errInternal)
-				}
-			}
 			if end != nil {
 				end(sw.statusOrOK())
 			}
@@ -193,21 +190,32 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 				a.log.Debug("request", "method", r.Method, "route", path, "status", sw.statusOrOK(), "user", p.ID, "duration", time.Since(start))
 			}
 		}()
-		if acc != public {
-			var err error
-			p, err = a.opts.Auth.Authenticate(r.Header.Get("Authorization"))
-			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="kalamdb"`)
-				a.writeError(sw, r, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error()})
-				return
+		err := guard.Run("api: "+pattern, func() error {
+			if acc != public {
+				var err error
+				p, err = a.opts.Auth.Authenticate(r.Header.Get("Authorization"))
+				if err != nil {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="kalamdb"`)
+					return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error()}
+				}
+				if acc == adminOnly && !p.IsAdmin() {
+					return &Error{Status: http.StatusForbidden, Code: CodeForbidden,
+						Message: fmt.Sprintf("user %q has role %q; this operation needs the admin role", p.ID, p.Role)}
+				}
 			}
-			if acc == adminOnly && !p.IsAdmin() {
-				a.writeError(sw, r, &Error{Status: http.StatusForbidden, Code: CodeForbidden,
-					Message: fmt.Sprintf("user %q has role %q; this operation needs the admin role", p.ID, p.Role)})
-				return
+			return h(sw, r, p)
+		})
+		if pe, ok := err.(*guard.PanicError); ok {
+			if pe.Value == http.ErrAbortHandler {
+				panic(http.ErrAbortHandler) // net/http's way to abort a response
 			}
+			a.log.Error("handler panic", "method", r.Method, "route", path, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+			if !sw.wrote {
+				a.writeError(sw, r, errInternal)
+			}
+			return
 		}
-		if err := h(sw, r, p); err != nil {
+		if err != nil {
 			a.writeError(sw, r, err)
 		}
 	})
@@ -250,8 +258,18 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal) e
 		defer cancel()
 		if err := a.opts.Ready(ctx); err != nil {
 			a.log.Warn("readiness check failed", "backend", a.opts.Backend, "err", err)
+			var e *Error
+			if errors.As(err, &e) {
+				return e
+			}
 			return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady,
 				Message: fmt.Sprintf("storage backend %q is not answering", a.opts.Backend)}
+		}
+	}
+	if a.opts.Degraded != nil {
+		if problems := a.opts.Degraded(); len(problems) > 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "backend": a.opts.Backend, "degraded": true, "problems": problems})
+			return nil
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "backend": a.opts.Backend})

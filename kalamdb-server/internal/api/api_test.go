@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -194,6 +195,32 @@ func TestReadinessFailsWhenBackendDoesNotAnswer(t *testing.T) {
 	code, msg := r.errorBody(t)
 	assert.Equal(t, CodeNotReady, code)
 	assert.Contains(t, msg, `"memory"`)
+}
+
+func TestReadinessReportsADegradedServer(t *testing.T) {
+	var problems []string
+	f := newFixture(t, func(o *Options) { o.Degraded = func() []string { return problems } })
+	r := f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 200, r.status)
+	assert.JSONEq(t, `{"status":"ready","backend":"memory"}`, string(r.body))
+
+	problems = []string{"cold tier: writing fails"}
+	r = f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 200, r.status, "degraded is still ready")
+	assert.JSONEq(t, `{"status":"degraded","backend":"memory","degraded":true,"problems":["cold tier: writing fails"]}`, string(r.body))
+}
+
+func TestReadinessPassesTheCheckersResponse(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Ready = func(context.Context) error {
+			return fmt.Errorf("probe: %w", &Error{Status: 503, Code: CodeNotReady, Message: "writes fail"})
+		}
+	})
+	r := f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 503, r.status)
+	code, msg := r.errorBody(t)
+	assert.Equal(t, CodeNotReady, code)
+	assert.Equal(t, "writes fail", msg)
 }
 
 func TestUnknownRouteAndMethod(t *testing.T) {
