@@ -22,6 +22,8 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
@@ -168,6 +170,10 @@ type Server struct {
 	flushDir    string
 	buffered    bufferedCache
 	flushes     flushStates
+	cold        *coldTier
+	hooks       hooks
+	// stopPolicies stops the flush scheduler (idempotent).
+	stopPolicies func()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -177,9 +183,20 @@ type Server struct {
 // not exist.
 var readyPartition = store.MustPartition("kalamdb.readyz")
 
+// hooks let tests put fault-injecting wrappers around what the server
+// opens.
+type hooks struct {
+	// parquetFS wraps the file system of the Parquet directory.
+	parquetFS func(segment.FS) segment.FS
+}
+
 // Open checks cfg, opens the storage backend and builds the API. The
 // server does not listen until Listen.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.Registry) (*Server, error) {
+	return open(ctx, cfg, log, reg, hooks{})
+}
+
+func open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.Registry, h hooks) (*Server, error) {
 	canonical, err := Check(cfg, reg)
 	if err != nil {
 		return nil, err
@@ -197,7 +214,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		warnNotDurable(log, canonical)
 	}
 	m := metrics.New()
-	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, backend: m.InstrumentBackend(canonical, raw)}
+	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, backend: m.InstrumentBackend(canonical, raw), hooks: h}
 	log.Info("storage backend open", "backend", canonical, "durable", durable)
 
 	authn, err := auth.New(cfg.Auth.Users)
@@ -360,7 +377,7 @@ func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit fu
 	log.Info("kalamdb-server listening", "addr", addr, "url", scheme+"://"+addr, "backend", s.name, "users", len(s.cfg.Auth.Users))
 
 	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
+	go func() { served <- guard.Run("server: serving HTTP", s.Serve) }()
 
 	select {
 	case err := <-served:
@@ -374,11 +391,17 @@ func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit fu
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		select {
-		case sig := <-signals:
-			log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
-			forceExit()
-		case <-done:
+		err := guard.Run("server: watching for a second signal", func() error {
+			select {
+			case sig := <-signals:
+				log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
+				forceExit()
+			case <-done:
+			}
+			return nil
+		})
+		if err != nil {
+			s.logError("watching for a second signal", err)
 		}
 	}()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Server.ShutdownTimeoutSeconds)*time.Second)
