@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,4 +229,34 @@ func TestShutdownWithABrokenParquetDirKeepsTheRowsBuffered(t *testing.T) {
 	rec = do(t, h, "POST", "/v1/namespaces/app/tables/m/flush", "")
 	require.Equal(t, 200, rec.Code, rec.Body.String())
 	assert.Contains(t, rec.Body.String(), `"rows_flushed":3`)
+}
+
+// A read-only Parquet directory holding the leftovers of an interrupted
+// flush does not keep the server from starting: it warns and serves.
+func TestStartsWithAReadOnlyParquetDir(t *testing.T) {
+	cfg := rocksConfig(t, t.TempDir(), t.TempDir())
+	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Registry())
+	require.NoError(t, err)
+	h := s.Handler()
+	createTable(t, h)
+	rec := do(t, h, "POST", "/v1/namespaces/app/tables/m/flush", "")
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	leftover := filepath.Join(s.flushDir, "app", "m", "seg-1-00000000000000000009.parquet.tmp")
+	require.NoError(t, s.Shutdown(context.Background()))
+	require.NoError(t, os.WriteFile(leftover, []byte("half a segment"), 0o644))
+
+	logs := &syncBuffer{}
+	s, err = open(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)), backends.Registry(),
+		hooks{parquetFS: func(inner segment.FS) segment.FS {
+			fsys := faultfs.New(inner)
+			fsys.SetRule(faultfs.FailFrom(1, faultfs.Writes, syscall.EROFS))
+			return fsys
+		}})
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	assert.Contains(t, logs.String(), "could not be removed")
+	assert.Contains(t, logs.String(), "read-only file system")
+	assert.Equal(t, 3, rowCount(t, s.Handler()))
+	_, err = os.Stat(leftover)
+	assert.NoError(t, err, "still there")
 }

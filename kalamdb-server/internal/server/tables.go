@@ -41,6 +41,10 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
 	}
 	s.flush, s.db, s.flushDir = m, m.DB(), dir
+	if left := m.Leftovers(); len(left) > 0 {
+		s.log.Warn("cold tier: files left by an interrupted flush could not be removed; no read sees them, and a later start removes them",
+			"parquet_dir", dir, "files", len(left), "first", left[0])
+	}
 	s.cold = newColdTier(s.log, dir)
 	s.metrics.ColdTier(s.cold.failingTables, s.cold.lastFailureTime)
 	opts.Degraded = func() []string {
