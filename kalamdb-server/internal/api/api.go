@@ -42,8 +42,9 @@ type Options struct {
 	// Backend is the name of the storage backend, for /readyz.
 	Backend string
 	// Ready answers /readyz: nil when the backend is open and answering.
-	// An *Error it returns is the response as it is; any other error
-	// answers 503 saying that the backend does not answer.
+	// An *Error it returns is the response as it is (and is not logged);
+	// any other error is logged and answers 503 saying that the backend
+	// does not answer.
 	Ready func(ctx context.Context) error
 	// Degraded, when set, lists the problems that leave the server
 	// serving reads and writes (the cold tier failing, for example):
@@ -257,11 +258,11 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal) e
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := a.opts.Ready(ctx); err != nil {
-			a.log.Warn("readiness check failed", "backend", a.opts.Backend, "err", err)
 			var e *Error
 			if errors.As(err, &e) {
-				return e
+				return e // the checker logs what it found, once
 			}
+			a.log.Warn("readiness check failed", "backend", a.opts.Backend, "err", err)
 			return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady,
 				Message: fmt.Sprintf("storage backend %q is not answering", a.opts.Backend)}
 		}
