@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -147,10 +148,22 @@ func (c *coldTier) problem() string {
 		c.dir, failureKind(latest.Err), len(fs), c.name(ids[0]), first.Since.UTC().Format(time.RFC3339))
 }
 
-// failureKind names the kind of a cold-tier error without its details.
+// failureKinds are the errors failureKind names.
+var failureKinds = []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EIO, syscall.ENOTDIR}
+
+// failureKind names the kind of a storage error without its details (for
+// /readyz, which answers anyone): a file-system error it finds in the
+// chain, or whose text it finds in the message (RocksDB reports "IO error:
+// No space left on device" as text).
 func failureKind(err error) string {
-	for _, e := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EIO, syscall.ENOTDIR} {
+	for _, e := range failureKinds {
 		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	msg := strings.ToLower(err.Error())
+	for _, e := range failureKinds {
+		if strings.Contains(msg, e.Error()) {
 			return e.Error()
 		}
 	}

@@ -171,6 +171,7 @@ type Server struct {
 	buffered    bufferedCache
 	flushes     flushStates
 	cold        *coldTier
+	writes      *writeWatch
 	hooks       hooks
 	// stopPolicies stops the flush scheduler (idempotent).
 	stopPolicies func()
@@ -188,6 +189,8 @@ var readyPartition = store.MustPartition("kalamdb.readyz")
 type hooks struct {
 	// parquetFS wraps the file system of the Parquet directory.
 	parquetFS func(segment.FS) segment.FS
+	// backend wraps the storage backend.
+	backend func(store.StorageBackend) store.StorageBackend
 }
 
 // Open checks cfg, opens the storage backend and builds the API. The
@@ -214,7 +217,12 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		warnNotDurable(log, canonical)
 	}
 	m := metrics.New()
-	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, backend: m.InstrumentBackend(canonical, raw), hooks: h}
+	if h.backend != nil {
+		raw = h.backend(raw)
+	}
+	s := &Server{cfg: cfg, log: log, name: canonical, metrics: m, hooks: h}
+	s.writes = newWriteWatch(m.InstrumentBackend(canonical, raw), canonical, log)
+	s.backend = s.writes
 	log.Info("storage backend open", "backend", canonical, "durable", durable)
 
 	authn, err := auth.New(cfg.Auth.Users)
@@ -230,6 +238,9 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *store.
 		MaxPageRows:  cfg.Server.MaxPageRows,
 		Backend:      canonical,
 		Ready: func(ctx context.Context) error {
+			if err := s.writes.check(ctx); err != nil {
+				return err
+			}
 			_, err := s.backend.PartitionExists(ctx, readyPartition)
 			return err
 		},
