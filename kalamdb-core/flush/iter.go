@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"sync"
 
@@ -335,8 +336,8 @@ func primeAll(its []*segIter) {
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				if err := guard.Run("flush: reading "+it.f.Path, func() error { it.prime(); return nil }); err != nil {
-					it.fail(err)
+				if err := guard.Run("flush: reading a segment", func() error { it.prime(); return nil }); err != nil {
+					it.fail(fmt.Errorf("flush: reading %s: %w", it.f.Path, err))
 				}
 			}
 		}()

@@ -171,6 +171,7 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 	if a.opts.Metrics != nil {
 		rm = a.opts.Metrics.Route(path, method)
 	}
+	op := "api: " + pattern
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		var end func(int)
@@ -191,7 +192,7 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 				a.log.Debug("request", "method", r.Method, "route", path, "status", sw.statusOrOK(), "user", p.ID, "duration", time.Since(start))
 			}
 		}()
-		err := guard.Run("api: "+pattern, func() error {
+		err := guard.Run(op, func() error {
 			if acc != public {
 				var err error
 				p, err = a.opts.Auth.Authenticate(r.Header.Get("Authorization"))
