@@ -21,6 +21,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
@@ -109,6 +110,10 @@ func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	})
 	f.api.route("GET /v1/test/fail", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
 		return errors.New("disk /var/lib/secret failed")
+	})
+	f.api.route("GET /v1/test/contained", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
+		err := guard.Run("work below", func() error { panic("secret contained bug") })
+		return fmt.Errorf("reading: %w", err)
 	})
 	return f
 }
@@ -313,7 +318,7 @@ func TestBodyLimitWhileStreaming(t *testing.T) {
 
 func TestServerFaultsNeverLeakDetails(t *testing.T) {
 	f := newFixture(t, nil)
-	for _, path := range []string{"/v1/test/panic", "/v1/test/fail"} {
+	for _, path := range []string{"/v1/test/panic", "/v1/test/fail", "/v1/test/contained"} {
 		r := f.do(t, "GET", path, userToken, "", nil)
 		assert.Equal(t, 500, r.status)
 		code, msg := r.errorBody(t)
@@ -325,6 +330,9 @@ func TestServerFaultsNeverLeakDetails(t *testing.T) {
 	logs := f.logs.String()
 	assert.Contains(t, logs, "secret internal detail", "the panic is logged for the operator")
 	assert.Contains(t, logs, "disk /var/lib/secret failed")
+	assert.Contains(t, logs, "secret contained bug")
+	assert.Equal(t, 2, strings.Count(logs, "stack="), "both panics are logged with their stack")
+	assert.Contains(t, logs, "api.newFixture", "the stack of the contained panic names where it happened")
 }
 
 func TestRequestsAreCountedByRoute(t *testing.T) {

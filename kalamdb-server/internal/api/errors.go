@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 )
 
 // Error codes of the error envelope.
@@ -51,13 +53,23 @@ type envelopeBody struct {
 	Message string `json:"message"`
 }
 
+// withErr returns the log attributes attrs followed by err and, when err
+// comes from a contained panic (package guard), its stack.
+func withErr(err error, attrs ...any) []any {
+	attrs = append(attrs, "err", err)
+	if stack := guard.Stack(err); stack != nil {
+		attrs = append(attrs, "stack", string(stack))
+	}
+	return attrs
+}
+
 // writeError answers with the envelope for err. Errors that are not the
 // client's doing are logged and answered with a bare 500: their text never
 // reaches the client.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := a.classify(err)
 	if e.Status >= 500 {
-		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+		a.log.Error("request failed", withErr(err, "method", r.Method, "path", r.URL.Path, "status", e.Status)...)
 	} else {
 		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code)
 	}

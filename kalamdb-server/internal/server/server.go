@@ -392,6 +392,9 @@ func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit fu
 
 	select {
 	case err := <-served:
+		if guard.Stack(err) != nil {
+			s.logError("serving HTTP failed; shutting down", err)
+		}
 		_ = s.Shutdown(context.Background())
 		return err
 	case sig := <-signals:
