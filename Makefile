@@ -76,3 +76,11 @@ clean:
 ## beside a trivial net/http JSON handler measured in the same run.
 bench-server: build
 	$(GO) run ./tools/bench-server -binary bin/kalamdb-server -count $(COUNT) -out bin/bench-server.txt
+
+.PHONY: diskfull
+
+## diskfull: the real server with storage.parquet_dir on a full 2 MiB tmpfs
+## stays up, reports it, and flushes once there is space (needs root to
+## mount; not part of make test; about half a minute).
+diskfull:
+	@bash scripts/diskfull.sh

@@ -18,6 +18,8 @@
 //   - layout: where everything lives: the one place that names partitions.
 //   - tables: the user, shared and stream table stores.
 //   - clock: the time source of the stores, with a fake for tests.
+//   - guard: turns a panic into an error carrying its stack; every
+//     background goroutine runs its work through it.
 //   - tablestest: the table-store test suite and benchmarks, runnable on any
 //     backend.
 //

@@ -99,6 +99,9 @@ type Manager struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	lastErr error
+
+	// leftovers are the files recovery could not remove (Leftovers).
+	leftovers []error
 }
 
 // Result reports a flush.
@@ -133,9 +136,10 @@ func (r *Result) add(o Result) {
 // Open opens the table layer on b with the cold tier under opts.Dir, and
 // recovers what a crash may have left: temporary files and segment files
 // that no manifest records are removed, and so are the records and files of
-// tables that no longer exist. A record whose file is missing is reported
-// as core.ErrCorrupt: it would be lost data, which the flush order never
-// produces.
+// tables that no longer exist. A file it cannot remove (a read-only
+// directory) does not stop it: Leftovers reports it. A record whose file
+// is missing is reported as core.ErrCorrupt: it would be lost data, which
+// the flush order never produces.
 func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, error) {
 	if opts.FS == nil {
 		if opts.Dir == "" {
@@ -684,29 +688,43 @@ func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
 	for i, s := range segs {
 		recs[i] = &s.Segment
 	}
-	return m.removeSegments(ctx, recs)
+	left, err := m.removeSegments(ctx, recs)
+	if err != nil {
+		return err
+	}
+	return errors.Join(left...)
 }
 
 // removeSegments deletes the records, then the files, of segments of a
-// dropped table.
-func (m *Manager) removeSegments(ctx context.Context, segs []*Segment) error {
+// dropped table. A file it cannot remove is no longer recorded, so it is
+// harmless, and the next Open removes it: each such failure is returned in
+// left, and err is the failure to delete the records.
+func (m *Manager) removeSegments(ctx context.Context, segs []*Segment) (left []error, err error) {
 	ops := make([]store.Operation, len(segs))
 	for i, s := range segs {
 		ops[i] = store.DeleteOp(layout.Manifests, manifestKey(s))
 	}
 	if err := m.b.Batch(ctx, ops); err != nil {
-		return fmt.Errorf("flush: removing manifest records: %w", err)
+		return nil, fmt.Errorf("flush: removing manifest records: %w", err)
 	}
 	dirs := map[string]bool{}
 	for _, s := range segs {
 		m.cache.Forget(s.Path)
 		if err := m.fs.Remove(s.Path); err != nil && !segment.IsNotExist(err) {
-			return fmt.Errorf("flush: removing %s: %w", s.Path, err)
+			left = append(left, fmt.Errorf("flush: removing %s: %w", s.Path, err))
+			continue
 		}
 		for d := parent(s.Path); d != "."; d = parent(d) {
 			dirs[d] = true
 		}
 	}
 	removeEmptyDirs(m.fs, dirs)
-	return nil
+	return left, nil
 }
+
+// Leftovers returns the errors of the files that Open found unrecorded
+// (temporary files, segments no manifest records, segments of dropped
+// tables) and could not remove, a read-only Parquet directory for
+// example. No read sees such a file, and a later Open removes it; a
+// server reports them.
+func (m *Manager) Leftovers() []error { return slices.Clone(m.leftovers) }

@@ -5,9 +5,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"sync"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 )
@@ -334,7 +336,9 @@ func primeAll(its []*segIter) {
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				it.prime()
+				if err := guard.Run("flush: reading a segment", func() error { it.prime(); return nil }); err != nil {
+					it.fail(fmt.Errorf("flush: reading %s: %w", it.f.Path, err))
+				}
 			}
 		}()
 	}

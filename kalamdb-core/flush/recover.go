@@ -46,7 +46,9 @@ func (m *Manager) recover(ctx context.Context) error {
 		}
 	}
 	if len(orphans) > 0 {
-		if err := m.removeSegments(ctx, orphans); err != nil {
+		// The files it cannot remove are unrecorded now: the sweep below
+		// meets them again and reports them.
+		if _, err := m.removeSegments(ctx, orphans); err != nil {
 			return fmt.Errorf("flush: recovery: %w", err)
 		}
 	}
@@ -70,7 +72,8 @@ func (m *Manager) recover(ctx context.Context) error {
 }
 
 // sweep walks dir and removes every temporary file and every segment file
-// that no manifest records; it marks the recorded files it sees.
+// that no manifest records (noting those it cannot remove in leftovers);
+// it marks the recorded files it sees.
 func (m *Manager) sweep(dir string, recorded map[string]*Segment, seen, dirs map[string]bool) error {
 	entries, err := m.fs.ReadDir(dir)
 	if segment.IsNotExist(err) {
@@ -103,7 +106,7 @@ func (m *Manager) sweep(dir string, recorded map[string]*Segment, seen, dirs map
 		if ours {
 			m.cache.Forget(p)
 			if err := m.fs.Remove(p); err != nil && !segment.IsNotExist(err) {
-				return fmt.Errorf("removing %s: %w", p, err)
+				m.leftovers = append(m.leftovers, fmt.Errorf("flush: recovery: removing %s: %w", p, err))
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package flush_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,8 +14,10 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/faultfs"
 )
 
 func TestOpenRemovesOrphansAndKeepsOtherFiles(t *testing.T) {
@@ -132,4 +136,58 @@ func TestInterruptedDropIsCompletedAtOpen(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, it.Next())
 	require.NoError(t, it.Close())
+}
+
+// A read-only Parquet directory does not stop Open: the files it cannot
+// remove are reported by Leftovers, no read sees them, and the next Open
+// that can removes them.
+func TestOpenReportsTheFilesItCannotRemove(t *testing.T) {
+	e := newEnv(t)
+	tbl := e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
+	require.NoError(t, e.store("items").insert(e.ctx, "alice", vals(1, 0)))
+	e.createTable("gone", catalog.SharedTable, catalog.FlushPolicy{})
+	require.NoError(t, e.store("gone").insert(e.ctx, "", vals(1, 0)))
+	_, err := e.m.FlushAll(e.ctx)
+	require.NoError(t, err)
+	gone, err := e.m.Segments(ns, "gone")
+	require.NoError(t, err)
+	require.Len(t, gone, 1)
+	// A drop interrupted after the catalog forgot the table.
+	require.NoError(t, e.m.Catalog().DropTable(e.ctx, ns, "gone"))
+	segs, err := e.m.Segments(ns, "items")
+	require.NoError(t, err)
+	dir := filepath.Join(e.root, filepath.FromSlash(filepath.Dir(segs[0].Path)))
+	orphanSeg := filepath.Join(dir, segment.FileName(tbl.ID, 99))
+	orphanTmp := filepath.Join(dir, segment.FileName(tbl.ID, 100)+segment.TempExt)
+	for _, p := range []string{orphanSeg, orphanTmp} {
+		require.NoError(t, os.WriteFile(p, []byte("x"), 0o644))
+	}
+	e.m.Stop()
+
+	fsys := faultfs.New(segment.DirFS(e.root))
+	fsys.SetRule(faultfs.FailFrom(1, func(op faultfs.Op) bool { return op == faultfs.OpRemove }, syscall.EROFS))
+	opts := e.opts
+	opts.FS = fsys
+	m, err := flush.Open(e.ctx, e.inner, opts)
+	require.NoError(t, err)
+	left := m.Leftovers()
+	require.Len(t, left, 3)
+	var msgs []string
+	for _, err := range left {
+		assert.ErrorIs(t, err, syscall.EROFS)
+		msgs = append(msgs, err.Error())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, p := range []string{gone[0].Path, filepath.Base(orphanSeg), filepath.Base(orphanTmp)} {
+		assert.Contains(t, all, p)
+	}
+	e.m, e.fsys = m, fsys
+	e.check("items", model{"alice": {1: 0}}, []string{"alice"}, nil)
+
+	e.reopen()
+	assert.Empty(t, e.m.Leftovers())
+	for _, p := range []string{orphanSeg, orphanTmp, filepath.Join(e.root, filepath.FromSlash(gone[0].Path))} {
+		_, err := os.Stat(p)
+		assert.True(t, os.IsNotExist(err), "%s is removed", p)
+	}
 }

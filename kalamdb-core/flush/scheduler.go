@@ -9,6 +9,7 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 )
 
 // Due reports whether table ns.name's flush policy asks for a flush now:
@@ -59,8 +60,8 @@ func (m *Manager) Due(ctx context.Context, ns, name string) (bool, error) {
 // CheckPolicies runs one round of the scheduler: it flushes every user and
 // shared table whose policy is due (see Due), one after the other, and
 // compacts the users (or shared tables) that have CompactSegments small
-// segments or more (see Compact). It goes on after a failure and returns
-// the first error.
+// segments or more (see Compact). It goes on after a failure, a panic
+// included (it becomes a *guard.PanicError), and returns the first error.
 func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 	ts, err := m.db.Catalog().Tables("")
 	if err != nil {
@@ -72,20 +73,23 @@ func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 		if t.Type == catalog.StreamTable {
 			continue
 		}
-		due, err := m.Due(ctx, t.Namespace, t.Name)
-		if err == nil && due {
-			var res Result
-			res, err = m.Flush(ctx, t.Namespace, t.Name)
-			total.add(res)
-		}
-		if err == nil {
-			var res CompactResult
-			res, err = m.CompactDue(ctx, t.Namespace, t.Name)
-			total.Compacted.add(res)
-		}
+		err := guard.Run("flush: scheduled flush of "+t.FullName(), func() error {
+			due, err := m.Due(ctx, t.Namespace, t.Name)
+			if err == nil && due {
+				var res Result
+				res, err = m.Flush(ctx, t.Namespace, t.Name)
+				total.add(res)
+			}
+			if err == nil {
+				var res CompactResult
+				res, err = m.CompactDue(ctx, t.Namespace, t.Name)
+				total.Compacted.add(res)
+			}
+			return err
+		})
 		if err != nil && !errors.Is(err, core.ErrTableNotFound) {
 			if m.opts.OnError != nil {
-				m.opts.OnError(t.FullName(), err)
+				guard.Callback("flush: OnError", func() { m.opts.OnError(t.FullName(), err) })
 			}
 			if first == nil {
 				first = err
@@ -96,7 +100,9 @@ func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 }
 
 // Start starts the scheduler: every CheckInterval (on the DB's clock) it
-// runs CheckPolicies. Starting a running scheduler does nothing.
+// runs CheckPolicies. A panic of a round is contained (see package guard):
+// it is the round's error, and the next round runs as usual. Starting a
+// running scheduler does nothing.
 func (m *Manager) Start() {
 	m.sched.Lock()
 	defer m.sched.Unlock()
@@ -114,12 +120,17 @@ func (m *Manager) Start() {
 			case <-stop:
 				return
 			case <-tick.C():
-				res, err := m.CheckPolicies(context.Background())
+				var res Result
+				err := guard.Run("flush: scheduler round", func() error {
+					var err error
+					res, err = m.CheckPolicies(context.Background())
+					return err
+				})
 				m.sched.Lock()
 				m.lastErr = err
 				m.sched.Unlock()
 				if m.opts.OnRound != nil {
-					m.opts.OnRound(res, err)
+					guard.Callback("flush: OnRound", func() { m.opts.OnRound(res, err) })
 				}
 			}
 		}

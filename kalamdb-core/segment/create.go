@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 )
 
 // Spec says what segment file to create and where.
@@ -39,8 +40,16 @@ func (s *Spec) TempPath() string { return s.Path() + TempExt }
 // (Name+TempExt), syncs the file, renames it to its final name and syncs the
 // directory. When Create returns nil the file is complete and durable under
 // its final name; when it fails, it removes the temporary file (best
-// effort: recovery removes what a crash leaves behind). It never leaves a
-// partial file under the final name.
+// effort: recovery removes what a crash leaves behind), and after a
+// failed directory sync the renamed file too. It never leaves a partial
+// file under the final name.
+//
+// Every failure of the file system (a full disk, a read-only directory, an
+// I/O error on create, write, sync, close or rename) is an error naming the
+// file and wrapping the file system's error, so errors.Is finds
+// syscall.ENOSPC, for example. A panic of the Parquet library or of fill
+// is returned as an error wrapping a *guard.PanicError, the file abandoned
+// like after any other failure.
 //
 // fill may return an error to abandon the segment. A segment with no row is
 // not created: Create reports Stats.Rows == 0 and writes nothing durable.
@@ -69,15 +78,15 @@ func Create(fsys FS, spec Spec, fill func(w *Writer) error) (Stats, error) {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w, err := NewWriter(bw, spec.Table, spec.Prefix, spec.Meta, spec.Options)
 	if err != nil {
-		return abandon(err)
+		return abandon(fmt.Errorf("segment: writing %s: %w", tmp, err))
 	}
-	if err := fill(w); err != nil {
-		_, _ = w.Close()
+	if err := guard.Run("segment: filling "+tmp, func() error { return fill(w) }); err != nil {
+		w.abort()
 		return abandon(err)
 	}
 	st, err := w.Close()
 	if err != nil {
-		return abandon(err)
+		return abandon(fmt.Errorf("segment: writing %s: %w", tmp, err))
 	}
 	if st.Rows == 0 {
 		return abandon(nil)
@@ -97,8 +106,11 @@ func Create(fsys FS, spec Spec, fill func(w *Writer) error) (Stats, error) {
 		return Stats{}, fmt.Errorf("segment: renaming %s: %w", tmp, err)
 	}
 	if err := fsys.SyncDir(spec.Dir); err != nil {
-		// The rename may or may not survive a crash: leave the file to
-		// recovery, which removes it unless a manifest records it.
+		// No manifest records the file yet, so it can go (on a full disk
+		// it must: nothing else would free its space before a restart).
+		// Should the removal fail, or a crash undo it, recovery removes
+		// the unrecorded file.
+		_ = fsys.Remove(spec.Path())
 		return Stats{}, fmt.Errorf("segment: syncing directory %s: %w", spec.Dir, err)
 	}
 	return st, nil
@@ -117,7 +129,7 @@ func MkdirAllDurable(fsys FS, dir string) error {
 	for d := dir; ; {
 		parent := path.Dir(d)
 		if err := fsys.SyncDir(parent); err != nil {
-			return fmt.Errorf("segment: syncing directory %s: %w", parent, err)
+			return fmt.Errorf("segment: creating directory %s: syncing directory %s: %w", dir, parent, err)
 		}
 		if parent == "." {
 			return nil

@@ -16,6 +16,7 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
 
@@ -31,7 +32,8 @@ func readGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaD
 		return nil, fmt.Errorf("segment: opening %s: %w", path, err)
 	}
 	defer f.Close()
-	defer recoverCorrupt(path, &err)
+	defer corruptOnPanic(path, &err)
+	defer guard.Recover("segment: reading "+path, &err)
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: segment %s row group %d: %s", core.ErrCorrupt, path, i, fmt.Sprintf(format, args...))
 	}

@@ -17,14 +17,16 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
 
-// recoverCorrupt turns a panic of the Parquet library (which panics on some
-// malformed input) into an error wrapping core.ErrCorrupt.
-func recoverCorrupt(what string, err *error) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("%w: %s: the Parquet reader failed: %v", core.ErrCorrupt, what, r)
+// corruptOnPanic, deferred before guard.Recover (so that it runs after
+// it), reports a panic of the Parquet library, which panics on some
+// malformed input, as an error wrapping core.ErrCorrupt.
+func corruptOnPanic(what string, err *error) {
+	if pe, ok := (*err).(*guard.PanicError); ok {
+		*err = fmt.Errorf("%w: %s: the Parquet reader failed: %w", core.ErrCorrupt, what, pe)
 	}
 }
 
@@ -36,7 +38,8 @@ func ReadFooter(fsys FS, path string) (md *metadata.FileMetaData, err error) {
 		return nil, fmt.Errorf("segment: opening %s: %w", path, err)
 	}
 	defer f.Close()
-	defer recoverCorrupt(path, &err)
+	defer corruptOnPanic(path, &err)
+	defer guard.Recover("segment: reading "+path, &err)
 	pr, err := file.NewParquetReader(f)
 	if err != nil {
 		return nil, fmt.Errorf("%w: segment %s: %v", core.ErrCorrupt, path, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -16,6 +17,7 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
 
@@ -120,9 +122,17 @@ type Stats struct {
 // Writer writes one segment: row versions in strictly ascending key order,
 // one per key, into a Parquet file with zstd compression and column
 // statistics. It is for one goroutine.
+//
+// A failing io.Writer (a full disk, a read-only or broken file system)
+// makes Append or Close return its error, never panic: the Parquet library
+// writes to a sink that keeps the first error and reports success to the
+// library from then on (see sink), and a panic of the library is returned
+// as a *guard.PanicError. After an error the segment is lost: Close and
+// throw the output away.
 type Writer struct {
 	t      *catalog.Table
 	prefix []byte
+	out    *sink
 	fw     *pqarrow.FileWriter
 	rb     *array.RecordBuilder
 	rgRows int
@@ -134,8 +144,9 @@ type Writer struct {
 
 	// Full row groups are encoded and compressed by a goroutine while the
 	// next one is being filled (started at the first full group).
-	groups chan arrow.Record
-	werr   chan error
+	groups  chan arrow.Record
+	werr    chan error
+	aborted atomic.Bool
 }
 
 // reserve sizes the builders for a full row group like rec, which was
@@ -188,6 +199,52 @@ func WriterProperties(t *catalog.Table, rowGroupRows int, alloc memory.Allocator
 	)
 }
 
+// sink is the io.Writer the Parquet library writes to. It passes bytes on
+// until a write fails, then keeps that error and takes every later write
+// without passing it on, as if it had succeeded.
+//
+// The library cannot survive an error of its output: a failed page write
+// leaves the row group half written, and the library's own cleanup then
+// reads pages it has already released, a nil-pointer panic (with Arrow
+// v17, from pqarrow.FileWriter.Write through rowGroupWriter.Close); a
+// failed write of the file's magic number panics outright. So it never
+// sees one: the Writer checks the sink after each row group and at Close
+// and returns the error itself. Only the goroutine writing to the library
+// touches a sink at a time.
+type sink struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return len(p), nil
+	}
+	n, err := s.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		s.err = err
+	}
+	return len(p), nil
+}
+
+// arrow runs a call into the Parquet library: a panic of the library comes
+// back as a *guard.PanicError, and an error of the sink takes precedence
+// over whatever the library made of the lost bytes. what names the step in
+// the error.
+func (w *Writer) arrow(what string, call func() error) error {
+	err := guard.Run("segment: "+what, call)
+	if w.out.err != nil {
+		err = w.out.err
+	}
+	if err != nil {
+		return fmt.Errorf("segment: %s: %w", what, err)
+	}
+	return nil
+}
+
 // NewWriter starts a segment of table t written to w. prefix is the key
 // prefix of every row (the encoded user id of a user-table segment, empty
 // for a shared table): Append checks that each key is prefix followed by the
@@ -208,10 +265,15 @@ func NewWriter(w io.Writer, t *catalog.Table, prefix []byte, m Meta, opts WriteO
 	if rg <= 0 {
 		rg = DefaultRowGroupRows
 	}
-	fw, err := pqarrow.NewFileWriter(sc, w, WriterProperties(t, rg, alloc),
-		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc)))
+	sw := &Writer{t: t, prefix: append([]byte(nil), prefix...), out: &sink{w: w}, rgRows: rg}
+	err = sw.arrow("starting the Parquet writer", func() error {
+		var err error
+		sw.fw, err = pqarrow.NewFileWriter(sc, sw.out, WriterProperties(t, rg, alloc),
+			pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(alloc)))
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("segment: starting the Parquet writer: %w", err)
+		return nil, err
 	}
 	for _, kv := range [][2]string{
 		{MetaFormat, strconv.Itoa(FormatVersion)},
@@ -222,12 +284,12 @@ func NewWriter(w io.Writer, t *catalog.Table, prefix []byte, m Meta, opts WriteO
 		{MetaSegment, strconv.FormatUint(m.Segment, 10)},
 		{MetaPrimaryKey, t.PrimaryKey},
 	} {
-		if err := fw.AppendKeyValueMetadata(kv[0], kv[1]); err != nil {
+		if err := sw.fw.AppendKeyValueMetadata(kv[0], kv[1]); err != nil {
 			return nil, err
 		}
 	}
-	return &Writer{t: t, prefix: append([]byte(nil), prefix...), fw: fw,
-		rb: array.NewRecordBuilder(alloc, sc), rgRows: rg}, nil
+	sw.rb = array.NewRecordBuilder(alloc, sc)
+	return sw, nil
 }
 
 // Append adds the version r stored under key. Keys must be strictly
@@ -334,7 +396,7 @@ func (w *Writer) flushGroup() error {
 	w.stats.RowGroups++
 	if w.groups == nil {
 		w.groups, w.werr = make(chan arrow.Record, 1), make(chan error, 1)
-		go w.encode()
+		go w.encode(w.groups)
 	}
 	select {
 	case err := <-w.werr:
@@ -349,25 +411,27 @@ func (w *Writer) flushGroup() error {
 }
 
 // encode writes the row groups it receives until the channel is closed,
-// then sends its first error (or nil). After an error it stops.
-func (w *Writer) encode() {
-	var err error
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("segment: the Parquet writer failed: %v", r)
-		}
-		for rec := range w.groups {
+// then sends its first error (or nil). After an error it sends it at once,
+// so that the next flushGroup can report it, and releases the row groups
+// still coming without writing them.
+func (w *Writer) encode(groups <-chan arrow.Record) {
+	err := guard.Run("segment: encoding row groups", func() error {
+		for rec := range groups {
+			if w.aborted.Load() {
+				rec.Release()
+				return nil
+			}
+			err := w.arrow("writing a row group", func() error { return w.fw.Write(rec) })
 			rec.Release()
+			if err != nil {
+				return err
+			}
 		}
-		w.werr <- err
-	}()
-	for rec := range w.groups {
-		err = w.fw.Write(rec)
+		return nil
+	})
+	w.werr <- err
+	for rec := range groups {
 		rec.Release()
-		if err != nil {
-			err = fmt.Errorf("segment: writing a row group: %w", err)
-			return
-		}
 	}
 }
 
@@ -386,7 +450,8 @@ func (w *Writer) wait() error {
 func (w *Writer) Rows() int64 { return w.stats.Rows }
 
 // Close writes the last row group and the footer and returns what was
-// written. The underlying writer is not closed (nor synced).
+// written. The underlying writer is not closed (nor synced). The first
+// error of the underlying writer, of any earlier call, is returned.
 func (w *Writer) Close() (Stats, error) {
 	if w.done {
 		return Stats{}, fmt.Errorf("%w: segment writer is closed", core.ErrInvalidArgument)
@@ -396,12 +461,12 @@ func (w *Writer) Close() (Stats, error) {
 	if w.groups == nil && w.n > 0 {
 		// One row group: write it here, without a goroutine.
 		rec := w.rb.NewRecord()
-		err := w.fw.Write(rec)
+		err := w.arrow("writing a row group", func() error { return w.fw.Write(rec) })
 		rec.Release()
 		w.n = 0
 		w.stats.RowGroups++
 		if err != nil {
-			return Stats{}, fmt.Errorf("segment: writing a row group: %w", err)
+			return Stats{}, err
 		}
 	}
 	err := w.flushGroup()
@@ -411,9 +476,21 @@ func (w *Writer) Close() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	if err := w.fw.Close(); err != nil {
-		return Stats{}, fmt.Errorf("segment: closing the Parquet writer: %w", err)
+	if err := w.arrow("writing the footer", w.fw.Close); err != nil {
+		return Stats{}, err
 	}
 	w.stats.MaxKey = append([]byte(nil), w.last...)
 	return w.stats, nil
+}
+
+// abort ends a Writer whose segment is abandoned: the row groups being
+// encoded are dropped and nothing more is written.
+func (w *Writer) abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.aborted.Store(true) // the encoder drops what it has not written yet
+	_ = w.wait()
+	w.rb.Release()
 }

@@ -13,6 +13,7 @@ import (
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
@@ -394,7 +395,9 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 
 // StartEviction runs Evict every interval (as measured by the store's
 // clock) until StopEviction. After each run it calls report, when not nil,
-// with the run's result; report runs on the eviction goroutine. It fails
+// with the run's result; report runs on the eviction goroutine. A panic of
+// a run is contained: report gets it as a *guard.PanicError and the timer
+// goes on (a panic of report is logged, see guard.Callback). It fails
 // with core.ErrInvalidArgument if interval is not positive or eviction is
 // already running. If the table is dropped the timer stops by itself after
 // reporting the core.ErrTableNotFound.
@@ -420,12 +423,17 @@ func (s *StreamTableStore) StartEviction(interval time.Duration, report func(Evi
 				return
 			case <-ticker.C():
 			}
-			st, err := s.Evict(ctx)
+			var st EvictStats
+			err := guard.Run("tables: eviction of "+s.t.FullName(), func() error {
+				var err error
+				st, err = s.Evict(ctx)
+				return err
+			})
 			if ctx.Err() != nil {
 				return
 			}
 			if report != nil {
-				report(st, err)
+				guard.Callback("tables: eviction report", func() { report(st, err) })
 			}
 			if errors.Is(err, core.ErrTableNotFound) {
 				return

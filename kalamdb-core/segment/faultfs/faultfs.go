@@ -97,6 +97,31 @@ func CrashAt(n int, match func(Op) bool) Rule {
 	}
 }
 
+// FailFrom fails the n-th operation (1-based) that match accepts, and every
+// later one it accepts, with err (wrapped with the operation and the path):
+// a disk that fills up (syscall.ENOSPC with match NeedsSpace) or turns
+// read-only (syscall.EROFS with match Writes) and stays so until the rule
+// is removed. Unlike CrashAt it is no crash: the operations match refuses
+// still work.
+func FailFrom(n int, match func(Op) bool, err error) Rule {
+	seen := 0
+	return func(op Op, name string) error {
+		if match != nil && !match(op) {
+			return nil
+		}
+		seen++
+		if seen >= n {
+			return fmt.Errorf("%s %s (#%d): %w", op, name, seen, err)
+		}
+		return nil
+	}
+}
+
+// NeedsSpace is a match function that accepts the operations a full disk
+// fails: every operation that changes files or directories except
+// removals, which free space.
+func NeedsSpace(op Op) bool { return op.IsWrite() && op != OpRemove }
+
 // FS is a segment.FS that consults a Rule before every operation and keeps
 // track of what is durable.
 type FS struct {

@@ -1,6 +1,7 @@
 package faultfs_test
 
 import (
+	"errors"
 	"io"
 	"testing"
 
@@ -112,4 +113,35 @@ func TestCrashAtFailsEverythingAfter(t *testing.T) {
 	_, err = fsys.ReadDir(".")
 	require.NoError(t, err)
 	assert.Equal(t, 2, fsys.Total(faultfs.Writes))
+}
+
+// FailFrom models a disk that fills up: from the n-th operation that needs
+// space on, every such operation fails with the given error, while
+// removals, which free space, and reads still work.
+func TestFailFromFailsEveryLaterOperationUntilCleared(t *testing.T) {
+	inner := segment.DirFS(t.TempDir())
+	require.NoError(t, inner.MkdirAll("d"))
+	fsys := faultfs.New(inner)
+	write(t, fsys, "d/old", "x", true)
+	full := errors.New("disk full")
+	fsys.SetRule(faultfs.FailFrom(2, faultfs.NeedsSpace, full))
+
+	f, err := fsys.Create("d/new") // the first operation that needs space
+	require.NoError(t, err)
+	_, err = f.Write([]byte("y"))
+	require.ErrorIs(t, err, full)
+	assert.Contains(t, err.Error(), "write d/new")
+	require.ErrorIs(t, f.Sync(), full)
+	require.ErrorIs(t, f.Close(), full)
+	require.ErrorIs(t, fsys.Rename("d/new", "d/newer"), full)
+	require.ErrorIs(t, fsys.SyncDir("d"), full)
+	require.ErrorIs(t, fsys.MkdirAll("e"), full)
+	got, ok := read(t, fsys, "d/old")
+	assert.True(t, ok)
+	assert.Equal(t, "x", got)
+	require.NoError(t, fsys.Remove("d/new"), "a removal needs no space")
+
+	fsys.SetRule(nil)
+	write(t, fsys, "d/new", "z", true)
+	assert.False(t, fsys.Crashed())
 }

@@ -15,13 +15,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
@@ -50,7 +50,14 @@ type Options struct {
 	// Backend is the name of the storage backend, for /readyz.
 	Backend string
 	// Ready answers /readyz: nil when the backend is open and answering.
+	// An *Error it returns is the response as it is (and is not logged);
+	// any other error is logged and answers 503 saying that the backend
+	// does not answer.
 	Ready func(ctx context.Context) error
+	// Degraded, when set, lists the problems that leave the server
+	// serving reads and writes (the cold tier failing, for example):
+	// /readyz still answers 200, with "status":"degraded" and them.
+	Degraded func() []string
 
 	// DB serves the namespace, table and row routes; nil leaves them out.
 	DB *tables.DB
@@ -258,15 +265,6 @@ func (a *API) observe(route string, rm func(method string) *metrics.RouteMetrics
 		var p auth.Principal
 		start := time.Now()
 		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				a.log.Error("handler panic", "method", r.Method, "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				if !sw.wrote {
-					a.writeError(sw, r, errInternal)
-				}
-			}
 			status := sw.statusOrOK()
 			if end != nil {
 				end(status)
@@ -282,7 +280,19 @@ func (a *API) observe(route string, rm func(method string) *metrics.RouteMetrics
 				a.log.Info("request", attrs...)
 			}
 		}()
-		serve(sw, r, &p)
+		err := guard.Run("api: "+route, func() error {
+			serve(sw, r, &p)
+			return nil
+		})
+		if pe, ok := err.(*guard.PanicError); ok {
+			if pe.Value == http.ErrAbortHandler {
+				panic(http.ErrAbortHandler) // net/http's way to abort a response
+			}
+			a.log.Error("handler panic", "method", r.Method, "route", route, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+			if !sw.wrote {
+				a.writeError(sw, r, errInternal)
+			}
+		}
 	}
 }
 
@@ -350,9 +360,19 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal) e
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := a.opts.Ready(ctx); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return e // the checker logs what it found, once
+			}
 			a.storageUnavailable(err)
 			return &Error{Status: http.StatusServiceUnavailable, Code: CodeNotReady,
 				Message: fmt.Sprintf("storage backend %q is not answering", a.opts.Backend)}
+		}
+	}
+	if a.opts.Degraded != nil {
+		if problems := a.opts.Degraded(); len(problems) > 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "backend": a.opts.Backend, "degraded": true, "problems": problems})
+			return nil
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "backend": a.opts.Backend})

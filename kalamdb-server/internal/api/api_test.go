@@ -23,6 +23,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
@@ -114,6 +115,10 @@ func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	})
 	f.api.route("GET /v1/test/unavailable", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
 		return fmt.Errorf("reading row: kalamdb-store/redis: get at 10.1.2.3:6379: %w: connection refused", store.ErrUnavailable)
+	})
+	f.api.route("GET /v1/test/contained", authenticated, func(http.ResponseWriter, *http.Request, auth.Principal) error {
+		err := guard.Run("work below", func() error { panic("secret contained bug") })
+		return fmt.Errorf("reading: %w", err)
 	})
 	return f
 }
@@ -294,6 +299,32 @@ func TestAccessLog(t *testing.T) {
 	assert.NotContains(t, quiet.logs.String(), "msg=request ", "the access log is off unless asked for")
 }
 
+func TestReadinessReportsADegradedServer(t *testing.T) {
+	var problems []string
+	f := newFixture(t, func(o *Options) { o.Degraded = func() []string { return problems } })
+	r := f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 200, r.status)
+	assert.JSONEq(t, `{"status":"ready","backend":"memory"}`, string(r.body))
+
+	problems = []string{"cold tier: writing fails"}
+	r = f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 200, r.status, "degraded is still ready")
+	assert.JSONEq(t, `{"status":"degraded","backend":"memory","degraded":true,"problems":["cold tier: writing fails"]}`, string(r.body))
+}
+
+func TestReadinessPassesTheCheckersResponse(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Ready = func(context.Context) error {
+			return fmt.Errorf("probe: %w", &Error{Status: 503, Code: CodeNotReady, Message: "writes fail"})
+		}
+	})
+	r := f.do(t, "GET", "/readyz", "", "", nil)
+	assert.Equal(t, 503, r.status)
+	code, msg := r.errorBody(t)
+	assert.Equal(t, CodeNotReady, code)
+	assert.Equal(t, "writes fail", msg)
+}
+
 func TestUnknownRouteAndMethod(t *testing.T) {
 	f := newFixture(t, nil)
 	r := f.do(t, "GET", "/nope", "", "", nil)
@@ -403,7 +434,7 @@ func TestBodyLimitWhileStreaming(t *testing.T) {
 
 func TestServerFaultsNeverLeakDetails(t *testing.T) {
 	f := newFixture(t, nil)
-	for _, path := range []string{"/v1/test/panic", "/v1/test/fail"} {
+	for _, path := range []string{"/v1/test/panic", "/v1/test/fail", "/v1/test/contained"} {
 		r := f.do(t, "GET", path, userToken, "", nil)
 		assert.Equal(t, 500, r.status)
 		code, msg := r.errorBody(t)
@@ -415,6 +446,9 @@ func TestServerFaultsNeverLeakDetails(t *testing.T) {
 	logs := f.logs.String()
 	assert.Contains(t, logs, "secret internal detail", "the panic is logged for the operator")
 	assert.Contains(t, logs, "disk /var/lib/secret failed")
+	assert.Contains(t, logs, "secret contained bug")
+	assert.Equal(t, 2, strings.Count(logs, "stack="), "both panics are logged with their stack")
+	assert.Contains(t, logs, "api.newFixture", "the stack of the contained panic names where it happened")
 }
 
 func TestRequestsAreCountedByRoute(t *testing.T) {

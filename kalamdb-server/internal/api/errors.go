@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 )
 
 // Error codes of the error envelope.
@@ -58,6 +60,16 @@ type envelopeBody struct {
 	Message string `json:"message"`
 }
 
+// withErr returns the log attributes attrs followed by err and, when err
+// comes from a contained panic (package guard), its stack.
+func withErr(err error, attrs ...any) []any {
+	attrs = append(attrs, "err", err)
+	if stack := guard.Stack(err); stack != nil {
+		attrs = append(attrs, "stack", string(stack))
+	}
+	return attrs
+}
+
 // writeError answers with the envelope for err. Errors that are not the
 // client's doing are logged and answered with a bare 500: their text never
 // reaches the client.
@@ -70,7 +82,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case e.Code == CodeNotReady:
 		// Logged by readyz, once per change of state.
 	case e.Status >= 500:
-		a.log.Error("request failed", "method", r.Method, "path", truncate(r.URL.Path, 256), "status", e.Status, "err", err)
+		a.log.Error("request failed", withErr(err, "method", r.Method, "path", truncate(r.URL.Path, 256), "status", e.Status)...)
 	default:
 		a.log.Debug("request refused", "method", r.Method, "path", truncate(r.URL.Path, 256), "status", e.Status, "code", e.Code)
 	}

@@ -132,7 +132,7 @@ func (a *API) StartEviction(s *tables.StreamTableStore) {
 	name := s.Table().FullName()
 	err := s.StartEviction(a.opts.EvictionInterval, func(st tables.EvictStats, err error) {
 		if err != nil {
-			a.log.Warn("stream eviction failed", "table", name, "err", err)
+			a.log.Warn("stream eviction failed", withErr(err, "table", name)...)
 			return
 		}
 		if st.Expired+st.Overflow > 0 {

@@ -232,3 +232,37 @@ func (m *Metrics) BufferedRows(count func() float64) {
 		Help: "Rows held in table buffers (the storage backend) and not yet flushed to Parquet.",
 	}, count))
 }
+
+// ColdTier registers the gauges of the cold tier's health, whose values
+// are asked of failing (tables whose last flush or compaction failed) and
+// lastFailure (zero: none since start) at every scrape:
+// kalamdb_cold_tier_healthy (1 when no table is failing, else 0),
+// kalamdb_cold_tier_failing_tables and
+// kalamdb_cold_tier_last_failure_timestamp_seconds (0 when none).
+func (m *Metrics) ColdTier(failing func() int, lastFailure func() time.Time) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Subsystem: "cold_tier", Name: "healthy",
+			Help: "1 while every table's last flush and compaction to Parquet succeeded, 0 while one fails (its rows stay buffered; see the log).",
+		}, func() float64 {
+			if failing() > 0 {
+				return 0
+			}
+			return 1
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Subsystem: "cold_tier", Name: "failing_tables",
+			Help: "Tables whose last flush or compaction to Parquet failed; the scheduler retries them with backoff.",
+		}, func() float64 { return float64(failing()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Subsystem: "cold_tier", Name: "last_failure_timestamp_seconds",
+			Help: "Unix time of the latest failed flush or compaction to Parquet; 0 when none since start.",
+		}, func() float64 {
+			t := lastFailure()
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.UnixNano()) / 1e9
+		}),
+	)
+}

@@ -112,3 +112,23 @@ func TestHTTPAndFlushMetricsAreExposed(t *testing.T) {
 	}
 	assert.Equal(t, 0.0, testutil.ToFloat64(m.httpInFlight))
 }
+
+func TestColdTierGauges(t *testing.T) {
+	m := New()
+	failing, last := 0, time.Time{}
+	m.ColdTier(func() int { return failing }, func() time.Time { return last })
+	expect := func(healthy, tables, at string) {
+		t.Helper()
+		assert.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(
+			"# HELP kalamdb_cold_tier_healthy 1 while every table's last flush and compaction to Parquet succeeded, 0 while one fails (its rows stay buffered; see the log).\n"+
+				"# TYPE kalamdb_cold_tier_healthy gauge\nkalamdb_cold_tier_healthy "+healthy+"\n"+
+				"# HELP kalamdb_cold_tier_failing_tables Tables whose last flush or compaction to Parquet failed; the scheduler retries them with backoff.\n"+
+				"# TYPE kalamdb_cold_tier_failing_tables gauge\nkalamdb_cold_tier_failing_tables "+tables+"\n"+
+				"# HELP kalamdb_cold_tier_last_failure_timestamp_seconds Unix time of the latest failed flush or compaction to Parquet; 0 when none since start.\n"+
+				"# TYPE kalamdb_cold_tier_last_failure_timestamp_seconds gauge\nkalamdb_cold_tier_last_failure_timestamp_seconds "+at+"\n"),
+			"kalamdb_cold_tier_healthy", "kalamdb_cold_tier_failing_tables", "kalamdb_cold_tier_last_failure_timestamp_seconds"))
+	}
+	expect("1", "0", "0")
+	failing, last = 2, time.Unix(1767323045, 500_000_000)
+	expect("0", "2", "1.7673230455e+09")
+}

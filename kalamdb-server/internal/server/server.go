@@ -25,6 +25,8 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
@@ -186,6 +188,11 @@ type Server struct {
 	// logger's level, which a reload sets (see ReloadWith).
 	reload func() (*config.Config, error)
 	level  *slog.LevelVar
+	cold   *coldTier
+	writes *writeWatch
+	hooks  hooks
+	// stopPolicies stops the flush scheduler (idempotent).
+	stopPolicies func()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -195,9 +202,22 @@ type Server struct {
 // not exist.
 var readyPartition = store.MustPartition("kalamdb.readyz")
 
+// hooks let tests put fault-injecting wrappers around what the server
+// opens.
+type hooks struct {
+	// parquetFS wraps the file system of the Parquet directory.
+	parquetFS func(segment.FS) segment.FS
+	// backend wraps the storage backend.
+	backend func(store.StorageBackend) store.StorageBackend
+}
+
 // Open checks cfg, opens the storage backend (one of set) and builds the
 // API. The server does not listen until Listen.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backends.Set) (*Server, error) {
+	return open(ctx, cfg, log, set, hooks{})
+}
+
+func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backends.Set, h hooks) (*Server, error) {
 	canonical, err := Check(cfg, set)
 	if err != nil {
 		return nil, err
@@ -224,7 +244,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 		warnNotDurable(log, canonical)
 	}
 	s.metrics = metrics.New()
-	s.backend = s.metrics.InstrumentBackend(canonical, raw)
+	if h.backend != nil {
+		raw = h.backend(raw)
+	}
+	s.hooks = h
+	s.writes = newWriteWatch(s.metrics.InstrumentBackend(canonical, raw), canonical, log)
+	s.backend = s.writes
 	log.Info("storage backend open", append([]any{"backend", canonical, "durable", durable}, pathAttrs(set, canonical, section)...)...)
 
 	authn, err := auth.New(cfg.Auth.Users)
@@ -242,6 +267,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 		MaxPageBytes: cfg.Server.MaxPageBytes,
 		Backend:      canonical,
 		Ready: func(ctx context.Context) error {
+			if err := s.writes.check(ctx); err != nil {
+				return err
+			}
 			_, err := s.backend.PartitionExists(ctx, readyPartition)
 			return err
 		},
@@ -403,12 +431,15 @@ func (s *Server) Run(ctx context.Context, signals <-chan os.Signal, forceExit fu
 	log.Info("kalamdb-server listening", "addr", addr, "url", scheme+"://"+addr, "backend", s.name, "users", len(s.cfg.Auth.Users))
 
 	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
+	go func() { served <- guard.Run("server: serving HTTP", s.Serve) }()
 
 wait:
 	for {
 		select {
 		case err := <-served:
+			if guard.Stack(err) != nil {
+				s.logError("serving HTTP failed; shutting down", err)
+			}
 			_ = s.Shutdown(context.Background())
 			return err
 		case sig := <-signals:
@@ -426,19 +457,24 @@ wait:
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		for {
-			select {
-			case sig := <-signals:
-				if sig == syscall.SIGHUP {
-					log.Info("ignoring SIGHUP: the server is shutting down")
-					continue
+		err := guard.Run("server: watching for a second signal", func() error {
+			for {
+				select {
+				case sig := <-signals:
+					if sig == syscall.SIGHUP {
+						log.Info("ignoring SIGHUP: the server is shutting down")
+						continue
+					}
+					log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
+					forceExit()
+					return nil
+				case <-done:
+					return nil
 				}
-				log.Error("second signal: exiting without finishing the shutdown", "signal", sig.String())
-				forceExit()
-				return
-			case <-done:
-				return
 			}
+		})
+		if err != nil {
+			s.logError("watching for a second signal", err)
 		}
 	}()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Server.ShutdownTimeoutSeconds)*time.Second)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
@@ -30,11 +32,27 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	if compact == 0 {
 		compact = -1 // never
 	}
-	m, err := flush.Open(ctx, s.backend, flush.Options{Dir: dir, CompactSegments: compact})
+	fopts := flush.Options{Dir: dir, CompactSegments: compact}
+	if s.hooks.parquetFS != nil {
+		fopts.FS = s.hooks.parquetFS(segment.DirFS(dir))
+	}
+	m, err := flush.Open(ctx, s.backend, fopts)
 	if err != nil {
 		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
 	}
 	s.flush, s.db, s.flushDir = m, m.DB(), dir
+	if left := m.Leftovers(); len(left) > 0 {
+		s.log.Warn("cold tier: files left by an interrupted flush could not be removed; no read sees them, and a later start removes them",
+			"parquet_dir", dir, "files", len(left), "first", left[0])
+	}
+	s.cold = newColdTier(s.log, dir)
+	s.metrics.ColdTier(s.cold.failingTables, s.cold.lastFailureTime)
+	opts.Degraded = func() []string {
+		if p := s.cold.problem(); p != "" {
+			return []string{p}
+		}
+		return nil
+	}
 	opts.DB = s.db
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
@@ -53,6 +71,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		if err := m.DropTable(ctx, ns, name); err != nil {
 			return err
 		}
+		s.cold.forget(t.ID)
 		s.flushes.mu.Lock()
 		delete(s.flushes.m, t.ID)
 		s.flushes.mu.Unlock()
@@ -64,6 +83,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	}
 	opts.Flush = func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error {
 		res, err := s.flushTable(r.Context(), t, "manual")
+		s.cold.record(t, "flush", err, time.Now())
 		if err != nil {
 			return err
 		}
@@ -78,6 +98,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		start := time.Now()
 		res, err := s.flush.CompactAll(r.Context(), t.Namespace, t.Name)
 		s.metrics.ObserveCompaction("manual", res.Merged, res.Dropped, time.Since(start), err)
+		s.cold.record(t, "compaction", err, time.Now())
 		if err != nil {
 			return err
 		}
@@ -171,8 +192,7 @@ func (s *Server) flushTable(ctx context.Context, t *catalog.Table, trigger strin
 	d := time.Since(start)
 	s.metrics.ObserveFlush(trigger, int(res.Rows), d, err)
 	if err != nil {
-		s.log.Warn("flush failed", "table", t.FullName(), "trigger", trigger, "err", err)
-		return res, err
+		return res, err // the caller records it (coldTier.record), which logs it
 	}
 	st.writes.Add(-written) // writes during the flush still count
 	st.mu.Lock()
@@ -186,18 +206,18 @@ func (s *Server) flushTable(ctx context.Context, t *catalog.Table, trigger strin
 
 // compactTable merges t's small segments when [flush] compact_segments
 // says so (flush.Manager.CompactDue).
-func (s *Server) compactTable(ctx context.Context, t *catalog.Table) {
+func (s *Server) compactTable(ctx context.Context, t *catalog.Table) error {
 	start := time.Now()
 	res, err := s.flush.CompactDue(ctx, t.Namespace, t.Name)
 	s.metrics.ObserveCompaction("policy", res.Merged, res.Dropped, time.Since(start), err)
 	if err != nil {
-		s.log.Warn("compaction failed", "table", t.FullName(), "err", err)
-		return
+		return err
 	}
 	if res.Merged > 0 {
 		s.log.Info("compacted", "table", t.FullName(), "merged", res.Merged, "written", res.Written,
 			"rows", res.Rows, "dropped", res.Dropped, "duration", time.Since(start))
 	}
+	return nil
 }
 
 // due reports whether t's flush policy asks for a flush: its row limit of
@@ -215,9 +235,8 @@ func (s *Server) due(t *catalog.Table) bool {
 	return t.Flush.Interval > 0 && time.Since(st.lastFlush()) >= t.Flush.Interval
 }
 
-// runFlushPolicies flushes, every interval until stop closes, each user and
-// shared table whose flush policy is due. It reads no buffer to decide:
-// the API counts the writes (see flushState).
+// runFlushPolicies runs a round of policyRound every interval until stop
+// closes.
 func (s *Server) runFlushPolicies(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	tick := time.NewTicker(interval)
@@ -228,51 +247,93 @@ func (s *Server) runFlushPolicies(interval time.Duration, stop <-chan struct{}, 
 			return
 		case <-tick.C:
 		}
+		s.policyRound(stop, time.Now())
+	}
+}
+
+// policyRound flushes each user and shared table whose flush policy is due
+// (reading no buffer to decide: the API counts the writes, see
+// flushState), then compacts it when due. A table whose last flush or
+// compaction failed is retried, due or not, once its backoff allows
+// (coldTier), and not before. A failure or a panic is recorded for the
+// table and the round goes on; it stops early when stop closes.
+func (s *Server) policyRound(stop <-chan struct{}, now time.Time) {
+	err := guard.Run("server: flush policies", func() error {
 		ts, err := s.db.Catalog().Tables("")
 		if err != nil {
-			continue
+			return err
 		}
 		for _, t := range ts {
 			select {
 			case <-stop:
-				return
+				return nil
 			default:
 			}
-			if t.Type != catalog.StreamTable && s.due(t) {
-				if _, err := s.flushTable(context.Background(), t, "policy"); err == nil {
-					s.compactTable(context.Background(), t)
-				}
+			if t.Type == catalog.StreamTable || !(s.cold.failing(t.ID) || s.due(t)) || !s.cold.ready(t.ID, now) {
+				continue
 			}
+			op := "flush"
+			err := guard.Run("server: policy flush of "+t.FullName(), func() error {
+				if _, err := s.flushTable(context.Background(), t, "policy"); err != nil {
+					return err
+				}
+				op = "compaction"
+				return s.compactTable(context.Background(), t)
+			})
+			s.cold.record(t, op, err, now)
 		}
+		return nil
+	})
+	if err != nil {
+		s.logError("flush scheduler round failed", err)
 	}
+}
+
+// logError logs err at error level, with the stack when it is a panic.
+func (s *Server) logError(msg string, err error, attrs ...any) {
+	attrs = append(attrs, "err", err)
+	if stack := guard.Stack(err); stack != nil {
+		attrs = append(attrs, "stack", string(stack))
+	}
+	s.log.Error(msg, attrs...)
 }
 
 // startFlushPolicies starts the flush scheduler; Shutdown stops it.
 func (s *Server) startFlushPolicies() {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go s.runFlushPolicies(time.Second, stop, done)
-	s.stopBg = append(s.stopBg, func() {
-		close(stop)
-		<-done
-	})
+	var once sync.Once
+	s.stopPolicies = func() {
+		once.Do(func() {
+			close(stop)
+			<-done
+		})
+	}
+	s.stopBg = append(s.stopBg, s.stopPolicies)
 }
 
 // closeTables ends the table layer at shutdown: with flush.on_shutdown and
-// a durable backend it flushes every user and shared table first. Stream
-// eviction stops.
+// a durable backend it flushes every user and shared table first (a
+// non-durable backend's segments would go to a temporary folder removed
+// right after: flushing them is work for nothing). Stream eviction stops. A
+// failed final flush is logged and is no error of the shutdown: the rows
+// it could not move stay in the storage backend, which is closed as usual,
+// and the next start flushes them.
 func (s *Server) closeTables(ctx context.Context) error {
-	if !s.cfg.Flush.OnShutdown || !s.backend.Capabilities().Durable {
-		// A non-durable backend's segments would go to a temporary folder
-		// removed right after: flushing them is work for nothing.
-		return s.db.Close()
+	if s.cfg.Flush.OnShutdown && s.backend.Capabilities().Durable {
+		start := time.Now()
+		s.flush.Stop()
+		res, err := s.flush.FlushAll(ctx)
+		s.metrics.ObserveFlush("shutdown", int(res.Rows), time.Since(start), err)
+		switch {
+		case err != nil:
+			s.logError("final flush failed: the rows not flushed stay buffered in the storage backend and are flushed after the next start",
+				err, "parquet_dir", s.flushDir, "tables", res.Tables, "rows_flushed", res.Rows)
+		case res.Rows > 0:
+			s.log.Info("flushed at shutdown", "tables", res.Tables, "rows", res.Rows, "files", len(res.Files))
+		}
 	}
-	start := time.Now()
-	res, err := s.flush.Close(ctx)
-	s.metrics.ObserveFlush("shutdown", int(res.Rows), time.Since(start), err)
-	if res.Rows > 0 || err != nil {
-		s.log.Info("flushed at shutdown", "tables", res.Tables, "rows", res.Rows, "files", len(res.Files), "err", err)
-	}
-	return err
+	return s.db.Close()
 }
 
 // startStreams starts the eviction of every stream table.

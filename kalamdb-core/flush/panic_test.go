@@ -1,0 +1,122 @@
+package flush_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/faultfs"
+)
+
+// panicOn is a faultfs rule that panics on operations of kind op, like a
+// bug below the flush.
+func panicOn(op faultfs.Op) faultfs.Rule {
+	return func(o faultfs.Op, name string) error {
+		if o == op {
+			panic("file system bug at " + string(o) + " " + name)
+		}
+		return nil
+	}
+}
+
+type round struct {
+	res flush.Result
+	err error
+}
+
+// A panic during a scheduled flush is that table's error in the round
+// (with its stack), the scheduler keeps running, and its next round
+// flushes the table.
+func TestSchedulerSurvivesAPanic(t *testing.T) {
+	rounds := make(chan round, 4)
+	failed := make(chan error, 4)
+	e := newEnv(t, func(o *flush.Options) {
+		o.CheckInterval = time.Second
+		o.OnRound = func(res flush.Result, err error) { rounds <- round{res, err} }
+		o.OnError = func(table string, err error) { failed <- err }
+	})
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{RowLimit: 2})
+	s := e.store("items")
+	require.NoError(t, s.insert(e.ctx, "", vals(1, 0), vals(2, 0)))
+	e.fsys.SetRule(panicOn(faultfs.OpCreate))
+	e.m.Start()
+	defer e.m.Stop()
+
+	e.clock.Advance(time.Second)
+	r := <-rounds
+	var pe *guard.PanicError
+	require.ErrorAs(t, r.err, &pe)
+	assert.Contains(t, pe.Error(), "flush: scheduled flush of app.items: panic: file system bug at create")
+	assert.Contains(t, string(pe.Stack), "faultfs", "the stack shows where it panicked")
+	assert.ErrorAs(t, <-failed, &pe)
+	assert.ErrorAs(t, e.m.LastError(), &pe)
+	assert.Equal(t, 2, e.bufferLen("items"), "the rows stay buffered")
+	e.check("items", model{"": {1: 0, 2: 0}}, []string{""}, nil)
+
+	e.fsys.SetRule(nil)
+	e.clock.Advance(time.Second)
+	r = <-rounds
+	require.NoError(t, r.err)
+	assert.EqualValues(t, 2, r.res.Rows)
+	assert.Zero(t, e.bufferLen("items"))
+	assert.NoError(t, e.m.LastError())
+}
+
+// A panicking OnRound callback does not stop the scheduler.
+func TestSchedulerSurvivesAPanickingCallback(t *testing.T) {
+	rounds := make(chan struct{}, 4)
+	e := newEnv(t, func(o *flush.Options) {
+		o.CheckInterval = time.Second
+		o.OnRound = func(flush.Result, error) {
+			rounds <- struct{}{}
+			panic("callback bug")
+		}
+	})
+	e.m.Start()
+	defer e.m.Stop()
+	e.clock.Advance(time.Second)
+	<-rounds
+	e.clock.Advance(time.Second)
+	<-rounds
+}
+
+// A scan that decodes several segments in parallel turns a panic on one
+// of its goroutines into the scan's error.
+func TestParallelReadSurvivesAPanic(t *testing.T) {
+	e, s, _ := itemsTable(t, catalog.SharedTable)
+	require.NoError(t, s.insert(e.ctx, "", vals(1, 0), vals(2, 0), vals(3, 0)))
+	for gen := range 3 {
+		if gen > 0 {
+			for id := int64(1); id <= 3; id++ {
+				require.NoError(t, s.update(e.ctx, "", id, gen))
+			}
+		}
+		_, err := e.m.Flush(e.ctx, ns, "items")
+		require.NoError(t, err)
+	}
+	e.reopen() // nothing cached
+	s = e.store("items")
+	// The scan reads the three footers first, then the three segments'
+	// first row groups on parallel goroutines: those opens panic.
+	opens := 0
+	e.fsys.SetRule(func(op faultfs.Op, name string) error {
+		if op == faultfs.OpOpen {
+			if opens++; opens > 3 {
+				panic("file system bug at open " + name)
+			}
+		}
+		return nil
+	})
+	_, err := s.count(e.ctx, "")
+	require.Error(t, err)
+	assert.NotNil(t, guard.Stack(err), "%v", err)
+	assert.Contains(t, err.Error(), "file system bug at open")
+
+	e.fsys.SetRule(nil)
+	e.check("items", model{"": {1: 2, 2: 2, 3: 2}}, []string{""}, nil)
+}
