@@ -688,18 +688,29 @@ func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
 	for i, s := range segs {
 		recs[i] = &s.Segment
 	}
-	left, err := m.removeSegments(ctx, recs)
+	// A read that took the segment list before the drop may still be
+	// reading a file: like a compaction, the drop gives up the tier's
+	// reference, and the last reader removes the file, so that the read
+	// ends as it began instead of failing on a missing file.
+	var free []*Segment
+	for _, f := range segs {
+		if f.refs.Add(-1) == 0 {
+			free = append(free, &f.Segment)
+		}
+	}
+	left, err := m.removeSegments(ctx, recs, free)
 	if err != nil {
 		return err
 	}
 	return errors.Join(left...)
 }
 
-// removeSegments deletes the records, then the files, of segments of a
+// removeSegments deletes the records of segs, then the files of free
+// (those no reader holds: a reader removes its file when done), of a
 // dropped table. A file it cannot remove is no longer recorded, so it is
 // harmless, and the next Open removes it: each such failure is returned in
 // left, and err is the failure to delete the records.
-func (m *Manager) removeSegments(ctx context.Context, segs []*Segment) (left []error, err error) {
+func (m *Manager) removeSegments(ctx context.Context, segs, free []*Segment) (left []error, err error) {
 	ops := make([]store.Operation, len(segs))
 	for i, s := range segs {
 		ops[i] = store.DeleteOp(layout.Manifests, manifestKey(s))
@@ -708,7 +719,7 @@ func (m *Manager) removeSegments(ctx context.Context, segs []*Segment) (left []e
 		return nil, fmt.Errorf("flush: removing manifest records: %w", err)
 	}
 	dirs := map[string]bool{}
-	for _, s := range segs {
+	for _, s := range free {
 		m.cache.Forget(s.Path)
 		if err := m.fs.Remove(s.Path); err != nil && !segment.IsNotExist(err) {
 			left = append(left, fmt.Errorf("flush: removing %s: %w", s.Path, err))

@@ -1,6 +1,8 @@
 package flush_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
@@ -50,4 +53,39 @@ func TestLongestKeysFitTheStore(t *testing.T) {
 	page, err := s.Scan(e.ctx, user, tables.ScanOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, page.Rows)
+}
+
+// TestDropDuringAScan: a scan that began before its table was dropped reads
+// its segments to the end (the drop leaves each file to its last reader, as
+// a compaction does), instead of failing on a file removed under it; the
+// last reader removes the files.
+func TestDropDuringAScan(t *testing.T) {
+	e := newEnv(t, func(o *flush.Options) { o.RowGroupCacheBytes = -1; o.KeyCacheBytes = -1 })
+	tbl := e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	for id := int64(1); id <= 500; id++ {
+		require.NoError(t, s.insert(e.ctx, "", vals(id, 0)))
+	}
+	_, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	segs, err := e.m.Segments(ns, "items")
+	require.NoError(t, err)
+	require.Len(t, segs, 1)
+	src, err := e.m.ColdSource(tbl)
+	require.NoError(t, err)
+	it, err := src.Scan(e.ctx, nil, nil, false)
+	require.NoError(t, err)
+	require.True(t, it.Next(), "the scan has begun: its segments are held")
+
+	require.NoError(t, e.m.DropTable(e.ctx, ns, "items"))
+	_, err = os.Stat(filepath.Join(e.root, segs[0].Path))
+	require.NoError(t, err, "the file stays while a scan reads it")
+	n := 1
+	for it.Next() {
+		n++
+	}
+	require.NoError(t, it.Close(), "the scan reads to its end")
+	assert.Equal(t, 500, n)
+	_, err = os.Stat(filepath.Join(e.root, segs[0].Path))
+	assert.True(t, os.IsNotExist(err), "the last reader removed the file: %v", err)
 }

@@ -48,7 +48,7 @@ func (m *Manager) recover(ctx context.Context) error {
 	if len(orphans) > 0 {
 		// The files it cannot remove are unrecorded now: the sweep below
 		// meets them again and reports them.
-		if _, err := m.removeSegments(ctx, orphans); err != nil {
+		if _, err := m.removeSegments(ctx, orphans, orphans); err != nil {
 			return fmt.Errorf("flush: recovery: %w", err)
 		}
 	}
