@@ -59,3 +59,12 @@ func showKVs(kvs []kv) []string {
 	}
 	return out
 }
+
+// showKeys prints keys for a failure message, each through show.
+func showKeys(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = show(k)
+	}
+	return out
+}
