@@ -138,8 +138,13 @@ func (c *checked) Scan(ctx context.Context, p Partition, opts ScanOptions) (Iter
 	if opts.Limit < 0 {
 		return nil, fmt.Errorf("%w: scan limit %d is negative", ErrInvalidArgument, opts.Limit)
 	}
-	if len(opts.Prefix) > MaxKeySize || len(opts.Start) > MaxKeySize {
-		return nil, fmt.Errorf("%w: scan prefix or start is longer than %d bytes", ErrInvalidArgument, MaxKeySize)
+	if len(opts.Prefix) > MaxKeySize {
+		return nil, fmt.Errorf("%w: scan prefix is %d bytes, longer than any key (the limit is %d, store.MaxKeySize)",
+			ErrInvalidArgument, len(opts.Prefix), MaxKeySize)
+	}
+	if len(opts.Start) > MaxKeySize {
+		return nil, fmt.Errorf("%w: scan start is %d bytes, longer than any key (the limit is %d, store.MaxKeySize)",
+			ErrInvalidArgument, len(opts.Start), MaxKeySize)
 	}
 	it := &checkedIter{c: c, limit: opts.Limit, ctx: ctx, done: ctx.Done()}
 	r, empty := opts.rangeIn(it.bounds[:0])

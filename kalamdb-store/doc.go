@@ -13,11 +13,14 @@
 // Every StorageBackend obtained from a backend package honours the rules
 // below; kalamdb-store/storetest checks each of them, for every backend.
 //
-//   - Keys are non-empty byte strings of at most MaxKeySize bytes, compared
-//     bytewise (bytes.Compare); any byte value is allowed, 0x00 and 0xFF
-//     included. Values may be empty (but not nil-vs-empty distinguished: an
-//     empty value reads back as a non-nil empty slice) and at most
-//     MaxValueSize bytes.
+//   - Keys are non-empty byte strings of at most MaxKeySize (4 KiB) bytes,
+//     compared bytewise (bytes.Compare); any byte value is allowed, 0x00 and
+//     0xFF included. A longer key, and a scan prefix or start longer than
+//     that, is refused with ErrInvalidArgument. The limit is what the table
+//     stores need with room to spare, and low enough that every backend
+//     stores each key as one engine key (ADR-012). Values may be empty (but
+//     not nil-vs-empty distinguished: an empty value reads back as a non-nil
+//     empty slice) and at most MaxValueSize bytes.
 //   - A Partition is an independent key space. Keys never leak between
 //     partitions. A partition must be created (CreatePartition, idempotent)
 //     before use; an operation on a partition that does not exist fails with

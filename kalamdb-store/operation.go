@@ -64,8 +64,12 @@ func DeleteRangeOp(p Partition, start, end []byte) Operation {
 	return Operation{Kind: OpDeleteRange, Partition: p, Key: start, End: end}
 }
 
-// MaxKeySize is the largest key, in bytes, that any backend accepts.
-const MaxKeySize = 64 << 10
+// MaxKeySize is the largest key, in bytes, that any backend accepts: 4 KiB.
+// It is what the table stores of kalamdb-core need (their longest key is
+// 2,564 bytes) with room to spare, and it fits inline in every engine a
+// backend is likely to sit on, so that no backend has to split keys; see
+// ADR-012.
+const MaxKeySize = 4 << 10
 
 // MaxValueSize is the largest value, in bytes, that any backend accepts.
 const MaxValueSize = 256 << 20
@@ -77,7 +81,7 @@ func ValidateKey(key []byte) error {
 		return fmt.Errorf("%w: key is empty", ErrInvalidArgument)
 	}
 	if len(key) > MaxKeySize {
-		return fmt.Errorf("%w: key is %d bytes, the limit is %d", ErrInvalidArgument, len(key), MaxKeySize)
+		return fmt.Errorf("%w: key is %d bytes, the limit is %d (store.MaxKeySize)", ErrInvalidArgument, len(key), MaxKeySize)
 	}
 	return nil
 }

@@ -56,6 +56,39 @@ func TestOperationValidate(t *testing.T) {
 	}
 }
 
+// TestKeyLimit: keys of 1 to 4,096 bytes (ADR-012); a longer key, scan
+// prefix or scan start is refused with an error that gives its size and the
+// limit, and nothing is written.
+func TestKeyLimit(t *testing.T) {
+	require.Equal(t, 4096, store.MaxKeySize)
+	require.NoError(t, store.ValidateKey(make([]byte, 4096)))
+	err := store.ValidateKey(make([]byte, 4097))
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
+	assert.EqualError(t, err, "kalamdb-store: invalid argument: key is 4097 bytes, the limit is 4096 (store.MaxKeySize)")
+
+	ctx := context.Background()
+	b := memory.New()
+	defer b.Close()
+	p := store.MustPartition("p")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	top := []byte(strings.Repeat("\xff", store.MaxKeySize))
+	require.NoError(t, b.Put(ctx, p, top, []byte("v")))
+	err = b.Put(ctx, p, append(top, 0), []byte("v"))
+	assert.ErrorContains(t, err, "key is 4097 bytes, the limit is 4096")
+	_, err = b.Scan(ctx, p, store.ScanOptions{Prefix: append(top, 0)})
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "scan prefix is 4097 bytes, longer than any key (the limit is 4096, store.MaxKeySize)")
+	_, err = b.Scan(ctx, p, store.ScanOptions{Start: append(top, 0), Reverse: true})
+	require.ErrorIs(t, err, store.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "scan start is 4097 bytes, longer than any key (the limit is 4096, store.MaxKeySize)")
+	it, err := b.Scan(ctx, p, store.ScanOptions{Prefix: top, Start: top})
+	require.NoError(t, err)
+	require.True(t, it.Next())
+	assert.Equal(t, top, it.Key())
+	require.False(t, it.Next())
+	require.NoError(t, it.Close())
+}
+
 func TestToRange(t *testing.T) {
 	cases := []struct {
 		name         string

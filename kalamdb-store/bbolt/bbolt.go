@@ -5,14 +5,20 @@
 // # Layout
 //
 // The database is the file kalamdb.db in the configured directory. Each
-// partition is a top-level bucket named after it. bbolt limits keys to
-// 32 KiB (bbolt.MaxKeySize) while the contract allows 64 KiB
-// (store.MaxKeySize), so a longer key k of partition "users" lives in a
-// second bucket, "users" 0x00 "long", as the entry k[32768:] of a nested
-// bucket named k[:32768]; scans merge the two in key order. Bucket names
-// that contain 0x00 are never partition names (see store.NewPartition); the
-// bucket 0x00 "kalamdb" holds the layout version ("kalamdb-bbolt/1"). Open
-// refuses a file that holds other buckets but no version.
+// partition is a top-level bucket named after it, and holds the
+// partition's keys and values as they are: bbolt takes keys of up to 32 KiB
+// (bbolt.MaxKeySize), the contract's keys are at most 4 KiB
+// (store.MaxKeySize). Bucket names that contain 0x00 are never partition
+// names (see store.NewPartition); the bucket 0x00 "kalamdb" holds the layout
+// version ("kalamdb-bbolt/1"). Open refuses a file that holds other buckets
+// but no version.
+//
+// Earlier versions, written when the contract allowed keys of up to 64 KiB,
+// kept a partition's keys over 32 KiB in a second bucket, the partition's
+// name followed by 0x00 "long". This version reads no such bucket: Open
+// refuses, with an error wrapping store.ErrUnsupported that names each
+// partition and how many such keys it holds, a file in which one holds keys,
+// and removes the ones that are empty (ADR-012).
 //
 // # Guarantees
 //

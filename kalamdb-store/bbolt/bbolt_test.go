@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash/crc32"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -21,7 +19,6 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/bbolt"
-	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
 )
 
@@ -332,125 +329,140 @@ func TestWritersAndScannersAcrossRemaps(t *testing.T) {
 	})
 }
 
-// longKey returns a key of n bytes made of head repeated, ending in tail.
-func longKey(n int, head byte, tail string) []byte {
-	k := bytes.Repeat([]byte{head}, n-len(tail))
-	return append(k, tail...)
-}
-
-// TestLongKeys: keys around bbolt's 32 KiB limit, up to the contract's
-// 64 KiB, read, scan (in every direction and range) and delete exactly like
-// the memory backend's, survive a reopen and go with their partition.
-func TestLongKeys(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	b := openDir(t, dir, nil)
-	ref := memory.New()
-	defer ref.Close()
-	p, q := store.MustPartition("p"), store.MustPartition("q")
-	for _, be := range []store.StorageBackend{b, ref} {
-		require.NoError(t, be.CreatePartition(ctx, p))
-		require.NoError(t, be.CreatePartition(ctx, q))
-	}
-	const s = bolt.MaxKeySize
-	var keys [][]byte
-	for _, n := range []int{1, 2, s - 1, s, s + 1, s + 2, 2 * s, store.MaxKeySize} {
-		for _, head := range []byte{0x00, 'a', 0xff} {
-			for _, tail := range []string{"", "\x00", "a", "b", "\xff", "\xff\xff"} {
-				if len(tail) < n {
-					keys = append(keys, longKey(n, head, tail))
-				}
-			}
-		}
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i, k := range keys {
-		v := []byte(fmt.Sprintf("v%d", i))
-		for _, be := range []store.StorageBackend{b, ref} {
-			require.NoError(t, be.Put(ctx, p, k, v))
-			require.NoError(t, be.Put(ctx, q, k, v))
-		}
-	}
-	// Delete a third of them, in batches that also write.
-	for i := 0; i < len(keys); i += 3 {
-		ops := []store.Operation{store.DeleteOp(p, keys[i]), store.PutOp(p, keys[(i+1)%len(keys)], []byte("again"))}
-		require.NoError(t, b.Batch(ctx, ops))
-		require.NoError(t, ref.Batch(ctx, ops))
-	}
-
-	bounds := append([][]byte{{}}, keys...)
-	for _, n := range []int{s - 1, s, s + 1} {
-		bounds = append(bounds, longKey(n, 'a', "a\x00"), longKey(n, 'a', "0"), longKey(n, 0xff, "\xff\xff\xff"))
-	}
-	compare := func(b store.StorageBackend) {
-		t.Helper()
-		for _, k := range keys {
-			want, werr := ref.Get(ctx, p, k)
-			got, gerr := b.Get(ctx, p, k)
-			if werr != nil {
-				require.ErrorIs(t, gerr, store.ErrNotFound, "get of a deleted %d-byte key", len(k))
-				continue
-			}
-			require.NoError(t, gerr, "get of a %d-byte key", len(k))
-			require.Equal(t, want, got, "get of a %d-byte key", len(k))
-		}
-		for i := 0; i < 400; i++ {
-			o := store.ScanOptions{
-				Start:          bounds[rng.IntN(len(bounds))],
-				ExclusiveStart: rng.IntN(2) == 0,
-				Reverse:        rng.IntN(2) == 0,
-				Limit:          rng.IntN(4) * 3,
-			}
-			if pr := bounds[rng.IntN(len(bounds))]; rng.IntN(3) == 0 && len(pr) > 0 {
-				o.Prefix = pr[:1+rng.IntN(len(pr))]
-			}
-			require.Equal(t, scanAll(t, ref, p, o), scanAll(t, b, p, o), "scan %d: prefix %d bytes, start %d bytes, exclusive %v, reverse %v, limit %d",
-				i, len(o.Prefix), len(o.Start), o.ExclusiveStart, o.Reverse, o.Limit)
-		}
-	}
-	compare(b)
-	require.NoError(t, b.DropPartition(ctx, q))
-	require.NoError(t, b.CreatePartition(ctx, q))
-	require.Empty(t, scanAll(t, b, q, store.ScanOptions{}), "a dropped partition takes its long keys along")
-	_, err := b.Get(ctx, q, keys[len(keys)-1])
-	require.ErrorIs(t, err, store.ErrNotFound)
-
-	require.NoError(t, b.Close())
-	b = openDir(t, dir, nil)
-	compare(b)
-
-	// Deleting every long key leaves no long-key bucket behind.
-	for _, k := range keys {
-		require.NoError(t, b.Delete(ctx, p, k))
-	}
-	require.Empty(t, scanAll(t, b, p, store.ScanOptions{}))
-	require.NoError(t, b.Close())
+// buckets returns the names of the top-level buckets of the database in
+// dir, quoted, in order.
+func buckets(t *testing.T, dir string) []string {
+	t.Helper()
 	db, err := bolt.Open(filepath.Join(dir, bbolt.FileName), 0o600, &bolt.Options{ReadOnly: true})
 	require.NoError(t, err)
 	defer db.Close()
-	var buckets []string
+	var names []string
 	require.NoError(t, db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			buckets = append(buckets, fmt.Sprintf("%q", name))
+			names = append(names, fmt.Sprintf("%q", name))
 			return nil
 		})
 	}))
-	sort.Strings(buckets)
-	require.Equal(t, []string{`"\x00kalamdb"`, `"p"`, `"q"`}, buckets)
+	return names
 }
 
-// scanAll returns the keys and values of a scan, as strings.
-func scanAll(t *testing.T, b store.StorageBackend, p store.Partition, o store.ScanOptions) []string {
-	t.Helper()
-	it, err := b.Scan(context.Background(), p, o)
+// TestKeysInThePartitionBucket: keys up to store.MaxKeySize live in the
+// partition's bucket as they are, and a dropped partition leaves nothing.
+func TestKeysInThePartitionBucket(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openDir(t, dir, nil)
+	p, q := store.MustPartition("p"), store.MustPartition("q")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	require.NoError(t, b.CreatePartition(ctx, q))
+	top := bytes.Repeat([]byte{0xff}, store.MaxKeySize)
+	require.NoError(t, b.Put(ctx, p, top, []byte("v")))
+	require.NoError(t, b.Put(ctx, q, top, []byte("w")))
+	require.NoError(t, b.DropPartition(ctx, q))
+	require.NoError(t, b.Close())
+
+	require.Equal(t, []string{`"\x00kalamdb"`, `"p"`}, buckets(t, dir))
+	db, err := bolt.Open(filepath.Join(dir, bbolt.FileName), 0o600, &bolt.Options{ReadOnly: true})
 	require.NoError(t, err)
-	out := []string{}
-	for it.Next() {
-		k := it.Key()
-		out = append(out, fmt.Sprintf("%d:%x…%x:%08x=%s", len(k), k[:min(len(k), 2)], k[max(0, len(k)-3):], crc32.ChecksumIEEE(k), it.Value()))
+	defer db.Close()
+	require.NoError(t, db.View(func(tx *bolt.Tx) error {
+		assert.Equal(t, []byte("v"), tx.Bucket([]byte("p")).Get(top))
+		return nil
+	}))
+}
+
+// writeOverflow adds to the database in dir what earlier versions wrote for
+// a key longer than bbolt's 32 KiB in partition: an entry under the key's
+// first 32 KiB in the bucket partition 0x00 "long", holding the rest of the
+// key. With an empty tail it leaves the bucket (and the nested one) empty.
+func writeOverflow(t *testing.T, dir, partition string, key []byte) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, bbolt.FileName), 0o600, nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		long, err := tx.CreateBucketIfNotExists([]byte(partition + "\x00long"))
+		if err != nil || key == nil {
+			return err
+		}
+		nested, err := long.CreateBucketIfNotExists(key[:bolt.MaxKeySize])
+		if err != nil || len(key) == bolt.MaxKeySize {
+			return err
+		}
+		return nested.Put(key[bolt.MaxKeySize:], []byte("long value"))
+	}))
+}
+
+// TestOverflowKeysRefused: a database in which an earlier version split
+// keys over 32 KiB into overflow buckets is refused at open, naming every
+// partition that holds such keys, rather than opened with those keys out of
+// sight; the refusal changes nothing in the file.
+func TestOverflowKeysRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openDir(t, dir, nil)
+	users, other := store.MustPartition("users"), store.MustPartition("other")
+	for _, p := range []store.Partition{users, other, store.MustPartition("plain")} {
+		require.NoError(t, b.CreatePartition(ctx, p))
+		require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
 	}
-	require.NoError(t, it.Close())
-	return out
+	require.NoError(t, b.Close())
+	long := bytes.Repeat([]byte("u"), 40<<10)
+	writeOverflow(t, dir, "users", long)
+	writeOverflow(t, dir, "users", append(bytes.Clone(long), 'x'))
+	writeOverflow(t, dir, "other", bytes.Repeat([]byte("o"), 64<<10))
+	writeOverflow(t, dir, "plain", nil) // empty: no key hidden
+	before := buckets(t, dir)
+
+	cfg := bbolt.DefaultConfig()
+	cfg.Path = dir
+	_, err := bbolt.OpenWith(cfg)
+	require.ErrorIs(t, err, store.ErrUnsupported)
+	msg := err.Error()
+	assert.Contains(t, msg, "holds keys longer than 4096 bytes, which this version no longer supports")
+	assert.Contains(t, msg, `2 in partition "users"`)
+	assert.Contains(t, msg, `1 in partition "other"`)
+	assert.NotContains(t, msg, `"plain"`, "an empty overflow bucket hides no key")
+	assert.Contains(t, msg, "delete those keys or drop their partitions")
+
+	require.Equal(t, before, buckets(t, dir), "the refused open removed nothing")
+	db, err := bolt.Open(filepath.Join(dir, bbolt.FileName), 0o600, &bolt.Options{ReadOnly: true})
+	require.NoError(t, err)
+	require.NoError(t, db.View(func(tx *bolt.Tx) error {
+		assert.Equal(t, 2, tx.Bucket([]byte("users\x00long")).Bucket(long[:bolt.MaxKeySize]).Stats().KeyN)
+		return nil
+	}))
+	require.NoError(t, db.Close())
+	_, err = bbolt.OpenWith(cfg)
+	require.ErrorIs(t, err, store.ErrUnsupported, "refused again on the next open")
+}
+
+// TestEmptyOverflowBucketsRemoved: overflow buckets that hold no key (an
+// empty one, one with only an empty nested bucket) are removed at open,
+// and their partitions work as before.
+func TestEmptyOverflowBucketsRemoved(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openDir(t, dir, nil)
+	p, q := store.MustPartition("p"), store.MustPartition("q")
+	for _, x := range []store.Partition{p, q} {
+		require.NoError(t, b.CreatePartition(ctx, x))
+		require.NoError(t, b.Put(ctx, x, []byte("k"), []byte(x.Name())))
+	}
+	require.NoError(t, b.Close())
+	writeOverflow(t, dir, "p", nil)
+	writeOverflow(t, dir, "q", bytes.Repeat([]byte("q"), bolt.MaxKeySize))
+	require.Equal(t, []string{`"\x00kalamdb"`, `"p"`, `"p\x00long"`, `"q"`, `"q\x00long"`}, buckets(t, dir))
+
+	b = openDir(t, dir, nil)
+	parts, err := b.ListPartitions(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []store.Partition{p, q}, parts)
+	for _, x := range []store.Partition{p, q} {
+		require.Equal(t, []string{"k=" + x.Name()}, scanAllRaw(t, b, x))
+	}
+	require.NoError(t, b.Close())
+	require.Equal(t, []string{`"\x00kalamdb"`, `"p"`, `"q"`}, buckets(t, dir))
 }
 
 // scanAllRaw returns the pairs of p as "key=value", in key order.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,15 +23,19 @@ import (
 // another one is refused.
 const formatVersion = "kalamdb-bbolt/1"
 
-// split is the longest key stored as is; a longer key is split after this
-// many bytes (see the package documentation).
-const split = bolt.MaxKeySize
-
 var (
 	metaBucket = []byte("\x00kalamdb")
 	formatKey  = []byte("format")
-	longSuffix = "\x00long"
 )
+
+// overflowSuffix ends the name of the bucket in which earlier versions kept
+// a partition's keys longer than bbolt's 32 KiB, when the contract allowed
+// keys of up to 64 KiB. Open refuses a file in which one holds keys and
+// removes empty ones (see checkOverflow).
+const overflowSuffix = "\x00long"
+
+// Every key fits a bbolt key: the partition bucket holds it as it is.
+var _ [bolt.MaxKeySize - store.MaxKeySize]struct{}
 
 // engine is the store.Engine over one bbolt file.
 type engine struct {
@@ -79,6 +84,10 @@ func openEngine(c Config) (*engine, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if err := e.checkOverflow(file); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -103,6 +112,70 @@ func (e *engine) checkFormat(file string) error {
 		}
 		return nil
 	})
+}
+
+// checkOverflow looks for the overflow buckets of earlier versions, in
+// which keys longer than 32 KiB were split. This version reads none of them:
+// a file in which one holds keys is refused, naming its partitions, rather
+// than opened with those keys out of sight; empty ones are removed.
+func (e *engine) checkOverflow(file string) error {
+	type overflow struct {
+		name      []byte
+		partition string
+		keys      int
+	}
+	var found []overflow
+	err := e.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			partition, ok := strings.CutSuffix(string(name), overflowSuffix)
+			if !ok || store.ValidatePartitionName(partition) != nil {
+				return nil
+			}
+			found = append(found, overflow{name: bytes.Clone(name), partition: partition, keys: overflowKeys(b)})
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("bbolt: %q: looking for overflow buckets: %w", file, err)
+	}
+	var held []string
+	for _, o := range found {
+		if o.keys > 0 {
+			held = append(held, fmt.Sprintf("%d in partition %q", o.keys, o.partition))
+		}
+	}
+	if len(held) > 0 {
+		return fmt.Errorf("%w: bbolt: %q holds keys longer than %d bytes, which this version no longer supports: %s. "+
+			"An earlier version, which allowed keys of up to 64 KiB, wrote them (keys over 32 KiB, in a bucket named after the partition and 0x00 \"long\"). "+
+			"Open the file with that version and delete those keys or drop their partitions, then open it with this one (ADR-012)",
+			store.ErrUnsupported, file, store.MaxKeySize, strings.Join(held, ", "))
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return e.update(func(tx *bolt.Tx) error {
+		for _, o := range found {
+			if err := tx.DeleteBucket(o.name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return fmt.Errorf("bbolt: %q: removing the empty overflow bucket of partition %q: %w", file, o.partition, err)
+			}
+		}
+		return nil
+	})
+}
+
+// overflowKeys counts the keys of an overflow bucket: its entries were
+// buckets named by a key's first 32 KiB that held the rest of each key.
+func overflowKeys(b *bolt.Bucket) int {
+	n := 0
+	_ = b.ForEach(func(k, v []byte) error {
+		if v != nil {
+			n++ // not the layout, but a key all the same
+		} else if nb := b.Bucket(k); nb != nil {
+			n += nb.Stats().KeyN
+		}
+		return nil
+	})
+	return n
 }
 
 func notFound(p store.Partition) error {
@@ -162,27 +235,6 @@ func (e *engine) unregister(it *iterator) {
 	e.itMu.Unlock()
 }
 
-func longName(name string) []byte { return []byte(name + longSuffix) }
-
-// get returns the value of key in the partition bucket b (whose long-key
-// bucket is long, possibly nil), or nil, false.
-func get(b, long *bolt.Bucket, key []byte) ([]byte, bool) {
-	if len(key) > split {
-		if long == nil {
-			return nil, false
-		}
-		if b = long.Bucket(key[:split]); b == nil {
-			return nil, false
-		}
-		key = key[split:]
-	}
-	k, v := b.Cursor().Seek(key)
-	if !bytes.Equal(k, key) {
-		return nil, false
-	}
-	return v, true
-}
-
 func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, error) {
 	var out []byte
 	err := e.db.View(func(tx *bolt.Tx) error {
@@ -190,12 +242,8 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 		if b == nil {
 			return notFound(p)
 		}
-		var long *bolt.Bucket
-		if len(key) > split {
-			long = tx.Bucket(longName(p.Name()))
-		}
-		v, ok := get(b, long, key)
-		if !ok {
+		k, v := b.Cursor().Seek(key)
+		if !bytes.Equal(k, key) {
 			return store.ErrNotFound
 		}
 		out = append(make([]byte, 0, len(v)), v...)
@@ -251,86 +299,27 @@ func (w *writer) bucket(p store.Partition) *bolt.Bucket {
 }
 
 func (w *writer) apply(op store.Operation) error {
-	if op.Kind == store.OpDeleteRange {
-		return w.deleteRange(op)
-	}
-	if len(op.Key) <= split {
-		b := w.bucket(op.Partition)
-		if op.Kind == store.OpPut {
-			return b.Put(op.Key, nonNil(op.Value))
-		}
+	b := w.bucket(op.Partition)
+	switch op.Kind {
+	case store.OpPut:
+		return b.Put(op.Key, nonNil(op.Value))
+	case store.OpDelete:
 		return b.Delete(op.Key)
 	}
-	name := longName(op.Partition.Name())
-	head, tail := op.Key[:split], op.Key[split:]
-	if op.Kind == store.OpPut {
-		long, err := w.tx.CreateBucketIfNotExists(name)
-		if err != nil {
-			return err
-		}
-		nb, err := long.CreateBucketIfNotExists(head)
-		if err != nil {
-			return err
-		}
-		return nb.Put(tail, nonNil(op.Value))
-	}
-	long := w.tx.Bucket(name)
-	if long == nil {
-		return nil
-	}
-	nb := long.Bucket(head)
-	if nb == nil {
-		return nil
-	}
-	if err := nb.Delete(tail); err != nil {
-		return err
-	}
-	if k, _ := nb.Cursor().First(); k != nil {
-		return nil
-	}
-	if err := long.DeleteBucket(head); err != nil {
-		return err
-	}
-	if k, _ := long.Cursor().First(); k != nil {
-		return nil
-	}
-	return w.tx.DeleteBucket(name)
+	return deleteRange(b, op.Key, op.End)
 }
 
-// deleteRange removes the keys of op's partition in [op.Key, op.End): it
-// collects them first (a bbolt cursor may skip keys when the bucket changes
-// under it), then deletes each one as a point delete would.
-func (w *writer) deleteRange(op store.Operation) error {
+// deleteRange removes the keys of b in [start, end): it collects them first
+// (a bbolt cursor may skip keys when the bucket changes under it), then
+// deletes each one.
+func deleteRange(b *bolt.Bucket, start, end []byte) error {
 	var doomed [][]byte
-	c := w.bucket(op.Partition).Cursor()
-	for k, _ := c.Seek(op.Key); k != nil && bytes.Compare(k, op.End) < 0; k, _ = c.Next() {
-		doomed = append(doomed, append([]byte(nil), k...))
-	}
-	// Long keys: a nested bucket per split-byte head holds the tails. Heads
-	// all have split bytes, so (head, tail) order is key order, and no key
-	// under a head before op.Key's first split bytes is in the range.
-	if long := w.tx.Bucket(longName(op.Partition.Name())); long != nil {
-		lc := long.Cursor()
-	heads:
-		for h, _ := lc.Seek(op.Key[:min(split, len(op.Key))]); h != nil; h, _ = lc.Next() {
-			nb := long.Bucket(h)
-			if nb == nil {
-				continue
-			}
-			tc := nb.Cursor()
-			for t, _ := tc.First(); t != nil; t, _ = tc.Next() {
-				full := append(append(make([]byte, 0, len(h)+len(t)), h...), t...)
-				if bytes.Compare(full, op.End) >= 0 {
-					break heads
-				}
-				if bytes.Compare(full, op.Key) >= 0 {
-					doomed = append(doomed, full)
-				}
-			}
-		}
+	c := b.Cursor()
+	for k, _ := c.Seek(start); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+		doomed = append(doomed, bytes.Clone(k))
 	}
 	for _, k := range doomed {
-		if err := w.apply(store.DeleteOp(op.Partition, k)); err != nil {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}
@@ -389,7 +378,7 @@ func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (stor
 		_ = tx.Rollback()
 		return nil, notFound(p)
 	}
-	it := newIterator(e, tx, b, tx.Bucket(longName(p.Name())), r)
+	it := newIterator(e, tx, b, r)
 	e.register(it)
 	return it, nil
 }
@@ -416,7 +405,7 @@ func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
 		c := tx.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			if bytes.IndexByte(k, 0) >= 0 {
-				continue // the meta bucket and long-key buckets
+				continue // the meta bucket
 			}
 			p, err := store.NewPartition(string(k))
 			if err != nil {
@@ -444,9 +433,6 @@ func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 			if errors.Is(err, berrors.ErrBucketNotFound) {
 				return notFound(p)
 			}
-			return err
-		}
-		if err := tx.DeleteBucket(longName(p.Name())); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		return nil

@@ -9,12 +9,6 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 )
 
-// source yields the keys of one bucket structure inside a range, in scan
-// order. The slices it returns stay valid until its next call.
-type source interface {
-	next() (k, v []byte, ok bool)
-}
-
 // iterator is a scan over a read-only transaction, or, once detached, over
 // a copy of the rest of its range. Its owner goroutine calls Next, Key,
 // Value and Close; the engine may call detach from another goroutine, so mu
@@ -29,7 +23,7 @@ type iterator struct {
 
 	mu      sync.Mutex
 	tx      *bolt.Tx // nil once detached or closed
-	src     *merger  // &m while tx is open
+	src     *source  // &s while tx is open
 	rest    []pair   // after detach: what the range had left
 	limit   int      // the scan's Limit hint; 0 for none
 	fetched int      // pairs taken from src or rest so far
@@ -43,10 +37,8 @@ type iterator struct {
 	cur     int
 	offsBuf [2*maxChunk + 1]int
 
-	// The sources, allocated with the iterator.
-	m     merger
-	short shortSource
-	long  longSource
+	// The source, allocated with the iterator.
+	s source
 }
 
 type pair struct{ k, v []byte }
@@ -60,17 +52,12 @@ const (
 // iterators recycles closed iterators with their arenas.
 var iterators = sync.Pool{New: func() any { return new(iterator) }}
 
-func newIterator(e *engine, tx *bolt.Tx, b, long *bolt.Bucket, r store.Range) *iterator {
+func newIterator(e *engine, tx *bolt.Tx, b *bolt.Bucket, r store.Range) *iterator {
 	it := iterators.Get().(*iterator)
 	it.e, it.tx, it.limit, it.fetched, it.cur, it.n = e, tx, r.Limit, 0, -1, 0
 	it.offs = it.offsBuf[:0]
-	it.short = shortSource{c: b.Cursor(), r: r}
-	it.m = merger{a: &it.short, reverse: r.Reverse}
-	if long != nil {
-		it.long = longSource{outer: long.Cursor(), long: long, r: r}
-		it.m.b = &it.long
-	}
-	it.src = &it.m
+	it.s = source{c: b.Cursor(), r: r}
+	it.src = &it.s
 	return it
 }
 
@@ -175,7 +162,7 @@ func (it *iterator) release() {
 	if it.tx != nil {
 		_ = it.tx.Rollback()
 		it.tx, it.src = nil, nil
-		it.m, it.short, it.long = merger{}, shortSource{}, longSource{}
+		it.s = source{}
 	}
 }
 
@@ -202,54 +189,17 @@ func (it *iterator) detach() {
 	it.release()
 }
 
-// merger merges the short-key and long-key sources of a partition; their
-// keys differ in length, so never collide.
-type merger struct {
-	a, b    source // b is nil when the partition has no long keys
-	reverse bool
-
-	started  bool
-	last     int // 1 or 2: the source whose key was returned last
-	ak, av   []byte
-	bk, bv   []byte
-	aok, bok bool
-}
-
-func (m *merger) next() ([]byte, []byte, bool) {
-	if m.b == nil {
-		return m.a.next()
-	}
-	switch {
-	case !m.started:
-		m.started = true
-		m.ak, m.av, m.aok = m.a.next()
-		m.bk, m.bv, m.bok = m.b.next()
-	case m.last == 1:
-		m.ak, m.av, m.aok = m.a.next()
-	default:
-		m.bk, m.bv, m.bok = m.b.next()
-	}
-	switch {
-	case m.aok && (!m.bok || (bytes.Compare(m.ak, m.bk) < 0) != m.reverse):
-		m.last = 1
-		return m.ak, m.av, true
-	case m.bok:
-		m.last = 2
-		return m.bk, m.bv, true
-	}
-	return nil, nil, false
-}
-
-// shortSource walks the partition bucket, whose keys are at most split
-// bytes long.
-type shortSource struct {
+// source walks the partition bucket inside a range, in scan order. The
+// slices it returns point into the memory map and stay valid while the
+// transaction is open.
+type source struct {
 	c       *bolt.Cursor
 	r       store.Range
 	started bool
 	done    bool
 }
 
-func (s *shortSource) next() ([]byte, []byte, bool) {
+func (s *source) next() ([]byte, []byte, bool) {
 	if s.done {
 		return nil, nil, false
 	}
@@ -295,131 +245,4 @@ func seekBefore(c *bolt.Cursor, upper []byte) ([]byte, []byte) {
 		return c.Last()
 	}
 	return c.Prev()
-}
-
-// longSource walks the long-key bucket: each entry is a bucket named by the
-// first split bytes of its keys and holding their remainders.
-type longSource struct {
-	outer   *bolt.Cursor
-	long    *bolt.Bucket
-	inner   *bolt.Cursor
-	head    []byte
-	r       store.Range
-	started bool
-	done    bool
-	key     []byte
-}
-
-// enter moves to the nested bucket named head (nil: the end) and returns
-// its cursor.
-func (s *longSource) enter(head []byte) *bolt.Cursor {
-	s.head, s.inner = head, nil
-	if head != nil {
-		if nb := s.long.Bucket(head); nb != nil {
-			s.inner = nb.Cursor()
-		}
-	}
-	return s.inner
-}
-
-func (s *longSource) next() ([]byte, []byte, bool) {
-	if s.done {
-		return nil, nil, false
-	}
-	var tail, v []byte
-	if !s.started {
-		s.started = true
-		tail, v = s.first()
-	} else if !s.r.Reverse {
-		tail, v = s.inner.Next()
-	} else {
-		tail, v = s.inner.Prev()
-	}
-	// Step to the next nested bucket while the current one is spent.
-	for tail == nil && s.head != nil {
-		var head []byte
-		if !s.r.Reverse {
-			head, _ = s.outer.Next()
-		} else {
-			head, _ = s.outer.Prev()
-		}
-		if c := s.enter(head); c != nil {
-			if !s.r.Reverse {
-				tail, v = c.First()
-			} else {
-				tail, v = c.Last()
-			}
-		}
-	}
-	if tail == nil {
-		s.done = true
-		return nil, nil, false
-	}
-	s.key = append(append(s.key[:0], s.head...), tail...)
-	if !s.r.Contains(s.key) {
-		s.done = true
-		return nil, nil, false
-	}
-	return s.key, v, true
-}
-
-// first positions the source on the first key of the range in scan order,
-// returning its remainder (tail), or nil if the current nested bucket has
-// none (next then moves on to the following buckets).
-func (s *longSource) first() (tail, v []byte) {
-	if !s.r.Reverse {
-		lo := s.r.Lower
-		if lo == nil {
-			head, _ := s.outer.First()
-			if c := s.enter(head); c != nil {
-				return c.First()
-			}
-			return nil, nil
-		}
-		// Every long key is longer than split; those of the bucket named
-		// lo[:split] reach lo at lo[split:]; the buckets after it are all
-		// above lo.
-		headLo := lo[:min(len(lo), split)]
-		head, _ := s.outer.Seek(headLo)
-		c := s.enter(head)
-		if c == nil {
-			return nil, nil
-		}
-		if len(lo) > split && bytes.Equal(head, headLo) {
-			return c.Seek(lo[split:])
-		}
-		return c.First()
-	}
-	up := s.r.Upper
-	if up == nil {
-		head, _ := s.outer.Last()
-		if c := s.enter(head); c != nil {
-			return c.Last()
-		}
-		return nil, nil
-	}
-	headUp := up[:min(len(up), split)]
-	head, _ := s.outer.Seek(headUp)
-	if head == nil {
-		// Every bucket is below up's head, so all their keys are below up.
-		head, _ = s.outer.Last()
-		if c := s.enter(head); c != nil {
-			return c.Last()
-		}
-		return nil, nil
-	}
-	if len(up) > split && bytes.Equal(head, headUp) {
-		// Keys below up in this bucket have a remainder below up[split:].
-		c := s.enter(head)
-		if c == nil {
-			return nil, nil
-		}
-		return seekBefore(c, up[split:])
-	}
-	// Every key of this bucket is at or above up; start in the one before.
-	head, _ = s.outer.Prev()
-	if c := s.enter(head); c != nil {
-		return c.Last()
-	}
-	return nil, nil
 }

@@ -105,7 +105,7 @@ func testScanMatrix(t *testing.T, e *env) {
 						o := store.ScanOptions{Prefix: []byte(prefix), Start: []byte(start), ExclusiveStart: excl, Reverse: rev, Limit: limit}
 						want := reference(data, o)
 						got := collect(t, e.b, p, o)
-						require.Equal(t, want, got, "scan %+q", o)
+						require.Equal(t, want, got, "scan %s", describe(o))
 						n++
 					}
 				}

@@ -109,6 +109,8 @@ func behaviours() []behaviour {
 		{"ScanCases", testScanCases},
 		{"ScanMatrix", testScanMatrix},
 		{"ScanPaging", testScanPaging},
+		{"LongKeyScans", testLongKeyScans},
+		{"LongKeyDeletes", testLongKeyDeletes},
 		{"IteratorLifecycle", testIteratorLifecycle},
 		{"IteratorUnderWrites", testIteratorUnderWrites},
 		{"IteratorAcrossDrop", testIteratorAcrossDrop},
