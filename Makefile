@@ -77,6 +77,14 @@ clean:
 bench-server: build
 	$(GO) run ./tools/bench-server -binary bin/kalamdb-server -count $(COUNT) -out bin/bench-server.txt
 
+.PHONY: greedy
+
+## greedy: the real server against a greedy client: rows of 8 MiB listed by
+## 8 clients at once, and thousands of idle connections from one address;
+## it reports the largest response and peak memory (not part of make test).
+greedy: build
+	$(GO) run ./tools/greedy -binary bin/kalamdb-server
+
 .PHONY: diskfull
 
 ## diskfull: the real server with storage.parquet_dir on a full 2 MiB tmpfs

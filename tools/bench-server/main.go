@@ -40,6 +40,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kalamdb/kalamdb-go/tools/internal/serverproc"
 )
 
 const token = "bench-admin-token-0123456789abcdef"
@@ -100,9 +102,6 @@ func (r result) mean() time.Duration {
 }
 
 func run(binary string, duration time.Duration, count, clients, bulk int, out string, syncWrites bool) error {
-	if _, err := os.Stat(binary); err != nil {
-		return fmt.Errorf("binary %s: %w (build it with `make build`)", binary, err)
-	}
 	dir, err := os.MkdirTemp("", "kalamdb-bench-")
 	if err != nil {
 		return err
@@ -347,18 +346,12 @@ func setup(c *client, base string) error {
 		"primary_key":"id","flush":{"rows":100000000,"interval_seconds":0}}`, http.StatusCreated)
 }
 
-// startServer runs the binary on a free port with RocksDB under dir and
-// waits for /readyz.
+// startServer runs the binary with RocksDB under dir and waits for
+// /readyz.
 func startServer(binary, dir string, syncWrites bool) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	cfg := fmt.Sprintf(`[server]
 host = "127.0.0.1"
-port = %d
+port = %%d
 
 [storage]
 backend = "rocksdb"
@@ -380,46 +373,12 @@ level = "warn"
 id = "admin"
 role = "admin"
 token = %q
-`, port, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), syncWrites, token)
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+`, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), syncWrites, token)
+	s, err := serverproc.Start(binary, dir, cfg)
+	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(binary, "serve", "--config", path)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base, stop, nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return "", nil, fmt.Errorf("kalamdb-server exited: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, errors.New("kalamdb-server not ready after 30s")
-		}
-	}
+	return s.Base, func() { _ = s.Stop() }, nil
 }
 
 // startFloor runs the trivial JSON handler the server is compared with in
