@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
 )
 
 // scaleFigures is what many partitions cost.
@@ -192,3 +193,11 @@ func walBytes(t testing.TB, dir string) int64 {
 	}
 	return n
 }
+
+// BenchmarkCreatePartitions: creates per second at 100, 1,000 and 10,000
+// partitions (docs/rocksdb.md, docs/backend-comparison.md).
+func BenchmarkCreatePartitions(b *testing.B) { storetest.BenchCreatePartitions(b, harness()) }
+
+// BenchmarkCreateStall: the put latencies of a writer of one partition
+// while others are created (docs/rocksdb.md).
+func BenchmarkCreateStall(b *testing.B) { storetest.BenchCreateStall(b, harness()) }
