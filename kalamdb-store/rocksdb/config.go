@@ -16,13 +16,15 @@ import (
 // descriptor budget well under a desktop's usual limit of 1024.
 //
 //	[storage.rocksdb]
-//	path            = "data/rocksdb"
-//	max_open_files  = 512
-//	block_cache_mb  = 64
-//	write_buffer_mb = 4
-//	compression     = "lz4"
-//	sync_writes     = false
-//	memtable_bloom  = true
+//	path                  = "data/rocksdb"
+//	max_open_files        = 512
+//	block_cache_mb        = 64
+//	write_buffer_mb       = 32
+//	total_write_buffer_mb = 64
+//	max_wal_mb            = 64
+//	compression           = "lz4"
+//	sync_writes           = false
+//	memtable_bloom        = true
 type Config struct {
 	// Path is the directory that holds the database. It is created, with
 	// its parents, when missing. Default "data/rocksdb".
@@ -34,26 +36,31 @@ type Config struct {
 	MaxOpenFiles int `toml:"max_open_files"`
 
 	// BlockCacheMB is the size of the one LRU block cache that every
-	// partition shares; index and filter blocks are charged to it too, so it
-	// bounds read memory however many partitions exist. At least 1.
-	// Default 64.
+	// column family, and so every partition, shares; index and filter blocks
+	// are charged to it too, so it bounds read memory however many table
+	// files exist. At least 1. Default 64.
 	BlockCacheMB int `toml:"block_cache_mb"`
 
-	// WriteBufferMB is the size a partition's memtable reaches before it is
-	// flushed to a table file. An idle partition holds only a few kilobytes
-	// whatever this value; it bounds what one busy partition buffers.
-	// 1 to 1024. Default 4.
+	// WriteBufferMB is the size a memtable reaches before it is flushed to a
+	// table file. Every partition lives in one shared column family, whose
+	// memtable (two at most: one filling, one being flushed) buffers the
+	// writes of all of them; a legacy partition (one that an earlier version
+	// gave a column family of its own) has memtables of this size too.
+	// 1 to 1024. Default 32.
 	WriteBufferMB int `toml:"write_buffer_mb"`
 
-	// TotalWriteBufferMB caps the memtables of all partitions together
+	// TotalWriteBufferMB caps the memtables of all column families together
 	// (RocksDB's db_write_buffer_size): past it, the largest memtables are
-	// flushed. 0 leaves only the per-partition limit. Default 64.
+	// flushed. The default equals the shared column family's two memtables;
+	// it matters with legacy partitions, or a write_buffer_mb above half of
+	// it. 0 leaves only the per-column-family limit. Default 64.
 	TotalWriteBufferMB int `toml:"total_write_buffer_mb"`
 
 	// MaxWALMB bounds the write-ahead log (RocksDB's max_total_wal_size):
-	// past it, the partitions whose unflushed data keeps the oldest log file
-	// alive are flushed, so a partition written once and then left idle
-	// does not pin the log forever. At least 1. Default 64.
+	// past it, the column families whose unflushed data keeps the oldest log
+	// file alive are flushed, so that neither a large memtable nor a legacy
+	// partition written once and then left idle keeps old log files forever.
+	// At least 1. Default 64.
 	MaxWALMB int `toml:"max_wal_mb"`
 
 	// Compression is the block compression of table files: "none",
@@ -67,13 +74,14 @@ type Config struct {
 	// loses power.
 	SyncWrites bool `toml:"sync_writes"`
 
-	// MemtableBloom gives each partition's memtable a whole-key Bloom
-	// filter of 1 % of write_buffer_mb, so that a Get of a key the memtable
-	// lacks, such as the uniqueness check of every insert of a new row,
-	// skips the memtable search: inserts of new rows take about a third
-	// less time. RocksDB allocates the filter with the memtable, so every
-	// partition pays it, idle or not: about 45 KiB each with the default
-	// write_buffer_mb. Default true.
+	// MemtableBloom gives each memtable a whole-key Bloom filter of 1 % of
+	// write_buffer_mb, so that a Get of a key the memtable lacks, such as
+	// the uniqueness check of every insert of a new row, skips the memtable
+	// search: inserts of new rows take about a third less time. RocksDB
+	// allocates the filter with the memtable: 320 KiB for the shared column
+	// family with the default write_buffer_mb, whatever the number of
+	// partitions, plus 1 % of a memtable for each legacy partition.
+	// Default true.
 	MemtableBloom bool `toml:"memtable_bloom"`
 }
 
@@ -89,7 +97,7 @@ func DefaultConfig() Config {
 		Path:               "data/rocksdb",
 		MaxOpenFiles:       512,
 		BlockCacheMB:       64,
-		WriteBufferMB:      4,
+		WriteBufferMB:      32,
 		TotalWriteBufferMB: 64,
 		MaxWALMB:           64,
 		Compression:        "lz4",
@@ -146,7 +154,8 @@ func (c Config) Validate() error {
 // options is the set of RocksDB option objects built from a Config. They
 // are destroyed together, after the database is closed.
 type options struct {
-	db    *grocksdb.Options // database and column-family options, for every column family
+	db    *grocksdb.Options // database and column-family options, for the shared and legacy column families
+	meta  *grocksdb.Options // column-family options of the registry's column family
 	bbto  *grocksdb.BlockBasedTableOptions
 	cache *grocksdb.Cache
 	read  readOptions // for Get (C read options: see capi.go)
@@ -161,6 +170,7 @@ const mb = 1 << 20
 func newOptions(c Config) *options {
 	o := &options{
 		db:    grocksdb.NewDefaultOptions(),
+		meta:  grocksdb.NewDefaultOptions(),
 		bbto:  grocksdb.NewDefaultBlockBasedTableOptions(),
 		cache: grocksdb.NewLRUCache(uint64(c.BlockCacheMB) * mb),
 		read:  newReadOptions(),
@@ -192,9 +202,9 @@ func newOptions(c Config) *options {
 	// open; with hundreds of partitions that is megabytes per start.
 	o.db.SetInfoLogLevel(grocksdb.WarnInfoLogLevel)
 
-	// Per column family. The memtable arena grows in blocks of 1/8 of the
-	// write buffer, allocated on first write, so an idle partition costs a
-	// few kilobytes.
+	// Per column family: the shared one, and each legacy partition's. The
+	// memtable arena grows in blocks of 1/8 of the write buffer, allocated
+	// on first write.
 	o.db.SetWriteBufferSize(uint64(c.WriteBufferMB) * mb)
 	o.db.SetMaxWriteBufferNumber(2)
 	o.db.SetLevelCompactionDynamicLevelBytes(true)
@@ -202,13 +212,22 @@ func newOptions(c Config) *options {
 	if c.MemtableBloom {
 		// The filter is allocated from the memtable's arena when the
 		// memtable is created; with the arena's default block (1/8 of the
-		// write buffer) that block, 512 KiB, was resident for every
-		// partition. With 64 KiB blocks an idle partition costs the filter
-		// and little more (docs/rocksdb.md).
+		// write buffer) that block would be resident for every column
+		// family, idle legacy partitions included. With 64 KiB blocks an
+		// idle column family costs the filter and little more
+		// (docs/rocksdb.md).
 		o.db.SetMemtableWholeKeyFiltering(true)
 		o.db.SetMemTablePrefixBloomSizeRatio(memtableBloomRatio)
 		o.db.SetArenaBlockSize(64 << 10)
 	}
+
+	// The registry's column family: a few bytes per partition, written by
+	// creates and drops only. A small memtable without a Bloom filter, the
+	// shared table factory.
+	o.meta.SetBlockBasedTableFactory(o.bbto)
+	o.meta.SetWriteBufferSize(1 * mb)
+	o.meta.SetMaxWriteBufferNumber(2)
+	o.meta.SetCompression(compressions[c.Compression])
 
 	o.write.SetSync(c.SyncWrites)
 	return o
@@ -219,6 +238,7 @@ func (o *options) destroy() {
 	o.read.destroy()
 	o.write.Destroy()
 	o.db.Destroy()
+	o.meta.Destroy()
 	o.bbto.Destroy()
 	o.cache.Destroy()
 }
