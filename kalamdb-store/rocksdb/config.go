@@ -44,9 +44,9 @@ type Config struct {
 	// WriteBufferMB is the size a memtable reaches before it is flushed to a
 	// table file. Every partition lives in one shared column family, whose
 	// memtable (two at most: one filling, one being flushed) buffers the
-	// writes of all of them; a legacy partition (one that an earlier version
-	// gave a column family of its own) has memtables of this size too.
-	// 1 to 1024. Default 32.
+	// writes of all of them. A legacy partition (one that an earlier version
+	// gave a column family of its own) has memtables of this size or 4 MiB,
+	// whichever is smaller. 1 to 1024. Default 32.
 	WriteBufferMB int `toml:"write_buffer_mb"`
 
 	// TotalWriteBufferMB caps the memtables of all column families together
@@ -80,7 +80,7 @@ type Config struct {
 	// search: inserts of new rows take about a third less time. RocksDB
 	// allocates the filter with the memtable: 320 KiB for the shared column
 	// family with the default write_buffer_mb, whatever the number of
-	// partitions, plus 1 % of a memtable for each legacy partition.
+	// partitions, plus about 40 KiB for each legacy partition.
 	// Default true.
 	MemtableBloom bool `toml:"memtable_bloom"`
 }
@@ -154,12 +154,13 @@ func (c Config) Validate() error {
 // options is the set of RocksDB option objects built from a Config. They
 // are destroyed together, after the database is closed.
 type options struct {
-	db    *grocksdb.Options // database and column-family options, for the shared and legacy column families
-	meta  *grocksdb.Options // column-family options of the registry's column family
-	bbto  *grocksdb.BlockBasedTableOptions
-	cache *grocksdb.Cache
-	read  readOptions // for Get (C read options: see capi.go)
-	write *grocksdb.WriteOptions
+	db     *grocksdb.Options // database options, and the column-family options of the shared column family
+	meta   *grocksdb.Options // column-family options of the registry's column family
+	legacy *grocksdb.Options // column-family options of a legacy partition's column family
+	bbto   *grocksdb.BlockBasedTableOptions
+	cache  *grocksdb.Cache
+	read   readOptions // for Get (C read options: see capi.go)
+	write  *grocksdb.WriteOptions
 }
 
 const mb = 1 << 20
@@ -169,12 +170,13 @@ const mb = 1 << 20
 // one block cache and one table factory.
 func newOptions(c Config) *options {
 	o := &options{
-		db:    grocksdb.NewDefaultOptions(),
-		meta:  grocksdb.NewDefaultOptions(),
-		bbto:  grocksdb.NewDefaultBlockBasedTableOptions(),
-		cache: grocksdb.NewLRUCache(uint64(c.BlockCacheMB) * mb),
-		read:  newReadOptions(),
-		write: grocksdb.NewDefaultWriteOptions(),
+		db:     grocksdb.NewDefaultOptions(),
+		meta:   grocksdb.NewDefaultOptions(),
+		legacy: grocksdb.NewDefaultOptions(),
+		bbto:   grocksdb.NewDefaultBlockBasedTableOptions(),
+		cache:  grocksdb.NewLRUCache(uint64(c.BlockCacheMB) * mb),
+		read:   newReadOptions(),
+		write:  grocksdb.NewDefaultWriteOptions(),
 	}
 
 	// Table format: one shared block cache that also holds index and filter
@@ -186,7 +188,6 @@ func newOptions(c Config) *options {
 	o.bbto.SetCacheIndexAndFilterBlocksWithHighPriority(true)
 	o.bbto.SetPinL0FilterAndIndexBlocksInCache(true)
 	o.bbto.SetFilterPolicy(grocksdb.NewBloomFilterFull(10))
-	o.db.SetBlockBasedTableFactory(o.bbto)
 
 	// Database-wide.
 	o.db.SetCreateIfMissing(true)
@@ -202,24 +203,10 @@ func newOptions(c Config) *options {
 	// open; with hundreds of partitions that is megabytes per start.
 	o.db.SetInfoLogLevel(grocksdb.WarnInfoLogLevel)
 
-	// Per column family: the shared one, and each legacy partition's. The
-	// memtable arena grows in blocks of 1/8 of the write buffer, allocated
-	// on first write.
-	o.db.SetWriteBufferSize(uint64(c.WriteBufferMB) * mb)
-	o.db.SetMaxWriteBufferNumber(2)
-	o.db.SetLevelCompactionDynamicLevelBytes(true)
-	o.db.SetCompression(compressions[c.Compression])
-	if c.MemtableBloom {
-		// The filter is allocated from the memtable's arena when the
-		// memtable is created; with the arena's default block (1/8 of the
-		// write buffer) that block would be resident for every column
-		// family, idle legacy partitions included. With 64 KiB blocks an
-		// idle column family costs the filter and little more
-		// (docs/rocksdb.md).
-		o.db.SetMemtableWholeKeyFiltering(true)
-		o.db.SetMemTablePrefixBloomSizeRatio(memtableBloomRatio)
-		o.db.SetArenaBlockSize(64 << 10)
-	}
+	// Per column family: the shared one, and each legacy partition's with
+	// memtables of at most legacyWriteBufferMB.
+	o.setColumnFamily(o.db, c, c.WriteBufferMB)
+	o.setColumnFamily(o.legacy, c, min(c.WriteBufferMB, legacyWriteBufferMB))
 
 	// The registry's column family: a few bytes per partition, written by
 	// creates and drops only. A small memtable without a Bloom filter, the
@@ -233,12 +220,42 @@ func newOptions(c Config) *options {
 	return o
 }
 
+// legacyWriteBufferMB bounds the memtables of a legacy partition's column
+// family: the default of the versions that gave every partition one, so
+// that a database of many legacy partitions keeps the memory it had (a
+// memtable Bloom filter is 1 % of the memtable, allocated for every column
+// family, idle or not).
+const legacyWriteBufferMB = 4
+
+// setColumnFamily sets the options of a column family that holds
+// partitions, with memtables of writeBufferMB.
+func (o *options) setColumnFamily(opts *grocksdb.Options, c Config, writeBufferMB int) {
+	opts.SetBlockBasedTableFactory(o.bbto)
+	// The memtable arena grows in blocks of 1/8 of the write buffer (1 MiB
+	// at most), allocated on first write.
+	opts.SetWriteBufferSize(uint64(writeBufferMB) * mb)
+	opts.SetMaxWriteBufferNumber(2)
+	opts.SetLevelCompactionDynamicLevelBytes(true)
+	opts.SetCompression(compressions[c.Compression])
+	if c.MemtableBloom {
+		// The filter is allocated from the memtable's arena when the
+		// memtable is created; with the arena's default block that block
+		// would be resident for every column family, idle legacy
+		// partitions included. With 64 KiB blocks an idle column family
+		// costs the filter and little more (docs/rocksdb.md).
+		opts.SetMemtableWholeKeyFiltering(true)
+		opts.SetMemTablePrefixBloomSizeRatio(memtableBloomRatio)
+		opts.SetArenaBlockSize(64 << 10)
+	}
+}
+
 // destroy frees every option object; the database must be closed.
 func (o *options) destroy() {
 	o.read.destroy()
 	o.write.Destroy()
 	o.db.Destroy()
 	o.meta.Destroy()
+	o.legacy.Destroy()
 	o.bbto.Destroy()
 	o.cache.Destroy()
 }

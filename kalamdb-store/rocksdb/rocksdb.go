@@ -188,6 +188,8 @@ func openEngine(c Config) (*engine, error) {
 		cfOpts[i] = opts.db
 		if name == metaColumnFamily {
 			cfOpts[i] = opts.meta
+		} else if _, ok := legacyPartitionOf(name); ok {
+			cfOpts[i] = opts.legacy
 		}
 	}
 	db, handles, err := grocksdb.OpenDbColumnFamilies(opts.db, c.Path, names, cfOpts)

@@ -458,33 +458,39 @@ func newestOptions(t *testing.T, path string) (string, int) {
 }
 
 // TestMemtableBloom reads the OPTIONS file RocksDB writes: by default the
-// shared column family (which holds every partition) has a whole-key memtable Bloom filter (and small
-// arena blocks), and with memtable_bloom = false it has none.
+// shared column family (which holds every partition) and a legacy
+// partition's column family (with memtables of at most 4 MiB) have a
+// whole-key memtable Bloom filter (and small arena blocks), and with
+// memtable_bloom = false neither has.
 func TestMemtableBloom(t *testing.T) {
 	require.True(t, DefaultConfig().MemtableBloom, "on by default")
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint(on), func(t *testing.T) {
 			c := testConfig(t)
 			c.MemtableBloom = on
+			makeLegacy(t, c.Path, map[string]map[string]string{"old": nil})
 			open(t, c)
 			data, _ := newestOptions(t, c.Path)
-			want := []string{"memtable_whole_key_filtering=false", "memtable_prefix_bloom_size_ratio=0.000000", fmt.Sprintf("arena_block_size=%d", min(c.WriteBufferMB<<20/8, 1<<20))}
-			if on {
-				want = []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.010000", "arena_block_size=65536"}
-			}
-			want = append(want, fmt.Sprintf("write_buffer_size=%d", c.WriteBufferMB<<20))
+			buffers := map[string]int{sharedColumnFamily: c.WriteBufferMB << 20, "p/old": legacyWriteBufferMB << 20}
 			families := 0
 			for _, sec := range strings.Split(data, "[CFOptions ")[1:] {
-				name := sec[:strings.IndexByte(sec, ']')]
-				if name != `"`+sharedColumnFamily+`"` {
+				name := strings.Trim(sec[:strings.IndexByte(sec, ']')], `"`)
+				buffer, ok := buffers[name]
+				if !ok {
 					continue
 				}
 				families++
+				want := []string{"memtable_whole_key_filtering=false", "memtable_prefix_bloom_size_ratio=0.000000",
+					fmt.Sprintf("arena_block_size=%d", min(buffer/8, 1<<20))}
+				if on {
+					want = []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.010000", "arena_block_size=65536"}
+				}
+				want = append(want, fmt.Sprintf("write_buffer_size=%d", buffer))
 				for _, opt := range want {
 					assert.True(t, strings.Contains(sec, "\n  "+opt+"\n"), "%s lacks %s", name, opt)
 				}
 			}
-			assert.Equal(t, 1, families, "the shared column family is in the OPTIONS file")
+			assert.Equal(t, 2, families, "the shared and the legacy column family are in the OPTIONS file")
 		})
 	}
 }
