@@ -62,9 +62,10 @@ func appendValue(rep []byte, v []byte) []byte {
 }
 
 // encodeBatch appends the WriteBatch representation of ops to rep, looking
-// every partition up in parts; it fails, naming the operation, on the first
-// missing partition.
-func encodeBatch(rep []byte, parts map[string]part, ops []store.Operation) ([]byte, error) {
+// every partition up in parts (once per run of operations on one
+// partition); it fails, naming the operation, on the first missing
+// partition.
+func encodeBatch(rep []byte, parts *store.PartitionMap[part], ops []store.Operation) ([]byte, error) {
 	if len(ops) > math.MaxUint32 {
 		return rep, fmt.Errorf("%w: a batch of %d operations; RocksDB writes at most %d at once",
 			store.ErrInvalidArgument, len(ops), uint64(math.MaxUint32))
@@ -81,7 +82,7 @@ func encodeBatch(rep []byte, parts map[string]part, ops []store.Operation) ([]by
 		op := &ops[i]
 		if !have || op.Partition.Name() != name {
 			name = op.Partition.Name()
-			pt, ok := parts[name]
+			pt, ok := parts.Get(name)
 			if !ok {
 				return rep, fmt.Errorf("batch operation %d: %w", i, missing(op.Partition))
 			}

@@ -76,7 +76,7 @@ func TestBatchRepMatchesGrocksdb(t *testing.T) {
 				wb.PutCF(h, stored(key), v)
 			}
 		}
-		got, err := encodeBatch(nil, parts, ops)
+		got, err := encodeBatch(nil, &e.parts, ops)
 		require.NoError(t, err)
 		want := bytes.Clone(wb.Data()) // Data is the batch's own memory
 		wb.Destroy()
@@ -87,12 +87,13 @@ func TestBatchRepMatchesGrocksdb(t *testing.T) {
 // TestBatchRepMissingPartition checks that encodeBatch names the first
 // operation whose partition is missing, and refuses an unknown kind.
 func TestBatchRepMissingPartition(t *testing.T) {
-	parts := map[string]part{"a": {cf: 7}}
+	var parts store.PartitionMap[part]
+	parts.Set("a", part{cf: 7})
 	a, b := store.MustPartition("a"), store.MustPartition("b")
-	_, err := encodeBatch(nil, parts, []store.Operation{store.PutOp(a, []byte("k"), nil), store.DeleteOp(b, []byte("k"))})
+	_, err := encodeBatch(nil, &parts, []store.Operation{store.PutOp(a, []byte("k"), nil), store.DeleteOp(b, []byte("k"))})
 	require.ErrorIs(t, err, store.ErrPartitionNotFound)
 	require.ErrorContains(t, err, "batch operation 1")
 
-	_, err = encodeBatch(nil, parts, []store.Operation{{Kind: store.OpKind(99), Partition: a, Key: []byte("k")}})
+	_, err = encodeBatch(nil, &parts, []store.Operation{{Kind: store.OpKind(99), Partition: a, Key: []byte("k")}})
 	require.ErrorIs(t, err, store.ErrInvalidArgument)
 }

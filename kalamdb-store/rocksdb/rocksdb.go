@@ -132,8 +132,8 @@ type engine struct {
 	// Delete, Batch, Scan) read it without a lock of their own: they run
 	// inside the backend's gate (store.Gate), and DropPartition, after
 	// installing a set without the partition, drains the gate, so that no
-	// call still uses the column family when it is dropped and no write
-	// reaches it afterwards.
+	// call still uses the partition when its keys are deleted (or its
+	// legacy column family dropped) and no write reaches it afterwards.
 	parts store.PartitionMap[part]
 	db    *grocksdb.DB
 	cdb   cDB                    // db's C object, for the read paths
@@ -233,6 +233,11 @@ func (e *engine) load(legacy map[string]*grocksdb.ColumnFamilyHandle) error {
 	if err != nil {
 		return err
 	}
+	for name := range legacy {
+		if _, dup := reg.ids[name]; dup {
+			return fmt.Errorf("rocksdb: %s: partition %q %w", e.path, name, errBothLayouts)
+		}
+	}
 	if e.shared == nil {
 		if len(reg.ids) > 0 {
 			return fmt.Errorf("rocksdb: %s: the registry lists %d partitions but the column family %q that holds them is missing",
@@ -240,11 +245,6 @@ func (e *engine) load(legacy map[string]*grocksdb.ColumnFamilyHandle) error {
 		}
 		if e.shared, err = e.db.CreateColumnFamily(e.opts.db, sharedColumnFamily); err != nil {
 			return fmt.Errorf("rocksdb: %s: creating the column family %q: %w", e.path, sharedColumnFamily, err)
-		}
-	}
-	for name := range legacy {
-		if _, dup := reg.ids[name]; dup {
-			return fmt.Errorf("rocksdb: %s: partition %q %w", e.path, name, errBothLayouts)
 		}
 	}
 	parts := make(map[string]part, len(reg.ids)+len(legacy))
@@ -318,13 +318,14 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 	return nil
 }
 
-// Batch resolves every operation's partition in one snapshot of the
-// partition map and encodes one WriteBatch (see batch.go), then writes it,
-// all inside the gate that DropPartition drains: either every partition
-// exists and the whole batch is written, or nothing is.
+// Batch looks every operation's partition up in the partition map and
+// encodes one WriteBatch (see batch.go), then writes it, all inside the
+// gate that DropPartition drains: either every partition exists and the
+// whole batch is written, or nothing is. A partition dropped after it was
+// looked up is deleted only once the batch returned.
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 	bp := repPool.Get().(*[]byte)
-	rep, err := encodeBatch((*bp)[:0], e.parts.Snapshot(), ops)
+	rep, err := encodeBatch((*bp)[:0], &e.parts, ops)
 	if err == nil {
 		if err = writeRepC(e.cdb, e.cw, rep); err != nil {
 			err = fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
