@@ -165,9 +165,9 @@ type options struct {
 
 const mb = 1 << 20
 
-// newOptions translates a validated Config into RocksDB options. The same
-// column-family options serve every column family, so that all of them share
-// one block cache and one table factory.
+// newOptions translates a validated Config into RocksDB options. Every column
+// family (the registry's, the shared one, legacy partitions') gets the same
+// table factory, so that all of them share one block cache.
 func newOptions(c Config) *options {
 	o := &options{
 		db:     grocksdb.NewDefaultOptions(),

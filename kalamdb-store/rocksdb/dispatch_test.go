@@ -148,19 +148,21 @@ type dispatchFixture struct {
 var fixture storetest.Lazy[*dispatchFixture]
 
 func dispatch(b *testing.B) *dispatchFixture {
-	return fixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(false) })
+	return fixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(false, DefaultConfig().WriteBufferMB) })
 }
 
-// newDispatchFixture builds the fixture in a new database; with legacy, a
-// database of the earlier layout, where the partitions read and write have
-// column families of their own and no key prefix.
-func newDispatchFixture(legacy bool) (*dispatchFixture, error) {
+// newDispatchFixture builds the fixture in a new database with the default
+// configuration but writeBufferMB; with legacy, a database of the earlier
+// layout, where the partitions read and write have column families of their
+// own (with memtables of at most legacyWriteBufferMB) and no key prefix.
+func newDispatchFixture(legacy bool, writeBufferMB int) (*dispatchFixture, error) {
 	dir, err := os.MkdirTemp("", "kalamdb-dispatch-")
 	if err != nil {
 		return nil, err
 	}
 	c := DefaultConfig()
 	c.Path = dir
+	c.WriteBufferMB = writeBufferMB
 	if legacy {
 		if err := makeLegacyDB(dir, "read", "write"); err != nil {
 			return nil, err
@@ -233,7 +235,7 @@ func (fx *dispatchFixture) close() {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, l := range []*storetest.Lazy[*dispatchFixture]{&fixture, &legacyFixture} {
+	for _, l := range []*storetest.Lazy[*dispatchFixture]{&fixture, &legacyFixture, &smallFixture} {
 		if fx, ok := l.Built(); ok {
 			fx.close()
 		}
@@ -246,37 +248,60 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// legacyFixture is BenchmarkPrefixCost's database in the earlier layout.
-var legacyFixture storetest.Lazy[*dispatchFixture]
+// legacyFixture is BenchmarkPrefixCost's database in the earlier layout,
+// smallFixture its database in the current layout, both with memtables of
+// legacyWriteBufferMB.
+var legacyFixture, smallFixture storetest.Lazy[*dispatchFixture]
+
+func small(b *testing.B) *dispatchFixture {
+	return smallFixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(false, legacyWriteBufferMB) })
+}
+
+// compareFixtures runs the four operations through the backends of two
+// fixtures, before as "direct" and after as "backend", in the paired run
+// with a third side that does nothing, so that each database follows the
+// other in half of the rounds. With a third side on one of the two
+// databases, that database would more often run right after itself, with
+// its data still in the processor's caches, and the comparison would lean
+// its way: 10-15 % on get, whichever database it was.
+func compareFixtures(b *testing.B, before, after *dispatchFixture) {
+	noDirect := storetest.Direct{}
+	beforeOps, afterOps := before.Ops(before.be, before.eng, noDirect), after.Ops(after.be, after.eng, noDirect)
+	blocks := map[string]int{"get": 500, "put": 200, "batch100": 5, "scan100": 25}
+	ops := make([]storetest.DispatchOp, len(beforeOps))
+	for i := range beforeOps {
+		ops[i] = storetest.DispatchOp{Name: beforeOps[i].Name, Block: blocks[beforeOps[i].Name],
+			Direct: beforeOps[i].Backend, Backend: afterOps[i].Backend, Engine: func(*testing.B, int) {}}
+	}
+	storetest.RunDispatch(b, ops, func(b *testing.B) {
+		before.settle(b)
+		after.settle(b)
+	})
+}
+
+// BenchmarkWriteBufferSize measures what the shared column family's larger
+// memtables cost or save: the same operations through the backend on two
+// databases of the current layout, one with write_buffer_mb = 4 (the
+// earlier default, when every partition had memtables of its own:
+// "direct") and one with the default ("backend"). The separate runs'
+// cpu-ns/op count the flushes and compactions that smaller memtables cause;
+// the paired run counts the calling thread alone.
+func BenchmarkWriteBufferSize(b *testing.B) {
+	compareFixtures(b, small(b), dispatch(b))
+}
 
 // BenchmarkPrefixCost measures what the layout of ADR-010 costs the data
 // calls: the same operations through the backend on a database of the
 // earlier layout (each partition a column family of its own, keys as they
 // are: "direct") and on one of the current layout (partitions as key
 // ranges of the shared column family, each key behind its partition's
-// prefix: "backend"), with the same options and data. Run it with
-// BenchmarkDispatch's settings; backend/direct above 1 is the layout's cost.
-//
-// The paired run's third side, "engine", does nothing, so that each layout
-// follows the other in half of the rounds. With a third side on one of the
-// two databases, that database would more often run right after itself,
-// with its data still in the processor's caches, and the comparison would
-// lean its way: 10-15 % on get, whichever database it was.
+// prefix: "backend"), with the same options, memtable size (4 MiB) and
+// data (see compareFixtures). Run it with BenchmarkDispatch's settings;
+// backend/direct above 1 is the layout's cost. BenchmarkWriteBufferSize
+// measures the other change, the shared column family's larger memtables.
 func BenchmarkPrefixCost(b *testing.B) {
-	cur := dispatch(b)
-	old := legacyFixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(true) })
-	noDirect := storetest.Direct{}
-	oldOps, curOps := old.Ops(old.be, old.eng, noDirect), cur.Ops(cur.be, cur.eng, noDirect)
-	blocks := map[string]int{"get": 500, "put": 200, "batch100": 5, "scan100": 25}
-	ops := make([]storetest.DispatchOp, len(oldOps))
-	for i := range oldOps {
-		ops[i] = storetest.DispatchOp{Name: oldOps[i].Name, Block: blocks[oldOps[i].Name],
-			Direct: oldOps[i].Backend, Backend: curOps[i].Backend, Engine: func(*testing.B, int) {}}
-	}
-	storetest.RunDispatch(b, ops, func(b *testing.B) {
-		old.settle(b)
-		cur.settle(b)
-	})
+	old := legacyFixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(true, legacyWriteBufferMB) })
+	compareFixtures(b, old, small(b))
 }
 
 // makeLegacyDB creates, through grocksdb, a database of the earlier layout

@@ -285,3 +285,53 @@ func TestRegistryOnDisk(t *testing.T) {
 	assert.Nil(t, get(partEntry("a")), "a's entry is gone")
 	assert.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 3}, get(nextKey))
 }
+
+// TestCorruptRegistry: open refuses a registry it cannot trust, with an
+// error that says what is wrong, rather than guess: an entry whose id does
+// not decode or is 0, two partitions with one id, an invalid name, a
+// counter of the wrong size, entries without the shared column family.
+func TestCorruptRegistry(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(db *grocksdb.DB, hs map[string]*grocksdb.ColumnFamilyHandle, wo *grocksdb.WriteOptions) error
+		want string
+	}{
+		{"id 0", func(db *grocksdb.DB, hs map[string]*grocksdb.ColumnFamilyHandle, wo *grocksdb.WriteOptions) error {
+			return db.PutCF(wo, hs[metaColumnFamily], partEntry("a"), []byte{0})
+		}, `corrupt registry entry of partition "a"`},
+		{"truncated id", func(db *grocksdb.DB, hs map[string]*grocksdb.ColumnFamilyHandle, wo *grocksdb.WriteOptions) error {
+			return db.PutCF(wo, hs[metaColumnFamily], partEntry("a"), []byte{0x80})
+		}, `corrupt registry entry of partition "a"`},
+		{"one id twice", func(db *grocksdb.DB, hs map[string]*grocksdb.ColumnFamilyHandle, wo *grocksdb.WriteOptions) error {
+			return db.PutCF(wo, hs[metaColumnFamily], partEntry("c"), []byte{1})
+		}, `partitions "a" and "c" have the same id 1`},
+		{"invalid name", func(db *grocksdb.DB, hs map[string]*grocksdb.ColumnFamilyHandle, wo *grocksdb.WriteOptions) error {
+			return db.PutCF(wo, hs[metaColumnFamily], partEntry("bad name"), []byte{9})
+		}, "corrupt registry entry"},
+		{"counter", func(db *grocksdb.DB, hs map[string]*grocksdb.ColumnFamilyHandle, wo *grocksdb.WriteOptions) error {
+			return db.PutCF(wo, hs[metaColumnFamily], nextKey, []byte{1, 2})
+		}, "corrupt id counter"},
+		{"no shared column family", func(db *grocksdb.DB, hs map[string]*grocksdb.ColumnFamilyHandle, _ *grocksdb.WriteOptions) error {
+			return db.DropColumnFamily(hs[sharedColumnFamily])
+		}, `the column family "kalamdb/partitions" that holds them is missing`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig(t)
+			b := open(t, c)
+			require.NoError(t, b.CreatePartition(ctx, store.MustPartition("a")))
+			require.NoError(t, b.CreatePartition(ctx, store.MustPartition("b")))
+			require.NoError(t, b.Close())
+			db, hs := openAll(t, c.Path)
+			wo := grocksdb.NewDefaultWriteOptions()
+			err := tc.edit(db, hs, wo)
+			wo.Destroy()
+			closeAll(db, hs)
+			require.NoError(t, err)
+
+			_, err = OpenWith(c)
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, c.Path)
+		})
+	}
+}
