@@ -19,7 +19,7 @@ import (
 //	path                  = "data/rocksdb"
 //	max_open_files        = 512
 //	block_cache_mb        = 64
-//	write_buffer_mb       = 32
+//	write_buffer_mb       = 4
 //	total_write_buffer_mb = 64
 //	max_wal_mb            = 64
 //	compression           = "lz4"
@@ -46,21 +46,24 @@ type Config struct {
 	// memtable (two at most: one filling, one being flushed) buffers the
 	// writes of all of them. A legacy partition (one that an earlier version
 	// gave a column family of its own) has memtables of this size or 4 MiB,
-	// whichever is smaller. 1 to 1024. Default 32.
+	// whichever is smaller. Larger memtables make writes slower here
+	// (docs/rocksdb.md: 32 MiB costs puts 17 % and batches 50 %).
+	// 1 to 1024. Default 4.
 	WriteBufferMB int `toml:"write_buffer_mb"`
 
 	// TotalWriteBufferMB caps the memtables of all column families together
 	// (RocksDB's db_write_buffer_size): past it, the largest memtables are
-	// flushed. The default equals the shared column family's two memtables;
-	// it matters with legacy partitions, or a write_buffer_mb above half of
-	// it. 0 leaves only the per-column-family limit. Default 64.
+	// flushed. The shared column family's memtables stay under it with the
+	// defaults (two of write_buffer_mb); it bounds legacy partitions'
+	// memtables, and a write_buffer_mb above half of it. 0 leaves only the
+	// per-column-family limit. Default 64.
 	TotalWriteBufferMB int `toml:"total_write_buffer_mb"`
 
 	// MaxWALMB bounds the write-ahead log (RocksDB's max_total_wal_size):
 	// past it, the column families whose unflushed data keeps the oldest log
-	// file alive are flushed, so that neither a large memtable nor a legacy
-	// partition written once and then left idle keeps old log files forever.
-	// At least 1. Default 64.
+	// file alive are flushed, so that neither the registry's column family
+	// (written by creates and drops only) nor a legacy partition written once
+	// and then left idle keeps old log files forever. At least 1. Default 64.
 	MaxWALMB int `toml:"max_wal_mb"`
 
 	// Compression is the block compression of table files: "none",
@@ -78,9 +81,9 @@ type Config struct {
 	// write_buffer_mb, so that a Get of a key the memtable lacks, such as
 	// the uniqueness check of every insert of a new row, skips the memtable
 	// search: inserts of new rows take about a third less time. RocksDB
-	// allocates the filter with the memtable: 320 KiB for the shared column
+	// allocates the filter with the memtable: 40 KiB for the shared column
 	// family with the default write_buffer_mb, whatever the number of
-	// partitions, plus about 40 KiB for each legacy partition.
+	// partitions, plus as much for each legacy partition.
 	// Default true.
 	MemtableBloom bool `toml:"memtable_bloom"`
 }
@@ -97,7 +100,7 @@ func DefaultConfig() Config {
 		Path:               "data/rocksdb",
 		MaxOpenFiles:       512,
 		BlockCacheMB:       64,
-		WriteBufferMB:      32,
+		WriteBufferMB:      4,
 		TotalWriteBufferMB: 64,
 		MaxWALMB:           64,
 		Compression:        "lz4",

@@ -235,7 +235,7 @@ func (fx *dispatchFixture) close() {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, l := range []*storetest.Lazy[*dispatchFixture]{&fixture, &legacyFixture, &smallFixture} {
+	for _, l := range []*storetest.Lazy[*dispatchFixture]{&fixture, &legacyFixture, &largeFixture} {
 		if fx, ok := l.Built(); ok {
 			fx.close()
 		}
@@ -249,13 +249,8 @@ func TestMain(m *testing.M) {
 }
 
 // legacyFixture is BenchmarkPrefixCost's database in the earlier layout,
-// smallFixture its database in the current layout, both with memtables of
-// legacyWriteBufferMB.
-var legacyFixture, smallFixture storetest.Lazy[*dispatchFixture]
-
-func small(b *testing.B) *dispatchFixture {
-	return smallFixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(false, legacyWriteBufferMB) })
-}
+// largeFixture BenchmarkWriteBufferSize's database with larger memtables.
+var legacyFixture, largeFixture storetest.Lazy[*dispatchFixture]
 
 // compareFixtures runs the four operations through the backends of two
 // fixtures, before as "direct" and after as "backend", in the paired run
@@ -279,15 +274,16 @@ func compareFixtures(b *testing.B, before, after *dispatchFixture) {
 	})
 }
 
-// BenchmarkWriteBufferSize measures what the shared column family's larger
-// memtables cost or save: the same operations through the backend on two
-// databases of the current layout, one with write_buffer_mb = 4 (the
-// earlier default, when every partition had memtables of its own:
-// "direct") and one with the default ("backend"). The separate runs'
-// cpu-ns/op count the flushes and compactions that smaller memtables cause;
-// the paired run counts the calling thread alone.
+// BenchmarkWriteBufferSize measures what larger memtables would cost or
+// save now that one memtable buffers the writes of every partition: the
+// same operations through the backend on two databases of the current
+// layout, one with the default write_buffer_mb ("direct") and one with
+// 32 MiB ("backend"). The separate runs' cpu-ns/op count the flushes and
+// compactions that smaller memtables cause; the paired run counts the
+// calling thread alone.
 func BenchmarkWriteBufferSize(b *testing.B) {
-	compareFixtures(b, small(b), dispatch(b))
+	large := largeFixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(false, 32) })
+	compareFixtures(b, dispatch(b), large)
 }
 
 // BenchmarkPrefixCost measures what the layout of ADR-010 costs the data
@@ -295,13 +291,14 @@ func BenchmarkWriteBufferSize(b *testing.B) {
 // earlier layout (each partition a column family of its own, keys as they
 // are: "direct") and on one of the current layout (partitions as key
 // ranges of the shared column family, each key behind its partition's
-// prefix: "backend"), with the same options, memtable size (4 MiB) and
-// data (see compareFixtures). Run it with BenchmarkDispatch's settings;
-// backend/direct above 1 is the layout's cost. BenchmarkWriteBufferSize
-// measures the other change, the shared column family's larger memtables.
+// prefix: "backend"), with the same options (the default configuration)
+// and data (see compareFixtures). Run it with BenchmarkDispatch's settings;
+// backend/direct above 1 is the layout's cost.
 func BenchmarkPrefixCost(b *testing.B) {
-	old := legacyFixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(true, legacyWriteBufferMB) })
-	compareFixtures(b, old, small(b))
+	old := legacyFixture.Get(b, func() (*dispatchFixture, error) {
+		return newDispatchFixture(true, DefaultConfig().WriteBufferMB)
+	})
+	compareFixtures(b, old, dispatch(b))
 }
 
 // makeLegacyDB creates, through grocksdb, a database of the earlier layout

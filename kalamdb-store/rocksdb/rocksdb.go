@@ -5,14 +5,14 @@
 // Partitions are key ranges of one shared column family (ADR-010): the keys
 // of a partition start with its id, a number never given twice, and a
 // registry in RocksDB's "default" column family maps names to ids, so that
-// partitions survive a reopen. Creating a partition is one
-// small write whatever the number of partitions; dropping one deletes its
-// registry entry and range-deletes its keys in one atomic write, so a crash
-// leaves the whole partition or none of it, and a partition created again
-// under the same name gets a new id and never sees the old keys. See
-// layout.go for the exact layout. Databases written by earlier versions,
-// which gave partition "x" a column family "p/x" of its own, open with all
-// their partitions: those stay in their column families until dropped.
+// partitions survive a reopen. Creating a partition is one small write
+// whatever the number of partitions; dropping one deletes its registry
+// entry and range-deletes its keys in one atomic write, so a crash leaves
+// the whole partition or none of it, and a partition created again under
+// the same name gets a new id and never sees the old keys. See layout.go
+// for the exact layout. Databases written by earlier versions, which gave
+// partition "x" a column family "p/x" of its own, open with all their
+// partitions: those stay in their column families until dropped.
 //
 // Reads and writes go straight to RocksDB: Get copies the value into one Go
 // slice, Put and Delete are single RocksDB writes, and Batch is one RocksDB
