@@ -141,14 +141,14 @@ func ExampleRegistry() {
 }
 
 // A Gated engine keeps its partitions in a PartitionMap: data calls look
-// them up without a lock, partition changes install a changed copy (and a
+// them up without a lock, partition changes add or remove one entry (and a
 // DropPartition goes through Drop, with the gate New hands the engine).
 func ExamplePartitionMap() {
 	var parts store.PartitionMap[int] // e.g. a partition's id in the engine
 	parts.Set("users", 1)
 	parts.Set("orders", 2)
 
-	before := parts.Snapshot() // what a batch in flight would be using
+	before := parts.Snapshot() // a copy
 	parts.Delete("users")
 
 	_, ok := parts.Get("users")

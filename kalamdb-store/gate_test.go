@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -143,4 +144,32 @@ func TestPartitionMapDrop(t *testing.T) {
 	list, err := parts.Partitions()
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+// BenchmarkPartitionMap measures a data call's lookup (get) and a create's
+// change (set, then delete again) of a PartitionMap holding n partitions:
+// a create must cost the same at any n.
+func BenchmarkPartitionMap(b *testing.B) {
+	for _, n := range []int{10, 10000} {
+		var parts store.PartitionMap[[7]uint64] // about the size of an engine's entry
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("table-%06d", i)
+			parts.Set(names[i], [7]uint64{uint64(i)})
+		}
+		b.Run(fmt.Sprintf("get/n=%d", n), func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, ok := parts.Get(names[(i*7919)%n]); !ok {
+					b.Fatal("missing")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("set/n=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				parts.Set("new", [7]uint64{1})
+				parts.Delete("new")
+			}
+		})
+	}
 }

@@ -5,9 +5,9 @@ import "fmt"
 // MaxPartitionNameLen is the longest partition name, in bytes.
 const MaxPartitionNameLen = 128
 
-// Partition names an independent key space inside a backend: a column family
-// in RocksDB, a bucket in bbolt, a key prefix in Pebble and Redis, a B-tree
-// in the memory backend.
+// Partition names an independent key space inside a backend: a key range of
+// a shared column family in RocksDB, a bucket in bbolt, a key prefix in
+// Pebble and Redis, a B-tree in the memory backend.
 //
 // The zero Partition is invalid. Build one with NewPartition (which validates
 // the name) or MustPartition (for names fixed at compile time).

@@ -12,10 +12,12 @@ count=${COUNT:-6}
 benchtime=${BENCHTIME:-1s}
 out=${BENCH_OUT:-bench.txt}
 bench=${BENCH:-.}
-# BenchmarkPartitions1000 takes minutes per run and BenchmarkGetVariants is a
-# one-off comparison; run them on their own, e.g.:
+# BenchmarkPartitions1000, BenchmarkCreatePartitions, BenchmarkCreateStall and
+# BenchmarkGetAfterDrops take minutes per run, and BenchmarkGetVariants,
+# BenchmarkPrefixCost and BenchmarkWriteBufferSize are one-off comparisons;
+# run them on their own, e.g.:
 #   go test -run '^$' -bench Partitions1000 -benchtime 1x ./kalamdb-store/rocksdb/
-skip=${SKIP:-Partitions1000|GetVariants}
+skip=${SKIP-Partitions1000|GetVariants|CreatePartitions|CreateStall|GetAfterDrops|PrefixCost|WriteBufferSize}
 target=${TARGET:-1.02}
 # Word-split on purpose: PKGS may list several patterns.
 pkgs=${PKGS:-./kalamdb-store/...}

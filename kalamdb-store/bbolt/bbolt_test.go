@@ -477,3 +477,7 @@ func scanAllRaw(t *testing.T, b store.StorageBackend, p store.Partition) []strin
 	require.NoError(t, it.Close())
 	return out
 }
+
+// BenchmarkCreatePartitions: creates per second at 100, 1,000 and 10,000
+// partitions (docs/backend-comparison.md).
+func BenchmarkCreatePartitions(b *testing.B) { storetest.BenchCreatePartitions(b, harness()) }

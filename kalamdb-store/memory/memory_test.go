@@ -22,3 +22,7 @@ func harness() storetest.Harness {
 func TestConformance(t *testing.T) { storetest.Run(t, harness()) }
 
 func BenchmarkMemory(b *testing.B) { storetest.Bench(b, harness()) }
+
+// BenchmarkCreatePartitions: creates per second at 100, 1,000 and 10,000
+// partitions (docs/backend-comparison.md).
+func BenchmarkCreatePartitions(b *testing.B) { storetest.BenchCreatePartitions(b, harness()) }

@@ -263,10 +263,15 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		return fmt.Errorf("%w: batch of %d operations encodes to %d bytes; Pebble applies at most %d bytes at once",
 			store.ErrInvalidArgument, len(ops), n, uint64(maxBatchBytes))
 	}
-	parts := e.parts.Snapshot()
+	// Each partition is looked up once per run of operations on it; one
+	// dropped meanwhile is deleted only once the batch returned (the gate).
+	last := ""
 	for i, op := range ops {
-		if _, ok := parts[op.Partition.Name()]; !ok {
-			return fmt.Errorf("batch operation %d: %w", i, notFound(op.Partition))
+		if name := op.Partition.Name(); name != last {
+			if !e.exists(op.Partition) {
+				return fmt.Errorf("batch operation %d: %w", i, notFound(op.Partition))
+			}
+			last = name
 		}
 	}
 	return e.apply(ops...)

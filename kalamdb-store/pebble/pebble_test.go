@@ -290,3 +290,9 @@ func TestBatchTooLarge(t *testing.T) {
 	_, err = b.Get(ctx, p, []byte("first"))
 	require.ErrorIs(t, err, store.ErrNotFound, "nothing of a refused batch is written")
 }
+
+// BenchmarkCreatePartitions: creates per second at 100, 1,000 and 10,000
+// partitions (docs/backend-comparison.md).
+func BenchmarkCreatePartitions(b *testing.B) {
+	storetest.BenchCreatePartitions(b, harness("pebble", pebble.DefaultConfig()))
+}

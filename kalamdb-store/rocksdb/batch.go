@@ -19,8 +19,9 @@ import (
 // filled in by RocksDB, and a 4-byte little-endian record count), then one
 // record per operation: a type byte, the column family id as a varint32
 // (for the column-family variants of the types), then each field as a
-// varint32 length and its bytes. TestBatchRepMatchesGrocksdb checks the
-// encoding against the batches grocksdb builds, byte for byte.
+// varint32 length and its bytes. A key field is the partition's key prefix
+// followed by the key (see layout.go). TestBatchRepMatchesGrocksdb checks
+// the encoding against the batches grocksdb builds, byte for byte.
 const (
 	repHeader = 12
 
@@ -40,26 +41,31 @@ var repPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &
 
 const maxPooledRep = 1 << 20
 
-// appendRecord appends one record of ops to rep: the type (the
-// column-family variant unless cf is 0), the column family and the fields.
-func appendRecord(rep []byte, cf uint32, plain, inCF byte, fields ...[]byte) []byte {
+// appendType appends the type of a record (the column-family variant unless
+// cf is 0) and, for the variant, the column family.
+func appendType(rep []byte, cf uint32, plain, inCF byte) []byte {
 	if cf == 0 {
-		rep = append(rep, plain)
-	} else {
-		rep = append(rep, inCF)
-		rep = binary.AppendUvarint(rep, uint64(cf))
+		return append(rep, plain)
 	}
-	for _, f := range fields {
-		rep = binary.AppendUvarint(rep, uint64(len(f)))
-		rep = append(rep, f...)
-	}
-	return rep
+	return binary.AppendUvarint(append(rep, inCF), uint64(cf))
+}
+
+// appendKey appends a key field: its length, then pfx and key.
+func appendKey(rep []byte, pfx keyPrefix, key []byte) []byte {
+	rep = binary.AppendUvarint(rep, uint64(pfx.n+len(key)))
+	return append(pfx.appendTo(rep), key...)
+}
+
+// appendValue appends a value field: its length, then its bytes.
+func appendValue(rep []byte, v []byte) []byte {
+	return append(binary.AppendUvarint(rep, uint64(len(v))), v...)
 }
 
 // encodeBatch appends the WriteBatch representation of ops to rep, looking
-// every partition up in parts; it fails, naming the operation, on the first
-// missing partition.
-func encodeBatch(rep []byte, parts map[string]part, ops []store.Operation) ([]byte, error) {
+// every partition up in parts (once per run of operations on one
+// partition); it fails, naming the operation, on the first missing
+// partition.
+func encodeBatch(rep []byte, parts *store.PartitionMap[part], ops []store.Operation) ([]byte, error) {
 	if len(ops) > math.MaxUint32 {
 		return rep, fmt.Errorf("%w: a batch of %d operations; RocksDB writes at most %d at once",
 			store.ErrInvalidArgument, len(ops), uint64(math.MaxUint32))
@@ -69,25 +75,28 @@ func encodeBatch(rep []byte, parts map[string]part, ops []store.Operation) ([]by
 	var (
 		name string
 		cf   uint32
+		pfx  keyPrefix
 		have bool
 	)
 	for i := range ops {
 		op := &ops[i]
 		if !have || op.Partition.Name() != name {
 			name = op.Partition.Name()
-			pt, ok := parts[name]
+			pt, ok := parts.Get(name)
 			if !ok {
 				return rep, fmt.Errorf("batch operation %d: %w", i, missing(op.Partition))
 			}
-			cf, have = pt.id, true
+			cf, pfx, have = pt.cf, pt.prefix, true
 		}
 		switch op.Kind {
 		case store.OpPut:
-			rep = appendRecord(rep, cf, typeValue, typeColumnFamilyValue, op.Key, op.Value)
+			rep = appendType(rep, cf, typeValue, typeColumnFamilyValue)
+			rep = appendValue(appendKey(rep, pfx, op.Key), op.Value)
 		case store.OpDelete:
-			rep = appendRecord(rep, cf, typeDeletion, typeColumnFamilyDeletion, op.Key)
+			rep = appendKey(appendType(rep, cf, typeDeletion, typeColumnFamilyDeletion), pfx, op.Key)
 		case store.OpDeleteRange:
-			rep = appendRecord(rep, cf, typeRangeDeletion, typeColumnFamilyRangeDeletion, op.Key, op.End)
+			rep = appendType(rep, cf, typeRangeDeletion, typeColumnFamilyRangeDeletion)
+			rep = appendKey(appendKey(rep, pfx, op.Key), pfx, op.End)
 		default:
 			return rep, fmt.Errorf("%w: batch operation %d has kind %v", store.ErrInvalidArgument, i, op.Kind)
 		}

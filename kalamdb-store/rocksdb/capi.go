@@ -6,6 +6,49 @@ package rocksdb
 #include <string.h>
 #include <rocksdb/c.h>
 
+#include <stdint.h>
+
+// A partition's key prefix travels from Go as a uint64 (byte i in bits 8i
+// to 8i+7) and a length of 0 to 8 bytes; a stored key is the prefix, then
+// the caller's key. kdb_key builds it in stack (of KDB_STACK_KEY bytes) when
+// it fits and in a malloc'd buffer, returned through heap, when it does
+// not; with an empty prefix it returns key itself. NULL means out of memory.
+#define KDB_STACK_KEY 256
+
+static void kdb_put_prefix(char* dst, uint64_t prefix, size_t plen) {
+	for (size_t i = 0; i < plen; i++) {
+		dst[i] = (char)(prefix >> (8 * i));
+	}
+}
+
+static const char* kdb_key(char* stack, char** heap, uint64_t prefix, size_t plen,
+		const char* key, size_t klen) {
+	*heap = NULL;
+	if (plen == 0) {
+		return key;
+	}
+	char* buf = stack;
+	if (plen + klen > KDB_STACK_KEY) {
+		buf = *heap = malloc(plen + klen);
+		if (buf == NULL) {
+			return NULL;
+		}
+	}
+	kdb_put_prefix(buf, prefix, plen);
+	if (klen > 0) {
+		memcpy(buf + plen, key, klen);
+	}
+	return buf;
+}
+
+static char* kdb_oom(void) {
+	char* err = malloc(sizeof "out of memory");
+	if (err != NULL) {
+		strcpy(err, "out of memory");
+	}
+	return err;
+}
+
 // kdb_value is the answer of kdb_get: data (malloc'd by RocksDB, NULL when
 // the key is missing) or err (malloc'd, NULL on success).
 typedef struct {
@@ -15,25 +58,49 @@ typedef struct {
 } kdb_value;
 
 static kdb_value kdb_get(rocksdb_t* db, const rocksdb_readoptions_t* ro,
-		rocksdb_column_family_handle_t* cf, const char* key, size_t klen) {
+		rocksdb_column_family_handle_t* cf, uint64_t prefix, size_t plen,
+		const char* key, size_t klen) {
 	kdb_value v = {0};
-	v.data = rocksdb_get_cf(db, ro, cf, key, klen, &v.len, &v.err);
+	char stack[KDB_STACK_KEY];
+	char* heap;
+	const char* k = kdb_key(stack, &heap, prefix, plen, key, klen);
+	if (k == NULL && plen > 0) {
+		v.err = kdb_oom();
+		return v;
+	}
+	v.data = rocksdb_get_cf(db, ro, cf, k, plen + klen, &v.len, &v.err);
+	free(heap);
 	return v;
 }
 
 // kdb_put and kdb_delete return the error message (malloc'd) or NULL.
 static char* kdb_put(rocksdb_t* db, const rocksdb_writeoptions_t* wo,
-		rocksdb_column_family_handle_t* cf, const char* key, size_t klen,
-		const char* value, size_t vlen) {
+		rocksdb_column_family_handle_t* cf, uint64_t prefix, size_t plen,
+		const char* key, size_t klen, const char* value, size_t vlen) {
+	char stack[KDB_STACK_KEY];
+	char* heap;
+	const char* k = kdb_key(stack, &heap, prefix, plen, key, klen);
+	if (k == NULL && plen > 0) {
+		return kdb_oom();
+	}
 	char* err = NULL;
-	rocksdb_put_cf(db, wo, cf, key, klen, value, vlen, &err);
+	rocksdb_put_cf(db, wo, cf, k, plen + klen, value, vlen, &err);
+	free(heap);
 	return err;
 }
 
 static char* kdb_delete(rocksdb_t* db, const rocksdb_writeoptions_t* wo,
-		rocksdb_column_family_handle_t* cf, const char* key, size_t klen) {
+		rocksdb_column_family_handle_t* cf, uint64_t prefix, size_t plen,
+		const char* key, size_t klen) {
+	char stack[KDB_STACK_KEY];
+	char* heap;
+	const char* k = kdb_key(stack, &heap, prefix, plen, key, klen);
+	if (k == NULL && plen > 0) {
+		return kdb_oom();
+	}
 	char* err = NULL;
-	rocksdb_delete_cf(db, wo, cf, key, klen, &err);
+	rocksdb_delete_cf(db, wo, cf, k, plen + klen, &err);
+	free(heap);
 	return err;
 }
 
@@ -51,19 +118,31 @@ static char* kdb_write_rep(rocksdb_t* db, const rocksdb_writeoptions_t* wo,
 // kdb_iter is a RocksDB iterator with the read options that hold its
 // bounds, and the bounds themselves: RocksDB keeps pointers to them, so they
 // live in the same C allocation as the iterator rather than in Go memory.
+// plen is the length of the partition's key prefix, which every key the
+// iterator returns starts with and which kdb_entry_of strips.
 typedef struct {
 	rocksdb_iterator_t* it;
 	rocksdb_readoptions_t* ro;
+	size_t plen;
 } kdb_iter;
 
+// kdb_iter_create creates an iterator over the keys of a partition (prefix,
+// plen) within [lower, upper). A missing bound of a partition with a prefix
+// is the end of its key range: the prefix itself below, the prefix with its
+// last byte plus one above (the prefix is a uvarint, whose last byte is
+// below 0x80). A legacy partition (plen 0) has no bound where none is
+// given.
 static kdb_iter* kdb_iter_create(rocksdb_t* db, rocksdb_column_family_handle_t* cf,
+		uint64_t prefix, size_t plen,
 		const char* lower, size_t lower_len, int has_lower,
 		const char* upper, size_t upper_len, int has_upper, int bulk) {
-	kdb_iter* k = malloc(sizeof(kdb_iter) + lower_len + upper_len);
+	kdb_iter* k = malloc(sizeof(kdb_iter) + 2 * plen + lower_len + upper_len);
 	if (k == NULL) {
 		return NULL;
 	}
-	char* bounds = (char*)(k + 1);
+	k->plen = plen;
+	char* lo = (char*)(k + 1);
+	char* hi = lo + plen + lower_len;
 	k->ro = rocksdb_readoptions_create();
 	if (bulk) {
 		// A one-off read of a large range: keep its blocks out of the
@@ -71,17 +150,23 @@ static kdb_iter* kdb_iter_create(rocksdb_t* db, rocksdb_column_family_handle_t* 
 		rocksdb_readoptions_set_fill_cache(k->ro, 0);
 		rocksdb_readoptions_set_readahead_size(k->ro, 2 << 20);
 	}
-	if (has_lower) {
-		if (lower_len > 0) {
-			memcpy(bounds, lower, lower_len);
+	if (has_lower || plen > 0) {
+		kdb_put_prefix(lo, prefix, plen);
+		if (has_lower && lower_len > 0) {
+			memcpy(lo + plen, lower, lower_len);
 		}
-		rocksdb_readoptions_set_iterate_lower_bound(k->ro, bounds, lower_len);
+		rocksdb_readoptions_set_iterate_lower_bound(k->ro, lo, plen + (has_lower ? lower_len : 0));
 	}
 	if (has_upper) {
+		kdb_put_prefix(hi, prefix, plen);
 		if (upper_len > 0) {
-			memcpy(bounds + lower_len, upper, upper_len);
+			memcpy(hi + plen, upper, upper_len);
 		}
-		rocksdb_readoptions_set_iterate_upper_bound(k->ro, bounds + lower_len, upper_len);
+		rocksdb_readoptions_set_iterate_upper_bound(k->ro, hi, plen + upper_len);
+	} else if (plen > 0) {
+		kdb_put_prefix(hi, prefix, plen);
+		((unsigned char*)hi)[plen - 1]++;
+		rocksdb_readoptions_set_iterate_upper_bound(k->ro, hi, plen);
 	}
 	k->it = rocksdb_create_iterator_cf(db, k->ro, cf);
 	return k;
@@ -93,8 +178,9 @@ static void kdb_iter_destroy(kdb_iter* k) {
 	free(k);
 }
 
-// kdb_entry is an iterator's position: valid, and then its key and value
-// (RocksDB's memory, valid until the iterator moves).
+// kdb_entry is an iterator's position: valid, and then its key (without the
+// partition's prefix) and value (RocksDB's memory, valid until the iterator
+// moves).
 typedef struct {
 	const char* key;
 	size_t key_len;
@@ -103,12 +189,14 @@ typedef struct {
 	int valid;
 } kdb_entry;
 
-static kdb_entry kdb_entry_of(rocksdb_iterator_t* it) {
+static kdb_entry kdb_entry_of(kdb_iter* k) {
 	kdb_entry e = {0};
-	if (rocksdb_iter_valid(it)) {
+	if (rocksdb_iter_valid(k->it)) {
 		e.valid = 1;
-		e.key = rocksdb_iter_key(it, &e.key_len);
-		e.value = rocksdb_iter_value(it, &e.value_len);
+		e.key = rocksdb_iter_key(k->it, &e.key_len);
+		e.key += k->plen;
+		e.key_len -= k->plen;
+		e.value = rocksdb_iter_value(k->it, &e.value_len);
 	}
 	return e;
 }
@@ -124,7 +212,7 @@ static kdb_entry kdb_iter_move(kdb_iter* k, int move) {
 	case KDB_FIRST: rocksdb_iter_seek_to_first(k->it); break;
 	default: rocksdb_iter_seek_to_last(k->it); break;
 	}
-	return kdb_entry_of(k->it);
+	return kdb_entry_of(k);
 }
 
 static char* kdb_iter_error(kdb_iter* k) {
@@ -187,17 +275,18 @@ func writeC(wo *grocksdb.WriteOptions) cWrite {
 	return cWrite{(*C.rocksdb_writeoptions_t)(cObject(wo))}
 }
 
-// putC writes value under key into the column family.
-func putC(db cDB, wo cWrite, cf cFamily, key, value []byte) error {
-	if msg := C.kdb_put(db.p, wo.p, cf.p, bytesC(key), C.size_t(len(key)), bytesC(value), C.size_t(len(value))); msg != nil {
+// putC writes value under pfx+key into the column family.
+func putC(db cDB, wo cWrite, cf cFamily, pfx keyPrefix, key, value []byte) error {
+	if msg := C.kdb_put(db.p, wo.p, cf.p, C.uint64_t(pfx.b), C.size_t(pfx.n),
+		bytesC(key), C.size_t(len(key)), bytesC(value), C.size_t(len(value))); msg != nil {
 		return takeError(msg)
 	}
 	return nil
 }
 
-// deleteC removes key from the column family.
-func deleteC(db cDB, wo cWrite, cf cFamily, key []byte) error {
-	if msg := C.kdb_delete(db.p, wo.p, cf.p, bytesC(key), C.size_t(len(key))); msg != nil {
+// deleteC removes pfx+key from the column family.
+func deleteC(db cDB, wo cWrite, cf cFamily, pfx keyPrefix, key []byte) error {
+	if msg := C.kdb_delete(db.p, wo.p, cf.p, C.uint64_t(pfx.b), C.size_t(pfx.n), bytesC(key), C.size_t(len(key))); msg != nil {
 		return takeError(msg)
 	}
 	return nil
@@ -238,10 +327,10 @@ func (r readOptions) destroy() { C.rocksdb_readoptions_destroy(r.c) }
 // errNotFound is getC's answer for a missing key.
 var errNotFound = errors.New("not found")
 
-// getC reads key from the column family into a new Go slice. It returns
-// errNotFound when the key is missing.
-func getC(db cDB, ro readOptions, cf cFamily, key []byte) ([]byte, error) {
-	v := C.kdb_get(db.p, ro.c, cf.p, bytesC(key), C.size_t(len(key)))
+// getC reads pfx+key from the column family into a new Go slice. It
+// returns errNotFound when the key is missing.
+func getC(db cDB, ro readOptions, cf cFamily, pfx keyPrefix, key []byte) ([]byte, error) {
+	v := C.kdb_get(db.p, ro.c, cf.p, C.uint64_t(pfx.b), C.size_t(pfx.n), bytesC(key), C.size_t(len(key)))
 	if v.err != nil {
 		return nil, takeError(v.err)
 	}
@@ -281,11 +370,13 @@ func writeRepC(db cDB, wo cWrite, rep []byte) error {
 // C memory), created and destroyed together.
 type cIter struct{ k *C.kdb_iter }
 
-// newCIter creates an iterator over the column family within [lower, upper)
-// (a nil bound is no bound); bulk reads ahead and bypasses the block cache
+// newCIter creates an iterator over the keys of the column family that
+// start with pfx, within [pfx+lower, pfx+upper) (a nil bound is the end of
+// pfx's range, or no bound for the empty prefix); the keys it returns lack
+// pfx. bulk reads ahead and bypasses the block cache
 // (store.ScanOptions.Bulk).
-func newCIter(db cDB, cf cFamily, lower, upper []byte, bulk bool) (cIter, error) {
-	k := C.kdb_iter_create(db.p, cf.p,
+func newCIter(db cDB, cf cFamily, pfx keyPrefix, lower, upper []byte, bulk bool) (cIter, error) {
+	k := C.kdb_iter_create(db.p, cf.p, C.uint64_t(pfx.b), C.size_t(pfx.n),
 		bytesC(lower), C.size_t(len(lower)), flagC(lower != nil),
 		bytesC(upper), C.size_t(len(upper)), flagC(upper != nil), flagC(bulk))
 	if k == nil {

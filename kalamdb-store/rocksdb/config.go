@@ -16,13 +16,15 @@ import (
 // descriptor budget well under a desktop's usual limit of 1024.
 //
 //	[storage.rocksdb]
-//	path            = "data/rocksdb"
-//	max_open_files  = 512
-//	block_cache_mb  = 64
-//	write_buffer_mb = 4
-//	compression     = "lz4"
-//	sync_writes     = false
-//	memtable_bloom  = true
+//	path                  = "data/rocksdb"
+//	max_open_files        = 512
+//	block_cache_mb        = 64
+//	write_buffer_mb       = 4
+//	total_write_buffer_mb = 64
+//	max_wal_mb            = 64
+//	compression           = "lz4"
+//	sync_writes           = false
+//	memtable_bloom        = true
 type Config struct {
 	// Path is the directory that holds the database. It is created, with
 	// its parents, when missing. Default "data/rocksdb".
@@ -34,26 +36,34 @@ type Config struct {
 	MaxOpenFiles int `toml:"max_open_files"`
 
 	// BlockCacheMB is the size of the one LRU block cache that every
-	// partition shares; index and filter blocks are charged to it too, so it
-	// bounds read memory however many partitions exist. At least 1.
-	// Default 64.
+	// column family, and so every partition, shares; index and filter blocks
+	// are charged to it too, so it bounds read memory however many table
+	// files exist. At least 1. Default 64.
 	BlockCacheMB int `toml:"block_cache_mb"`
 
-	// WriteBufferMB is the size a partition's memtable reaches before it is
-	// flushed to a table file. An idle partition holds only a few kilobytes
-	// whatever this value; it bounds what one busy partition buffers.
+	// WriteBufferMB is the size a memtable reaches before it is flushed to a
+	// table file. Every partition lives in one shared column family, whose
+	// memtable (two at most: one filling, one being flushed) buffers the
+	// writes of all of them. A legacy partition (one that an earlier version
+	// gave a column family of its own) has memtables of this size or 4 MiB,
+	// whichever is smaller. Larger memtables make writes slower here
+	// (docs/rocksdb.md: 32 MiB costs puts 17 % and batches 50 %).
 	// 1 to 1024. Default 4.
 	WriteBufferMB int `toml:"write_buffer_mb"`
 
-	// TotalWriteBufferMB caps the memtables of all partitions together
+	// TotalWriteBufferMB caps the memtables of all column families together
 	// (RocksDB's db_write_buffer_size): past it, the largest memtables are
-	// flushed. 0 leaves only the per-partition limit. Default 64.
+	// flushed. The shared column family's memtables stay under it with the
+	// defaults (two of write_buffer_mb); it bounds legacy partitions'
+	// memtables, and a write_buffer_mb above half of it. 0 leaves only the
+	// per-column-family limit. Default 64.
 	TotalWriteBufferMB int `toml:"total_write_buffer_mb"`
 
 	// MaxWALMB bounds the write-ahead log (RocksDB's max_total_wal_size):
-	// past it, the partitions whose unflushed data keeps the oldest log file
-	// alive are flushed, so a partition written once and then left idle
-	// does not pin the log forever. At least 1. Default 64.
+	// past it, the column families whose unflushed data keeps the oldest log
+	// file alive are flushed, so that neither the registry's column family
+	// (written by creates and drops only) nor a legacy partition written once
+	// and then left idle keeps old log files forever. At least 1. Default 64.
 	MaxWALMB int `toml:"max_wal_mb"`
 
 	// Compression is the block compression of table files: "none",
@@ -67,13 +77,14 @@ type Config struct {
 	// loses power.
 	SyncWrites bool `toml:"sync_writes"`
 
-	// MemtableBloom gives each partition's memtable a whole-key Bloom
-	// filter of 1 % of write_buffer_mb, so that a Get of a key the memtable
-	// lacks, such as the uniqueness check of every insert of a new row,
-	// skips the memtable search: inserts of new rows take about a third
-	// less time. RocksDB allocates the filter with the memtable, so every
-	// partition pays it, idle or not: about 45 KiB each with the default
-	// write_buffer_mb. Default true.
+	// MemtableBloom gives each memtable a whole-key Bloom filter of 1 % of
+	// write_buffer_mb, so that a Get of a key the memtable lacks, such as
+	// the uniqueness check of every insert of a new row, skips the memtable
+	// search: inserts of new rows take about a third less time. RocksDB
+	// allocates the filter with the memtable: 40 KiB for the shared column
+	// family with the default write_buffer_mb, whatever the number of
+	// partitions, plus as much for each legacy partition.
+	// Default true.
 	MemtableBloom bool `toml:"memtable_bloom"`
 }
 
@@ -146,25 +157,29 @@ func (c Config) Validate() error {
 // options is the set of RocksDB option objects built from a Config. They
 // are destroyed together, after the database is closed.
 type options struct {
-	db    *grocksdb.Options // database and column-family options, for every column family
-	bbto  *grocksdb.BlockBasedTableOptions
-	cache *grocksdb.Cache
-	read  readOptions // for Get (C read options: see capi.go)
-	write *grocksdb.WriteOptions
+	db     *grocksdb.Options // database options, and the column-family options of the shared column family
+	meta   *grocksdb.Options // column-family options of the registry's column family
+	legacy *grocksdb.Options // column-family options of a legacy partition's column family
+	bbto   *grocksdb.BlockBasedTableOptions
+	cache  *grocksdb.Cache
+	read   readOptions // for Get (C read options: see capi.go)
+	write  *grocksdb.WriteOptions
 }
 
 const mb = 1 << 20
 
-// newOptions translates a validated Config into RocksDB options. The same
-// column-family options serve every column family, so that all of them share
-// one block cache and one table factory.
+// newOptions translates a validated Config into RocksDB options. Every column
+// family (the registry's, the shared one, legacy partitions') gets the same
+// table factory, so that all of them share one block cache.
 func newOptions(c Config) *options {
 	o := &options{
-		db:    grocksdb.NewDefaultOptions(),
-		bbto:  grocksdb.NewDefaultBlockBasedTableOptions(),
-		cache: grocksdb.NewLRUCache(uint64(c.BlockCacheMB) * mb),
-		read:  newReadOptions(),
-		write: grocksdb.NewDefaultWriteOptions(),
+		db:     grocksdb.NewDefaultOptions(),
+		meta:   grocksdb.NewDefaultOptions(),
+		legacy: grocksdb.NewDefaultOptions(),
+		bbto:   grocksdb.NewDefaultBlockBasedTableOptions(),
+		cache:  grocksdb.NewLRUCache(uint64(c.BlockCacheMB) * mb),
+		read:   newReadOptions(),
+		write:  grocksdb.NewDefaultWriteOptions(),
 	}
 
 	// Table format: one shared block cache that also holds index and filter
@@ -176,7 +191,6 @@ func newOptions(c Config) *options {
 	o.bbto.SetCacheIndexAndFilterBlocksWithHighPriority(true)
 	o.bbto.SetPinL0FilterAndIndexBlocksInCache(true)
 	o.bbto.SetFilterPolicy(grocksdb.NewBloomFilterFull(10))
-	o.db.SetBlockBasedTableFactory(o.bbto)
 
 	// Database-wide.
 	o.db.SetCreateIfMissing(true)
@@ -192,26 +206,50 @@ func newOptions(c Config) *options {
 	// open; with hundreds of partitions that is megabytes per start.
 	o.db.SetInfoLogLevel(grocksdb.WarnInfoLogLevel)
 
-	// Per column family. The memtable arena grows in blocks of 1/8 of the
-	// write buffer, allocated on first write, so an idle partition costs a
-	// few kilobytes.
-	o.db.SetWriteBufferSize(uint64(c.WriteBufferMB) * mb)
-	o.db.SetMaxWriteBufferNumber(2)
-	o.db.SetLevelCompactionDynamicLevelBytes(true)
-	o.db.SetCompression(compressions[c.Compression])
-	if c.MemtableBloom {
-		// The filter is allocated from the memtable's arena when the
-		// memtable is created; with the arena's default block (1/8 of the
-		// write buffer) that block, 512 KiB, was resident for every
-		// partition. With 64 KiB blocks an idle partition costs the filter
-		// and little more (docs/rocksdb.md).
-		o.db.SetMemtableWholeKeyFiltering(true)
-		o.db.SetMemTablePrefixBloomSizeRatio(memtableBloomRatio)
-		o.db.SetArenaBlockSize(64 << 10)
-	}
+	// Per column family: the shared one, and each legacy partition's with
+	// memtables of at most legacyWriteBufferMB.
+	o.setColumnFamily(o.db, c, c.WriteBufferMB)
+	o.setColumnFamily(o.legacy, c, min(c.WriteBufferMB, legacyWriteBufferMB))
+
+	// The registry's column family: a few bytes per partition, written by
+	// creates and drops only. A small memtable without a Bloom filter, the
+	// shared table factory.
+	o.meta.SetBlockBasedTableFactory(o.bbto)
+	o.meta.SetWriteBufferSize(1 * mb)
+	o.meta.SetMaxWriteBufferNumber(2)
+	o.meta.SetCompression(compressions[c.Compression])
 
 	o.write.SetSync(c.SyncWrites)
 	return o
+}
+
+// legacyWriteBufferMB bounds the memtables of a legacy partition's column
+// family: the default of the versions that gave every partition one, so
+// that a database of many legacy partitions keeps the memory it had (a
+// memtable Bloom filter is 1 % of the memtable, allocated for every column
+// family, idle or not).
+const legacyWriteBufferMB = 4
+
+// setColumnFamily sets the options of a column family that holds
+// partitions, with memtables of writeBufferMB.
+func (o *options) setColumnFamily(opts *grocksdb.Options, c Config, writeBufferMB int) {
+	opts.SetBlockBasedTableFactory(o.bbto)
+	// The memtable arena grows in blocks of 1/8 of the write buffer (1 MiB
+	// at most), allocated on first write.
+	opts.SetWriteBufferSize(uint64(writeBufferMB) * mb)
+	opts.SetMaxWriteBufferNumber(2)
+	opts.SetLevelCompactionDynamicLevelBytes(true)
+	opts.SetCompression(compressions[c.Compression])
+	if c.MemtableBloom {
+		// The filter is allocated from the memtable's arena when the
+		// memtable is created; with the arena's default block that block
+		// would be resident for every column family, idle legacy
+		// partitions included. With 64 KiB blocks an idle column family
+		// costs the filter and little more (docs/rocksdb.md).
+		opts.SetMemtableWholeKeyFiltering(true)
+		opts.SetMemTablePrefixBloomSizeRatio(memtableBloomRatio)
+		opts.SetArenaBlockSize(64 << 10)
+	}
 }
 
 // destroy frees every option object; the database must be closed.
@@ -219,6 +257,8 @@ func (o *options) destroy() {
 	o.read.destroy()
 	o.write.Destroy()
 	o.db.Destroy()
+	o.meta.Destroy()
+	o.legacy.Destroy()
 	o.bbto.Destroy()
 	o.cache.Destroy()
 }

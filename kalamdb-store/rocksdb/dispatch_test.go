@@ -1,7 +1,9 @@
 package rocksdb
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -14,10 +16,12 @@ import (
 // BenchmarkDispatch measures what the storage abstraction costs over calling
 // RocksDB by hand (ADR-003: "trait dispatch overhead < 5% vs direct RocksDB
 // calls"). Each <op> has two sub-benchmarks over the same database, column
-// families, keys, values and RocksDB options:
+// family, keys, values and RocksDB options:
 //
-//   - direct calls grocksdb by hand, the way a program without the
-//     abstraction would, doing the same useful work;
+//   - direct calls grocksdb by hand with this package's key layout (the
+//     partition's prefix, then the key, in the shared column family), the
+//     way a program without the abstraction would, doing the same useful
+//     work;
 //   - backend goes through a store.StorageBackend interface value (as the
 //     server holds it): the argument checks and locking of store.New, then
 //     this package's engine, then the same grocksdb calls.
@@ -25,20 +29,23 @@ import (
 // The operations, on 12-byte keys and 100-byte values:
 //
 //   - get: a point read of an existing key (data compacted into a table
-//     file, blocks in the block cache). direct: DB.GetCF, then a copy into
-//     a new Go slice owned by the caller, then Slice.Free. backend: Get.
-//   - put: a write of one key into another column family. direct:
-//     DB.PutCF. backend: Put.
+//     file, blocks in the block cache). direct: the stored key (prefix and
+//     key) built in a reused buffer, DB.GetCF, then a copy into a new Go
+//     slice owned by the caller, then Slice.Free. backend: Get.
+//   - put: a write of one key into another partition. direct: the stored
+//     key in a reused buffer, DB.PutCF. backend: Put.
 //   - batch100: one atomic write of 100 puts. direct: NewWriteBatch,
-//     100 × WriteBatch.PutCF, DB.Write, WriteBatch.Destroy. backend: Batch
-//     with 100 store.Operations built before the timer starts.
+//     100 × WriteBatch.PutCF of stored keys built in a reused buffer,
+//     DB.Write, WriteBatch.Destroy. backend: Batch with 100
+//     store.Operations built before the timer starts.
 //   - scan100: a prefix scan that returns exactly 100 keys, reading every
-//     key and value. direct: read options with the prefix as lower bound
-//     and its successor as upper bound (precomputed), NewIteratorCF, Seek,
-//     Valid/Key/Value/Next to the end, Err, Close, ReadOptions.Destroy.
-//     backend: Scan with ScanOptions{Prefix}, Next/Key/Value, Close.
+//     key (without the partition's prefix) and value. direct: read options
+//     with the stored prefix as lower bound and its successor as upper
+//     bound (precomputed), NewIteratorCF, Seek, Valid/Key/Value/Next to the
+//     end, Err, Close, ReadOptions.Destroy. backend: Scan with
+//     ScanOptions{Prefix}, Next/Key/Value, Close.
 //
-// Every sub-benchmark starts with the write column family flushed and
+// Every sub-benchmark starts with the shared column family flushed and
 // compacted (settle), so none pays for background work another caused, and
 // reports cpu-ns/op, the process's CPU time per op, beside ns/op.
 //
@@ -58,10 +65,12 @@ func BenchmarkDispatch(b *testing.B) {
 
 func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 	db := fx.eng.db
+	kb := make([]byte, 0, 64)
 	return fx.Ops(fx.be, fx.eng, storetest.Direct{
 		GetBlock: 500,
 		Get: func(b *testing.B, i int) {
-			s, err := db.GetCF(fx.ro, fx.readH, fx.GetKey(i))
+			kb = append(append(kb[:0], fx.readPrefix...), fx.GetKey(i)...)
+			s, err := db.GetCF(fx.ro, fx.readH, kb)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -75,7 +84,8 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 		},
 		PutBlock: 200,
 		Put: func(b *testing.B, i int) {
-			if err := db.PutCF(fx.wo, fx.writeH, fx.PutKey(i), fx.Value); err != nil {
+			kb = append(append(kb[:0], fx.writePrefix...), fx.PutKey(i)...)
+			if err := db.PutCF(fx.wo, fx.writeH, kb, fx.Value); err != nil {
 				b.Fatal(err)
 			}
 		},
@@ -83,7 +93,8 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 		Batch100: func(b *testing.B, i int) {
 			wb := grocksdb.NewWriteBatch()
 			for _, k := range fx.BatchKeys[fx.BatchIndex(i)] {
-				wb.PutCF(fx.writeH, k, fx.Value)
+				kb = append(append(kb[:0], fx.writePrefix...), k...)
+				wb.PutCF(fx.writeH, kb, fx.Value)
 			}
 			err := db.Write(fx.wo, wb)
 			wb.Destroy()
@@ -95,12 +106,12 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 		Scan100: func(b *testing.B, i int) {
 			j := fx.PrefixIndex(i)
 			ro := grocksdb.NewDefaultReadOptions()
-			ro.SetIterateLowerBound(fx.Prefixes[j])
-			ro.SetIterateUpperBound(fx.Ends[j])
+			ro.SetIterateLowerBound(fx.lowers[j])
+			ro.SetIterateUpperBound(fx.uppers[j])
 			it := db.NewIteratorCF(ro, fx.readH)
 			n, size := 0, 0
-			for it.Seek(fx.Prefixes[j]); it.Valid(); it.Next() {
-				size += len(it.Key().Data()) + len(it.Value().Data())
+			for it.Seek(fx.lowers[j]); it.Valid(); it.Next() {
+				size += len(it.Key().Data()[len(fx.readPrefix):]) + len(it.Value().Data())
 				n++
 			}
 			err := it.Err()
@@ -126,23 +137,37 @@ type dispatchFixture struct {
 	eng *engine
 	be  store.StorageBackend // store.New(eng): the interface value the server holds
 
-	readH, writeH *grocksdb.ColumnFamilyHandle
-	ro            *grocksdb.ReadOptions  // direct's own, as the engine's
-	wo            *grocksdb.WriteOptions // direct's own, as the engine's
+	readH, writeH           *grocksdb.ColumnFamilyHandle
+	readPrefix, writePrefix []byte                 // the partitions' key prefixes, for direct
+	lowers, uppers          [][]byte               // Prefixes and Ends behind readPrefix, for direct
+	ro                      *grocksdb.ReadOptions  // direct's own, as the engine's
+	wo                      *grocksdb.WriteOptions // direct's own, as the engine's
 }
 
 // fixture is the one dispatch fixture of the process.
 var fixture storetest.Lazy[*dispatchFixture]
 
-func dispatch(b *testing.B) *dispatchFixture { return fixture.Get(b, newDispatchFixture) }
+func dispatch(b *testing.B) *dispatchFixture {
+	return fixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(false, DefaultConfig().WriteBufferMB) })
+}
 
-func newDispatchFixture() (*dispatchFixture, error) {
+// newDispatchFixture builds the fixture in a new database with the default
+// configuration but writeBufferMB; with legacy, a database of the earlier
+// layout, where the partitions read and write have column families of their
+// own (with memtables of at most legacyWriteBufferMB) and no key prefix.
+func newDispatchFixture(legacy bool, writeBufferMB int) (*dispatchFixture, error) {
 	dir, err := os.MkdirTemp("", "kalamdb-dispatch-")
 	if err != nil {
 		return nil, err
 	}
 	c := DefaultConfig()
 	c.Path = dir
+	c.WriteBufferMB = writeBufferMB
+	if legacy {
+		if err := makeLegacyDB(dir, "read", "write"); err != nil {
+			return nil, err
+		}
+	}
 	eng, err := openEngine(c)
 	if err != nil {
 		return nil, err
@@ -159,7 +184,15 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	}
 	read, _ := eng.parts.Get("read")
 	write, _ := eng.parts.Get("write")
+	if (read.f != nil) != legacy || (write.f != nil) != legacy {
+		return nil, fmt.Errorf("the fixture's partitions are not in the layout asked for (legacy %v)", legacy)
+	}
 	fx.readH, fx.writeH = read.h, write.h
+	fx.readPrefix, fx.writePrefix = read.prefix.bytes(), write.prefix.bytes()
+	for j := range fx.Prefixes {
+		fx.lowers = append(fx.lowers, append(bytes.Clone(fx.readPrefix), fx.Prefixes[j]...))
+		fx.uppers = append(fx.uppers, append(bytes.Clone(fx.readPrefix), fx.Ends[j]...))
+	}
 	if err := fx.compact(fx.readH); err != nil {
 		return nil, err
 	}
@@ -202,10 +235,91 @@ func (fx *dispatchFixture) close() {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fx, ok := fixture.Built(); ok {
-		fx.close()
+	for _, l := range []*storetest.Lazy[*dispatchFixture]{&fixture, &legacyFixture, &largeFixture} {
+		if fx, ok := l.Built(); ok {
+			fx.close()
+		}
+	}
+	for i := range dropFixtures {
+		if fx, ok := dropFixtures[i].Built(); ok {
+			fx.close()
+		}
 	}
 	os.Exit(code)
+}
+
+// legacyFixture is BenchmarkPrefixCost's database in the earlier layout,
+// largeFixture BenchmarkWriteBufferSize's database with larger memtables.
+var legacyFixture, largeFixture storetest.Lazy[*dispatchFixture]
+
+// compareFixtures runs the four operations through the backends of two
+// fixtures, before as "direct" and after as "backend", in the paired run
+// with a third side that does nothing, so that each database follows the
+// other in half of the rounds. With a third side on one of the two
+// databases, that database would more often run right after itself, with
+// its data still in the processor's caches, and the comparison would lean
+// its way: 10-15 % on get, whichever database it was.
+func compareFixtures(b *testing.B, before, after *dispatchFixture) {
+	noDirect := storetest.Direct{}
+	beforeOps, afterOps := before.Ops(before.be, before.eng, noDirect), after.Ops(after.be, after.eng, noDirect)
+	blocks := map[string]int{"get": 500, "put": 200, "batch100": 5, "scan100": 25}
+	ops := make([]storetest.DispatchOp, len(beforeOps))
+	for i := range beforeOps {
+		ops[i] = storetest.DispatchOp{Name: beforeOps[i].Name, Block: blocks[beforeOps[i].Name],
+			Direct: beforeOps[i].Backend, Backend: afterOps[i].Backend, Engine: func(*testing.B, int) {}}
+	}
+	storetest.RunDispatch(b, ops, func(b *testing.B) {
+		before.settle(b)
+		after.settle(b)
+	})
+}
+
+// BenchmarkWriteBufferSize measures what larger memtables would cost or
+// save now that one memtable buffers the writes of every partition: the
+// same operations through the backend on two databases of the current
+// layout, one with the default write_buffer_mb ("direct") and one with
+// 32 MiB ("backend"). The separate runs' cpu-ns/op count the flushes and
+// compactions that smaller memtables cause; the paired run counts the
+// calling thread alone.
+func BenchmarkWriteBufferSize(b *testing.B) {
+	large := largeFixture.Get(b, func() (*dispatchFixture, error) { return newDispatchFixture(false, 32) })
+	compareFixtures(b, dispatch(b), large)
+}
+
+// BenchmarkPrefixCost measures what the layout of ADR-010 costs the data
+// calls: the same operations through the backend on a database of the
+// earlier layout (each partition a column family of its own, keys as they
+// are: "direct") and on one of the current layout (partitions as key
+// ranges of the shared column family, each key behind its partition's
+// prefix: "backend"), with the same options (the default configuration)
+// and data (see compareFixtures). Run it with BenchmarkDispatch's settings;
+// backend/direct above 1 is the layout's cost.
+func BenchmarkPrefixCost(b *testing.B) {
+	old := legacyFixture.Get(b, func() (*dispatchFixture, error) {
+		return newDispatchFixture(true, DefaultConfig().WriteBufferMB)
+	})
+	compareFixtures(b, old, dispatch(b))
+}
+
+// makeLegacyDB creates, through grocksdb, a database of the earlier layout
+// in dir with an empty column family "p/<name>" for each name.
+func makeLegacyDB(dir string, names ...string) error {
+	o := grocksdb.NewDefaultOptions()
+	defer o.Destroy()
+	o.SetCreateIfMissing(true)
+	db, err := grocksdb.OpenDb(o, dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, name := range names {
+		h, err := db.CreateColumnFamily(o, legacyColumnFamily(store.MustPartition(name)))
+		if err != nil {
+			return err
+		}
+		h.Destroy()
+	}
+	return nil
 }
 
 // BenchmarkGetVariants compares two ways of reading a value into a Go slice

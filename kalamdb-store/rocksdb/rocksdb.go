@@ -2,12 +2,17 @@
 // (ADR-003). It uses RocksDB through github.com/linxGnu/grocksdb (cgo) and
 // runs against the system's librocksdb (Debian's librocksdb-dev 7.8).
 //
-// Each Partition is a RocksDB column family, created, listed and dropped at
-// run time and found again when the database is reopened. The column family
-// of partition "x" is called "p/x" (one function holds the mapping), so a
-// partition may be called "default" like any other: RocksDB's own "default"
-// column family, which always exists and cannot be dropped, is never a
-// partition.
+// Partitions are key ranges of one shared column family (ADR-010): the keys
+// of a partition start with its id, a number never given twice, and a
+// registry in RocksDB's "default" column family maps names to ids, so that
+// partitions survive a reopen. Creating a partition is one small write
+// whatever the number of partitions; dropping one deletes its registry
+// entry and range-deletes its keys in one atomic write, so a crash leaves
+// the whole partition or none of it, and a partition created again under
+// the same name gets a new id and never sees the old keys. See layout.go
+// for the exact layout. Databases written by earlier versions, which gave
+// partition "x" a column family "p/x" of its own, open with all their
+// partitions: those stay in their column families until dropped.
 //
 // Reads and writes go straight to RocksDB: Get copies the value into one Go
 // slice, Put and Delete are single RocksDB writes, and Batch is one RocksDB
@@ -25,6 +30,7 @@ package rocksdb
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -75,61 +81,48 @@ func OpenWith(c Config) (store.StorageBackend, error) {
 	return store.New(e), nil
 }
 
-// cfPrefix starts the name of every column family that holds a partition.
-const cfPrefix = "p/"
-
-// columnFamily returns the name of the column family that holds p. It and
-// partitionOf are the one place where partitions map to column families.
-func columnFamily(p store.Partition) string { return cfPrefix + p.Name() }
-
-// partitionOf returns the partition that column family cf holds, or false
-// when cf holds none (RocksDB's "default", or a column family this package
-// did not create).
-func partitionOf(cf string) (store.Partition, bool) {
-	name, ok := strings.CutPrefix(cf, cfPrefix)
-	if !ok {
-		return store.Partition{}, false
-	}
-	p, err := store.NewPartition(name)
-	return p, err == nil
-}
-
-// family is one open column family that holds a partition.
+// family is the column family of a legacy partition (see layout.go).
 //
 // refs counts the holders of the handle: 1 while the family is in
 // engine.parts, plus 1 per open iterator. Whoever drops it to 0 destroys the
-// handle, so a partition dropped under open iterators keeps its handle (and
-// RocksDB its data) until the last of them closes.
+// handle, so a legacy partition dropped under open iterators keeps its
+// handle (and RocksDB its data) until the last of them closes.
 type family struct {
 	h    *grocksdb.ColumnFamilyHandle
 	refs atomic.Int32
-}
-
-func newFamily(h *grocksdb.ColumnFamilyHandle) *family {
-	f := &family{h: h}
-	f.refs.Store(1)
-	return f
-}
-
-// part is the map entry of a partition. It carries the handle itself, so
-// that a Get, Put, Delete or Batch finds it in the map slot without reading
-// the family.
-type part struct {
-	h  *grocksdb.ColumnFamilyHandle
-	c  cFamily // h's C object, for the C API calls
-	id uint32  // the column family's id, for batches (see batch.go)
-	f  *family
-}
-
-func newPart(h *grocksdb.ColumnFamilyHandle) part {
-	c := familyC(h)
-	return part{h: h, c: c, id: c.id(), f: newFamily(h)}
 }
 
 func (f *family) release() {
 	if f.refs.Add(-1) == 0 {
 		f.h.Destroy()
 	}
+}
+
+// part is the map entry of a partition: everything a Get, Put, Delete,
+// Batch or Scan needs, in the map slot itself.
+type part struct {
+	h      *grocksdb.ColumnFamilyHandle // the column family that holds the partition
+	c      cFamily                      // h's C object, for the C API calls
+	cf     uint32                       // the column family's id, for batches (see batch.go)
+	prefix keyPrefix                    // the key prefix; empty for a legacy partition
+	id     uint64                       // the partition's id; 0 for a legacy partition
+	f      *family                      // a legacy partition's column family; nil otherwise
+}
+
+// sharedPart returns the entry of the partition with id in the shared
+// column family h.
+func sharedPart(h *grocksdb.ColumnFamilyHandle, id uint64) part {
+	c := familyC(h)
+	return part{h: h, c: c, cf: c.id(), prefix: prefixOf(id), id: id}
+}
+
+// legacyPart returns the entry of a partition that has the column family h
+// to itself.
+func legacyPart(h *grocksdb.ColumnFamilyHandle) part {
+	c := familyC(h)
+	f := &family{h: h}
+	f.refs.Store(1)
+	return part{h: h, c: c, cf: c.id(), f: f}
 }
 
 type engine struct {
@@ -139,8 +132,8 @@ type engine struct {
 	// Delete, Batch, Scan) read it without a lock of their own: they run
 	// inside the backend's gate (store.Gate), and DropPartition, after
 	// installing a set without the partition, drains the gate, so that no
-	// call still uses the column family when it is dropped and no write
-	// reaches it afterwards.
+	// call still uses the partition when its keys are deleted (or its
+	// legacy column family dropped) and no write reaches it afterwards.
 	parts store.PartitionMap[part]
 	db    *grocksdb.DB
 	cdb   cDB                    // db's C object, for the read paths
@@ -150,12 +143,20 @@ type engine struct {
 
 	opts *options
 	path string
-	// other holds the handles of column families that are not partitions
-	// ("default" and foreign ones); RocksDB requires them open.
+	// meta is the "default" column family, which holds the format record,
+	// the id counter and the registry.
+	meta *grocksdb.ColumnFamilyHandle
+	// shared is the column family of every partition that is not legacy.
+	shared *grocksdb.ColumnFamilyHandle
+	// other holds the handles of column families that are neither of these
+	// nor a legacy partition (foreign ones); RocksDB requires them open.
 	other []*grocksdb.ColumnFamilyHandle
 
-	// ddl serialises CreatePartition, DropPartition and Close.
+	// ddl serialises CreatePartition, DropPartition and Close, and guards
+	// next.
 	ddl sync.Mutex
+	// next is the id the next CreatePartition gives.
+	next uint64
 
 	// gate is the backend's call gate, set by store.New (UseGate).
 	gate store.Gate
@@ -183,27 +184,79 @@ func openEngine(c Config) (*engine, error) {
 		return nil, err
 	}
 	cfOpts := make([]*grocksdb.Options, len(names))
-	for i := range cfOpts {
+	for i, name := range names {
 		cfOpts[i] = opts.db
+		if name == metaColumnFamily {
+			cfOpts[i] = opts.meta
+		} else if _, ok := legacyPartitionOf(name); ok {
+			cfOpts[i] = opts.legacy
+		}
 	}
 	db, handles, err := grocksdb.OpenDbColumnFamilies(opts.db, c.Path, names, cfOpts)
 	if err != nil {
 		opts.destroy()
 		return nil, fmt.Errorf("rocksdb: opening %s: %w", c.Path, err)
 	}
-	parts := make(map[string]part, len(names))
 	e := &engine{
 		db: db, cdb: dbC(db), read: opts.read, cw: writeC(opts.write), write: opts.write, opts: opts, path: c.Path,
 	}
+	legacy := map[string]*grocksdb.ColumnFamilyHandle{}
 	for i, name := range names {
-		if p, ok := partitionOf(name); ok {
-			parts[p.Name()] = newPart(handles[i])
+		if name == metaColumnFamily {
+			e.meta = handles[i]
+		} else if name == sharedColumnFamily {
+			e.shared = handles[i]
+		} else if p, ok := legacyPartitionOf(name); ok {
+			legacy[p.Name()] = handles[i]
 		} else {
 			e.other = append(e.other, handles[i])
 		}
 	}
-	e.parts.Replace(parts)
+	if err := e.load(legacy); err != nil {
+		for _, h := range legacy {
+			h.Destroy()
+		}
+		e.closeDB()
+		return nil, err
+	}
 	return e, nil
+}
+
+// load reads the registry, creates the shared column family of a database
+// that lacks it (a new one, or one written by an earlier version) and fills
+// the partition map with the registry's partitions and the legacy ones.
+func (e *engine) load(legacy map[string]*grocksdb.ColumnFamilyHandle) error {
+	if e.meta == nil {
+		return fmt.Errorf("rocksdb: %s has no default column family", e.path)
+	}
+	reg, err := loadRegistry(e.db, e.meta, e.path)
+	if err != nil {
+		return err
+	}
+	for name := range legacy {
+		if _, dup := reg.ids[name]; dup {
+			return fmt.Errorf("rocksdb: %s: partition %q %w", e.path, name, errBothLayouts)
+		}
+	}
+	if e.shared == nil {
+		if len(reg.ids) > 0 {
+			return fmt.Errorf("rocksdb: %s: the registry lists %d partitions but the column family %q that holds them is missing",
+				e.path, len(reg.ids), sharedColumnFamily)
+		}
+		if e.shared, err = e.db.CreateColumnFamily(e.opts.db, sharedColumnFamily); err != nil {
+			return fmt.Errorf("rocksdb: %s: creating the column family %q: %w", e.path, sharedColumnFamily, err)
+		}
+	}
+	parts := make(map[string]part, len(reg.ids)+len(legacy))
+	for name, id := range reg.ids {
+		parts[name] = sharedPart(e.shared, id)
+	}
+	for name, h := range legacy {
+		parts[name] = legacyPart(h)
+	}
+	e.next = reg.next
+	e.parts.Replace(parts)
+	return nil
 }
 
 // UseGate implements store.Gated.
@@ -213,7 +266,7 @@ func (e *engine) UseGate(g store.Gate) { e.gate = g }
 // or just "default" when there is no database there yet.
 func existingColumnFamilies(opts *grocksdb.Options, path string) ([]string, error) {
 	if _, err := os.Stat(filepath.Join(path, "CURRENT")); errors.Is(err, os.ErrNotExist) {
-		return []string{"default"}, nil
+		return []string{metaColumnFamily}, nil
 	}
 	names, err := grocksdb.ListColumnFamilies(opts, path)
 	if err != nil {
@@ -231,7 +284,7 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 	if !ok {
 		return nil, missing(p)
 	}
-	v, err := getC(e.cdb, e.read, pt.c, key)
+	v, err := getC(e.cdb, e.read, pt.c, pt.prefix, key)
 	if err != nil {
 		if err == errNotFound {
 			return nil, store.ErrNotFound
@@ -246,7 +299,7 @@ func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) er
 	if !ok {
 		return missing(p)
 	}
-	err := putC(e.cdb, e.cw, pt.c, key, value)
+	err := putC(e.cdb, e.cw, pt.c, pt.prefix, key, value)
 	if err != nil {
 		return fmt.Errorf("rocksdb: put into %q: %w", p.Name(), err)
 	}
@@ -258,20 +311,21 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 	if !ok {
 		return missing(p)
 	}
-	err := deleteC(e.cdb, e.cw, pt.c, key)
+	err := deleteC(e.cdb, e.cw, pt.c, pt.prefix, key)
 	if err != nil {
 		return fmt.Errorf("rocksdb: delete from %q: %w", p.Name(), err)
 	}
 	return nil
 }
 
-// Batch resolves every operation's partition in one snapshot of the
-// partition map and encodes one WriteBatch (see batch.go), then writes it,
-// all inside the gate that DropPartition drains: either every partition
-// exists and the whole batch is written, or nothing is.
+// Batch looks every operation's partition up in the partition map and
+// encodes one WriteBatch (see batch.go), then writes it, all inside the
+// gate that DropPartition drains: either every partition exists and the
+// whole batch is written, or nothing is. A partition dropped after it was
+// looked up is deleted only once the batch returned.
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 	bp := repPool.Get().(*[]byte)
-	rep, err := encodeBatch((*bp)[:0], e.parts.Snapshot(), ops)
+	rep, err := encodeBatch((*bp)[:0], &e.parts, ops)
 	if err == nil {
 		if err = writeRepC(e.cdb, e.cw, rep); err != nil {
 			err = fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
@@ -297,20 +351,29 @@ func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, er
 	return ok, nil
 }
 
-// CreatePartition creates the column family while reads and writes of
-// other partitions go on; the partition becomes visible once it exists.
+// CreatePartition gives the partition the next id and writes its registry
+// entry and the advanced id counter in one small synced write, whatever the
+// number of partitions; reads and writes of other partitions go on. The
+// partition becomes visible once the write returned.
 func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
 	if _, ok := e.parts.Get(p.Name()); ok {
 		return nil
 	}
-	h, err := e.db.CreateColumnFamily(e.opts.db, columnFamily(p))
-	if err != nil {
+	id := e.next
+	if id > maxID {
+		return fmt.Errorf("rocksdb: creating partition %q: every partition id up to %d was given", p.Name(), uint64(maxID))
+	}
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	wb.PutCF(e.meta, partEntry(p.Name()), binary.AppendUvarint(nil, id))
+	wb.PutCF(e.meta, nextKey, binary.BigEndian.AppendUint64(nil, id+1))
+	if err := writeSynced(e.db, wb); err != nil {
 		return fmt.Errorf("rocksdb: creating partition %q: %w", p.Name(), err)
 	}
-	pt := newPart(h)
-	e.parts.Set(p.Name(), pt)
+	e.next = id + 1
+	e.parts.Set(p.Name(), sharedPart(e.shared, id))
 	return nil
 }
 
@@ -320,18 +383,19 @@ func (e *engine) ListPartitions(_ context.Context) ([]store.Partition, error) {
 
 // DropPartition takes the partition out of the partition set first, then
 // drains the gate (waits for the data calls in flight, which may have found
-// it), then drops the column family. From the removal on, every operation
-// on the partition fails with ErrPartitionNotFound; iterators opened before
-// keep reading their snapshot. Should RocksDB refuse the drop, the
-// partition is put back, untouched, and the error returned.
+// it), then deletes it: in one synced, atomic write, its registry entry and
+// its keys (one range deletion over its id's prefix); a legacy partition's
+// column family is dropped instead. From the removal on, every operation on
+// the partition fails with ErrPartitionNotFound; iterators opened before
+// keep reading their snapshot. Should RocksDB refuse the write or the drop,
+// the partition is put back, untouched, and the error returned.
 func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 	e.ddl.Lock()
 	defer e.ddl.Unlock()
 	found, err := e.parts.Drop(e.gate, p.Name(), func(pt part) error {
-		if err := e.db.DropColumnFamily(pt.h); err != nil {
+		if err := e.drop(p, pt); err != nil {
 			return fmt.Errorf("rocksdb: dropping partition %q: %w", p.Name(), err)
 		}
-		pt.f.release()
 		return nil
 	})
 	if err == nil && !found {
@@ -340,13 +404,30 @@ func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 	return err
 }
 
+func (e *engine) drop(p store.Partition, pt part) error {
+	if pt.f != nil {
+		if err := e.db.DropColumnFamily(pt.h); err != nil {
+			return err
+		}
+		pt.f.release()
+		return nil
+	}
+	lower, upper := pt.prefix.span()
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	wb.DeleteCF(e.meta, partEntry(p.Name()))
+	wb.DeleteRangeCF(e.shared, lower, upper)
+	return writeSynced(e.db, wb)
+}
+
 func (e *engine) Capabilities() store.Capabilities {
 	return store.Capabilities{SnapshotScans: true, Durable: true}
 }
 
 // Close destroys every column-family handle, then closes the database, then
 // frees the options. store.New calls it once, after every iterator was
-// closed, so each partition's handle has exactly its own reference left.
+// closed, so each legacy partition's handle has exactly its own reference
+// left.
 func (e *engine) Close() error {
 	e.iters.Wait()
 	e.ddl.Lock()
@@ -354,6 +435,9 @@ func (e *engine) Close() error {
 	parts := e.parts.Snapshot()
 	var stuck []string
 	for name, pt := range parts {
+		if pt.f == nil {
+			continue
+		}
 		if n := pt.f.refs.Load(); n != 1 {
 			stuck = append(stuck, fmt.Sprintf("%q (%d references)", name, n))
 		}
@@ -366,14 +450,29 @@ func (e *engine) Close() error {
 		return fmt.Errorf("rocksdb: not closing %s: column families still in use: %s", e.path, strings.Join(stuck, ", "))
 	}
 	for _, pt := range parts {
-		pt.f.release()
+		if pt.f != nil {
+			pt.f.release()
+		}
 	}
 	e.parts.Replace(nil)
+	e.closeDB()
+	return nil
+}
+
+// closeDB destroys the meta, shared and foreign handles, closes the
+// database and frees the options; the legacy handles must be destroyed
+// already.
+func (e *engine) closeDB() {
+	for _, h := range []*grocksdb.ColumnFamilyHandle{e.meta, e.shared} {
+		if h != nil {
+			h.Destroy()
+		}
+	}
+	e.meta, e.shared = nil, nil
 	for _, h := range e.other {
 		h.Destroy()
 	}
 	e.other = nil
 	e.db.Close()
 	e.opts.destroy()
-	return nil
 }

@@ -1,7 +1,9 @@
 package rocksdb
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -193,19 +195,42 @@ func TestForeignColumnFamilies(t *testing.T) {
 
 	names, err := grocksdb.ListColumnFamilies(o, c.Path)
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"default", "foreign", "p/bad name", "p/ok"}, names, "foreign column families are kept")
+	require.ElementsMatch(t, []string{"default", sharedColumnFamily, "foreign", "p/bad name", "p/ok"}, names, "foreign column families are kept")
 }
 
-func TestPartitionNamesMapToColumnFamilies(t *testing.T) {
+func TestLegacyNamesMapToColumnFamilies(t *testing.T) {
 	for _, name := range []string{"default", "a", "a:b", "p", "x.y-z_1"} {
 		p := store.MustPartition(name)
-		back, ok := partitionOf(columnFamily(p))
+		back, ok := legacyPartitionOf(legacyColumnFamily(p))
 		require.True(t, ok, name)
 		require.Equal(t, p, back)
 	}
 	for _, cf := range []string{"default", "p", "p/", "q/a", "p/a b"} {
-		_, ok := partitionOf(cf)
+		_, ok := legacyPartitionOf(cf)
 		require.False(t, ok, "column family %q holds no partition", cf)
+	}
+}
+
+// TestKeyPrefixes checks the prefixes of partition ids: the uvarint of the
+// id, none a prefix of another (so partitions never share a key), each with
+// a span that holds exactly the keys that start with it, and the metadata
+// prefix 0x00 outside every span.
+func TestKeyPrefixes(t *testing.T) {
+	ids := []uint64{1, 2, 127, 128, 129, 255, 256, 16383, 16384, 1 << 21, 1<<35 + 7, maxID}
+	for _, id := range ids {
+		p := prefixOf(id)
+		require.Equal(t, binary.AppendUvarint(nil, id), p.bytes(), "id %d", id)
+		require.LessOrEqual(t, p.n, 8, "id %d", id)
+		lower, upper := p.span()
+		require.Equal(t, p.bytes(), lower)
+		require.Equal(t, store.PrefixSuccessor(lower), upper, "id %d: the span ends at the prefix's successor", id)
+		require.Negative(t, bytes.Compare(nextKey, lower), "metadata sorts before id %d", id)
+		require.Negative(t, bytes.Compare(partEntry("zzz"), lower), "the registry sorts before id %d", id)
+		for _, other := range ids {
+			if other != id {
+				require.False(t, bytes.HasPrefix(prefixOf(other).bytes(), p.bytes()), "%d's prefix starts with %d's", other, id)
+			}
+		}
 	}
 }
 
@@ -347,26 +372,30 @@ func TestBindingLayout(t *testing.T) {
 	pt, ok := e.parts.Get(p.Name())
 	require.True(t, ok)
 	h := pt.h
-	require.NoError(t, e.db.PutCF(e.write, h, []byte("k"), []byte("through grocksdb")))
-	v, err := getC(dbC(e.db), e.read, familyC(h), []byte("k"))
+	key := func(k string) []byte { return append(pt.prefix.bytes(), k...) }
+	require.NoError(t, e.db.PutCF(e.write, h, key("k"), []byte("through grocksdb")))
+	v, err := getC(dbC(e.db), e.read, familyC(h), pt.prefix, []byte("k"))
 	require.NoError(t, err)
 	require.Equal(t, "through grocksdb", string(v))
-	_, err = getC(dbC(e.db), e.read, familyC(h), []byte("missing"))
+	_, err = getC(dbC(e.db), e.read, familyC(h), pt.prefix, []byte("missing"))
 	require.ErrorIs(t, err, errNotFound)
 
 	// And the other way: written and deleted through the C objects, read
-	// through grocksdb.
-	require.NoError(t, putC(dbC(e.db), writeC(e.write), familyC(h), []byte("k2"), []byte("through C")))
+	// through grocksdb; a key too long for the C helpers' stack buffer too.
+	long := bytes.Repeat([]byte("x"), 1000)
 	ro := grocksdb.NewDefaultReadOptions()
 	defer ro.Destroy()
-	s, err := e.db.GetCF(ro, h, []byte("k2"))
-	require.NoError(t, err)
-	require.Equal(t, "through C", string(s.Data()))
-	s.Free()
-	require.NoError(t, deleteC(dbC(e.db), writeC(e.write), familyC(h), []byte("k2")))
-	s, err = e.db.GetCF(ro, h, []byte("k2"))
-	require.NoError(t, err)
-	require.False(t, s.Exists())
+	for _, k := range [][]byte{[]byte("k2"), long} {
+		require.NoError(t, putC(dbC(e.db), writeC(e.write), familyC(h), pt.prefix, k, []byte("through C")))
+		s, err := e.db.GetCF(ro, h, key(string(k)))
+		require.NoError(t, err)
+		require.Equal(t, "through C", string(s.Data()))
+		s.Free()
+		require.NoError(t, deleteC(dbC(e.db), writeC(e.write), familyC(h), pt.prefix, k))
+		s, err = e.db.GetCF(ro, h, key(string(k)))
+		require.NoError(t, err)
+		require.False(t, s.Exists())
+	}
 }
 
 // TestIteratorOwnsItsBounds checks that an engine iterator copies its
@@ -410,46 +439,83 @@ func openTestEngine(t *testing.T) *engine {
 	return e
 }
 
-// TestMemtableBloom reads the OPTIONS file RocksDB writes: by default every
-// partition's column family has a whole-key memtable Bloom filter (and
-// small arena blocks), and with memtable_bloom = false none has.
+// newestOptions returns the contents of the newest OPTIONS file of the
+// database at path, and how many there are.
+func newestOptions(t *testing.T, path string) (string, int) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(path, "OPTIONS-*"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	newest := files[0]
+	for _, f := range files {
+		if len(f) > len(newest) || (len(f) == len(newest) && f > newest) {
+			newest = f
+		}
+	}
+	data, err := os.ReadFile(newest)
+	require.NoError(t, err)
+	return string(data), len(files)
+}
+
+// TestMemtableBloom reads the OPTIONS file RocksDB writes: by default the
+// shared column family (which holds every partition) and a legacy
+// partition's column family (with memtables of at most 4 MiB) have a
+// whole-key memtable Bloom filter (and small arena blocks), and with
+// memtable_bloom = false neither has.
 func TestMemtableBloom(t *testing.T) {
 	require.True(t, DefaultConfig().MemtableBloom, "on by default")
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint(on), func(t *testing.T) {
 			c := testConfig(t)
 			c.MemtableBloom = on
-			b := open(t, c)
-			for _, name := range []string{"a", "b"} {
-				require.NoError(t, b.CreatePartition(ctx, store.MustPartition(name)))
-			}
-			files, err := filepath.Glob(filepath.Join(c.Path, "OPTIONS-*"))
-			require.NoError(t, err)
-			require.NotEmpty(t, files)
-			newest := files[0]
-			for _, f := range files {
-				if len(f) > len(newest) || (len(f) == len(newest) && f > newest) {
-					newest = f
-				}
-			}
-			data, err := os.ReadFile(newest)
-			require.NoError(t, err)
-			want := []string{"memtable_whole_key_filtering=false", "memtable_prefix_bloom_size_ratio=0.000000", "arena_block_size=524288"}
-			if on {
-				want = []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.010000", "arena_block_size=65536"}
-			}
+			makeLegacy(t, c.Path, map[string]map[string]string{"old": nil})
+			open(t, c)
+			data, _ := newestOptions(t, c.Path)
+			buffers := map[string]int{sharedColumnFamily: c.WriteBufferMB << 20, "p/old": legacyWriteBufferMB << 20}
 			families := 0
-			for _, sec := range strings.Split(string(data), "[CFOptions ")[1:] {
-				name := sec[:strings.IndexByte(sec, ']')]
-				if name != `"p/a"` && name != `"p/b"` {
+			for _, sec := range strings.Split(data, "[CFOptions ")[1:] {
+				name := strings.Trim(sec[:strings.IndexByte(sec, ']')], `"`)
+				buffer, ok := buffers[name]
+				if !ok {
 					continue
 				}
 				families++
+				want := []string{"memtable_whole_key_filtering=false", "memtable_prefix_bloom_size_ratio=0.000000",
+					fmt.Sprintf("arena_block_size=%d", min(buffer/8, 1<<20))}
+				if on {
+					want = []string{"memtable_whole_key_filtering=true", "memtable_prefix_bloom_size_ratio=0.010000", "arena_block_size=65536"}
+				}
+				want = append(want, fmt.Sprintf("write_buffer_size=%d", buffer))
 				for _, opt := range want {
 					assert.True(t, strings.Contains(sec, "\n  "+opt+"\n"), "%s lacks %s", name, opt)
 				}
 			}
-			assert.Equal(t, 2, families, "both partitions' column families are in %s", newest)
+			assert.Equal(t, 2, families, "the shared and the legacy column family are in the OPTIONS file")
 		})
 	}
+}
+
+// TestCreatesTouchNoColumnFamily checks that creating and dropping
+// partitions creates and drops no column family, so RocksDB writes no
+// OPTIONS file (the O(n) cost of a column family change).
+func TestCreatesTouchNoColumnFamily(t *testing.T) {
+	c := testConfig(t)
+	b := open(t, c)
+	_, before := newestOptions(t, c.Path)
+	for i := 0; i < 50; i++ {
+		p := store.MustPartition(fmt.Sprintf("t%02d", i))
+		require.NoError(t, b.CreatePartition(ctx, p))
+		require.NoError(t, b.Put(ctx, p, []byte("k"), []byte("v")))
+		if i%2 == 0 {
+			require.NoError(t, b.DropPartition(ctx, p))
+		}
+	}
+	_, after := newestOptions(t, c.Path)
+	require.Equal(t, before, after, "no OPTIONS file was written")
+	require.NoError(t, b.Close())
+	o := grocksdb.NewDefaultOptions()
+	defer o.Destroy()
+	names, err := grocksdb.ListColumnFamilies(o, c.Path)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{metaColumnFamily, sharedColumnFamily}, names)
 }
