@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // StorageBackend is the storage contract of KalamDB (ADR-003): an ordered
 // key-value store divided into partitions. The rules every implementation
@@ -119,4 +122,68 @@ type Capabilities struct {
 	// Durable: data and partitions survive Close and a reopen of the same
 	// storage.
 	Durable bool
+	// MaxBatchOps, when positive, is the most operations one Batch may
+	// hold: what the engine applies atomically (an etcd transaction holds
+	// 128 by default). Zero: no limit but memory.
+	MaxBatchOps int
+	// MaxBatchBytes, when positive, is the most bytes one write may carry:
+	// the keys, values and range ends of a Batch (see BatchBytes), or the
+	// key and value of a Put. Zero: no limit but MaxValueSize.
+	MaxBatchBytes int
+}
+
+// BatchBytes returns the bytes ops count against MaxBatchBytes: every
+// key, value and range end.
+func BatchBytes(ops []Operation) int {
+	n := 0
+	for i := range ops {
+		n += len(ops[i].Key) + len(ops[i].Value) + len(ops[i].End)
+	}
+	return n
+}
+
+// CheckBatch reports whether ops fit the batch limits of c; the error wraps
+// ErrInvalidArgument and names the limit. Every backend's Batch refuses,
+// whole, a batch that does not fit, so a caller that needs a batch applied
+// atomically checks it first, and one that does not splits it (Split).
+func (c Capabilities) CheckBatch(ops []Operation) error {
+	if c.MaxBatchOps > 0 && len(ops) > c.MaxBatchOps {
+		return fmt.Errorf("%w: a batch of %d operations is over this backend's limit of %d operations applied at once (Capabilities.MaxBatchOps)",
+			ErrInvalidArgument, len(ops), c.MaxBatchOps)
+	}
+	if c.MaxBatchBytes > 0 {
+		if n := BatchBytes(ops); n > c.MaxBatchBytes {
+			return fmt.Errorf("%w: a batch of %d bytes of keys and values is over this backend's limit of %d bytes applied at once (Capabilities.MaxBatchBytes)",
+				ErrInvalidArgument, n, c.MaxBatchBytes)
+		}
+	}
+	return nil
+}
+
+// Split cuts ops, in order, into consecutive batches that each fit the
+// limits of c (all of ops when c has none), for a caller that needs each
+// operation applied but not all of them at once. An operation too large
+// for a batch of its own is alone in its batch, which Batch refuses.
+func (c Capabilities) Split(ops []Operation) [][]Operation {
+	if c.MaxBatchOps <= 0 && c.MaxBatchBytes <= 0 {
+		if len(ops) == 0 {
+			return nil
+		}
+		return [][]Operation{ops}
+	}
+	var out [][]Operation
+	start, bytes := 0, 0
+	for i := range ops {
+		n := len(ops[i].Key) + len(ops[i].Value) + len(ops[i].End)
+		full := (c.MaxBatchOps > 0 && i-start == c.MaxBatchOps) || (c.MaxBatchBytes > 0 && bytes+n > c.MaxBatchBytes)
+		if full && i > start {
+			out = append(out, ops[start:i:i])
+			start, bytes = i, 0
+		}
+		bytes += n
+	}
+	if start < len(ops) {
+		out = append(out, ops[start:])
+	}
+	return out
 }

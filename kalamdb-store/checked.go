@@ -94,6 +94,10 @@ func (c *checked) Put(ctx context.Context, p Partition, key, value []byte) error
 	if err := ValidateValue(value); err != nil {
 		return err
 	}
+	if c.caps.MaxBatchBytes > 0 && len(key)+len(value) > c.caps.MaxBatchBytes {
+		return fmt.Errorf("%w: a put of %d bytes of key and value is over this backend's limit of %d bytes written at once (Capabilities.MaxBatchBytes)",
+			ErrInvalidArgument, len(key)+len(value), c.caps.MaxBatchBytes)
+	}
 	return c.e.Put(ctx, p, key, value)
 }
 
@@ -123,6 +127,9 @@ func (c *checked) Batch(ctx context.Context, ops []Operation) error {
 	}
 	if len(ops) == 0 {
 		return nil
+	}
+	if err := c.caps.CheckBatch(ops); err != nil {
+		return err
 	}
 	return c.e.Batch(ctx, ops)
 }

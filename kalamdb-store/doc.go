@@ -34,7 +34,12 @@
 //     …) rejects the whole batch before anything is applied. An empty batch
 //     is a no-op. Besides puts and deletes, a batch may hold range deletes
 //     (DeleteRangeOp: every key in [start, end) of a partition), which
-//     remove what earlier operations of the batch put in their range.
+//     remove what earlier operations of the batch put in their range. A
+//     backend that cannot apply batches of any size atomically says so in
+//     Capabilities.MaxBatchOps and MaxBatchBytes: a batch over either limit
+//     is refused whole with ErrInvalidArgument naming the limit, never
+//     applied in part (Capabilities.CheckBatch tells in advance;
+//     Capabilities.Split cuts a batch that need not be atomic).
 //   - Scan returns an Iterator over one partition in ascending key order (or
 //     descending with ScanOptions.Reverse), restricted by ScanOptions.Prefix,
 //     ScanOptions.Start and ScanOptions.Limit. When Capabilities.SnapshotScans

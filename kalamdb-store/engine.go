@@ -16,7 +16,8 @@ import (
 //   - partitions are valid (non-zero), keys pass ValidateKey and values pass
 //     ValidateValue;
 //   - Batch receives at least one operation, each one valid by
-//     Operation.Validate;
+//     Operation.Validate, and no more than the engine's Capabilities allow
+//     (MaxBatchOps, MaxBatchBytes; a Put too, for MaxBatchBytes);
 //   - Scan receives a well-formed Range (see Range).
 //
 // An Engine must itself: return ErrNotFound for a missing key and

@@ -170,8 +170,10 @@ func (c *Catalog) sweep(ctx context.Context) error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("catalog: scanning sequences: %w", err)
 	}
-	if err := c.b.Batch(ctx, stale); err != nil {
-		return fmt.Errorf("catalog: removing stale sequences: %w", err)
+	for _, batch := range c.b.Capabilities().Split(stale) {
+		if err := c.b.Batch(ctx, batch); err != nil {
+			return fmt.Errorf("catalog: removing stale sequences: %w", err)
+		}
 	}
 	return nil
 }

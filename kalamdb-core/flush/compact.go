@@ -132,15 +132,66 @@ func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major
 	if dropped {
 		return total, nil
 	}
+	if err := m.settle(ctx, tr); err != nil {
+		return total, err
+	}
 	slices.Sort(users)
 	for _, u := range users {
-		res, err := m.compactUser(ctx, tr, u, majors[u])
-		total.add(res)
-		if err != nil {
-			return total, err
+		for {
+			before := len(tr.segments(u))
+			res, err := m.compactUser(ctx, tr, u, majors[u])
+			total.add(res)
+			if err != nil {
+				return total, err
+			}
+			// A major compaction that the batch limits cut short merged
+			// the newest segments: go on while that makes fewer.
+			if !majors[u] || res.Merged == before || res.Merged == 0 || len(tr.segments(u)) >= before {
+				break
+			}
 		}
 	}
 	return total, nil
+}
+
+// commitSlack is how much larger than the old records fitCommit assumes
+// the new ones may be (their key ranges are those of the merge).
+const commitSlack = 5 // a fifth more
+
+// fitCommit returns the newest segments of in, a suffix of a user's list
+// (all of in when the backend has no batch limits), whose compaction
+// commits in one batch within the backend's limits: it deletes their
+// records and puts at most as many new ones, each about the size of an old
+// one. With limits, a compaction of many segments merges the newest first;
+// tombstones are dropped only once every segment of the user fits in one.
+func (m *Manager) fitCommit(in []*segFile) []*segFile {
+	caps := m.b.Capabilities()
+	if caps.MaxBatchOps <= 0 && caps.MaxBatchBytes <= 0 {
+		return in
+	}
+	k := len(in)
+	if caps.MaxBatchOps > 0 {
+		k = min(k, caps.MaxBatchOps/2)
+	}
+	if caps.MaxBatchBytes > 0 {
+		n, size := 0, 0
+		for i := len(in) - 1; i >= len(in)-k; i-- {
+			seg := in[i].Segment // encodeSegment sets Format: a copy
+			key := manifestKey(&seg)
+			rec, err := encodeSegment(&seg)
+			if err != nil {
+				break
+			}
+			c := len(key) + (len(key)+len(rec))*(commitSlack+1)/commitSlack
+			if size+c > caps.MaxBatchBytes {
+				break
+			}
+			size += c
+			n++
+		}
+		k = n
+	}
+	return in[len(in)-k:]
 }
 
 // tombstoneShare sets the share of tombstones among a user's segment
@@ -195,7 +246,7 @@ func (m *Manager) compactable(segs []*segFile) []*segFile {
 func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major bool) (CompactResult, error) {
 	t := tr.table()
 	all := tr.segments(user)
-	in := m.merged(all, major)
+	in := m.fitCommit(m.merged(all, major))
 	if (major && !majorWorthIt(in)) || (!major && len(in) < 2) {
 		return CompactResult{}, nil
 	}
@@ -278,6 +329,8 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	}
 
 	// One atomic batch records the new segments and forgets the old ones.
+	// (fitCommit chose in so that it fits the backend's batch limits; a
+	// commit that still does not is given up, files and all.)
 	ops := make([]store.Operation, 0, len(out)+len(in))
 	for _, f := range out {
 		rec, err := encodeSegment(&f.Segment)
@@ -289,6 +342,10 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	}
 	for _, f := range in {
 		ops = append(ops, store.DeleteOp(layout.Manifests, manifestKey(&f.Segment)))
+	}
+	if err := m.b.Capabilities().CheckBatch(ops); err != nil {
+		forget()
+		return CompactResult{}, fmt.Errorf("flush: %s: the commit of a compaction of %d segments: %w", t.FullName(), len(in), err)
 	}
 	if err := m.b.Batch(ctx, ops); err != nil {
 		// The batch is atomic, but an error may not say whether it

@@ -303,7 +303,17 @@ func TestCompactErrors(t *testing.T) {
 // the scheduler), and reopens at random points, small segments (7 versions) so
 // that full segments and tails mix, and compares every row with a model
 // after each of those steps.
-func TestRandomFlushesAndCompactions(t *testing.T) {
+func TestRandomFlushesAndCompactions(t *testing.T) { randomFlushesAndCompactions(t) }
+
+// TestRandomFlushesAndCompactionsWithBatchLimits is the same on a backend
+// that applies at most 6 operations at once: commits of flushes take
+// several batches, and compactions merge at most 3 segments at a time.
+func TestRandomFlushesAndCompactionsWithBatchLimits(t *testing.T) {
+	defer withBatchLimits(6, 0)()
+	randomFlushesAndCompactions(t)
+}
+
+func randomFlushesAndCompactions(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))

@@ -206,7 +206,18 @@ func opsOfFlush(t *testing.T, typ catalog.TableType) int {
 // every operation of a flush, loses what was not durable, reopens, and
 // compares every row with the expected ones; then it completes the flush and
 // checks that no version was lost or written twice.
-func TestCrashAtEveryStep(t *testing.T) {
+func TestCrashAtEveryStep(t *testing.T) { crashAtEveryStep(t) }
+
+// TestCrashAtEveryStepWithBatchLimits is TestCrashAtEveryStep on a
+// backend that applies at most 4 operations at once: a commit takes
+// several batches, and a crash between them must lose nothing and leave
+// no version to be flushed twice.
+func TestCrashAtEveryStepWithBatchLimits(t *testing.T) {
+	defer withBatchLimits(4, 0)()
+	crashAtEveryStep(t)
+}
+
+func crashAtEveryStep(t *testing.T) {
 	for _, c := range lockModes() {
 		for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
 			t.Run(c.name+"/"+string(typ), func(t *testing.T) {
@@ -242,7 +253,16 @@ func TestCrashAtEveryStep(t *testing.T) {
 // TestFailAtEveryStep fails one operation of a flush, at every position:
 // the flush reports the error, reads are unaffected, and a retry completes
 // the flush with every version exactly once.
-func TestFailAtEveryStep(t *testing.T) {
+func TestFailAtEveryStep(t *testing.T) { failAtEveryStep(t) }
+
+// TestFailAtEveryStepWithBatchLimits is TestFailAtEveryStep on a backend
+// that applies at most 4 operations at once.
+func TestFailAtEveryStepWithBatchLimits(t *testing.T) {
+	defer withBatchLimits(4, 0)()
+	failAtEveryStep(t)
+}
+
+func failAtEveryStep(t *testing.T) {
 	for _, c := range lockModes() {
 		for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
 			t.Run(c.name+"/"+string(typ), func(t *testing.T) {

@@ -44,9 +44,23 @@ type noSnapshots struct{ store.StorageBackend }
 
 func (noSnapshots) Capabilities() store.Capabilities { return store.Capabilities{} }
 
+// innerLimits are the batch limits of the memory backend under the tests'
+// Managers: none, unless a test sets them (see withBatchLimits).
+var innerLimits memory.Config
+
+// withBatchLimits makes the backends of the environments created until the
+// returned function is called claim small batch limits, as a distributed
+// engine does: commits then take several batches.
+func withBatchLimits(ops, bytes int) (restore func()) {
+	innerLimits = memory.Config{MaxBatchOps: ops, MaxBatchBytes: bytes}
+	return func() { innerLimits = memory.Config{} }
+}
+
 func newEnv(t testing.TB, mod ...func(*flush.Options)) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), inner: memory.New(), root: t.TempDir(),
+	inner, err := memory.OpenWith(innerLimits)
+	require.NoError(t, err)
+	e := &env{t: t, ctx: context.Background(), inner: inner, root: t.TempDir(),
 		clock: clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	e.opts = flush.Options{RowGroupRows: 64, Tables: tables.Options{Clock: e.clock, SeqBlock: 16}}
 	for _, f := range mod {

@@ -289,6 +289,9 @@ func (m *Manager) flushLocked(ctx context.Context, tr *tier, buf *tables.Buffer)
 	if dropped {
 		return Result{}, fmt.Errorf("%w: %s", core.ErrTableNotFound, tr.table().FullName())
 	}
+	if err := m.settle(ctx, tr); err != nil {
+		return Result{}, err
+	}
 	res := Result{Tables: 1}
 	users := []string{""}
 	if tr.perUser {
@@ -574,13 +577,133 @@ func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []
 		tr.commitMu.Lock()
 		defer tr.commitMu.Unlock()
 	}
-	if err := m.b.Batch(ctx, ops); err != nil {
+	// A backend that applies fewer operations at once than the commit
+	// holds gets it in several batches: the first records the segment
+	// with as many deletes as fit, the others delete the rest. Between
+	// them a version is in the buffer and in the segment, which merge to
+	// the same row; a failure there leaves it so, and a later flush moves
+	// it again (a copy with the same _seq, which reads and compactions
+	// count once).
+	batches := m.b.Capabilities().Split(ops)
+	if len(batches) > 1 && seg != nil {
+		// The first batch records the segment marked PendingPurge: until
+		// the last batch clears the mark, a failure or a crash in between
+		// leaves versions both buffered and in the segment, and settle
+		// removes them from the buffer before the table flushes or
+		// compacts again, so that no version is ever flushed twice.
+		tr.mu.Lock() // Segments copies the records under it
+		seg.PendingPurge = true
+		marked := seg.Segment
+		tr.mu.Unlock()
+		rec, err := encodeSegment(&marked)
+		if err != nil {
+			return 0, err
+		}
+		ops[0] = store.PutOp(layout.Manifests, manifestKey(&marked), rec)
+		batches = m.b.Capabilities().Split(ops)
+	}
+	if err := m.b.Batch(ctx, batches[0]); err != nil {
 		if seg == nil {
 			return 0, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.table().FullName(), err)
 		}
 		return 0, m.resolveFailedCommit(tr, seg, err)
 	}
+	if len(batches) == 1 {
+		return removed, nil
+	}
+	for _, batch := range batches[1:] {
+		if err := m.b.Batch(ctx, batch); err != nil {
+			return 0, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.table().FullName(), err)
+		}
+	}
+	if seg != nil {
+		if err := m.clearPending(ctx, tr, seg); err != nil {
+			return 0, fmt.Errorf("flush: %s: %w", tr.table().FullName(), err)
+		}
+	}
 	return removed, nil
+}
+
+// clearPending records that seg's flushed versions have all left the
+// buffer.
+func (m *Manager) clearPending(ctx context.Context, tr *tier, seg *segFile) error {
+	tr.mu.RLock()
+	s := seg.Segment
+	tr.mu.RUnlock()
+	s.PendingPurge = false
+	rec, err := encodeSegment(&s)
+	if err != nil {
+		return err
+	}
+	if err := m.b.Put(ctx, layout.Manifests, manifestKey(&s), rec); err != nil {
+		return fmt.Errorf("clearing the pending purge of %s: %w", s.Path, err)
+	}
+	tr.mu.Lock()
+	seg.PendingPurge = false
+	tr.mu.Unlock()
+	return nil
+}
+
+// settle completes the purges that commits cut into several batches left
+// pending (a failure or a crash between their batches): it removes from
+// the buffer every version that a marked segment of tr holds and that is
+// still buffered unchanged, then clears the mark. The caller holds
+// tr.flushMu.
+func (m *Manager) settle(ctx context.Context, tr *tier) error {
+	tr.mu.RLock()
+	var pending []*segFile
+	for _, segs := range tr.users {
+		for _, f := range segs {
+			if f.PendingPurge {
+				pending = append(pending, f)
+			}
+		}
+	}
+	tr.mu.RUnlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	t := tr.table()
+	_, buf, err := m.buffer(ctx, t.Namespace, t.Name)
+	if err != nil {
+		return err
+	}
+	for _, f := range pending {
+		if !f.acquire() {
+			continue // compacted away meanwhile (not while flushMu is held)
+		}
+		err := m.purge(ctx, tr, buf, f)
+		tr.release(f)
+		if err != nil {
+			return fmt.Errorf("flush: %s: completing the purge of %s: %w", t.FullName(), f.Path, err)
+		}
+		if err := m.clearPending(ctx, tr, f); err != nil {
+			return fmt.Errorf("flush: %s: %w", t.FullName(), err)
+		}
+	}
+	return nil
+}
+
+// purge removes from the buffer the versions of f that are still buffered
+// unchanged.
+func (m *Manager) purge(ctx context.Context, tr *tier, buf *tables.Buffer, f *segFile) error {
+	if err := f.load(tr); err != nil {
+		return err
+	}
+	for gi := range f.groups {
+		g, err := tr.rowGroup(ctx, f, gi)
+		if err != nil {
+			return err
+		}
+		refs := make([]tables.VersionRef, g.Len())
+		for i := range refs {
+			refs[i] = tables.VersionRef{Key: g.Key(i), Seq: g.Seq(i)}
+		}
+		if _, err := buf.DeleteIfUnchanged(ctx, refs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // resolveFailedCommit decides what a failed commit batch did. The batch is
@@ -715,8 +838,12 @@ func (m *Manager) removeSegments(ctx context.Context, segs, free []*Segment) (le
 	for i, s := range segs {
 		ops[i] = store.DeleteOp(layout.Manifests, manifestKey(s))
 	}
-	if err := m.b.Batch(ctx, ops); err != nil {
-		return nil, fmt.Errorf("flush: removing manifest records: %w", err)
+	// The records of a dropped table need not go at once: one left behind
+	// by a failure is an orphan, which the next Open removes.
+	for _, batch := range m.b.Capabilities().Split(ops) {
+		if err := m.b.Batch(ctx, batch); err != nil {
+			return nil, fmt.Errorf("flush: removing manifest records: %w", err)
+		}
 	}
 	dirs := map[string]bool{}
 	for _, s := range free {

@@ -44,6 +44,11 @@ type Segment struct {
 	MaxSeq    int64     `json:"max_seq"`
 	RowGroups int       `json:"row_groups"`
 	Created   time.Time `json:"created"`
+	// PendingPurge marks a segment whose commit the storage backend's batch
+	// limits cut into several batches, and whose flushed versions may still
+	// be in the buffer too: until a settle removes them (Manager.settle),
+	// no flush or compaction of its table runs.
+	PendingPurge bool `json:"pending_purge,omitempty"`
 }
 
 // Manifest keys in layout.Manifests: the table id, the user (encoded, ""

@@ -125,7 +125,8 @@ func (b *Buffer) DecodeKey(key []byte) (user string, pk row.Value, err error) {
 	return user, pk, nil
 }
 
-// DeleteIfUnchanged removes, in one atomic batch, each referenced version
+// DeleteIfUnchanged removes, in batches that fit the storage backend's
+// limits (one when it has none), each referenced version
 // that is still the buffered version of its key (same _seq), and returns
 // how many it removed. A key whose row was written again since (a newer
 // _seq, or a tombstone) keeps its newer version; a key that is gone is
@@ -157,10 +158,16 @@ func (b *Buffer) DeleteIfUnchanged(ctx context.Context, refs []VersionRef) (int,
 			ops = append(ops, store.DeleteOp(b.rt.part, r.Key))
 		}
 	}
-	if err := b.rt.b.Batch(ctx, ops); err != nil {
-		return 0, b.rt.wrap(err)
+	// Each delete stands alone (the versions are all flushed already):
+	// batches that fit the backend's limits will do.
+	done := 0
+	for _, batch := range b.rt.b.Capabilities().Split(ops) {
+		if err := b.rt.b.Batch(ctx, batch); err != nil {
+			return done, b.rt.wrap(err)
+		}
+		done += len(batch)
 	}
-	return len(ops), nil
+	return done, nil
 }
 
 // LockKeys takes the store's locks on keys, so that no insert, update,

@@ -241,6 +241,10 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 		}
 		ops[i] = store.PutOp(rt.part, ks[i], vals[start:len(vals):len(vals)])
 	}
+	if err := rt.b.Capabilities().CheckBatch(ops); err != nil {
+		return 0, fmt.Errorf("%w: the insert of %d rows into %s does not fit what the storage backend writes at once, and an insert is all or nothing; insert fewer rows at a time (%v)",
+			core.ErrInvalidArgument, n, rt.t.FullName(), err)
+	}
 	return first, rt.wrap(rt.b.Batch(ctx, ops))
 }
 

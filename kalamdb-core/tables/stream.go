@@ -238,6 +238,10 @@ func (s *StreamTableStore) write(ctx context.Context, events [][]row.Value, firs
 	if len(ops) == 1 {
 		return len(buf), s.wrap(s.b.Put(ctx, s.part, ops[0].Key, ops[0].Value))
 	}
+	if err := s.b.Capabilities().CheckBatch(ops); err != nil {
+		return 0, fmt.Errorf("%w: the append of %d events to %s does not fit what the storage backend writes at once, and an append is all or nothing; append fewer events at a time (%v)",
+			core.ErrInvalidArgument, len(ops), s.t.FullName(), err)
+	}
 	return len(buf), s.wrap(s.b.Batch(ctx, ops))
 }
 
@@ -327,7 +331,8 @@ const evictBatch = 1024
 
 // Evict removes the events older than the TTL and the oldest events beyond
 // the maximum buffer (in events, and in bytes when the table sets
-// MaxBytes), in atomic batches of up to 1024 deletes, oldest first.
+// MaxBytes), in atomic batches of up to 1024 deletes (fewer when the
+// storage backend applies fewer at once), oldest first.
 func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
@@ -356,6 +361,10 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 		return nil
 	}
 	remaining, remainingBytes := s.live.Load(), s.liveBytes.Load()
+	batchSize := evictBatch
+	if caps := s.b.Capabilities(); caps.MaxBatchOps > 0 {
+		batchSize = min(batchSize, caps.MaxBatchOps)
+	}
 	for it.Next() {
 		sq, upd, _, err := row.PeekMeta(it.Value())
 		if err != nil {
@@ -380,7 +389,7 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 		remainingBytes -= size
 		freed += size
 		ops = append(ops, store.DeleteOp(s.part, append([]byte(nil), it.Key()...)))
-		if len(ops) == evictBatch {
+		if len(ops) == batchSize {
 			if err := flush(); err != nil {
 				return st, err
 			}

@@ -548,3 +548,38 @@ func testScanBytes(t *testing.T, e *env, s rowStore) {
 	_, err = s.Scan(e.ctx, tables.ScanOptions{MaxBytes: -1})
 	assert.ErrorIs(t, err, core.ErrInvalidArgument)
 }
+
+// testInsertWithinBatchLimits: an insert is all or nothing, so one that
+// the backend cannot apply at once (Capabilities.MaxBatchOps) is refused
+// whole with core.ErrInvalidArgument that says what to do, and one at the
+// limit applies; without limits, 5,000 rows go in one insert.
+func testInsertWithinBatchLimits(t *testing.T, e *env, s rowStore) {
+	rows := func(from, n int) [][]row.Value {
+		out := make([][]row.Value, n)
+		for i := range out {
+			out[i] = sample(int64(from + i))
+		}
+		return out
+	}
+	maxOps := e.b.Capabilities().MaxBatchOps
+	if maxOps == 0 {
+		_, err := s.Insert(e.ctx, rows(0, 5000)...)
+		require.NoError(t, err)
+		n, err := s.Count(e.ctx)
+		require.NoError(t, err)
+		assert.Equal(t, int64(5000), n)
+		return
+	}
+	_, err := s.Insert(e.ctx, rows(0, maxOps+1)...)
+	require.ErrorIs(t, err, core.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "insert fewer rows at a time")
+	assert.ErrorContains(t, err, "MaxBatchOps")
+	n, err := s.Count(e.ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing of a refused insert is stored")
+	_, err = s.Insert(e.ctx, rows(0, maxOps)...)
+	require.NoError(t, err)
+	n, err = s.Count(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(maxOps), n)
+}

@@ -384,3 +384,32 @@ func testStreamReadBytes(t *testing.T, e *env) {
 	_, err = s.Read(e.ctx, tables.StreamReadOptions{MaxBytes: -1})
 	assert.ErrorIs(t, err, core.ErrInvalidArgument)
 }
+
+// testStreamAppendWithinBatchLimits: an append is all or nothing, so one
+// the backend cannot apply at once is refused whole.
+func testStreamAppendWithinBatchLimits(t *testing.T, e *env) {
+	s := e.streamWith("limited", catalog.StreamOptions{TTL: streamTTL, MaxBuffer: 1 << 20})
+	maxOps := e.b.Capabilities().MaxBatchOps
+	if maxOps == 0 {
+		maxOps = 5000 // no limit: a large append goes in whole
+		evs := make([][]row.Value, maxOps+1)
+		for i := range evs {
+			evs[i] = event("e", int64(i))
+		}
+		_, err := s.Append(e.ctx, evs...)
+		require.NoError(t, err)
+		assert.Equal(t, int64(maxOps+1), s.Len())
+		return
+	}
+	evs := make([][]row.Value, maxOps+1)
+	for i := range evs {
+		evs[i] = event("e", int64(i))
+	}
+	_, err := s.Append(e.ctx, evs...)
+	require.ErrorIs(t, err, core.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "append fewer events at a time")
+	assert.Zero(t, s.Len())
+	_, err = s.Append(e.ctx, evs[:maxOps]...)
+	require.NoError(t, err)
+	assert.Equal(t, int64(maxOps), s.Len())
+}

@@ -30,18 +30,36 @@ const Name = "memory"
 // Alias is the other name the ADR uses for the memory backend.
 const Alias = "in-memory"
 
-// Config is the [storage.memory] section. The memory backend has no
-// settings; the section exists so that a misspelled key is reported rather
-// than ignored.
-type Config struct{}
+// Config is the [storage.memory] section.
+type Config struct {
+	// MaxBatchOps and MaxBatchBytes, when positive, make the backend claim
+	// (and so enforce, through the wrapper) the batch limits of a
+	// distributed engine, such as etcd's 128 operations, so that code built
+	// on the contract can be tried against them on one machine. Zero, the
+	// default: no limit.
+	MaxBatchOps   int `toml:"max_batch_ops"`
+	MaxBatchBytes int `toml:"max_batch_bytes"`
+}
 
-// DefaultConfig returns the configuration of a section that sets nothing
-// (the only one there is).
+// DefaultConfig returns the configuration of a section that sets nothing:
+// no batch limits.
 func DefaultConfig() Config { return Config{} }
 
-// New returns an empty memory backend.
+// Validate reports a negative limit, naming its key.
+func (c Config) Validate() error {
+	if c.MaxBatchOps < 0 {
+		return fmt.Errorf("%w: storage.memory.max_batch_ops is %d; use 0 (no limit) or more", store.ErrInvalidArgument, c.MaxBatchOps)
+	}
+	if c.MaxBatchBytes < 0 {
+		return fmt.Errorf("%w: storage.memory.max_batch_bytes is %d; use 0 (no limit) or more", store.ErrInvalidArgument, c.MaxBatchBytes)
+	}
+	return nil
+}
+
+// New returns an empty memory backend without batch limits.
 func New() store.StorageBackend {
-	return store.New(&engine{parts: make(map[string]*tree)})
+	b, _ := OpenWith(DefaultConfig())
+	return b
 }
 
 // Open is the registry Factory of the memory backend: it decodes cfg
@@ -54,9 +72,13 @@ func Open(_ context.Context, cfg store.Config) (store.StorageBackend, error) {
 	return OpenWith(c)
 }
 
-// OpenWith returns a new, empty memory backend; it is New, in the form
-// every backend package has.
-func OpenWith(Config) (store.StorageBackend, error) { return New(), nil }
+// OpenWith returns a new, empty memory backend with the configuration c.
+func OpenWith(c Config) (store.StorageBackend, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return store.New(&engine{parts: make(map[string]*tree), maxOps: c.MaxBatchOps, maxBytes: c.MaxBatchBytes}), nil
+}
 
 // Register adds the memory backend to r under Name and Alias.
 func Register(r *store.Registry) {
@@ -79,6 +101,8 @@ func newTree() *tree {
 type engine struct {
 	mu    sync.RWMutex
 	parts map[string]*tree
+	// maxOps and maxBytes are the batch limits it claims (Config).
+	maxOps, maxBytes int
 }
 
 func notFound(p store.Partition) error {
@@ -226,7 +250,7 @@ func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 }
 
 func (e *engine) Capabilities() store.Capabilities {
-	return store.Capabilities{SnapshotScans: true, Durable: false}
+	return store.Capabilities{SnapshotScans: true, Durable: false, MaxBatchOps: e.maxOps, MaxBatchBytes: e.maxBytes}
 }
 
 func (e *engine) Close() error {

@@ -46,7 +46,7 @@ func testDeleteRangeMatrix(t *testing.T, e *env) {
 			if start >= end {
 				continue
 			}
-			require.NoError(t, e.b.Batch(e.ctx, reload))
+			e.fill(t, reload)
 			require.NoError(t, e.b.Batch(e.ctx, []store.Operation{store.DeleteRangeOp(p, []byte(start), []byte(end))}),
 				"range [%q, %q)", start, end)
 			require.Equal(t, withoutRange(data, start, end), collect(t, e.b, p, store.ScanOptions{}), "range [%q, %q)", start, end)
@@ -83,7 +83,7 @@ func testDeleteRangeLongKeys(t *testing.T, e *env) {
 			if start >= end {
 				continue
 			}
-			require.NoError(t, e.b.Batch(e.ctx, reload))
+			e.fill(t, reload)
 			require.NoError(t, e.b.Batch(e.ctx, []store.Operation{store.DeleteRangeOp(p, []byte(start), []byte(end))}))
 			left := map[string]string{}
 			for k, v := range data {

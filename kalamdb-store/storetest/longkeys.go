@@ -85,14 +85,14 @@ func longKeyParts(t *testing.T, e *env, set longKeySet) (p store.Partition, neig
 	return p, neighbours, theirs
 }
 
-// load writes data into p in one batch.
+// load writes data into p, in as few batches as the backend's limits allow.
 func (e *env) load(t testing.TB, p store.Partition, data map[string]string) {
 	t.Helper()
 	ops := make([]store.Operation, 0, len(data))
 	for k, v := range data {
 		ops = append(ops, store.PutOp(p, []byte(k), []byte(v)))
 	}
-	require.NoError(t, e.b.Batch(e.ctx, ops))
+	e.fill(t, ops)
 }
 
 // requireScan scans p with o and requires exactly what the reference

@@ -33,7 +33,7 @@ func loadScanData(t *testing.T, e *env) (store.Partition, map[string]string) {
 	for k, v := range data {
 		ops = append(ops, store.PutOp(p, []byte(k), []byte(v)))
 	}
-	require.NoError(t, e.b.Batch(e.ctx, ops))
+	e.fill(t, ops)
 	return p, data
 }
 
@@ -129,11 +129,11 @@ func testScanPaging(t *testing.T, e *env) {
 		data[k] = fmt.Sprintf("value-%d", i)
 		ops = append(ops, store.PutOp(p, []byte(k), []byte(data[k])))
 		if len(ops) == 500 {
-			require.NoError(t, e.b.Batch(e.ctx, ops))
+			e.fill(t, ops)
 			ops = ops[:0]
 		}
 	}
-	require.NoError(t, e.b.Batch(e.ctx, ops))
+	e.fill(t, ops)
 	e.put(t, p, "other/1", "x") // outside the prefix, on both sides
 	e.put(t, p, "aaa", "x")
 	for _, rev := range []bool{false, true} {

@@ -103,6 +103,7 @@ func behaviours() []behaviour {
 		{"BatchOrdering", testBatchOrdering},
 		{"BatchAtomicity", testBatchAtomicity},
 		{"EmptyBatch", testEmptyBatch},
+		{"BatchLimits", testBatchLimits},
 		{"DeleteRangeMatrix", testDeleteRangeMatrix},
 		{"DeleteRangeLongKeys", testDeleteRangeLongKeys},
 		{"DeleteRangeInBatch", testDeleteRangeInBatch},
@@ -132,6 +133,15 @@ func (e *env) part(t testing.TB, name string) store.Partition {
 	require.NoError(t, err)
 	require.NoError(t, e.b.CreatePartition(e.ctx, p))
 	return p
+}
+
+// fill applies ops, which need not apply atomically, in batches that fit
+// the backend's limits (store.Capabilities.Split).
+func (e *env) fill(t testing.TB, ops []store.Operation) {
+	t.Helper()
+	for _, batch := range e.b.Capabilities().Split(ops) {
+		require.NoError(t, e.b.Batch(e.ctx, batch))
+	}
 }
 
 func (e *env) put(t testing.TB, p store.Partition, k, v string) {
