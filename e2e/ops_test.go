@@ -3,6 +3,8 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,4 +136,34 @@ func TestCommittedConfigIsValid(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "path = '"+filepath.Join(root, "data", "rocksdb")+"'", "relative to the file's folder")
 	assert.NotContains(t, out, "change-me")
+}
+
+// Every file and folder the server creates, its storage engine's and the
+// Parquet segments alike, is for its own user alone (mode 0600 or 0700),
+// whatever the umask it was started with.
+func TestDataFilesArePrivate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backendCase) {
+		if b.name == "memory" {
+			return // nothing on disk but a temporary folder
+		}
+		in := startServer(t, b.name, options{})
+		setupMessages(t, in)
+		expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(1, "private")}}), http.StatusCreated, "")
+		expect(t, in.call("POST", "/v1/namespaces/app/tables/messages/flush", adminToken, nil), http.StatusOK, "")
+		in.stop()
+		n := 0
+		require.NoError(t, filepath.WalkDir(in.dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || p == in.dir || p == in.config {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n++
+			assert.Zero(t, info.Mode().Perm()&0o077, "%s has mode %04o", p, info.Mode().Perm())
+			return nil
+		}))
+		assert.Greater(t, n, 3, "the walk found the data")
+	})
 }

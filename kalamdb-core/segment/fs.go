@@ -105,7 +105,7 @@ func (o *osFS) MkdirAll(dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.MkdirAll(p, 0o755)
+	return os.MkdirAll(p, 0o700)
 }
 
 func (o *osFS) Create(name string) (File, error) {
@@ -113,7 +113,7 @@ func (o *osFS) Create(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	return os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 }
 
 func (o *osFS) Open(name string) (ReadFile, error) {

@@ -61,7 +61,7 @@ type engine struct {
 }
 
 func openEngine(c Config) (*engine, error) {
-	if err := os.MkdirAll(c.Path, 0o755); err != nil {
+	if err := os.MkdirAll(c.Path, 0o700); err != nil {
 		return nil, fmt.Errorf("bbolt: creating %q: %w", c.Path, err)
 	}
 	file := filepath.Join(c.Path, FileName)

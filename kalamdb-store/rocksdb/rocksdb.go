@@ -174,7 +174,7 @@ func openEngine(c Config) (*engine, error) {
 	if err := checkBinding(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(c.Path, 0o750); err != nil {
+	if err := os.MkdirAll(c.Path, 0o700); err != nil {
 		return nil, fmt.Errorf("rocksdb: creating storage.rocksdb.path: %w", err)
 	}
 	opts := newOptions(c)

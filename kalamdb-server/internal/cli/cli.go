@@ -243,6 +243,7 @@ logged as needing a restart. A file with a problem changes nothing.`,
 			if err != nil {
 				return err
 			}
+			restrictFileModes()
 			log, level := server.NewLogger(cfg.Log, env.Stderr)
 			// Libraries that log through slog (the Redis client, say) reach
 			// the same log.

@@ -408,7 +408,31 @@ func Load(opts Options) (*Config, error) {
 		}
 		return nil, fmt.Errorf("reading configuration file: %w", err)
 	}
-	return Parse(path, data, opts)
+	c, err := Parse(path, data, opts)
+	if c != nil {
+		c.warnLooseModes(path)
+	}
+	return c, err
+}
+
+// warnLooseModes adds a warning for a configuration file, or a token file,
+// that other users of the machine may read while it holds a token.
+func (c *Config) warnLooseModes(path string) {
+	clear := false
+	for _, u := range c.Auth.Users {
+		clear = clear || u.Token != ""
+	}
+	if fi, err := os.Stat(path); err == nil && clear && fi.Mode().Perm()&0o077 != 0 {
+		c.warnings = append(c.warnings, fmt.Sprintf("configuration file %s holds tokens in clear and other users of this machine may read it (mode %04o): chmod 600 it, or give the tokens as token_sha256 or token_file", path, fi.Mode().Perm()))
+	}
+	for _, u := range c.Auth.Users {
+		if u.TokenFile == "" {
+			continue
+		}
+		if fi, err := os.Stat(u.TokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			c.warnings = append(c.warnings, fmt.Sprintf("token file %s of user %q may be read by other users of this machine (mode %04o): chmod 600 it", u.TokenFile, u.ID, fi.Mode().Perm()))
+		}
+	}
 }
 
 // Parse is Load on a file already read: name is used in messages, and its

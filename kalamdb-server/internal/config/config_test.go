@@ -496,3 +496,28 @@ func TestSecondsBeyondADurationAreRefused(t *testing.T) {
 		require.NoError(t, err, key)
 	}
 }
+
+// A configuration file or a token file that other users may read, while it
+// holds a token, is warned about, naming its mode.
+func TestLooseModesAreWarned(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.toml")
+	require.NoError(t, os.WriteFile(file, []byte(minimal), 0o644))
+	c, err := Load(Options{Path: file, KnownSections: known})
+	require.NoError(t, err)
+	require.Len(t, c.Warnings(), 1)
+	assert.Contains(t, c.Warnings()[0], "holds tokens in clear and other users of this machine may read it (mode 0644): chmod 600 it")
+
+	require.NoError(t, os.Chmod(file, 0o600))
+	c, err = Load(Options{Path: file, KnownSections: known})
+	require.NoError(t, err)
+	assert.Empty(t, c.Warnings())
+
+	tok := filepath.Join(dir, "tok")
+	require.NoError(t, os.WriteFile(tok, []byte("a-token-from-a-file\n"), 0o640))
+	require.NoError(t, os.WriteFile(file, []byte("[[auth.users]]\nid = \"a\"\nrole = \"admin\"\ntoken_file = \"tok\"\n"), 0o644))
+	c, err = Load(Options{Path: file, KnownSections: known})
+	require.NoError(t, err)
+	require.Len(t, c.Warnings(), 1, "a file without tokens in clear may be read")
+	assert.Contains(t, c.Warnings()[0], `token file `+tok+` of user "a" may be read by other users of this machine (mode 0640)`)
+}

@@ -6,8 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 )
@@ -60,8 +64,13 @@ func (s *Server) instanceID(ctx context.Context) (string, error) {
 // manifests die with it.
 func (s *Server) parquetDir(ctx context.Context, durable bool) (string, error) {
 	if !durable {
-		dir, err := os.MkdirTemp("", "kalamdb-parquet-")
+		removeStaleTempDirs(s.log)
+		dir, err := os.MkdirTemp("", tempParquetPattern)
 		if err != nil {
+			return "", fmt.Errorf("creating a temporary Parquet directory: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, tempOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			_ = os.RemoveAll(dir)
 			return "", fmt.Errorf("creating a temporary Parquet directory: %w", err)
 		}
 		s.tempParquet = dir
@@ -73,7 +82,7 @@ func (s *Server) parquetDir(ctx context.Context, durable bool) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(s.cfg.Storage.ParquetDir, id)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("storage.parquet_dir: %w", err)
 	}
 	readme := filepath.Join(s.cfg.Storage.ParquetDir, "README")
@@ -81,6 +90,43 @@ func (s *Server) parquetDir(ctx context.Context, durable bool) (string, error) {
 		_ = writeFileSynced(readme, []byte(parquetReadme))
 	}
 	return dir, nil
+}
+
+// The temporary Parquet directories of non-durable backends are
+// os.TempDir()/kalamdb-parquet-*, each with the owning process's pid in
+// tempOwnerFile: a server killed with kill -9 cannot remove its own, so the
+// next one to start removes those whose process is gone.
+const (
+	tempParquetPattern = "kalamdb-parquet-"
+	tempOwnerFile      = "owner.pid"
+)
+
+// removeStaleTempDirs removes the temporary Parquet directories whose
+// owning process no longer runs.
+func removeStaleTempDirs(log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempParquetPattern+"*"))
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, tempOwnerFile))
+		if err != nil {
+			continue // not one of ours, or being created
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 || processRuns(pid) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("removing a temporary Parquet directory left by a server that is gone", "dir", dir, "err", err)
+			continue
+		}
+		log.Info("removed a temporary Parquet directory left by a server that is gone", "dir", dir, "pid", pid)
+	}
+}
+
+// processRuns reports whether a process with that pid exists (signal 0
+// checks without sending anything).
+func processRuns(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 const parquetReadme = `Flushed Parquet segments of KalamDB databases, one directory per database
@@ -93,7 +139,7 @@ the files: each one is recorded in its database's manifests.
 // file renamed over it, then the directory synced.
 func writeFileSynced(name string, data []byte) error {
 	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

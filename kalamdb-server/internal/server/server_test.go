@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -623,4 +624,38 @@ func TestRedisOutageIs503(t *testing.T) {
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Contains(t, rec.Body.String(), `"id":1`)
 	assert.Equal(t, 1, strings.Count(logs.String(), "storage backend answers again"), logs.String())
+}
+
+// A memory-backend server removes the temporary Parquet directories that
+// servers killed before it (kill -9) could not, and no other.
+func TestStaleTemporaryParquetDirsAreRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	mk := func(name, owner string) string {
+		dir := filepath.Join(tmp, name)
+		require.NoError(t, os.MkdirAll(dir, 0o700))
+		if owner != "" {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, tempOwnerFile), []byte(owner), 0o600))
+		}
+		return dir
+	}
+	stale := mk(tempParquetPattern+"stale", fmt.Sprint(dead.Process.Pid))
+	alive := mk(tempParquetPattern+"alive", fmt.Sprint(os.Getpid()))
+	foreign := mk(tempParquetPattern+"foreign", "")
+	other := mk("something-else", fmt.Sprint(dead.Process.Pid))
+
+	logs := &syncBuffer{}
+	s, err := Open(context.Background(), loadConfig(t, memoryConfig, nil), slog.New(slog.NewTextHandler(logs, nil)), backends.Default())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	_, err = os.Stat(stale)
+	assert.True(t, os.IsNotExist(err), "the directory of a dead server is removed")
+	for _, d := range []string{alive, foreign, other, s.tempParquet} {
+		_, err := os.Stat(d)
+		assert.NoError(t, err, "%s is kept", d)
+	}
+	assert.Contains(t, logs.String(), "removed a temporary Parquet directory left by a server that is gone")
+	assert.True(t, strings.HasPrefix(s.tempParquet, tmp))
 }

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package cli
+
+// restrictFileModes does nothing where there is no umask.
+func restrictFileModes() {}
