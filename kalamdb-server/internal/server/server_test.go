@@ -659,3 +659,51 @@ func TestStaleTemporaryParquetDirsAreRemoved(t *testing.T) {
 	assert.Contains(t, logs.String(), "removed a temporary Parquet directory left by a server that is gone")
 	assert.True(t, strings.HasPrefix(s.tempParquet, tmp))
 }
+
+// Inserts racing a DROP TABLE get 201 before it and 404 after it, never a
+// 500 (such as a segment file removed under an insert's uniqueness check).
+func TestInsertsRacingADropAreNever500(t *testing.T) {
+	s, err := Open(context.Background(), rocksConfig(t, t.TempDir(), t.TempDir()), slog.New(slog.DiscardHandler), backends.Default())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(context.Background()) }()
+	h := s.Handler()
+	require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces", `{"name":"app"}`).Code)
+	for round := range 5 {
+		def := `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"}],"primary_key":"id","flush":{"rows":100000,"interval_seconds":0}}`
+		require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables", def).Code)
+		for f := range 3 { // segments for the uniqueness checks to read
+			var rows []string
+			for i := range 50 {
+				rows = append(rows, fmt.Sprintf(`{"id":%d}`, f*1000+i))
+			}
+			require.Equal(t, 201, do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", `{"rows":[`+strings.Join(rows, ",")+`]}`).Code)
+			require.Equal(t, 200, do(t, h, "POST", "/v1/namespaces/app/tables/m/flush", "").Code)
+		}
+		var wg sync.WaitGroup
+		statuses := make(chan int, 4000)
+		stop := make(chan struct{})
+		for w := range 4 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					code := do(t, h, "POST", "/v1/namespaces/app/tables/m/rows", fmt.Sprintf(`{"rows":[{"id":%d}]}`, 100000+w*10000+i)).Code
+					statuses <- code
+					if code == 404 || i > 500 {
+						return
+					}
+				}
+			})
+		}
+		require.Equal(t, 204, do(t, h, "DELETE", "/v1/namespaces/app/tables/m", "").Code, "round %d", round)
+		close(stop)
+		wg.Wait()
+		close(statuses)
+		for code := range statuses {
+			require.Contains(t, []int{201, 404}, code, "round %d", round)
+		}
+	}
+}
