@@ -229,3 +229,26 @@ func TestIteratorCloseRacesBackendClose(t *testing.T) {
 		}
 	}
 }
+
+func TestCount(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New()
+	defer b.Close()
+	p := store.MustPartition("count")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	for _, k := range []string{"a1", "a2", "a3", "b1"} {
+		require.NoError(t, b.Put(ctx, p, []byte(k), nil))
+	}
+	for opts, want := range map[*store.ScanOptions]int64{
+		{}:                                4,
+		{Prefix: []byte("a")}:             3,
+		{Prefix: []byte("a"), Limit: 2}:   2,
+		{Start: []byte("a3"), Limit: 100}: 2,
+	} {
+		n, err := store.Count(ctx, b, p, *opts)
+		require.NoError(t, err)
+		assert.Equal(t, want, n, "%+v", *opts)
+	}
+	_, err := store.Count(ctx, b, store.MustPartition("missing"), store.ScanOptions{})
+	assert.ErrorIs(t, err, store.ErrPartitionNotFound)
+}

@@ -10,6 +10,7 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
@@ -55,7 +56,23 @@ func (m *Manager) Compact(ctx context.Context, ns, name string) (CompactResult, 
 	if err != nil {
 		return CompactResult{}, err
 	}
-	return m.compactTable(ctx, tr, 2, false)
+	return m.compactRecorded(ctx, tr, 2, false, TriggerManual)
+}
+
+// compactRecorded is compactTable, its outcome recorded for trigger (a
+// compaction that merged nothing is no event).
+func (m *Manager) compactRecorded(ctx context.Context, tr *tier, atLeast int, major bool, trigger string) (CompactResult, error) {
+	start := m.clock.Now()
+	var res CompactResult
+	err := guard.Run("flush: compaction of "+tr.table().FullName(), func() error {
+		var err error
+		res, err = m.compactTable(ctx, tr, atLeast, major)
+		return err
+	})
+	if err != nil || res.Merged > 0 || m.health.Failing(tr.table().ID) {
+		m.record(Event{Table: tr.table(), Op: OpCompaction, Trigger: trigger, Compaction: res, Err: err}, start)
+	}
+	return res, err
 }
 
 // segmentedTier returns the cold tier of user or shared table ns.name.
@@ -81,28 +98,27 @@ func (m *Manager) CompactAll(ctx context.Context, ns, name string) (CompactResul
 	if err != nil {
 		return CompactResult{}, err
 	}
-	return m.compactTable(ctx, tr, 2, true)
+	return m.compactRecorded(ctx, tr, 2, true, TriggerManual)
 }
 
 // CompactDue compacts the users of table ns.name (or the shared table)
 // that have Options.CompactSegments small segments or more at the end of
 // their list, or whose versions are a quarter or more tombstones (those
 // have all their segments merged), as a round of the scheduler does after
-// its flushes; with a
-// negative CompactSegments it does nothing. Servers that run their own
-// flush policies call it after each flush.
+// its flushes; with a negative CompactSegments it does nothing.
 func (m *Manager) CompactDue(ctx context.Context, ns, name string) (CompactResult, error) {
-	if m.opts.CompactSegments < 0 {
-		return CompactResult{}, nil
-	}
 	t, err := m.db.Catalog().Table(ns, name)
 	if err != nil {
 		return CompactResult{}, err
 	}
-	if t.Type == catalog.StreamTable {
+	return m.compactDue(ctx, t, TriggerManual)
+}
+
+func (m *Manager) compactDue(ctx context.Context, t *catalog.Table, trigger string) (CompactResult, error) {
+	if m.opts.CompactSegments < 0 || t.Type == catalog.StreamTable {
 		return CompactResult{}, nil
 	}
-	return m.compactTable(ctx, m.tier(t), m.opts.CompactSegments, false)
+	return m.compactRecorded(ctx, m.tier(t), m.opts.CompactSegments, false, trigger)
 }
 
 // compactTable compacts every user of tr that has at least atLeast small

@@ -15,6 +15,7 @@ import (
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
@@ -68,13 +69,11 @@ type Options struct {
 	// CheckInterval is how often the scheduler checks flush policies; 0
 	// means DefaultCheckInterval.
 	CheckInterval time.Duration
-	// OnError receives the error of each table whose scheduled flush
-	// failed (such errors have no caller to return to); nil drops them. The
-	// first error of the last round is also kept for LastError.
-	OnError func(table string, err error)
-	// OnRound, when set, is called after each round of the scheduler with
-	// what it flushed.
-	OnRound func(res Result, err error)
+	// OnEvent, when set, is told of every flush and compaction of a table,
+	// whoever ran it (the scheduler, Flush, Close, …), failures included:
+	// what a server logs and counts. It runs on the goroutine that did the
+	// work; a panic in it is contained.
+	OnEvent func(Event)
 }
 
 // Manager is the cold tier of a DB: it opens the table layer with Parquet
@@ -96,9 +95,14 @@ type Manager struct {
 	tiers map[uint64]*tier
 
 	sched   sync.Mutex
-	stop    chan struct{}
-	stopped chan struct{}
-	lastErr error
+	cancel  context.CancelFunc // stops the scheduler's rounds
+	stopped chan struct{}      // closed when the scheduler ends
+
+	// health spaces out the retries of failing tables (Health).
+	health       *Backoff[uint64]
+	healthMu     sync.Mutex
+	failingNames map[uint64]string
+	lastFailure  time.Time
 
 	// leftovers are the files recovery could not remove (Leftovers).
 	leftovers []error
@@ -172,7 +176,8 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 		opts.Tables.Clock = clock.Real()
 	}
 	m := &Manager{b: b, fs: opts.FS, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes, opts.KeyCacheBytes),
-		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans}
+		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans,
+		health: NewBackoff[uint64](RetryFirst, RetryMax), failingNames: map[uint64]string{}}
 	topts := opts.Tables
 	topts.ColdTier = m
 	db, err := tables.Open(ctx, b, topts)
@@ -272,14 +277,34 @@ func (m *Manager) buffer(ctx context.Context, ns, name string) (*catalog.Table, 
 // for a flush of the same table in progress. A stream table is
 // core.ErrWrongTableType.
 func (m *Manager) Flush(ctx context.Context, ns, name string) (Result, error) {
-	t, buf, err := m.buffer(ctx, ns, name)
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return Result{}, err
+	}
+	return m.flushTable(ctx, t, TriggerManual)
+}
+
+// flushTable flushes t for trigger and records the outcome.
+func (m *Manager) flushTable(ctx context.Context, t *catalog.Table, trigger string) (Result, error) {
+	start := m.clock.Now()
+	t, buf, err := m.buffer(ctx, t.Namespace, t.Name)
 	if err != nil {
 		return Result{}, err
 	}
 	tr := m.tier(t)
-	tr.flushMu.Lock()
-	defer tr.flushMu.Unlock()
-	return m.flushLocked(ctx, tr, buf)
+	var res Result
+	err = guard.Run("flush: flush of "+t.FullName(), func() error {
+		tr.flushMu.Lock()
+		defer tr.flushMu.Unlock()
+		written := buf.Written()
+		var err error
+		if res, err = m.flushLocked(ctx, tr, buf); err == nil {
+			buf.Flushed(written) // writes during the flush still count
+		}
+		return err
+	})
+	m.record(Event{Table: t, Op: OpFlush, Trigger: trigger, Flush: res, Err: err}, start)
+	return res, err
 }
 
 func (m *Manager) flushLocked(ctx context.Context, tr *tier, buf *tables.Buffer) (Result, error) {
@@ -728,10 +753,13 @@ func (m *Manager) resolveFailedCommit(tr *tier, seg *segFile, cause error) error
 	return fmt.Errorf("flush: %s: committing %s (outcome unknown until the next open): %w", tr.table().FullName(), seg.Path, cause)
 }
 
-// FlushAll flushes every user and shared table, one after the other; use
-// it at graceful shutdown. It goes on after a failure and returns the
-// first error.
+// FlushAll flushes every user and shared table, one after the other. It
+// goes on after a failure and returns the first error.
 func (m *Manager) FlushAll(ctx context.Context) (Result, error) {
+	return m.flushAll(ctx, TriggerManual)
+}
+
+func (m *Manager) flushAll(ctx context.Context, trigger string) (Result, error) {
 	ts, err := m.db.Catalog().Tables("")
 	if err != nil {
 		return Result{}, err
@@ -742,7 +770,7 @@ func (m *Manager) FlushAll(ctx context.Context) (Result, error) {
 		if t.Type == catalog.StreamTable {
 			continue
 		}
-		res, err := m.Flush(ctx, t.Namespace, t.Name)
+		res, err := m.flushTable(ctx, t, trigger)
 		total.add(res)
 		if err != nil && !errors.Is(err, core.ErrTableNotFound) && first == nil {
 			first = err
@@ -796,6 +824,7 @@ func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
 	if tr == nil {
 		return nil
 	}
+	m.forgetHealth(t.ID)
 	tr.mu.Lock()
 	tr.dropped = true
 	var segs []*segFile

@@ -24,21 +24,14 @@ func panicOn(op faultfs.Op) faultfs.Rule {
 	}
 }
 
-type round struct {
-	res flush.Result
-	err error
-}
-
-// A panic during a scheduled flush is that table's error in the round
-// (with its stack), the scheduler keeps running, and its next round
-// flushes the table.
+// A panic during a scheduled flush is that table's failure (an Event with
+// its stack, the table in Health), the scheduler keeps running, and once
+// the backoff allows, a later round flushes the table.
 func TestSchedulerSurvivesAPanic(t *testing.T) {
-	rounds := make(chan round, 4)
-	failed := make(chan error, 4)
+	events := make(chan flush.Event, 8)
 	e := newEnv(t, func(o *flush.Options) {
 		o.CheckInterval = time.Second
-		o.OnRound = func(res flush.Result, err error) { rounds <- round{res, err} }
-		o.OnError = func(table string, err error) { failed <- err }
+		o.OnEvent = func(ev flush.Event) { events <- ev }
 	})
 	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{RowLimit: 2})
 	s := e.store("items")
@@ -48,41 +41,53 @@ func TestSchedulerSurvivesAPanic(t *testing.T) {
 	defer e.m.Stop()
 
 	e.clock.Advance(time.Second)
-	r := <-rounds
+	ev := <-events
 	var pe *guard.PanicError
-	require.ErrorAs(t, r.err, &pe)
-	assert.Contains(t, pe.Error(), "flush: scheduled flush of app.items: panic: file system bug at create")
+	require.ErrorAs(t, ev.Err, &pe)
+	assert.Equal(t, flush.OpFlush, ev.Op)
+	assert.Equal(t, flush.TriggerPolicy, ev.Trigger)
+	assert.Equal(t, 1, ev.Failures)
+	assert.Equal(t, flush.RetryFirst, ev.RetryIn)
+	assert.Contains(t, pe.Error(), "panic: file system bug at create")
 	assert.Contains(t, string(pe.Stack), "faultfs", "the stack shows where it panicked")
-	assert.ErrorAs(t, <-failed, &pe)
-	assert.ErrorAs(t, e.m.LastError(), &pe)
+	h := e.m.Health()
+	require.Len(t, h.Failing, 1)
+	assert.Equal(t, "app.items", h.Failing[0].Table)
 	assert.Equal(t, 2, e.bufferLen("items"), "the rows stay buffered")
 	e.check("items", model{"": {1: 0, 2: 0}}, []string{""}, nil)
 
 	e.fsys.SetRule(nil)
-	e.clock.Advance(time.Second)
-	r = <-rounds
-	require.NoError(t, r.err)
-	assert.EqualValues(t, 2, r.res.Rows)
+	// The backoff holds the table back for RetryFirst: the rounds before
+	// that do not touch it.
+	e.clock.Advance(flush.RetryFirst)
+	ev = <-events
+	require.NoError(t, ev.Err)
+	assert.Equal(t, 1, ev.Recovered, "the success ends a run of one failure")
+	assert.EqualValues(t, 2, ev.Flush.Rows)
 	assert.Zero(t, e.bufferLen("items"))
-	assert.NoError(t, e.m.LastError())
+	assert.Empty(t, e.m.Health().Failing)
 }
 
-// A panicking OnRound callback does not stop the scheduler.
+// A panicking OnEvent callback does not stop the scheduler.
 func TestSchedulerSurvivesAPanickingCallback(t *testing.T) {
-	rounds := make(chan struct{}, 4)
+	events := make(chan struct{}, 4)
 	e := newEnv(t, func(o *flush.Options) {
 		o.CheckInterval = time.Second
-		o.OnRound = func(flush.Result, error) {
-			rounds <- struct{}{}
+		o.OnEvent = func(flush.Event) {
+			events <- struct{}{}
 			panic("callback bug")
 		}
 	})
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{RowLimit: 1})
+	s := e.store("items")
 	e.m.Start()
 	defer e.m.Stop()
+	require.NoError(t, s.insert(e.ctx, "", vals(1, 0)))
 	e.clock.Advance(time.Second)
-	<-rounds
+	<-events
+	require.NoError(t, s.insert(e.ctx, "", vals(2, 0)))
 	e.clock.Advance(time.Second)
-	<-rounds
+	<-events
 }
 
 // A scan that decodes several segments in parallel turns a panic on one

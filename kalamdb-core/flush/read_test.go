@@ -192,14 +192,10 @@ func TestSchedulerFlushesByRowLimitAndInterval(t *testing.T) {
 }
 
 func TestSchedulerRunsOnTheClockUntilStopped(t *testing.T) {
-	rounds := make(chan flush.Result, 16)
+	events := make(chan flush.Event, 16)
 	e := newEnv(t, func(o *flush.Options) {
 		o.CheckInterval = time.Second
-		o.OnRound = func(res flush.Result, err error) {
-			if err == nil {
-				rounds <- res
-			}
-		}
+		o.OnEvent = func(ev flush.Event) { events <- ev }
 	})
 	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{RowLimit: 5})
 	s := e.store("items")
@@ -209,13 +205,46 @@ func TestSchedulerRunsOnTheClockUntilStopped(t *testing.T) {
 	e.m.Start()
 	e.m.Start() // idempotent
 	e.clock.Advance(time.Second)
-	res := <-rounds
-	assert.EqualValues(t, 5, res.Rows)
+	ev := <-events
+	require.NoError(t, ev.Err)
+	assert.Equal(t, flush.TriggerPolicy, ev.Trigger)
+	assert.EqualValues(t, 5, ev.Flush.Rows)
 	assert.Zero(t, e.bufferLen("items"))
 	e.m.Stop()
 	e.m.Stop()
-	assert.NoError(t, e.m.LastError())
 	assert.Zero(t, e.clock.Tickers(), "the ticker is stopped")
+}
+
+// The policy counts the versions written (no buffer is read to decide),
+// and a restart counts what the buffer holds, up to the row limit.
+func TestWritesCountTowardsThePolicy(t *testing.T) {
+	e := newEnv(t)
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{RowLimit: 4})
+	s := e.store("items")
+	require.NoError(t, s.insert(e.ctx, "", vals(1, 0), vals(2, 0)))
+	require.NoError(t, s.update(e.ctx, "", 1, 1))
+	due, err := e.m.Due(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.False(t, due, "3 of 4 versions")
+	require.NoError(t, s.delete(e.ctx, "", 2))
+	due, err = e.m.Due(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.True(t, due, "an update and a deletion are versions too")
+
+	e.reopen()
+	due, err = e.m.Due(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.False(t, due, "after a restart the buffer holds two keys")
+	s = e.store("items")
+	require.NoError(t, s.insert(e.ctx, "", vals(3, 0), vals(4, 0)))
+	due, err = e.m.Due(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.True(t, due)
+	_, err = e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	due, err = e.m.Due(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.False(t, due, "the flush took what was written")
 }
 
 func TestCloseFlushesEverything(t *testing.T) {

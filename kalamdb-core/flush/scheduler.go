@@ -3,65 +3,188 @@ package flush
 import (
 	"context"
 	"errors"
-	"fmt"
-
-	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"time"
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 )
 
+// The scheduler flushes every user and shared table whose flush policy is
+// due, then compacts it when CompactSegments says so, in rounds every
+// CheckInterval of the DB's clock. It reads no buffer to decide: the table
+// stores count the versions they write (tables.Buffer.Written), and a
+// flush subtracts what it moved. A table whose last flush or compaction
+// failed, whoever ran it, is retried, due or not, once its backoff allows,
+// and not before (Backoff, from RetryFirst doubling up to RetryMax). Every
+// flush and compaction, of the scheduler or not, is reported to
+// Options.OnEvent, and the failing tables are in Health.
+
+// Triggers of flushes and compactions, in Events.
+const (
+	// TriggerManual is a call of Flush, FlushAll, Compact or CompactAll.
+	TriggerManual = "manual"
+	// TriggerPolicy is the scheduler's.
+	TriggerPolicy = "policy"
+	// TriggerShutdown is Close's final flush.
+	TriggerShutdown = "shutdown"
+)
+
+// The operations of Events.
+const (
+	OpFlush      = "flush"
+	OpCompaction = "compaction"
+)
+
+// Backoff of a table whose flushes (or compactions) fail.
+const (
+	RetryFirst = 2 * time.Second
+	RetryMax   = 5 * time.Minute
+)
+
+// Event reports one flush or compaction of one table.
+type Event struct {
+	// Table is the table's definition.
+	Table *catalog.Table
+	// Op is OpFlush or OpCompaction, Trigger who asked for it.
+	Op, Trigger string
+	// Flush is what a flush did, Compaction what a compaction did.
+	Flush      Result
+	Compaction CompactResult
+	// Duration is how long it took.
+	Duration time.Duration
+	// Err is why it failed, nil when it did not. A failure of a dropped
+	// table, or of cancelled work, does not count as a failure of the cold
+	// tier (Failures stays as it was).
+	Err error
+	// Failures counts the table's failures in a row, this one included;
+	// 0 after a success.
+	Failures int
+	// Since is the first failure of the run; RetryIn the wait before the
+	// scheduler's next attempt.
+	Since   time.Time
+	RetryIn time.Duration
+	// Recovered, on a success, is the number of failures in a row that it
+	// ends (0 when the table was not failing).
+	Recovered int
+}
+
+// Health is what is known of the cold tier's failures.
+type Health struct {
+	// Failing are the tables whose last flush or compaction failed,
+	// oldest failure first.
+	Failing []Failing
+	// LastFailure is the time of the latest failure since Open (zero:
+	// none).
+	LastFailure time.Time
+}
+
+// Failing is one failing table.
+type Failing struct {
+	Table    string
+	Failures int
+	// Since is the first failure of the run, Last the latest.
+	Since, Last time.Time
+	// Err is the latest error.
+	Err error
+}
+
+// Health returns the failing tables.
+func (m *Manager) Health() Health {
+	fs := m.health.Failures()
+	h := Health{Failing: make([]Failing, 0, len(fs))}
+	m.healthMu.Lock()
+	for id, st := range fs {
+		h.Failing = append(h.Failing, Failing{Table: m.failingNames[id], Failures: st.Failures, Since: st.Since, Last: st.Last, Err: st.Err})
+	}
+	h.LastFailure = m.lastFailure
+	m.healthMu.Unlock()
+	sortFailing(h.Failing)
+	return h
+}
+
+func sortFailing(fs []Failing) {
+	for i := 1; i < len(fs); i++ {
+		for j := i; j > 0 && fs[j].Since.Before(fs[j-1].Since); j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+		}
+	}
+}
+
+// record notes the outcome of a flush or compaction of t that began at
+// start, and reports it to Options.OnEvent.
+func (m *Manager) record(e Event, start time.Time) {
+	now := m.clock.Now()
+	e.Duration = now.Sub(start)
+	id := e.Table.ID
+	switch {
+	case e.Err == nil:
+		if was, failing := m.health.Succeeded(id); failing {
+			e.Recovered = was.Failures
+			m.healthMu.Lock()
+			delete(m.failingNames, id)
+			m.healthMu.Unlock()
+		}
+	case errors.Is(e.Err, core.ErrTableNotFound):
+		m.forgetHealth(id)
+	case errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded):
+		// Cancelled work says nothing about the cold tier.
+	default:
+		st := m.health.Failed(id, now, e.Err)
+		e.Failures, e.Since, e.RetryIn = st.Failures, st.Since, st.Delay()
+		m.healthMu.Lock()
+		m.failingNames[id] = e.Table.FullName()
+		m.lastFailure = now
+		m.healthMu.Unlock()
+	}
+	if m.opts.OnEvent != nil {
+		guard.Callback("flush: OnEvent", func() { m.opts.OnEvent(e) })
+	}
+}
+
+// forgetHealth drops what is known of table id (it was dropped).
+func (m *Manager) forgetHealth(id uint64) {
+	m.health.Forget(id)
+	m.healthMu.Lock()
+	delete(m.failingNames, id)
+	m.healthMu.Unlock()
+}
+
 // Due reports whether table ns.name's flush policy asks for a flush now:
-// at least Flush.RowLimit versions are buffered, or Flush.Interval has
-// passed since its last flush (or since the Manager opened) and the buffer
-// is not empty. Counting stops at RowLimit, so the check costs at most
-// that many keys of the buffer.
+// Flush.RowLimit versions or more were written since its last flush, or
+// Flush.Interval has passed since its last flush (or since the Manager
+// opened) and something was written. It reads no buffer.
 func (m *Manager) Due(ctx context.Context, ns, name string) (bool, error) {
-	t, err := m.db.Catalog().Table(ns, name)
+	t, buf, err := m.buffer(ctx, ns, name)
+	if errors.Is(err, core.ErrWrongTableType) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	if t.Type == catalog.StreamTable {
-		return false, nil
+	return m.due(t, buf.Written()), nil
+}
+
+func (m *Manager) due(t *catalog.Table, written int64) bool {
+	if written <= 0 {
+		return false
+	}
+	if t.Flush.RowLimit > 0 && written >= t.Flush.RowLimit {
+		return true
 	}
 	tr := m.tier(t)
-	limit := t.Flush.RowLimit
-	scanLimit := 1
-	if limit > 0 {
-		scanLimit = int(min(limit, 1<<30))
-	}
-	it, err := m.b.Scan(ctx, t.Partition(), store.ScanOptions{Limit: scanLimit})
-	if err != nil {
-		if errors.Is(err, store.ErrPartitionNotFound) {
-			return false, fmt.Errorf("%w: %s", core.ErrTableNotFound, t.FullName())
-		}
-		return false, err
-	}
-	var n int64
-	for it.Next() {
-		n++
-	}
-	if err := it.Close(); err != nil {
-		return false, err
-	}
-	if n == 0 {
-		return false, nil
-	}
-	if limit > 0 && n >= limit {
-		return true, nil
-	}
 	tr.mu.RLock()
 	last := tr.lastFlush
 	tr.mu.RUnlock()
-	return t.Flush.Interval > 0 && m.clock.Now().Sub(last) >= t.Flush.Interval, nil
+	return t.Flush.Interval > 0 && m.clock.Now().Sub(last) >= t.Flush.Interval
 }
 
-// CheckPolicies runs one round of the scheduler: it flushes every user and
-// shared table whose policy is due (see Due), one after the other, and
-// compacts the users (or shared tables) that have CompactSegments small
-// segments or more (see Compact). It goes on after a failure, a panic
-// included (it becomes a *guard.PanicError), and returns the first error.
+// CheckPolicies runs one round of the scheduler: every user and shared
+// table whose policy is due, or whose last flush or compaction failed, is
+// flushed, and every one is compacted when due (CompactDue), one table
+// after the other; a failing table is tried only once its backoff allows. It goes on after a failure, a
+// panic included (it becomes a *guard.PanicError), stops early when ctx is
+// done, and returns the first error.
 func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 	ts, err := m.db.Catalog().Tables("")
 	if err != nil {
@@ -70,101 +193,90 @@ func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 	var total Result
 	var first error
 	for _, t := range ts {
-		if t.Type == catalog.StreamTable {
+		if ctx.Err() != nil {
+			break
+		}
+		if t.Type == catalog.StreamTable || !m.health.Ready(t.ID, m.clock.Now()) {
 			continue
 		}
 		err := guard.Run("flush: scheduled flush of "+t.FullName(), func() error {
-			due, err := m.Due(ctx, t.Namespace, t.Name)
-			if err == nil && due {
-				var res Result
-				res, err = m.Flush(ctx, t.Namespace, t.Name)
+			_, buf, err := m.buffer(ctx, t.Namespace, t.Name)
+			if err != nil {
+				return err
+			}
+			if m.health.Failing(t.ID) || m.due(t, buf.Written()) {
+				res, err := m.flushTable(ctx, t, TriggerPolicy)
 				total.add(res)
+				if err != nil {
+					return err
+				}
 			}
-			if err == nil {
-				var res CompactResult
-				res, err = m.CompactDue(ctx, t.Namespace, t.Name)
-				total.Compacted.add(res)
-			}
+			cres, err := m.compactDue(ctx, t, TriggerPolicy)
+			total.Compacted.add(cres)
 			return err
 		})
-		if err != nil && !errors.Is(err, core.ErrTableNotFound) {
-			if m.opts.OnError != nil {
-				guard.Callback("flush: OnError", func() { m.opts.OnError(t.FullName(), err) })
-			}
-			if first == nil {
-				first = err
-			}
+		if err != nil && !errors.Is(err, core.ErrTableNotFound) && first == nil {
+			first = err
 		}
 	}
 	return total, first
 }
 
 // Start starts the scheduler: every CheckInterval (on the DB's clock) it
-// runs CheckPolicies. A panic of a round is contained (see package guard):
-// it is the round's error, and the next round runs as usual. Starting a
-// running scheduler does nothing.
+// runs CheckPolicies, on a context that Stop cancels, so that a flush in
+// progress is abandoned (crash-safe: it is redone later) rather than
+// awaited. A panic of a round is contained (see package guard): it is the
+// round's error, and the next round runs as usual. Starting a running
+// scheduler does nothing.
 func (m *Manager) Start() {
 	m.sched.Lock()
 	defer m.sched.Unlock()
-	if m.stop != nil {
+	if m.cancel != nil {
 		return
 	}
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	m.stop, m.stopped = stop, stopped
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	m.cancel, m.stopped = cancel, stopped
 	tick := m.clock.NewTicker(m.opts.CheckInterval)
 	go func() {
 		defer close(stopped)
 		defer tick.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-ctx.Done():
 				return
 			case <-tick.C():
-				var res Result
-				err := guard.Run("flush: scheduler round", func() error {
-					var err error
-					res, err = m.CheckPolicies(context.Background())
+				_ = guard.Run("flush: scheduler round", func() error {
+					_, err := m.CheckPolicies(ctx)
 					return err
 				})
-				m.sched.Lock()
-				m.lastErr = err
-				m.sched.Unlock()
-				if m.opts.OnRound != nil {
-					guard.Callback("flush: OnRound", func() { m.opts.OnRound(res, err) })
-				}
 			}
 		}
 	}()
 }
 
-// Stop stops the scheduler and waits for a round in progress to finish.
-// Stopping a stopped scheduler does nothing.
+// Stop stops the scheduler, cancelling a round in progress, and waits for
+// it to end. Stopping a stopped scheduler does nothing.
 func (m *Manager) Stop() {
 	m.sched.Lock()
-	stop, stopped := m.stop, m.stopped
-	m.stop, m.stopped = nil, nil
+	cancel, stopped := m.cancel, m.stopped
+	m.cancel, m.stopped = nil, nil
 	m.sched.Unlock()
-	if stop == nil {
+	if cancel == nil {
 		return
 	}
-	close(stop)
+	cancel()
 	<-stopped
 }
 
-// LastError returns the error of the scheduler's last round (nil when it
-// succeeded or never ran).
-func (m *Manager) LastError() error {
-	m.sched.Lock()
-	defer m.sched.Unlock()
-	return m.lastErr
-}
-
 // Close shuts the cold tier down gracefully: it stops the scheduler,
-// flushes every user and shared table, and closes the DB. It does not close
-// the StorageBackend. The Result is the final flush's.
+// flushes every user and shared table (TriggerShutdown), and closes the DB,
+// even when the flush failed (the rows it did not move stay in the
+// StorageBackend, which Close does not close). The Result is the final
+// flush's.
 func (m *Manager) Close(ctx context.Context) (Result, error) {
 	m.Stop()
-	res, err := m.FlushAll(ctx)
+	res, err := m.flushAll(ctx, TriggerShutdown)
 	if cerr := m.db.Close(); err == nil {
 		err = cerr
 	}

@@ -31,6 +31,17 @@ type VersionRef struct {
 // Partition returns the backend partition that holds the buffer.
 func (b *Buffer) Partition() store.Partition { return b.rt.part }
 
+// Written returns how many row versions were written to the table's
+// buffer (inserted rows, updates, deletions) since its store opened, less
+// what flushes took (Flushed). At open it counts the versions already
+// buffered, up to the flush row limit. It is what a flush policy compares
+// with its row limit, without reading the buffer.
+func (b *Buffer) Written() int64 { return b.rt.written.Load() }
+
+// Flushed tells the buffer that a flush moved the n versions Written
+// reported when it began: writes that came during the flush still count.
+func (b *Buffer) Flushed(n int64) { b.rt.written.Add(-n) }
+
 // Prefix returns the key prefix of user's rows: the encoded user id for a
 // user table, empty for a shared table (user must then be "").
 func (b *Buffer) Prefix(user string) ([]byte, error) {

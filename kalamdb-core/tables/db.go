@@ -143,6 +143,18 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableTy
 		return nil, err
 	}
 	rt := newRowTable(t, db.b, alloc, db.clock)
+	// The versions a restart finds buffered count as written, up to the
+	// flush row limit (or one, to know that something waits for a timed
+	// flush): the count reads no more than that.
+	limit := 1
+	if t.Flush.RowLimit > 0 {
+		limit = int(min(t.Flush.RowLimit, 1<<30))
+	}
+	n, err := store.Count(ctx, db.b, t.Partition(), store.ScanOptions{Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("%s: counting the buffer: %w", t.FullName(), rt.wrap(err))
+	}
+	rt.written.Store(n)
 	if db.cold != nil {
 		src, err := db.cold.ColdSource(t)
 		if err != nil {

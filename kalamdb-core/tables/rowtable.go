@@ -42,6 +42,12 @@ type rowTable struct {
 
 	srcMu   sync.Mutex               // serialises addSource
 	sources atomic.Pointer[[]Source] // copy on write; [0] is buffer
+
+	// written counts the versions written to the buffer since the store
+	// opened (seeded with those already buffered, up to the flush row
+	// limit), less what flushes took (Buffer.Flushed): the input of the
+	// flush policy, which so never reads the buffer to decide.
+	written atomic.Int64
 }
 
 func newRowTable(t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock) *rowTable {
@@ -245,7 +251,11 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 		return 0, fmt.Errorf("%w: the insert of %d rows into %s does not fit what the storage backend writes at once, and an insert is all or nothing; insert fewer rows at a time (%v)",
 			core.ErrInvalidArgument, n, rt.t.FullName(), err)
 	}
-	return first, rt.wrap(rt.b.Batch(ctx, ops))
+	if err := rt.b.Batch(ctx, ops); err != nil {
+		return 0, rt.wrap(err)
+	}
+	rt.written.Add(int64(n))
+	return first, nil
 }
 
 // insertOne is insert of one row, with the key and the value in one
@@ -283,7 +293,11 @@ func (rt *rowTable) insertOne(ctx context.Context, user string, vals []row.Value
 		return 0, err
 	}
 	*pb = buf
-	return first, rt.wrap(rt.b.Put(ctx, rt.part, k, buf[len(k):]))
+	if err := rt.b.Put(ctx, rt.part, k, buf[len(k):]); err != nil {
+		return 0, rt.wrap(err)
+	}
+	rt.written.Add(1)
+	return first, nil
 }
 
 // encodedLen returns the encoded size of a row of vals, or an error when it
@@ -389,7 +403,11 @@ func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row) error {
 	if err != nil {
 		return err
 	}
-	return rt.wrap(rt.b.Put(ctx, rt.part, k, val))
+	if err := rt.b.Put(ctx, rt.part, k, val); err != nil {
+		return rt.wrap(err)
+	}
+	rt.written.Add(1)
+	return nil
 }
 
 // Pages are built in slabs: the rows' values are allocated for many rows

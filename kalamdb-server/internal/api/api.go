@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
@@ -66,23 +67,23 @@ type Options struct {
 	Catalog *catalog.Catalog
 	// EvictionInterval is how often stream tables drop expired events.
 	EvictionInterval time.Duration
-	// OnWrite, when set, is told of every successful write to a user or
-	// shared table: n row versions were buffered in t.
-	OnWrite func(t *catalog.Table, n int)
-	// Flush serves POST …/tables/{t}/flush for a user or shared table; nil
-	// answers 501.
-	Flush func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error
-	// Compact serves POST …/tables/{t}/compact for a user or shared table;
-	// nil answers 501.
-	Compact func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error
+	// Cold serves POST …/flush and …/compact of user and shared tables,
+	// and DELETE of a table (which removes its segments too); nil answers
+	// the first two 501 and drops tables from the catalog alone.
+	Cold ColdTier
 	// Defaults are the policies of tables created without them.
 	Defaults Defaults
 	// Stats reports the buffered rows and segments of a table, as the
 	// caller sees them; nil leaves them out of GET …/tables/{t}.
 	Stats func(ctx context.Context, t *catalog.Table, p auth.Principal) (TableStats, error)
-	// DropTable removes a table with everything it owns (buffer, manifest,
-	// files); nil drops it from the catalog alone.
-	DropTable func(ctx context.Context, ns, name string) error
+}
+
+// ColdTier is what the API needs of the Parquet cold tier (a
+// *flush.Manager).
+type ColdTier interface {
+	Flush(ctx context.Context, ns, name string) (flush.Result, error)
+	CompactAll(ctx context.Context, ns, name string) (flush.CompactResult, error)
+	DropTable(ctx context.Context, ns, name string) error
 }
 
 // TableStats are the counters GET …/tables/{t} reports.

@@ -371,8 +371,8 @@ func (a *API) addColumn(w http.ResponseWriter, r *http.Request, p auth.Principal
 
 func (a *API) dropTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 	ns, name := r.PathValue("ns"), r.PathValue("t")
-	if a.opts.DropTable != nil {
-		if err := a.opts.DropTable(r.Context(), ns, name); err != nil {
+	if a.opts.Cold != nil {
+		if err := a.opts.Cold.DropTable(r.Context(), ns, name); err != nil {
 			return err
 		}
 	} else if err := a.opts.Catalog.DropTable(r.Context(), ns, name); err != nil {

@@ -193,17 +193,9 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 		if _, err := rs.Insert(r.Context(), vals); err != nil {
 			return err
 		}
-		a.wrote(t, len(vals))
 	}
 	writeJSON(w, http.StatusCreated, map[string]int{"inserted": len(vals)})
 	return nil
-}
-
-// wrote tells Options.OnWrite that n row versions were buffered in t.
-func (a *API) wrote(t *catalog.Table, n int) {
-	if a.opts.OnWrite != nil {
-		a.opts.OnWrite(t, n)
-	}
 }
 
 // rowError prefixes a row's error with its place in the request.
@@ -338,7 +330,6 @@ func (a *API) patchRow(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err != nil {
 		return err
 	}
-	a.wrote(rs.Table(), 1)
 	writeRow(w, http.StatusOK, rs.Table(), &got)
 	return nil
 }
@@ -351,37 +342,62 @@ func (a *API) deleteRow(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err := rs.Delete(r.Context(), pk); err != nil {
 		return err
 	}
-	a.wrote(rs.Table(), 1)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// flushTable answers POST …/flush.
+// flushTable answers POST …/flush: {"rows_flushed":n,"files":[…]}.
 func (a *API) flushTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	return a.coldTier(w, r, a.opts.Flush, "flushing to Parquet")
+	t, err := a.coldTable(r, "flushing to Parquet")
+	if err != nil {
+		return err
+	}
+	res, err := a.opts.Cold.Flush(r.Context(), t.Namespace, t.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rows_flushed": res.Rows, "files": nonNil(res.Files)})
+	return nil
 }
 
 // compactTable answers POST …/compact: a major compaction of the table's
 // Parquet segments.
 func (a *API) compactTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	return a.coldTier(w, r, a.opts.Compact, "compacting Parquet segments")
-}
-
-// coldTier serves an operation on the cold tier of a user or shared table
-// with serve, or answers 501 when the server has none.
-func (a *API) coldTier(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter, *http.Request, *catalog.Table) error, what string) error {
-	t, err := a.tableOf(r)
+	t, err := a.coldTable(r, "compacting Parquet segments")
 	if err != nil {
 		return err
 	}
+	res, err := a.opts.Cold.CompactAll(r.Context(), t.Namespace, t.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"segments_merged": res.Merged, "segments_written": res.Written,
+		"rows": res.Rows, "versions_dropped": res.Dropped, "files": nonNil(res.Files)})
+	return nil
+}
+
+func nonNil(files []string) []string {
+	if files == nil {
+		return []string{}
+	}
+	return files
+}
+
+// coldTable returns the user or shared table the request names, for an
+// operation on its cold tier (what names it for a server without one).
+func (a *API) coldTable(r *http.Request, what string) (*catalog.Table, error) {
+	t, err := a.tableOf(r)
+	if err != nil {
+		return nil, err
+	}
 	if t.Type == catalog.StreamTable {
-		return fmt.Errorf("%w: %s is a stream table; streams are never flushed and have no segments", core.ErrWrongTableType, t.FullName())
+		return nil, fmt.Errorf("%w: %s is a stream table; streams are never flushed and have no segments", core.ErrWrongTableType, t.FullName())
 	}
-	if serve != nil {
-		return serve(w, r, t)
+	if a.opts.Cold == nil {
+		return nil, &Error{Status: http.StatusNotImplemented, Code: CodeNotImplemented,
+			Message: what + " needs the Parquet cold tier, which this server does not have: rows stay in the storage backend"}
 	}
-	return &Error{Status: http.StatusNotImplemented, Code: CodeNotImplemented,
-		Message: what + " needs the Parquet cold tier, which this server does not have: rows stay in the storage backend"}
+	return t, nil
 }
 
 // parseKey reads a primary-key value of t from its text form, as it appears

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/faultfs"
 
@@ -22,9 +24,13 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 )
 
+// coldStart is the time of the fake clock of openFaulty's servers.
+var coldStart = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // openFaulty opens a server whose Parquet directory goes through a
-// fault-injecting file system, with its flush scheduler stopped: the tests
-// run its rounds themselves (policyRound) at the times they choose.
+// fault-injecting file system, on a fake clock, with its flush scheduler
+// stopped: the tests run its rounds themselves (roundAt) at the times they
+// choose.
 func openFaulty(t *testing.T, cfg *config.Config) (*Server, *faultfs.FS, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
@@ -34,10 +40,17 @@ func openFaulty(t *testing.T, cfg *config.Config) (*Server, *faultfs.FS, *syncBu
 		hooks{parquetFS: func(inner segment.FS) segment.FS {
 			fsys = faultfs.New(inner)
 			return fsys
-		}})
+		}, clock: clock.NewFake(coldStart)})
 	require.NoError(t, err)
-	s.stopPolicies()
+	s.flush.Stop()
 	return s, fsys, logs
+}
+
+// roundAt sets the fake clock to coldStart+d and runs a round of the
+// scheduler.
+func roundAt(s *Server, d time.Duration) {
+	s.hooks.clock.(*clock.Fake).Set(coldStart.Add(d))
+	_, _ = s.flush.CheckPolicies(context.Background())
 }
 
 // metric returns the value of one series of GET /metrics ("" if absent).
@@ -106,8 +119,7 @@ func TestFullParquetDirKeepsTheServerServing(t *testing.T) {
 	assert.Equal(t, "0", metric(t, h, "kalamdb_cold_tier_last_failure_timestamp_seconds"))
 
 	fsys.SetRule(faultfs.FailFrom(1, faultfs.NeedsSpace, syscall.ENOSPC))
-	now := time.Now()
-	s.policyRound(nil, now)
+	roundAt(s, 0)
 	assert.Equal(t, "1", metric(t, h, policyErrors))
 	assert.Equal(t, "0", metric(t, h, "kalamdb_cold_tier_healthy"))
 	assert.Equal(t, "1", metric(t, h, "kalamdb_cold_tier_failing_tables"))
@@ -130,21 +142,21 @@ func TestFullParquetDirKeepsTheServerServing(t *testing.T) {
 
 	// Backoff: 2 s, then 4 s; nothing is tried or logged in between.
 	logged := len(logs.String())
-	s.policyRound(nil, now.Add(time.Second))
+	roundAt(s, time.Second)
 	assert.Equal(t, "1", metric(t, h, policyErrors), "not retried before 2 s")
 	assert.Equal(t, logged, len(logs.String()), "nothing logged between retries")
-	s.policyRound(nil, now.Add(2*time.Second))
+	roundAt(s, 2*time.Second)
 	assert.Equal(t, "2", metric(t, h, policyErrors))
-	s.policyRound(nil, now.Add(5*time.Second))
+	roundAt(s, 5*time.Second)
 	assert.Equal(t, "2", metric(t, h, policyErrors), "not retried before 2 s + 4 s")
-	s.policyRound(nil, now.Add(6*time.Second))
+	roundAt(s, 6*time.Second)
 	assert.Equal(t, "3", metric(t, h, policyErrors))
 	assert.Equal(t, 1, strings.Count(logs.String(), "level=ERROR"), "the change of state is logged once")
 	assert.Equal(t, 2, strings.Count(logs.String(), "still failing"))
 
 	// Space again: the next retry flushes everything.
 	fsys.SetRule(nil)
-	s.policyRound(nil, now.Add(14*time.Second))
+	roundAt(s, 14*time.Second)
 	assert.Equal(t, "3", metric(t, h, policyErrors))
 	assert.Equal(t, "1", metric(t, h, `kalamdb_flush_total{result="ok",trigger="policy"}`))
 	assert.Equal(t, "1", metric(t, h, "kalamdb_cold_tier_healthy"))
@@ -170,8 +182,7 @@ func TestPanicInAPolicyFlushIsContained(t *testing.T) {
 		}
 		return nil
 	})
-	now := time.Now()
-	s.policyRound(nil, now)
+	roundAt(s, 0)
 	assert.Contains(t, logs.String(), "file system bug")
 	assert.Contains(t, logs.String(), "stack=")
 	assert.Contains(t, logs.String(), "faultfs")
@@ -181,7 +192,7 @@ func TestPanicInAPolicyFlushIsContained(t *testing.T) {
 	assert.Equal(t, 3, rowCount(t, h))
 
 	fsys.SetRule(nil)
-	s.policyRound(nil, now.Add(coldRetryFirst))
+	roundAt(s, flush.RetryFirst)
 	assert.Equal(t, readiness{Status: "ready"}, ready(t, h))
 	assert.Contains(t, do(t, h, "GET", "/v1/namespaces/app/tables/m", "").Body.String(), `"buffered_rows":0`)
 }

@@ -24,6 +24,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
@@ -181,18 +182,14 @@ type Server struct {
 	flushDir    string
 	buffered    bufferedCache
 	stats       statsCache
-	flushes     flushStates
 	// cert is the TLS certificate served, replaced by a reload.
 	cert atomic.Pointer[tls.Certificate]
 	// reload reads the configuration again for SIGHUP; level is the
 	// logger's level, which a reload sets (see ReloadWith).
 	reload func() (*config.Config, error)
 	level  *slog.LevelVar
-	cold   *coldTier
 	writes *writeWatch
 	hooks  hooks
-	// stopPolicies stops the flush scheduler (idempotent).
-	stopPolicies func()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -209,6 +206,8 @@ type hooks struct {
 	parquetFS func(segment.FS) segment.FS
 	// backend wraps the storage backend.
 	backend func(store.StorageBackend) store.StorageBackend
+	// clock is the cold tier's clock (the scheduler's rounds, its backoff).
+	clock clock.Clock
 }
 
 // Open checks cfg, opens the storage backend (one of set) and builds the
@@ -286,7 +285,8 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 		s.removeTempParquet()
 		return nil, err
 	}
-	s.startFlushPolicies()
+	s.flush.Start()
+	s.stopBg = append(s.stopBg, s.flush.Stop)
 	s.http = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,

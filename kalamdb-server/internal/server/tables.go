@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
@@ -32,9 +30,12 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	if compact == 0 {
 		compact = -1 // never
 	}
-	fopts := flush.Options{Dir: dir, CompactSegments: compact}
+	fopts := flush.Options{Dir: dir, CompactSegments: compact, OnEvent: s.onEvent}
 	if s.hooks.parquetFS != nil {
 		fopts.FS = s.hooks.parquetFS(segment.DirFS(dir))
+	}
+	if s.hooks.clock != nil {
+		fopts.Tables.Clock = s.hooks.clock
 	}
 	m, err := flush.Open(ctx, s.backend, fopts)
 	if err != nil {
@@ -45,15 +46,15 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		s.log.Warn("cold tier: files left by an interrupted flush could not be removed; no read sees them, and a later start removes them",
 			"parquet_dir", dir, "files", len(left), "first", left[0])
 	}
-	s.cold = newColdTier(s.log, dir)
-	s.metrics.ColdTier(s.cold.failingTables, s.cold.lastFailureTime)
+	s.metrics.ColdTier(func() int { return len(m.Health().Failing) }, func() time.Time { return m.Health().LastFailure })
 	opts.Degraded = func() []string {
-		if p := s.cold.problem(); p != "" {
+		if p := s.coldProblem(); p != "" {
 			return []string{p}
 		}
 		return nil
 	}
 	opts.DB = s.db
+	opts.Cold = m
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
 		FlushRows:      int64(s.cfg.Flush.DefaultRows),
@@ -63,230 +64,10 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		StreamMaxBytes: s.cfg.Stream.DefaultMaxBufferBytes,
 	}
 	opts.Stats = s.tableStats
-	opts.DropTable = func(ctx context.Context, ns, name string) error {
-		t, err := s.db.Catalog().Table(ns, name)
-		if err != nil {
-			return err
-		}
-		if err := m.DropTable(ctx, ns, name); err != nil {
-			return err
-		}
-		s.cold.forget(t.ID)
-		s.flushes.mu.Lock()
-		delete(s.flushes.m, t.ID)
-		s.flushes.mu.Unlock()
-		return nil
-	}
-	opts.OnWrite = func(t *catalog.Table, n int) { s.flushState(t).writes.Add(int64(n)) }
-	if err := s.seedFlushStates(ctx); err != nil {
-		return err
-	}
-	opts.Flush = func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error {
-		res, err := s.flushTable(r.Context(), t, "manual")
-		s.cold.record(t, "flush", err, time.Now())
-		if err != nil {
-			return err
-		}
-		files := res.Files
-		if files == nil {
-			files = []string{}
-		}
-		api.WriteJSON(w, http.StatusOK, map[string]any{"rows_flushed": res.Rows, "files": files})
-		return nil
-	}
-	opts.Compact = func(w http.ResponseWriter, r *http.Request, t *catalog.Table) error {
-		start := time.Now()
-		res, err := s.flush.CompactAll(r.Context(), t.Namespace, t.Name)
-		s.metrics.ObserveCompaction("manual", res.Merged, res.Dropped, time.Since(start), err)
-		s.cold.record(t, "compaction", err, time.Now())
-		if err != nil {
-			return err
-		}
-		if res.Merged > 0 {
-			s.log.Info("compacted (major)", "table", t.FullName(), "merged", res.Merged, "written", res.Written,
-				"rows", res.Rows, "dropped", res.Dropped, "duration", time.Since(start))
-		}
-		files := res.Files
-		if files == nil {
-			files = []string{}
-		}
-		api.WriteJSON(w, http.StatusOK, map[string]any{"segments_merged": res.Merged, "segments_written": res.Written,
-			"rows": res.Rows, "versions_dropped": res.Dropped, "files": files})
-		return nil
-	}
 	s.metrics.BufferedRows(s.totalBufferedRows)
 	all, _ := s.db.Catalog().Tables("")
 	s.log.Info("tables open", "namespaces", len(s.db.Catalog().Namespaces()), "tables", len(all), "parquet_dir", dir)
 	return nil
-}
-
-// flushState is what the scheduler knows of a table's buffer without
-// reading it: how many row versions were written since the last flush (at
-// least: an update of a row written since counts again, which can only make
-// a flush come early) and when the last flush was.
-type flushState struct {
-	writes atomic.Int64
-	mu     sync.Mutex
-	last   time.Time
-}
-
-func (st *flushState) lastFlush() time.Time {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.last
-}
-
-// flushStates holds the flushState of every user and shared table, by id.
-type flushStates struct {
-	mu sync.Mutex
-	m  map[uint64]*flushState
-}
-
-// flushState returns t's state, creating it (nothing written, last flush
-// now) for a table not seen before.
-func (s *Server) flushState(t *catalog.Table) *flushState {
-	s.flushes.mu.Lock()
-	defer s.flushes.mu.Unlock()
-	if s.flushes.m == nil {
-		s.flushes.m = map[uint64]*flushState{}
-	}
-	st := s.flushes.m[t.ID]
-	if st == nil {
-		st = &flushState{last: time.Now()}
-		s.flushes.m[t.ID] = st
-	}
-	return st
-}
-
-// seedFlushStates counts, once at start, the versions each user and shared
-// table has buffered (up to its row limit), so that the policies apply to
-// rows written before a restart too.
-func (s *Server) seedFlushStates(ctx context.Context) error {
-	all, err := s.db.Catalog().Tables("")
-	if err != nil {
-		return err
-	}
-	for _, t := range all {
-		if t.Type == catalog.StreamTable {
-			continue
-		}
-		limit := 1
-		if t.Flush.RowLimit > 0 {
-			limit = int(min(t.Flush.RowLimit, 1<<30))
-		}
-		n, err := countKeys(ctx, s.backend, t.Partition(), nil, limit)
-		if err != nil {
-			return fmt.Errorf("counting the buffer of %s: %w", t.FullName(), err)
-		}
-		s.flushState(t).writes.Store(n)
-	}
-	return nil
-}
-
-// flushTable flushes one table and records the metrics.
-func (s *Server) flushTable(ctx context.Context, t *catalog.Table, trigger string) (flush.Result, error) {
-	st := s.flushState(t)
-	written := st.writes.Load()
-	start := time.Now()
-	res, err := s.flush.Flush(ctx, t.Namespace, t.Name)
-	d := time.Since(start)
-	s.metrics.ObserveFlush(trigger, int(res.Rows), d, err)
-	if err != nil {
-		return res, err // the caller records it (coldTier.record), which logs it
-	}
-	st.writes.Add(-written) // writes during the flush still count
-	st.mu.Lock()
-	st.last = start
-	st.mu.Unlock()
-	if res.Rows > 0 {
-		s.log.Info("flushed", "table", t.FullName(), "trigger", trigger, "rows", res.Rows, "files", len(res.Files), "kept", res.Kept, "duration", d)
-	}
-	return res, nil
-}
-
-// compactTable merges t's small segments when [flush] compact_segments
-// says so (flush.Manager.CompactDue).
-func (s *Server) compactTable(ctx context.Context, t *catalog.Table) error {
-	start := time.Now()
-	res, err := s.flush.CompactDue(ctx, t.Namespace, t.Name)
-	s.metrics.ObserveCompaction("policy", res.Merged, res.Dropped, time.Since(start), err)
-	if err != nil {
-		return err
-	}
-	if res.Merged > 0 {
-		s.log.Info("compacted", "table", t.FullName(), "merged", res.Merged, "written", res.Written,
-			"rows", res.Rows, "dropped", res.Dropped, "duration", time.Since(start))
-	}
-	return nil
-}
-
-// due reports whether t's flush policy asks for a flush: its row limit of
-// versions was written since the last flush, or its interval has passed
-// since the last flush and something was written.
-func (s *Server) due(t *catalog.Table) bool {
-	st := s.flushState(t)
-	w := st.writes.Load()
-	if w <= 0 {
-		return false
-	}
-	if t.Flush.RowLimit > 0 && w >= t.Flush.RowLimit {
-		return true
-	}
-	return t.Flush.Interval > 0 && time.Since(st.lastFlush()) >= t.Flush.Interval
-}
-
-// runFlushPolicies runs a round of policyRound every interval until stop
-// closes.
-func (s *Server) runFlushPolicies(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		s.policyRound(stop, time.Now())
-	}
-}
-
-// policyRound flushes each user and shared table whose flush policy is due
-// (reading no buffer to decide: the API counts the writes, see
-// flushState), then compacts it when due. A table whose last flush or
-// compaction failed is retried, due or not, once its backoff allows
-// (coldTier), and not before. A failure or a panic is recorded for the
-// table and the round goes on; it stops early when stop closes.
-func (s *Server) policyRound(stop <-chan struct{}, now time.Time) {
-	err := guard.Run("server: flush policies", func() error {
-		ts, err := s.db.Catalog().Tables("")
-		if err != nil {
-			return err
-		}
-		for _, t := range ts {
-			select {
-			case <-stop:
-				return nil
-			default:
-			}
-			if t.Type == catalog.StreamTable || !(s.cold.failing(t.ID) || s.due(t)) || !s.cold.ready(t.ID, now) {
-				continue
-			}
-			op := "flush"
-			err := guard.Run("server: policy flush of "+t.FullName(), func() error {
-				if _, err := s.flushTable(context.Background(), t, "policy"); err != nil {
-					return err
-				}
-				op = "compaction"
-				return s.compactTable(context.Background(), t)
-			})
-			s.cold.record(t, op, err, now)
-		}
-		return nil
-	})
-	if err != nil {
-		s.logError("flush scheduler round failed", err)
-	}
 }
 
 // logError logs err at error level, with the stack when it is a panic.
@@ -298,20 +79,6 @@ func (s *Server) logError(msg string, err error, attrs ...any) {
 	s.log.Error(msg, attrs...)
 }
 
-// startFlushPolicies starts the flush scheduler; Shutdown stops it.
-func (s *Server) startFlushPolicies() {
-	stop, done := make(chan struct{}), make(chan struct{})
-	go s.runFlushPolicies(time.Second, stop, done)
-	var once sync.Once
-	s.stopPolicies = func() {
-		once.Do(func() {
-			close(stop)
-			<-done
-		})
-	}
-	s.stopBg = append(s.stopBg, s.stopPolicies)
-}
-
 // closeTables ends the table layer at shutdown: with flush.on_shutdown and
 // a durable backend it flushes every user and shared table first (a
 // non-durable backend's segments would go to a temporary folder removed
@@ -320,20 +87,19 @@ func (s *Server) startFlushPolicies() {
 // it could not move stay in the storage backend, which is closed as usual,
 // and the next start flushes them.
 func (s *Server) closeTables(ctx context.Context) error {
-	if s.cfg.Flush.OnShutdown && s.backend.Capabilities().Durable {
-		start := time.Now()
+	if !s.cfg.Flush.OnShutdown || !s.backend.Capabilities().Durable {
 		s.flush.Stop()
-		res, err := s.flush.FlushAll(ctx)
-		s.metrics.ObserveFlush("shutdown", int(res.Rows), time.Since(start), err)
-		switch {
-		case err != nil:
-			s.logError("final flush failed: the rows not flushed stay buffered in the storage backend and are flushed after the next start",
-				err, "parquet_dir", s.flushDir, "tables", res.Tables, "rows_flushed", res.Rows)
-		case res.Rows > 0:
-			s.log.Info("flushed at shutdown", "tables", res.Tables, "rows", res.Rows, "files", len(res.Files))
-		}
+		return s.db.Close()
 	}
-	return s.db.Close()
+	res, err := s.flush.Close(ctx)
+	switch {
+	case err != nil:
+		s.logError("final flush failed: the rows not flushed stay buffered in the storage backend and are flushed after the next start",
+			err, "parquet_dir", s.flushDir, "tables", res.Tables, "rows_flushed", res.Rows)
+	case res.Rows > 0:
+		s.log.Info("flushed at shutdown", "tables", res.Tables, "rows", res.Rows, "files", len(res.Files))
+	}
+	return nil
 }
 
 // startStreams starts the eviction of every stream table.

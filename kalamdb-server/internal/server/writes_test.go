@@ -30,7 +30,7 @@ func TestReadinessReportsABackendThatRejectsWrites(t *testing.T) {
 		}})
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
-	s.stopPolicies()
+	s.flush.Stop()
 	s.writes.probeEvery = 0 // every /readyz probes
 	h := s.Handler()
 	createTable(t, h)
