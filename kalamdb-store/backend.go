@@ -28,6 +28,12 @@ type StorageBackend interface {
 	// batch put in its interval, not what later ones put). If any operation
 	// is invalid or names a partition that does not exist, nothing is
 	// applied. An empty batch is a no-op.
+	//
+	// Checks (CheckAbsentOp, CheckValueOp) are conditions of the batch,
+	// evaluated atomically with its writes against the state before the
+	// batch, wherever they stand in it: if one does not hold, nothing is
+	// applied and the error wraps ErrConditionFailed (a *ConditionError
+	// naming the first such check, its partition and key).
 	Batch(ctx context.Context, ops []Operation) error
 
 	// Scan returns an iterator over the keys of p selected by opts. The
@@ -122,9 +128,17 @@ type Capabilities struct {
 	// Durable: data and partitions survive Close and a reopen of the same
 	// storage.
 	Durable bool
+	// MultiProcess: several processes (on several machines) may open the
+	// same database at once and share its partitions, and a Batch with
+	// checks is atomic against the writes of all of them (a server: Redis,
+	// etcd). An embedded engine (RocksDB, Pebble, bbolt) is owned by one
+	// process: a second open of its path, from this process or another,
+	// is refused with an error that says the database is in use and names
+	// the path.
+	MultiProcess bool
 	// MaxBatchOps, when positive, is the most operations one Batch may
-	// hold: what the engine applies atomically (an etcd transaction holds
-	// 128 by default). Zero: no limit but memory.
+	// hold, checks included: what the engine applies atomically (an etcd
+	// transaction holds 128 by default). Zero: no limit but memory.
 	MaxBatchOps int
 	// MaxBatchBytes, when positive, is the most bytes one write may carry:
 	// the keys, values and range ends of a Batch (see BatchBytes), or the
@@ -133,7 +147,7 @@ type Capabilities struct {
 }
 
 // BatchBytes returns the bytes ops count against MaxBatchBytes: every
-// key, value and range end.
+// key, value and range end, of checks too.
 func BatchBytes(ops []Operation) int {
 	n := 0
 	for i := range ops {
@@ -163,7 +177,9 @@ func (c Capabilities) CheckBatch(ops []Operation) error {
 // Split cuts ops, in order, into consecutive batches that each fit the
 // limits of c (all of ops when c has none), for a caller that needs each
 // operation applied but not all of them at once. An operation too large
-// for a batch of its own is alone in its batch, which Batch refuses.
+// for a batch of its own is alone in its batch, which Batch refuses. A
+// check guards only the batch it lands in, so a batch with checks is never
+// one to split.
 func (c Capabilities) Split(ops []Operation) [][]Operation {
 	if c.MaxBatchOps <= 0 && c.MaxBatchBytes <= 0 {
 		if len(ops) == 0 {

@@ -40,6 +40,22 @@
 //     is refused whole with ErrInvalidArgument naming the limit, never
 //     applied in part (Capabilities.CheckBatch tells in advance;
 //     Capabilities.Split cuts a batch that need not be atomic).
+//   - A batch may hold checks, which write nothing: CheckAbsentOp (the key
+//     does not exist) and CheckValueOp (the key exists and holds exactly
+//     this value). Every check is evaluated against the state before the
+//     batch, whatever operations precede it in the batch, atomically with
+//     the batch's writes: no write of another call, in this process or
+//     (Capabilities.MultiProcess) another, comes between them. If a check
+//     does not hold, nothing of the batch is applied and Batch fails with
+//     an error wrapping ErrConditionFailed, a *ConditionError that names
+//     the first such check in batch order, its partition and its key. A
+//     batch naming a missing partition fails with ErrPartitionNotFound
+//     whether or not its checks hold. Checks count towards MaxBatchOps and
+//     MaxBatchBytes like writes. A put-if-absent is thus one batch
+//     (CheckAbsentOp, PutOp), and so is a compare-and-swap (CheckValueOp
+//     with the value read, PutOp with the new one): check-then-act needs no
+//     lock of the caller's, and stays correct when several processes share
+//     a database.
 //   - Scan returns an Iterator over one partition in ascending key order (or
 //     descending with ScanOptions.Reverse), restricted by ScanOptions.Prefix,
 //     ScanOptions.Start and ScanOptions.Limit. When Capabilities.SnapshotScans
@@ -49,13 +65,17 @@
 //     a key twice, never returns keys out of order, and returns every key that
 //     was present for the whole life of the iterator.
 //   - Errors are checkable with errors.Is against ErrNotFound,
-//     ErrPartitionNotFound, ErrClosed, ErrInvalidArgument and ErrUnsupported;
+//     ErrPartitionNotFound, ErrClosed, ErrInvalidArgument, ErrUnsupported
+//     and ErrConditionFailed;
 //     engine errors are wrapped with %w. A cancelled or expired context makes
 //     an operation fail with an error that wraps ctx.Err(). A backend that
 //     talks to a server wraps ErrUnavailable around the failures that say
 //     the server cannot be reached now (a refused or broken connection, a
 //     server still loading), so that callers can tell an outage, worth a
 //     retry later, from a fault.
+//   - An embedded database (Capabilities.MultiProcess false) belongs to one
+//     process at a time: opening one that is open already fails with an
+//     error that says it is in use and names its path.
 //   - After Close every operation fails with ErrClosed; Close itself is
 //     idempotent. Close waits for operations in flight, closes iterators that
 //     were left open and reports them as leaked.

@@ -22,7 +22,12 @@ import (
 //
 // An Engine must itself: return ErrNotFound for a missing key and
 // ErrPartitionNotFound for a partition that does not exist (checked
-// atomically with the operation), apply a Batch atomically, copy what it
+// atomically with the operation), apply a Batch atomically, evaluate the
+// checks of a Batch (OpCheckAbsent, OpCheckValue) against the state before
+// it, atomically with its writes against every other writer, and fail a
+// Batch whose check does not hold, writing nothing, with
+// NewConditionError for the first such check in batch order (after
+// ErrPartitionNotFound for a missing partition, which comes first), copy what it
 // keeps of caller slices and what it returns from Get, sort ListPartitions by
 // name, and be safe for concurrent use. Iterators returned by Scan are closed
 // exactly once, by the wrapper. An engine that must keep DropPartition from

@@ -18,9 +18,17 @@ const (
 	// interval [Key, End); Key < End, and an interval that holds no key is
 	// not an error.
 	OpDeleteRange
+	// OpCheckAbsent writes nothing: it is a condition of the batch, that
+	// Key does not exist in the partition before the batch.
+	OpCheckAbsent
+	// OpCheckValue writes nothing: it is a condition of the batch, that
+	// Key exists in the partition before the batch and holds exactly Value
+	// (an empty Value matches an empty value, never a missing key).
+	OpCheckValue
 )
 
-// String returns "put", "delete", "delete-range" or "OpKind(n)".
+// String returns "put", "delete", "delete-range", "check-absent",
+// "check-value" or "OpKind(n)".
 func (k OpKind) String() string {
 	switch k {
 	case OpPut:
@@ -29,13 +37,22 @@ func (k OpKind) String() string {
 		return "delete"
 	case OpDeleteRange:
 		return "delete-range"
+	case OpCheckAbsent:
+		return "check-absent"
+	case OpCheckValue:
+		return "check-value"
 	}
 	return fmt.Sprintf("OpKind(%d)", uint8(k))
 }
 
-// Operation is one write of a batch (see StorageBackend.Batch). Build it with
-// PutOp, DeleteOp or DeleteRangeOp. Value is used by OpPut only, End by
-// OpDeleteRange only.
+// IsCheck reports whether k is a check (OpCheckAbsent, OpCheckValue): a
+// condition of its batch rather than a write.
+func (k OpKind) IsCheck() bool { return k == OpCheckAbsent || k == OpCheckValue }
+
+// Operation is one write, or one check, of a batch (see
+// StorageBackend.Batch). Build it with PutOp, DeleteOp, DeleteRangeOp,
+// CheckAbsentOp or CheckValueOp. Value is used by OpPut and OpCheckValue
+// only, End by OpDeleteRange only.
 type Operation struct {
 	Kind      OpKind
 	Partition Partition
@@ -62,6 +79,36 @@ func DeleteOp(p Partition, key []byte) Operation {
 // ErrInvalidArgument and writes nothing.
 func DeleteRangeOp(p Partition, start, end []byte) Operation {
 	return Operation{Kind: OpDeleteRange, Partition: p, Key: start, End: end}
+}
+
+// CheckAbsentOp returns a check that key does not exist in p before the
+// batch. With a PutOp of the same key it makes a put-if-absent:
+//
+//	err := b.Batch(ctx, []store.Operation{
+//		store.CheckAbsentOp(p, key),
+//		store.PutOp(p, key, value),
+//	})
+//	if errors.Is(err, store.ErrConditionFailed) { /* the key existed: nothing was written */ }
+func CheckAbsentOp(p Partition, key []byte) Operation {
+	return Operation{Kind: OpCheckAbsent, Partition: p, Key: key}
+}
+
+// CheckValueOp returns a check that key exists in p before the batch and
+// holds exactly value. With a PutOp of the same key it makes a
+// compare-and-swap from the value a caller read to a new one.
+func CheckValueOp(p Partition, key, value []byte) Operation {
+	return Operation{Kind: OpCheckValue, Partition: p, Key: key, Value: value}
+}
+
+// HasChecks reports whether ops hold a check (OpCheckAbsent or
+// OpCheckValue): an engine may take a faster path for a batch without.
+func HasChecks(ops []Operation) bool {
+	for i := range ops {
+		if ops[i].Kind.IsCheck() {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxKeySize is the largest key, in bytes, that any backend accepts: 4 KiB.
@@ -99,7 +146,7 @@ func ValidateValue(value []byte) error {
 // bounds of a range delete: valid keys, start before end); the error wraps
 // ErrInvalidArgument. It does not check that the partition exists.
 func (op Operation) Validate() error {
-	if op.Kind != OpPut && op.Kind != OpDelete && op.Kind != OpDeleteRange {
+	if op.Kind < OpPut || op.Kind > OpCheckValue {
 		return fmt.Errorf("%w: unknown operation kind %d", ErrInvalidArgument, uint8(op.Kind))
 	}
 	if op.Partition.IsZero() {
@@ -109,9 +156,9 @@ func (op Operation) Validate() error {
 		return fmt.Errorf("%s operation: %w", op.Kind, err)
 	}
 	switch op.Kind {
-	case OpPut:
+	case OpPut, OpCheckValue:
 		if err := ValidateValue(op.Value); err != nil {
-			return fmt.Errorf("put operation: %w", err)
+			return fmt.Errorf("%s operation: %w", op.Kind, err)
 		}
 	case OpDeleteRange:
 		if err := ValidateKey(op.End); err != nil {
@@ -122,4 +169,36 @@ func (op Operation) Validate() error {
 		}
 	}
 	return nil
+}
+
+// EvalChecks evaluates the checks of ops in batch order, for an engine's
+// Batch: read(i) returns the value of ops[i].Key in ops[i].Partition
+// before the batch, and whether the key exists. It returns the
+// *ConditionError of the first check that does not hold, nil when every
+// check holds (or there is none), or read's error. The engine calls it
+// where the checks and its write are atomic together.
+func EvalChecks(ops []Operation, read func(i int) (value []byte, exists bool, err error)) error {
+	for i := range ops {
+		op := &ops[i]
+		if !op.Kind.IsCheck() {
+			continue
+		}
+		v, exists, err := read(i)
+		if err != nil {
+			return err
+		}
+		if !CheckHolds(*op, v, exists) {
+			return NewConditionError(i, *op, exists)
+		}
+	}
+	return nil
+}
+
+// CheckHolds reports whether the check op holds for a key that holds value
+// (exists) or is missing (!exists).
+func CheckHolds(op Operation, value []byte, exists bool) bool {
+	if op.Kind == OpCheckAbsent {
+		return !exists
+	}
+	return exists && bytes.Equal(value, op.Value)
 }

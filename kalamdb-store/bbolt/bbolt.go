@@ -69,8 +69,12 @@
 // Long-lived iterators also keep bbolt from reusing the pages freed since
 // they began, so the file grows faster while they are open.
 //
-// The file is owned by one process: bbolt locks it, and a second Open waits
-// lock_timeout_seconds for the lock and then fails.
+// The file is owned by one process (Capabilities.MultiProcess is false):
+// bbolt locks it, and a second Open, from this process or another, waits
+// lock_timeout_seconds for the lock and then fails with an error that says
+// the database is in use. The checks of a Batch are read inside its write
+// transaction, before its first write; bbolt runs one write transaction at
+// a time, so no other write comes between.
 //
 // # Configuration
 //

@@ -75,7 +75,9 @@ func openEngine(c Config) (*engine, error) {
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("bbolt: %q is locked by another process or open backend (waited %s): %w", file, timeout, err)
+			return nil, fmt.Errorf("bbolt: %q is in use: it is locked by another process, or another backend of this one, that has the database open "+
+				"(waited %s, lock_timeout_seconds), and an embedded database belongs to one process at a time "+
+				"(use a server backend, such as etcd or redis, to share one): %w", file, timeout, err)
 		}
 		return nil, fmt.Errorf("bbolt: opening %q: %w", file, err)
 	}
@@ -259,7 +261,7 @@ func (e *engine) Get(_ context.Context, p store.Partition, key []byte) ([]byte, 
 // unchanged.
 func wrap(what string, err error) error {
 	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrPartitionNotFound) ||
-		errors.Is(err, store.ErrInvalidArgument) {
+		errors.Is(err, store.ErrInvalidArgument) || errors.Is(err, store.ErrConditionFailed) {
 		return err
 	}
 	return fmt.Errorf("bbolt: %s: %w", what, err)
@@ -326,6 +328,20 @@ func deleteRange(b *bolt.Bucket, start, end []byte) error {
 	return nil
 }
 
+// checks evaluates the checks of ops, if any, on the transaction.
+func (w *writer) checks(ops []store.Operation) error {
+	if !store.HasChecks(ops) {
+		return nil
+	}
+	return store.EvalChecks(ops, func(i int) ([]byte, bool, error) {
+		k, v := w.bucket(ops[i].Partition).Cursor().Seek(ops[i].Key)
+		if !bytes.Equal(k, ops[i].Key) {
+			return nil, false, nil
+		}
+		return v, true, nil
+	})
+}
+
 func nonNil(v []byte) []byte {
 	if v == nil {
 		return []byte{}
@@ -345,7 +361,16 @@ func (e *engine) write(what string, ops []store.Operation) error {
 				return fmt.Errorf("batch operation %d: %w", i, notFound(op.Partition))
 			}
 		}
+		// Checks read the transaction before its first write: the state
+		// before the batch. bbolt runs one write transaction at a time, so
+		// no other write comes between.
+		if err := w.checks(ops); err != nil {
+			return err
+		}
 		for i, op := range ops {
+			if op.Kind.IsCheck() {
+				continue
+			}
 			if err := w.apply(op); err != nil {
 				return fmt.Errorf("%s operation %d: %w", op.Kind, i, err)
 			}
@@ -440,7 +465,7 @@ func (e *engine) DropPartition(_ context.Context, p store.Partition) error {
 }
 
 func (e *engine) Capabilities() store.Capabilities {
-	return store.Capabilities{SnapshotScans: true, Durable: true}
+	return store.Capabilities{SnapshotScans: true, Durable: true, MultiProcess: false}
 }
 
 func (e *engine) Close() error {

@@ -165,23 +165,50 @@ func (d *decoder) scanOptions() store.ScanOptions {
 	}
 }
 
-// batch decodes 1 to 6 operations: by the kind byte, a delete (0 mod 6), a
-// range delete up to a second key (3 mod 6; often an invalid interval), or
-// a put.
+// batch decodes 1 to 6 operations: by the kind byte, a delete (0 mod 8), a
+// range delete up to a second key (3 mod 8; often an invalid interval), a
+// check that the key is absent (6 mod 8), a check of its value (7 mod 8),
+// or a put. A value check compares with a value of the step, which no key
+// holds, or (by the next byte, one in two) with matchModel, which step
+// replaces with the value the model holds.
 func (d *decoder) batch(step int) []store.Operation {
 	ops := make([]store.Operation, 1+int(d.byte())%6)
 	for i := range ops {
 		p, k := d.partition(), d.key()
-		switch d.byte() % 6 {
+		switch d.byte() % 8 {
 		case 0:
 			ops[i] = store.DeleteOp(p, k)
 		case 3:
 			ops[i] = store.DeleteRangeOp(p, k, d.key())
+		case 6:
+			ops[i] = store.CheckAbsentOp(p, k)
+		case 7:
+			v := matchModel
+			if d.byte()%2 == 1 {
+				v = d.value(step, i)
+			}
+			ops[i] = store.CheckValueOp(p, k, v)
 		default:
 			ops[i] = store.PutOp(p, k, d.value(step, i))
 		}
 	}
 	return ops
+}
+
+// matchModel is the value of a decoded value check that should hold: step
+// replaces it with what the model holds under the key before the batch.
+var matchModel = []byte("\xffmatch-the-model")
+
+// fillChecks replaces each matchModel of ops with the model's value of the
+// key, when it has one.
+func (p *pair) fillChecks(ops []store.Operation) {
+	for i := range ops {
+		if ops[i].Kind == store.OpCheckValue && bytes.Equal(ops[i].Value, matchModel) {
+			if v, err := p.model.Get(p.ctx, ops[i].Partition, ops[i].Key); err == nil {
+				ops[i].Value = v
+			}
+		}
+	}
 }
 
 // pair is the model and the backend under test, with the log of what ran.
@@ -272,6 +299,7 @@ func (p *pair) step(d *decoder, step int, nested bool) {
 		}
 	case opBatch:
 		ops := d.batch(step)
+		p.fillChecks(ops)
 		p.logf("batch %s", describe(ops))
 		p.sameErr(p.model.Batch(p.ctx, ops), p.b.Batch(p.ctx, ops))
 	case opScan:
@@ -393,6 +421,13 @@ func class(err error) string {
 		return "ErrClosed"
 	case errors.Is(err, store.ErrUnsupported):
 		return "ErrUnsupported"
+	case errors.Is(err, store.ErrConditionFailed):
+		// Which check failed, and what it found, are part of the answer.
+		var ce *store.ConditionError
+		if !errors.As(err, &ce) {
+			return "ErrConditionFailed without a ConditionError"
+		}
+		return fmt.Sprintf("ErrConditionFailed(operation %d, exists %v)", ce.Index, ce.Exists)
 	}
 	return "unexpected error"
 }
@@ -400,7 +435,7 @@ func class(err error) string {
 func (p *pair) sameErr(model, backend error) {
 	p.t.Helper()
 	mc, bc := class(model), class(backend)
-	if mc != bc || bc == "unexpected error" {
+	if mc != bc || bc == "unexpected error" || strings.HasSuffix(bc, "without a ConditionError") {
 		p.fail("model returned %s (%v), backend %s (%v)", mc, model, bc, backend)
 	}
 }
@@ -413,6 +448,10 @@ func describe(ops []store.Operation) string {
 			parts[i] = fmt.Sprintf("put %s %q=%q", op.Partition, op.Key, op.Value)
 		case store.OpDeleteRange:
 			parts[i] = fmt.Sprintf("delete-range %s [%q, %q)", op.Partition, op.Key, op.End)
+		case store.OpCheckAbsent:
+			parts[i] = fmt.Sprintf("check-absent %s %q", op.Partition, op.Key)
+		case store.OpCheckValue:
+			parts[i] = fmt.Sprintf("check-value %s %q=%q", op.Partition, op.Key, op.Value)
 		default:
 			parts[i] = fmt.Sprintf("delete %s %q", op.Partition, op.Key)
 		}
@@ -495,6 +534,20 @@ func seeds() [][]byte {
 		// An iterator held open across writes, a drop and a re-create.
 		cat(create("a"), put("a", "a"), put("a", "b"), []byte{opIterAcross, part("a"), 0, 0, 0, 1, 3},
 			put("a", "c"), drop("a"), create("a"), scan("a", "", "", 0)),
+		// Checks: put-if-absent that holds and fails, a value check that
+		// holds (the model's value) and one that fails (a value no key
+		// holds), a failing check in another partition, a check on a
+		// missing partition, a check beside a range delete of its key.
+		cat(create("a"), create("zz"), put("a", "a"), put("zz", "b"),
+			[]byte{opBatch, 1}, []byte{part("a")}, key("b"), []byte{6}, []byte{part("a")}, key("b"), []byte{1, 1}, // absent b, put b
+			[]byte{opBatch, 1}, []byte{part("a")}, key("b"), []byte{6}, []byte{part("a")}, key("b"), []byte{1, 1}, // again: fails
+			[]byte{opBatch, 1}, []byte{part("a")}, key("a"), []byte{7, 0}, []byte{part("a")}, key("a"), []byte{1, 1}, // value a holds: CAS
+			[]byte{opBatch, 2}, []byte{part("a")}, key("ab"), []byte{1, 1}, // put ab
+			[]byte{part("zz")}, key("b"), []byte{7, 1, 1}, // value of zz/b is not this step's: fails
+			[]byte{part("a")}, key("a"), []byte{0}, // delete a
+			[]byte{opBatch, 1}, []byte{part("default")}, key("a"), []byte{6}, []byte{part("a")}, key("a"), []byte{0}, // missing partition
+			[]byte{opBatch, 1}, []byte{part("a")}, key("\x00"), []byte{3}, key("\xff"), []byte{part("a")}, key("b"), []byte{7, 0}, // range delete, b holds
+			scan("a", "", "", 0), scan("zz", "", "", 0)),
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 24; i++ {
@@ -517,7 +570,8 @@ func seeds() [][]byte {
 func TestSeedsReachEveryOperation(t *testing.T) {
 	seen := map[int]bool{}
 	ranges := 0
-	for _, s := range seeds()[:6] {
+	checks := 0
+	for _, s := range seeds()[:7] {
 		d := &decoder{data: s}
 		for !d.done() {
 			op := int(d.byte()) % numOps
@@ -535,6 +589,9 @@ func TestSeedsReachEveryOperation(t *testing.T) {
 				for _, o := range d.batch(0) {
 					if o.Kind == store.OpDeleteRange {
 						ranges++
+					}
+					if o.Kind.IsCheck() {
+						checks++
 					}
 				}
 			case opScan:
@@ -554,6 +611,7 @@ func TestSeedsReachEveryOperation(t *testing.T) {
 		require.True(t, seen[op], "no seed reaches operation %d", op)
 	}
 	require.GreaterOrEqual(t, ranges, 3, "the seeds run range deletes")
+	require.GreaterOrEqual(t, checks, 6, "the seeds run checks")
 }
 
 // TestDifferentialFindsABug checks that the harness can fail: a backend

@@ -4,7 +4,8 @@
 // Each partition is a copy-on-write B-tree of keys in bytewise order. One
 // read-write lock guards the set of trees: reads share it, writes and
 // batches hold it exclusively, so a batch is applied all at once or not at
-// all, across partitions. A Scan takes an O(1) copy-on-write snapshot of the
+// all, across partitions, and its checks are evaluated under the same
+// lock. A Scan takes an O(1) copy-on-write snapshot of the
 // partition's tree and iterates it without holding any lock, so iterators
 // see exactly the data as of Scan (Capabilities.SnapshotScans) while writers
 // go on.
@@ -174,6 +175,14 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 			return fmt.Errorf("batch operation %d: %w", i, notFound(op.Partition))
 		}
 		trees[i] = t
+	}
+	if store.HasChecks(ops) {
+		if err := store.EvalChecks(ops, func(i int) ([]byte, bool, error) {
+			it, ok := trees[i].Get(items[i])
+			return it.value, ok, nil
+		}); err != nil {
+			return err
+		}
 	}
 	for i, op := range ops {
 		switch op.Kind {

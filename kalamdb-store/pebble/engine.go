@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 
 	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 )
@@ -29,6 +31,8 @@ var (
 type engine struct {
 	db *pdb.DB
 	wo *pdb.WriteOptions
+	// lock is the directory lock, released after the database is closed.
+	lock *pdb.Lock
 
 	// parts mirrors the partition entries of the database. Data calls look
 	// partitions up without a lock of their own: they run inside the
@@ -40,6 +44,12 @@ type engine struct {
 	ddl sync.Mutex
 	// gate is the backend's call gate, set by store.New (UseGate).
 	gate store.Gate
+
+	// cond makes the checks of a Batch atomic with its write: a Batch with
+	// checks holds it exclusively from reading its checked keys until its
+	// write returned, every other write holds it shared, so no write comes
+	// between. Reads take no part in it.
+	cond sync.RWMutex
 
 	// keyBuf pools the buffers Get builds its prefixed key in.
 	keyBuf sync.Pool
@@ -54,17 +64,30 @@ func openEngine(cfg Config) (*engine, error) {
 		FormatMajorVersion: pdb.FormatNewest,
 		Logger:             quietLogger{},
 	}
+	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
+		return nil, fmt.Errorf("pebble: creating %q: %w", cfg.Path, err)
+	}
+	// The directory lock is taken first, on its own, so that a database in
+	// use is told apart from any other failure to open.
+	lock, err := pdb.LockDirectory(cfg.Path, vfs.Default)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: %q is in use: another process, or another backend of this one, has the database open, "+
+			"and an embedded database belongs to one process at a time (use a server backend, such as etcd or redis, to share one): %w", cfg.Path, err)
+	}
+	opts.Lock = lock
 	db, err := pdb.Open(cfg.Path, opts)
 	if err != nil {
+		_ = lock.Close()
 		return nil, fmt.Errorf("pebble: opening %q: %w", cfg.Path, err)
 	}
-	e := &engine{db: db, wo: pdb.NoSync}
+	e := &engine{db: db, lock: lock, wo: pdb.NoSync}
 	if cfg.SyncWrites {
 		e.wo = pdb.Sync
 	}
 	e.keyBuf.New = func() any { b := make([]byte, 0, 64); return &b }
 	if err := e.load(cfg.Path); err != nil {
 		_ = db.Close()
+		_ = lock.Close()
 		return nil, err
 	}
 	return e, nil
@@ -205,15 +228,21 @@ func addOp(b *pdb.Batch, op store.Operation) error {
 	return d.Finish()
 }
 
-// apply writes ops as one batch; the caller, a data call, has checked the
-// partitions.
+// apply writes the writes of ops as one batch (checks write nothing); the
+// caller, a data call, has checked the partitions and holds cond.
 func (e *engine) apply(ops ...store.Operation) error {
 	b := e.db.NewBatch()
 	defer b.Close()
 	for i, op := range ops {
+		if op.Kind.IsCheck() {
+			continue
+		}
 		if err := addOp(b, op); err != nil {
 			return fmt.Errorf("pebble: batch operation %d: %w", i, err)
 		}
+	}
+	if b.Empty() {
+		return nil
 	}
 	if err := e.db.Apply(b, e.wo); err != nil {
 		return fmt.Errorf("pebble: write: %w", err)
@@ -221,18 +250,44 @@ func (e *engine) apply(ops ...store.Operation) error {
 	return nil
 }
 
+// applyShared is apply under cond held shared: a write without checks.
+func (e *engine) applyShared(ops ...store.Operation) error {
+	e.cond.RLock()
+	defer e.cond.RUnlock()
+	return e.apply(ops...)
+}
+
+// readCheck is the reader store.EvalChecks calls for the check ops[i].
+func (e *engine) readCheck(ops []store.Operation) func(i int) ([]byte, bool, error) {
+	return func(i int) ([]byte, bool, error) {
+		op := &ops[i]
+		v, closer, err := e.db.Get(appendKey(nil, op.Partition.Name(), op.Key))
+		if errors.Is(err, pdb.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("pebble: batch operation %d: reading the key of a %s in %q: %w", i, op.Kind, op.Partition.Name(), err)
+		}
+		out := append(make([]byte, 0, len(v)), v...)
+		if err := closer.Close(); err != nil {
+			return nil, false, fmt.Errorf("pebble: batch operation %d: %w", i, err)
+		}
+		return out, true, nil
+	}
+}
+
 func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) error {
 	if !e.exists(p) {
 		return notFound(p)
 	}
-	return e.apply(store.PutOp(p, key, value))
+	return e.applyShared(store.PutOp(p, key, value))
 }
 
 func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error {
 	if !e.exists(p) {
 		return notFound(p)
 	}
-	return e.apply(store.DeleteOp(p, key))
+	return e.applyShared(store.DeleteOp(p, key))
 }
 
 // maxBatchBytes is the size of the largest batch Pebble applies (it panics
@@ -273,6 +328,16 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 			}
 			last = name
 		}
+	}
+	if !store.HasChecks(ops) {
+		return e.applyShared(ops...)
+	}
+	// No other write of this process comes between the reads of the
+	// checked keys and the write (Pebble is open in this process alone).
+	e.cond.Lock()
+	defer e.cond.Unlock()
+	if err := store.EvalChecks(ops, e.readCheck(ops)); err != nil {
+		return err
 	}
 	return e.apply(ops...)
 }
@@ -355,11 +420,15 @@ func (e *engine) dropKeys(p store.Partition) error {
 }
 
 func (e *engine) Capabilities() store.Capabilities {
-	return store.Capabilities{SnapshotScans: true, Durable: true}
+	return store.Capabilities{SnapshotScans: true, Durable: true, MultiProcess: false}
 }
 
 func (e *engine) Close() error {
-	if err := e.db.Close(); err != nil {
+	err := e.db.Close()
+	if lerr := e.lock.Close(); err == nil && lerr != nil {
+		err = lerr
+	}
+	if err != nil {
 		return fmt.Errorf("pebble: close: %w", err)
 	}
 	return nil

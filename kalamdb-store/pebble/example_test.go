@@ -75,5 +75,5 @@ func ExampleOpenWith() {
 	defer b.Close()
 	fmt.Printf("%+v\n", b.Capabilities())
 	// Output:
-	// {SnapshotScans:true Durable:true}
+	// {SnapshotScans:true Durable:true MultiProcess:false MaxBatchOps:0 MaxBatchBytes:0}
 }

@@ -46,11 +46,14 @@
 // whose writes are in the operating system's cache when they return.
 // CreatePartition and DropPartition are always synced.
 //
-// The database is owned by one process: Pebble locks the directory, and a
-// second Open of the same path fails. Within the process one read-write lock
-// makes the existence check of a partition atomic with the operation on it:
-// reads and writes share it, CreatePartition and DropPartition take it
-// exclusively.
+// The database is owned by one process (Capabilities.MultiProcess is
+// false): Pebble locks the directory, and a second Open of the same path,
+// from this process or another, fails with an error that says the
+// database is in use. The checks of a Batch are read and its writes
+// applied while the backend's write lock is held exclusively; every other
+// write holds it shared, so no write of the process comes between. A
+// partition's existence is checked inside the backend's call gate, which
+// DropPartition drains.
 //
 // # Configuration
 //

@@ -38,7 +38,10 @@
 // data (a drop UNLINKs the data, which Redis frees in the background). Redis
 // runs a script atomically and each script checks everything before its
 // first write, so a failing write writes nothing, and a batch is all or
-// nothing across partitions. A Get is one HGET (plus one HEXISTS when the key
+// nothing across partitions. The checks of a batch (store.CheckAbsentOp,
+// store.CheckValueOp) are HGETs of its script, all evaluated before its
+// first write, so they are atomic with the batch against every client of
+// the server (Capabilities.MultiProcess). A Get is one HGET (plus one HEXISTS when the key
 // is missing, to tell a missing key from a missing partition).
 //
 // A Scan reads its range in chunks of Config.ScanChunk keys (256 by default,

@@ -54,7 +54,7 @@ func ExampleOpenWith() {
 	// Output:
 	// user/1 = ada
 	// user/2 = grace
-	// {false true}
+	// {false true true 0 0}
 }
 
 // Open the backend by name, as the server does with the [storage.redis]

@@ -242,7 +242,7 @@ func (e *engine) Batch(ctx context.Context, ops []store.Operation) error {
 	n := 0
 	for _, op := range ops {
 		n += 3
-		if op.Kind == store.OpDelete {
+		if op.Kind == store.OpDelete || op.Kind == store.OpCheckAbsent {
 			n--
 		}
 	}
@@ -265,6 +265,10 @@ func (e *engine) Batch(ctx context.Context, ops []store.Operation) error {
 			args = append(args, "p"+tag, op.Key, op.Value)
 		case store.OpDeleteRange:
 			args = append(args, "r"+tag, op.Key, op.End)
+		case store.OpCheckAbsent:
+			args = append(args, "a"+tag, op.Key)
+		case store.OpCheckValue:
+			args = append(args, "v"+tag, op.Key, op.Value)
 		default:
 			args = append(args, "d"+tag, op.Key)
 		}
@@ -272,6 +276,13 @@ func (e *engine) Batch(ctx context.Context, ops []store.Operation) error {
 	missing, err := batchScript.Run(ctx, e.client, keys, args...).Int64()
 	if err != nil {
 		return e.fail(ctx, "batch", err)
+	}
+	if missing < 0 {
+		j := int(-missing-1) / 2
+		if j >= len(ops) || !ops[j].Kind.IsCheck() {
+			return fmt.Errorf("kalamdb-store/redis: batch at %s: unexpected reply %d", e.addr, missing)
+		}
+		return store.NewConditionError(j, ops[j], -missing%2 == 0)
 	}
 	if missing != 0 {
 		if missing < 1 || int(missing) > len(parts) {
@@ -323,9 +334,11 @@ func (e *engine) DropPartition(ctx context.Context, p store.Partition) error {
 
 // Capabilities: no snapshot scans (a scan reads the partition chunk by
 // chunk), durable in the sense of the contract (the data lives in the
-// server and survives closing and reopening the backend).
+// server and survives closing and reopening the backend), and shared by
+// every process that opens the same server and key prefix (a batch's
+// checks run in its script, atomic against every client).
 func (e *engine) Capabilities() store.Capabilities {
-	return store.Capabilities{SnapshotScans: false, Durable: true}
+	return store.Capabilities{SnapshotScans: false, Durable: true, MultiProcess: true}
 }
 
 func (e *engine) Close() error {

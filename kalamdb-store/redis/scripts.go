@@ -75,10 +75,14 @@ return 1
 // batchScript: KEYS = registry, then the keys zset and values hash of each
 // partition the batch names (partition i at KEYS[2i], KEYS[2i+1]).
 // ARGV = the partition names (ARGV[i] for partition i), then the operations
-// in order: "p<i>", key, value for a put, "d<i>", key for a delete and
-// "r<i>", start, end for a range delete.
-// It returns 0, or the index i of a partition that does not exist (and then
-// writes nothing).
+// in order: "p<i>", key, value for a put, "d<i>", key for a delete,
+// "r<i>", start, end for a range delete, "a<i>", key for a check that key
+// is absent and "v<i>", key, value for a check that key holds value.
+// It returns 0; or the index i of a partition that does not exist; or, for
+// the first check that does not hold, -(2*j + 1) when its key is missing
+// and -(2*j + 2) when it exists, j being the check's 0-based position in
+// the batch. In the last two cases it writes nothing: every check is
+// evaluated before the first write.
 var batchScript = goredis.NewScript(checkTypes + `
 local np = (#KEYS - 1) / 2
 for i = 1, np do
@@ -86,7 +90,29 @@ for i = 1, np do
   local bad = checkTypes(KEYS[2*i], KEYS[2*i+1])
   if bad then return bad end
 end
-local a, n = np + 1, #ARGV
+local a, n, j = np + 1, #ARGV, 0
+while a <= n do
+  local op = ARGV[a]
+  local kind = string.byte(op, 1)
+  if kind == 97 or kind == 118 then
+    local h = KEYS[2*tonumber(string.sub(op, 2))+1]
+    local v = redis.call('HGET', h, ARGV[a+1])
+    if kind == 97 then
+      if v then return -(2*j + 2) end
+      a = a + 2
+    else
+      if not v then return -(2*j + 1) end
+      if v ~= ARGV[a+2] then return -(2*j + 2) end
+      a = a + 3
+    end
+  elseif kind == 100 then
+    a = a + 2
+  else
+    a = a + 3
+  end
+  j = j + 1
+end
+a = np + 1
 while a <= n do
   local op = ARGV[a]
   local i = tonumber(string.sub(op, 2))
@@ -95,6 +121,10 @@ while a <= n do
   if kind == 112 then
     redis.call('ZADD', z, 0, key)
     redis.call('HSET', h, key, ARGV[a+2])
+    a = a + 3
+  elseif kind == 97 then
+    a = a + 2
+  elseif kind == 118 then
     a = a + 3
   elseif kind == 114 then
     local lo, hi = '[' .. key, '(' .. ARGV[a+2]

@@ -61,10 +61,11 @@ func appendValue(rep []byte, v []byte) []byte {
 	return append(binary.AppendUvarint(rep, uint64(len(v))), v...)
 }
 
-// encodeBatch appends the WriteBatch representation of ops to rep, looking
-// every partition up in parts (once per run of operations on one
-// partition); it fails, naming the operation, on the first missing
-// partition.
+// encodeBatch appends the WriteBatch representation of the writes of ops
+// to rep, looking every partition up in parts (once per run of operations
+// on one partition), the partitions of checks too; it fails, naming the
+// operation, on the first missing partition. Checks write nothing: the
+// caller evaluates them (Batch).
 func encodeBatch(rep []byte, parts *store.PartitionMap[part], ops []store.Operation) ([]byte, error) {
 	if len(ops) > math.MaxUint32 {
 		return rep, fmt.Errorf("%w: a batch of %d operations; RocksDB writes at most %d at once",
@@ -73,10 +74,11 @@ func encodeBatch(rep []byte, parts *store.PartitionMap[part], ops []store.Operat
 	start := len(rep)
 	rep = append(rep, make([]byte, repHeader)...)
 	var (
-		name string
-		cf   uint32
-		pfx  keyPrefix
-		have bool
+		name   string
+		cf     uint32
+		pfx    keyPrefix
+		have   bool
+		writes uint32
 	)
 	for i := range ops {
 		op := &ops[i]
@@ -88,7 +90,10 @@ func encodeBatch(rep []byte, parts *store.PartitionMap[part], ops []store.Operat
 			}
 			cf, pfx, have = pt.cf, pt.prefix, true
 		}
+		writes++
 		switch op.Kind {
+		case store.OpCheckAbsent, store.OpCheckValue:
+			writes--
 		case store.OpPut:
 			rep = appendType(rep, cf, typeValue, typeColumnFamilyValue)
 			rep = appendValue(appendKey(rep, pfx, op.Key), op.Value)
@@ -101,6 +106,6 @@ func encodeBatch(rep []byte, parts *store.PartitionMap[part], ops []store.Operat
 			return rep, fmt.Errorf("%w: batch operation %d has kind %v", store.ErrInvalidArgument, i, op.Kind)
 		}
 	}
-	binary.LittleEndian.PutUint32(rep[start+8:], uint32(len(ops)))
+	binary.LittleEndian.PutUint32(rep[start+8:], writes)
 	return rep, nil
 }

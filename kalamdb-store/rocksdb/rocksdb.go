@@ -24,6 +24,14 @@
 // sequence number current when Scan returned, so it sees nothing written
 // afterwards (Capabilities.SnapshotScans), not even a DropPartition.
 //
+// The checks of a Batch (store.CheckAbsentOp, store.CheckValueOp) are point
+// reads made while the engine's write lock is held exclusively, until the
+// batch is written; every other write holds that lock shared, so no write
+// of the process comes between a batch's checks and its write, and writes
+// without checks never wait on each other. The database belongs to one
+// process (RocksDB's LOCK file): a second open of its path is refused with
+// an error that says it is in use (Capabilities.MultiProcess is false).
+//
 // No RocksDB type appears in this package's API: callers see a
 // store.StorageBackend and a Config.
 package rocksdb
@@ -161,6 +169,13 @@ type engine struct {
 	// gate is the backend's call gate, set by store.New (UseGate).
 	gate store.Gate
 
+	// cond makes the checks of a Batch atomic with its write: a Batch with
+	// checks holds it exclusively from reading its checked keys until its
+	// write returned, every other write (Put, Delete, a Batch without
+	// checks) holds it shared, so no write comes between. Reads take no
+	// part in it.
+	cond sync.RWMutex
+
 	// iters counts the iterators not yet closed; Close waits for them, so
 	// that no handle is destroyed and no iterator freed after the database
 	// is closed, even when an iterator's Close races with the backend's.
@@ -195,6 +210,10 @@ func openEngine(c Config) (*engine, error) {
 	db, handles, err := grocksdb.OpenDbColumnFamilies(opts.db, c.Path, names, cfOpts)
 	if err != nil {
 		opts.destroy()
+		if lockHeld(err) {
+			return nil, fmt.Errorf("rocksdb: %s is in use: another process, or another backend of this one, has the database open, "+
+				"and an embedded database belongs to one process at a time (use a server backend, such as etcd or redis, to share one): %w", c.Path, err)
+		}
 		return nil, fmt.Errorf("rocksdb: opening %s: %w", c.Path, err)
 	}
 	e := &engine{
@@ -262,6 +281,16 @@ func (e *engine) load(legacy map[string]*grocksdb.ColumnFamilyHandle) error {
 // UseGate implements store.Gated.
 func (e *engine) UseGate(g store.Gate) { e.gate = g }
 
+// lockHeld reports whether err is RocksDB's refusal to open a database
+// whose LOCK file another process holds ("While lock file: …/LOCK:
+// Resource temporarily unavailable") or this one does ("lock hold by
+// current process").
+func lockHeld(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "/LOCK:") &&
+		(strings.Contains(msg, "While lock file") || strings.Contains(msg, "lock hold by current process"))
+}
+
 // existingColumnFamilies lists the column families of the database at path,
 // or just "default" when there is no database there yet.
 func existingColumnFamilies(opts *grocksdb.Options, path string) ([]string, error) {
@@ -299,7 +328,9 @@ func (e *engine) Put(_ context.Context, p store.Partition, key, value []byte) er
 	if !ok {
 		return missing(p)
 	}
+	e.cond.RLock()
 	err := putC(e.cdb, e.cw, pt.c, pt.prefix, key, value)
+	e.cond.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: put into %q: %w", p.Name(), err)
 	}
@@ -311,7 +342,9 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 	if !ok {
 		return missing(p)
 	}
+	e.cond.RLock()
 	err := deleteC(e.cdb, e.cw, pt.c, pt.prefix, key)
+	e.cond.RUnlock()
 	if err != nil {
 		return fmt.Errorf("rocksdb: delete from %q: %w", p.Name(), err)
 	}
@@ -322,13 +355,30 @@ func (e *engine) Delete(_ context.Context, p store.Partition, key []byte) error 
 // encodes one WriteBatch (see batch.go), then writes it, all inside the
 // gate that DropPartition drains: either every partition exists and the
 // whole batch is written, or nothing is. A partition dropped after it was
-// looked up is deleted only once the batch returned.
+// looked up is deleted only once the batch returned. A batch with checks
+// reads its checked keys and writes while holding cond exclusively, so
+// that no other write of this process comes between (RocksDB itself is
+// open in this process alone).
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
+	checks := store.HasChecks(ops)
 	bp := repPool.Get().(*[]byte)
 	rep, err := encodeBatch((*bp)[:0], &e.parts, ops)
 	if err == nil {
-		if err = writeRepC(e.cdb, e.cw, rep); err != nil {
-			err = fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
+		if checks {
+			e.cond.Lock()
+			err = store.EvalChecks(ops, e.readCheck(ops))
+		} else {
+			e.cond.RLock()
+		}
+		if err == nil && binary.LittleEndian.Uint32(rep[8:repHeader]) > 0 {
+			if err = writeRepC(e.cdb, e.cw, rep); err != nil {
+				err = fmt.Errorf("rocksdb: batch of %d operations: %w", len(ops), err)
+			}
+		}
+		if checks {
+			e.cond.Unlock()
+		} else {
+			e.cond.RUnlock()
 		}
 	}
 	if cap(rep) <= maxPooledRep {
@@ -336,6 +386,26 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		repPool.Put(bp)
 	}
 	return err
+}
+
+// readCheck returns the reader store.EvalChecks calls for the checks of
+// ops, whose partitions encodeBatch found.
+func (e *engine) readCheck(ops []store.Operation) func(i int) ([]byte, bool, error) {
+	return func(i int) ([]byte, bool, error) {
+		op := &ops[i]
+		pt, ok := e.parts.Get(op.Partition.Name())
+		if !ok {
+			return nil, false, fmt.Errorf("batch operation %d: %w", i, missing(op.Partition))
+		}
+		v, err := getC(e.cdb, e.read, pt.c, pt.prefix, op.Key)
+		switch {
+		case err == errNotFound:
+			return nil, false, nil
+		case err != nil:
+			return nil, false, fmt.Errorf("rocksdb: batch operation %d: reading the key of a %s in %q: %w", i, op.Kind, op.Partition.Name(), err)
+		}
+		return v, true, nil
+	}
 }
 
 func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (store.Iterator, error) {
@@ -420,8 +490,10 @@ func (e *engine) drop(p store.Partition, pt part) error {
 	return writeSynced(e.db, wb)
 }
 
+// Capabilities: snapshot scans, durable, and owned by one process (the
+// database's LOCK file; cond makes checks atomic within the process).
 func (e *engine) Capabilities() store.Capabilities {
-	return store.Capabilities{SnapshotScans: true, Durable: true}
+	return store.Capabilities{SnapshotScans: true, Durable: true, MultiProcess: false}
 }
 
 // Close destroys every column-family handle, then closes the database, then
