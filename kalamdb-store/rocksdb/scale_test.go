@@ -109,8 +109,12 @@ func TestManyPartitions(t *testing.T) {
 	// written; with max_wal_mb = 1 the column families holding the oldest
 	// log (the registry's, which every create writes, and the shared one)
 	// were flushed and the old logs deleted rather than kept for them.
-	require.Less(t, f.WAL, int64(c.MaxWALMB+2*c.WriteBufferMB+1)<<20,
-		"the write-ahead log is bounded by max_wal_mb plus two memtables (one filling, one being flushed), not kept alive by the registry or idle partitions")
+	// The bound allows one memtable more than the two RocksDB keeps (one
+	// filling, one being flushed): under load the background flush that
+	// frees the oldest log may not have run yet when the size is read. It
+	// is still below the 16 MiB written, which a log kept alive would hold.
+	require.Less(t, f.WAL, int64(c.MaxWALMB+3*c.WriteBufferMB+1)<<20,
+		"the write-ahead log is bounded by max_wal_mb plus the memtables in flight, not kept alive by the registry or idle partitions")
 	if f.FDs >= 0 {
 		require.LessOrEqual(t, f.FDs, c.MaxOpenFiles+16, "descriptors: table files within max_open_files, plus log, WAL, LOCK and directories")
 	}

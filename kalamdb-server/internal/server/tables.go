@@ -154,7 +154,7 @@ func (s *Server) countStats(ctx context.Context, t *catalog.Table, user string) 
 			return api.TableStats{}, err
 		}
 	}
-	n, err := countKeys(ctx, s.backend, t.Partition(), prefix, 0)
+	n, err := countKeys(ctx, s.backend, t.Partition(), prefix)
 	if err != nil {
 		return api.TableStats{}, err
 	}
@@ -244,24 +244,14 @@ func (c *statsCache) get(key statsKey, compute func() (api.TableStats, error)) (
 	return e.st, e.err
 }
 
-// countKeys counts the keys of partition p that start with prefix, up to
-// limit when it is positive. A partition dropped meanwhile has none.
-func countKeys(ctx context.Context, b store.StorageBackend, p store.Partition, prefix []byte, limit int) (int64, error) {
-	it, err := b.Scan(ctx, p, store.ScanOptions{Prefix: prefix, Limit: limit})
-	if err != nil {
-		if errors.Is(err, store.ErrPartitionNotFound) {
-			return 0, nil
-		}
-		return 0, err
+// countKeys counts the keys of partition p that start with prefix (store.Count);
+// a partition dropped meanwhile has none.
+func countKeys(ctx context.Context, b store.StorageBackend, p store.Partition, prefix []byte) (int64, error) {
+	n, err := store.Count(ctx, b, p, store.ScanOptions{Prefix: prefix})
+	if errors.Is(err, store.ErrPartitionNotFound) {
+		return 0, nil
 	}
-	var n int64
-	for it.Next() {
-		n++
-	}
-	if err := it.Close(); err != nil && !errors.Is(err, store.ErrPartitionNotFound) {
-		return 0, err
-	}
-	return n, nil
+	return n, err
 }
 
 // bufferedRows counts the rows t holds in the storage backend: every
@@ -275,7 +265,7 @@ func (s *Server) bufferedRows(ctx context.Context, t *catalog.Table) (int64, err
 		}
 		return st.Len(), nil
 	}
-	return countKeys(ctx, s.backend, t.Partition(), nil, 0)
+	return countKeys(ctx, s.backend, t.Partition(), nil)
 }
 
 // bufferedCache keeps the last total of buffered rows, so that scrapes do
