@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -113,6 +114,15 @@ func (r *Registry) Open(ctx context.Context, name string, cfg Config) (StorageBa
 	}
 	b, err := f(ctx, cfg)
 	if err != nil {
+		// Name the section of the keys a strict decode refused.
+		var ces ConfigErrors
+		if errors.As(err, &ces) {
+			for _, e := range ces {
+				if e.Section == "" {
+					e.Section = canonical
+				}
+			}
+		}
 		return nil, fmt.Errorf("opening storage backend %q: %w", canonical, err)
 	}
 	return b, nil

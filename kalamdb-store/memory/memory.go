@@ -49,10 +49,10 @@ func DefaultConfig() Config { return Config{} }
 // Validate reports a negative limit, naming its key.
 func (c Config) Validate() error {
 	if c.MaxBatchOps < 0 {
-		return fmt.Errorf("%w: storage.memory.max_batch_ops is %d; use 0 (no limit) or more", store.ErrInvalidArgument, c.MaxBatchOps)
+		return store.InvalidConfig(Name, "max_batch_ops", "is %d; use 0 (no limit) or more", c.MaxBatchOps)
 	}
 	if c.MaxBatchBytes < 0 {
-		return fmt.Errorf("%w: storage.memory.max_batch_bytes is %d; use 0 (no limit) or more", store.ErrInvalidArgument, c.MaxBatchBytes)
+		return store.InvalidConfig(Name, "max_batch_bytes", "is %d; use 0 (no limit) or more", c.MaxBatchBytes)
 	}
 	return nil
 }

@@ -40,11 +40,11 @@ func TestConformanceWithBatchLimits(t *testing.T) {
 
 func TestConfigRefusesNegativeLimits(t *testing.T) {
 	_, err := memory.OpenWith(memory.Config{MaxBatchOps: -1})
-	if err == nil || !strings.Contains(err.Error(), "storage.memory.max_batch_ops is -1") {
+	if err == nil || !strings.Contains(err.Error(), "storage.memory.max_batch_ops: is -1") {
 		t.Fatalf("got %v", err)
 	}
 	_, err = memory.OpenWith(memory.Config{MaxBatchBytes: -1})
-	if err == nil || !strings.Contains(err.Error(), "storage.memory.max_batch_bytes is -1") {
+	if err == nil || !strings.Contains(err.Error(), "storage.memory.max_batch_bytes: is -1") {
 		t.Fatalf("got %v", err)
 	}
 }

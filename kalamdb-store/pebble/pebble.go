@@ -69,7 +69,6 @@ package pebble
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
@@ -135,11 +134,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first value of c that is out of range, as an error
-// wrapping store.ErrInvalidArgument that names the configuration key.
+// Validate reports the first value of c that is out of range, as a
+// *store.ConfigError naming the key.
 func (c Config) Validate() error {
 	bad := func(key string, format string, args ...any) error {
-		return fmt.Errorf("%w: storage.%s.%s %s", store.ErrInvalidArgument, Name, key, fmt.Sprintf(format, args...))
+		return store.InvalidConfig(Name, key, format, args...)
 	}
 	switch {
 	case strings.TrimSpace(c.Path) == "":

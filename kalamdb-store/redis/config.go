@@ -112,7 +112,7 @@ func (c Config) String() string {
 func (c Config) GoString() string { return c.String() }
 
 func invalid(key, format string, args ...any) error {
-	return fmt.Errorf("%w: [storage.redis] %s: %s", store.ErrInvalidArgument, key, fmt.Sprintf(format, args...))
+	return store.InvalidConfig(Name, key, format, args...)
 }
 
 // Validate checks every value of c, including that tls_ca_file holds PEM

@@ -132,7 +132,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		tc.mutate(&c)
 		err := c.Validate()
 		require.ErrorIs(t, err, store.ErrInvalidArgument, "%s: %s", tc.key, c)
-		require.Contains(t, err.Error(), "[storage.redis] "+tc.key+":", "the error names the key")
+		require.Contains(t, err.Error(), "storage.redis."+tc.key+":", "the error names the key")
 		require.NotContains(t, err.Error(), "hunter2")
 		_, err = OpenWith(context.Background(), c)
 		require.ErrorIs(t, err, store.ErrInvalidArgument, "OpenWith validates: %s", tc.key)

@@ -78,7 +78,7 @@ func ExampleRegister() {
 	ok, err := b.PartitionExists(context.Background(), store.MustPartition("users"))
 	fmt.Println(ok, err)
 	// Output:
-	// opening storage backend "redis": kalamdb-store: invalid argument: unknown configuration key(s): adress
+	// opening storage backend "redis": storage.redis.adress: unknown key; known keys: addr, username, password, db, tls, tls_ca_file, tls_server_name, dial_timeout, read_timeout, write_timeout, pool_size, key_prefix, scan_chunk
 	// false <nil>
 }
 

@@ -126,11 +126,11 @@ func compressionNames() string {
 	return strings.Join(names, ", ")
 }
 
-// Validate reports the first value of c that is out of range, as an error
-// wrapping store.ErrInvalidArgument that names the configuration key.
+// Validate reports the first value of c that is out of range, as a
+// *store.ConfigError naming the key.
 func (c Config) Validate() error {
 	bad := func(key string, format string, args ...any) error {
-		return fmt.Errorf("%w: storage.rocksdb.%s %s", store.ErrInvalidArgument, key, fmt.Sprintf(format, args...))
+		return store.InvalidConfig(Name, key, format, args...)
 	}
 	switch {
 	case strings.TrimSpace(c.Path) == "":

@@ -40,7 +40,7 @@ func ExampleOpen() {
 	fmt.Println(err)
 	// Output:
 	// alice
-	// opening storage backend "rocksdb": rocksdb: [storage.rocksdb]: kalamdb-store: invalid argument: unknown configuration key(s): pth
+	// opening storage backend "rocksdb": storage.rocksdb.pth: unknown key; known keys: path, max_open_files, block_cache_mb, write_buffer_mb, total_write_buffer_mb, max_wal_mb, compression, sync_writes, memtable_bloom
 }
 
 // Partitions are found again when the database is reopened; a scan reads a

@@ -72,7 +72,7 @@ func Open(ctx context.Context, cfg store.Config) (store.StorageBackend, error) {
 	c := DefaultConfig()
 	if cfg != nil {
 		if err := cfg.Decode(&c); err != nil {
-			return nil, fmt.Errorf("rocksdb: [storage.rocksdb]: %w", err)
+			return nil, err
 		}
 	}
 	return OpenWith(c)

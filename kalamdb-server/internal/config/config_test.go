@@ -170,7 +170,8 @@ func TestUsersValidation(t *testing.T) {
 			_, err := parse(t, tc.doc, Options{})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
-			assert.ErrorIs(t, err, store.ErrInvalidArgument)
+			var errs Errors
+			assert.ErrorAs(t, err, &errs, "configuration errors are the server's own, listed with their origins")
 		})
 	}
 }
@@ -235,21 +236,21 @@ max_open_filez = 10
 	var rc rocksCfg
 	err = c.Section("rocksdb").Decode(&rc)
 	require.Error(t, err)
-	assert.ErrorIs(t, err, store.ErrInvalidArgument)
-	assert.Contains(t, err.Error(), `test.toml:6: storage.rocksdb.max_open_filez: unknown key (did you mean "max_open_files"?)`)
+	assert.ErrorIs(t, err, store.ErrInvalidArgument, "the backend's decode error is the store's")
+	assert.Contains(t, c.Section("rocksdb").Errors(err).Error(), `test.toml:6: storage.rocksdb.max_open_filez: unknown key (did you mean "max_open_files"?)`)
 
 	doc = "[storage.rocksdb]\npath = \"/tmp/x\"\nmax_open_files = \"many\"\n" + minimal
 	c, err = parse(t, doc, Options{})
 	require.NoError(t, err)
 	err = c.Section("rocksdb").Decode(&rc)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `test.toml:3: storage.rocksdb.max_open_files: must be an integer, got string "many"`)
+	assert.Contains(t, c.Section("rocksdb").Errors(err).Error(), `test.toml:3: storage.rocksdb.max_open_files: must be an integer, got string "many"`)
 
 	c, err = parse(t, minimal, Options{Flags: map[string]FlagValue{"storage.rocksdb.sync_writes": {Flag: "--set storage.rocksdb.sync_writes", Value: "yes"}}})
 	require.NoError(t, err)
 	err = c.Section("rocksdb").Decode(&rc)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `flag --set storage.rocksdb.sync_writes: storage.rocksdb.sync_writes: must be true or false, got string "yes"`)
+	assert.Contains(t, c.Section("rocksdb").Errors(err).Error(), `flag --set storage.rocksdb.sync_writes: storage.rocksdb.sync_writes: must be true or false, got string "yes"`)
 	assert.NotContains(t, err.Error(), "rocksCfg", "no Go type names")
 
 	doc = "[storage.rocksdb]\npath = \"/tmp/x\"\nmax_open_files = 64\n" + minimal
@@ -269,7 +270,7 @@ max_open_filez = 10
 	require.NoError(t, err)
 	err = c.Section("rocksdb").Decode(&rc)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "environment variable KALAMDB_STORAGE_ROCKSDB_BOGUS: storage.rocksdb.bogus: unknown key")
+	assert.Contains(t, c.Section("rocksdb").Errors(err).Error(), "environment variable KALAMDB_STORAGE_ROCKSDB_BOGUS: storage.rocksdb.bogus: unknown key")
 }
 
 func TestUnknownBackendSection(t *testing.T) {

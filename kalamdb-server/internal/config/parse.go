@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -169,22 +170,11 @@ func (c *Config) sections() map[string]reflect.Value {
 	v := reflect.ValueOf(c).Elem()
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if tag := tomlName(t.Field(i)); tag != "" {
+		if tag := store.TOMLKey(t.Field(i)); tag != "" {
 			out[tag] = v.Field(i)
 		}
 	}
 	return out
-}
-
-func tomlName(f reflect.StructField) string {
-	if !f.IsExported() {
-		return ""
-	}
-	tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-	if tag == "-" {
-		return ""
-	}
-	return tag
 }
 
 // fieldsOf returns the fields of a section struct by TOML key.
@@ -192,7 +182,7 @@ func fieldsOf(v reflect.Value) map[string]reflect.Value {
 	out := map[string]reflect.Value{}
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
-		if tag := tomlName(t.Field(i)); tag != "" {
+		if tag := store.TOMLKey(t.Field(i)); tag != "" {
 			out[tag] = v.Field(i)
 		}
 	}

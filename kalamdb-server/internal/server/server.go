@@ -90,12 +90,7 @@ func Check(cfg *config.Config, set *backends.Set) (string, error) {
 		}
 		byBackend[target] = name
 		if err := set.Check(target, cfg.Section(name)); err != nil {
-			var ces config.Errors
-			if errors.As(err, &ces) {
-				errs = append(errs, ces...)
-			} else {
-				errs = append(errs, sectionError(cfg.Section(name), err))
-			}
+			errs = append(errs, cfg.Section(name).Errors(err)...)
 		}
 	}
 	if !config.IsLoopback(cfg.Server.Host) {
@@ -125,25 +120,6 @@ func Check(cfg *config.Config, set *backends.Set) (string, error) {
 // MinTokenLen is the shortest token accepted while the server listens
 // beyond loopback.
 const MinTokenLen = 16
-
-// sectionError attributes a backend's validation error to the key it
-// names, when it names one, so the message says where that key was set.
-func sectionError(s *config.Section, err error) *config.Error {
-	msg := strings.TrimPrefix(err.Error(), store.ErrInvalidArgument.Error()+": ")
-	prefix := "storage." + s.Name() + "."
-	if i := strings.Index(msg, prefix); i >= 0 {
-		rest := msg[i+len(prefix):]
-		end := strings.IndexFunc(rest, func(r rune) bool { return !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
-		if end < 0 {
-			end = len(rest)
-		}
-		if key := rest[:end]; key != "" {
-			return &config.Error{Key: prefix + key, Origin: s.Origin(key),
-				Msg: strings.TrimSpace(strings.TrimPrefix(msg[i:], prefix+key))}
-		}
-	}
-	return &config.Error{Key: "storage." + s.Name(), Msg: msg}
-}
 
 // backendSection returns the section configuring the backend: the one named
 // as storage.backend is written, else the canonical name's.
