@@ -81,6 +81,21 @@ func (r *Registry) Names() []string {
 	return names
 }
 
+// Aliases returns the aliases of the registered backend name, sorted; none
+// when name has none or is not registered.
+func (r *Registry) Aliases(name string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for a, target := range r.aliases {
+		if target == name {
+			out = append(out, a)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Resolve returns the backend name that name stands for (itself, or the
 // backend an alias points to), or an error wrapping ErrInvalidArgument that
 // lists the known names.

@@ -1,5 +1,5 @@
 // Package backends is the set of storage backends a kalamdb-server binary
-// can open: each one's name, aliases, whether it is durable, how it
+// can open: each one's name, whether it is durable, how it
 // registers with a store.Registry, and how its [storage.<name>] section is
 // decoded and checked without opening anything.
 //
@@ -30,14 +30,14 @@ type Backend struct {
 	// Name is the registered name ("rocksdb"), the value of
 	// [storage] backend and the name of the [storage.<name>] section.
 	Name string
-	// Aliases are other names accepted for it ("in-memory").
-	Aliases []string
 	// Durable tells whether data survives a restart of the server.
 	Durable bool
 	// Summary is one line for `kalamdb-server backends`.
 	Summary string
-	// Register adds the backend's factory to a registry under Name (the
-	// backend package's Register function).
+	// Register adds the backend's factory to a registry under Name, and
+	// any aliases of it (the backend package's Register function). It is
+	// the one place a backend's names are given: the set learns the
+	// aliases from it.
 	Register func(*store.Registry)
 	// Decode decodes and validates a [storage.<name>] section without
 	// opening anything, and returns the backend's configuration with its
@@ -74,7 +74,6 @@ func Builtin() []Backend {
 	return []Backend{
 		{
 			Name:     memory.Name,
-			Aliases:  []string{memory.Alias},
 			Durable:  false,
 			Summary:  "in-process B-trees; fast, and nothing survives a restart",
 			Register: memory.Register,
@@ -114,15 +113,17 @@ func Builtin() []Backend {
 // Set is the backends one binary links, with the registry that opens them.
 // It is immutable and safe for concurrent use.
 type Set struct {
-	list []Backend // sorted by name
-	reg  *store.Registry
+	list    []Backend // sorted by name
+	aliases map[string][]string
+	reg     *store.Registry
 }
 
 // NewSet returns the set of the given backends. Every backend needs a name,
-// Register and Decode, and no name or alias may be taken twice; the error
-// says which is at fault.
+// Register and Decode, must register under its name, and no name or alias
+// may be taken twice; the error says which is at fault.
 func NewSet(list ...Backend) (*Set, error) {
-	s := &Set{list: slices.Clone(list), reg: store.NewRegistry()}
+	s := &Set{list: slices.Clone(list), aliases: map[string][]string{}, reg: store.NewRegistry()}
+	sort.Slice(s.list, func(i, j int) bool { return s.list[i].Name < s.list[j].Name })
 	taken := map[string]string{}
 	for _, b := range s.list {
 		switch {
@@ -131,7 +132,12 @@ func NewSet(list ...Backend) (*Set, error) {
 		case b.Register == nil || b.Decode == nil:
 			return nil, fmt.Errorf("%w: storage backend %q needs both Register and Decode", store.ErrInvalidArgument, b.Name)
 		}
-		for _, n := range append([]string{b.Name}, b.Aliases...) {
+		aliases, err := namesOf(b)
+		if err != nil {
+			return nil, err
+		}
+		s.aliases[b.Name] = aliases
+		for _, n := range append([]string{b.Name}, aliases...) {
 			if other, dup := taken[n]; dup {
 				if other == b.Name {
 					return nil, fmt.Errorf("%w: two storage backends are called %q", store.ErrInvalidArgument, n)
@@ -141,19 +147,28 @@ func NewSet(list ...Backend) (*Set, error) {
 			taken[n] = b.Name
 		}
 	}
-	sort.Slice(s.list, func(i, j int) bool { return s.list[i].Name < s.list[j].Name })
 	for _, b := range s.list {
-		b.Register(s.reg)
-		if _, err := s.reg.Resolve(b.Name); err != nil {
-			return nil, fmt.Errorf("%w: storage backend %q did not register under its name", store.ErrInvalidArgument, b.Name)
-		}
-		for _, a := range b.Aliases {
-			if _, err := s.reg.Resolve(a); err != nil {
-				s.reg.Alias(a, b.Name)
-			}
-		}
+		b.Register(s.reg) // cannot panic: namesOf registered it alone, and no name is taken twice
 	}
 	return s, nil
+}
+
+// namesOf registers b alone in a registry of its own and returns the
+// aliases it registered, or an error when it panics or registers anything
+// but its own name.
+func namesOf(b Backend) (aliases []string, err error) {
+	r := store.NewRegistry()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: storage backend %q: registering it failed: %v", store.ErrInvalidArgument, b.Name, p)
+		}
+	}()
+	b.Register(r)
+	if names := r.Names(); len(names) != 1 || names[0] != b.Name {
+		return nil, fmt.Errorf("%w: storage backend %q did not register under its name (it registered %q)",
+			store.ErrInvalidArgument, b.Name, names)
+	}
+	return r.Aliases(b.Name), nil
 }
 
 // Default returns the set of the Builtin backends.
@@ -176,7 +191,7 @@ func (s *Set) Names() []string {
 	var names []string
 	for _, b := range s.list {
 		names = append(names, b.Name)
-		names = append(names, b.Aliases...)
+		names = append(names, s.aliases[b.Name]...)
 	}
 	return names
 }
@@ -185,15 +200,19 @@ func (s *Set) Names() []string {
 func (s *Set) Aliases() []string {
 	var out []string
 	for _, b := range s.list {
-		out = append(out, b.Aliases...)
+		out = append(out, s.aliases[b.Name]...)
 	}
 	return out
 }
 
+// AliasesOf returns the aliases of the backend called name, as its Register
+// function registers them.
+func (s *Set) AliasesOf(name string) []string { return slices.Clone(s.aliases[name]) }
+
 // Lookup returns the backend called name (or one of its aliases).
 func (s *Set) Lookup(name string) (Backend, bool) {
 	for _, b := range s.list {
-		if b.Name == name || slices.Contains(b.Aliases, name) {
+		if b.Name == name || slices.Contains(s.aliases[b.Name], name) {
 			return b, true
 		}
 	}

@@ -17,7 +17,7 @@ func TestRegistryHoldsEveryListedBackend(t *testing.T) {
 	var names []string
 	for _, b := range set.List() {
 		names = append(names, b.Name)
-		for _, a := range b.Aliases {
+		for _, a := range set.AliasesOf(b.Name) {
 			canonical, err := reg.Resolve(a)
 			require.NoError(t, err)
 			assert.Equal(t, b.Name, canonical)
@@ -26,6 +26,7 @@ func TestRegistryHoldsEveryListedBackend(t *testing.T) {
 	assert.Equal(t, reg.Names(), names)
 	assert.Contains(t, names, "memory")
 	assert.Contains(t, names, "rocksdb")
+	assert.Equal(t, []string{"in-memory"}, set.AliasesOf("memory"), "the aliases come from the backend's Register")
 }
 
 func TestCheckDecodesAndValidatesWithoutOpening(t *testing.T) {
@@ -45,9 +46,11 @@ func TestCheckDecodesAndValidatesWithoutOpening(t *testing.T) {
 // A set refuses a backend without the functions it needs and a name taken
 // twice, naming them; a third-party backend joins the built-in ones.
 func TestNewSet(t *testing.T) {
-	extra := Backend{Name: "mykv", Aliases: []string{"my-kv"}, Durable: true, Summary: "a third party's",
+	open := func(context.Context, store.Config) (store.StorageBackend, error) { return memory.New(), nil }
+	extra := Backend{Name: "mykv", Durable: true, Summary: "a third party's",
 		Register: func(r *store.Registry) {
-			r.Register("mykv", func(context.Context, store.Config) (store.StorageBackend, error) { return memory.New(), nil })
+			r.Register("mykv", open)
+			r.Alias("my-kv", "mykv")
 		},
 		Decode: DecodeWith(memory.DefaultConfig)}
 	set, err := NewSet(append(Builtin(), extra)...)
@@ -57,14 +60,20 @@ func TestNewSet(t *testing.T) {
 	require.NoError(t, b.Close())
 	assert.Contains(t, set.Names(), "mykv")
 
-	_, err = NewSet(append(Builtin(), Backend{Name: "memory", Register: extra.Register, Decode: extra.Decode})...)
+	_, err = NewSet(append(Builtin(), Backend{Name: "memory", Register: func(r *store.Registry) { r.Register("memory", open) }, Decode: extra.Decode})...)
 	assert.ErrorContains(t, err, `two storage backends are called "memory"`)
-	_, err = NewSet(append(Builtin(), Backend{Name: "x", Aliases: []string{"in-memory"}, Register: extra.Register, Decode: extra.Decode})...)
+	claims := func(r *store.Registry) { r.Register("x", open); r.Alias("in-memory", "x") }
+	_, err = NewSet(append(Builtin(), Backend{Name: "x", Register: claims, Decode: extra.Decode})...)
 	assert.ErrorContains(t, err, `name "in-memory" is taken by both "memory" and "x"`)
+	_, err = NewSet(Backend{Name: "x", Register: func(r *store.Registry) { r.Register("y", open) }, Decode: extra.Decode})
+	assert.ErrorContains(t, err, `storage backend "x" did not register under its name (it registered ["y"])`)
+	_, err = NewSet(Backend{Name: "x", Register: func(r *store.Registry) { r.Register("x", open); r.Register("x", open) }, Decode: extra.Decode})
+	assert.ErrorContains(t, err, `storage backend "x": registering it failed: kalamdb-store: backend "x" registered twice`)
 	_, err = NewSet(Backend{Name: "x", Register: extra.Register})
 	assert.ErrorContains(t, err, `storage backend "x" needs both Register and Decode`)
 	_, err = NewSet(Backend{Name: "x", Register: func(*store.Registry) {}, Decode: extra.Decode})
 	assert.ErrorContains(t, err, `storage backend "x" did not register under its name`)
+	assert.Equal(t, []string{"my-kv"}, set.AliasesOf("mykv"))
 }
 
 func TestLookupByAlias(t *testing.T) {

@@ -339,8 +339,9 @@ func newBackends(env Env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tALIASES\tDURABLE\tDESCRIPTION")
-			for _, b := range env.backends().List() {
-				aliases := strings.Join(b.Aliases, ", ")
+			set := env.backends()
+			for _, b := range set.List() {
+				aliases := strings.Join(set.AliasesOf(b.Name), ", ")
 				if aliases == "" {
 					aliases = "-"
 				}

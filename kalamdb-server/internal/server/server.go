@@ -130,11 +130,9 @@ func backendSection(cfg *config.Config, set *backends.Set, canonical string) *co
 	if _, ok := cfg.Storage.Sections[canonical]; ok {
 		return cfg.Section(canonical)
 	}
-	if b, ok := set.Lookup(canonical); ok {
-		for _, a := range b.Aliases {
-			if _, ok := cfg.Storage.Sections[a]; ok {
-				return cfg.Section(a)
-			}
+	for _, a := range set.AliasesOf(canonical) {
+		if _, ok := cfg.Storage.Sections[a]; ok {
+			return cfg.Section(a)
 		}
 	}
 	return cfg.Section(canonical)
