@@ -2,7 +2,6 @@ package flush
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -364,20 +363,21 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 		return CompactResult{}, fmt.Errorf("flush: %s: the commit of a compaction of %d segments: %w", t.FullName(), len(in), err)
 	}
 	if err := m.b.Batch(ctx, ops); err != nil {
-		// The batch is atomic, but an error may not say whether it
-		// applied: the first old record tells.
-		_, gerr := m.b.Get(context.Background(), layout.Manifests, manifestKey(&in[0].Segment))
-		switch {
-		case gerr == nil:
-			forget()
-			return CompactResult{}, fmt.Errorf("flush: %s: committing a compaction: %w", t.FullName(), err)
-		case !errors.Is(gerr, store.ErrNotFound):
-			// Unknown: the old segments stay listed (their files are
-			// there either way) and the next Open settles the files.
-			return CompactResult{}, fmt.Errorf("flush: %s: committing a compaction (outcome unknown until the next open): %w", t.FullName(), err)
+		// The first old record is gone once the commit applied.
+		err = m.failedCommit(tr, &doubt{
+			what:               fmt.Sprintf("the commit of a compaction of %d segments", len(in)),
+			key:                manifestKey(&in[0].Segment),
+			presentIfCommitted: false,
+			committed:          func() { tr.replace(user, in, out) },
+			notCommitted:       forget,
+			files:              out,
+		}, err)
+		if err != nil {
+			return CompactResult{}, err
 		}
+	} else {
+		tr.replace(user, in, out)
 	}
-	tr.replace(user, in, out)
 	res.Written = len(out)
 	res.Dropped = inRows - res.Rows
 	return res, nil

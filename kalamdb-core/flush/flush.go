@@ -669,12 +669,17 @@ func (m *Manager) clearPending(ctx context.Context, tr *tier, seg *segFile) erro
 	return nil
 }
 
-// settle completes the purges that commits cut into several batches left
-// pending (a failure or a crash between their batches): it removes from
-// the buffer every version that a marked segment of tr holds and that is
-// still buffered unchanged, then clears the mark. The caller holds
-// tr.flushMu.
+// settle completes what earlier commits of tr left undone, before tr
+// flushes or compacts again: it resolves the doubts (commits whose
+// outcome was unknown), then the purges that commits cut into several
+// batches left pending (a failure or a crash between their batches): it
+// removes from the buffer every version that a marked segment of tr holds
+// and that is still buffered unchanged, then clears the mark. The caller
+// holds tr.flushMu.
 func (m *Manager) settle(ctx context.Context, tr *tier) error {
+	if err := m.resolveDoubts(tr); err != nil {
+		return err
+	}
 	tr.mu.RLock()
 	var pending []*segFile
 	for _, segs := range tr.users {
@@ -731,26 +736,109 @@ func (m *Manager) purge(ctx context.Context, tr *tier, buf *tables.Buffer, f *se
 	return nil
 }
 
-// resolveFailedCommit decides what a failed commit batch did. The batch is
-// atomic, but an error may not say whether it applied (a lost reply), so
-// the manifest record is read back: present, the commit happened; absent,
-// nothing happened and the file is removed; unknown, the segment stays
+// resolveFailedCommit decides what a failed flush commit did, from its
+// manifest record: committed, the flush succeeded; not committed, the
+// segment is unlisted and its file removed; unknown, the segment stays
 // visible (harmless: either the batch applied, or the buffer still holds
-// the same versions) and recovery settles it at the next Open.
+// the same versions) and the table neither flushes nor compacts until
+// settle learns the outcome.
 func (m *Manager) resolveFailedCommit(tr *tier, seg *segFile, cause error) error {
-	ctx := context.Background()
-	_, err := m.b.Get(ctx, layout.Manifests, manifestKey(&seg.Segment))
+	return m.failedCommit(tr, &doubt{
+		what:               "the commit of " + seg.Path,
+		key:                manifestKey(&seg.Segment),
+		presentIfCommitted: true,
+		committed:          func() {},
+		notCommitted: func() {
+			// Unlisted, the file goes when the last reader that saw
+			// the segment lets it go.
+			tr.remove(seg)
+			tr.release(seg)
+		},
+	}, cause)
+}
+
+// A doubt is a commit batch that returned an error, whose effect is not
+// known yet: an error may not say whether the batch applied (a lost
+// reply), and reading back one manifest record the batch writes or
+// deletes tells, unless that read fails too (the backend is unreachable).
+// Until a doubt is resolved the table neither flushes nor compacts, so
+// that no version is written to two segments and no file is forgotten;
+// reads go on, as the listed segments are right whichever the outcome.
+type doubt struct {
+	what string // "the commit of <path>", for errors
+	// key is the manifest record read back: present after the batch
+	// applied when presentIfCommitted, absent otherwise.
+	key                     []byte
+	presentIfCommitted      bool
+	committed, notCommitted func() // what to do in each case
+	// files are segments the batch records, listed only once it is known
+	// to have applied: a drop of the table removes them.
+	files []*segFile
+}
+
+// outcome is what a commit batch that returned an error did.
+type outcome int
+
+const (
+	committed outcome = iota
+	notCommitted
+	outcomeUnknown
+)
+
+// commitOutcome reads back d's record, and the read's error when it fails
+// (the outcome is then unknown).
+func (m *Manager) commitOutcome(d *doubt) (outcome, error) {
+	// The caller's context may be what failed the batch.
+	_, err := m.b.Get(context.Background(), layout.Manifests, d.key)
+	present := err == nil
 	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrNotFound):
-		// Unlisted, the file goes when the last reader that saw the
-		// segment lets it go.
-		tr.remove(seg)
-		tr.release(seg)
-		return fmt.Errorf("flush: %s: committing %s: %w", tr.table().FullName(), seg.Path, cause)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return outcomeUnknown, err
+	case present == d.presentIfCommitted:
+		return committed, nil
 	}
-	return fmt.Errorf("flush: %s: committing %s (outcome unknown until the next open): %w", tr.table().FullName(), seg.Path, cause)
+	return notCommitted, nil
+}
+
+// failedCommit acts on d, a commit batch of tr that failed with cause: it
+// returns nil once d is known to have applied, cause when it did not, and
+// otherwise keeps d for settle and returns an error that says the outcome
+// is unknown. The caller holds tr.flushMu.
+func (m *Manager) failedCommit(tr *tier, d *doubt, cause error) error {
+	name := tr.table().FullName()
+	switch o, rerr := m.commitOutcome(d); o {
+	case committed:
+		d.committed()
+		return nil
+	case notCommitted:
+		d.notCommitted()
+		return fmt.Errorf("flush: %s: %s: %w", name, d.what, cause)
+	default:
+		tr.doubts = append(tr.doubts, d)
+		return fmt.Errorf("flush: %s: %s: outcome unknown (reading it back: %v); the table flushes and compacts again once it is known: %w",
+			name, d.what, rerr, cause)
+	}
+}
+
+// resolveDoubts learns the outcome of tr's doubts, oldest first, and acts
+// on each; it fails while one is still unknown. The caller holds
+// tr.flushMu.
+func (m *Manager) resolveDoubts(tr *tier) error {
+	for len(tr.doubts) > 0 {
+		d := tr.doubts[0]
+		o, err := m.commitOutcome(d)
+		switch o {
+		case committed:
+			d.committed()
+		case notCommitted:
+			d.notCommitted()
+		default:
+			return fmt.Errorf("flush: %s: the outcome of %s is still unknown: %w", tr.table().FullName(), d.what, err)
+		}
+		tr.doubts = tr.doubts[1:]
+	}
+	tr.doubts = nil
+	return nil
 }
 
 // FlushAll flushes every user and shared table, one after the other. It
@@ -833,6 +921,15 @@ func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
 	}
 	tr.users = map[string][]*segFile{}
 	tr.mu.Unlock()
+	// The segments of commits in doubt are recorded or not: their records
+	// go with the others, and nothing reads their files.
+	var unlisted []*Segment
+	for _, d := range tr.doubts {
+		for _, f := range d.files {
+			unlisted = append(unlisted, &f.Segment)
+		}
+	}
+	tr.doubts = nil
 	m.mu.Lock()
 	delete(m.tiers, t.ID)
 	m.mu.Unlock()
@@ -850,6 +947,8 @@ func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
 			free = append(free, &f.Segment)
 		}
 	}
+	recs = append(recs, unlisted...)
+	free = append(free, unlisted...)
 	left, err := m.removeSegments(ctx, recs, free)
 	if err != nil {
 		return err

@@ -73,6 +73,18 @@ func TestOpenRejectsACorruptManifest(t *testing.T) {
 	require.ErrorIs(t, e.tryReopen(), core.ErrCorrupt)
 }
 
+// assertNoSegments fails unless the manifest is empty and table name has
+// no directory.
+func assertNoSegments(t *testing.T, e *env, name string) {
+	t.Helper()
+	it, err := e.inner.Scan(e.ctx, layout.Manifests, store.ScanOptions{})
+	require.NoError(t, err)
+	assert.False(t, it.Next(), "the manifest is empty")
+	require.NoError(t, it.Close())
+	_, err = os.Stat(filepath.Join(e.root, ns, name))
+	assert.True(t, os.IsNotExist(err), "the table's directory is gone")
+}
+
 func TestDropTableRemovesBufferManifestAndFiles(t *testing.T) {
 	e := newEnv(t)
 	tbl := e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})
@@ -90,12 +102,7 @@ func TestDropTableRemovesBufferManifestAndFiles(t *testing.T) {
 	ok, err := e.inner.PartitionExists(e.ctx, tbl.Partition())
 	require.NoError(t, err)
 	assert.False(t, ok, "the buffer is gone")
-	it, err := e.inner.Scan(e.ctx, layout.Manifests, store.ScanOptions{})
-	require.NoError(t, err)
-	assert.False(t, it.Next(), "the manifest is empty")
-	require.NoError(t, it.Close())
-	_, err = os.Stat(filepath.Join(e.root, ns, "items"))
-	assert.True(t, os.IsNotExist(err), "the table's directory is gone")
+	assertNoSegments(t, e, "items")
 
 	// A table re-created under the name starts empty.
 	e.createTable("items", catalog.UserTable, catalog.FlushPolicy{})

@@ -32,6 +32,9 @@ type tier struct {
 	// flushMu serialises the flushes and the drop of the table, so that
 	// segment ids grow with the age of the versions they hold.
 	flushMu sync.Mutex
+	// doubts are the commits whose outcome is not known yet, oldest
+	// first (see doubt); under flushMu.
+	doubts []*doubt
 
 	// commitMu keeps a commit's buffer delete out of the way of scans on a
 	// backend without snapshot scans: such a scan may miss a key deleted

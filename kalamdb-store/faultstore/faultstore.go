@@ -4,7 +4,11 @@
 // 12th operation and refuse everything after it".
 //
 // A failed operation is not applied: the wrapper returns the injected error
-// instead of calling the backend. A crash (CrashAt) models a process that dies
+// instead of calling the backend. A lost reply (an error wrapping
+// ErrReplyLost, as LoseReplyNth returns) is the other way round: the write
+// is applied and the caller gets the error, as when a connection drops
+// after the server committed, so code that must tell the two apart can be
+// tested. A crash (CrashAt) models a process that dies
 // at that point: the operation and every later one fail with ErrCrashed until
 // Reset, and the test then reopens or recovers from the inner backend, which
 // holds exactly what was applied before the crash.
@@ -27,6 +31,10 @@ var ErrInjected = errors.New("faultstore: injected fault")
 
 // ErrCrashed is returned by every operation from the crash point on.
 var ErrCrashed = errors.New("faultstore: simulated crash")
+
+// ErrReplyLost is the error of a write that was applied but whose reply was
+// lost: the wrapper applies the operation, then returns the rule's error.
+var ErrReplyLost = errors.New("faultstore: reply lost after the write applied")
 
 // Op names an operation of the contract.
 type Op string
@@ -116,11 +124,25 @@ func (b *Backend) check(op Op) error {
 			if errors.Is(err, ErrCrashed) {
 				b.crashed = true
 			}
+			if errors.Is(err, ErrReplyLost) {
+				b.counts[op]++ // applied
+			}
 			return err
 		}
 	}
 	b.counts[op]++
 	return nil
+}
+
+// lost applies a write whose rule error is a lost reply and returns the
+// error; any other error is returned as is, the write not applied.
+func (b *Backend) lost(err error, apply func() error) error {
+	if errors.Is(err, ErrReplyLost) {
+		if aerr := apply(); aerr != nil {
+			return aerr
+		}
+	}
+	return err
 }
 
 // FailNth fails the n-th operation (1-based) among those match accepts,
@@ -155,6 +177,24 @@ func CrashAt(n int, match func(Op) bool) Rule {
 	}
 }
 
+// LoseReplyNth applies the n-th write (1-based) among those match accepts
+// and, once, returns an error wrapping ErrReplyLost for it; a nil match
+// accepts every write. Reads are never matched: a read has no effect to
+// keep.
+func LoseReplyNth(n int, match func(Op) bool) Rule {
+	seen := 0
+	return func(op Op) error {
+		if !op.IsWrite() || match != nil && !match(op) {
+			return nil
+		}
+		seen++
+		if seen == n {
+			return fmt.Errorf("%s #%d: %w", op, n, ErrReplyLost)
+		}
+		return nil
+	}
+}
+
 // Writes is a match function for FailNth and CrashAt that accepts the
 // operations that change data or partitions.
 func Writes(op Op) bool { return op.IsWrite() }
@@ -170,7 +210,7 @@ func (b *Backend) Get(ctx context.Context, p store.Partition, key []byte) ([]byt
 // Put implements store.StorageBackend.
 func (b *Backend) Put(ctx context.Context, p store.Partition, key, value []byte) error {
 	if err := b.check(OpPut); err != nil {
-		return err
+		return b.lost(err, func() error { return b.inner.Put(ctx, p, key, value) })
 	}
 	return b.inner.Put(ctx, p, key, value)
 }
@@ -178,7 +218,7 @@ func (b *Backend) Put(ctx context.Context, p store.Partition, key, value []byte)
 // Delete implements store.StorageBackend.
 func (b *Backend) Delete(ctx context.Context, p store.Partition, key []byte) error {
 	if err := b.check(OpDelete); err != nil {
-		return err
+		return b.lost(err, func() error { return b.inner.Delete(ctx, p, key) })
 	}
 	return b.inner.Delete(ctx, p, key)
 }
@@ -186,7 +226,7 @@ func (b *Backend) Delete(ctx context.Context, p store.Partition, key []byte) err
 // Batch implements store.StorageBackend.
 func (b *Backend) Batch(ctx context.Context, ops []store.Operation) error {
 	if err := b.check(OpBatch); err != nil {
-		return err
+		return b.lost(err, func() error { return b.inner.Batch(ctx, ops) })
 	}
 	return b.inner.Batch(ctx, ops)
 }
@@ -215,7 +255,7 @@ func (b *Backend) PartitionExists(ctx context.Context, p store.Partition) (bool,
 // CreatePartition implements store.StorageBackend.
 func (b *Backend) CreatePartition(ctx context.Context, p store.Partition) error {
 	if err := b.check(OpCreate); err != nil {
-		return err
+		return b.lost(err, func() error { return b.inner.CreatePartition(ctx, p) })
 	}
 	return b.inner.CreatePartition(ctx, p)
 }
@@ -231,7 +271,7 @@ func (b *Backend) ListPartitions(ctx context.Context) ([]store.Partition, error)
 // DropPartition implements store.StorageBackend.
 func (b *Backend) DropPartition(ctx context.Context, p store.Partition) error {
 	if err := b.check(OpDrop); err != nil {
-		return err
+		return b.lost(err, func() error { return b.inner.DropPartition(ctx, p) })
 	}
 	return b.inner.DropPartition(ctx, p)
 }

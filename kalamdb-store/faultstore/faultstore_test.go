@@ -79,3 +79,25 @@ func TestIteratorFault(t *testing.T) {
 	require.ErrorIs(t, it.Err(), faultstore.ErrInjected, "an iterator fault is reported, not a silent end")
 	require.ErrorIs(t, it.Close(), faultstore.ErrInjected)
 }
+
+func TestLoseReplyNth(t *testing.T) {
+	ctx := context.Background()
+	b := faultstore.Wrap(memory.New())
+	defer b.Close()
+	p := store.MustPartition("p")
+	require.NoError(t, b.CreatePartition(ctx, p))
+	b.SetRule(faultstore.LoseReplyNth(2, nil))
+	require.NoError(t, b.Put(ctx, p, []byte("a"), []byte("1")))
+	_, err := b.Get(ctx, p, []byte("a")) // reads are not counted
+	require.NoError(t, err)
+	err = b.Batch(ctx, []store.Operation{store.PutOp(p, []byte("b"), []byte("2")), store.DeleteOp(p, []byte("a"))})
+	require.ErrorIs(t, err, faultstore.ErrReplyLost)
+	require.ErrorContains(t, err, "batch #2")
+	v, err := b.Inner().Get(ctx, p, []byte("b"))
+	require.NoError(t, err, "a write whose reply is lost is applied")
+	require.Equal(t, "2", string(v))
+	_, err = b.Inner().Get(ctx, p, []byte("a"))
+	require.ErrorIs(t, err, store.ErrNotFound, "all of it")
+	require.Equal(t, 1, b.Count(faultstore.OpBatch))
+	require.NoError(t, b.Delete(ctx, p, []byte("b")), "LoseReplyNth loses one reply")
+}
