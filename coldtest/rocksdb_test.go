@@ -59,9 +59,9 @@ func TestFlushSurvivesRestartOnRocksDB(t *testing.T) {
 	b := openRocks(t, dbDir)
 	m, err := flush.Open(ctx, b, flush.Options{Dir: parquet})
 	require.NoError(t, err)
-	_, err = m.Catalog().CreateNamespace(ctx, "app")
+	_, err = m.DB().Catalog().CreateNamespace(ctx, "app")
 	require.NoError(t, err)
-	_, err = m.Catalog().CreateTable(ctx, catalog.Table{Namespace: "app", Name: "items", Type: catalog.UserTable,
+	_, err = m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: "app", Name: "items", Type: catalog.UserTable,
 		PrimaryKey: "id", Columns: flushtest.Columns()})
 	require.NoError(t, err)
 	s, err := m.DB().User(ctx, "app", "items")

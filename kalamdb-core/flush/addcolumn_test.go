@@ -88,7 +88,7 @@ func TestAddColumnAcrossTiers(t *testing.T) {
 				}
 			}
 			check("after the flushes")
-			res, err := e.m.CompactAll(e.ctx, ns, "items")
+			res, err := e.m.MajorCompact(e.ctx, ns, "items")
 			require.NoError(t, err)
 			assert.Positive(t, res.Merged)
 			check("after a compaction")

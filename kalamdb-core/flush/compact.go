@@ -19,6 +19,10 @@ import (
 // table) may have before the scheduler merges them (Options.CompactSegments).
 const DefaultCompactSegments = 8
 
+// NeverCompact, as Options.CompactSegments, leaves compaction to explicit
+// Compact and MajorCompact calls (the server's compact_segments = 0).
+const NeverCompact = -1
+
 // CompactResult reports what a compaction did.
 type CompactResult struct {
 	// Merged counts the segments merged away, Written the segments written
@@ -45,7 +49,7 @@ func (r *CompactResult) add(o CompactResult) {
 // the newest segments smaller than MaxSegmentRows, when there are at least
 // two, into as few segments as MaxSegmentRows allows; a user whose segment
 // versions are a quarter or more tombstones has all of its segments
-// merged, as CompactAll does. Reads go on during a compaction and see the
+// merged, as MajorCompact does. Reads go on during a compaction and see the
 // same rows before and after it; a reader that started before it keeps
 // reading the old files, which are removed when the last such reader is
 // done. A crash at any step leaves either the old segments or the new ones
@@ -86,13 +90,13 @@ func (m *Manager) segmentedTier(ns, name string) (*tier, error) {
 	return m.tier(t), nil
 }
 
-// CompactAll is a major compaction of table ns.name: for every user (or the
+// MajorCompact is a major compaction of table ns.name: for every user (or the
 // shared table) it merges all segments, full ones included, into as few as
 // MaxSegmentRows allows, dropping every version that a newer one replaced
 // and every tombstone. A user with a single segment is rewritten only when
 // that segment holds tombstones. It rewrites all of the table's cold data:
 // run it to reclaim space after many updates or deletes, not routinely.
-func (m *Manager) CompactAll(ctx context.Context, ns, name string) (CompactResult, error) {
+func (m *Manager) MajorCompact(ctx context.Context, ns, name string) (CompactResult, error) {
 	tr, err := m.segmentedTier(ns, name)
 	if err != nil {
 		return CompactResult{}, err
@@ -100,21 +104,13 @@ func (m *Manager) CompactAll(ctx context.Context, ns, name string) (CompactResul
 	return m.compactRecorded(ctx, tr, 2, true, TriggerManual)
 }
 
-// CompactDue compacts the users of table ns.name (or the shared table)
-// that have Options.CompactSegments small segments or more at the end of
-// their list, or whose versions are a quarter or more tombstones (those
-// have all their segments merged), as a round of the scheduler does after
-// its flushes; with a negative CompactSegments it does nothing.
-func (m *Manager) CompactDue(ctx context.Context, ns, name string) (CompactResult, error) {
-	t, err := m.db.Catalog().Table(ns, name)
-	if err != nil {
-		return CompactResult{}, err
-	}
-	return m.compactDue(ctx, t, TriggerManual)
-}
-
+// compactDue compacts the users of table t (or the shared table) that
+// have Options.CompactSegments small segments or more at the end of their
+// list, or whose versions are a quarter or more tombstones (those have all
+// their segments merged), as a round of the scheduler does after its
+// flushes; with a negative CompactSegments it does nothing.
 func (m *Manager) compactDue(ctx context.Context, t *catalog.Table, trigger string) (CompactResult, error) {
-	if m.opts.CompactSegments < 0 || t.Type == catalog.StreamTable {
+	if m.opts.CompactSegments <= NeverCompact || t.Type == catalog.StreamTable {
 		return CompactResult{}, nil
 	}
 	return m.compactRecorded(ctx, m.tier(t), m.opts.CompactSegments, false, trigger)

@@ -160,9 +160,9 @@ func TestScanAcrossACompaction(t *testing.T) {
 	e, md, _, _ := compactScenario(t, catalog.SharedTable, 3)
 	old := segmentsByUser(t, e)[""]
 	require.Len(t, old, 3)
-	tbl, err := e.m.Catalog().Table(ns, "items")
+	tbl, err := e.m.DB().Catalog().Table(ns, "items")
 	require.NoError(t, err)
-	cold, err := e.m.ColdSource(tbl)
+	cold, err := e.m.ColdTier().ColdSource(tbl)
 	require.NoError(t, err)
 	it, err := cold.Scan(e.ctx, nil, nil, false)
 	require.NoError(t, err)
@@ -280,7 +280,7 @@ func TestCompactErrors(t *testing.T) {
 	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
 	_, err = e.m.Compact(e.ctx, ns, "missing")
 	require.ErrorIs(t, err, core.ErrTableNotFound)
-	_, err = e.m.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "events", Type: catalog.StreamTable,
+	_, err = e.m.DB().Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "events", Type: catalog.StreamTable,
 		Columns: []catalog.Column{{Name: "x", Type: row.TypeInt64}},
 		Stream:  catalog.StreamOptions{TTL: 3600e9, MaxBuffer: 100}})
 	require.NoError(t, err)
@@ -355,7 +355,7 @@ func randomFlushesAndCompactions(t *testing.T) {
 					require.NoError(t, compactItems(e))
 				case r < 6:
 					step = "major"
-					_, err := e.m.CompactAll(e.ctx, ns, "items")
+					_, err := e.m.MajorCompact(e.ctx, ns, "items")
 					require.NoError(t, err)
 				case r < 8:
 					step = "scheduler"
@@ -380,11 +380,11 @@ func randomFlushesAndCompactions(t *testing.T) {
 	}
 }
 
-// TestCompactAllMergesFullSegments: a major compaction merges full
+// TestMajorCompactMergesFullSegments: a major compaction merges full
 // segments too, drops every superseded version and tombstone, and leaves a
 // user with as few segments as MaxSegmentRows allows; then it has nothing
 // left to do.
-func TestCompactAllMergesFullSegments(t *testing.T) {
+func TestMajorCompactMergesFullSegments(t *testing.T) {
 	for _, typ := range []catalog.TableType{catalog.UserTable, catalog.SharedTable} {
 		t.Run(string(typ), func(t *testing.T) {
 			e, md, gone, us := compactScenario(t, typ, 5, func(o *flush.Options) { o.MaxSegmentRows = 8 })
@@ -397,7 +397,7 @@ func TestCompactAllMergesFullSegments(t *testing.T) {
 			}
 			require.Greater(t, before, 5*len(us), "more than one segment per flush")
 
-			res, err = e.m.CompactAll(e.ctx, ns, "items")
+			res, err = e.m.MajorCompact(e.ctx, ns, "items")
 			require.NoError(t, err)
 			assert.Equal(t, before, res.Merged)
 			for _, u := range us {
@@ -416,7 +416,7 @@ func TestCompactAllMergesFullSegments(t *testing.T) {
 			e.reopen()
 			e.check("items", md, us, gone)
 
-			res, err = e.m.CompactAll(e.ctx, ns, "items")
+			res, err = e.m.MajorCompact(e.ctx, ns, "items")
 			require.NoError(t, err)
 			if typ == catalog.SharedTable {
 				assert.Equal(t, len(segmentsByUser(t, e)[""]), res.Merged, "full segments without tombstones are merged again only together")
@@ -427,12 +427,12 @@ func TestCompactAllMergesFullSegments(t *testing.T) {
 	}
 }
 
-// TestCompactAllCrashAtEveryStep is TestCompactCrashAtEveryStep for a
+// TestMajorCompactCrashAtEveryStep is TestCompactCrashAtEveryStep for a
 // major compaction.
-func TestCompactAllCrashAtEveryStep(t *testing.T) {
+func TestMajorCompactCrashAtEveryStep(t *testing.T) {
 	full := func(o *flush.Options) { o.MaxSegmentRows = 8 }
 	compactAll := func(e *env) error {
-		_, err := e.m.CompactAll(e.ctx, ns, "items")
+		_, err := e.m.MajorCompact(e.ctx, ns, "items")
 		return err
 	}
 	e, _, _, _ := compactScenario(t, catalog.SharedTable, 3, full)

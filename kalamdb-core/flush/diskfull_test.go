@@ -156,7 +156,7 @@ func TestFullDiskAtEveryStepOfACompaction(t *testing.T) {
 	}
 	e, _, _, _ := scenario(t)
 	before := e.fsys.Total(faultfs.NeedsSpace)
-	_, err := e.m.CompactAll(e.ctx, ns, "items")
+	_, err := e.m.MajorCompact(e.ctx, ns, "items")
 	require.NoError(t, err)
 	steps := e.fsys.Total(faultfs.NeedsSpace) - before
 
@@ -165,7 +165,7 @@ func TestFullDiskAtEveryStepOfACompaction(t *testing.T) {
 		before := segmentsByUser(t, e)
 		what := fmt.Sprintf("ENOSPC from step %d of %d", at, steps)
 		e.fsys.SetRule(faultfs.FailFrom(at, faultfs.NeedsSpace, syscall.ENOSPC))
-		_, err := e.m.CompactAll(e.ctx, ns, "items")
+		_, err := e.m.MajorCompact(e.ctx, ns, "items")
 		require.ErrorIs(t, err, syscall.ENOSPC, what)
 		require.Nil(t, guard.Stack(err), "%s: not a panic: %v", what, err)
 		require.Contains(t, err.Error(), "compacting into app/items/", what)
@@ -181,7 +181,7 @@ func TestFullDiskAtEveryStepOfACompaction(t *testing.T) {
 		}
 
 		e.fsys.SetRule(nil)
-		_, err = e.m.CompactAll(e.ctx, ns, "items")
+		_, err = e.m.MajorCompact(e.ctx, ns, "items")
 		require.NoError(t, err, what)
 		for _, u := range us {
 			require.Len(t, segmentsByUser(t, e)[u], 1, "%s: user %q", what, u)

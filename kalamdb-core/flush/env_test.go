@@ -97,11 +97,11 @@ const ns = "app"
 
 func (e *env) createTable(name string, typ catalog.TableType, policy catalog.FlushPolicy) *catalog.Table {
 	e.t.Helper()
-	if _, err := e.m.Catalog().Namespace(ns); err != nil {
-		_, err := e.m.Catalog().CreateNamespace(e.ctx, ns)
+	if _, err := e.m.DB().Catalog().Namespace(ns); err != nil {
+		_, err := e.m.DB().Catalog().CreateNamespace(e.ctx, ns)
 		require.NoError(e.t, err)
 	}
-	t, err := e.m.Catalog().CreateTable(e.ctx, catalog.Table{
+	t, err := e.m.DB().Catalog().CreateTable(e.ctx, catalog.Table{
 		Namespace: ns, Name: name, Type: typ, PrimaryKey: "id", Flush: policy,
 		Columns: []catalog.Column{
 			{Name: "id", Type: row.TypeInt64},
@@ -148,7 +148,7 @@ type rowStore struct {
 
 func (e *env) store(name string) rowStore {
 	e.t.Helper()
-	t, err := e.m.Catalog().Table(ns, name)
+	t, err := e.m.DB().Catalog().Table(ns, name)
 	require.NoError(e.t, err)
 	if t.Type == catalog.UserTable {
 		u, err := e.m.DB().User(e.ctx, ns, name)
@@ -284,7 +284,7 @@ func requireValues(t testing.TB, want, got []row.Value, what string) {
 // bufferLen counts the versions in a table's buffer.
 func (e *env) bufferLen(name string) int {
 	e.t.Helper()
-	t, err := e.m.Catalog().Table(ns, name)
+	t, err := e.m.DB().Catalog().Table(ns, name)
 	require.NoError(e.t, err)
 	it, err := e.inner.Scan(e.ctx, t.Partition(), store.ScanOptions{})
 	require.NoError(e.t, err)

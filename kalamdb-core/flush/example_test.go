@@ -26,7 +26,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	cat := m.Catalog()
+	cat := m.DB().Catalog()
 	if _, err := cat.CreateNamespace(ctx, "app"); err != nil {
 		panic(err)
 	}
@@ -79,10 +79,10 @@ func ExampleManager_Compact() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := m.Catalog().CreateNamespace(ctx, "app"); err != nil {
+	if _, err := m.DB().Catalog().CreateNamespace(ctx, "app"); err != nil {
 		panic(err)
 	}
-	if _, err := m.Catalog().CreateTable(ctx, catalog.Table{
+	if _, err := m.DB().Catalog().CreateTable(ctx, catalog.Table{
 		Namespace: "app", Name: "prices", Type: catalog.SharedTable, PrimaryKey: "sku",
 		Columns: []catalog.Column{{Name: "sku", Type: row.TypeString}, {Name: "cents", Type: row.TypeInt64}},
 	}); err != nil {

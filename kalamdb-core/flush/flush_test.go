@@ -216,9 +216,9 @@ func sortInt64(s []int64) {
 
 func TestStreamTablesAreNeverFlushed(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.m.Catalog().CreateNamespace(e.ctx, ns)
+	_, err := e.m.DB().Catalog().CreateNamespace(e.ctx, ns)
 	require.NoError(t, err)
-	_, err = e.m.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "ev", Type: catalog.StreamTable,
+	_, err = e.m.DB().Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "ev", Type: catalog.StreamTable,
 		Columns: []catalog.Column{{Name: "x", Type: row.TypeInt64}},
 		Stream:  catalog.StreamOptions{TTL: 3600e9, MaxBuffer: 100}})
 	require.NoError(t, err)

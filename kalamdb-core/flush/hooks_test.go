@@ -1,5 +1,19 @@
 package flush
 
+import (
+	"context"
+)
+
+// CompactDue runs, for a test, the compaction that a round of the
+// scheduler runs after its flushes on table ns.name.
+func (m *Manager) CompactDue(ctx context.Context, ns, name string) (CompactResult, error) {
+	t, err := m.db.Catalog().Table(ns, name)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	return m.compactDue(ctx, t, TriggerManual)
+}
+
 // SetLockAllAbove changes, for a test, the number of keys above which a
 // commit locks the whole table (and may skip re-reading the buffer), and
 // returns the function that restores it.

@@ -21,9 +21,9 @@ import (
 // deleted: every key the cold tier writes fits store.MaxKeySize too.
 func TestLongestKeysFitTheStore(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.m.Catalog().CreateNamespace(e.ctx, ns)
+	_, err := e.m.DB().Catalog().CreateNamespace(e.ctx, ns)
 	require.NoError(t, err)
-	_, err = e.m.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "docs", Type: catalog.UserTable, PrimaryKey: "k",
+	_, err = e.m.DB().Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "docs", Type: catalog.UserTable, PrimaryKey: "k",
 		Columns: []catalog.Column{{Name: "k", Type: row.TypeString}, {Name: "n", Type: row.TypeInt64}}})
 	require.NoError(t, err)
 	s, err := e.m.DB().User(e.ctx, ns, "docs")
@@ -39,7 +39,7 @@ func TestLongestKeysFitTheStore(t *testing.T) {
 		_, err = e.m.Flush(e.ctx, ns, "docs")
 		require.NoError(t, err)
 	}
-	_, err = e.m.CompactAll(e.ctx, ns, "docs")
+	_, err = e.m.MajorCompact(e.ctx, ns, "docs")
 	require.NoError(t, err)
 	e.reopen()
 	s, err = e.m.DB().User(e.ctx, ns, "docs")
@@ -71,7 +71,7 @@ func TestDropDuringAScan(t *testing.T) {
 	segs, err := e.m.Segments(ns, "items")
 	require.NoError(t, err)
 	require.Len(t, segs, 1)
-	src, err := e.m.ColdSource(tbl)
+	src, err := e.m.ColdTier().ColdSource(tbl)
 	require.NoError(t, err)
 	it, err := src.Scan(e.ctx, nil, nil, false)
 	require.NoError(t, err)

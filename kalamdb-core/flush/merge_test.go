@@ -84,10 +84,10 @@ func TestMergedScanMatchesModel(t *testing.T) {
 func testMergedScan(t *testing.T, cache int64, typ catalog.TableType, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 42))
 	e := newEnv(t, func(o *flush.Options) { o.RowGroupRows = 3; o.RowGroupCacheBytes = cache })
-	if _, err := e.m.Catalog().CreateNamespace(e.ctx, ns); err != nil {
+	if _, err := e.m.DB().Catalog().CreateNamespace(e.ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.m.Catalog().CreateTable(e.ctx, catalog.Table{
+	_, err := e.m.DB().Catalog().CreateTable(e.ctx, catalog.Table{
 		Namespace: ns, Name: "m", Type: typ, PrimaryKey: "k", Flush: catalog.FlushPolicy{RowLimit: 1 << 30},
 		Columns: []catalog.Column{
 			{Name: "k", Type: row.TypeString},

@@ -97,7 +97,7 @@ func TestDropTableRemovesBufferManifestAndFiles(t *testing.T) {
 	require.NoError(t, s.insert(e.ctx, "alice", vals(3, 0)))
 
 	require.NoError(t, e.m.DropTable(e.ctx, ns, "items"))
-	_, err = e.m.Catalog().Table(ns, "items")
+	_, err = e.m.DB().Catalog().Table(ns, "items")
 	require.ErrorIs(t, err, core.ErrTableNotFound)
 	ok, err := e.inner.PartitionExists(e.ctx, tbl.Partition())
 	require.NoError(t, err)
@@ -116,13 +116,13 @@ func TestDropTableRemovesBufferManifestAndFiles(t *testing.T) {
 
 func TestDropOfAStreamTable(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.m.Catalog().CreateNamespace(e.ctx, ns)
+	_, err := e.m.DB().Catalog().CreateNamespace(e.ctx, ns)
 	require.NoError(t, err)
-	_, err = e.m.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "ev", Type: catalog.StreamTable,
+	_, err = e.m.DB().Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: "ev", Type: catalog.StreamTable,
 		Columns: []catalog.Column{{Name: "x", Type: 2}}, Stream: catalog.StreamOptions{TTL: 1e9, MaxBuffer: 10}})
 	require.NoError(t, err)
 	require.NoError(t, e.m.DropTable(e.ctx, ns, "ev"))
-	_, err = e.m.Catalog().Table(ns, "ev")
+	_, err = e.m.DB().Catalog().Table(ns, "ev")
 	require.ErrorIs(t, err, core.ErrTableNotFound)
 }
 
@@ -135,7 +135,7 @@ func TestInterruptedDropIsCompletedAtOpen(t *testing.T) {
 	require.NoError(t, e.store("items").insert(e.ctx, "", vals(1, 0)))
 	res, err := e.m.Flush(e.ctx, ns, "items")
 	require.NoError(t, err)
-	require.NoError(t, e.m.Catalog().DropTable(e.ctx, ns, "items")) // the catalog step only
+	require.NoError(t, e.m.DB().Catalog().DropTable(e.ctx, ns, "items")) // the catalog step only
 	e.reopen()
 	_, err = os.Stat(filepath.Join(e.root, filepath.FromSlash(res.Files[0])))
 	assert.True(t, os.IsNotExist(err))
@@ -160,7 +160,7 @@ func TestOpenReportsTheFilesItCannotRemove(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, gone, 1)
 	// A drop interrupted after the catalog forgot the table.
-	require.NoError(t, e.m.Catalog().DropTable(e.ctx, ns, "gone"))
+	require.NoError(t, e.m.DB().Catalog().DropTable(e.ctx, ns, "gone"))
 	segs, err := e.m.Segments(ns, "items")
 	require.NoError(t, err)
 	dir := filepath.Join(e.root, filepath.FromSlash(filepath.Dir(segs[0].Path)))

@@ -22,7 +22,7 @@ import (
 
 // Triggers of flushes and compactions, in Events.
 const (
-	// TriggerManual is a call of Flush, FlushAll, Compact or CompactAll.
+	// TriggerManual is a call of Flush, FlushAll, Compact or MajorCompact.
 	TriggerManual = "manual"
 	// TriggerPolicy is the scheduler's.
 	TriggerPolicy = "policy"

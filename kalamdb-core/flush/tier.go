@@ -24,7 +24,7 @@ import (
 type tier struct {
 	m *Manager
 	// t is the table's definition, replaced when columns are added (see
-	// ChangeSchema); read it with table().
+	// coldTier.ChangeSchema); read it with table().
 	t       atomic.Pointer[catalog.Table]
 	dir     string
 	perUser bool

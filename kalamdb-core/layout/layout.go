@@ -31,7 +31,8 @@ var (
 	Catalog = store.MustPartition("system:catalog")
 	// Sequences holds, per table, the first _seq not yet reserved.
 	Sequences = store.MustPartition("system:sequences")
-	// Manifests is reserved for the per-table manifests of flushed segments.
+	// Manifests holds the manifests of the cold tier: one record per
+	// committed Parquet segment of a table (see package flush).
 	Manifests = store.MustPartition("system:manifests")
 )
 

@@ -199,11 +199,11 @@ func mustTable(b testing.TB, h Harness) *catalog.Table {
 
 func createTable(b testing.TB, m *flush.Manager, tbl string, typ catalog.TableType) *catalog.Table {
 	ctx := context.Background()
-	if _, err := m.Catalog().Namespace(ns); err != nil {
-		_, err := m.Catalog().CreateNamespace(ctx, ns)
+	if _, err := m.DB().Catalog().Namespace(ns); err != nil {
+		_, err := m.DB().Catalog().CreateNamespace(ctx, ns)
 		require.NoError(b, err)
 	}
-	t, err := m.Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: tbl, Type: typ, PrimaryKey: "id",
+	t, err := m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: tbl, Type: typ, PrimaryKey: "id",
 		Columns: Columns(), Flush: catalog.FlushPolicy{RowLimit: 1 << 40}})
 	require.NoError(b, err)
 	return t
@@ -298,7 +298,7 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache, sour
 		require.Equal(b, ReadSegments, res.Merged)
 	}
 	const total = ReadSegments * ReadSegmentRows
-	cold, err := m.ColdSource(tbl)
+	cold, err := m.ColdTier().ColdSource(tbl)
 	require.NoError(b, err)
 	var r row.Row
 	readSource := func() {

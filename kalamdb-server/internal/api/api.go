@@ -82,7 +82,7 @@ type Options struct {
 // *flush.Manager).
 type ColdTier interface {
 	Flush(ctx context.Context, ns, name string) (flush.Result, error)
-	CompactAll(ctx context.Context, ns, name string) (flush.CompactResult, error)
+	MajorCompact(ctx context.Context, ns, name string) (flush.CompactResult, error)
 	DropTable(ctx context.Context, ns, name string) error
 }
 

@@ -367,7 +367,7 @@ func (a *API) compactTable(w http.ResponseWriter, r *http.Request, _ auth.Princi
 	if err != nil {
 		return err
 	}
-	res, err := a.opts.Cold.CompactAll(r.Context(), t.Namespace, t.Name)
+	res, err := a.opts.Cold.MajorCompact(r.Context(), t.Namespace, t.Name)
 	if err != nil {
 		return err
 	}

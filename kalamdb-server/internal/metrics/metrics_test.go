@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/storetest"
@@ -131,4 +132,31 @@ func TestColdTierGauges(t *testing.T) {
 	expect("1", "0", "0")
 	failing, last = 2, time.Unix(1767323045, 500_000_000)
 	expect("0", "2", "1.7673230455e+09")
+}
+
+func TestSegmentCacheCounters(t *testing.T) {
+	m := New()
+	st := segment.CacheStats{FooterReads: 3, GroupHits: 10, GroupMisses: 2, GroupBytes: 4096, KeyHits: 7, KeyMisses: 1, KeyBytes: 512}
+	m.SegmentCache(func() segment.CacheStats { return st })
+	assert.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(`
+# HELP kalamdb_segment_cache_bytes Memory held by the cached row groups and key indexes.
+# TYPE kalamdb_segment_cache_bytes gauge
+kalamdb_segment_cache_bytes{cache="key_index"} 512
+kalamdb_segment_cache_bytes{cache="row_group"} 4096
+# HELP kalamdb_segment_cache_footer_reads_total Parquet footers read from files (a miss of the footer cache).
+# TYPE kalamdb_segment_cache_footer_reads_total counter
+kalamdb_segment_cache_footer_reads_total 3
+# HELP kalamdb_segment_cache_lookups_total Lookups of decoded row groups (scans, reads of a row) and key indexes (lookups of a key, such as the uniqueness check of an insert) in the segment cache, by result.
+# TYPE kalamdb_segment_cache_lookups_total counter
+kalamdb_segment_cache_lookups_total{cache="key_index",result="hit"} 7
+kalamdb_segment_cache_lookups_total{cache="key_index",result="miss"} 1
+kalamdb_segment_cache_lookups_total{cache="row_group",result="hit"} 10
+kalamdb_segment_cache_lookups_total{cache="row_group",result="miss"} 2
+`), "kalamdb_segment_cache_bytes", "kalamdb_segment_cache_footer_reads_total", "kalamdb_segment_cache_lookups_total"))
+	st.FooterReads = 4
+	assert.NoError(t, testutil.GatherAndCompare(m.Registry(), strings.NewReader(`
+# HELP kalamdb_segment_cache_footer_reads_total Parquet footers read from files (a miss of the footer cache).
+# TYPE kalamdb_segment_cache_footer_reads_total counter
+kalamdb_segment_cache_footer_reads_total 4
+`), "kalamdb_segment_cache_footer_reads_total"), "read again at each scrape")
 }

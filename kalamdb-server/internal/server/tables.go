@@ -27,8 +27,8 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		return err
 	}
 	compact := s.cfg.Flush.CompactSegments
-	if compact == 0 {
-		compact = -1 // never
+	if compact == 0 { // "never" in the configuration, "default" in Options
+		compact = flush.NeverCompact
 	}
 	fopts := flush.Options{Dir: dir, CompactSegments: compact, OnEvent: s.onEvent}
 	if s.hooks.parquetFS != nil {
@@ -47,6 +47,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 			"parquet_dir", dir, "files", len(left), "first", left[0])
 	}
 	s.metrics.ColdTier(func() int { return len(m.Health().Failing) }, func() time.Time { return m.Health().LastFailure })
+	s.metrics.SegmentCache(m.CacheStats)
 	opts.Degraded = func() []string {
 		if p := s.coldProblem(); p != "" {
 			return []string{p}
