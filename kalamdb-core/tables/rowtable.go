@@ -40,6 +40,13 @@ type rowTable struct {
 	clock    clock.Clock
 	buffer   *bufferSource
 
+	// shared: other processes may write the buffer too (the backend is
+	// MultiProcess). A write then reads its key's buffered version and
+	// applies its batch with a check that the key still holds it, retrying
+	// when another process changed it in between: the key locks below
+	// serialise the writers of this process only.
+	shared bool
+
 	srcMu   sync.Mutex               // serialises addSource
 	sources atomic.Pointer[[]Source] // copy on write; [0] is buffer
 
@@ -55,7 +62,7 @@ func newRowTable(t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator,
 	rt := &rowTable{
 		t: t, types: t.Types(), pk: t.PrimaryKeyIndex(), b: b, part: t.Partition(),
 		perUser: t.Type == catalog.UserTable, alloc: alloc, locks: keylock.New(), clock: clk,
-		buffer: buf,
+		buffer: buf, shared: b.Capabilities().MultiProcess,
 	}
 	rt.sources.Store(&[]Source{buf})
 	return rt
@@ -148,6 +155,62 @@ func (rt *rowTable) newest(ctx context.Context, key []byte) (row.Row, bool, erro
 	return best, found, nil
 }
 
+// current returns the newest version of key across all sources, as newest
+// does, for a write that replaces it. When the buffer is shared it also
+// returns check, the condition of the write's batch: the buffer still
+// holds the version read (or still holds none).
+func (rt *rowTable) current(ctx context.Context, key []byte) (cur row.Row, found bool, check store.Operation, err error) {
+	if !rt.shared {
+		cur, found, err = rt.newest(ctx, key)
+		return cur, found, check, err
+	}
+	raw, err := rt.b.Get(ctx, rt.part, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		check = store.CheckAbsentOp(rt.part, key)
+	case err != nil:
+		return row.Row{}, false, check, rt.wrap(err)
+	default:
+		check = store.CheckValueOp(rt.part, key, raw)
+		if err := row.Decode(raw, rt.types, &cur); err != nil {
+			return row.Row{}, false, check, fmt.Errorf("key %x: %w", key, err)
+		}
+		found = true
+	}
+	for _, s := range rt.snapshotSources()[1:] {
+		r, ok, err := s.Lookup(ctx, key)
+		if err != nil {
+			return row.Row{}, false, check, rt.wrap(err)
+		}
+		if ok && (!found || r.Seq > cur.Seq) {
+			cur, found = r, true
+		}
+	}
+	if found {
+		rt.fill(&cur)
+	}
+	return cur, found, check, nil
+}
+
+// maxConflicts is how many times a write on a shared buffer retries when
+// other processes change its keys between its read and its batch. Every
+// retry means another write succeeded, so they all progress.
+const maxConflicts = 100
+
+// conflict tells whether a write whose batch returned err, at the given
+// attempt, reads its keys again and retries; when it may not, it returns
+// the error to report.
+func (rt *rowTable) conflict(err error, attempt int) (retry bool, _ error) {
+	if !rt.shared || !errors.Is(err, store.ErrConditionFailed) {
+		return false, rt.wrap(err)
+	}
+	if attempt+1 < maxConflicts {
+		return true, nil
+	}
+	return false, fmt.Errorf("%s: other servers changed the row %d times while this write ran; try again: %w",
+		rt.t.FullName(), maxConflicts, err)
+}
+
 // iter returns the merged versions of every source.
 func (rt *rowTable) iter(ctx context.Context, prefix, start []byte, exclusive bool) (VersionIter, error) {
 	srcs := rt.snapshotSources()
@@ -227,35 +290,56 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 	}
 	g := rt.locks.LockKeys(ks)
 	defer g.Unlock()
-	for i, k := range ks {
-		if err := rt.checkAbsent(ctx, k, rows[i][rt.pk]); err != nil {
-			return 0, rowErr(i, n, err)
-		}
+	// On a shared buffer the batch holds a check per key, before the puts.
+	nops := n
+	if rt.shared {
+		nops = 2 * n
 	}
-	first, err := rt.alloc.Next(ctx, n)
-	if err != nil {
-		return 0, rt.wrap(err)
-	}
-	now := rt.clock.Now().UnixMicro()
+	ops := make([]store.Operation, nops)
+	puts := ops[nops-n:]
 	vals := make([]byte, 0, size)
-	ops := make([]store.Operation, n)
-	for i := range rows {
-		r := row.Row{Seq: first + int64(i), Updated: now, Values: rows[i]}
-		start := len(vals)
-		if vals, err = row.Encode(vals, &r, rt.types); err != nil {
-			return 0, rowErr(i, n, err)
+	for attempt := 0; ; attempt++ {
+		var floor int64
+		for i, k := range ks {
+			cur, found, check, err := rt.current(ctx, k)
+			if err != nil {
+				return 0, rowErr(i, n, err)
+			}
+			if found && !cur.Deleted {
+				return 0, rowErr(i, n, rt.duplicate(rows[i][rt.pk]))
+			}
+			floor = max(floor, cur.Seq)
+			if rt.shared {
+				ops[i] = check
+			}
 		}
-		ops[i] = store.PutOp(rt.part, ks[i], vals[start:len(vals):len(vals)])
+		first, err := rt.alloc.NextAbove(ctx, n, floor)
+		if err != nil {
+			return 0, rt.wrap(err)
+		}
+		now := rt.clock.Now().UnixMicro()
+		vals = vals[:0]
+		for i := range rows {
+			r := row.Row{Seq: first + int64(i), Updated: now, Values: rows[i]}
+			start := len(vals)
+			if vals, err = row.Encode(vals, &r, rt.types); err != nil {
+				return 0, rowErr(i, n, err)
+			}
+			puts[i] = store.PutOp(rt.part, ks[i], vals[start:len(vals):len(vals)])
+		}
+		if err := rt.b.Capabilities().CheckBatch(ops); err != nil {
+			return 0, fmt.Errorf("%w: the insert of %d rows into %s does not fit what the storage backend writes at once, and an insert is all or nothing; insert fewer rows at a time (%v)",
+				core.ErrInvalidArgument, n, rt.t.FullName(), err)
+		}
+		err = rt.b.Batch(ctx, ops)
+		if err == nil {
+			rt.written.Add(int64(n))
+			return first, nil
+		}
+		if retry, err := rt.conflict(err, attempt); !retry {
+			return 0, err
+		}
 	}
-	if err := rt.b.Capabilities().CheckBatch(ops); err != nil {
-		return 0, fmt.Errorf("%w: the insert of %d rows into %s does not fit what the storage backend writes at once, and an insert is all or nothing; insert fewer rows at a time (%v)",
-			core.ErrInvalidArgument, n, rt.t.FullName(), err)
-	}
-	if err := rt.b.Batch(ctx, ops); err != nil {
-		return 0, rt.wrap(err)
-	}
-	rt.written.Add(int64(n))
-	return first, nil
 }
 
 // insertOne is insert of one row, with the key and the value in one
@@ -281,23 +365,39 @@ func (rt *rowTable) insertOne(ctx context.Context, user string, vals []row.Value
 	k := buf[:len(buf):len(buf)]
 	stripe := rt.locks.Lock(k)
 	defer rt.locks.Unlock(stripe)
-	if err := rt.checkAbsent(ctx, k, pk); err != nil {
-		return 0, err
+	for attempt := 0; ; attempt++ {
+		cur, found, check, err := rt.current(ctx, k)
+		if err != nil {
+			return 0, err
+		}
+		if found && !cur.Deleted {
+			return 0, rt.duplicate(pk)
+		}
+		first, err := rt.alloc.NextAbove(ctx, 1, cur.Seq)
+		if err != nil {
+			return 0, rt.wrap(err)
+		}
+		r := row.Row{Seq: first, Updated: rt.clock.Now().UnixMicro(), Values: vals}
+		if buf, err = row.Encode(buf[:len(k)], &r, rt.types); err != nil {
+			return 0, err
+		}
+		*pb = buf
+		if err = rt.put(ctx, k, buf[len(k):], check); err == nil {
+			rt.written.Add(1)
+			return first, nil
+		}
+		if retry, err := rt.conflict(err, attempt); !retry {
+			return 0, err
+		}
 	}
-	first, err := rt.alloc.Next(ctx, 1)
-	if err != nil {
-		return 0, rt.wrap(err)
+}
+
+// put stores val under k; on a shared buffer, in one batch with check.
+func (rt *rowTable) put(ctx context.Context, k, val []byte, check store.Operation) error {
+	if !rt.shared {
+		return rt.b.Put(ctx, rt.part, k, val)
 	}
-	r := row.Row{Seq: first, Updated: rt.clock.Now().UnixMicro(), Values: vals}
-	if buf, err = row.Encode(buf, &r, rt.types); err != nil {
-		return 0, err
-	}
-	*pb = buf
-	if err := rt.b.Put(ctx, rt.part, k, buf[len(k):]); err != nil {
-		return 0, rt.wrap(err)
-	}
-	rt.written.Add(1)
-	return first, nil
+	return rt.b.Batch(ctx, []store.Operation{check, store.PutOp(rt.part, k, val)})
 }
 
 // encodedLen returns the encoded size of a row of vals, or an error when it
@@ -308,19 +408,6 @@ func (rt *rowTable) encodedLen(vals []row.Value) (int, error) {
 		return 0, fmt.Errorf("%w: %s: the row encodes to %d bytes, the limit is %d", core.ErrInvalidRow, rt.t.FullName(), n, store.MaxValueSize)
 	}
 	return n, nil
-}
-
-// checkAbsent fails with core.ErrDuplicateKey when k holds a live row in
-// any source. The caller holds k's lock.
-func (rt *rowTable) checkAbsent(ctx context.Context, k []byte, pk row.Value) error {
-	cur, found, err := rt.newest(ctx, k)
-	if err != nil {
-		return err
-	}
-	if found && !cur.Deleted {
-		return rt.duplicate(pk)
-	}
-	return nil
 }
 
 func (rt *rowTable) get(ctx context.Context, user string, pk row.Value) (row.Row, error) {
@@ -351,25 +438,29 @@ func (rt *rowTable) update(ctx context.Context, user string, pk row.Value, set m
 	}
 	stripe := rt.locks.Lock(k)
 	defer rt.locks.Unlock(stripe)
-	cur, found, err := rt.newest(ctx, k)
-	if err != nil {
-		return row.Row{}, err
+	for attempt := 0; ; attempt++ {
+		cur, found, check, err := rt.current(ctx, k)
+		if err != nil {
+			return row.Row{}, err
+		}
+		if !found || cur.Deleted {
+			return row.Row{}, rt.notFound(pk)
+		}
+		vals, err := rt.t.Patch(cur.Values, set)
+		if err != nil {
+			return row.Row{}, err
+		}
+		next := row.Row{Values: vals}
+		if _, err := rt.encodedLen(vals); err != nil {
+			return row.Row{}, err
+		}
+		if err = rt.write(ctx, k, &next, cur.Seq, check); err == nil {
+			return next, nil
+		}
+		if retry, err := rt.conflict(err, attempt); !retry {
+			return row.Row{}, err
+		}
 	}
-	if !found || cur.Deleted {
-		return row.Row{}, rt.notFound(pk)
-	}
-	vals, err := rt.t.Patch(cur.Values, set)
-	if err != nil {
-		return row.Row{}, err
-	}
-	next := row.Row{Values: vals}
-	if _, err := rt.encodedLen(vals); err != nil {
-		return row.Row{}, err
-	}
-	if err := rt.write(ctx, k, &next); err != nil {
-		return row.Row{}, err
-	}
-	return next, nil
 }
 
 func (rt *rowTable) delete(ctx context.Context, user string, pk row.Value) error {
@@ -379,32 +470,41 @@ func (rt *rowTable) delete(ctx context.Context, user string, pk row.Value) error
 	}
 	stripe := rt.locks.Lock(k)
 	defer rt.locks.Unlock(stripe)
-	cur, found, err := rt.newest(ctx, k)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		cur, found, check, err := rt.current(ctx, k)
+		if err != nil {
+			return err
+		}
+		if !found || cur.Deleted {
+			return rt.notFound(pk)
+		}
+		// The tombstone keeps the last values: the row is soft-deleted.
+		tomb := row.Row{Deleted: true, Values: cur.Values}
+		if err = rt.write(ctx, k, &tomb, cur.Seq, check); err == nil {
+			return nil
+		}
+		if retry, err := rt.conflict(err, attempt); !retry {
+			return err
+		}
 	}
-	if !found || cur.Deleted {
-		return rt.notFound(pk)
-	}
-	// The tombstone keeps the last values: the row is soft-deleted.
-	tomb := row.Row{Deleted: true, Values: cur.Values}
-	return rt.write(ctx, k, &tomb)
 }
 
-// write gives r a new _seq and _updated and stores it under k. The caller
-// holds k's lock.
-func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row) error {
-	s, err := rt.alloc.Next(ctx, 1)
+// write gives r a new _seq above replaced (the _seq of the version it
+// replaces) and _updated, and stores it under k, with check on a shared
+// buffer. The caller holds k's lock. A storage error is returned as is,
+// for conflict to judge.
+func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row, replaced int64, check store.Operation) error {
+	s, err := rt.alloc.NextAbove(ctx, 1, replaced)
 	if err != nil {
-		return rt.wrap(err)
+		return err
 	}
 	r.Seq, r.Updated = s, rt.clock.Now().UnixMicro()
 	val, err := row.Encode(nil, r, rt.types)
 	if err != nil {
 		return err
 	}
-	if err := rt.b.Put(ctx, rt.part, k, val); err != nil {
-		return rt.wrap(err)
+	if err := rt.put(ctx, k, val, check); err != nil {
+		return err
 	}
 	rt.written.Add(1)
 	return nil

@@ -54,6 +54,18 @@ func Run(t *testing.T, h Harness) {
 			})
 		}
 	}
+	for _, kind := range []string{"user", "shared"} {
+		for _, c := range []struct {
+			name string
+			fn   func(*testing.T, Harness, string)
+		}{
+			{"SeveralProcessesInsertSameKey", testProcessesInsertSameKey},
+			{"SeveralProcessesNoLostUpdate", testProcessesNoLostUpdate},
+			{"SeveralProcessesDeleteAndReinsert", testProcessesDeleteAndReinsert},
+		} {
+			t.Run(kind+"/"+c.name, func(t *testing.T) { c.fn(t, h, kind) })
+		}
+	}
 	for _, c := range []struct {
 		name string
 		fn   func(*testing.T, *env)

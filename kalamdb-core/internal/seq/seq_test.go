@@ -102,3 +102,76 @@ func TestUniqueUnderConcurrency(t *testing.T) {
 	assert.Len(t, seen, 8*want)
 	assert.Equal(t, int64(8*want), a.Last(), "no value skipped without a restart")
 }
+
+// Allocators of one table in several processes (here: several Allocators
+// on one backend) never hand out the same value, whatever the
+// interleaving of their reservations.
+func TestSeveralAllocatorsShareNoValue(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for p := range 4 {
+		a, err := seq.Open(ctx, b, part, []byte("k"), 5)
+		require.NoError(t, err)
+		for range 2 {
+			wg.Go(func() {
+				for i := range 300 {
+					n := 1 + i%4
+					first, err := a.Next(ctx, n)
+					if !assert.NoError(t, err) {
+						return
+					}
+					mu.Lock()
+					for v := first; v < first+int64(n); v++ {
+						if other, dup := seen[v]; dup {
+							t.Errorf("value %d handed out by allocator %d and %d", v, other, p)
+						}
+						seen[v] = p
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	want := 0
+	for i := range 300 {
+		want += 1 + i%4
+	}
+	assert.Len(t, seen, 4*2*want)
+	// A later allocator starts above every value handed out.
+	a, err := seq.Open(ctx, b, part, []byte("k"), 5)
+	require.NoError(t, err)
+	first, err := a.Next(ctx, 1)
+	require.NoError(t, err)
+	for v := range seen {
+		require.Less(t, v, first)
+	}
+}
+
+// NextAbove hands out values above the floor, also when another
+// allocator's block is higher than this one's.
+func TestNextAbove(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	a1, err := seq.Open(ctx, b, part, []byte("k"), 10)
+	require.NoError(t, err)
+	a2, err := seq.Open(ctx, b, part, []byte("k"), 10)
+	require.NoError(t, err)
+	v1, err := a1.Next(ctx, 1) // a1 holds [1, 11)
+	require.NoError(t, err)
+	v2, err := a2.Next(ctx, 1) // a2 loses the reservation of [1, 11) and takes [11, 21)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), v1)
+	require.Equal(t, int64(11), v2)
+	v, err := a1.NextAbove(ctx, 1, v2) // a1 replaces a version a2 wrote
+	require.NoError(t, err)
+	assert.Greater(t, v, v2)
+	v, err = a1.NextAbove(ctx, 2, 0)
+	require.NoError(t, err)
+	assert.Greater(t, v, v2, "values keep growing after a jump")
+	_, err = a1.NextAbove(ctx, 0, 5)
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
+}

@@ -1,6 +1,8 @@
 package api
 
 import (
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
 	"errors"
 	"net/http"
 	"strings"
@@ -27,6 +29,7 @@ const (
 	CodeInvalidRow        = "INVALID_ROW"
 	CodeInvalidArgument   = "INVALID_ARGUMENT"
 	CodeWrongTableType    = "WRONG_TABLE_TYPE"
+	CodeWriteConflict     = "WRITE_CONFLICT"
 )
 
 func init() {
@@ -53,6 +56,8 @@ func classifyCore(err error) *Error {
 		{core.ErrInvalidRow, http.StatusBadRequest, CodeInvalidRow},
 		{core.ErrInvalidArgument, http.StatusBadRequest, CodeInvalidArgument},
 		{core.ErrWrongTableType, http.StatusBadRequest, CodeWrongTableType},
+		// Other servers kept changing the row while a write retried.
+		{store.ErrConditionFailed, http.StatusConflict, CodeWriteConflict},
 	} {
 		if errors.Is(err, m.target) {
 			return &Error{Status: m.status, Code: m.code, Message: err.Error()}

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -159,4 +161,14 @@ func TestCreateTableBadInputNamesTheField(t *testing.T) {
 	}
 	r := f.do(t, "GET", "/v1/namespaces/app/tables", adminToken, "", nil)
 	assert.Empty(t, r.decode(t)["tables"], "no bad definition created a table")
+}
+
+// A write that other servers kept changing under it is a 409 the client
+// may retry, not a 500.
+func TestWriteConflictIs409(t *testing.T) {
+	e := classifyCore(fmt.Errorf("app.items: other servers changed the row 100 times while this write ran; try again: %w", store.ErrConditionFailed))
+	require.NotNil(t, e)
+	assert.Equal(t, http.StatusConflict, e.Status)
+	assert.Equal(t, CodeWriteConflict, e.Code)
+	assert.Contains(t, e.Message, "try again")
 }
