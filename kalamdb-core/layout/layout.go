@@ -35,11 +35,14 @@ var (
 	// Manifests holds the manifests of the cold tier: one record per
 	// committed Parquet segment of a table (see package flush).
 	Manifests = store.MustPartition("system:manifests")
+	// Leases holds the leases of background work (package lease): which
+	// server flushes, compacts or evicts a table, until when.
+	Leases = store.MustPartition("system:leases")
 )
 
 // SystemPartitions returns the partitions the catalog creates when it opens.
 func SystemPartitions() []store.Partition {
-	return []store.Partition{Catalog, Sequences, Manifests}
+	return []store.Partition{Catalog, Sequences, Manifests, Leases}
 }
 
 // TablePrefix starts the name of every table partition.
