@@ -117,7 +117,7 @@ func openEngine(ctx context.Context, cfg Config) (*engine, error) {
 // checkFormat writes the format record under an empty prefix and checks it
 // under one in use.
 func (e *engine) checkFormat(ctx context.Context, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, max(within, e.timeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, max(within, e.timeout), errTimeout)
 	defer cancel()
 	resp, err := e.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(e.l.format), "=", 0)).
@@ -141,24 +141,36 @@ func notFound(p store.Partition) error {
 	return fmt.Errorf("%w: %q", store.ErrPartitionNotFound, p.Name())
 }
 
-// call runs fn with the request timeout.
+// errTimeout is the cause of a request's context when this package's
+// timeout (request_timeout, or dial_timeout at open) ended it, as opposed
+// to the caller's context.
+var errTimeout = errors.New("kalamdb-store/etcd: timeout")
+
+// call runs fn with a context that request_timeout bounds.
 func (e *engine) call(ctx context.Context, fn func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, errTimeout)
 	defer cancel()
 	return fn(ctx)
 }
 
-// fail wraps a client error with what was being done: the caller's ended
-// context when it ended; store.ErrUnavailable when the cluster cannot
-// answer now (no quorum, no leader, a broken connection, or no answer
-// within request_timeout); store.ErrInvalidArgument when etcd refuses the
-// request's size. ctx is the context of the request, with its timeout.
+// fail wraps a client error with what was being done: the caller's
+// context's error when that context ended; store.ErrUnavailable when the
+// cluster cannot answer now (no quorum, no leader, a broken connection, or
+// no answer within request_timeout); store.ErrInvalidArgument when etcd
+// refuses the request's size. ctx is the context call made.
 func (e *engine) fail(ctx context.Context, op string, err error) error {
-	if cerr := context.Cause(ctx); cerr != nil && !errors.Is(cerr, context.DeadlineExceeded) {
-		return fmt.Errorf("kalamdb-store/etcd: %s at %s: %w: %w", op, e.eps, cerr, err)
+	cause := context.Cause(ctx)
+	if dl, ok := ctx.Deadline(); ok && cause == nil && !time.Now().Before(dl) {
+		// The client saw the deadline a hair before the context's own
+		// timer fired: wait for it, to learn whose deadline it was.
+		<-ctx.Done()
+		cause = context.Cause(ctx)
 	}
-	if unavailable(err) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("kalamdb-store/etcd: %s at %s: %w (no answer within request_timeout %s, or the cluster has no quorum): %w",
+	if cause != nil && !errors.Is(cause, errTimeout) {
+		return fmt.Errorf("kalamdb-store/etcd: %s at %s: %w: %w", op, e.eps, ctx.Err(), err)
+	}
+	if cause != nil || unavailable(err) {
+		return fmt.Errorf("kalamdb-store/etcd: %s at %s: %w (no answer within request_timeout %s, dial_timeout at open, or the cluster has no quorum): %w",
 			op, e.eps, store.ErrUnavailable, e.timeout, err)
 	}
 	if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
