@@ -32,12 +32,14 @@ import (
 //
 // The operations, on 12-byte keys and 100-byte values:
 //
-//   - get: a point read of an existing key. direct: compare, range.
-//     backend: Get.
-//   - put: a write of one key. direct: compare, put. backend: Put.
+//   - get: a point read of an existing key. direct: the etcd key built,
+//     compare, range. backend: Get.
+//   - put: a write of one key. direct: the etcd key built and the value
+//     made a string (clientv3 takes strings), compare, put. backend: Put.
 //   - batch64: one atomic write of 64 keys, the most a batch holds with
-//     etcd's default --max-txn-ops. direct: compare, 64 puts. backend:
-//     Batch of 64 store.Operations built before the timer starts.
+//     etcd's default --max-txn-ops. direct: 64 puts built so, compare.
+//     backend: Batch of 64 store.Operations built before the timer
+//     starts.
 //   - scan100: a prefix scan of exactly 100 keys with their values, one
 //     page. direct: compare, range. backend: Scan with
 //     ScanOptions{Prefix}.
@@ -93,20 +95,24 @@ func (fx *dispatchFixture) ops() []storetest.DispatchOp {
 			storetest.DrainScan(b, it, err)
 		}
 	}
-	value := string(fx.Value)
+	direct := make([]clientv3.Op, fx.eng.caps.MaxBatchOps) // reused by batch64
 	return []storetest.DispatchOp{
 		{Name: "get", Block: 20, Backend: get(fx.be), Engine: get(fx.eng), Direct: func(b *testing.B, i int) {
-			kvs := txn(b, fx.Read, fx.readID, clientv3.OpGet(fx.readKeys[(i*7919)%len(fx.readKeys)])).Responses[0].GetResponseRange().Kvs
+			kvs := txn(b, fx.Read, fx.readID, clientv3.OpGet(fx.eng.l.key(fx.readID, fx.GetKey(i)))).Responses[0].GetResponseRange().Kvs
 			if len(kvs) != 1 {
 				b.Fatal("direct get: no key")
 			}
 			sink = kvs[0].Value
 		}},
 		{Name: "put", Block: 10, Backend: put(fx.be), Engine: put(fx.eng), Direct: func(b *testing.B, i int) {
-			txn(b, fx.Write, fx.writeID, clientv3.OpPut(fx.writeKeys[i%len(fx.writeKeys)], value))
+			txn(b, fx.Write, fx.writeID, clientv3.OpPut(fx.eng.l.key(fx.writeID, fx.PutKey(i)), string(fx.Value)))
 		}},
 		{Name: "batch64", Block: 5, Backend: batch(fx.be), Engine: batch(fx.eng), Direct: func(b *testing.B, i int) {
-			txn(b, fx.Write, fx.writeID, fx.directBatches[fx.BatchIndex(i)]...)
+			keys := fx.BatchKeys[fx.BatchIndex(i)][:len(direct)]
+			for j, k := range keys {
+				direct[j] = clientv3.OpPut(fx.eng.l.key(fx.writeID, k), string(fx.Value))
+			}
+			txn(b, fx.Write, fx.writeID, direct...)
 		}},
 		{Name: "scan100", Block: 10, Backend: scan(fx.be), Engine: scanEngine(fx), Direct: func(b *testing.B, i int) {
 			j := fx.PrefixIndex(i)
@@ -143,9 +149,6 @@ type dispatchFixture struct {
 	be              store.StorageBackend // store.New(eng): the interface value the server holds
 
 	batches        [][]store.Operation // the first MaxBatchOps operations of each of BatchOps
-	directBatches  [][]clientv3.Op     // the same puts, by hand
-	readKeys       []string            // the etcd keys of Keys in Read
-	writeKeys      []string            // and in Write
 	lowers, uppers []string            // the etcd bounds of Prefixes in Read
 }
 
@@ -186,17 +189,7 @@ func newDispatchFixture() (*dispatchFixture, error) {
 	fx.readID, fx.writeID = readID, writeID
 	n := eng.caps.MaxBatchOps
 	for _, ops := range fx.BatchOps {
-		ops = ops[:n]
-		fx.batches = append(fx.batches, ops)
-		direct := make([]clientv3.Op, len(ops))
-		for i, op := range ops {
-			direct[i] = clientv3.OpPut(eng.l.key(writeID, op.Key), string(op.Value))
-		}
-		fx.directBatches = append(fx.directBatches, direct)
-	}
-	for _, k := range fx.Keys {
-		fx.readKeys = append(fx.readKeys, eng.l.key(readID, k))
-		fx.writeKeys = append(fx.writeKeys, eng.l.key(writeID, k))
+		fx.batches = append(fx.batches, ops[:n])
 	}
 	for j, prefix := range fx.Prefixes {
 		lo, hi := eng.l.span(readID, store.Range{Lower: prefix, Upper: fx.Ends[j]})

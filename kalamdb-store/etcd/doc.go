@@ -34,8 +34,9 @@
 //     registry entry with the id this process last saw (a cache that only
 //     saves a round trip) and then reads or writes the key; when another
 //     process has dropped the partition, or dropped and created it again,
-//     the compare fails, and the call fails with store.ErrPartitionNotFound
-//     or runs again on the new id.
+//     the compare fails, a second request reads the registry entry, and the
+//     call fails with store.ErrPartitionNotFound or runs again on the new
+//     id.
 //   - Batch is one transaction, so it is atomic across partitions and
 //     processes: it compares every partition's entry and the batch's checks
 //     (store.CheckAbsentOp: the key's create revision is 0;

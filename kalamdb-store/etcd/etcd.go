@@ -248,9 +248,10 @@ func (e *engine) exists(name string, id int64) clientv3.Cmp {
 // between two round trips.
 const maxStale = 5
 
-// onPartition runs a transaction on partition p: then are its operations
+// onPartition runs a transaction on partition p: then is its operation
 // for the partition's id, run only if the partition still has that id.
-// It finds the current id when the cached one is stale.
+// When the cached id is stale it reads the registry entry and runs the
+// transaction again on the current id.
 func (e *engine) onPartition(ctx context.Context, what string, p store.Partition, then func(id int64) clientv3.Op) (*clientv3.TxnResponse, error) {
 	name := p.Name()
 	for range maxStale {
@@ -263,7 +264,7 @@ func (e *engine) onPartition(ctx context.Context, what string, p store.Partition
 		}
 		var resp *clientv3.TxnResponse
 		err = e.call(ctx, func(ctx context.Context) (err error) {
-			resp, err = e.client.Txn(ctx).If(e.exists(name, id)).Then(then(id)).Else(clientv3.OpGet(e.l.entry(name))).Commit()
+			resp, err = e.client.Txn(ctx).If(e.exists(name, id)).Then(then(id)).Commit()
 			if err != nil {
 				return e.fail(ctx, what, err)
 			}
@@ -275,7 +276,12 @@ func (e *engine) onPartition(ctx context.Context, what string, p store.Partition
 		if resp.Succeeded {
 			return resp, nil
 		}
-		if e.learn(name, resp.Responses[0].GetResponseRange().Kvs) == 0 {
+		// The partition was dropped, or dropped and created again, since
+		// this process last saw it: a rare case, worth a second round trip
+		// rather than a failure branch in every request.
+		if _, ok, err := e.refresh(ctx, name); err != nil {
+			return nil, err
+		} else if !ok {
 			return nil, notFound(p)
 		}
 	}
@@ -352,6 +358,35 @@ func (e *engine) batchOnce(ctx context.Context, ops []store.Operation) (retry bo
 		}
 		ids[i] = parts[j].id
 	}
+	// The etcd key of every operation (and the end of a range delete),
+	// sliced out of one string.
+	keys, ends := make([]string, len(ops)), map[int]string{}
+	{
+		n := 0
+		for i := range ops {
+			n += 2*e.l.dataPrefixLen() + len(ops[i].Key) + len(ops[i].End)
+		}
+		buf := make([]byte, 0, n)
+		type span struct{ from, to int }
+		ks, es := make([]span, len(ops)), map[int]span{}
+		for i := range ops {
+			from := len(buf)
+			buf = append(e.l.appendPrefix(buf, ids[i]), ops[i].Key...)
+			ks[i] = span{from, len(buf)}
+			if ops[i].Kind == store.OpDeleteRange {
+				from = len(buf)
+				buf = append(e.l.appendPrefix(buf, ids[i]), ops[i].End...)
+				es[i] = span{from, len(buf)}
+			}
+		}
+		all := string(buf)
+		for i, sp := range ks {
+			keys[i] = all[sp.from:sp.to]
+		}
+		for i, sp := range es {
+			ends[i] = all[sp.from:sp.to]
+		}
+	}
 	cmps := make([]clientv3.Cmp, 0, len(parts)+len(ops))
 	reads := make([]clientv3.Op, 0, len(parts)+len(ops))
 	for _, pt := range parts {
@@ -360,7 +395,7 @@ func (e *engine) batchOnce(ctx context.Context, ops []store.Operation) (retry bo
 	}
 	var checks []int
 	for i := range ops {
-		k := e.l.key(ids[i], ops[i].Key)
+		k := keys[i]
 		switch ops[i].Kind {
 		case store.OpCheckAbsent:
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
@@ -374,9 +409,7 @@ func (e *engine) batchOnce(ctx context.Context, ops []store.Operation) (retry bo
 		checks = append(checks, i)
 		reads = append(reads, clientv3.OpGet(k))
 	}
-	pl := compile(ops,
-		func(i int) string { return e.l.key(ids[i], ops[i].Key) },
-		func(i int) string { return e.l.key(ids[i], ops[i].End) })
+	pl := compile(ops, func(i int) string { return keys[i] }, func(i int) string { return ends[i] })
 	writes := make([]clientv3.Op, 0, len(pl.puts)+len(pl.deletes)+len(pl.ranges))
 	for _, kv := range pl.puts {
 		writes = append(writes, clientv3.OpPut(kv.key, kv.value))
