@@ -45,6 +45,11 @@ type Options struct {
 	Extra []string
 	// ReadyWithin bounds the wait for the cluster to serve; 60s when zero.
 	ReadyWithin time.Duration
+	// TLSCertFile and TLSKeyFile, when set, make the members serve clients
+	// over TLS (https client URLs) with this certificate; TLSClientCAFile,
+	// when set too, makes them ask clients for a certificate that this
+	// authority signs (--client-cert-auth).
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
 }
 
 // Member is one etcd process of a Cluster.
@@ -55,6 +60,8 @@ type Member struct {
 	ClientURL string
 	// PeerURL is where the other members reach it.
 	PeerURL string
+	// MetricsURL serves /health and /metrics over plain HTTP.
+	MetricsURL string
 	// Dir is its data directory.
 	Dir string
 
@@ -155,11 +162,20 @@ func startOnce(bin string, o Options, attempt int) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
+		mport, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		scheme := "http://"
+		if o.TLSCertFile != "" {
+			scheme = "https://"
+		}
 		m := &Member{
-			Name:      "m" + strconv.Itoa(i),
-			ClientURL: "http://127.0.0.1:" + strconv.Itoa(cport),
-			PeerURL:   "http://127.0.0.1:" + strconv.Itoa(pport),
-			Dir:       fmt.Sprintf("%s/a%d-m%d", o.Dir, attempt, i),
+			Name:       "m" + strconv.Itoa(i),
+			ClientURL:  scheme + "127.0.0.1:" + strconv.Itoa(cport),
+			PeerURL:    "http://127.0.0.1:" + strconv.Itoa(pport),
+			MetricsURL: "http://127.0.0.1:" + strconv.Itoa(mport),
+			Dir:        fmt.Sprintf("%s/a%d-m%d", o.Dir, attempt, i),
 		}
 		c.Members = append(c.Members, m)
 		initial = append(initial, m.Name+"="+m.PeerURL)
@@ -173,12 +189,19 @@ func startOnce(bin string, o Options, attempt int) (*Cluster, error) {
 			"--advertise-client-urls", m.ClientURL,
 			"--listen-peer-urls", m.PeerURL,
 			"--initial-advertise-peer-urls", m.PeerURL,
+			"--listen-metrics-urls", m.MetricsURL,
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-token", token,
 			"--initial-cluster-state", "new",
 			"--logger", "zap",
 			"--log-outputs", "stderr",
 		}, o.Extra...)
+		if o.TLSCertFile != "" {
+			m.args = append(m.args, "--cert-file", o.TLSCertFile, "--key-file", o.TLSKeyFile)
+			if o.TLSClientCAFile != "" {
+				m.args = append(m.args, "--client-cert-auth", "--trusted-ca-file", o.TLSClientCAFile)
+			}
+		}
 		if err := m.start(bin); err != nil {
 			_ = c.Stop()
 			return nil, err
@@ -243,7 +266,7 @@ func (m *Member) waitReady(within time.Duration) error {
 	done := m.done
 	m.mu.Unlock()
 	for {
-		if healthy(m.ClientURL) {
+		if healthy(m.MetricsURL) {
 			return nil
 		}
 		select {
@@ -257,8 +280,9 @@ func (m *Member) waitReady(within time.Duration) error {
 	}
 }
 
-// healthy asks the member's /health endpoint, which answers true once
-// the cluster has a leader and the member serves.
+// healthy asks the /health endpoint at url (a member's metrics URL, plain
+// HTTP whatever the client URLs speak), which answers true once the
+// cluster has a leader and the member serves.
 func healthy(url string) bool {
 	host := strings.TrimPrefix(url, "http://")
 	conn, err := net.DialTimeout("tcp", host, time.Second)

@@ -14,19 +14,19 @@ func TestStartKillRestart(t *testing.T) {
 	defer c.Stop()
 	require.Len(t, c.Endpoints(), 3)
 	for _, m := range c.Members {
-		require.True(t, healthy(m.ClientURL), "%s serves", m.Name)
+		require.True(t, healthy(m.MetricsURL), "%s serves", m.Name)
 	}
 	m := c.Members[1]
 	require.NoError(t, m.Kill())
 	require.False(t, m.Running())
-	require.False(t, healthy(m.ClientURL), "a killed member does not answer")
+	require.False(t, healthy(m.MetricsURL), "a killed member does not answer")
 	require.NoError(t, c.Members[0].waitReady(time.Minute), "two of three members keep a quorum (after an election)")
 	require.NoError(t, m.Restart())
-	require.True(t, healthy(m.ClientURL), "a restarted member rejoins on its data")
+	require.True(t, healthy(m.MetricsURL), "a restarted member rejoins on its data")
 	require.ErrorContains(t, m.Restart(), "is running")
 	require.NoError(t, c.Stop())
 	require.NoError(t, c.Stop(), "stopping twice")
-	require.False(t, healthy(c.Members[0].ClientURL), "nothing answers after Stop")
+	require.False(t, healthy(c.Members[0].MetricsURL), "nothing answers after Stop")
 
 	_, err = Start(Options{})
 	require.ErrorContains(t, err, "Dir is empty")
