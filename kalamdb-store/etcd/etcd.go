@@ -359,32 +359,27 @@ func (e *engine) batchOnce(ctx context.Context, ops []store.Operation) (retry bo
 		ids[i] = parts[j].id
 	}
 	// The etcd key of every operation (and the end of a range delete),
-	// sliced out of one string.
-	keys, ends := make([]string, len(ops)), map[int]string{}
+	// sliced out of one string: one allocation for the batch.
+	keys, ends := make([]string, len(ops)), make([]string, len(ops))
 	{
 		n := 0
 		for i := range ops {
 			n += 2*e.l.dataPrefixLen() + len(ops[i].Key) + len(ops[i].End)
 		}
 		buf := make([]byte, 0, n)
-		type span struct{ from, to int }
-		ks, es := make([]span, len(ops)), map[int]span{}
+		bounds := make([][4]int, len(ops)) // key from, to; end from, to
 		for i := range ops {
-			from := len(buf)
+			bounds[i][0] = len(buf)
 			buf = append(e.l.appendPrefix(buf, ids[i]), ops[i].Key...)
-			ks[i] = span{from, len(buf)}
+			bounds[i][1], bounds[i][2] = len(buf), len(buf)
 			if ops[i].Kind == store.OpDeleteRange {
-				from = len(buf)
 				buf = append(e.l.appendPrefix(buf, ids[i]), ops[i].End...)
-				es[i] = span{from, len(buf)}
 			}
+			bounds[i][3] = len(buf)
 		}
 		all := string(buf)
-		for i, sp := range ks {
-			keys[i] = all[sp.from:sp.to]
-		}
-		for i, sp := range es {
-			ends[i] = all[sp.from:sp.to]
+		for i, b := range bounds {
+			keys[i], ends[i] = all[b[0]:b[1]], all[b[2]:b[3]]
 		}
 	}
 	cmps := make([]clientv3.Cmp, 0, len(parts)+len(ops))

@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"bytes"
 	"encoding/binary"
 	"sort"
 
@@ -187,6 +186,3 @@ func covered(ranges [][2]string, k string) bool {
 	i := sort.Search(len(ranges), func(i int) bool { return ranges[i][1] > k })
 	return i < len(ranges) && ranges[i][0] <= k
 }
-
-// hasPrefix reports whether b starts with p.
-func hasPrefix(b []byte, p string) bool { return bytes.HasPrefix(b, []byte(p)) }
