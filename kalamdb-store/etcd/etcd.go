@@ -13,8 +13,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 )
@@ -193,13 +191,29 @@ func unavailable(err error) bool {
 			return true
 		}
 	}
-	if s, ok := status.FromError(err); ok {
-		switch s.Code() {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
-			return true
-		}
+	switch rpcCode(err) {
+	case "Unavailable", "DeadlineExceeded", "ResourceExhausted", "Aborted":
+		return true
 	}
 	return false
+}
+
+// rpcCode returns the name of the gRPC status code that err carries
+// ("Unavailable"), or "". The package reads it from the error rather than
+// through the gRPC packages, which it does not import: the etcd client's
+// are the only ones it uses.
+func rpcCode(err error) string {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code().String()
+	}
+	const mark = "rpc error: code = "
+	msg := err.Error()
+	if i := strings.Index(msg, mark); i >= 0 {
+		code, _, _ := strings.Cut(msg[i+len(mark):], " ")
+		return code
+	}
+	return ""
 }
 
 // id returns the cached id of partition name, reading the registry when it
