@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
@@ -96,59 +97,71 @@ func limits(c Config) store.Capabilities {
 // effect on the state before the batch: one final put or delete per key,
 // and disjoint deleted ranges that leave out the keys put after them.
 type plan struct {
-	puts    []kvPair    // the final value of each key put, by key
-	deletes []string    // keys deleted, outside every range, by key
+	puts    []kvPair    // the final value of each key put
+	deletes []string    // keys deleted, outside every range
 	ranges  [][2]string // disjoint [start, end) intervals deleted, by start
 }
 
 type kvPair struct{ key, value string }
 
 // compile returns the plan of ops (checks write nothing), whose keys are
-// the etcd keys key(op) and, for a range delete, key(op) and end(op).
+// the etcd keys key(op) and, for a range delete, key(op) and end(op). Puts
+// and deletes come in the order of their last operation in the batch.
 func compile(ops []store.Operation, key func(i int) string, end func(i int) string) plan {
-	type state struct {
-		put   bool
-		value string
-	}
-	final := map[string]state{}
+	// last[k] is the index of the last put or delete of k; a range delete
+	// after it makes it a delete (the range's own).
+	last := make(map[string]int, len(ops))
 	var ranges [][2]string
+	order := make([]string, 0, len(ops)) // keys in order of first write
 	for i := range ops {
 		switch ops[i].Kind {
-		case store.OpPut:
-			final[key(i)] = state{put: true, value: string(ops[i].Value)}
-		case store.OpDelete:
-			final[key(i)] = state{}
+		case store.OpPut, store.OpDelete:
+			k := key(i)
+			if _, ok := last[k]; !ok {
+				order = append(order, k)
+			}
+			last[k] = i
 		case store.OpDeleteRange:
 			s, e := key(i), end(i)
-			for k := range final {
-				if k >= s && k < e {
-					final[k] = state{} // deleted by the range: puts before it are gone
+			for k, j := range last {
+				if j >= 0 && k >= s && k < e {
+					last[k] = -1 // deleted by the range: a put before it is gone
 				}
 			}
 			ranges = append(ranges, [2]string{s, e})
 		}
 	}
 	ranges = merge(ranges)
-	var p plan
-	for k, st := range final {
-		if st.put {
-			p.puts = append(p.puts, kvPair{k, st.value})
-		} else if !covered(ranges, k) {
+	p := plan{puts: make([]kvPair, 0, len(order))}
+	for _, k := range order {
+		j := last[k]
+		switch {
+		case j >= 0 && ops[j].Kind == store.OpPut:
+			p.puts = append(p.puts, kvPair{k, string(ops[j].Value)})
+		case !covered(ranges, k):
 			p.deletes = append(p.deletes, k)
 		}
 	}
-	sort.Slice(p.puts, func(i, j int) bool { return p.puts[i].key < p.puts[j].key })
-	sort.Strings(p.deletes)
+	if len(ranges) == 0 {
+		return p
+	}
 	// Cut each range around the keys put inside it (which were put after
 	// it: one put before it is deleted by it, above).
+	inside := make([]string, 0, len(p.puts))
+	for _, kv := range p.puts {
+		if covered(ranges, kv.key) {
+			inside = append(inside, kv.key)
+		}
+	}
+	slices.Sort(inside)
 	j := 0
 	for _, r := range ranges {
-		for j < len(p.puts) && p.puts[j].key < r[0] {
-			j++
-		}
 		start := r[0]
-		for ; j < len(p.puts) && p.puts[j].key < r[1]; j++ {
-			k := p.puts[j].key
+		for ; j < len(inside) && inside[j] < r[1]; j++ {
+			k := inside[j]
+			if k < r[0] {
+				continue
+			}
 			if start < k {
 				p.ranges = append(p.ranges, [2]string{start, k})
 			}
