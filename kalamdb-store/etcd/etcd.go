@@ -396,13 +396,20 @@ func (e *engine) batchOnce(ctx context.Context, ops []store.Operation) (retry bo
 			keys[i], ends[i] = all[b[0]:b[1]], all[b[2]:b[3]]
 		}
 	}
-	cmps := make([]clientv3.Cmp, 0, len(parts)+len(ops))
-	reads := make([]clientv3.Op, 0, len(parts)+len(ops))
+	nchecks := 0
+	for i := range ops {
+		if ops[i].Kind.IsCheck() {
+			nchecks++
+		}
+	}
+	// clientv3.Op is a large struct: size the lists to what they hold.
+	cmps := make([]clientv3.Cmp, 0, len(parts)+nchecks)
+	reads := make([]clientv3.Op, 0, len(parts)+nchecks)
 	for _, pt := range parts {
 		cmps = append(cmps, e.exists(pt.p.Name(), pt.id))
 		reads = append(reads, clientv3.OpGet(e.l.entry(pt.p.Name())))
 	}
-	var checks []int
+	checks := make([]int, 0, nchecks)
 	for i := range ops {
 		k := keys[i]
 		switch ops[i].Kind {
