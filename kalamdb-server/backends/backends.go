@@ -19,6 +19,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/bbolt"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/etcd"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis"
@@ -99,6 +100,13 @@ func Builtin() []Backend {
 			Summary:  "embedded bbolt, pure Go, one file; writes are synced to disk by default",
 			Register: bbolt.Register,
 			Decode:   DecodeWith(bbolt.DefaultConfig),
+		},
+		{
+			Name:     etcd.Name,
+			Durable:  true,
+			Summary:  "an etcd cluster (Raft): shared by several servers, survives the loss of a minority of its members",
+			Register: etcd.Register,
+			Decode:   DecodeWith(etcd.DefaultConfig),
 		},
 		{
 			Name:     redis.Name,
