@@ -20,8 +20,8 @@
 // allocator that persists block reservations, so they are unique and
 // increasing across restarts.
 //
-// Reads go through Sources: the buffer is the first, and a cold tier can be
-// added (Buffer.AddSource); rows are merged by key with the newest _seq
+// Reads go through Sources: the buffer is the first, and the cold tier of
+// Options.ColdTier the second; rows are merged by key with the newest _seq
 // winning and tombstones hiding older versions.
 package tables
 
@@ -142,7 +142,13 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableTy
 	if err != nil {
 		return nil, err
 	}
-	rt := newRowTable(t, db.b, alloc, db.clock)
+	var cold Source
+	if db.cold != nil {
+		if cold, err = db.cold.ColdSource(t); err != nil {
+			return nil, fmt.Errorf("%s: opening the cold tier: %w", t.FullName(), err)
+		}
+	}
+	rt := newRowTable(t, db.b, alloc, db.clock, cold)
 	// The versions a restart finds buffered count as written, up to the
 	// flush row limit (or one, to know that something waits for a timed
 	// flush): the count reads no more than that.
@@ -155,13 +161,6 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableTy
 		return nil, fmt.Errorf("%s: counting the buffer: %w", t.FullName(), rt.wrap(err))
 	}
 	rt.written.Store(n)
-	if db.cold != nil {
-		src, err := db.cold.ColdSource(t)
-		if err != nil {
-			return nil, fmt.Errorf("%s: opening the cold tier: %w", t.FullName(), err)
-		}
-		rt.addSource(src)
-	}
 	db.rows[t.FullName()] = rt
 	return rt, nil
 }
