@@ -4,7 +4,8 @@
 // StreamTableStore (append-only events with a TTL and a bounded buffer).
 //
 // Open a DB on a backend, define tables through its Catalog, and get a
-// store per table from DB.User, DB.Shared or DB.Stream. Errors wrap the
+// store per table from DB.User, DB.Shared or DB.Stream, or, for one caller
+// of a user or shared table (a request), from DB.RowStore. Errors wrap the
 // sentinels of package core (ErrTableNotFound, ErrDuplicateKey,
 // ErrRowNotFound, ErrInvalidRow, …), checkable with errors.Is.
 //
@@ -101,12 +102,21 @@ func (db *DB) Catalog() *catalog.Catalog { return db.cat }
 // Backend returns the StorageBackend the DB works on.
 func (db *DB) Backend() store.StorageBackend { return db.b }
 
+// anyRowTable is the want of a lookup that accepts a user or a shared
+// table.
+const anyRowTable catalog.TableType = ""
+
+// table looks ns.name up in the catalog and checks that it is a want
+// table (a user or shared table for anyRowTable).
 func (db *DB) table(ns, name string, want catalog.TableType) (*catalog.Table, error) {
 	t, err := db.cat.Table(ns, name)
 	if err != nil {
 		return nil, err
 	}
-	if t.Type != want {
+	switch {
+	case want == anyRowTable && t.Type == catalog.StreamTable:
+		return nil, fmt.Errorf("%w: %s is a stream table, not a user or shared table", core.ErrWrongTableType, t.FullName())
+	case want != anyRowTable && t.Type != want:
 		return nil, fmt.Errorf("%w: %s is a %s table, not a %s table", core.ErrWrongTableType, t.FullName(), t.Type, want)
 	}
 	return t, nil
@@ -120,15 +130,17 @@ func (db *DB) allocator(ctx context.Context, t *catalog.Table) (*seq.Allocator, 
 	return a, nil
 }
 
-// rowTable returns the cached store of a user or shared table, opening it
-// when the table is new or was re-created since.
-func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableType) (*rowTable, error) {
+// rowTable returns the cached store of user or shared table ns.name (of
+// either type for anyRowTable), opening it when the table is new or was
+// re-created since. It looks the table up once: the store it returns is
+// that of the table the catalog held at that moment.
+func (db *DB) rowTable(ctx context.Context, ns, name string, want catalog.TableType) (*rowTable, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	// Read under db.mu, which AddColumn holds while it changes the
 	// definition and the store together: a definition read before would
 	// look newer than the store's once AddColumn ran.
-	t, err := db.table(ns, name, typ)
+	t, err := db.table(ns, name, want)
 	if err != nil {
 		return nil, err
 	}
@@ -200,8 +212,29 @@ func (db *DB) AddColumn(ctx context.Context, ns, name string, col catalog.Column
 	return change()
 }
 
-// User returns the store of user table ns.name. It fails with
-// core.ErrNamespaceNotFound, core.ErrTableNotFound, or
+// RowStore returns the store of user or shared table ns.name as the
+// caller user sees it: for a user table, every call reaches user's rows and
+// no others; a shared table has no users, and user is ignored. It is what a
+// request handler needs: it looks the table up once, so every call on the
+// RowStore reaches that one table, even when the table is dropped and
+// re-created under the same name meanwhile (the calls then fail with
+// core.ErrTableNotFound; a new RowStore reaches the new table).
+//
+// It fails with core.ErrNamespaceNotFound, core.ErrTableNotFound, or
+// core.ErrWrongTableType when ns.name is a stream table (see Stream).
+func (db *DB) RowStore(ctx context.Context, ns, name, user string) (*RowStore, error) {
+	rt, err := db.rowTable(ctx, ns, name, anyRowTable)
+	if err != nil {
+		return nil, err
+	}
+	if !rt.perUser {
+		user = ""
+	}
+	return &RowStore{rt: rt, user: user}, nil
+}
+
+// User returns the store of user table ns.name, for calls that name their
+// user. It fails with core.ErrNamespaceNotFound, core.ErrTableNotFound, or
 // core.ErrWrongTableType when the table is not a user table.
 func (db *DB) User(ctx context.Context, ns, name string) (*UserTableStore, error) {
 	rt, err := db.rowTable(ctx, ns, name, catalog.UserTable)
@@ -217,7 +250,7 @@ func (db *DB) Shared(ctx context.Context, ns, name string) (*SharedTableStore, e
 	if err != nil {
 		return nil, err
 	}
-	return &SharedTableStore{rt: rt}, nil
+	return &SharedTableStore{rows: RowStore{rt: rt}}, nil
 }
 
 // Stream returns the store of stream table ns.name; see User. The first

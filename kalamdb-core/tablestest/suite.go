@@ -64,6 +64,8 @@ func Run(t *testing.T, h Harness) {
 		{"catalog/SurvivesRestart", testCatalogRestart},
 		{"catalog/WrongTableType", testWrongType},
 		{"catalog/DroppedTable", testDroppedTable},
+		{"catalog/RowStore", testRowStore},
+		{"catalog/RowStoreOfARecreatedTable", testRowStoreOfARecreatedTable},
 		{"user/Isolation", testUserIsolation},
 		{"user/StringPrimaryKeys", testStringKeys},
 		{"user/BufferUsers", testBufferUsers},
