@@ -76,6 +76,10 @@ type DB struct {
 	block int64
 	cold  ColdTier
 
+	// bg runs the eviction timers of the stream stores; StopEviction and
+	// Close stop it.
+	bg *background
+
 	mu      sync.Mutex
 	closed  bool
 	rows    map[string]*rowTable
@@ -92,7 +96,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier,
+	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier, bg: newBackground(),
 		rows: map[string]*rowTable{}, streams: map[string]*StreamTableStore{}}, nil
 }
 
@@ -256,12 +260,14 @@ func (db *DB) Shared(ctx context.Context, ns, name string) (*SharedTableStore, e
 // Stream returns the store of stream table ns.name; see User. The first
 // call for a table counts its stored events.
 func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	// Looked up under db.mu, as rowTable does, so that the store installed
+	// is always that of the table the catalog holds.
 	t, err := db.table(ns, name, catalog.StreamTable)
 	if err != nil {
 		return nil, err
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
 	if db.closed {
 		return nil, fmt.Errorf("tables: %w", store.ErrClosed)
 	}
@@ -273,7 +279,7 @@ func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, e
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStream(ctx, t, db.b, alloc, db.clock)
+	s, err := openStream(ctx, t, db.b, alloc, db.clock, db.bg)
 	if err != nil {
 		return nil, err
 	}
@@ -284,18 +290,25 @@ func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, e
 	return s, nil
 }
 
-// Close stops the eviction timers of every stream store and makes later
-// store lookups fail with store.ErrClosed. Stores obtained earlier keep
-// working until the backend is closed. It does not close the backend.
+// StopEviction stops the eviction timers of every stream store of the DB
+// (including stores replaced since by a re-created table's), cancels the
+// runs in progress and waits for them to end. Eviction cannot be started
+// again (StreamTableStore.StartEviction then fails with store.ErrClosed);
+// the stores keep working otherwise, and an append that takes a stream
+// beyond its bounds still evicts. A server calls it when it shuts down,
+// before its final flush; Close calls it too. It is idempotent.
+func (db *DB) StopEviction() { db.bg.stop() }
+
+// Close stops the eviction timers of every stream store (StopEviction) and
+// makes later store lookups fail with store.ErrClosed. Stores obtained
+// earlier keep working until the backend is closed. It does not close the
+// backend.
 func (db *DB) Close() error {
 	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.closed {
-		return nil
-	}
 	db.closed = true
-	for _, s := range db.streams {
-		s.StopEviction()
-	}
+	db.mu.Unlock()
+	// Outside db.mu: the eviction runs being cancelled take no DB lock,
+	// and lookups meanwhile fail at once instead of waiting.
+	db.StopEviction()
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
@@ -104,6 +106,11 @@ func (a *API) StartEviction(s *tables.StreamTableStore) {
 			a.log.Debug("stream eviction", "table", name, "expired", st.Expired, "overflow", st.Overflow, "remaining", st.Remaining)
 		}
 	})
+	if errors.Is(err, store.ErrClosed) {
+		// The server is shutting down: eviction stopped for good.
+		a.log.Debug("not starting stream eviction: the tables are closing", "table", name)
+		return
+	}
 	if err != nil {
 		a.log.Warn("starting stream eviction", "table", name, "err", err)
 		return
