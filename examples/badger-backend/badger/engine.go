@@ -80,10 +80,7 @@ func openEngine(c Config) (*engine, error) {
 		return nil, err
 	}
 	e := &engine{db: db}
-	// Badger refuses a transaction (ErrTxnTooBig) once it holds
-	// MaxBatchCount entries, its commit marker included, or once the
-	// estimated size of its entries reaches MaxBatchSize. An operation
-	// costs its key, its value and entryOverhead at most.
+	// The batch limits: see Capabilities.
 	e.maxOps = int(db.MaxBatchCount()) - 2
 	e.maxBytes = int(db.MaxBatchSize()) - 1 - commitOverhead - e.maxOps*entryOverhead
 	if err := e.load(); err != nil {
@@ -109,7 +106,11 @@ func (e *engine) load() error {
 		case err != nil:
 			return err
 		}
-		if v, _ := item.ValueCopy(nil); string(v) != formatVersion {
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if string(v) != formatVersion {
 			return fmt.Errorf("the database holds layout %q; this version reads %q", v, formatVersion)
 		}
 		it := txn.NewIterator(bdb.IteratorOptions{PrefetchValues: false, Prefix: metaKey("")})
@@ -121,9 +122,15 @@ func (e *engine) load() error {
 				if err != nil {
 					return err
 				}
-				parts[string(name)] = binary.BigEndian.Uint64(v)
-			} else if gen, ok := bytes.CutPrefix(k, purgePrefix); ok {
-				purges = append(purges, binary.BigEndian.Uint64(gen))
+				if parts[string(name)], err = readGen(v); err != nil {
+					return fmt.Errorf("registry entry of partition %q: %w", name, err)
+				}
+			} else if g, ok := bytes.CutPrefix(k, purgePrefix); ok {
+				gen, err := readGen(g)
+				if err != nil {
+					return fmt.Errorf("pending-purge record %x: %w", k, err)
+				}
+				purges = append(purges, gen)
 			}
 		}
 		return nil
@@ -153,6 +160,14 @@ func metaKey(name string) []byte { return append(make([]byte, genLen, genLen+len
 
 // genKey returns the 8 bytes of gen.
 func genKey(gen uint64) []byte { return binary.BigEndian.AppendUint64(nil, gen) }
+
+// readGen decodes the 8 bytes of a generation.
+func readGen(b []byte) (uint64, error) {
+	if len(b) != genLen {
+		return 0, fmt.Errorf("a generation of %d bytes, not %d: the registry is damaged", len(b), genLen)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
 
 // dataKey returns key as stored in the partition of generation gen: the
 // one function that maps partitions onto Badger's key space.
@@ -238,7 +253,7 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		return nil
 	})
 	if errors.Is(err, bdb.ErrTxnTooBig) {
-		return fmt.Errorf("%w: badger: the batch, its range deletes expanded to the keys they remove, is more than one Badger transaction holds (%d entries, %d bytes); nothing was applied",
+		return fmt.Errorf("%w: badger: the batch, counting every key its range deletes remove, is more than one Badger transaction holds (%d entries, %d bytes); nothing was applied",
 			store.ErrInvalidArgument, e.db.MaxBatchCount(), e.db.MaxBatchSize())
 	}
 	if err != nil {
@@ -309,7 +324,10 @@ func (e *engine) CreatePartition(_ context.Context, p store.Partition) error {
 			if err != nil {
 				return err
 			}
-			gen = binary.BigEndian.Uint64(v) + 1
+			if gen, err = readGen(v); err != nil {
+				return err
+			}
+			gen++
 		}
 		if err := txn.Set(nextGenKey, genKey(gen)); err != nil {
 			return err
