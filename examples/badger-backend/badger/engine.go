@@ -290,12 +290,23 @@ func (e *engine) Scan(_ context.Context, p store.Partition, r store.Range) (stor
 	}
 	it.txn = e.db.NewTransaction(false)
 	it.it = it.txn.NewIterator(bdb.IteratorOptions{
-		Prefix:         it.lower[:genLen],
+		Prefix:         scanPrefix(it.lower, it.upper),
 		Reverse:        r.Reverse,
 		PrefetchValues: r.Bulk, // read ahead for a large one-off read
 		PrefetchSize:   100,
 	})
 	return it, nil
+}
+
+// scanPrefix returns the longest prefix shared by every key in [lower,
+// upper): the generation, or more when both bounds start alike. Badger skips
+// the tables that cannot hold a key with it.
+func scanPrefix(lower, upper []byte) []byte {
+	n := 0
+	for n < len(lower) && n < len(upper) && lower[n] == upper[n] {
+		n++
+	}
+	return lower[:max(n, genLen)]
 }
 
 func (e *engine) PartitionExists(_ context.Context, p store.Partition) (bool, error) {
