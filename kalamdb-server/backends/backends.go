@@ -7,9 +7,11 @@
 // another module joins them from a main package of that module, through
 // package app:
 //
-//	func main() { os.Exit(app.Main(os.Args[1:], mykv.ServerBackend())) }
+//	func main() { os.Exit(app.Main(os.Args[1:], mykvBackend)) }
 //
-// where mykv.ServerBackend returns a Backend (see docs/backends.md).
+// where mykvBackend is the Backend of mykv, built in that main package so
+// that the backend's own package need not import the server (see
+// docs/backends.md, and examples/badger-backend).
 package backends
 
 import (
