@@ -47,7 +47,13 @@
 // machine.
 //
 // The directory is owned by one process: Badger locks it, and a second Open
-// fails at once.
+// fails at once with an error that says the database is in use. The backend
+// is not MultiProcess.
+//
+// A batch with checks (store.OpCheckAbsent, store.OpCheckValue) holds the
+// engine's write lock exclusively, as a range delete does: its transaction
+// reads the checked keys, before any of its writes, and commits with no
+// other write in between.
 //
 // # Batch limits
 //
@@ -121,16 +127,15 @@ func DefaultConfig() Config {
 	return Config{Path: "data/badger", SyncWrites: true, MemTableMB: 64}
 }
 
-// Validate reports the first value of c that is out of range, as an error
-// wrapping store.ErrInvalidArgument that names the configuration key.
+// Validate reports the first value of c that is out of range, as a
+// *store.ConfigError naming the configuration key.
 // `kalamdb-server config check` calls it without opening anything.
 func (c Config) Validate() error {
 	switch {
 	case strings.TrimSpace(c.Path) == "":
-		return fmt.Errorf("%w: storage.badger.path is empty; give the directory of the database", store.ErrInvalidArgument)
+		return store.InvalidConfig(Name, "path", "is empty; give the directory of the database")
 	case c.MemTableMB < MinMemTableMB || c.MemTableMB > MaxMemTableMB:
-		return fmt.Errorf("%w: storage.badger.memtable_mb is %d; use %d to %d",
-			store.ErrInvalidArgument, c.MemTableMB, MinMemTableMB, MaxMemTableMB)
+		return store.InvalidConfig(Name, "memtable_mb", "is %d; use %d to %d", c.MemTableMB, MinMemTableMB, MaxMemTableMB)
 	}
 	return nil
 }

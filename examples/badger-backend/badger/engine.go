@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"syscall"
 
 	bdb "github.com/dgraph-io/badger/v4"
 
@@ -71,11 +73,16 @@ func openEngine(c Config) (*engine, error) {
 		WithSyncWrites(c.SyncWrites).
 		WithMemTableSize(int64(c.MemTableMB) << 20).
 		// Every write transaction writes without reading, except a range
-		// delete, which holds writeMu exclusively, and partition changes,
-		// which ddl serialises: no transaction can conflict.
+		// delete or a batch with checks, which hold writeMu exclusively,
+		// and partition changes, which ddl serialises: no transaction can
+		// conflict.
 		WithDetectConflicts(false).
 		WithLoggingLevel(bdb.WARNING)
 	db, err := bdb.Open(opts)
+	if err != nil && (errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "Cannot acquire directory lock")) {
+		return nil, fmt.Errorf("badger: %q is in use: another process, or another backend of this one, has the database open, "+
+			"and an embedded database belongs to one process at a time: %w", c.Path, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -219,16 +226,16 @@ func (e *engine) Delete(ctx context.Context, p store.Partition, key []byte) erro
 // copied but the keys, which get their generation in front.
 func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 	gens := make([]uint64, len(ops))
-	ranges := false
+	exclusive := false // a range delete or a check reads in the transaction
 	for i, op := range ops {
 		gen, ok := e.parts.Get(op.Partition.Name())
 		if !ok {
 			return notFound(op.Partition)
 		}
 		gens[i] = gen
-		ranges = ranges || op.Kind == store.OpDeleteRange
+		exclusive = exclusive || op.Kind == store.OpDeleteRange || op.Kind.IsCheck()
 	}
-	if ranges {
+	if exclusive {
 		e.writeMu.Lock()
 		defer e.writeMu.Unlock()
 	} else {
@@ -236,6 +243,22 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		defer e.writeMu.RUnlock()
 	}
 	err := e.db.Update(func(txn *bdb.Txn) error {
+		// The checks see the state before the batch: they are read before
+		// any of its writes.
+		err := store.EvalChecks(ops, func(i int) ([]byte, bool, error) {
+			item, err := txn.Get(dataKey(gens[i], ops[i].Key))
+			if errors.Is(err, bdb.ErrKeyNotFound) {
+				return nil, false, nil
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			v, err := item.ValueCopy(nil)
+			return v, err == nil, err
+		})
+		if err != nil {
+			return err
+		}
 		for i, op := range ops {
 			var err error
 			switch op.Kind {
@@ -252,6 +275,9 @@ func (e *engine) Batch(_ context.Context, ops []store.Operation) error {
 		}
 		return nil
 	})
+	if errors.Is(err, store.ErrConditionFailed) {
+		return err
+	}
 	if errors.Is(err, bdb.ErrTxnTooBig) {
 		return fmt.Errorf("%w: badger: the batch, counting every key its range deletes remove, is more than one Badger transaction holds (%d entries, %d bytes); nothing was applied",
 			store.ErrInvalidArgument, e.db.MaxBatchCount(), e.db.MaxBatchSize())

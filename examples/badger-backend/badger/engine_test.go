@@ -281,9 +281,9 @@ func TestValidate(t *testing.T) {
 		change func(*Config)
 		want   string
 	}{
-		{func(c *Config) { c.Path = " " }, "storage.badger.path is empty"},
-		{func(c *Config) { c.MemTableMB = MinMemTableMB - 1 }, "storage.badger.memtable_mb is 15; use 16 to 1024"},
-		{func(c *Config) { c.MemTableMB = MaxMemTableMB + 1 }, "storage.badger.memtable_mb is 1025"},
+		{func(c *Config) { c.Path = " " }, "storage.badger.path: is empty"},
+		{func(c *Config) { c.MemTableMB = MinMemTableMB - 1 }, "storage.badger.memtable_mb: is 15; use 16 to 1024"},
+		{func(c *Config) { c.MemTableMB = MaxMemTableMB + 1 }, "storage.badger.memtable_mb: is 1025"},
 	} {
 		c := DefaultConfig()
 		tc.change(&c)
