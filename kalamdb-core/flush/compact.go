@@ -275,15 +275,14 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	var inRows int64
 	for i, f := range in {
 		f.refs.Add(1) // listed, and only this compaction unlists it
-		its[i] = &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, skip: len(prefix), gi: -1}
+		its[i] = &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, gi: -1}
 		inRows += f.Rows
 	}
-	mg := newMerge(its)
-	mg.release = func() {
+	mg := newSegMerge(its, len(prefix), func() {
 		for _, f := range in {
 			tr.release(f)
 		}
-	}
+	})
 	defer mg.Close()
 
 	res := CompactResult{Merged: len(in)}

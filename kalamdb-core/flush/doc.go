@@ -54,6 +54,7 @@
 // user's segments newest first and skips every segment and row group whose
 // key range (manifest and Parquet statistics) excludes the key; a scan
 // merges the segments' versions with a heap, newest _seq winning, and the
-// table store merges the result with the buffer. Parsed footers and decoded
-// row groups are cached (segment.Cache).
+// table store merges the result with the buffer, both with the merge of
+// package internal/merge (which compactions use too). Parsed footers and
+// decoded row groups are cached (segment.Cache).
 package flush

@@ -2,14 +2,13 @@ package flush
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/merge"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 )
@@ -22,67 +21,14 @@ type segIter struct {
 	tr           *tier
 	f            *segFile
 	lower, upper []byte
-	skip         int // length of the prefix every key of the scan has
 	gi           int
 	g            *segment.RowGroup
 	pos          int
-	checkUpper   bool // some key of g may be at or above upper
-	k            sortKey
-	primed       bool // positioned on the first version, not yet returned
-	lazy         bool // in the merge's heap by a lower bound of its first key, not yet read
+	checkUpper   bool   // some key of g may be at or above upper
+	key          []byte // the current version's
+	primed       bool   // positioned on the first version, not yet returned
 	done         bool
 	err          error
-}
-
-// sortKey is a key with the 16 bytes that follow the scan's common prefix
-// loaded as two big-endian integers, so that most comparisons of the merge
-// are integer comparisons.
-type sortKey struct {
-	b      []byte // the whole key
-	hi, lo uint64 // bytes [skip, skip+16) of b, zero-padded
-	long   bool   // b has more than skip+16 bytes
-}
-
-func (k *sortKey) set(b []byte, skip int) {
-	rest := b[min(skip, len(b)):]
-	k.b, k.long = b, len(rest) > 16
-	switch {
-	case len(rest) >= 16:
-		k.hi, k.lo = binary.BigEndian.Uint64(rest), binary.BigEndian.Uint64(rest[8:])
-	case len(rest) >= 8:
-		k.hi, k.lo = binary.BigEndian.Uint64(rest), padded(rest[8:])
-	default:
-		k.hi, k.lo = padded(rest), 0
-	}
-}
-
-// padded returns up to 8 bytes as a big-endian integer, zero-padded on the
-// right.
-func padded(b []byte) uint64 {
-	var x uint64
-	for i, c := range b {
-		x |= uint64(c) << (56 - 8*i)
-	}
-	return x
-}
-
-// compare orders keys as bytes.Compare does. Both keys must start with the
-// same skip bytes: equal integers then mean that the shorter key (if both
-// are at most skip+16 bytes) is a prefix of the other, zero bytes aside.
-func (k *sortKey) compare(o *sortKey) int {
-	switch {
-	case k.hi != o.hi:
-		return cmp.Compare(k.hi, o.hi)
-	case k.lo != o.lo:
-		return cmp.Compare(k.lo, o.lo)
-	case k.long || o.long:
-		return bytes.Compare(k.b, o.b)
-	}
-	return cmp.Compare(len(k.b), len(o.b))
-}
-
-func (k *sortKey) equal(o *sortKey) bool {
-	return k.hi == o.hi && k.lo == o.lo && len(k.b) == len(o.b) && (!k.long || bytes.Equal(k.b, o.b))
 }
 
 // prime positions the iterator on its first version, reading the row
@@ -126,7 +72,8 @@ func (s *segIter) firstBound() (bound, hi []byte, ok bool, err error) {
 	return nil, nil, false, nil
 }
 
-func (s *segIter) next() bool {
+// Next advances to the next version of the range.
+func (s *segIter) Next() bool {
 	if s.done {
 		return false
 	}
@@ -151,7 +98,7 @@ func (s *segIter) next() bool {
 		s.done = true
 		return false
 	}
-	s.k.set(k, s.skip)
+	s.key = k
 	return true
 }
 
@@ -191,9 +138,9 @@ func (s *segIter) nextGroup() bool {
 	}
 }
 
-// remaining returns how many versions are left from the current one on,
-// ignoring the upper bound.
-func (s *segIter) remaining() int {
+// Remaining returns how many versions are left from the current one on,
+// ignoring the upper bound (merge.Remainder).
+func (s *segIter) Remaining() int {
 	if s.done {
 		return 0
 	}
@@ -218,106 +165,82 @@ func (s *segIter) fail(err error) bool {
 	return false
 }
 
-func (s *segIter) seq() int64 { return s.g.Seq(s.pos) }
+// Key, Seq, Deleted, Row, Err and Close make a segIter a merge.Cursor.
 
-// merge merges segment iterators into one tables.VersionIter: ascending
-// keys, one version per key, the highest _seq winning. It keeps the
-// iterators in a binary min-heap ordered by (key, descending _seq): the
-// root is the newest version of the smallest key, and the older versions of
-// that key, next in the order, are skipped.
-type merge struct {
-	h       []heapEntry
-	cur     *segIter
-	pending []*segIter
-	started bool
-	err     error
-	closed  bool
-	release func() // called once, at Close
+// Key returns the current version's key, which stays valid (row groups are
+// immutable).
+func (s *segIter) Key() []byte { return s.key }
+
+// KeyField implements merge.KeyHolder: Next sets s.key.
+func (s *segIter) KeyField() *[]byte { return &s.key }
+
+func (s *segIter) Seq() int64    { return s.g.Seq(s.pos) }
+func (s *segIter) Deleted() bool { return s.g.Deleted(s.pos) }
+func (s *segIter) Err() error    { return s.err }
+
+func (s *segIter) Row(dst *row.Row) error {
+	s.g.Row(s.pos, dst)
+	return nil
 }
 
-// heapEntry is an iterator in the merge's heap with a copy of the first
-// integer of its current key, so that most comparisons of a sift read the
-// heap's own array only.
-type heapEntry struct {
-	hi uint64
-	it *segIter
+// Close does nothing: the segments a merge reads are released together,
+// when the merge is closed.
+func (s *segIter) Close() error { return nil }
+
+// newSegMerge returns the merge of its, whose keys all start with the same
+// skip bytes, into one tables.VersionIter: ascending keys, one version per
+// key, the highest _seq winning. release runs when it is closed.
+//
+// Segments that start after the first row group of another ends enter the
+// merge by the lower bound of their first key that the statistics give,
+// and are read only when the merge reaches that bound: a page that ends
+// before them never decodes them. The others are read at the start, in
+// parallel.
+func newSegMerge(its []*segIter, skip int, release func()) *merge.Iter {
+	m := merge.New(skip, len(its))
+	if len(its) > 0 {
+		m.OnStart(func() error { return startSegments(m, its) })
+	}
+	if release != nil {
+		m.OnClose(release)
+	}
+	return m
 }
 
-// less orders entries by their iterators' current keys, then by
-// descending _seq.
-func (a heapEntry) less(b heapEntry) bool {
-	if a.hi != b.hi {
-		return a.hi < b.hi
+// startSegments adds its to m: the iterators that may hold keys below the
+// end of the earliest-ending first row group are primed (in parallel), the
+// others are deferred.
+func startSegments(m *merge.Iter, its []*segIter) error {
+	type first struct {
+		bound, hi []byte
+		ok        bool
 	}
-	if c := a.it.k.compare(&b.it.k); c != 0 {
-		return c < 0
-	}
-	if a.it.lazy || b.it.lazy {
-		// A bound equal to a key: the iterator must be read before
-		// that key's versions can be told apart.
-		return a.it.lazy && !b.it.lazy
-	}
-	return a.it.seq() > b.it.seq()
-}
-
-// down restores the heap order below i after the key of h[i] grew. When
-// h[i] still precedes its children (segments with disjoint key ranges) that
-// takes two comparisons. Otherwise the smaller child moves up at each
-// level down to a leaf and h[i] then climbs back to its place, about one
-// comparison per level instead of two (Floyd's variant), which suits
-// interleaved segments, where the advanced iterator usually sinks to the
-// bottom.
-func (m *merge) down(i int) {
-	h := m.h
-	n := len(h)
-	x := h[i]
-	c := 2*i + 1
-	if c >= n {
-		return
-	}
-	if r := c + 1; r < n && h[r].less(h[c]) {
-		c = r
-	}
-	if !h[c].less(x) {
-		return
-	}
-	h[i] = h[c]
-	top := c // x belongs at top or below
-	i = c
-	for {
-		c = 2*i + 1
-		if c >= n {
-			break
+	firsts := make([]first, len(its))
+	var minHi []byte
+	for i, it := range its {
+		b, hi, ok, err := it.firstBound()
+		if err != nil {
+			return err
 		}
-		if r := c + 1; r < n && h[r].less(h[c]) {
-			c = r
+		firsts[i] = first{b, hi, ok}
+		if ok && (minHi == nil || bytes.Compare(hi, minHi) < 0) {
+			minHi = hi
 		}
-		h[i] = h[c]
-		i = c
 	}
-	for i != top {
-		p := (i - 1) / 2
-		if !x.less(h[p]) {
-			break
+	eager := make([]*segIter, 0, len(its))
+	for i, it := range its {
+		if f := firsts[i]; f.ok && bytes.Compare(f.bound, minHi) > 0 {
+			m.AddDeferred(it, f.bound)
+			continue
 		}
-		h[i] = h[p]
-		i = p
+		eager = append(eager, it)
 	}
-	h[i] = x
-}
-
-// pop removes the root.
-func (m *merge) pop() {
-	last := len(m.h) - 1
-	m.h[0] = m.h[last]
-	m.h[last] = heapEntry{}
-	m.h = m.h[:last]
-	if last > 0 {
-		m.down(0)
+	primeAll(eager)
+	for _, it := range eager {
+		m.Add(it)
 	}
+	return nil
 }
-
-func newMerge(its []*segIter) *merge { return &merge{pending: its} }
 
 // primeAll primes the iterators, decoding their first row groups on up to
 // GOMAXPROCS goroutines.
@@ -343,136 +266,4 @@ func primeAll(its []*segIter) {
 		}()
 	}
 	wg.Wait()
-}
-
-// Next advances the root past the current key: the iterator that gave it
-// and those holding older versions of it move on (a heap sift each, which
-// for segments with disjoint key ranges costs a couple of integer
-// comparisons), and the new root is the newest version of the next key.
-//
-// Segments that start after the first row group of another ends enter the
-// heap by the lower bound of their first key that the statistics give, and
-// are read only when that bound reaches the root: a page that ends before
-// them never decodes them. The others are read at the start, in parallel.
-func (m *merge) Next() bool {
-	if m.err != nil || m.closed {
-		return false
-	}
-	if !m.started {
-		m.started = true
-		if err := m.start(); err != nil {
-			m.err = err
-			return false
-		}
-	} else if m.cur != nil {
-		prev := m.cur.k
-		for len(m.h) > 0 && (m.h[0].it.lazy || m.h[0].it.k.equal(&prev)) {
-			if !m.advanceRoot() {
-				return false
-			}
-		}
-	}
-	for len(m.h) > 0 && m.h[0].it.lazy {
-		if !m.advanceRoot() {
-			return false
-		}
-	}
-	if len(m.h) == 0 {
-		m.cur = nil
-		return false
-	}
-	m.cur = m.h[0].it
-	return true
-}
-
-// start builds the heap: the iterators that may hold keys below the end of
-// the earliest-ending first row group are read (in parallel), the others
-// enter lazily.
-func (m *merge) start() error {
-	type first struct {
-		bound, hi []byte
-		ok        bool
-	}
-	firsts := make([]first, len(m.pending))
-	var minHi []byte
-	for i, it := range m.pending {
-		b, hi, ok, err := it.firstBound()
-		if err != nil {
-			return err
-		}
-		firsts[i] = first{b, hi, ok}
-		if ok && (minHi == nil || bytes.Compare(hi, minHi) < 0) {
-			minHi = hi
-		}
-	}
-	eager := make([]*segIter, 0, len(m.pending))
-	for i, it := range m.pending {
-		if f := firsts[i]; f.ok && bytes.Compare(f.bound, minHi) > 0 {
-			it.lazy = true
-			it.k.set(f.bound, it.skip)
-			m.h = append(m.h, heapEntry{it.k.hi, it})
-			continue
-		}
-		eager = append(eager, it)
-	}
-	m.pending = nil
-	primeAll(eager)
-	for _, it := range eager {
-		if it.next() {
-			m.h = append(m.h, heapEntry{it.k.hi, it})
-		} else if it.err != nil {
-			return it.err
-		}
-	}
-	for i := len(m.h)/2 - 1; i >= 0; i-- {
-		m.down(i)
-	}
-	return nil
-}
-
-// advanceRoot moves the root iterator to its next version (its first, for
-// a lazy one) and restores the heap, or removes it when it has no more; it
-// returns false on an error, which it records.
-func (m *merge) advanceRoot() bool {
-	it := m.h[0].it
-	it.lazy = false
-	if it.next() {
-		m.h[0].hi = it.k.hi
-		m.down(0)
-		return true
-	}
-	if it.err != nil {
-		m.err = it.err
-		return false
-	}
-	m.pop()
-	return true
-}
-
-func (m *merge) Key() []byte   { return m.cur.k.b }
-func (m *merge) Seq() int64    { return m.cur.seq() }
-func (m *merge) Deleted() bool { return m.cur.g.Deleted(m.cur.pos) }
-func (m *merge) Row(dst *row.Row) error {
-	m.cur.g.Row(m.cur.pos, dst)
-	return nil
-}
-func (m *merge) Err() error { return m.err }
-
-// Remaining implements tables.Remainder: the versions left in the
-// segments from the current one on, older versions and tombstones
-// included, so an upper bound but for the scan's end key.
-func (m *merge) Remaining() int {
-	n := 0
-	for _, e := range m.h {
-		n += e.it.remaining()
-	}
-	return n
-}
-func (m *merge) Close() error {
-	m.closed = true
-	if m.release != nil {
-		m.release()
-		m.release = nil
-	}
-	return m.err
 }

@@ -323,7 +323,7 @@ func (tr *tier) findInSegment(ctx context.Context, f *segFile, key []byte, full 
 func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) (tables.VersionIter, error) {
 	r, empty := store.ScanOptions{Prefix: prefix, Start: start, ExclusiveStart: exclusive && len(start) > 0}.ToRange()
 	if empty {
-		return newMerge(nil), nil
+		return newSegMerge(nil, 0, nil), nil
 	}
 	var unlock func()
 	if !tr.m.snapshots {
@@ -350,18 +350,16 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 			continue
 		}
 		held = append(held, f)
-		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, skip: len(prefix), gi: -1})
+		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, gi: -1})
 	}
-	m := newMerge(its)
-	m.release = func() {
+	return newSegMerge(its, len(prefix), func() {
 		for _, f := range held {
 			tr.release(f)
 		}
 		if unlock != nil {
 			unlock()
 		}
-	}
-	return m, nil
+	}), nil
 }
 
 // has reports whether any segment holds a version of key.

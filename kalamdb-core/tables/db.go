@@ -23,7 +23,8 @@
 //
 // Reads go through Sources: the buffer is the first, and the cold tier of
 // Options.ColdTier the second; rows are merged by key with the newest _seq
-// winning and tombstones hiding older versions.
+// winning and tombstones hiding older versions (package internal/merge,
+// the merge the cold tier of package flush uses for its segments too).
 package tables
 
 import (

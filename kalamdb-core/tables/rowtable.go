@@ -15,6 +15,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/keylock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/merge"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
@@ -220,7 +221,14 @@ func (rt *rowTable) iter(ctx context.Context, prefix, start []byte, exclusive bo
 		}
 		its = append(its, it)
 	}
-	return newMergeIter(its), nil
+	if len(its) == 1 {
+		return its[0], nil
+	}
+	m := merge.New(len(prefix), len(its))
+	for _, it := range its {
+		m.Add(it)
+	}
+	return m, nil
 }
 
 func (rt *rowTable) pkName() string { return rt.t.Columns[rt.pk].Name }
@@ -586,13 +594,13 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 	more := false
 	size := 0 // of the page's rows, when opts.MaxBytes bounds it
 	// src is it until a merge has one source left, then that source.
-	src, m := it, (*mergeIter)(nil)
-	if mi, ok := it.(*mergeIter); ok {
+	src, m := it, (*merge.Iter)(nil)
+	if mi, ok := it.(*merge.Iter); ok {
 		m = mi
 	}
 	for first := true; src.Next(); first = false {
 		if m != nil {
-			if s := m.solitary(); s != nil {
+			if s := m.Solitary(); s != nil {
 				src, m = s, nil
 			}
 		}

@@ -1,7 +1,6 @@
 package tables
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +34,8 @@ type Source interface {
 
 // VersionIter walks the row versions of a Source. Like a store.Iterator it
 // is for one goroutine, and the slice Key returns is valid until the next
-// call to Next.
+// call to Next. Reads merge the VersionIters of a table's sources into one
+// (which is a VersionIter too).
 type VersionIter interface {
 	// Next advances to the next version and reports whether there is one.
 	Next() bool
@@ -150,141 +150,6 @@ func (i *bufferIter) Close() error {
 	err := i.it.Close()
 	if i.err != nil {
 		return i.err
-	}
-	return err
-}
-
-// mergeIter merges the iterators of several sources into one: ascending
-// keys, each key once, carrying the version with the highest _seq. Once
-// only one iterator has versions left (say the buffer is exhausted and the
-// cold tier is not), it hands every call straight to that one.
-type mergeIter struct {
-	its     []VersionIter
-	valid   []bool
-	group   []int // iterators positioned on the current key
-	cur     int   // the winner among them
-	started bool
-	solo    bool // its[cur] is the only iterator left
-	done    bool
-	err     error
-}
-
-func newMergeIter(its []VersionIter) VersionIter {
-	if len(its) == 1 {
-		return its[0]
-	}
-	return &mergeIter{its: its, valid: make([]bool, len(its)), cur: -1}
-}
-
-func (m *mergeIter) advance(i int) bool {
-	m.valid[i] = m.its[i].Next()
-	if !m.valid[i] {
-		if err := m.its[i].Err(); err != nil {
-			m.err = err
-			return false
-		}
-	}
-	return true
-}
-
-func (m *mergeIter) Next() bool {
-	if m.err != nil || m.done {
-		return false
-	}
-	if m.solo {
-		if m.its[m.cur].Next() {
-			return true
-		}
-		m.err, m.done = m.its[m.cur].Err(), true
-		return false
-	}
-	if !m.started {
-		m.started = true
-		for i := range m.its {
-			if !m.advance(i) {
-				return false
-			}
-		}
-	} else {
-		for _, i := range m.group {
-			if !m.advance(i) {
-				return false
-			}
-		}
-	}
-	m.group = m.group[:0]
-	var minKey []byte
-	left := 0
-	for i, it := range m.its {
-		if !m.valid[i] {
-			continue
-		}
-		left++
-		k := it.Key()
-		switch c := compareKeys(k, minKey, len(m.group) == 0); {
-		case c < 0:
-			m.group = append(m.group[:0], i)
-			minKey = k
-		case c == 0:
-			m.group = append(m.group, i)
-		}
-	}
-	if len(m.group) == 0 {
-		m.cur, m.done = -1, true
-		return false
-	}
-	m.cur = m.group[0]
-	for _, i := range m.group[1:] {
-		if m.its[i].Seq() > m.its[m.cur].Seq() {
-			m.cur = i
-		}
-	}
-	m.solo = left == 1
-	return true
-}
-
-// Remaining implements Remainder: the sum over the iterators that
-// implement it and have versions left.
-func (m *mergeIter) Remaining() int {
-	n := 0
-	for i, it := range m.its {
-		if r, ok := it.(Remainder); ok && m.valid[i] {
-			n += r.Remaining()
-		}
-	}
-	return n
-}
-
-// solitary returns the only iterator left once the others are exhausted,
-// positioned where m is, or nil.
-func (m *mergeIter) solitary() VersionIter {
-	if m.solo {
-		return m.its[m.cur]
-	}
-	return nil
-}
-
-// compareKeys compares k with the smallest key so far; first means there
-// is none yet.
-func compareKeys(k, min []byte, first bool) int {
-	if first {
-		return -1
-	}
-	return bytes.Compare(k, min)
-}
-
-func (m *mergeIter) Key() []byte            { return m.its[m.cur].Key() }
-func (m *mergeIter) Seq() int64             { return m.its[m.cur].Seq() }
-func (m *mergeIter) Deleted() bool          { return m.its[m.cur].Deleted() }
-func (m *mergeIter) Row(dst *row.Row) error { return m.its[m.cur].Row(dst) }
-func (m *mergeIter) Err() error             { return m.err }
-
-func (m *mergeIter) Close() error {
-	err := m.err
-	for _, it := range m.its {
-		if cerr := it.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
 	}
 	return err
 }
