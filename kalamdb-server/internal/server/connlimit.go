@@ -56,8 +56,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if reason != "" {
-			_ = c.Close()
+			// Counted and logged before the close, so that whoever sees
+			// the connection closed finds the refusal recorded.
 			l.refused(host, reason)
+			_ = c.Close()
 			continue
 		}
 		l.m.ConnectionOpened()
