@@ -64,7 +64,9 @@ func TestEvictionSurvivesAPanic(t *testing.T) {
 	r = <-reports
 	require.NoError(t, r.err)
 	assert.Equal(t, int64(1), r.st.Expired)
+	assert.True(t, s.Evicting())
 	s.StopEviction()
+	assert.False(t, s.Evicting(), "stopped")
 }
 
 // blockingScans wraps a backend: once armed, a Scan signals on entered and

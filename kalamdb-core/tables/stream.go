@@ -459,6 +459,14 @@ func (s *StreamTableStore) StartEviction(interval time.Duration, report func(Evi
 	return nil
 }
 
+// Evicting reports whether the timer of StartEviction runs: started, and
+// not stopped by StopEviction.
+func (s *StreamTableStore) Evicting() bool {
+	s.timerMu.Lock()
+	defer s.timerMu.Unlock()
+	return s.cancel != nil
+}
+
 // StopEviction stops the timer started by StartEviction and waits for a run
 // in progress to end (it is cancelled). It does nothing when eviction is
 // not running.

@@ -79,10 +79,9 @@ func (a *API) streamOf(ctx context.Context, ns, name string) (*tables.StreamTabl
 	return s, nil
 }
 
-// evictions remembers the stream stores whose eviction runs.
+// evictions serialises the starts of stream evictions.
 type evictions struct {
-	mu      sync.Mutex
-	started map[*tables.StreamTableStore]bool
+	mu sync.Mutex
 }
 
 // StartEviction starts the periodic eviction of stream store s, once per
@@ -90,11 +89,8 @@ type evictions struct {
 func (a *API) StartEviction(s *tables.StreamTableStore) {
 	a.evict.mu.Lock()
 	defer a.evict.mu.Unlock()
-	if a.evict.started[s] {
+	if s.Evicting() {
 		return
-	}
-	if a.evict.started == nil {
-		a.evict.started = map[*tables.StreamTableStore]bool{}
 	}
 	name := s.Table().FullName()
 	err := s.StartEviction(a.opts.EvictionInterval, func(st tables.EvictStats, err error) {
@@ -113,9 +109,7 @@ func (a *API) StartEviction(s *tables.StreamTableStore) {
 	}
 	if err != nil {
 		a.log.Warn("starting stream eviction", "table", name, "err", err)
-		return
 	}
-	a.evict.started[s] = true
 }
 
 // insertRequest is the body of POST …/rows.
