@@ -293,14 +293,16 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	forget := func() {
 		for _, f := range out {
 			m.cache.Forget(f.Path)
-			_ = m.fs.Remove(f.Path)
+			// An object that cannot be removed now is unrecorded
+			// garbage that a later Open removes.
+			_ = m.store.Remove(context.WithoutCancel(ctx), f.Path)
 		}
 	}
 	var r0 row.Row
 	more := mg.Next()
 	for more {
 		spec := m.nextSpec(tr, user, dir)
-		st, err := segment.Create(m.fs, spec, func(w *segment.Writer) error {
+		st, err := segment.Create(ctx, m.store, spec, func(w *segment.Writer) error {
 			var n int
 			for more && n < m.opts.MaxSegmentRows {
 				if !(dropTombstones && mg.Deleted()) {

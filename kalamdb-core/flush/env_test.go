@@ -62,7 +62,8 @@ func newEnv(t testing.TB, mod ...func(*flush.Options)) *env {
 	require.NoError(t, err)
 	e := &env{t: t, ctx: context.Background(), inner: inner, root: t.TempDir(),
 		clock: clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
-	e.opts = flush.Options{RowGroupRows: 64, Tables: tables.Options{Clock: e.clock, SeqBlock: 16}}
+	// One process writes the store: unrecorded files are garbage at once.
+	e.opts = flush.Options{RowGroupRows: 64, GCGrace: -1, Tables: tables.Options{Clock: e.clock, SeqBlock: 16}}
 	for _, f := range mod {
 		f(&e.opts)
 	}
