@@ -37,6 +37,8 @@ type env struct {
 	m     *flush.Manager
 	// noSnapshots hides the backend's snapshot scans from the Manager.
 	noSnapshots bool
+	// s3, when set, holds the segments instead of root (see withS3).
+	s3 *remote
 }
 
 // noSnapshots is a backend that does not claim snapshot scans.
@@ -67,6 +69,9 @@ func newEnv(t testing.TB, mod ...func(*flush.Options)) *env {
 	for _, f := range mod {
 		f(&e.opts)
 	}
+	if onS3 {
+		e.s3 = newRemote(t)
+	}
 	e.reopen()
 	return e
 }
@@ -85,6 +90,9 @@ func (e *env) tryReopen() error {
 	e.fsys = faultfs.New(segment.DirFS(e.root))
 	opts := e.opts
 	opts.FS = e.fsys
+	if e.s3 != nil {
+		opts.Store = e.s3.open(e.t)
+	}
 	var b store.StorageBackend = e.bs
 	if e.noSnapshots {
 		b = noSnapshots{b}
