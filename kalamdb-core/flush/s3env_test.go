@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
@@ -43,9 +46,19 @@ type remote struct {
 	faults   *faultStore
 }
 
+// viaProxy, when set, is the endpoint the environments' stores talk to
+// (a fault-injecting proxy in front of the moto server), with short
+// timeouts.
+var viaProxy *s3test.Proxy
+
 func newRemote(t testing.TB) *remote {
-	_, u := s3test.Bucket(t)
-	s, b, err := objstore.Open(context.Background(), u, objstore.Options{})
+	srv, u := s3test.Bucket(t)
+	var opts objstore.Options
+	if viaProxy != nil {
+		u = strings.Replace(u, url.QueryEscape(srv.Endpoint), url.QueryEscape(viaProxy.URL), 1)
+		opts = objstore.Options{RequestTimeout: 300 * time.Millisecond, UploadTimeout: time.Second}
+	}
+	s, b, err := objstore.Open(context.Background(), u, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	return &remote{url: u, bucket: b, store: s, cacheDir: t.TempDir()}

@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,20 @@ type Store struct {
 	opts Options
 
 	gets, getBytes, heads, puts, putBytes, deletes, lists, errs atomic.Int64
+
+	// health: the outcome of the latest request (see Health).
+	healthMu sync.Mutex
+	failing  bool
+	since    time.Time
+	lastErr  error
+}
+
+// Health reports whether the latest request to the store failed, since
+// when requests fail, and the latest error.
+func (s *Store) Health() (failing bool, since time.Time, err error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.failing, s.since, s.lastErr
 }
 
 var _ segment.Store = (*Store)(nil)
@@ -128,9 +143,20 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 func (s *Store) observe(op string, start time.Time, err error) {
-	if err != nil {
+	failed := err != nil && gcerrors.Code(err) != gcerrors.NotFound && gcerrors.Code(err) != gcerrors.Canceled
+	if failed {
 		s.errs.Add(1)
 	}
+	s.healthMu.Lock()
+	switch {
+	case failed && !s.failing:
+		s.failing, s.since, s.lastErr = true, time.Now(), err
+	case failed:
+		s.lastErr = err
+	case err == nil:
+		s.failing, s.lastErr = false, nil
+	}
+	s.healthMu.Unlock()
 	if s.opts.Observe != nil {
 		s.opts.Observe(op, time.Since(start), err)
 	}
