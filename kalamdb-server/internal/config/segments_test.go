@@ -75,9 +75,9 @@ func TestSegmentsURLIsValidatedWithoutConnecting(t *testing.T) {
 	_, err := parse(t, "[storage]\nparquet_dir = \"p\"\nsegments_url = \"s3://b\"\n"+minimal, Options{})
 	assert.Contains(t, configErrors(t, err)[0].Error(), "set one of them")
 	for doc, key := range map[string]string{
-		"[storage]\nsegment_gc_grace = \"soon\"\n":                 "storage.segment_gc_grace",
-		"[storage.segment_cache]\nmax_bytes = 10\n":                "storage.segment_cache.max_bytes",
-		"[storage.segment_cache]\nsize = 10\n":                     "storage.segment_cache.size",
+		"[storage]\nsegment_gc_grace = \"soon\"\n":                   "storage.segment_gc_grace",
+		"[storage.segment_cache]\nmax_bytes = 10\n":                  "storage.segment_cache.max_bytes",
+		"[storage.segment_cache]\nsize = 10\n":                       "storage.segment_cache.size",
 		"[storage.segment_cache]\ndir = \"\"\nmax_bytes = 1048576\n": "storage.segment_cache.dir",
 	} {
 		_, err := parse(t, doc+minimal, Options{})
