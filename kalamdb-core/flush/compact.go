@@ -63,7 +63,8 @@ func (m *Manager) Compact(ctx context.Context, ns, name string) (CompactResult, 
 }
 
 // compactRecorded is compactTable, its outcome recorded for trigger (a
-// compaction that merged nothing is no event).
+// compaction that merged nothing is no event, unless it ends a run of
+// compaction failures).
 func (m *Manager) compactRecorded(ctx context.Context, tr *tier, atLeast int, major bool, trigger string) (CompactResult, error) {
 	start := m.clock.Now()
 	var res CompactResult
@@ -72,7 +73,7 @@ func (m *Manager) compactRecorded(ctx context.Context, tr *tier, atLeast int, ma
 		res, err = m.compactTable(ctx, tr, atLeast, major)
 		return err
 	})
-	if err != nil || res.Merged > 0 || m.health.Failing(tr.table().ID) {
+	if err != nil || res.Merged > 0 || m.failingOp(tr.table().ID) == OpCompaction {
 		m.record(Event{Table: tr.table(), Op: OpCompaction, Trigger: trigger, Compaction: res, Err: err}, start)
 	}
 	return res, err

@@ -40,10 +40,10 @@ type Manager struct {
 	stopped chan struct{}      // closed when the scheduler ends
 
 	// health spaces out the retries of failing tables (Health).
-	health       *Backoff[uint64]
-	healthMu     sync.Mutex
-	failingNames map[uint64]string
-	lastFailure  time.Time
+	health      *Backoff[uint64]
+	healthMu    sync.Mutex
+	failing     map[uint64]failingTable
+	lastFailure time.Time
 
 	// leftovers are the files recovery could not remove (Leftovers).
 	leftovers []error
@@ -101,7 +101,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 	}
 	m := &Manager{b: b, store: opts.Store, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes, opts.KeyCacheBytes),
 		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans,
-		health: NewBackoff[uint64](RetryFirst, RetryMax), failingNames: map[uint64]string{}}
+		health: NewBackoff[uint64](RetryFirst, RetryMax), failing: map[uint64]failingTable{}}
 	topts := opts.Tables
 	topts.ColdTier = coldTier{m}
 	db, err := tables.Open(ctx, b, topts)
