@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -67,4 +70,99 @@ func TestSegmentsOnS3(t *testing.T) {
 	entries, err := os.ReadDir(cache)
 	require.NoError(t, err)
 	assert.NotEmpty(t, entries, "the disk cache filled again")
+}
+
+// proxiedBucket creates a bucket on the moto server and returns a
+// fault-injecting proxy in front of the server and the bucket's URL
+// through it.
+func proxiedBucket(t *testing.T) (*s3test.Proxy, string) {
+	t.Helper()
+	srv, u := s3test.Bucket(t)
+	p := s3test.NewProxy(srv.Endpoint)
+	t.Cleanup(p.Close)
+	return p, strings.Replace(u, url.QueryEscape(srv.Endpoint), url.QueryEscape(p.URL), 1)
+}
+
+// failAll makes every request through the proxy fail (an outage).
+func failAll(int, *http.Request) s3test.Fault { return s3test.Fail }
+
+// metricValue returns the value of the sample named by the exposition
+// line prefix series, or -1 when /metrics has none.
+func metricValue(t *testing.T, in *instance, series string) float64 {
+	t.Helper()
+	r := expect(t, in.call("GET", "/metrics", "", nil), http.StatusOK, "")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` ([0-9.e+-]+)$`).FindSubmatch(r.Raw)
+	if m == nil {
+		return -1
+	}
+	var v float64
+	_, err := fmt.Sscan(string(m[1]), &v)
+	require.NoError(t, err)
+	return v
+}
+
+// waitFor polls cond until it holds; it fails t after about a minute.
+// The wait is for the server's retry, whose first delay is 2 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 600 {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s", what)
+}
+
+// TestObjectStoreOutage runs the real binary against a bucket behind a
+// proxy that fails every request: writes to the buffer still succeed, a
+// flush fails with 503 STORAGE_UNAVAILABLE and shows in the log and the
+// metrics, the flush is retried once the store is back, and a read that
+// needs a segment not in the disk cache answers 503 STORAGE_UNAVAILABLE,
+// never 500, until the store answers again.
+func TestObjectStoreOutage(t *testing.T) {
+	p, u := proxiedBucket(t)
+	in := startServer(t, "rocksdb", options{segmentsURL: u, env: s3test.Env()})
+	setupMessages(t, in)
+
+	p.SetRule(failAll)
+	var rows []any
+	for i := 1; i <= 20; i++ {
+		rows = append(rows, msg(i, fmt.Sprintf("row %d", i)))
+	}
+	expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": rows}), http.StatusCreated, "")
+	expect(t, in.call("PATCH", rowsPath+"/3", aliceToken, `{"body":"changed in the outage"}`), http.StatusOK, "")
+	r := expect(t, in.call("POST", "/v1/namespaces/app/tables/messages/flush", adminToken, nil), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
+	assert.NotEmpty(t, r.Header.Get("Retry-After"))
+	require.Positive(t, p.Requests(), "the flush went to the store")
+	assert.Equal(t, 1.0, metricValue(t, in, `kalamdb_flush_total{result="error",trigger="manual"}`))
+	assert.Equal(t, 1.0, metricValue(t, in, "kalamdb_cold_tier_failing_tables"))
+	assert.Contains(t, in.logs.String(), "cold tier: writing the table's Parquet segments failed")
+	expect(t, in.call("GET", "/readyz", "", nil), http.StatusOK, "")
+	want := make([]int, 20)
+	for i := range want {
+		want[i] = i + 1
+	}
+	assert.Equal(t, want, ids(listAll(t, in, rowsPath, aliceToken, 7)), "the buffer still answers reads")
+
+	p.SetRule(nil)
+	waitFor(t, "the retried flush succeeds", func() bool {
+		return metricValue(t, in, "kalamdb_cold_tier_failing_tables") == 0
+	})
+	assert.Positive(t, metricValue(t, in, `kalamdb_flush_total{result="ok",trigger="policy"}`), "the scheduler retried the flush")
+	assert.Contains(t, in.logs.String(), "cold tier: the table's flushes work again")
+
+	in.stop()
+	require.NoError(t, os.RemoveAll(filepath.Join(in.dir, "segment-cache")))
+	in.start(s3test.Env()...)
+	p.SetRule(failAll)
+	r = expect(t, in.call("GET", rowsPath+"/3", aliceToken, nil), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
+	assert.NotEmpty(t, r.Header.Get("Retry-After"))
+	expect(t, in.call("GET", rowsPath+"?limit=5", aliceToken, nil), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
+	assert.NotContains(t, in.logs.String(), "request failed", "no read answered 500")
+
+	p.SetRule(nil)
+	r = expect(t, in.call("GET", rowsPath+"/3", aliceToken, nil), http.StatusOK, "")
+	assert.Equal(t, "changed in the outage", r.Body["body"])
+	assert.Equal(t, want, ids(listAll(t, in, rowsPath, aliceToken, 7)))
 }
