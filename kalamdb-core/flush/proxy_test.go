@@ -30,7 +30,7 @@ var proxyFaults = []struct {
 	{"slow", s3test.Slow, false},
 }
 
-func proxyRule(at int, fault s3test.Fault, outage bool) func(int, *http.Request) s3test.Fault {
+func proxyRule(at int, fault s3test.Fault, outage bool) proxyRuleFunc {
 	return func(n int, _ *http.Request) s3test.Fault {
 		if n == at || (outage && n > at) {
 			return fault
@@ -67,31 +67,21 @@ func TestS3FaultsAtEveryRequestOfAFlush(t *testing.T) {
 	p, restore := withProxy(t)
 	defer restore()
 	e, _, _, _ := crashScenario(t, catalog.UserTable)
-	p.SetRule(nil)
-	require.NoError(t, flushItems(e))
-	total := p.Requests()
-	require.Positive(t, total)
-	t.Logf("%d requests in the flush", total)
-	for _, f := range proxyFaults {
-		t.Run(f.name, func(t *testing.T) {
-			for at := 1; at <= total; at++ {
-				what := fmt.Sprintf("%s at request %d of %d", f.name, at, total)
-				e, md, gone, us := crashScenario(t, catalog.UserTable)
-				wantCold := int64(len(us) * (12 + 7))
-				p.SetRule(proxyRule(at, f.fault, f.outage))
-				err := flushItems(e)
-				p.SetRule(nil)
-				requireUnavailableOrNil(t, err, what)
-				e.check("items", md, us, gone)
-				require.NoError(t, flushItems(e), what)
-				require.Zero(t, e.bufferLen("items"), what)
-				require.Equal(t, wantCold, coldRows(t, e), "%s: every version exactly once", what)
-				e.reopen()
-				e.check("items", md, us, gone)
-				assertFilesMatchManifest(t, e)
-			}
-		})
-	}
+	atEveryRequest(t, p, "the flush", func() error { return flushItems(e) }, func(t *testing.T, what string, rule proxyRuleFunc) {
+		e, md, gone, us := crashScenario(t, catalog.UserTable)
+		wantCold := int64(len(us) * (12 + 7))
+		p.SetRule(rule)
+		err := flushItems(e)
+		p.SetRule(nil)
+		requireUnavailableOrNil(t, err, what)
+		e.check("items", md, us, gone)
+		require.NoError(t, flushItems(e), what)
+		require.Zero(t, e.bufferLen("items"), what)
+		require.Equal(t, wantCold, coldRows(t, e), "%s: every version exactly once", what)
+		e.reopen()
+		e.check("items", md, us, gone)
+		assertFilesMatchManifest(t, e)
+	})
 }
 
 // TestS3FaultsAtEveryRequestOfARead injects each fault at every request of
@@ -122,21 +112,34 @@ func TestS3FaultsAtEveryRequestOfARead(t *testing.T) {
 		s = e.store("items")
 	}
 	coldRead()
+	atEveryRequest(t, p, "reading every row after a restart with an empty cache", read, func(t *testing.T, what string, rule proxyRuleFunc) {
+		coldRead()
+		p.SetRule(rule)
+		err := read()
+		p.SetRule(nil)
+		requireUnavailableOrNil(t, err, what)
+		e.check("items", md, us, gone)
+	})
+}
+
+// proxyRuleFunc is the rule of a Proxy (SetRule).
+type proxyRuleFunc = func(n int, r *http.Request) s3test.Fault
+
+// atEveryRequest runs op through p without faults to count its requests,
+// then calls try, in a subtest per fault of proxyFaults, with the rule
+// that injects that fault at each of those requests in turn (and, for an
+// outage, at every request after it).
+func atEveryRequest(t *testing.T, p *s3test.Proxy, opName string, op func() error, try func(t *testing.T, what string, rule proxyRuleFunc)) {
+	t.Helper()
 	p.SetRule(nil)
-	require.NoError(t, read())
+	require.NoError(t, op())
 	total := p.Requests()
 	require.Positive(t, total)
-	t.Logf("%d requests to read every row after a restart with an empty cache", total)
+	t.Logf("%d requests in %s", total, opName)
 	for _, f := range proxyFaults {
 		t.Run(f.name, func(t *testing.T) {
 			for at := 1; at <= total; at++ {
-				what := fmt.Sprintf("%s at request %d of %d", f.name, at, total)
-				coldRead()
-				p.SetRule(proxyRule(at, f.fault, f.outage))
-				err := read()
-				p.SetRule(nil)
-				requireUnavailableOrNil(t, err, what)
-				e.check("items", md, us, gone)
+				try(t, fmt.Sprintf("%s at request %d of %d", f.name, at, total), proxyRule(at, f.fault, f.outage))
 			}
 		})
 	}

@@ -48,7 +48,8 @@ type remote struct {
 
 // viaProxy, when set, is the endpoint the environments' stores talk to
 // (a fault-injecting proxy in front of the moto server), with short
-// timeouts.
+// timeouts: short enough for a hanging request to end soon, long enough
+// for a request on a busy machine to finish.
 var viaProxy *s3test.Proxy
 
 func newRemote(t testing.TB) *remote {
@@ -56,7 +57,7 @@ func newRemote(t testing.TB) *remote {
 	var opts objstore.Options
 	if viaProxy != nil {
 		u = strings.Replace(u, url.QueryEscape(srv.Endpoint), url.QueryEscape(viaProxy.URL), 1)
-		opts = objstore.Options{RequestTimeout: 300 * time.Millisecond, UploadTimeout: time.Second}
+		opts = objstore.Options{RequestTimeout: time.Second, UploadTimeout: 3 * time.Second}
 	}
 	s, b, err := objstore.Open(context.Background(), u, opts)
 	require.NoError(t, err)
