@@ -134,6 +134,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	expect(t, in.call("PATCH", rowsPath+"/3", aliceToken, `{"body":"changed in the outage"}`), http.StatusOK, "")
 	r := expect(t, in.call("POST", "/v1/namespaces/app/tables/messages/flush", adminToken, nil), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
 	assert.NotEmpty(t, r.Header.Get("Retry-After"))
+	assert.Contains(t, r.ErrorMessage(), "the object store of the Parquet segments cannot be reached")
 	require.Positive(t, p.Requests(), "the flush went to the store")
 	assert.Equal(t, 1.0, metricValue(t, in, `kalamdb_flush_total{result="error",trigger="manual"}`))
 	assert.Equal(t, 1.0, metricValue(t, in, "kalamdb_cold_tier_failing_tables"))
@@ -160,6 +161,8 @@ func TestObjectStoreOutage(t *testing.T) {
 	assert.NotEmpty(t, r.Header.Get("Retry-After"))
 	expect(t, in.call("GET", rowsPath+"?limit=5", aliceToken, nil), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
 	assert.NotContains(t, in.logs.String(), "request failed", "no read answered 500")
+	assert.Contains(t, in.logs.String(), "the object store of the segments is unavailable")
+	assert.NotContains(t, in.logs.String(), "storage backend is unavailable", "the backend works: the log names the object store")
 
 	p.SetRule(nil)
 	r = expect(t, in.call("GET", rowsPath+"/3", aliceToken, nil), http.StatusOK, "")

@@ -10,8 +10,8 @@
 // in front of the Store so that reads fetch each byte range once.
 //
 // Every failure to reach the store (an error, a timeout, a truncated
-// response) is an error wrapping store.ErrUnavailable, which a server
-// answers with 503; a missing object wraps fs.ErrNotExist.
+// response) is an error wrapping ErrUnavailable, and so store.ErrUnavailable,
+// which a server answers with 503; a missing object wraps fs.ErrNotExist.
 //
 // The package links no URL opener: a program imports the openers it
 // supports (gocloud.dev/blob/s3blob, gcsblob, azureblob, fileblob) for
@@ -58,6 +58,20 @@ type Options struct {
 	// It must be fast and safe for concurrent use (a metrics histogram).
 	Observe func(op string, d time.Duration, err error)
 }
+
+// ErrUnavailable is the error of a request the object store did not
+// answer well (a failure, a timeout, a truncated response): errors.Is
+// finds it, and store.ErrUnavailable through it, in every such error of a
+// Store, so that a server can answer 503 and say that the object store,
+// not its storage backend, is out of reach.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "object store unavailable" }
+
+// Is makes an unavailable object store also store.ErrUnavailable.
+func (unavailableError) Is(target error) bool { return target == store.ErrUnavailable }
 
 // Stats counts a Store's requests.
 type Stats struct {
@@ -176,7 +190,7 @@ func (s *Store) fail(what, name string, err error) error {
 	case gcerrors.Canceled:
 		return fmt.Errorf("objstore: %s %s: %w", what, obj, context.Canceled)
 	}
-	return fmt.Errorf("%w: objstore: %s %s: %w", store.ErrUnavailable, what, obj, err)
+	return fmt.Errorf("%w: objstore: %s %s: %w", ErrUnavailable, what, obj, err)
 }
 
 // Create implements segment.Store: the object appears, whole, when the
