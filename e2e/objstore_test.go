@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +15,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	_ "gocloud.dev/blob/s3blob" // the bucketObjects URLs
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 )
 
@@ -70,6 +74,24 @@ func TestSegmentsOnS3(t *testing.T) {
 	entries, err := os.ReadDir(cache)
 	require.NoError(t, err)
 	assert.NotEmpty(t, entries, "the disk cache filled again")
+
+	require.NotEmpty(t, bucketObjects(t, url), "the segments are in the bucket")
+	expect(t, in.call("DELETE", "/v1/namespaces/app/tables/messages", adminToken, nil), http.StatusNoContent, "")
+	assert.Empty(t, bucketObjects(t, url), "dropping the table removed its objects")
+}
+
+// bucketObjects lists the objects of the bucket at url.
+func bucketObjects(t *testing.T, url string) []string {
+	t.Helper()
+	st, b, err := objstore.Open(context.Background(), url, objstore.Options{})
+	require.NoError(t, err)
+	defer b.Close()
+	var names []string
+	require.NoError(t, st.List(context.Background(), "", func(o segment.ObjectInfo) error {
+		names = append(names, o.Name)
+		return nil
+	}))
+	return names
 }
 
 // proxiedBucket creates a bucket on the moto server and returns a
