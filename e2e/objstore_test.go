@@ -140,7 +140,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // proxy that fails every request: writes to the buffer still succeed, a
 // flush fails with 503 STORAGE_UNAVAILABLE and shows in the log and the
 // metrics, the flush is retried once the store is back, and a read that
-// needs a segment not in the disk cache answers 503 STORAGE_UNAVAILABLE,
+// needs a segment not in the disk cache (an insert's uniqueness check of
+// a key in a segment's range included) answers 503 STORAGE_UNAVAILABLE,
 // never 500, until the store answers again.
 func TestObjectStoreOutage(t *testing.T) {
 	p, u := proxiedBucket(t)
@@ -184,10 +185,15 @@ func TestObjectStoreOutage(t *testing.T) {
 	expect(t, in.call("GET", rowsPath+"?limit=5", aliceToken, nil), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
 	assert.NotContains(t, in.logs.String(), "request failed", "no read answered 500")
 	assert.Contains(t, in.logs.String(), "the object store of the segments is unavailable")
+	// An insert checks that its key is unique: a key outside every
+	// segment's key range needs no segment, one inside needs the segment.
+	expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(100, "in the outage")}}), http.StatusCreated, "")
+	expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(7, "dup?")}}), http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE")
 	assert.NotContains(t, in.logs.String(), "storage backend is unavailable", "the backend works: the log names the object store")
 
 	p.SetRule(nil)
 	r = expect(t, in.call("GET", rowsPath+"/3", aliceToken, nil), http.StatusOK, "")
 	assert.Equal(t, "changed in the outage", r.Body["body"])
-	assert.Equal(t, want, ids(listAll(t, in, rowsPath, aliceToken, 7)))
+	expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(7, "dup")}}), http.StatusConflict, "DUPLICATE_KEY")
+	assert.Equal(t, append(want, 100), ids(listAll(t, in, rowsPath, aliceToken, 7)))
 }
