@@ -197,3 +197,17 @@ func TestObjectStoreOutage(t *testing.T) {
 	expect(t, in.call("POST", rowsPath, aliceToken, map[string]any{"rows": []any{msg(7, "dup")}}), http.StatusConflict, "DUPLICATE_KEY")
 	assert.Equal(t, append(want, 100), ids(listAll(t, in, rowsPath, aliceToken, 7)))
 }
+
+// A server whose bucket cannot be reached refuses to start, says why, and
+// prints no credentials.
+func TestRefusesToStartWithoutItsBucket(t *testing.T) {
+	p, u := proxiedBucket(t)
+	p.SetRule(failAll)
+	in := newInstance(t, "rocksdb", options{segmentsURL: u})
+	env := append(s3test.Env(), "AWS_SECRET_ACCESS_KEY=a-very-secret-key")
+	code, out := runBinary(t, env, "serve", "--config", in.config)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "storage.segments_url: the object store cannot be reached")
+	assert.NotContains(t, out, "a-very-secret-key")
+	assert.Positive(t, p.Requests(), "the check went to the store")
+}
