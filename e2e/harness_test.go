@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 )
 
 // binary is the kalamdb-server built by TestMain.
@@ -42,7 +44,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := s3test.Run(m) // stops the S3 test server, if a test started one
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -105,6 +107,9 @@ type options struct {
 	extra string // appended TOML
 	flush string // the [flush] section body
 	env   []string
+	// segmentsURL, when set, replaces parquet_dir with storage.segments_url
+	// and a segment cache in the instance's directory.
+	segmentsURL string
 }
 
 // newInstance writes a configuration for backend in a fresh directory. The
@@ -119,6 +124,10 @@ func newInstance(t *testing.T, backend string, o options) *instance {
 	if flush == "" {
 		flush = "default_rows = 100000\ndefault_interval_seconds = 0\n"
 	}
+	segments := fmt.Sprintf("parquet_dir = %q", filepath.Join(dir, "parquet"))
+	if o.segmentsURL != "" {
+		segments = fmt.Sprintf("segments_url = %q\n\n[storage.segment_cache]\ndir = %q\nmax_bytes = 67108864", o.segmentsURL, filepath.Join(dir, "segment-cache"))
+	}
 	doc := fmt.Sprintf(`[server]
 host = "127.0.0.1"
 port = 0
@@ -127,7 +136,7 @@ shutdown_timeout_seconds = 20
 
 [storage]
 backend = %q
-parquet_dir = %q
+%s
 
 [storage.rocksdb]
 path = %q
@@ -157,7 +166,7 @@ token = %q
 id = "bob"
 role = "user"
 token_sha256 = %q
-%s`, backend, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), filepath.Join(dir, "pebble"), filepath.Join(dir, "bbolt.db"), flush, adminToken, aliceToken, sha256Hex(bobToken), o.extra)
+%s`, backend, segments, filepath.Join(dir, "rocksdb"), filepath.Join(dir, "pebble"), filepath.Join(dir, "bbolt.db"), flush, adminToken, aliceToken, sha256Hex(bobToken), o.extra)
 	require.NoError(t, os.WriteFile(in.config, []byte(doc), 0o600))
 	return in
 }

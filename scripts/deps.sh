@@ -27,6 +27,22 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The tests of segments on S3 (kalamdb-core/segment/objstore, kalamdb-core/flush,
+# e2e) start moto_server, the S3-compatible test server of the Python package
+# moto; without it they are skipped, or fail under KALAMDB_REQUIRE_S3=1.
+moto=""
+for p in "$(command -v moto_server 2>/dev/null || true)" "${HOME:-/root}/.pyenv/shims/moto_server" /root/.pyenv/shims/moto_server /usr/local/bin/moto_server; do
+  if [ -n "$p" ] && [ -x "$p" ] && "$p" --help >/dev/null 2>&1; then moto=$p; break; fi
+done
+if [ -z "$moto" ]; then
+  echo "moto_server is missing: the tests of segments on S3 are skipped." >&2
+  echo "install it with: pip install 'moto[server]' (it must be on PATH)" >&2
+  if [ "${KALAMDB_REQUIRE_S3:-}" = 1 ]; then
+    echo "KALAMDB_REQUIRE_S3=1: the S3 tests must run" >&2
+    exit 1
+  fi
+fi
+
 # The DuckDB check reads Parquet with @duckdb/node-api, pinned by
 # tools/duckdb-check/package-lock.json.
 if [ ! -f tools/duckdb-check/node_modules/@duckdb/node-api/package.json ]; then

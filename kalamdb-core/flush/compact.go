@@ -63,7 +63,8 @@ func (m *Manager) Compact(ctx context.Context, ns, name string) (CompactResult, 
 }
 
 // compactRecorded is compactTable, its outcome recorded for trigger (a
-// compaction that merged nothing is no event).
+// compaction that merged nothing is no event, unless it ends a run of
+// compaction failures).
 func (m *Manager) compactRecorded(ctx context.Context, tr *tier, atLeast int, major bool, trigger string) (CompactResult, error) {
 	start := m.clock.Now()
 	var res CompactResult
@@ -72,7 +73,7 @@ func (m *Manager) compactRecorded(ctx context.Context, tr *tier, atLeast int, ma
 		res, err = m.compactTable(ctx, tr, atLeast, major)
 		return err
 	})
-	if err != nil || res.Merged > 0 || m.health.Failing(tr.table().ID) {
+	if err != nil || res.Merged > 0 || m.failingOp(tr.table().ID) == OpCompaction {
 		m.record(Event{Table: tr.table(), Op: OpCompaction, Trigger: trigger, Compaction: res, Err: err}, start)
 	}
 	return res, err
@@ -292,14 +293,16 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	forget := func() {
 		for _, f := range out {
 			m.cache.Forget(f.Path)
-			_ = m.fs.Remove(f.Path)
+			// An object that cannot be removed now is unrecorded
+			// garbage that a later Open removes.
+			_ = m.store.Remove(context.WithoutCancel(ctx), f.Path)
 		}
 	}
 	var r0 row.Row
 	more := mg.Next()
 	for more {
 		spec := m.nextSpec(tr, user, dir)
-		st, err := segment.Create(m.fs, spec, func(w *segment.Writer) error {
+		st, err := segment.Create(ctx, m.store, spec, func(w *segment.Writer) error {
 			var n int
 			for more && n < m.opts.MaxSegmentRows {
 				if !(dropTombstones && mg.Deleted()) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -63,11 +64,22 @@ func (f *faults) install(e *env) {
 		}
 		return fmt.Errorf("fs %s %s: %w", op, name, faultfs.ErrInjected)
 	})
+	if e.s3 != nil {
+		e.s3.faults.SetRule(func(op, name string) error {
+			if !f.step("objects " + op + " " + name) {
+				return nil
+			}
+			return storeFault(op, name, f.crash)
+		})
+	}
 }
 
 func (f *faults) clear(e *env) {
 	e.bs.SetRule(nil)
 	e.fsys.SetRule(nil)
+	if e.s3 != nil {
+		e.s3.faults.SetRule(nil)
+	}
 }
 
 var crashUsers = []string{"alice", "../x"}
@@ -135,6 +147,19 @@ func assertFilesMatchManifest(t testing.TB, e *env) {
 	t.Helper()
 	segs, err := e.m.Segments(ns, "items")
 	require.NoError(t, err)
+	if e.s3 != nil {
+		want := []string{}
+		for _, s := range segs {
+			want = append(want, s.Path)
+		}
+		sort.Strings(want)
+		got := e.s3.objects(t)
+		if got == nil {
+			got = []string{}
+		}
+		require.Equal(t, want, got, "the bucket holds exactly the recorded segments")
+		return
+	}
 	want := map[string]bool{}
 	for _, s := range segs {
 		want[filepath.Join(e.root, filepath.FromSlash(s.Path))] = true
@@ -248,6 +273,21 @@ func crashAtEveryStep(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestCrashAtEveryStepOnS3 is TestCrashAtEveryStep with the segments in
+// an S3 bucket (moto) behind a disk cache: every request to the store is a
+// step, and a crash leaves what was committed.
+func TestCrashAtEveryStepOnS3(t *testing.T) {
+	defer withS3(t)()
+	crashAtEveryStep(t)
+}
+
+// TestFailAtEveryStepOnS3 is TestFailAtEveryStep with the segments in an
+// S3 bucket behind a disk cache.
+func TestFailAtEveryStepOnS3(t *testing.T) {
+	defer withS3(t)()
+	failAtEveryStep(t)
 }
 
 // TestFailAtEveryStep fails one operation of a flush, at every position:

@@ -93,17 +93,11 @@ func (m *Manager) removeSegments(ctx context.Context, segs, free []*Segment) (le
 			return nil, fmt.Errorf("flush: removing manifest records: %w", err)
 		}
 	}
-	dirs := map[string]bool{}
 	for _, s := range free {
 		m.cache.Forget(s.Path)
-		if err := m.fs.Remove(s.Path); err != nil && !segment.IsNotExist(err) {
+		if err := m.store.Remove(ctx, s.Path); err != nil && !segment.IsNotExist(err) {
 			left = append(left, fmt.Errorf("flush: removing %s: %w", s.Path, err))
-			continue
-		}
-		for d := parent(s.Path); d != "."; d = parent(d) {
-			dirs[d] = true
 		}
 	}
-	removeEmptyDirs(m.fs, dirs)
 	return left, nil
 }

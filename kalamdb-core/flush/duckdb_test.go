@@ -177,7 +177,7 @@ func TestDuckDBReadsSegments(t *testing.T) {
 func readSegment(t *testing.T, e *env, p string, tbl *catalog.Table, user string) []row.Row {
 	t.Helper()
 	fsys := segment.DirFS(e.root)
-	md, err := segment.ReadFooter(fsys, p)
+	md, err := segment.ReadFooter(e.ctx, ref(fsys, p))
 	require.NoError(t, err)
 	var prefix []byte
 	if tbl.Type == catalog.UserTable {
@@ -185,7 +185,7 @@ func readSegment(t *testing.T, e *env, p string, tbl *catalog.Table, user string
 	}
 	var out []row.Row
 	for i := range md.RowGroups {
-		g, err := segment.ReadRowGroup(e.ctx, fsys, p, md, tbl, prefix, i)
+		g, err := segment.ReadRowGroup(e.ctx, ref(fsys, p), md, tbl, prefix, i)
 		require.NoError(t, err)
 		for j := range g.Len() {
 			var r row.Row
@@ -218,7 +218,7 @@ func TestDuckDBReadsColumnsThatLeftTheirDictionary(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Files, 1)
 	abs := sqlString(filepath.Join(e.root, filepath.FromSlash(res.Files[0])))
-	md, err := segment.ReadFooter(segment.DirFS(e.root), res.Files[0])
+	md, err := segment.ReadFooter(e.ctx, ref(segment.DirFS(e.root), res.Files[0]))
 	require.NoError(t, err)
 	cc, err := md.RowGroup(0).ColumnChunk(md.Schema.ColumnIndexByName("name"))
 	require.NoError(t, err)
@@ -331,4 +331,9 @@ func TestDuckDBReadsTheNewestVersions(t *testing.T) {
 			assert.ElementsMatch(t, want, got)
 		})
 	}
+}
+
+// ref names segment p of the local file system fsys.
+func ref(fsys segment.FS, p string) segment.Ref {
+	return segment.Ref{Store: segment.FSStore(fsys, "test"), Name: p, Size: -1}
 }

@@ -37,6 +37,8 @@ type env struct {
 	m     *flush.Manager
 	// noSnapshots hides the backend's snapshot scans from the Manager.
 	noSnapshots bool
+	// s3, when set, holds the segments instead of root (see withS3).
+	s3 *remote
 }
 
 // noSnapshots is a backend that does not claim snapshot scans.
@@ -62,9 +64,13 @@ func newEnv(t testing.TB, mod ...func(*flush.Options)) *env {
 	require.NoError(t, err)
 	e := &env{t: t, ctx: context.Background(), inner: inner, root: t.TempDir(),
 		clock: clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
-	e.opts = flush.Options{RowGroupRows: 64, Tables: tables.Options{Clock: e.clock, SeqBlock: 16}}
+	// One process writes the store: unrecorded files are garbage at once.
+	e.opts = flush.Options{RowGroupRows: 64, GCGrace: -1, Tables: tables.Options{Clock: e.clock, SeqBlock: 16}}
 	for _, f := range mod {
 		f(&e.opts)
+	}
+	if onS3 {
+		e.s3 = newRemote(t)
 	}
 	e.reopen()
 	return e
@@ -84,6 +90,9 @@ func (e *env) tryReopen() error {
 	e.fsys = faultfs.New(segment.DirFS(e.root))
 	opts := e.opts
 	opts.FS = e.fsys
+	if e.s3 != nil {
+		opts.Store = e.s3.open(e.t)
+	}
 	var b store.StorageBackend = e.bs
 	if e.noSnapshots {
 		b = noSnapshots{b}

@@ -136,7 +136,7 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 			arena []byte
 			r     row.Row
 		)
-		st, err := segment.Create(m.fs, spec, func(w *segment.Writer) error {
+		st, err := segment.Create(ctx, m.store, spec, func(w *segment.Writer) error {
 			for more && refs.len() < m.opts.MaxSegmentRows {
 				k, v := it.Key(), it.Value()
 				seq, _, deleted, err := row.PeekMeta(v)
@@ -204,31 +204,23 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 // segment id.
 func (m *Manager) nextSpec(tr *tier, user, dir string) segment.Spec {
 	t, id := tr.table(), tr.allocID()
-	tr.mu.RLock()
-	ready := tr.dirsReady[dir]
-	tr.mu.RUnlock()
 	return segment.Spec{
 		Dir: dir, Name: segment.FileName(t.ID, id), Table: t, Prefix: tr.prefix(user),
-		Meta:     segment.Meta{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, User: user, Segment: id},
-		Options:  segment.WriteOptions{RowGroupRows: m.opts.RowGroupRows},
-		DirReady: ready,
+		Meta:    segment.Meta{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, User: user, Segment: id},
+		Options: segment.WriteOptions{RowGroupRows: m.opts.RowGroupRows},
 	}
 }
 
-// written notes that spec's directory exists durably and returns the
-// segment segment.Create wrote for spec, not yet committed; nil when it
-// wrote no file (no version to write).
+// written returns the segment segment.Create wrote for spec, not yet
+// committed; nil when it wrote nothing (no version to write).
 func (m *Manager) written(tr *tier, spec segment.Spec, st segment.Stats) *segFile {
-	tr.mu.Lock()
-	tr.dirsReady[spec.Dir] = true
-	tr.mu.Unlock()
 	if st.Rows == 0 {
 		return nil
 	}
 	t := tr.table()
 	return &segFile{Segment: Segment{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, ID: spec.Meta.Segment, User: spec.Meta.User,
 		Path: spec.Path(), Rows: st.Rows, Tombstones: st.Tombstones, MinKey: st.MinKey, MaxKey: st.MaxKey,
-		MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Created: m.clock.Now().UTC()}}
+		MinSeq: st.MinSeq, MaxSeq: st.MaxSeq, RowGroups: st.RowGroups, Bytes: st.Bytes, Created: m.clock.Now().UTC()}}
 }
 
 // FlushAll flushes every user and shared table, one after the other. It

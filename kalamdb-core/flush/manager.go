@@ -25,7 +25,7 @@ import (
 type Manager struct {
 	b     store.StorageBackend
 	db    *tables.DB
-	fs    segment.FS
+	store segment.Store
 	cache *segment.Cache
 	clock clock.Clock
 	opts  Options
@@ -40,13 +40,16 @@ type Manager struct {
 	stopped chan struct{}      // closed when the scheduler ends
 
 	// health spaces out the retries of failing tables (Health).
-	health       *Backoff[uint64]
-	healthMu     sync.Mutex
-	failingNames map[uint64]string
-	lastFailure  time.Time
+	health      *Backoff[uint64]
+	healthMu    sync.Mutex
+	failing     map[uint64]failingTable
+	lastFailure time.Time
 
 	// leftovers are the files recovery could not remove (Leftovers).
 	leftovers []error
+	// young counts the unrecorded objects recovery kept, being younger
+	// than the grace period (Young).
+	young int
 }
 
 // Open opens the table layer on b with the cold tier under opts.Dir, and
@@ -57,11 +60,20 @@ type Manager struct {
 // is missing is reported as core.ErrCorrupt: it would be lost data, which
 // the flush order never produces.
 func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, error) {
-	if opts.FS == nil {
-		if opts.Dir == "" {
-			return nil, fmt.Errorf("%w: flush: no Parquet directory", core.ErrInvalidArgument)
+	if opts.Store == nil {
+		desc := opts.Dir
+		if opts.FS == nil {
+			if opts.Dir == "" {
+				return nil, fmt.Errorf("%w: flush: no segment store and no Parquet directory", core.ErrInvalidArgument)
+			}
+			opts.FS = segment.DirFS(opts.Dir)
+		} else if desc == "" {
+			desc = "the segment file system"
 		}
-		opts.FS = segment.DirFS(opts.Dir)
+		opts.Store = segment.FSStore(opts.FS, desc)
+	}
+	if opts.GCGrace == 0 {
+		opts.GCGrace = DefaultGCGrace
 	}
 	if opts.MaxSegmentRows < 0 || opts.RowGroupRows < 0 || opts.FooterCacheFiles < 0 || opts.CheckInterval < 0 {
 		return nil, fmt.Errorf("%w: flush: negative option (segment rows %d, row-group rows %d, footer cache %d, check interval %v)",
@@ -87,9 +99,9 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 	if opts.Tables.Clock == nil {
 		opts.Tables.Clock = clock.Real()
 	}
-	m := &Manager{b: b, fs: opts.FS, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes, opts.KeyCacheBytes),
+	m := &Manager{b: b, store: opts.Store, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes, opts.KeyCacheBytes),
 		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans,
-		health: NewBackoff[uint64](RetryFirst, RetryMax), failingNames: map[uint64]string{}}
+		health: NewBackoff[uint64](RetryFirst, RetryMax), failing: map[uint64]failingTable{}}
 	topts := opts.Tables
 	topts.ColdTier = coldTier{m}
 	db, err := tables.Open(ctx, b, topts)
@@ -208,3 +220,11 @@ func (m *Manager) Segments(ns, name string) ([]Segment, error) {
 // example. No read sees such a file, and a later Open removes it; a
 // server reports them.
 func (m *Manager) Leftovers() []error { return slices.Clone(m.leftovers) }
+
+// Young returns how many unrecorded segment objects Open kept because they
+// were younger than Options.GCGrace: uploads that may be about to commit,
+// or garbage that a later Open removes.
+func (m *Manager) Young() int { return m.young }
+
+// Store returns the store of the segments.
+func (m *Manager) Store() segment.Store { return m.store }

@@ -40,10 +40,13 @@ type Segment struct {
 	MinKey []byte `json:"min_key"`
 	MaxKey []byte `json:"max_key"`
 	// MinSeq and MaxSeq bound the _seq of the file's versions.
-	MinSeq    int64     `json:"min_seq"`
-	MaxSeq    int64     `json:"max_seq"`
-	RowGroups int       `json:"row_groups"`
-	Created   time.Time `json:"created"`
+	MinSeq    int64 `json:"min_seq"`
+	MaxSeq    int64 `json:"max_seq"`
+	RowGroups int   `json:"row_groups"`
+	// Bytes is the segment's length (0 in records written before it was
+	// kept: the store is then asked).
+	Bytes   int64     `json:"bytes,omitempty"`
+	Created time.Time `json:"created"`
 	// PendingPurge marks a segment whose commit the storage backend's batch
 	// limits cut into several batches, and whose flushed versions may still
 	// be in the buffer too: until a settle removes them (Manager.settle),

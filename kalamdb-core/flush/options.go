@@ -14,16 +14,30 @@ const (
 	DefaultRowGroupCacheBytes = 64 << 20
 	DefaultKeyCacheBytes      = 64 << 20
 	DefaultCheckInterval      = time.Second
+	DefaultGCGrace            = time.Hour
 )
 
 // Options configure a Manager.
 type Options struct {
-	// Dir is the Parquet directory, the root of the cold tier. Required
-	// unless FS is set.
+	// Store holds the segments: an object store (package objstore), a
+	// local directory (segment.FSStore), either behind a
+	// segment.DiskCache. When nil, the segments are files under FS, or
+	// else under Dir.
+	Store segment.Store
+	// Dir is the Parquet directory, the root of the cold tier, when
+	// neither Store nor FS is set.
 	Dir string
-	// FS, when set, is used instead of the operating system's files under
-	// Dir (tests inject faults through it).
+	// FS, when set and Store is not, is the file system of the segments
+	// (tests inject faults through it).
 	FS segment.FS
+	// GCGrace is how old an object that no manifest records must be for
+	// Open to remove it as garbage: a younger one may be an upload about
+	// to be committed, by this process before a restart or by another one
+	// sharing the store. 0 means DefaultGCGrace; negative removes such
+	// objects at once, which is right only when no other process writes
+	// the store. Objects' ages are by the wall clock (the store's
+	// modification times), not by Tables.Clock.
+	GCGrace time.Duration
 	// Tables configures the table layer the Manager opens. Its ColdTier is
 	// set by the Manager.
 	Tables tables.Options

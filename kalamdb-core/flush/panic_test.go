@@ -1,6 +1,7 @@
 package flush_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -124,4 +125,36 @@ func TestParallelReadSurvivesAPanic(t *testing.T) {
 
 	e.fsys.SetRule(nil)
 	e.check("items", model{"": {1: 2, 2: 2, 3: 2}}, []string{""}, nil)
+}
+
+// A compaction that succeeds, with nothing to merge, while the table's
+// flush fails does not end the run of failures: the table stays in
+// Health (the scheduler goes on retrying its flush) until a flush
+// succeeds.
+func TestCompactionDoesNotEndAFlushFailure(t *testing.T) {
+	e := newEnv(t)
+	e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{RowLimit: 1000})
+	require.NoError(t, e.store("items").insert(e.ctx, "", vals(1, 0), vals(2, 0)))
+	e.fsys.SetRule(func(op faultfs.Op, _ string) error {
+		if op == faultfs.OpCreate {
+			return errors.New("disk gone")
+		}
+		return nil
+	})
+	_, err := e.m.Flush(e.ctx, ns, "items")
+	require.Error(t, err)
+	require.Len(t, e.m.Health().Failing, 1)
+
+	res, err := e.m.Compact(e.ctx, ns, "items")
+	require.NoError(t, err)
+	require.Zero(t, res.Merged)
+	h := e.m.Health()
+	require.Len(t, h.Failing, 1, "the flush still fails")
+	assert.Equal(t, "app.items", h.Failing[0].Table)
+
+	e.fsys.SetRule(nil)
+	_, err = e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	assert.Empty(t, e.m.Health().Failing)
+	assert.Zero(t, e.bufferLen("items"))
 }

@@ -6,13 +6,12 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 )
-
-func parent(p string) string { return path.Dir(p) }
 
 // recover loads the manifests and brings the files in line with them (see
 // Open).
@@ -53,11 +52,9 @@ func (m *Manager) recover(ctx context.Context) error {
 		}
 	}
 	seen := map[string]bool{}
-	dirs := map[string]bool{}
-	if err := m.sweep(".", recorded, seen, dirs); err != nil {
+	if err := m.sweep(ctx, recorded, seen); err != nil {
 		return fmt.Errorf("flush: recovery: %w", err)
 	}
-	removeEmptyDirs(m.fs, dirs)
 	var missing []string
 	for p := range recorded {
 		if !seen[p] {
@@ -71,59 +68,30 @@ func (m *Manager) recover(ctx context.Context) error {
 	return nil
 }
 
-// sweep walks dir and removes every temporary file and every segment file
-// that no manifest records (noting those it cannot remove in leftovers);
-// it marks the recorded files it sees.
-func (m *Manager) sweep(dir string, recorded map[string]*Segment, seen, dirs map[string]bool) error {
-	entries, err := m.fs.ReadDir(dir)
-	if segment.IsNotExist(err) {
+// sweep lists the store and removes the garbage: every temporary file and
+// every segment that no manifest records, once older than the grace
+// period (a younger one may be an upload about to commit); it notes those
+// it cannot remove in leftovers and marks the recorded segments it sees.
+func (m *Manager) sweep(ctx context.Context, recorded map[string]*Segment, seen map[string]bool) error {
+	now := time.Now()
+	return m.store.List(ctx, "", func(o segment.ObjectInfo) error {
+		if recorded[o.Name] != nil {
+			seen[o.Name] = true
+			return nil
+		}
+		name := path.Base(o.Name)
+		_, _, isSeg := segment.ParseFileName(name)
+		if !isSeg && !(segment.IsTemp(name) && strings.HasPrefix(name, "seg-")) {
+			return nil // not ours
+		}
+		if m.opts.GCGrace > 0 && !o.ModTime.IsZero() && now.Sub(o.ModTime) < m.opts.GCGrace {
+			m.young++
+			return nil
+		}
+		m.cache.Forget(o.Name)
+		if err := m.store.Remove(ctx, o.Name); err != nil && !segment.IsNotExist(err) {
+			m.leftovers = append(m.leftovers, fmt.Errorf("flush: recovery: removing %s: %w", o.Name, err))
+		}
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("listing %s: %w", dir, err)
-	}
-	for _, e := range entries {
-		p := e.Name()
-		if dir != "." {
-			p = dir + "/" + p
-		}
-		if e.IsDir() {
-			dirs[p] = true
-			if err := m.sweep(p, recorded, seen, dirs); err != nil {
-				return err
-			}
-			continue
-		}
-		name := e.Name()
-		ours := strings.HasSuffix(name, segment.TempExt) && strings.HasPrefix(name, "seg-")
-		if _, _, ok := segment.ParseFileName(name); ok {
-			if recorded[p] != nil {
-				seen[p] = true
-				continue
-			}
-			ours = true
-		}
-		if ours {
-			m.cache.Forget(p)
-			if err := m.fs.Remove(p); err != nil && !segment.IsNotExist(err) {
-				m.leftovers = append(m.leftovers, fmt.Errorf("flush: recovery: removing %s: %w", p, err))
-			}
-		}
-	}
-	return nil
-}
-
-// removeEmptyDirs removes the directories of dirs that are empty, deepest
-// first; a directory that is not empty stays.
-func removeEmptyDirs(fsys segment.FS, dirs map[string]bool) {
-	list := make([]string, 0, len(dirs))
-	for d := range dirs {
-		list = append(list, d)
-	}
-	sort.Slice(list, func(i, j int) bool { return strings.Count(list[i], "/") > strings.Count(list[j], "/") })
-	for _, d := range list {
-		if entries, err := fsys.ReadDir(d); err == nil && len(entries) == 0 {
-			_ = fsys.Remove(d)
-		}
-	}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -197,4 +198,38 @@ func TestOpenReportsTheFilesItCannotRemove(t *testing.T) {
 		_, err := os.Stat(p)
 		assert.True(t, os.IsNotExist(err), "%s is removed", p)
 	}
+}
+
+// With a grace period, Open removes only the unrecorded objects older than
+// it: a younger one may be an upload about to commit.
+func TestOpenKeepsUnrecordedObjectsYoungerThanTheGrace(t *testing.T) {
+	e := newEnv(t, func(o *flush.Options) { o.GCGrace = time.Hour })
+	tbl := e.createTable("items", catalog.SharedTable, catalog.FlushPolicy{})
+	s := e.store("items")
+	require.NoError(t, s.insert(e.ctx, "", vals(1, 0)))
+	res, err := e.m.Flush(e.ctx, ns, "items")
+	require.NoError(t, err)
+	dir := filepath.Dir(filepath.Join(e.root, filepath.FromSlash(res.Files[0])))
+	young := filepath.Join(dir, segment.FileName(tbl.ID, 50))
+	youngTmp := filepath.Join(dir, segment.FileName(tbl.ID, 51)+segment.TempExt)
+	old := filepath.Join(dir, segment.FileName(tbl.ID, 52))
+	oldTmp := filepath.Join(dir, segment.FileName(tbl.ID, 53)+segment.TempExt)
+	for _, p := range []string{young, youngTmp, old, oldTmp} {
+		require.NoError(t, os.WriteFile(p, []byte("x"), 0o644))
+	}
+	past := time.Now().Add(-2 * time.Hour)
+	for _, p := range []string{old, oldTmp} {
+		require.NoError(t, os.Chtimes(p, past, past))
+	}
+	e.reopen()
+	assert.Equal(t, 2, e.m.Young())
+	for _, p := range []string{young, youngTmp} {
+		_, err := os.Stat(p)
+		assert.NoError(t, err, "%s is younger than the grace: kept", p)
+	}
+	for _, p := range []string{old, oldTmp} {
+		_, err := os.Stat(p)
+		assert.True(t, os.IsNotExist(err), "%s is older than the grace: removed", p)
+	}
+	e.check("items", model{"": {1: 0}}, []string{""}, nil)
 }

@@ -95,7 +95,7 @@ func (m *Manager) Health() Health {
 	h := Health{Failing: make([]Failing, 0, len(fs))}
 	m.healthMu.Lock()
 	for id, st := range fs {
-		h.Failing = append(h.Failing, Failing{Table: m.failingNames[id], Failures: st.Failures, Since: st.Since, Last: st.Last, Err: st.Err})
+		h.Failing = append(h.Failing, Failing{Table: m.failing[id].name, Failures: st.Failures, Since: st.Since, Last: st.Last, Err: st.Err})
 	}
 	h.LastFailure = m.lastFailure
 	m.healthMu.Unlock()
@@ -119,12 +119,16 @@ func (m *Manager) record(e Event, start time.Time) {
 	id := e.Table.ID
 	switch {
 	case e.Err == nil:
-		if was, failing := m.health.Succeeded(id); failing {
-			e.Recovered = was.Failures
-			m.healthMu.Lock()
-			delete(m.failingNames, id)
-			m.healthMu.Unlock()
+		// Only a success of the operation that failed last ends the run: a
+		// compaction with nothing to merge says nothing of a failing flush.
+		m.healthMu.Lock()
+		if f, ok := m.failing[id]; !ok || f.op == e.Op {
+			if was, failing := m.health.Succeeded(id); failing {
+				e.Recovered = was.Failures
+				delete(m.failing, id)
+			}
 		}
+		m.healthMu.Unlock()
 	case errors.Is(e.Err, core.ErrTableNotFound):
 		m.forgetHealth(id)
 	case errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded):
@@ -133,7 +137,7 @@ func (m *Manager) record(e Event, start time.Time) {
 		st := m.health.Failed(id, now, e.Err)
 		e.Failures, e.Since, e.RetryIn = st.Failures, st.Since, st.Delay()
 		m.healthMu.Lock()
-		m.failingNames[id] = e.Table.FullName()
+		m.failing[id] = failingTable{name: e.Table.FullName(), op: e.Op}
 		m.lastFailure = now
 		m.healthMu.Unlock()
 	}
@@ -146,8 +150,20 @@ func (m *Manager) record(e Event, start time.Time) {
 func (m *Manager) forgetHealth(id uint64) {
 	m.health.Forget(id)
 	m.healthMu.Lock()
-	delete(m.failingNames, id)
+	delete(m.failing, id)
 	m.healthMu.Unlock()
+}
+
+// failingTable is a failing table's name and the operation (OpFlush or
+// OpCompaction) whose failure is its latest.
+type failingTable struct{ name, op string }
+
+// failingOp returns the operation of table id's latest failure, "" when
+// the table is not failing.
+func (m *Manager) failingOp(id uint64) string {
+	m.healthMu.Lock()
+	defer m.healthMu.Unlock()
+	return m.failing[id].op
 }
 
 // Due reports whether table ns.name's flush policy asks for a flush now:

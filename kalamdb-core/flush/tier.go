@@ -48,7 +48,6 @@ type tier struct {
 	nextID    uint64
 	dropped   bool
 	lastFlush time.Time
-	dirsReady map[string]bool // directories known to exist durably
 }
 
 // segFile is a committed segment and what was learnt of its file: the key
@@ -88,9 +87,9 @@ func (f *segFile) acquire() bool {
 func (tr *tier) release(f *segFile) {
 	if f.refs.Add(-1) == 0 {
 		tr.m.cache.Forget(f.Path)
-		// A file that cannot be removed now is an orphan that the next
-		// Open removes.
-		_ = tr.m.fs.Remove(f.Path)
+		// An object that cannot be removed now is an orphan that a
+		// later Open removes.
+		_ = tr.m.store.Remove(context.Background(), f.Path)
 	}
 }
 
@@ -105,7 +104,7 @@ func (tr *tier) table() *catalog.Table { return tr.t.Load() }
 
 func newTier(m *Manager, t *catalog.Table) *tier {
 	tr := &tier{m: m, dir: segment.TableDir(t.Namespace, t.Name), perUser: t.Type == catalog.UserTable,
-		users: map[string][]*segFile{}, nextID: 1, lastFlush: m.clock.Now(), dirsReady: map[string]bool{}}
+		users: map[string][]*segFile{}, nextID: 1, lastFlush: m.clock.Now()}
 	tr.t.Store(t)
 	return tr
 }
@@ -195,6 +194,15 @@ func (tr *tier) allocID() uint64 {
 	return id
 }
 
+// ref names the segment's object in the store.
+func (f *segFile) ref(tr *tier) segment.Ref {
+	size := f.Bytes
+	if size <= 0 {
+		size = -1
+	}
+	return segment.Ref{Store: tr.m.store, Name: f.Path, Size: size}
+}
+
 // load reads the footer of the segment (through the cache) and the key
 // ranges of its row groups, once it succeeds: a failure (an I/O error) is
 // returned to this reader only, and the next one tries again.
@@ -207,7 +215,7 @@ func (f *segFile) load(tr *tier) error {
 	if f.loaded.Load() {
 		return nil
 	}
-	md, err := tr.m.cache.Footer(tr.m.fs, f.Path)
+	md, err := tr.m.cache.Footer(context.Background(), f.ref(tr))
 	if err != nil {
 		return fmt.Errorf("flush: %s: committed segment %s: %w", tr.table().FullName(), f.Path, err)
 	}
@@ -226,7 +234,7 @@ func (f *segFile) load(tr *tier) error {
 }
 
 func (tr *tier) rowGroup(ctx context.Context, f *segFile, i int) (*segment.RowGroup, error) {
-	g, err := tr.m.cache.RowGroup(ctx, tr.m.fs, f.Path, tr.table(), tr.prefix(f.User), i)
+	g, err := tr.m.cache.RowGroup(ctx, f.ref(tr), tr.table(), tr.prefix(f.User), i)
 	if err != nil {
 		return nil, fmt.Errorf("flush: %s: reading segment %s: %w", tr.table().FullName(), f.Path, err)
 	}
@@ -298,7 +306,7 @@ func (tr *tier) findInSegment(ctx context.Context, f *segFile, key []byte, full 
 		if gr.known && (bytes.Compare(key, gr.lo) < 0 || bytes.Compare(key, gr.hi) > 0) {
 			continue
 		}
-		ki, err := tr.m.cache.KeyIndex(ctx, tr.m.fs, f.Path, tr.table(), tr.prefix(f.User), gi)
+		ki, err := tr.m.cache.KeyIndex(ctx, f.ref(tr), tr.table(), tr.prefix(f.User), gi)
 		if err != nil {
 			return row.Row{}, false, fmt.Errorf("flush: %s: reading segment %s: %w", tr.table().FullName(), f.Path, err)
 		}

@@ -126,8 +126,9 @@ func (c *Cache) Stats() CacheStats {
 		KeyHits: c.keys.hits, KeyMisses: c.keys.misses, KeyBytes: c.keys.bytes}
 }
 
-// Footer returns the parsed footer of path, reading it on first use.
-func (c *Cache) Footer(fsys FS, path string) (*metadata.FileMetaData, error) {
+// Footer returns the parsed footer of segment r, reading it on first use.
+func (c *Cache) Footer(ctx context.Context, r Ref) (*metadata.FileMetaData, error) {
+	path := r.Name
 	c.mu.Lock()
 	if e, ok := c.footers[path]; ok {
 		c.footerLRU.MoveToFront(e)
@@ -136,7 +137,7 @@ func (c *Cache) Footer(fsys FS, path string) (*metadata.FileMetaData, error) {
 		return md, nil
 	}
 	c.mu.Unlock()
-	md, err := ReadFooter(fsys, path)
+	md, err := ReadFooter(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -155,39 +156,39 @@ func (c *Cache) Footer(fsys FS, path string) (*metadata.FileMetaData, error) {
 	return md, nil
 }
 
-// RowGroup returns row group i of the segment at path, decoding it on a
-// miss; see ReadRowGroup.
-func (c *Cache) RowGroup(ctx context.Context, fsys FS, path string, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
-	return c.group(ctx, &c.groups, fsys, path, t, prefix, i, false)
+// RowGroup returns row group i of segment r, decoding it on a miss; see
+// ReadRowGroup.
+func (c *Cache) RowGroup(ctx context.Context, r Ref, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
+	return c.group(ctx, &c.groups, r, t, prefix, i, false)
 }
 
-// KeyIndex returns the key index of row group i of the segment at path,
-// decoding it on a miss; see ReadKeyIndex. A cached full row group serves
-// as its own key index.
-func (c *Cache) KeyIndex(ctx context.Context, fsys FS, path string, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
+// KeyIndex returns the key index of row group i of segment r, decoding it
+// on a miss; see ReadKeyIndex. A cached full row group serves as its own
+// key index.
+func (c *Cache) KeyIndex(ctx context.Context, r Ref, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
 	c.mu.Lock()
-	if e, ok := c.groups.m[groupKey{path, i}]; ok {
+	if e, ok := c.groups.m[groupKey{r.Name, i}]; ok {
 		g := e.Value.(*groupEntry).g
 		c.mu.Unlock()
 		return g, nil
 	}
 	c.mu.Unlock()
-	return c.group(ctx, &c.keys, fsys, path, t, prefix, i, true)
+	return c.group(ctx, &c.keys, r, t, prefix, i, true)
 }
 
-func (c *Cache) group(ctx context.Context, lru *groupLRU, fsys FS, path string, t *catalog.Table, prefix []byte, i int, keysOnly bool) (*RowGroup, error) {
-	k := groupKey{path, i}
+func (c *Cache) group(ctx context.Context, lru *groupLRU, r Ref, t *catalog.Table, prefix []byte, i int, keysOnly bool) (*RowGroup, error) {
+	k := groupKey{r.Name, i}
 	c.mu.Lock()
 	if g := lru.get(k); g != nil {
 		c.mu.Unlock()
 		return g, nil
 	}
 	c.mu.Unlock()
-	md, err := c.Footer(fsys, path)
+	md, err := c.Footer(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	g, err := readGroup(ctx, fsys, path, md, t, prefix, i, keysOnly)
+	g, err := readGroup(ctx, r, md, t, prefix, i, keysOnly)
 	if err != nil {
 		return nil, err
 	}

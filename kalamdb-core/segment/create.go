@@ -2,7 +2,9 @@ package segment
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 
@@ -10,7 +12,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 )
 
-// Spec says what segment file to create and where.
+// Spec says what segment to create and where.
 type Spec struct {
 	// Dir is the directory of the segment (see TableDir and UserDir).
 	Dir string
@@ -24,96 +26,80 @@ type Spec struct {
 	Meta Meta
 	// Options tune the writer.
 	Options WriteOptions
-	// DirReady says that Dir exists and its entry, and those of its
-	// parents, are already durable: Create then skips MkdirAllDurable.
-	DirReady bool
 }
 
 // Path returns Dir/Name.
 func (s *Spec) Path() string { return path.Join(s.Dir, s.Name) }
 
-// TempPath returns the path the segment is written to before its rename.
-func (s *Spec) TempPath() string { return s.Path() + TempExt }
-
-// Create writes a segment durably and atomically, in the order crash safety
-// needs: it writes the rows that fill appends to a temporary file
-// (Name+TempExt), syncs the file, renames it to its final name and syncs the
-// directory. When Create returns nil the file is complete and durable under
-// its final name; when it fails, it removes the temporary file (best
-// effort: recovery removes what a crash leaves behind), and after a
-// failed directory sync the renamed file too. It never leaves a partial
-// file under the final name.
+// Create writes a segment to st, whole or not at all: it writes the rows
+// that fill appends to an upload of the segment and commits it (on a local
+// store: a temporary file, fsync, rename, directory fsync). When Create
+// returns nil the segment is complete and durable under its name; when it
+// fails, it aborts the upload and nothing is left under the name (a local
+// store may leave a temporary file after a crash, which recovery removes).
 //
-// Every failure of the file system (a full disk, a read-only directory, an
-// I/O error on create, write, sync, close or rename) is an error naming the
-// file and wrapping the file system's error, so errors.Is finds
-// syscall.ENOSPC, for example. A panic of the Parquet library or of fill
-// is returned as an error wrapping a *guard.PanicError, the file abandoned
-// like after any other failure.
+// Every failure of the store (a full disk, a read-only directory, an
+// unreachable object store) is an error naming the segment and wrapping
+// the store's error, so errors.Is finds syscall.ENOSPC, for example. A
+// panic of the Parquet library or of fill is returned as an error wrapping
+// a *guard.PanicError, the upload abandoned like after any other failure.
 //
 // fill may return an error to abandon the segment. A segment with no row is
-// not created: Create reports Stats.Rows == 0 and writes nothing durable.
-func Create(fsys FS, spec Spec, fill func(w *Writer) error) (Stats, error) {
+// not created: Create reports Stats.Rows == 0 and leaves nothing.
+func Create(ctx context.Context, st Store, spec Spec, fill func(w *Writer) error) (Stats, error) {
 	if !strings.HasSuffix(spec.Name, SegmentExt) || strings.Contains(spec.Name, "/") {
 		return Stats{}, fmt.Errorf("%w: segment name %q must be one path element ending in %s", ErrBadPath, spec.Name, SegmentExt)
 	}
-	if err := CheckPath(spec.Path()); err != nil {
+	if err := CheckPath(spec.Dir); err != nil {
 		return Stats{}, err
 	}
-	if !spec.DirReady {
-		if err := MkdirAllDurable(fsys, spec.Dir); err != nil {
-			return Stats{}, err
-		}
-	}
-	tmp := spec.TempPath()
-	f, err := fsys.Create(tmp)
+	name := spec.Path()
+	up, err := st.Create(ctx, name)
 	if err != nil {
-		return Stats{}, fmt.Errorf("segment: creating %s: %w", tmp, err)
+		return Stats{}, err
 	}
 	abandon := func(err error) (Stats, error) {
-		_ = f.Close()
-		_ = fsys.Remove(tmp)
+		up.Abort()
 		return Stats{}, err
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &countingWriter{w: up}
+	bw := bufio.NewWriterSize(cw, 1<<20)
 	w, err := NewWriter(bw, spec.Table, spec.Prefix, spec.Meta, spec.Options)
 	if err != nil {
-		return abandon(fmt.Errorf("segment: writing %s: %w", tmp, err))
+		return abandon(fmt.Errorf("segment: writing %s: %w", name, err))
 	}
-	if err := guard.Run("segment: filling "+tmp, func() error { return fill(w) }); err != nil {
+	if err := guard.Run("segment: filling "+name, func() error { return fill(w) }); err != nil {
 		w.abort()
 		return abandon(err)
 	}
-	st, err := w.Close()
+	stats, err := w.Close()
 	if err != nil {
-		return abandon(fmt.Errorf("segment: writing %s: %w", tmp, err))
+		return abandon(fmt.Errorf("segment: writing %s: %w", name, err))
 	}
-	if st.Rows == 0 {
+	if stats.Rows == 0 {
 		return abandon(nil)
 	}
 	if err := bw.Flush(); err != nil {
-		return abandon(fmt.Errorf("segment: writing %s: %w", tmp, err))
+		return abandon(fmt.Errorf("segment: writing %s: %w", name, err))
 	}
-	if err := f.Sync(); err != nil {
-		return abandon(fmt.Errorf("segment: syncing %s: %w", tmp, err))
+	if err := up.Commit(); err != nil {
+		up.Abort()
+		return Stats{}, err
 	}
-	if err := f.Close(); err != nil {
-		_ = fsys.Remove(tmp)
-		return Stats{}, fmt.Errorf("segment: closing %s: %w", tmp, err)
-	}
-	if err := fsys.Rename(tmp, spec.Path()); err != nil {
-		_ = fsys.Remove(tmp)
-		return Stats{}, fmt.Errorf("segment: renaming %s: %w", tmp, err)
-	}
-	if err := fsys.SyncDir(spec.Dir); err != nil {
-		// No manifest records the file yet, so it can go (on a full disk
-		// it must: nothing else would free its space before a restart).
-		// Should the removal fail, or a crash undo it, recovery removes
-		// the unrecorded file.
-		_ = fsys.Remove(spec.Path())
-		return Stats{}, fmt.Errorf("segment: syncing directory %s: %w", spec.Dir, err)
-	}
-	return st, nil
+	stats.Bytes = cw.n
+	return stats, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // MkdirAllDurable creates dir and its missing parents and syncs every

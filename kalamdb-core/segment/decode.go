@@ -20,18 +20,54 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
 
+// chunkRanges returns the byte ranges of the column chunks of row group i
+// that readGroup reads (with keysOnly, those of the primary key, _seq and
+// _deleted), in file order.
+func chunkRanges(md *metadata.FileMetaData, t *catalog.Table, i int, keysOnly bool) [][2]int64 {
+	rg := md.RowGroup(i)
+	var out [][2]int64
+	for leaf := range md.Schema.NumColumns() {
+		if keysOnly {
+			switch md.Schema.Column(leaf).Name() {
+			case t.PrimaryKey, catalog.ColumnSeq, catalog.ColumnDeleted:
+			default:
+				continue
+			}
+		}
+		cc, err := rg.ColumnChunk(leaf)
+		if err != nil {
+			continue
+		}
+		start := cc.DataPageOffset()
+		if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
+			start = cc.DictionaryPageOffset()
+		}
+		if n := cc.TotalCompressedSize(); start >= 0 && n > 0 {
+			out = append(out, [2]int64{start, n})
+		}
+	}
+	return out
+}
+
 // readGroup decodes row group i with the Parquet column readers, straight
 // into the RowGroup's slices (no Arrow arrays in between). With keysOnly it
 // reads only the primary-key, _seq and _deleted columns.
-func readGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int, keysOnly bool) (g *RowGroup, err error) {
+func readGroup(ctx context.Context, r Ref, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int, keysOnly bool) (g *RowGroup, err error) {
+	path := r.Name
 	if i < 0 || i >= len(md.RowGroups) {
 		return nil, fmt.Errorf("%w: segment %s has %d row groups, not %d", core.ErrInvalidArgument, path, len(md.RowGroups), i+1)
 	}
-	f, err := fsys.Open(path)
+	obj, rd, f, err := r.open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("segment: opening %s: %w", path, err)
+		return nil, err
 	}
-	defer f.Close()
+	defer obj.Close()
+	if p, ok := obj.(Prefetcher); ok {
+		if err := p.Prefetch(ctx, chunkRanges(md, t, i, keysOnly)); err != nil {
+			return nil, fmt.Errorf("segment: reading %s row group %d: %w", path, i, err)
+		}
+	}
+	defer readFailure(rd, fmt.Sprintf("%s row group %d", path, i), &err)
 	defer corruptOnPanic(path, &err)
 	defer guard.Recover("segment: reading "+path, &err)
 	bad := func(format string, args ...any) error {

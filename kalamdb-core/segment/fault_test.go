@@ -1,6 +1,7 @@
 package segment_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -121,7 +122,7 @@ func TestCreateOnAFullDiskAtEveryStep(t *testing.T) {
 		return nil
 	}
 	clean := faultfs.New(segment.DirFS(t.TempDir()))
-	_, err := segment.Create(clean, spec, fill)
+	_, err := segment.Create(context.Background(), segment.FSStore(clean, "test"), spec, fill)
 	require.NoError(t, err)
 	steps := clean.Total(faultfs.NeedsSpace)
 	require.GreaterOrEqual(t, clean.Count(faultfs.OpWrite), 2, "the segment takes several writes")
@@ -131,7 +132,7 @@ func TestCreateOnAFullDiskAtEveryStep(t *testing.T) {
 			root := t.TempDir()
 			fsys := faultfs.New(segment.DirFS(root))
 			fsys.SetRule(faultfs.FailFrom(at, faultfs.NeedsSpace, cause))
-			_, err := segment.Create(fsys, spec, fill)
+			_, err := segment.Create(context.Background(), segment.FSStore(fsys, "test"), spec, fill)
 			what := fmt.Sprintf("%v from step %d of %d", cause, at, steps)
 			require.ErrorIs(t, err, cause, what)
 			require.Nil(t, guard.Stack(err), "%s: not a panic: %v", what, err)
@@ -140,7 +141,7 @@ func TestCreateOnAFullDiskAtEveryStep(t *testing.T) {
 			assertNoFiles(t, root)
 
 			fsys.SetRule(nil)
-			_, err = segment.Create(fsys, spec, fill)
+			_, err = segment.Create(context.Background(), segment.FSStore(fsys, "test"), spec, fill)
 			require.NoError(t, err, "%s, then space again", what)
 			assertSameVersions(t, vs, readAll(t, fsys, spec))
 		}
@@ -153,7 +154,7 @@ func TestCreateTurnsAPanicOfFillIntoAnError(t *testing.T) {
 	vs := versions(t, tbl, nil, 3000)
 	root := t.TempDir()
 	spec := segment.Spec{Dir: "app/items", Name: segment.FileName(tbl.ID, 1), Table: tbl, Options: segment.WriteOptions{RowGroupRows: 100}}
-	_, err := segment.Create(segment.DirFS(root), spec, func(w *segment.Writer) error {
+	_, err := segment.Create(context.Background(), segment.FSStore(segment.DirFS(root), "test"), spec, func(w *segment.Writer) error {
 		for i := range vs {
 			require.NoError(t, w.Append(vs[i].key, &vs[i].r))
 		}
@@ -162,6 +163,6 @@ func TestCreateTurnsAPanicOfFillIntoAnError(t *testing.T) {
 	require.Error(t, err)
 	assert.NotNil(t, guard.Stack(err))
 	assert.Contains(t, err.Error(), "fill broke")
-	assert.Contains(t, err.Error(), spec.TempPath())
+	assert.Contains(t, err.Error(), spec.Path())
 	assertNoFiles(t, root)
 }

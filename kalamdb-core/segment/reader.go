@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"sort"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/parquet/file"
@@ -19,6 +21,18 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
 
+// readFailure, deferred first (so that it runs last), replaces the error of
+// a read whose Object failed with that failure: the bytes were not there,
+// which says nothing of the file.
+func readFailure(rd *storeReader, what string, err *error) {
+	if *err == nil {
+		return
+	}
+	if ferr := rd.failed(); ferr != nil {
+		*err = fmt.Errorf("segment: reading %s: %w", what, ferr)
+	}
+}
+
 // corruptOnPanic, deferred before guard.Recover (so that it runs after
 // it), reports a panic of the Parquet library, which panics on some
 // malformed input, as an error wrapping core.ErrCorrupt.
@@ -28,21 +42,82 @@ func corruptOnPanic(what string, err *error) {
 	}
 }
 
-// ReadFooter opens path and parses its Parquet footer. The error wraps
-// core.ErrCorrupt when the file is not a readable Parquet file.
-func ReadFooter(fsys FS, path string) (md *metadata.FileMetaData, err error) {
-	f, err := fsys.Open(path)
+// Ref names one segment of a Store, with its length when known (the
+// manifest records it) or -1.
+type Ref struct {
+	Store Store
+	Name  string
+	Size  int64
+}
+
+// footerTail is how many bytes at the end of a segment a footer read
+// fetches at once from a Store that prefetches: the footer of a segment of
+// a few row groups fits.
+const footerTail = 64 << 10
+
+// open opens the segment for the Parquet reader. The reader's failures
+// are kept in the returned storeReader: the Parquet library does not
+// always wrap the errors of its input, and a failing store must not be
+// taken for a corrupt file.
+func (r Ref) open(ctx context.Context) (Object, *storeReader, *io.SectionReader, error) {
+	obj, err := r.Store.Open(ctx, r.Name, r.Size)
 	if err != nil {
-		return nil, fmt.Errorf("segment: opening %s: %w", path, err)
+		return nil, nil, nil, err
 	}
-	defer f.Close()
+	sr := &storeReader{o: obj}
+	return obj, sr, io.NewSectionReader(sr, 0, obj.Size()), nil
+}
+
+// ReadFooter opens the segment and parses its Parquet footer. The error
+// wraps core.ErrCorrupt when the file is not a readable Parquet file.
+func ReadFooter(ctx context.Context, r Ref) (md *metadata.FileMetaData, err error) {
+	obj, rd, sr, err := r.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	if p, ok := obj.(Prefetcher); ok {
+		n := min(obj.Size(), footerTail)
+		if err := p.Prefetch(ctx, [][2]int64{{obj.Size() - n, n}}); err != nil {
+			return nil, fmt.Errorf("segment: reading the footer of %s: %w", r.Name, err)
+		}
+	}
+	path := r.Name
+	defer readFailure(rd, "the footer of "+path, &err)
 	defer corruptOnPanic(path, &err)
 	defer guard.Recover("segment: reading "+path, &err)
-	pr, err := file.NewParquetReader(f)
+	pr, err := file.NewParquetReader(sr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: segment %s: %v", core.ErrCorrupt, path, err)
 	}
 	return pr.MetaData(), nil
+}
+
+// storeReader reads an Object and keeps its first error other than
+// io.EOF.
+type storeReader struct {
+	o   Object
+	mu  sync.Mutex
+	err error
+}
+
+func (s *storeReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.o.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = err
+		}
+		s.mu.Unlock()
+	}
+	return n, err
+}
+
+// failed returns the first error of the Object, if any.
+func (s *storeReader) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // FooterMeta returns the value of a key of the footer's key-value metadata.
@@ -220,21 +295,21 @@ func (c *column) str(i int) string {
 
 func float64frombits(b uint64) float64 { return *(*float64)(unsafe.Pointer(&b)) }
 
-// ReadRowGroup decodes row group i of the segment at path, a segment of
+// ReadRowGroup decodes row group i of the segment r, a segment of
 // table t whose keys start with prefix. md is the file's footer (from
 // ReadFooter or a Cache). Columns are matched by name: a table column the
 // file lacks (added after the file was written) reads as null, a file column
 // the table lacks is ignored, and a column whose type changed is an error
 // wrapping core.ErrCorrupt.
-func ReadRowGroup(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
-	return readGroup(ctx, fsys, path, md, t, prefix, i, false)
+func ReadRowGroup(ctx context.Context, r Ref, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
+	return readGroup(ctx, r, md, t, prefix, i, false)
 }
 
 // ReadKeyIndex is ReadRowGroup reduced to what a key lookup needs: only the
 // primary-key, _seq and _deleted columns are read and decoded, so Key, Seq,
 // Deleted and Search work and Row must not be called.
-func ReadKeyIndex(ctx context.Context, fsys FS, path string, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
-	return readGroup(ctx, fsys, path, md, t, prefix, i, true)
+func ReadKeyIndex(ctx context.Context, r Ref, md *metadata.FileMetaData, t *catalog.Table, prefix []byte, i int) (*RowGroup, error) {
+	return readGroup(ctx, r, md, t, prefix, i, true)
 }
 
 // CheckFooter verifies that md is the footer of segment seg of the table

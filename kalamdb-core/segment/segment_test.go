@@ -104,7 +104,7 @@ func writeSegment(t testing.TB, fsys segment.FS, tbl *catalog.Table, dir string,
 	spec := segment.Spec{Dir: dir, Name: segment.FileName(tbl.ID, 1), Table: tbl, Prefix: prefix,
 		Meta:    segment.Meta{TableID: tbl.ID, Namespace: tbl.Namespace, Table: tbl.Name, Segment: 1},
 		Options: segment.WriteOptions{RowGroupRows: rg}}
-	st, err := segment.Create(fsys, spec, func(w *segment.Writer) error {
+	st, err := segment.Create(context.Background(), segment.FSStore(fsys, "test"), spec, func(w *segment.Writer) error {
 		for i := range vs {
 			if err := w.Append(vs[i].key, &vs[i].r); err != nil {
 				return err
@@ -118,12 +118,12 @@ func writeSegment(t testing.TB, fsys segment.FS, tbl *catalog.Table, dir string,
 
 func readAll(t testing.TB, fsys segment.FS, spec segment.Spec) []version {
 	t.Helper()
-	md, err := segment.ReadFooter(fsys, spec.Path())
+	md, err := segment.ReadFooter(context.Background(), ref(fsys, spec.Path()))
 	require.NoError(t, err)
 	require.NoError(t, segment.CheckFooter(md, spec.Path(), spec.Meta.TableID, spec.Meta.Segment))
 	var out []version
 	for i := range md.RowGroups {
-		g, err := segment.ReadRowGroup(context.Background(), fsys, spec.Path(), md, spec.Table, spec.Prefix, i)
+		g, err := segment.ReadRowGroup(context.Background(), ref(fsys, spec.Path()), md, spec.Table, spec.Prefix, i)
 		require.NoError(t, err)
 		lo, hi, ok := segment.KeyRange(md, spec.Table, spec.Prefix, i)
 		require.True(t, ok, "row group %d has key statistics", i)
@@ -184,7 +184,7 @@ func TestUserSegmentKeysCarryThePrefix(t *testing.T) {
 	spec, _ := writeSegment(t, fsys, tbl, segment.TableDir("app", "items")+"/"+dir, prefix, vs, 0)
 	got := readAll(t, fsys, spec)
 	assertSameVersions(t, vs, got)
-	g, err := segment.ReadRowGroup(context.Background(), fsys, spec.Path(), mustFooter(t, fsys, spec.Path()), tbl, prefix, 0)
+	g, err := segment.ReadRowGroup(context.Background(), ref(fsys, spec.Path()), mustFooter(t, fsys, spec.Path()), tbl, prefix, 0)
 	require.NoError(t, err)
 	i, found := g.Search(vs[20].key)
 	assert.True(t, found)
@@ -200,7 +200,7 @@ func TestUserSegmentKeysCarryThePrefix(t *testing.T) {
 
 func mustFooter(t testing.TB, fsys segment.FS, p string) *metadataFooter {
 	t.Helper()
-	md, err := segment.ReadFooter(fsys, p)
+	md, err := segment.ReadFooter(context.Background(), ref(fsys, p))
 	require.NoError(t, err)
 	return md
 }
@@ -241,7 +241,7 @@ func TestWriterRejectsBadVersions(t *testing.T) {
 			a, b := mk()
 			spec := segment.Spec{Dir: "app/items", Name: segment.FileName(tbl.ID, 9), Table: tbl,
 				Meta: segment.Meta{TableID: tbl.ID, Segment: 9}}
-			_, err := segment.Create(fsys, spec, func(w *segment.Writer) error {
+			_, err := segment.Create(context.Background(), segment.FSStore(fsys, "test"), spec, func(w *segment.Writer) error {
 				if err := w.Append(a.key, &a.r); err != nil {
 					return err
 				}
@@ -280,7 +280,7 @@ func assertNoFiles(t *testing.T, root string) {
 func TestCreateWritesNothingForAnEmptySegment(t *testing.T) {
 	tbl := newTable(t, catalog.SharedTable, row.TypeInt64)
 	root := t.TempDir()
-	st, err := segment.Create(segment.DirFS(root), segment.Spec{Dir: "app/items", Name: segment.FileName(tbl.ID, 1), Table: tbl}, func(*segment.Writer) error { return nil })
+	st, err := segment.Create(context.Background(), segment.FSStore(segment.DirFS(root), "test"), segment.Spec{Dir: "app/items", Name: segment.FileName(tbl.ID, 1), Table: tbl}, func(*segment.Writer) error { return nil })
 	require.NoError(t, err)
 	assert.Zero(t, st.Rows)
 	assertNoFiles(t, root)
@@ -296,7 +296,7 @@ func TestCreateRejectsBadNames(t *testing.T) {
 		{Dir: "/abs", Name: "a.parquet", Table: tbl},
 		{Dir: "app/./items", Name: "a.parquet", Table: tbl},
 	} {
-		_, err := segment.Create(fsys, spec, func(*segment.Writer) error { return nil })
+		_, err := segment.Create(context.Background(), segment.FSStore(fsys, "test"), spec, func(*segment.Writer) error { return nil })
 		assert.ErrorIs(t, err, segment.ErrBadPath, "%s/%s", spec.Dir, spec.Name)
 	}
 }
@@ -327,7 +327,7 @@ func TestCorruptFilesAreErrorsNotPanics(t *testing.T) {
 	// Not Parquet at all, and truncated.
 	for name, data := range map[string][]byte{"garbage": []byte("not a parquet file at all"), "truncated": orig[:len(orig)/2], "empty": nil} {
 		require.NoError(t, os.WriteFile(p, data, 0o644))
-		_, err := segment.ReadFooter(fsys, spec.Path())
+		_, err := segment.ReadFooter(context.Background(), ref(fsys, spec.Path()))
 		assert.ErrorIs(t, err, core.ErrCorrupt, name)
 	}
 	// Damaged column data with an intact footer: every flipped byte in the
@@ -344,7 +344,7 @@ func TestCorruptFilesAreErrorsNotPanics(t *testing.T) {
 		pos := 4 + rng.IntN(len(orig)/2)
 		data[pos] ^= byte(1 + rng.IntN(255))
 		require.NoError(t, os.WriteFile(p, data, 0o644))
-		_, err := segment.ReadRowGroup(context.Background(), fsys, spec.Path(), md, tbl, nil, 0)
+		_, err := segment.ReadRowGroup(context.Background(), ref(fsys, spec.Path()), md, tbl, nil, 0)
 		if err != nil {
 			require.ErrorIs(t, err, core.ErrCorrupt)
 			corrupt++
@@ -375,7 +375,7 @@ func TestColumnsAddedLaterReadAsNull(t *testing.T) {
 	spec, _ := writeSegment(t, fsys, v1, "app/t", nil, vs, 0)
 	md := mustFooter(t, fsys, spec.Path())
 
-	g, err := segment.ReadRowGroup(ctx, fsys, spec.Path(), md, v2, nil, 0)
+	g, err := segment.ReadRowGroup(ctx, ref(fsys, spec.Path()), md, v2, nil, 0)
 	require.NoError(t, err)
 	var r row.Row
 	g.Row(0, &r)
@@ -383,7 +383,7 @@ func TestColumnsAddedLaterReadAsNull(t *testing.T) {
 	assert.Equal(t, "x", r.Values[1].Str())
 	assert.True(t, r.Values[2].IsNull())
 
-	_, err = segment.ReadRowGroup(ctx, fsys, spec.Path(), md, retyped, nil, 0)
+	_, err = segment.ReadRowGroup(ctx, ref(fsys, spec.Path()), md, retyped, nil, 0)
 	assert.ErrorIs(t, err, core.ErrCorrupt, "a column whose type changed")
 }
 
@@ -409,7 +409,7 @@ func TestCacheReadsEachFooterOnce(t *testing.T) {
 	c := segment.NewCache(8, 1<<30, 1<<30)
 	for range 3 {
 		for i := range 10 {
-			g, err := c.RowGroup(ctx, fsys, spec.Path(), tbl, nil, i)
+			g, err := c.RowGroup(ctx, ref(fsys, spec.Path()), tbl, nil, i)
 			require.NoError(t, err)
 			require.Equal(t, 100, g.Len())
 		}
@@ -422,14 +422,14 @@ func TestCacheReadsEachFooterOnce(t *testing.T) {
 
 	c.Forget(spec.Path())
 	assert.Zero(t, c.Stats().GroupBytes)
-	_, err := c.RowGroup(ctx, fsys, spec.Path(), tbl, nil, 0)
+	_, err := c.RowGroup(ctx, ref(fsys, spec.Path()), tbl, nil, 0)
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, c.Stats().FooterReads, "a forgotten footer is read again")
 
 	// A row-group budget of zero caches footers only.
 	c = segment.NewCache(8, 0, 0)
 	for range 2 {
-		_, err := c.RowGroup(ctx, fsys, spec.Path(), tbl, nil, 3)
+		_, err := c.RowGroup(ctx, ref(fsys, spec.Path()), tbl, nil, 3)
 		require.NoError(t, err)
 	}
 	st = c.Stats()

@@ -117,6 +117,8 @@ type Stats struct {
 	MinSeq, MaxSeq int64
 	// RowGroups is the number of row groups.
 	RowGroups int
+	// Bytes is the segment's length (set by Create).
+	Bytes int64
 }
 
 // Writer writes one segment: row versions in strictly ascending key order,

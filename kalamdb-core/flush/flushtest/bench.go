@@ -41,6 +41,21 @@ type Harness struct {
 	// waits for) is over before the timer starts and is not counted as
 	// the flush's.
 	Reopen func(tb testing.TB, b store.StorageBackend) store.StorageBackend
+	// Segments, when set, returns a new, empty Store for the segments of
+	// a Manager (an object store behind a disk cache, say); without it
+	// they are files in a temporary directory.
+	Segments func(tb testing.TB) segment.Store
+}
+
+// options returns the Options of a Manager of h: a new place for its
+// segments, with opts's other settings.
+func (h Harness) options(tb testing.TB, opts flush.Options) flush.Options {
+	if h.Segments != nil {
+		opts.Store = h.Segments(tb)
+	} else {
+		opts.Dir = tb.TempDir()
+	}
+	return opts
 }
 
 // FlushRows is the size of the flush benchmark: 1M rows of a 6-column
@@ -234,8 +249,8 @@ func benchFlush(b *testing.B, h Harness) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		backend := h.New(b)
-		dir := b.TempDir()
-		m, err := flush.Open(ctx, backend, flush.Options{Dir: dir})
+		opts := h.options(b, flush.Options{})
+		m, err := flush.Open(ctx, backend, opts)
 		require.NoError(b, err)
 		createTable(b, m, "items", catalog.SharedTable)
 		s, err := m.DB().Shared(ctx, ns, "items")
@@ -243,7 +258,7 @@ func benchFlush(b *testing.B, h Harness) {
 		insert(b, s, ids)
 		if h.Reopen != nil {
 			backend = h.Reopen(b, backend)
-			m, err = flush.Open(ctx, backend, flush.Options{Dir: dir})
+			m, err = flush.Open(ctx, backend, opts)
 			require.NoError(b, err)
 		}
 		b.StartTimer()
@@ -266,7 +281,7 @@ func benchMergedRead(b *testing.B, h Harness, layout string, rowGroupCache, sour
 	ctx := context.Background()
 	backend := h.New(b)
 	b.Cleanup(func() { _ = backend.Close() })
-	opts := flush.Options{Dir: b.TempDir(), RowGroupCacheBytes: -1}
+	opts := h.options(b, flush.Options{RowGroupCacheBytes: -1})
 	if rowGroupCache {
 		opts.RowGroupCacheBytes = 1 << 30
 	}
@@ -364,7 +379,7 @@ func benchCompact(b *testing.B, h Harness) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		backend := h.New(b)
-		m, err := flush.Open(ctx, backend, flush.Options{Dir: b.TempDir()})
+		m, err := flush.Open(ctx, backend, h.options(b, flush.Options{}))
 		require.NoError(b, err)
 		createTable(b, m, "items", catalog.SharedTable)
 		s, err := m.DB().Shared(ctx, ns, "items")

@@ -23,6 +23,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
@@ -312,6 +313,11 @@ func truncate(s string, n int) string {
 // change once: requests answer 503 until it answers again.
 func (a *API) storageUnavailable(err error) {
 	if a.storageDown.CompareAndSwap(false, true) {
+		if errors.Is(err, objstore.ErrUnavailable) {
+			a.log.Warn("the object store of the segments is unavailable: requests that need a segment not in the local cache answer 503 until it answers again",
+				"err", err)
+			return
+		}
 		a.log.Warn("storage backend is unavailable: requests that need it answer 503 until it answers again",
 			"backend", a.opts.Backend, "err", err)
 	}

@@ -16,6 +16,7 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 )
 
 // Error codes of the error envelope.
@@ -98,6 +99,10 @@ func (a *API) classify(err error) *Error {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return a.tooLarge()
+	}
+	if errors.Is(err, objstore.ErrUnavailable) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeStorageUnavailable,
+			Message: "the object store of the Parquet segments cannot be reached now; retry later (a write that got this answer may or may not have been applied)"}
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeStorageUnavailable,

@@ -155,8 +155,20 @@ func resolvePath(p string, o Origin, dir string) string {
 type Storage struct {
 	// Backend names the storage backend (a registered name or alias).
 	Backend string `toml:"backend"`
-	// ParquetDir is where flushed Parquet segments are written.
+	// ParquetDir is where flushed Parquet segments are written: the
+	// shorthand of SegmentsURL = "file://<dir>".
 	ParquetDir string `toml:"parquet_dir"`
+	// SegmentsURL is where flushed segments live: file:///<dir>, or an
+	// object store (s3://, gs://, azblob://), whose credentials come from
+	// its standard chain. Empty means ParquetDir.
+	SegmentsURL string `toml:"segments_url"`
+	// SegmentGCGrace is how old a segment object that no manifest records
+	// must be for the server to remove it as garbage at start (a Go
+	// duration: "1h").
+	SegmentGCGrace string `toml:"segment_gc_grace"`
+	// SegmentCache is the local disk cache of segments read from an
+	// object store.
+	SegmentCache SegmentCache `toml:"segment_cache"`
 	// Sections holds every [storage.<name>] table, by name.
 	Sections map[string]*Section `toml:"-"`
 }
@@ -249,9 +261,11 @@ func Defaults() *Config {
 			ShutdownTimeoutSeconds:  30,
 		},
 		Storage: Storage{
-			Backend:    "rocksdb",
-			ParquetDir: "./data/parquet",
-			Sections:   map[string]*Section{},
+			Backend:        "rocksdb",
+			ParquetDir:     "./data/parquet",
+			SegmentGCGrace: "1h",
+			SegmentCache:   SegmentCache{Dir: "./data/segment-cache", MaxBytes: 1 << 30},
+			Sections:       map[string]*Section{},
 		},
 		Flush:  Flush{DefaultRows: 10000, DefaultIntervalSeconds: 300, OnShutdown: true, CompactSegments: 8},
 		Stream: Stream{DefaultTTLSeconds: 3600, DefaultMaxBufferRows: 100000, DefaultMaxBufferBytes: 64 << 20, EvictionIntervalSeconds: 10},
@@ -454,6 +468,7 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	errs = append(errs, c.applyEnv(opts.Environ)...)
 	errs = append(errs, c.applyFlags(opts.Flags)...)
 	c.resolvePath("storage.parquet_dir", &c.Storage.ParquetDir)
+	c.resolvePath("storage.segment_cache.dir", &c.Storage.SegmentCache.Dir)
 	c.resolvePath("server.tls_cert_file", &c.Server.TLSCertFile)
 	c.resolvePath("server.tls_key_file", &c.Server.TLSKeyFile)
 	for i := range c.Auth.Users {
@@ -560,6 +575,7 @@ func (c *Config) validate() Errors {
 	if c.Storage.ParquetDir == "" {
 		add(c.errAt("storage.parquet_dir", "must not be empty"))
 	}
+	errs = append(errs, c.validateSegments()...)
 	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
 		key, other := "server.tls_key_file", "server.tls_cert_file"
 		if c.Server.TLSKeyFile != "" {

@@ -71,6 +71,9 @@ func (c *Config) Effective(decoded map[string]any) (string, error) {
 		}
 		masked.Auth.Users[i] = u
 	}
+	if masked.Storage.SegmentsURL != "" {
+		masked.Storage.SegmentsURL = masked.Segments().Redacted
+	}
 	var b strings.Builder
 	out, err := toml.Marshal(struct {
 		Server  Server  `toml:"server"`

@@ -198,6 +198,10 @@ func (c *Config) scalarKeys() map[string]reflect.Value {
 			switch fv.Kind() {
 			case reflect.String, reflect.Int, reflect.Int64, reflect.Bool:
 				out[sec+"."+key] = fv
+			case reflect.Struct: // [storage.segment_cache]
+				for sub, sf := range fieldsOf(fv) {
+					out[sec+"."+key+"."+sub] = sf
+				}
 			}
 		}
 	}
@@ -265,6 +269,11 @@ func (c *Config) applyStorage(file string, d *document, table map[string]any, kn
 		}
 		path := "storage." + key
 		o := d.origin(file, path)
+		if key == "segment_cache" {
+			c.origins[path] = o
+			errs = append(errs, c.applyTable(file, d, path, reflect.ValueOf(&c.Storage.SegmentCache).Elem(), sub)...)
+			continue
+		}
 		if known != nil && !contains(known, key) {
 			errs = append(errs, &Error{Key: path, Origin: o,
 				Msg: fmt.Sprintf("unknown storage backend section [%s]%s; known backends: %s", path, suggest(key, known), strings.Join(known, ", "))})

@@ -247,6 +247,7 @@ func TestShutdownWithABrokenParquetDirKeepsTheRowsBuffered(t *testing.T) {
 // flush does not keep the server from starting: it warns and serves.
 func TestStartsWithAReadOnlyParquetDir(t *testing.T) {
 	cfg := rocksConfig(t, t.TempDir(), t.TempDir())
+	cfg.Storage.SegmentGCGrace = "0s" // the leftover is garbage at once
 	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler), backends.Default())
 	require.NoError(t, err)
 	h := s.Handler()

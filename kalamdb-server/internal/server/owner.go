@@ -12,8 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"gocloud.dev/blob"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 )
 
 // A Parquet directory belongs to exactly one database. Its segments are
@@ -163,4 +171,54 @@ func writeFileSynced(name string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// openObjectStore opens the object store of storage.segments_url for this
+// database: its segments live under the key prefix <instance id>/, as
+// they live in <parquet_dir>/<instance id> on a directory, behind the
+// local disk cache of storage.segment_cache. It checks that the bucket can
+// be reached (one request) and logs which URL it uses, without
+// credentials.
+func (s *Server) openObjectStore(ctx context.Context, seg config.Segments) (segment.Store, error) {
+	id, err := s.instanceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := blob.OpenBucket(ctx, seg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("storage.segments_url: opening %s: %w", seg.Redacted, err)
+	}
+	desc := seg.Redacted + " (prefix " + id + "/)"
+	cache, err := segment.OpenDiskCache(s.cfg.Storage.SegmentCache.Dir, s.cfg.Storage.SegmentCache.MaxBytes)
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("storage.segment_cache: %w", err)
+	}
+	var st *objstore.Store
+	observe := s.metrics.ObjectStore(func() objstore.Stats { return st.Stats() }, cache.Stats)
+	st = objstore.New(blob.PrefixedBucket(b, id+"/"), desc, objstore.Options{Observe: observe})
+	if err := st.Check(ctx); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("storage.segments_url: the object store cannot be reached: %w", err)
+	}
+	s.objects, s.bucket, s.flushDir = st, b, desc
+	s.log.Info("segments in an object store", "segments_url", seg.Redacted, "prefix", id+"/",
+		"segment_cache", s.cfg.Storage.SegmentCache.Dir, "segment_cache_max_bytes", s.cfg.Storage.SegmentCache.MaxBytes)
+	return cache.Wrap(st, seg.Redacted+"/"+id), nil
+}
+
+// objectStoreProblem describes, for /readyz, an object store whose latest
+// request failed; "" when it works (or the segments are in a directory).
+// Reads that need a segment not in the disk cache answer 503 meanwhile,
+// and flushes fail and are retried with backoff.
+func (s *Server) objectStoreProblem() string {
+	if s.objects == nil {
+		return ""
+	}
+	failing, since, _ := s.objects.Health()
+	if !failing {
+		return ""
+	}
+	return fmt.Sprintf("object store %s unreachable since %s: reads of segments not in the local cache answer 503 and flushes are retried with backoff; rows stay buffered in the storage backend",
+		s.objects.String(), since.UTC().Format(time.RFC3339))
 }

@@ -22,7 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"gocloud.dev/blob"
+
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
@@ -153,9 +157,15 @@ type Server struct {
 	db          *tables.DB
 	flush       *flush.Manager
 	tempParquet string
-	flushDir    string
-	buffered    bufferedCache
-	stats       statsCache
+	// flushDir names where the segments are, for logs and /readyz: the
+	// Parquet directory, or the object store's URL without credentials.
+	flushDir string
+	// objects is the object store of the segments (nil for a directory),
+	// bucket its bucket, closed at shutdown.
+	objects  *objstore.Store
+	bucket   *blob.Bucket
+	buffered bufferedCache
+	stats    statsCache
 	// cert is the TLS certificate served, replaced by a reload.
 	cert atomic.Pointer[tls.Certificate]
 	// reload reads the configuration again for SIGHUP; level is the

@@ -22,17 +22,31 @@ import (
 // openTables opens the table layer with its Parquet cold tier on the
 // backend and wires it into the API options.
 func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool) error {
-	dir, err := s.parquetDir(ctx, durable)
-	if err != nil {
-		return err
-	}
 	compact := s.cfg.Flush.CompactSegments
 	if compact == 0 { // "never" in the configuration, "default" in Options
 		compact = flush.NeverCompact
 	}
-	fopts := flush.Options{Dir: dir, CompactSegments: compact, OnEvent: s.onEvent}
-	if s.hooks.parquetFS != nil {
-		fopts.FS = s.hooks.parquetFS(segment.DirFS(dir))
+	grace := s.cfg.GCGrace()
+	if grace == 0 { // "at once" in the configuration, "default" in Options
+		grace = -1
+	}
+	fopts := flush.Options{CompactSegments: compact, OnEvent: s.onEvent, GCGrace: grace}
+	var dir string
+	if seg := s.cfg.Segments(); seg.Remote() && durable {
+		st, err := s.openObjectStore(ctx, seg)
+		if err != nil {
+			return err
+		}
+		fopts.Store, dir = st, s.flushDir
+	} else {
+		var err error
+		if dir, err = s.parquetDir(ctx, durable); err != nil {
+			return err
+		}
+		fopts.Dir = dir
+		if s.hooks.parquetFS != nil {
+			fopts.FS = s.hooks.parquetFS(segment.DirFS(dir))
+		}
 	}
 	if s.hooks.clock != nil {
 		fopts.Tables.Clock = s.hooks.clock
@@ -42,6 +56,10 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
 	}
 	s.flush, s.db, s.flushDir = m, m.DB(), dir
+	if n := m.Young(); n > 0 {
+		s.log.Info("cold tier: unrecorded segment objects younger than storage.segment_gc_grace are kept (uploads that may be about to commit); a later start removes those that stay unrecorded",
+			"segments", dir, "objects", n, "grace", grace)
+	}
 	if left := m.Leftovers(); len(left) > 0 {
 		s.log.Warn("cold tier: files left by an interrupted flush could not be removed; no read sees them, and a later start removes them",
 			"parquet_dir", dir, "files", len(left), "first", left[0])
@@ -49,10 +67,14 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	s.metrics.ColdTier(func() int { return len(m.Health().Failing) }, func() time.Time { return m.Health().LastFailure })
 	s.metrics.SegmentCache(m.CacheStats)
 	opts.Degraded = func() []string {
-		if p := s.coldProblem(); p != "" {
-			return []string{p}
+		var problems []string
+		if p := s.objectStoreProblem(); p != "" {
+			problems = append(problems, p)
 		}
-		return nil
+		if p := s.coldProblem(); p != "" {
+			problems = append(problems, p)
+		}
+		return problems
 	}
 	opts.DB = s.db
 	opts.Cold = m
@@ -88,6 +110,9 @@ func (s *Server) logError(msg string, err error, attrs ...any) {
 // it could not move stay in the storage backend, which is closed as usual,
 // and the next start flushes them.
 func (s *Server) closeTables(ctx context.Context) error {
+	if s.bucket != nil {
+		defer s.bucket.Close()
+	}
 	if !s.cfg.Flush.OnShutdown || !s.backend.Capabilities().Durable {
 		s.flush.Stop()
 		return s.db.Close()
