@@ -761,3 +761,95 @@ func (c *Catalog) DropTable(ctx context.Context, ns, name string) error {
 	}
 	return nil
 }
+
+// shared reports whether other servers may change the catalog: the
+// backend is shared by several processes (Capabilities.MultiProcess).
+func (c *Catalog) shared() bool { return c.b.Capabilities().MultiProcess }
+
+// missing reports whether err is a lookup's not-found, which a refresh may
+// answer on a shared backend.
+func missing(err error) bool {
+	return errors.Is(err, core.ErrNamespaceNotFound) || errors.Is(err, core.ErrTableNotFound)
+}
+
+// RefreshIfMissing refreshes the copy after a lookup failed with err, when
+// err says that a namespace or table is unknown (core.ErrNamespaceNotFound,
+// core.ErrTableNotFound) and other servers share the backend: one may have
+// just created it. It reports whether the copy changed, and so whether the
+// lookup runs again; when the refresh fails, it returns err with the
+// refresh's error. Otherwise it does nothing and reports false.
+func (c *Catalog) RefreshIfMissing(ctx context.Context, err error) (bool, error) {
+	if !missing(err) || !c.shared() {
+		return false, nil
+	}
+	changed, rerr := c.Refresh(ctx)
+	if rerr != nil {
+		return false, fmt.Errorf("%w (and reading the catalog again failed: %v)", err, rerr)
+	}
+	return changed, nil
+}
+
+// FindNamespace is Namespace for a request: on a backend other servers
+// share, a namespace this copy does not know is looked up again after a
+// Refresh, since another server may have just created it. On an embedded
+// backend it is Namespace.
+func (c *Catalog) FindNamespace(ctx context.Context, name string) (*Namespace, error) {
+	ns, err := c.Namespace(name)
+	if again, rerr := c.RefreshIfMissing(ctx, err); rerr != nil {
+		return nil, rerr
+	} else if again {
+		return c.Namespace(name)
+	}
+	return ns, err
+}
+
+// FindTable is Table for a request, refreshing on a miss as FindNamespace
+// does.
+func (c *Catalog) FindTable(ctx context.Context, ns, name string) (*Table, error) {
+	t, err := c.Table(ns, name)
+	if again, rerr := c.RefreshIfMissing(ctx, err); rerr != nil {
+		return nil, rerr
+	} else if again {
+		return c.Table(ns, name)
+	}
+	return t, err
+}
+
+// FreshTables is Tables for a request: on a backend other servers share,
+// the copy is brought up to date first (Refresh: one read when nothing
+// changed), so that the list holds the tables other servers just created.
+// On an embedded backend it is Tables.
+func (c *Catalog) FreshTables(ctx context.Context, ns string) ([]*Table, error) {
+	if c.shared() {
+		if _, err := c.Refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.Tables(ns)
+}
+
+// FreshNamespaces is Namespaces for a request, brought up to date first as
+// FreshTables does.
+func (c *Catalog) FreshNamespaces(ctx context.Context) ([]*Namespace, error) {
+	if c.shared() {
+		if _, err := c.Refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.Namespaces(), nil
+}
+
+// RefreshForColumn refreshes the copy when t, the definition a request
+// was checked against, lacks column: on a backend other servers share,
+// one of them may have just added it. It reports whether the copy changed,
+// in which case the request looks its table up again and decides again.
+// On an embedded backend, or when t has the column, it does nothing.
+func (c *Catalog) RefreshForColumn(ctx context.Context, t *Table, column string) (bool, error) {
+	if !c.shared() {
+		return false, nil
+	}
+	if _, ok := t.ColumnIndex(column); ok {
+		return false, nil
+	}
+	return c.Refresh(ctx)
+}
