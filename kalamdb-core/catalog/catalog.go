@@ -63,6 +63,8 @@ type Catalog struct {
 	tables     map[string]*Table // by "ns.table"
 	raw        map[string][]byte // the stored record of each table
 	version    []byte            // the catalog version the copy was read at
+
+	id string // the database id
 }
 
 // Options configure a Catalog.
@@ -87,6 +89,11 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, 
 			return nil, fmt.Errorf("catalog: creating %s: %w", p, err)
 		}
 	}
+	id, err := databaseID(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	c.id = id
 	if _, err := c.refresh(ctx, true); err != nil {
 		return nil, err
 	}
@@ -95,6 +102,38 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, 
 	}
 	return c, nil
 }
+
+// databaseID reads the id of the database stored in b, creating it when
+// absent: of servers opening a new database at once, one creates it (the
+// batch checks it absent) and the others read that one.
+func databaseID(ctx context.Context, b store.StorageBackend) (string, error) {
+	key := layout.DatabaseIDKey()
+	for attempt := 0; ; attempt++ {
+		v, err := b.Get(ctx, layout.Catalog, key)
+		if err == nil {
+			if len(v) == 0 {
+				return "", fmt.Errorf("%w: catalog: the database id is empty", core.ErrCorrupt)
+			}
+			return string(v), nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("catalog: reading the database id: %w", err)
+		}
+		id := rand.Text()
+		err = b.Batch(ctx, []store.Operation{store.CheckAbsentOp(layout.Catalog, key), store.PutOp(layout.Catalog, key, []byte(id))})
+		if err == nil {
+			return id, nil
+		}
+		if retry, err := conflict(err, attempt, "creating the database id"); !retry {
+			return "", err
+		}
+	}
+}
+
+// DatabaseID returns the id of the database: created by the first server
+// that opened the backend, the same for every server that shares it, and
+// kept across restarts.
+func (c *Catalog) DatabaseID() string { return c.id }
 
 // Refresh brings the catalog's copy up to date with the backend, where
 // other servers may have changed it: it reads the catalog's version (one

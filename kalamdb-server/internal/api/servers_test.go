@@ -28,7 +28,10 @@ func serverFixtures(t *testing.T, n int) []*fixture {
 		db, err := tables.Open(context.Background(), b, tables.Options{Clock: clk})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
-		out[i] = newFixture(t, func(o *Options) { o.DB = db; o.MaxBodyBytes = 16384; o.EvictionInterval = time.Hour })
+		out[i] = newFixture(t, func(o *Options) {
+			o.DB, o.DatabaseID = db, db.Catalog().DatabaseID()
+			o.MaxBodyBytes, o.EvictionInterval = 16384, time.Hour
+		})
 	}
 	return out
 }
@@ -70,4 +73,17 @@ func TestServersSeeEachOthersDefinitions(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, r.status, "a column no server added is still unknown: %s", r.body)
 	r = b.json(t, "GET", "/v1/namespaces/nope", userToken, nil)
 	assert.Equal(t, http.StatusNotFound, r.status)
+}
+
+// Servers of one database show its one id in /healthz.
+func TestServersShowOneDatabaseID(t *testing.T) {
+	s := serverFixtures(t, 2)
+	var ids []any
+	for _, f := range s {
+		r := f.do(t, "GET", "/healthz", "", "", nil)
+		require.Equal(t, http.StatusOK, r.status)
+		ids = append(ids, r.decode(t)["database_id"])
+	}
+	assert.NotEmpty(t, ids[0])
+	assert.Equal(t, ids[0], ids[1])
 }

@@ -57,6 +57,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		return nil
 	}
 	opts.DB = s.db
+	opts.DatabaseID = s.db.Catalog().DatabaseID()
 	opts.Cold = m
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
@@ -69,7 +70,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	opts.Stats = s.tableStats
 	s.metrics.BufferedRows(s.totalBufferedRows)
 	all, _ := s.db.Catalog().Tables("")
-	s.log.Info("tables open", "namespaces", len(s.db.Catalog().Namespaces()), "tables", len(all), "parquet_dir", dir)
+	s.log.Info("tables open", "database_id", opts.DatabaseID, "namespaces", len(s.db.Catalog().Namespaces()), "tables", len(all), "parquet_dir", dir)
 	return nil
 }
 
