@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,7 +90,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, 
 			return nil, fmt.Errorf("catalog: creating %s: %w", p, err)
 		}
 	}
-	id, err := databaseID(ctx, b)
+	id, err := EnsureDatabaseID(ctx, b, "")
 	if err != nil {
 		return nil, err
 	}
@@ -103,10 +104,17 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, 
 	return c, nil
 }
 
-// databaseID reads the id of the database stored in b, creating it when
-// absent: of servers opening a new database at once, one creates it (the
-// batch checks it absent) and the others read that one.
-func databaseID(ctx context.Context, b store.StorageBackend) (string, error) {
+// EnsureDatabaseID returns the id of the database stored in b (in the
+// catalog partition, which it creates when missing), creating the id when
+// absent: candidate when it is not empty, otherwise 32 random hexadecimal
+// digits. Of servers opening a new database at once, one creates the id
+// (its batch checks it absent) and the others read that one. Open calls it;
+// a server calls it before, with the id an older version kept elsewhere, to
+// keep that one.
+func EnsureDatabaseID(ctx context.Context, b store.StorageBackend, candidate string) (string, error) {
+	if err := b.CreatePartition(ctx, layout.Catalog); err != nil {
+		return "", fmt.Errorf("catalog: creating %s: %w", layout.Catalog, err)
+	}
 	key := layout.DatabaseIDKey()
 	for attempt := 0; ; attempt++ {
 		v, err := b.Get(ctx, layout.Catalog, key)
@@ -119,7 +127,12 @@ func databaseID(ctx context.Context, b store.StorageBackend) (string, error) {
 		if !errors.Is(err, store.ErrNotFound) {
 			return "", fmt.Errorf("catalog: reading the database id: %w", err)
 		}
-		id := rand.Text()
+		id := candidate
+		if id == "" {
+			var r [16]byte
+			_, _ = rand.Read(r[:])
+			id = hex.EncodeToString(r[:])
+		}
 		err = b.Batch(ctx, []store.Operation{store.CheckAbsentOp(layout.Catalog, key), store.PutOp(layout.Catalog, key, []byte(id))})
 		if err == nil {
 			return id, nil
