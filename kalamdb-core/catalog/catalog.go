@@ -827,18 +827,18 @@ func missing(err error) bool {
 // RefreshIfMissing refreshes the copy after a lookup failed with err, when
 // err says that a namespace or table is unknown (core.ErrNamespaceNotFound,
 // core.ErrTableNotFound) and other servers share the backend: one may have
-// just created it. It reports whether the copy changed, and so whether the
-// lookup runs again; when the refresh fails, it returns err with the
+// just created it. It reports whether the lookup runs again: whenever the
+// refresh succeeded, since a concurrent request's refresh may have brought
+// the change already. When the refresh fails, it returns err with the
 // refresh's error. Otherwise it does nothing and reports false.
 func (c *Catalog) RefreshIfMissing(ctx context.Context, err error) (bool, error) {
 	if !missing(err) || !c.shared() {
 		return false, nil
 	}
-	changed, rerr := c.Refresh(ctx)
-	if rerr != nil {
+	if _, rerr := c.Refresh(ctx); rerr != nil {
 		return false, fmt.Errorf("%w (and reading the catalog again failed: %v)", err, rerr)
 	}
-	return changed, nil
+	return true, nil
 }
 
 // FindNamespace is Namespace for a request: on a backend other servers
@@ -893,9 +893,11 @@ func (c *Catalog) FreshNamespaces(ctx context.Context) ([]*Namespace, error) {
 
 // RefreshForColumn refreshes the copy when t, the definition a request
 // was checked against, lacks column: on a backend other servers share,
-// one of them may have just added it. It reports whether the copy changed,
-// in which case the request looks its table up again and decides again.
-// On an embedded backend, or when t has the column, it does nothing.
+// one of them may have just added it. It reports whether the copy now
+// holds another definition of the table than t (the refresh, or a
+// concurrent one, brought it), in which case the request looks its table
+// up again and decides again. On an embedded backend, or when t has the
+// column, it does nothing.
 func (c *Catalog) RefreshForColumn(ctx context.Context, t *Table, column string) (bool, error) {
 	if !c.shared() {
 		return false, nil
@@ -903,5 +905,9 @@ func (c *Catalog) RefreshForColumn(ctx context.Context, t *Table, column string)
 	if _, ok := t.ColumnIndex(column); ok {
 		return false, nil
 	}
-	return c.Refresh(ctx)
+	if _, err := c.Refresh(ctx); err != nil {
+		return false, err
+	}
+	cur, err := c.Table(t.Namespace, t.Name)
+	return err != nil || cur != t, nil
 }

@@ -63,6 +63,16 @@ func testServersSeeNewTables(t *testing.T, h Harness) {
 
 	_, err = a.Catalog().CreateTable(e.ctx, kvTable("later", "kv2"))
 	require.NoError(t, err)
+	// A lookup that missed looks again after its refresh, even when another
+	// request's refresh brought the table first and this one finds nothing
+	// new.
+	_, missed := b.Catalog().Table("later", "kv2")
+	require.ErrorIs(t, missed, core.ErrTableNotFound)
+	_, err = b.Catalog().Refresh(e.ctx)
+	require.NoError(t, err)
+	again, err := b.Catalog().RefreshIfMissing(e.ctx, missed)
+	require.NoError(t, err)
+	assert.True(t, again)
 	rs, err := b.RowStore(e.ctx, "later", "kv2", "")
 	require.NoError(t, err, "a table created through another server is found")
 	_, err = rs.Insert(e.ctx, []row.Value{row.Int64(1), row.String("from b")})
@@ -147,9 +157,13 @@ func testServersSeeAddedColumns(t *testing.T, h Harness) {
 	changed, err := b.Catalog().RefreshForColumn(e.ctx, old, "v")
 	require.NoError(t, err)
 	assert.False(t, changed, "a known column reads nothing again")
+	// Another request's refresh brought the new definition meanwhile: this
+	// one still looks again.
+	_, err = b.Catalog().Refresh(e.ctx)
+	require.NoError(t, err)
 	changed, err = b.Catalog().RefreshForColumn(e.ctx, old, "extra")
 	require.NoError(t, err)
-	assert.True(t, changed)
+	assert.True(t, changed, "the catalog holds a newer definition than the request's")
 
 	held := rb
 	rb, err = b.RowStore(e.ctx, ns, "grow", "")
