@@ -7,6 +7,8 @@ require (
 	github.com/kalamdb/kalamdb-go/kalamdb-store v0.0.0
 )
 
+require github.com/anishathalye/porcupine v1.3.1
+
 require (
 	github.com/JohnCGriffin/overflow v0.0.0-20211019200055-46fa312c352c // indirect
 	github.com/andybalholm/brotli v1.1.0 // indirect
