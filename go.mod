@@ -44,6 +44,8 @@ require (
 	google.golang.org/api v0.308.0 // indirect
 )
 
+require github.com/anishathalye/porcupine v1.3.1
+
 require (
 	github.com/JohnCGriffin/overflow v0.0.0-20211019200055-46fa312c352c // indirect
 	github.com/andybalholm/brotli v1.1.0 // indirect

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +64,8 @@ type Catalog struct {
 	tables     map[string]*Table // by "ns.table"
 	raw        map[string][]byte // the stored record of each table
 	version    []byte            // the catalog version the copy was read at
+
+	id string // the database id
 }
 
 // Options configure a Catalog.
@@ -87,6 +90,11 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, 
 			return nil, fmt.Errorf("catalog: creating %s: %w", p, err)
 		}
 	}
+	id, err := EnsureDatabaseID(ctx, b, "")
+	if err != nil {
+		return nil, err
+	}
+	c.id = id
 	if _, err := c.refresh(ctx, true); err != nil {
 		return nil, err
 	}
@@ -95,6 +103,50 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, 
 	}
 	return c, nil
 }
+
+// EnsureDatabaseID returns the id of the database stored in b (in the
+// catalog partition, which it creates when missing), creating the id when
+// absent: candidate when it is not empty, otherwise 32 random hexadecimal
+// digits. Of servers opening a new database at once, one creates the id
+// (its batch checks it absent) and the others read that one. Open calls it;
+// a server calls it before, with the id an older version kept elsewhere, to
+// keep that one.
+func EnsureDatabaseID(ctx context.Context, b store.StorageBackend, candidate string) (string, error) {
+	if err := b.CreatePartition(ctx, layout.Catalog); err != nil {
+		return "", fmt.Errorf("catalog: creating %s: %w", layout.Catalog, err)
+	}
+	key := layout.DatabaseIDKey()
+	for attempt := 0; ; attempt++ {
+		v, err := b.Get(ctx, layout.Catalog, key)
+		if err == nil {
+			if len(v) == 0 {
+				return "", fmt.Errorf("%w: catalog: the database id is empty", core.ErrCorrupt)
+			}
+			return string(v), nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("catalog: reading the database id: %w", err)
+		}
+		id := candidate
+		if id == "" {
+			var r [16]byte
+			_, _ = rand.Read(r[:])
+			id = hex.EncodeToString(r[:])
+		}
+		err = b.Batch(ctx, []store.Operation{store.CheckAbsentOp(layout.Catalog, key), store.PutOp(layout.Catalog, key, []byte(id))})
+		if err == nil {
+			return id, nil
+		}
+		if retry, err := conflict(err, attempt, "creating the database id"); !retry {
+			return "", err
+		}
+	}
+}
+
+// DatabaseID returns the id of the database: created by the first server
+// that opened the backend, the same for every server that shares it, and
+// kept across restarts.
+func (c *Catalog) DatabaseID() string { return c.id }
 
 // Refresh brings the catalog's copy up to date with the backend, where
 // other servers may have changed it: it reads the catalog's version (one
@@ -760,4 +812,102 @@ func (c *Catalog) DropTable(ctx context.Context, ns, name string) error {
 		return fmt.Errorf("catalog: dropping the rows of table %s: %w", t.FullName(), err)
 	}
 	return nil
+}
+
+// shared reports whether other servers may change the catalog: the
+// backend is shared by several processes (Capabilities.MultiProcess).
+func (c *Catalog) shared() bool { return c.b.Capabilities().MultiProcess }
+
+// missing reports whether err is a lookup's not-found, which a refresh may
+// answer on a shared backend.
+func missing(err error) bool {
+	return errors.Is(err, core.ErrNamespaceNotFound) || errors.Is(err, core.ErrTableNotFound)
+}
+
+// RefreshIfMissing refreshes the copy after a lookup failed with err, when
+// err says that a namespace or table is unknown (core.ErrNamespaceNotFound,
+// core.ErrTableNotFound) and other servers share the backend: one may have
+// just created it. It reports whether the lookup runs again: whenever the
+// refresh succeeded, since a concurrent request's refresh may have brought
+// the change already. When the refresh fails, it returns err with the
+// refresh's error. Otherwise it does nothing and reports false.
+func (c *Catalog) RefreshIfMissing(ctx context.Context, err error) (bool, error) {
+	if !missing(err) || !c.shared() {
+		return false, nil
+	}
+	if _, rerr := c.Refresh(ctx); rerr != nil {
+		return false, fmt.Errorf("%w (and reading the catalog again failed: %v)", err, rerr)
+	}
+	return true, nil
+}
+
+// FindNamespace is Namespace for a request: on a backend other servers
+// share, a namespace this copy does not know is looked up again after a
+// Refresh, since another server may have just created it. On an embedded
+// backend it is Namespace.
+func (c *Catalog) FindNamespace(ctx context.Context, name string) (*Namespace, error) {
+	ns, err := c.Namespace(name)
+	if again, rerr := c.RefreshIfMissing(ctx, err); rerr != nil {
+		return nil, rerr
+	} else if again {
+		return c.Namespace(name)
+	}
+	return ns, err
+}
+
+// FindTable is Table for a request, refreshing on a miss as FindNamespace
+// does.
+func (c *Catalog) FindTable(ctx context.Context, ns, name string) (*Table, error) {
+	t, err := c.Table(ns, name)
+	if again, rerr := c.RefreshIfMissing(ctx, err); rerr != nil {
+		return nil, rerr
+	} else if again {
+		return c.Table(ns, name)
+	}
+	return t, err
+}
+
+// FreshTables is Tables for a request: on a backend other servers share,
+// the copy is brought up to date first (Refresh: one read when nothing
+// changed), so that the list holds the tables other servers just created.
+// On an embedded backend it is Tables.
+func (c *Catalog) FreshTables(ctx context.Context, ns string) ([]*Table, error) {
+	if c.shared() {
+		if _, err := c.Refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.Tables(ns)
+}
+
+// FreshNamespaces is Namespaces for a request, brought up to date first as
+// FreshTables does.
+func (c *Catalog) FreshNamespaces(ctx context.Context) ([]*Namespace, error) {
+	if c.shared() {
+		if _, err := c.Refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c.Namespaces(), nil
+}
+
+// RefreshForColumn refreshes the copy when t, the definition a request
+// was checked against, lacks column: on a backend other servers share,
+// one of them may have just added it. It reports whether the copy now
+// holds another definition of the table than t (the refresh, or a
+// concurrent one, brought it), in which case the request looks its table
+// up again and decides again. On an embedded backend, or when t has the
+// column, it does nothing.
+func (c *Catalog) RefreshForColumn(ctx context.Context, t *Table, column string) (bool, error) {
+	if !c.shared() {
+		return false, nil
+	}
+	if _, ok := t.ColumnIndex(column); ok {
+		return false, nil
+	}
+	if _, err := c.Refresh(ctx); err != nil {
+		return false, err
+	}
+	cur, err := c.Table(t.Namespace, t.Name)
+	return err != nil || cur != t, nil
 }

@@ -260,3 +260,29 @@ func (b *beforeList) ListPartitions(ctx context.Context) ([]store.Partition, err
 	}
 	return b.StorageBackend.ListPartitions(ctx)
 }
+
+// Servers opening one database at once agree on one database id, which a
+// restart keeps.
+func TestOneDatabaseID(t *testing.T) {
+	b := yielding{newBackend(t)}
+	const n = 4
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			c, err := catalog.Open(context.Background(), b, catalog.Options{})
+			if assert.NoError(t, err) {
+				ids[i] = c.DatabaseID()
+			}
+		})
+	}
+	wg.Wait()
+	require.NotEmpty(t, ids[0])
+	for _, id := range ids[1:] {
+		assert.Equal(t, ids[0], id)
+	}
+	assert.Equal(t, ids[0], open(t, b).DatabaseID(), "a later open reads the same id")
+
+	other := open(t, newBackend(t))
+	assert.NotEqual(t, ids[0], other.DatabaseID(), "another backend is another database")
+}

@@ -162,7 +162,7 @@ func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []
 	// the same row; a failure there leaves it so, and a later flush moves
 	// it again (a copy with the same _seq, which reads and compactions
 	// count once).
-	batches := m.b.Capabilities().Split(ops)
+	batches := m.caps(tr).Split(ops)
 	if len(batches) > 1 && seg != nil {
 		// The first batch records the segment marked PendingPurge: until
 		// the last batch clears the mark, a failure or a crash in between
@@ -178,9 +178,9 @@ func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []
 			return 0, err
 		}
 		ops[0] = store.PutOp(layout.Manifests, manifestKey(&marked), rec)
-		batches = m.b.Capabilities().Split(ops)
+		batches = m.caps(tr).Split(ops)
 	}
-	if err := m.b.Batch(ctx, batches[0]); err != nil {
+	if err := m.fencedBatch(ctx, tr, batches[0]); err != nil {
 		if seg == nil {
 			return 0, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.table().FullName(), err)
 		}

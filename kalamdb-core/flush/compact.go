@@ -124,6 +124,11 @@ func (m *Manager) compactDue(ctx context.Context, t *catalog.Table, trigger stri
 func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major bool) (CompactResult, error) {
 	tr.flushMu.Lock()
 	defer tr.flushMu.Unlock()
+	release, err := m.takeLease(ctx, tr)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	defer release()
 	tr.mu.RLock()
 	dropped := tr.dropped
 	var users []string
@@ -176,8 +181,8 @@ const commitSlack = 5 // a fifth more
 // records and puts at most as many new ones, each about the size of an old
 // one. With limits, a compaction of many segments merges the newest first;
 // tombstones are dropped only once every segment of the user fits in one.
-func (m *Manager) fitCommit(in []*segFile) []*segFile {
-	caps := m.b.Capabilities()
+func (m *Manager) fitCommit(tr *tier, in []*segFile) []*segFile {
+	caps := m.caps(tr)
 	if caps.MaxBatchOps <= 0 && caps.MaxBatchBytes <= 0 {
 		return in
 	}
@@ -258,7 +263,7 @@ func (m *Manager) compactable(segs []*segFile) []*segFile {
 func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major bool) (CompactResult, error) {
 	t := tr.table()
 	all := tr.segments(user)
-	in := m.fitCommit(m.merged(all, major))
+	in := m.fitCommit(tr, m.merged(all, major))
 	if (major && !majorWorthIt(in)) || (!major && len(in) < 2) {
 		return CompactResult{}, nil
 	}
@@ -356,11 +361,11 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	for _, f := range in {
 		ops = append(ops, store.DeleteOp(layout.Manifests, manifestKey(&f.Segment)))
 	}
-	if err := m.b.Capabilities().CheckBatch(ops); err != nil {
+	if err := m.caps(tr).CheckBatch(ops); err != nil {
 		forget()
 		return CompactResult{}, fmt.Errorf("flush: %s: the commit of a compaction of %d segments: %w", t.FullName(), len(in), err)
 	}
-	if err := m.b.Batch(ctx, ops); err != nil {
+	if err := m.fencedBatch(ctx, tr, ops); err != nil {
 		// The first old record is gone once the commit applied.
 		err = m.failedCommit(tr, &doubt{
 			what:               fmt.Sprintf("the commit of a compaction of %d segments", len(in)),

@@ -67,8 +67,12 @@ func (m *Manager) flushTable(ctx context.Context, t *catalog.Table, trigger stri
 	err = guard.Run("flush: flush of "+t.FullName(), func() error {
 		tr.flushMu.Lock()
 		defer tr.flushMu.Unlock()
+		release, err := m.takeLease(ctx, tr)
+		if err != nil {
+			return err
+		}
+		defer release()
 		written := buf.Written()
-		var err error
 		if res, err = m.flushLocked(ctx, tr, buf); err == nil {
 			buf.Flushed(written) // writes during the flush still count
 		}

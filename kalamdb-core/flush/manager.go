@@ -2,6 +2,7 @@ package flush
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
@@ -98,6 +100,13 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 	}
 	if opts.Tables.Clock == nil {
 		opts.Tables.Clock = clock.Real()
+	}
+	if opts.Leases == nil && b.Capabilities().MultiProcess {
+		ls, err := lease.New(b, lease.Options{Owner: "flush-" + rand.Text(), Clock: opts.Tables.Clock})
+		if err != nil {
+			return nil, err
+		}
+		opts.Leases = ls
 	}
 	m := &Manager{b: b, store: opts.Store, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes, opts.KeyCacheBytes),
 		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans,

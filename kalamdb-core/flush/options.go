@@ -3,6 +3,7 @@ package flush
 import (
 	"time"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
@@ -69,6 +70,18 @@ type Options struct {
 	// CheckInterval is how often the scheduler checks flush policies; 0
 	// means DefaultCheckInterval.
 	CheckInterval time.Duration
+	// Leases, when set, makes every flush and compaction of a table run
+	// under the table's lease
+	// (LeaseName): taken before the work starts, failing with
+	// lease.ErrHeld while another server holds it, and released after.
+	// The batch that records the work's segments checks that the lease is
+	// still held as taken, so a worker whose lease expired and was taken
+	// over commits nothing. The lease is not renewed: work that outlasts
+	// its TTL fails its commit, and its rows stay buffered for the next
+	// flush. On a backend several servers share (MultiProcess) a nil
+	// Leases means leases of an owner id of the Manager's own; on another
+	// backend, no leases.
+	Leases *lease.Leases
 	// OnEvent, when set, is told of every flush and compaction of a table,
 	// whoever ran it (the scheduler, Flush, Close, …), failures included:
 	// what a server logs and counts. It runs on the goroutine that did the

@@ -14,6 +14,7 @@ import (
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
@@ -35,6 +36,9 @@ type tier struct {
 	// doubts are the commits whose outcome is not known yet, oldest
 	// first (see doubt); under flushMu.
 	doubts []*doubt
+	// lease is the table's lease while a flush or compaction holds it
+	// (Options.Leases); under flushMu.
+	lease *lease.Lease
 
 	// commitMu keeps a commit's buffer delete out of the way of scans on a
 	// backend without snapshot scans: such a scan may miss a key deleted

@@ -119,6 +119,12 @@ func CatalogVersionKey() []byte {
 	return keys.AppendString(keys.AppendString(nil, kindMeta), "version")
 }
 
+// DatabaseIDKey holds the id of the database: random text written once,
+// by the first server that opens the backend, and read by every other.
+func DatabaseIDKey() []byte {
+	return keys.AppendString(keys.AppendString(nil, kindMeta), "database_id")
+}
+
 // CreatingKey marks table id as reserved by a create in progress, with the
 // Unix time in microseconds (8 big-endian bytes) of the reservation: the
 // sweep of orphan partitions leaves the partition of a recent one alone.

@@ -28,9 +28,11 @@
 package tables
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
@@ -53,7 +55,16 @@ type Options struct {
 	// table: the Source it returns is added to the table's reads when the
 	// table's store is first opened. Package flush provides one.
 	ColdTier ColdTier
+	// CatalogRefreshed, when set, is called after each background refresh
+	// of the catalog (see DB), with whether the catalog changed and the
+	// error of the refresh. It runs on the refresh's goroutine.
+	CatalogRefreshed func(changed bool, err error)
 }
+
+// CatalogRefreshInterval is how often a DB on a backend that several
+// processes share (store.Capabilities.MultiProcess) brings its copy of
+// the catalog up to date in the background.
+const CatalogRefreshInterval = time.Second
 
 // ColdTier supplies the cold tier of user and shared tables (see
 // Options.ColdTier).
@@ -68,8 +79,16 @@ type ColdTier interface {
 }
 
 // DB is the table layer over one StorageBackend: the catalog and one store
-// per table. Open exactly one DB per backend (the key locks and _seq
-// allocators live in it). It is safe for concurrent use.
+// per table. Open exactly one DB per backend in a process (the key locks
+// and _seq allocators live in it). It is safe for concurrent use.
+//
+// On a backend that several processes share (MultiProcess), each process's
+// DB holds a copy of the catalog that other processes change: the DB
+// refreshes it every CatalogRefreshInterval of its clock, in the
+// background until Close, and at once when a lookup names a namespace or
+// table the copy does not know. A table whose definition another process
+// changed (a column added) has its store switched to the new definition
+// when next looked up. Embedded backends do neither.
 type DB struct {
 	b     store.StorageBackend
 	cat   *catalog.Catalog
@@ -80,6 +99,11 @@ type DB struct {
 	// bg runs the eviction timers of the stream stores; StopEviction and
 	// Close stop it.
 	bg *background
+	// shared: other processes share the backend and change the catalog.
+	shared bool
+	// sync runs the background refresh of the catalog on a shared
+	// backend; Close stops it.
+	sync *background
 
 	mu      sync.Mutex
 	closed  bool
@@ -97,8 +121,38 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier, bg: newBackground(),
-		rows: map[string]*rowTable{}, streams: map[string]*StreamTableStore{}}, nil
+	db := &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier, bg: newBackground(),
+		shared: b.Capabilities().MultiProcess, sync: newBackground(), rows: map[string]*rowTable{}, streams: map[string]*StreamTableStore{}}
+	if db.shared {
+		// The ticker exists before Open returns: a fake clock advanced
+		// right after fires it.
+		tk := db.clock.NewTicker(CatalogRefreshInterval)
+		if _, _, err := db.sync.run(func(ctx context.Context) { db.refreshLoop(ctx, tk, opts.CatalogRefreshed) }); err != nil {
+			tk.Stop()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// refreshLoop refreshes the catalog at every tick of tk until ctx ends,
+// reporting each refresh to report (when set).
+func (db *DB) refreshLoop(ctx context.Context, tk clock.Ticker, report func(bool, error)) {
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C():
+		}
+		changed, err := db.cat.Refresh(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if report != nil {
+			report(changed, err)
+		}
+	}
 }
 
 // Catalog returns the catalog, to create and drop namespaces and tables.
@@ -118,6 +172,12 @@ func (db *DB) table(ns, name string, want catalog.TableType) (*catalog.Table, er
 	if err != nil {
 		return nil, err
 	}
+	return checkType(t, want)
+}
+
+// checkType checks that t is a want table (a user or shared table for
+// anyRowTable).
+func checkType(t *catalog.Table, want catalog.TableType) (*catalog.Table, error) {
 	switch {
 	case want == anyRowTable && t.Type == catalog.StreamTable:
 		return nil, fmt.Errorf("%w: %s is a stream table, not a user or shared table", core.ErrWrongTableType, t.FullName())
@@ -137,9 +197,66 @@ func (db *DB) allocator(ctx context.Context, t *catalog.Table) (*seq.Allocator, 
 
 // rowTable returns the cached store of user or shared table ns.name (of
 // either type for anyRowTable), opening it when the table is new or was
-// re-created since. It looks the table up once: the store it returns is
-// that of the table the catalog held at that moment.
+// re-created since, and switching it to the catalog's definition when
+// another process added columns to the table. It looks the table up once:
+// the store it returns is that of the table the catalog held at that
+// moment.
 func (db *DB) rowTable(ctx context.Context, ns, name string, want catalog.TableType) (*rowTable, error) {
+	refreshed := false
+	for {
+		rt, stale, err := db.openRowTable(ctx, ns, name, want)
+		if err != nil && !refreshed {
+			refreshed = true
+			if again, err := db.cat.RefreshIfMissing(ctx, err); again || err != nil {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		if stale == nil {
+			return rt, err
+		}
+		if err := db.adopt(stale); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// adopt switches rt to the catalog's definition of its table, which
+// another process extended with columns, as AddColumn switches it: with a
+// cold tier, while the table neither flushes nor compacts.
+func (db *DB) adopt(rt *rowTable) error {
+	db.mu.Lock()
+	old := rt.t
+	db.mu.Unlock()
+	change := func() (*catalog.Table, error) {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		t, err := db.cat.Table(old.Namespace, old.Name)
+		if err != nil {
+			return nil, err
+		}
+		if t.ID == rt.t.ID && len(t.Columns) > len(rt.t.Columns) {
+			rt.schemaMu.Lock()
+			rt.setSchema(t)
+			rt.schemaMu.Unlock()
+		}
+		return t, nil
+	}
+	var err error
+	if db.cold != nil {
+		_, err = db.cold.ChangeSchema(old, change)
+	} else {
+		_, err = change()
+	}
+	return err
+}
+
+// openRowTable is rowTable without the refresh: it returns the store, or,
+// when the cached store of the table has fewer columns than the catalog's
+// definition (another process added columns), that store to adopt first.
+func (db *DB) openRowTable(ctx context.Context, ns, name string, want catalog.TableType) (rt, stale *rowTable, err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	// Read under db.mu, which AddColumn holds while it changes the
@@ -147,25 +264,30 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, want catalog.TableT
 	// look newer than the store's once AddColumn ran.
 	t, err := db.table(ns, name, want)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if db.closed {
-		return nil, fmt.Errorf("tables: %w", store.ErrClosed)
+		return nil, nil, fmt.Errorf("tables: %w", store.ErrClosed)
 	}
-	if rt := db.rows[t.FullName()]; rt != nil && rt.t == t {
-		return rt, nil
+	if rt := db.rows[t.FullName()]; rt != nil {
+		switch {
+		case rt.t == t:
+			return rt, nil, nil
+		case rt.t.ID == t.ID && len(t.Columns) > len(rt.t.Columns):
+			return nil, rt, nil
+		}
 	}
 	alloc, err := db.allocator(ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var cold Source
 	if db.cold != nil {
 		if cold, err = db.cold.ColdSource(t); err != nil {
-			return nil, fmt.Errorf("%s: opening the cold tier: %w", t.FullName(), err)
+			return nil, nil, fmt.Errorf("%s: opening the cold tier: %w", t.FullName(), err)
 		}
 	}
-	rt := newRowTable(t, db.b, alloc, db.clock, cold)
+	rt = newRowTable(t, db.b, alloc, db.clock, cold)
 	// The versions a restart finds buffered count as written, up to the
 	// flush row limit (or one, to know that something waits for a timed
 	// flush): the count reads no more than that.
@@ -175,11 +297,11 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, want catalog.TableT
 	}
 	n, err := store.Count(ctx, db.b, t.Partition(), store.ScanOptions{Limit: limit})
 	if err != nil {
-		return nil, fmt.Errorf("%s: counting the buffer: %w", t.FullName(), rt.wrap(err))
+		return nil, nil, fmt.Errorf("%s: counting the buffer: %w", t.FullName(), rt.wrap(err))
 	}
 	rt.written.Store(n)
 	db.rows[t.FullName()] = rt
-	return rt, nil
+	return rt, nil, nil
 }
 
 // AddColumn appends the nullable column col to user or shared table
@@ -190,7 +312,7 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, want catalog.TableT
 // table's flushes and compactions wait meanwhile. It returns the new
 // definition.
 func (db *DB) AddColumn(ctx context.Context, ns, name string, col catalog.Column) (*catalog.Table, error) {
-	t, err := db.cat.Table(ns, name)
+	t, err := db.cat.FindTable(ctx, ns, name)
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +383,11 @@ func (db *DB) Shared(ctx context.Context, ns, name string) (*SharedTableStore, e
 // Stream returns the store of stream table ns.name; see User. The first
 // call for a table counts its stored events.
 func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, error) {
+	if _, err := db.table(ns, name, catalog.StreamTable); err != nil && db.shared {
+		if again, rerr := db.cat.RefreshIfMissing(ctx, err); rerr != nil || !again {
+			return nil, cmp.Or(rerr, err)
+		}
+	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	// Looked up under db.mu, as rowTable does, so that the store installed
@@ -301,7 +428,8 @@ func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, e
 func (db *DB) StopEviction() { db.bg.stop() }
 
 // Close stops the eviction timers of every stream store (StopEviction) and
-// makes later store lookups fail with store.ErrClosed. Stores obtained
+// the background refresh of the catalog, and makes later store lookups
+// fail with store.ErrClosed. Stores obtained
 // earlier keep working until the backend is closed. It does not close the
 // backend.
 func (db *DB) Close() error {
@@ -311,5 +439,6 @@ func (db *DB) Close() error {
 	// Outside db.mu: the eviction runs being cancelled take no DB lock,
 	// and lookups meanwhile fail at once instead of waiting.
 	db.StopEviction()
+	db.sync.stop()
 	return nil
 }

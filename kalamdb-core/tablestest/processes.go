@@ -16,9 +16,14 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
 
-// multiProcess makes a backend claim that several processes share it, as
-// Redis and etcd do: the table stores then make every write's batch check
-// that its key still holds what the write read.
+// MultiProcess returns b claiming that several processes share it
+// (store.Capabilities.MultiProcess), as Redis and etcd do: table layers
+// opened on it behave as several servers' do (every write's batch checks
+// that its key still holds what the write read, and the catalog is read
+// again when other servers may have changed it).
+func MultiProcess(b store.StorageBackend) store.StorageBackend { return multiProcess{b} }
+
+// multiProcess is the backend MultiProcess returns.
 type multiProcess struct{ store.StorageBackend }
 
 func (m multiProcess) Capabilities() store.Capabilities {

@@ -71,6 +71,17 @@ func Run(t *testing.T, h Harness) {
 	}
 	for _, c := range []struct {
 		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"servers/SeeNewTables", testServersSeeNewTables},
+		{"servers/SeeDroppedTables", testServersSeeDroppedTables},
+		{"servers/SeeAddedColumns", testServersSeeAddedColumns},
+		{"servers/BackgroundRefresh", testServersBackgroundRefresh},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
+	}
+	for _, c := range []struct {
+		name string
 		fn   func(*testing.T, *env)
 	}{
 		{"catalog/SurvivesRestart", testCatalogRestart},

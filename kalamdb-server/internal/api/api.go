@@ -61,6 +61,9 @@ type Options struct {
 	// /readyz still answers 200, with "status":"degraded" and them.
 	Degraded func() []string
 
+	// DatabaseID, when set, is shown by /healthz: servers that share a
+	// backend serve one database and show the same id.
+	DatabaseID string
 	// DB serves the namespace, table and row routes; nil leaves them out.
 	DB *tables.DB
 	// Catalog serves the namespace and table routes alone (without rows)
@@ -355,7 +358,11 @@ func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ auth.Principal) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	body := map[string]string{"status": "ok"}
+	if a.opts.DatabaseID != "" {
+		body["database_id"] = a.opts.DatabaseID
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 

@@ -107,8 +107,11 @@ func (a *API) createNamespace(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	return nil
 }
 
-func (a *API) listNamespaces(w http.ResponseWriter, _ *http.Request, _ auth.Principal) error {
-	nss := a.opts.Catalog.Namespaces()
+func (a *API) listNamespaces(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	nss, err := a.opts.Catalog.FreshNamespaces(r.Context())
+	if err != nil {
+		return err
+	}
 	out := make([]namespaceJSON, len(nss))
 	for i, ns := range nss {
 		out[i] = namespaceOut(ns)
@@ -118,7 +121,7 @@ func (a *API) listNamespaces(w http.ResponseWriter, _ *http.Request, _ auth.Prin
 }
 
 func (a *API) getNamespace(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	ns, err := a.opts.Catalog.Namespace(r.PathValue("ns"))
+	ns, err := a.opts.Catalog.FindNamespace(r.Context(), r.PathValue("ns"))
 	if err != nil {
 		return err
 	}
@@ -312,7 +315,7 @@ func (a *API) createTable(w http.ResponseWriter, r *http.Request, _ auth.Princip
 }
 
 func (a *API) listTables(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	ts, err := a.opts.Catalog.Tables(r.PathValue("ns"))
+	ts, err := a.opts.Catalog.FreshTables(r.Context(), r.PathValue("ns"))
 	if err != nil {
 		return err
 	}
@@ -325,7 +328,7 @@ func (a *API) listTables(w http.ResponseWriter, r *http.Request, _ auth.Principa
 }
 
 func (a *API) getTable(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	t, err := a.opts.Catalog.Table(r.PathValue("ns"), r.PathValue("t"))
+	t, err := a.opts.Catalog.FindTable(r.Context(), r.PathValue("ns"), r.PathValue("t"))
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,24 @@ import (
 
 // tableOf returns the table the request names.
 func (a *API) tableOf(r *http.Request) (*catalog.Table, error) {
-	return a.opts.DB.Catalog().Table(r.PathValue("ns"), r.PathValue("t"))
+	return a.opts.DB.Catalog().FindTable(r.Context(), r.PathValue("ns"), r.PathValue("t"))
+}
+
+// newerDefinition reports whether err names a column that t, the
+// definition a request was checked against, lacks, and the catalog read
+// again changed: on a backend several servers share, another may have
+// just added the column, and the request then looks its table up again.
+func (a *API) newerDefinition(ctx context.Context, t *catalog.Table, err error) bool {
+	var ce *core.ColumnError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	changed, rerr := a.opts.Catalog.RefreshForColumn(ctx, t, ce.Column)
+	if rerr != nil {
+		a.log.Warn("reading the catalog again for an unknown column", "table", t.FullName(), "column", ce.Column, "err", rerr)
+		return false
+	}
+	return changed
 }
 
 // rowStoreOf returns the store of the user or shared table the request
@@ -134,11 +151,22 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return badRequest(`field "rows" is empty: give at least one row`)
 	}
 	vals := make([][]row.Value, len(req.Rows))
-	for i, m := range req.Rows {
+	refreshed := false
+	for i := 0; i < len(req.Rows); i++ {
+		m := req.Rows[i]
 		if m == nil {
 			return badRequest(`field "rows[%d]" must be an object, not null`, i)
 		}
 		v, err := t.ValuesFromMap(m)
+		if err != nil && !refreshed && a.newerDefinition(r.Context(), t, err) {
+			// Another server added a column: start again, once, with the
+			// new definition.
+			if ts, err = a.storeOf(r, p); err != nil {
+				return err
+			}
+			t, i, refreshed = ts.table(), -1, true
+			continue
+		}
 		if err != nil {
 			return rowError(i, len(req.Rows), err)
 		}
@@ -276,6 +304,13 @@ func (a *API) patchRow(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		return badRequest("request body must be an object of the columns to change, not null")
 	}
 	set, err := rs.Table().PatchFromMap(patch)
+	if err != nil && a.newerDefinition(r.Context(), rs.Table(), err) {
+		// Another server added a column: decide with the new definition.
+		if rs, err = a.rowStoreOf(r, p); err != nil {
+			return err
+		}
+		set, err = rs.Table().PatchFromMap(patch)
+	}
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 
@@ -39,29 +39,33 @@ var metaPartition = store.MustPartition("server:meta")
 
 var instanceKey = []byte("instance_id")
 
-// instanceID returns the id of the database in the backend, creating it on
-// first use.
+// instanceID returns the id of the database in the backend: the
+// catalog's database id (catalog.EnsureDatabaseID), which every server
+// sharing the backend reads. A database created before the catalog kept
+// the id has it in metaPartition, where its Parquet directory was named
+// from: that one stays, and becomes the catalog's when the catalog has
+// none yet.
 func (s *Server) instanceID(ctx context.Context) (string, error) {
 	if err := s.backend.CreatePartition(ctx, metaPartition); err != nil {
 		return "", fmt.Errorf("creating %s: %w", metaPartition, err)
 	}
-	v, err := s.backend.Get(ctx, metaPartition, instanceKey)
-	if err == nil {
-		if _, herr := hex.DecodeString(string(v)); herr != nil || len(v) != 32 {
-			return "", fmt.Errorf("the instance id stored in %s is %q, not 32 hex digits: the backend's data is damaged", metaPartition, v)
-		}
-		return string(v), nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
+	old, err := s.backend.Get(ctx, metaPartition, instanceKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		old = nil
+	case err != nil:
 		return "", fmt.Errorf("reading the instance id: %w", err)
+	default:
+		if _, herr := hex.DecodeString(string(old)); herr != nil || len(old) != 32 {
+			return "", fmt.Errorf("the instance id stored in %s is %q, not 32 hex digits: the backend's data is damaged", metaPartition, old)
+		}
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	id, err := catalog.EnsureDatabaseID(ctx, s.backend, string(old))
+	if err != nil {
 		return "", err
 	}
-	id := hex.EncodeToString(b[:])
-	if err := s.backend.Put(ctx, metaPartition, instanceKey, []byte(id)); err != nil {
-		return "", fmt.Errorf("storing the instance id: %w", err)
+	if old != nil {
+		return string(old), nil
 	}
 	return id, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
@@ -51,6 +52,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	if s.hooks.clock != nil {
 		fopts.Tables.Clock = s.hooks.clock
 	}
+	fopts.Tables.CatalogRefreshed = s.catalogRefreshLog()
 	m, err := flush.Open(ctx, s.backend, fopts)
 	if err != nil {
 		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
@@ -77,6 +79,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		return problems
 	}
 	opts.DB = s.db
+	opts.DatabaseID = s.db.Catalog().DatabaseID()
 	opts.Cold = m
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
@@ -89,8 +92,31 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	opts.Stats = s.tableStats
 	s.metrics.BufferedRows(s.totalBufferedRows)
 	all, _ := s.db.Catalog().Tables("")
-	s.log.Info("tables open", "namespaces", len(s.db.Catalog().Namespaces()), "tables", len(all), "parquet_dir", dir)
+	s.log.Info("tables open", "database_id", opts.DatabaseID, "namespaces", len(s.db.Catalog().Namespaces()), "tables", len(all), "parquet_dir", dir)
 	return nil
+}
+
+// catalogRefreshLog returns the report of the background refreshes of the
+// catalog (on a backend several servers share): a failure is logged when
+// refreshes start failing and the recovery when they succeed again, not
+// every second; a change other servers made is logged at debug level.
+func (s *Server) catalogRefreshLog() func(changed bool, err error) {
+	var failing atomic.Bool
+	return func(changed bool, err error) {
+		switch {
+		case err != nil:
+			if !failing.Swap(true) {
+				s.log.Warn("reading the catalog again failed: changes other servers make are seen when a request names them, or once the backend answers",
+					"err", err)
+			}
+			return
+		case failing.Swap(false):
+			s.log.Info("reading the catalog again works again")
+		}
+		if changed {
+			s.log.Debug("catalog changed by another server")
+		}
+	}
 }
 
 // logError logs err at error level, with the stack when it is a panic.

@@ -19,7 +19,8 @@ import (
 // work, for /readyz: a backend whose disk is full (RocksDB then refuses
 // every write) still answers reads, so a probe that only reads would call
 // it ready. A write that fails through the backend's fault (not a caller's:
-// a missing key or partition, an invalid argument, a cancelled request)
+// a missing key or partition, an invalid argument, a cancelled request, a
+// batch whose check failed because another server changed the key first)
 // marks the writes failing; the next write that succeeds clears it. While
 // they fail, /readyz tries a small write itself (at most once per
 // probeEvery) so that it notices the recovery without waiting for traffic,
@@ -48,7 +49,7 @@ func newWriteWatch(b store.StorageBackend, name string, log *slog.Logger) *write
 // backendFault reports whether a failed write is the backend's fault.
 func backendFault(err error) bool {
 	for _, caller := range []error{store.ErrNotFound, store.ErrPartitionNotFound, store.ErrInvalidArgument,
-		store.ErrUnsupported, context.Canceled, context.DeadlineExceeded} {
+		store.ErrUnsupported, store.ErrConditionFailed, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, caller) {
 			return false
 		}

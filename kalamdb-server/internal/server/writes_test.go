@@ -63,9 +63,11 @@ func TestReadinessReportsABackendThatRejectsWrites(t *testing.T) {
 	assert.Equal(t, 201, rec.Code)
 }
 
-// Errors of the caller do not count as the backend failing.
+// Errors of the caller do not count as the backend failing, nor does a
+// batch whose check failed (another server changed the key first: the
+// write reads it again).
 func TestCallerErrorsAreNoBackendFault(t *testing.T) {
-	for _, err := range []error{store.ErrNotFound, store.ErrPartitionNotFound, store.ErrInvalidArgument, context.Canceled} {
+	for _, err := range []error{store.ErrNotFound, store.ErrPartitionNotFound, store.ErrInvalidArgument, context.Canceled, store.ErrConditionFailed} {
 		assert.False(t, backendFault(fmt.Errorf("x: %w", err)), "%v", err)
 	}
 	assert.True(t, backendFault(errors.New("IO error")))

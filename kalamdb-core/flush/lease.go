@@ -1,0 +1,67 @@
+package flush
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+)
+
+// LeaseName is the name of the lease under which table t is flushed and
+// compacted when Options.Leases is set.
+func LeaseName(t *catalog.Table) string { return "flush/" + strconv.FormatUint(t.ID, 10) }
+
+// takeLease takes the lease of tr for a flush or compaction, when
+// Options.Leases is set; release gives it back. The caller holds
+// tr.flushMu until it has called release.
+func (m *Manager) takeLease(ctx context.Context, tr *tier) (release func(), err error) {
+	if m.opts.Leases == nil {
+		return func() {}, nil
+	}
+	l, err := m.opts.Leases.Acquire(ctx, LeaseName(tr.table()))
+	if err != nil {
+		return nil, fmt.Errorf("flush: %s: %w", tr.table().FullName(), err)
+	}
+	tr.lease = l
+	return func() {
+		tr.lease = nil
+		// A lease taken over meanwhile is the new holder's: Release
+		// leaves it alone, and a failure only lets it expire.
+		_ = l.Release(context.WithoutCancel(ctx))
+	}, nil
+}
+
+// fencedBatch applies ops, a commit of tr's work, in one batch that also
+// checks the lease of tr when one is held: a worker whose lease was taken
+// over applies nothing (store.ErrConditionFailed).
+func (m *Manager) fencedBatch(ctx context.Context, tr *tier, ops []store.Operation) error {
+	if tr.lease == nil {
+		return m.b.Batch(ctx, ops)
+	}
+	return tr.lease.Commit(func(check store.Operation) error {
+		return m.b.Batch(ctx, append([]store.Operation{check}, ops...))
+	})
+}
+
+// leaseCheckBytes bounds what a lease check adds to a batch: its key and
+// the lease record it compares.
+const leaseCheckBytes = 256
+
+// caps returns the backend's capabilities as the commits of tr may use
+// them: with a lease held, one operation and leaseCheckBytes fewer per
+// batch, which the lease's check takes (fencedBatch).
+func (m *Manager) caps(tr *tier) store.Capabilities {
+	c := m.b.Capabilities()
+	if tr.lease != nil {
+		if c.MaxBatchOps > 0 {
+			c.MaxBatchOps--
+		}
+		if c.MaxBatchBytes > 0 {
+			c.MaxBatchBytes = max(c.MaxBatchBytes-leaseCheckBytes, 1)
+		}
+	}
+	return c
+}
