@@ -15,16 +15,12 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 )
-
-// tableOf returns the table the request names.
-func (a *API) tableOf(r *http.Request) (*catalog.Table, error) {
-	return a.opts.DB.Catalog().Table(r.PathValue("ns"), r.PathValue("t"))
-}
 
 // rowStoreOf returns the store of the user or shared table the request
 // names, bound to the caller (a shared table's ignores the caller), from
@@ -128,7 +124,6 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	t := ts.table()
 	var req insertRequest
 	if err := a.readJSON(w, r, &req); err != nil {
 		return err
@@ -136,30 +131,56 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if req.Rows == nil {
 		return badRequest(`field "rows" is required: a list of row objects`)
 	}
-	if len(req.Rows) == 0 {
-		return badRequest(`field "rows" is empty: give at least one row`)
-	}
-	vals := make([][]row.Value, len(req.Rows))
-	for i, m := range req.Rows {
-		if m == nil {
-			return badRequest(`field "rows[%d]" must be an object, not null`, i)
-		}
-		v, err := t.ValuesFromMap(m)
-		if err != nil {
-			return rowError(i, len(req.Rows), err)
-		}
-		vals[i] = v
-	}
-	if ts.stream != nil {
-		_, err = ts.stream.Append(r.Context(), vals...)
-	} else {
-		_, err = ts.rows.Insert(r.Context(), vals...)
-	}
+	n, err := a.insert(r.Context(), ts, req.Rows)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]int{"inserted": len(vals)})
+	writeJSON(w, http.StatusCreated, map[string]int{"inserted": n})
 	return nil
+}
+
+// InsertRows inserts rows, column names to values as row.FromAny takes
+// them, into table ns.name as p, all or none, and returns how many.
+func (a *API) InsertRows(ctx context.Context, ns, name string, p auth.Principal, rows []map[string]any) (int, error) {
+	var ts tableStore
+	rs, err := a.opts.DB.RowStore(ctx, ns, name, p.ID)
+	if errors.Is(err, core.ErrWrongTableType) {
+		ts.stream, err = a.streamOf(ctx, ns, name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	ts.rows = rs
+	return a.insert(ctx, ts, rows)
+}
+
+// insert inserts rows into ts, all or none.
+func (a *API) insert(ctx context.Context, ts tableStore, rows []map[string]any) (int, error) {
+	if len(rows) == 0 {
+		return 0, badRequest(`field "rows" is empty: give at least one row`)
+	}
+	t := ts.table()
+	vals := make([][]row.Value, len(rows))
+	for i, m := range rows {
+		if m == nil {
+			return 0, badRequest(`field "rows[%d]" must be an object, not null`, i)
+		}
+		v, err := t.ValuesFromMap(m)
+		if err != nil {
+			return 0, rowError(i, len(rows), err)
+		}
+		vals[i] = v
+	}
+	var err error
+	if ts.stream != nil {
+		_, err = ts.stream.Append(ctx, vals...)
+	} else {
+		_, err = ts.rows.Insert(ctx, vals...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(vals), nil
 }
 
 // rowError prefixes a row's error with its place in the request.
@@ -307,11 +328,7 @@ func (a *API) deleteRow(w http.ResponseWriter, r *http.Request, p auth.Principal
 
 // flushTable answers POST …/flush: {"rows_flushed":n,"files":[…]}.
 func (a *API) flushTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	t, err := a.coldTable(r, "flushing to Parquet")
-	if err != nil {
-		return err
-	}
-	res, err := a.opts.Cold.Flush(r.Context(), t.Namespace, t.Name)
+	res, err := a.FlushTable(r.Context(), r.PathValue("ns"), r.PathValue("t"))
 	if err != nil {
 		return err
 	}
@@ -319,20 +336,36 @@ func (a *API) flushTable(w http.ResponseWriter, r *http.Request, _ auth.Principa
 	return nil
 }
 
+// FlushTable flushes the buffered rows of user or shared table ns.name to
+// Parquet segments.
+func (a *API) FlushTable(ctx context.Context, ns, name string) (flush.Result, error) {
+	t, err := a.coldTable(ns, name, "flushing to Parquet")
+	if err != nil {
+		return flush.Result{}, err
+	}
+	return a.opts.Cold.Flush(ctx, t.Namespace, t.Name)
+}
+
 // compactTable answers POST …/compact: a major compaction of the table's
 // Parquet segments.
 func (a *API) compactTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	t, err := a.coldTable(r, "compacting Parquet segments")
-	if err != nil {
-		return err
-	}
-	res, err := a.opts.Cold.MajorCompact(r.Context(), t.Namespace, t.Name)
+	res, err := a.CompactTable(r.Context(), r.PathValue("ns"), r.PathValue("t"))
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"segments_merged": res.Merged, "segments_written": res.Written,
 		"rows": res.Rows, "versions_dropped": res.Dropped, "files": nonNil(res.Files)})
 	return nil
+}
+
+// CompactTable merges the Parquet segments of user or shared table ns.name
+// (a major compaction).
+func (a *API) CompactTable(ctx context.Context, ns, name string) (flush.CompactResult, error) {
+	t, err := a.coldTable(ns, name, "compacting Parquet segments")
+	if err != nil {
+		return flush.CompactResult{}, err
+	}
+	return a.opts.Cold.MajorCompact(ctx, t.Namespace, t.Name)
 }
 
 func nonNil(files []string) []string {
@@ -342,10 +375,10 @@ func nonNil(files []string) []string {
 	return files
 }
 
-// coldTable returns the user or shared table the request names, for an
-// operation on its cold tier (what names it for a server without one).
-func (a *API) coldTable(r *http.Request, what string) (*catalog.Table, error) {
-	t, err := a.tableOf(r)
+// coldTable returns user or shared table ns.name, for an operation on its
+// cold tier (what names it for a server without one).
+func (a *API) coldTable(ns, name, what string) (*catalog.Table, error) {
+	t, err := a.opts.DB.Catalog().Table(ns, name)
 	if err != nil {
 		return nil, err
 	}
