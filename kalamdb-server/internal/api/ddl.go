@@ -401,6 +401,9 @@ func (a *API) addColumn(w http.ResponseWriter, r *http.Request, p auth.Principal
 // name (row.ParseType) and whether it takes nulls.
 type ColumnRequest = columnJSON
 
+// FlushRequest is a flush policy as a client gives it: rows and seconds.
+type FlushRequest = flushJSON
+
 // AddColumn adds column c, which must be nullable, to user or shared table
 // ns.name and returns the new definition.
 func (a *API) AddColumn(ctx context.Context, ns, name string, c ColumnRequest) (*catalog.Table, error) {
