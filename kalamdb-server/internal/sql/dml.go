@@ -104,7 +104,8 @@ func (s *session) insert(ctx context.Context, st statement) (*Result, error) {
 		}
 		q.WriteString(cast(fmt.Sprintf("v.c%d", i), c))
 	}
-	q.WriteString(" FROM " + source + " AS v(")
+	// v.* too, to count the columns the source gives.
+	q.WriteString(", v.* FROM " + source + " AS v(")
 	for i := range cols {
 		if i > 0 {
 			q.WriteString(", ")
@@ -115,6 +116,9 @@ func (s *session) insert(ctx context.Context, st statement) (*Result, error) {
 	res, err := s.query(ctx, q.String(), s.argsFor(st), -1)
 	if err != nil {
 		return nil, err
+	}
+	if got := len(res.Schema) - len(cols); got != len(cols) {
+		return nil, badRequest(CodeInvalidArgument, "INSERT INTO %s names %d columns but its rows have %d values", t.FullName(), len(cols), got)
 	}
 	if len(res.Rows) == 0 {
 		return message("Inserted 0 row(s)"), nil

@@ -51,6 +51,9 @@ const (
 // the engine when Options.MaxResultRows is 0.
 const DefaultMaxResultRows = 1_000_000
 
+// DefaultQueryTimeout is Options.QueryTimeout when it is 0.
+const DefaultQueryTimeout = 30 * time.Second
+
 // Options configures an Engine.
 type Options struct {
 	// API runs the statements that the REST API also serves. Required.
@@ -59,6 +62,10 @@ type Options struct {
 	DB *tables.DB
 	// Logger receives engine errors; nil discards them.
 	Logger *slog.Logger
+	// QueryTimeout bounds the time a statement spends in the query engine;
+	// 0 means DefaultQueryTimeout. A statement that takes longer fails with
+	// REQUEST_TIMEOUT.
+	QueryTimeout time.Duration
 	// MaxResultRows bounds the rows a statement reads from one table and
 	// the rows it returns; 0 means DefaultMaxResultRows.
 	MaxResultRows int
@@ -81,6 +88,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = DefaultQueryTimeout
 	}
 	if opts.MaxResultRows <= 0 {
 		opts.MaxResultRows = DefaultMaxResultRows

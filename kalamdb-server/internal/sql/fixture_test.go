@@ -15,6 +15,7 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
@@ -35,27 +36,43 @@ type fixture struct {
 	db  *tables.DB
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, mods ...func(*Options)) *fixture {
 	t.Helper()
 	b := memory.New()
 	t.Cleanup(func() { _ = b.Close() })
-	return newFixtureOn(t, b)
+	return newFixtureOn(t, b, false, mods...)
 }
 
-func newFixtureOn(t testing.TB, b store.StorageBackend) *fixture {
+// newFixtureOn builds a fixture on backend b, with a Parquet cold tier
+// when cold is set.
+func newFixtureOn(t testing.TB, b store.StorageBackend, cold bool, mods ...func(*Options)) *fixture {
 	t.Helper()
-	db, err := tables.Open(context.Background(), b, tables.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
+	var db *tables.DB
+	var coldTier api.ColdTier
+	if cold {
+		m, err := flush.Open(context.Background(), b, flush.Options{Dir: t.TempDir(), CompactSegments: flush.NeverCompact})
+		require.NoError(t, err)
+		t.Cleanup(func() { _, _ = m.Close(context.Background()) })
+		db, coldTier = m.DB(), m
+	} else {
+		var err error
+		db, err = tables.Open(context.Background(), b, tables.Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = db.Close() })
+	}
 	authn, err := auth.New([]config.User{
 		{ID: "root", Role: config.RoleAdmin, Token: adminToken},
 		{ID: "alice", Role: config.RoleUser, Token: aliceToken},
 		{ID: "bob", Role: config.RoleUser, Token: bobToken},
 	})
 	require.NoError(t, err)
-	a := api.New(api.Options{Auth: authn, DB: db, MaxBodyBytes: 1 << 20, EvictionInterval: time.Hour,
+	a := api.New(api.Options{Auth: authn, DB: db, Cold: coldTier, MaxBodyBytes: 1 << 20, EvictionInterval: time.Hour,
 		Defaults: api.Defaults{FlushRows: 1000, FlushInterval: time.Minute, StreamTTL: time.Hour, StreamMaxRows: 1000}})
-	e, err := New(Options{API: a, DB: db})
+	opts := Options{API: a, DB: db}
+	for _, m := range mods {
+		m(&opts)
+	}
+	e, err := New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.Close() })
 	e.Register(a)
@@ -136,5 +153,5 @@ func (f *fixture) rest(t testing.TB, method, path, token, body string) (int, []b
 func (f *fixture) setup(t testing.TB) {
 	t.Helper()
 	f.ok(t, adminToken, `CREATE NAMESPACE app;
-		CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, qty INT, price DOUBLE, ok BOOLEAN, data BYTES, at TIMESTAMP)`)
+		CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, qty INT, price DOUBLE, ok BOOLEAN, data BYTES, seen TIMESTAMP)`)
 }
