@@ -96,6 +96,17 @@ func (s *session) insert(ctx context.Context, st statement) (*Result, error) {
 	default:
 		return nil, p.errorf("expected VALUES or SELECT")
 	}
+	if p.peek().is("VALUES") {
+		if rows, ok := constantRows(st.toks[from+1:], s.params, len(cols)); ok {
+			if maps, ok := exactRows(cols, rows); ok {
+				n, err := s.e.opts.API.InsertRows(ctx, t.Namespace, t.Name, s.p, maps)
+				if err != nil {
+					return nil, err
+				}
+				return message("Inserted %d row(s)", n), nil
+			}
+		}
+	}
 	var q strings.Builder
 	q.WriteString("SELECT ")
 	for i, c := range cols {
@@ -136,6 +147,23 @@ func (s *session) insert(ctx context.Context, st statement) (*Result, error) {
 		return nil, err
 	}
 	return message("Inserted %d row(s)", n), nil
+}
+
+// exactRows returns rows as maps of cols when every value already has its
+// column's type.
+func exactRows(cols []catalog.Column, rows [][]any) ([]map[string]any, bool) {
+	maps := make([]map[string]any, len(rows))
+	for i, r := range rows {
+		m := make(map[string]any, len(cols))
+		for j, c := range cols {
+			if !exactValue(c.Type, r[j]) {
+				return nil, false
+			}
+			m[c.Name] = r[j]
+		}
+		maps[i] = m
+	}
+	return maps, true
 }
 
 // rowStore returns the store of user or shared table ns.name for the caller.

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,6 +79,11 @@ type Engine struct {
 	conn  *duckdb.Connector
 	db    *sql.DB
 	scope atomic.Uint64 // names the private catalog of each query
+	// parses caches parse trees by query text (parseCached).
+	parses struct {
+		sync.Mutex
+		m map[string]*parsed
+	}
 }
 
 // New opens the query engine: an in-memory DuckDB that may read no file and
@@ -105,7 +111,9 @@ func New(opts Options) (*Engine, error) {
 		_ = c.Close()
 		return nil, fmt.Errorf("sql: configuring the query engine: %w", err)
 	}
-	return &Engine{opts: opts, log: opts.Logger, conn: c, db: db}, nil
+	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db}
+	e.parses.m = map[string]*parsed{}
+	return e, nil
 }
 
 // Close closes the query engine.

@@ -47,10 +47,20 @@ func newFixture(t testing.TB, mods ...func(*Options)) *fixture {
 // when cold is set.
 func newFixtureOn(t testing.TB, b store.StorageBackend, cold bool, mods ...func(*Options)) *fixture {
 	t.Helper()
+	dir := ""
+	if cold {
+		dir = t.TempDir()
+	}
+	return newFixtureOnDir(t, b, dir, mods...)
+}
+
+// newFixtureOnDir is newFixtureOn with the cold tier in dir ("" for none).
+func newFixtureOnDir(t testing.TB, b store.StorageBackend, dir string, mods ...func(*Options)) *fixture {
+	t.Helper()
 	var db *tables.DB
 	var coldTier api.ColdTier
-	if cold {
-		m, err := flush.Open(context.Background(), b, flush.Options{Dir: t.TempDir(), CompactSegments: flush.NeverCompact})
+	if dir != "" {
+		m, err := flush.Open(context.Background(), b, flush.Options{Dir: dir, CompactSegments: flush.NeverCompact})
 		require.NoError(t, err)
 		t.Cleanup(func() { _, _ = m.Close(context.Background()) })
 		db, coldTier = m.DB(), m

@@ -194,12 +194,7 @@ func (s *session) query(ctx context.Context, text string, args []any, offset int
 
 // run is query within its time bound.
 func (s *session) run(ctx context.Context, text string, args []any, offset int) (*Result, error) {
-	conn, err := s.e.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	p, err := s.parse(ctx, conn, text, offset)
+	p, err := s.e.parseCached(ctx, s, text, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +202,14 @@ func (s *session) run(ctx context.Context, text string, args []any, offset int) 
 	if err != nil {
 		return nil, err
 	}
+	if res, ok, err := s.pointSelect(ctx, p, srcs, args); ok || err != nil {
+		return res, err
+	}
+	conn, err := s.e.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
 	if len(srcs) > 0 || p.currentUser {
 		cleanup, err := s.materialize(ctx, conn, p, srcs, args)
 		if cleanup != nil {
@@ -223,6 +226,37 @@ func (s *session) run(ctx context.Context, text string, args []any, offset int) 
 	defer rows.Close()
 	return s.collect(rows, offset)
 }
+
+// parseCached is parse, remembering the parse trees of the last queries:
+// a query sent again with other params is not parsed again.
+func (e *Engine) parseCached(ctx context.Context, s *session, text string, offset int) (*parsed, error) {
+	key := strconv.Itoa(offset) + ":" + text
+	e.parses.Lock()
+	p, ok := e.parses.m[key]
+	e.parses.Unlock()
+	if ok {
+		return p, nil
+	}
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	p, err = s.parse(ctx, conn, text, offset)
+	if err != nil {
+		return nil, err
+	}
+	e.parses.Lock()
+	if len(e.parses.m) >= maxCachedParses {
+		clear(e.parses.m)
+	}
+	e.parses.m[key] = p
+	e.parses.Unlock()
+	return p, nil
+}
+
+// maxCachedParses bounds the parse cache; it is emptied when full.
+const maxCachedParses = 1024
 
 // collect reads a result.
 func (s *session) collect(rows *sql.Rows, offset int) (*Result, error) {

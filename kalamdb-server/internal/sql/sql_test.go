@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -356,4 +357,29 @@ func TestStorageCommandsWithoutColdTier(t *testing.T) {
 	f.fail(t, http.StatusNotImplemented, api.CodeNotImplemented, adminToken, `STORAGE FLUSH ALL IN app`)
 	f.fail(t, http.StatusBadRequest, CodeInvalidSQL, adminToken, `STORAGE VACUUM`)
 	f.fail(t, http.StatusNotFound, api.CodeTableNotFound, adminToken, `STORAGE FLUSH TABLE app.nothing`)
+}
+
+// The point lookup and the constant insert answer exactly as the engine
+// does.
+func TestFastPathsMatchTheEngine(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	f.ok(t, aliceToken, `INSERT INTO items VALUES (1, 'a', 2, 0.5, true, '\x01'::BLOB, TIMESTAMP '2026-01-02 03:04:05.123456')`)
+	f.ok(t, aliceToken, `INSERT INTO items (id, name, qty, price, ok) VALUES ($1, $2, $3, $4, $5), (-3, 'neg', -7, -1.25e2, FALSE)`, 2, "b", nil, 1, false)
+	for _, q := range []string{
+		`SELECT * FROM items WHERE id = %s`, `SELECT id, name AS n, _seq, _updated, seen, data FROM items WHERE id = %s`,
+		`SELECT items.price, ok FROM app.items WHERE items.id = %s`,
+	} {
+		for _, id := range []string{"1", "2", "-3", "99"} {
+			fast := f.ok(t, aliceToken, fmt.Sprintf(q, id))
+			engine := f.ok(t, aliceToken, fmt.Sprintf(q, id)+" AND true")
+			assert.Equal(t, engine, fast, q, id)
+		}
+	}
+	r := f.ok(t, aliceToken, `SELECT qty, price FROM items WHERE id = -3`)
+	assert.Equal(t, [][]any{{-7.0, -125.0}}, r.Rows)
+	// Values that need a cast take the engine's path.
+	f.ok(t, aliceToken, `INSERT INTO items (id, name, qty, price) VALUES ('10', 5, 2.6, 3)`)
+	assert.Equal(t, [][]any{{"5", 3.0, 3.0}}, f.ok(t, aliceToken, `SELECT name, qty, price FROM items WHERE id = 10`).Rows)
+	f.fail(t, http.StatusBadRequest, api.CodeInvalidRow, aliceToken, `INSERT INTO items (id, name, qty) VALUES (11, 'x', 3000000000)`)
 }
