@@ -229,17 +229,9 @@ func (s *session) showNamespaces(p *parser) (*Result, error) {
 }
 
 func (s *session) showTables(p *parser) (*Result, error) {
-	var nss []string
-	if p.accept("IN") || p.accept("FROM") {
-		name, err := p.name("a namespace name")
-		if err != nil {
-			return nil, err
-		}
-		nss = []string{name}
-	} else {
-		for _, ns := range s.e.opts.DB.Catalog().Namespaces() {
-			nss = append(nss, ns.Name)
-		}
+	nss, err := s.namespaces(p, "IN", "FROM")
+	if err != nil {
+		return nil, err
 	}
 	if err := p.finish(); err != nil {
 		return nil, err
@@ -255,6 +247,25 @@ func (s *session) showTables(p *parser) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// namespaces reads an optional "IN ns" (any of the keywords kws) and
+// returns that namespace, or every namespace without it.
+func (s *session) namespaces(p *parser, kws ...string) ([]string, error) {
+	for _, kw := range kws {
+		if p.accept(kw) {
+			name, err := p.name("a namespace name")
+			if err != nil {
+				return nil, err
+			}
+			return []string{name}, nil
+		}
+	}
+	var nss []string
+	for _, ns := range s.e.opts.DB.Catalog().Namespaces() {
+		nss = append(nss, ns.Name)
+	}
+	return nss, nil
 }
 
 func (s *session) use(p *parser) (*Result, error) {
@@ -589,17 +600,9 @@ func (s *session) storage(ctx context.Context, p *parser) (*Result, error) {
 	}
 	var targets []*catalog.Table
 	if p.accept("ALL") {
-		var nss []string
-		if p.accept("IN") {
-			ns, err := p.name("a namespace name")
-			if err != nil {
-				return nil, err
-			}
-			nss = []string{ns}
-		} else {
-			for _, ns := range s.e.opts.DB.Catalog().Namespaces() {
-				nss = append(nss, ns.Name)
-			}
+		nss, err := s.namespaces(p, "IN")
+		if err != nil {
+			return nil, err
 		}
 		for _, ns := range nss {
 			ts, err := s.e.opts.DB.Catalog().Tables(ns)

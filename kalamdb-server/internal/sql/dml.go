@@ -166,13 +166,33 @@ func exactRows(cols []catalog.Column, rows [][]any) ([]map[string]any, bool) {
 	return maps, true
 }
 
-// rowStore returns the store of user or shared table ns.name for the caller.
-func (s *session) rowStore(ctx context.Context, ns, name, verb string) (*tables.RowStore, error) {
+// target reads the keywords kws and the table an UPDATE or DELETE
+// changes, and returns the parser after them and the table's store for the
+// caller; verb names the change in the error for a stream table.
+func (s *session) target(ctx context.Context, st statement, verb string, kws ...string) (*parser, *tables.RowStore, error) {
+	p := newParser(st)
+	if err := p.expect(kws...); err != nil {
+		return nil, nil, err
+	}
+	ns, name, err := p.tableName(s)
+	if err != nil {
+		return nil, nil, err
+	}
 	rs, err := s.e.opts.DB.RowStore(ctx, ns, name, s.p.ID)
 	if errors.Is(err, core.ErrWrongTableType) {
-		return nil, fmt.Errorf("%w: %s.%s is a stream table: its events cannot be %s", core.ErrWrongTableType, ns, name, verb)
+		return nil, nil, fmt.Errorf("%w: %s.%s is a stream table: its events cannot be %s", core.ErrWrongTableType, ns, name, verb)
 	}
-	return rs, err
+	return p, rs, err
+}
+
+// keyOf returns the primary key of t that a query selected as v.
+func keyOf(t *catalog.Table, v any) (row.Value, error) {
+	c := t.PrimaryKeyColumn()
+	pk, err := row.FromAny(c.Type, fromResult(v))
+	if err != nil {
+		return row.Value{}, core.InvalidRow(c.Name, "%v", err)
+	}
+	return pk, nil
 }
 
 // whereClause reads an optional WHERE to the end of the statement and
@@ -191,15 +211,7 @@ func whereClause(p *parser, st statement) (string, error) {
 }
 
 func (s *session) update(ctx context.Context, st statement) (*Result, error) {
-	p := newParser(st)
-	if err := p.expect("UPDATE"); err != nil {
-		return nil, err
-	}
-	ns, name, err := p.tableName(s)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := s.rowStore(ctx, ns, name, "updated")
+	p, rs, err := s.target(ctx, st, "updated", "UPDATE")
 	if err != nil {
 		return nil, err
 	}
@@ -262,10 +274,9 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 	// Every new value is checked before the first row changes.
 	pks := make([]row.Value, len(res.Rows))
 	sets := make([]map[string]row.Value, len(res.Rows))
-	pkc := t.PrimaryKeyColumn()
 	for i, r := range res.Rows {
-		if pks[i], err = row.FromAny(pkc.Type, fromResult(r[0])); err != nil {
-			return nil, core.InvalidRow(pkc.Name, "%v", err)
+		if pks[i], err = keyOf(t, r[0]); err != nil {
+			return nil, err
 		}
 		m := make(map[string]any, len(cols))
 		for j, c := range cols {
@@ -294,15 +305,7 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 }
 
 func (s *session) delete(ctx context.Context, st statement) (*Result, error) {
-	p := newParser(st)
-	if err := p.expect("DELETE", "FROM"); err != nil {
-		return nil, err
-	}
-	ns, name, err := p.tableName(s)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := s.rowStore(ctx, ns, name, "deleted")
+	p, rs, err := s.target(ctx, st, "deleted", "DELETE", "FROM")
 	if err != nil {
 		return nil, err
 	}
@@ -315,11 +318,10 @@ func (s *session) delete(ctx context.Context, st statement) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pkc := t.PrimaryKeyColumn()
 	pks := make([]row.Value, len(res.Rows))
 	for i, r := range res.Rows {
-		if pks[i], err = row.FromAny(pkc.Type, fromResult(r[0])); err != nil {
-			return nil, core.InvalidRow(pkc.Name, "%v", err)
+		if pks[i], err = keyOf(t, r[0]); err != nil {
+			return nil, err
 		}
 	}
 	n := 0
