@@ -33,6 +33,7 @@ type parsed struct {
 	refs        []tableRef
 	ctes        map[string]bool
 	currentUser bool
+	maxParam    int            // the highest parameter the query uses
 	root        map[string]any // the statement's node
 }
 
@@ -104,6 +105,14 @@ func (p *parsed) walk(v any, offset int) error {
 				break
 			}
 			return badRequest(CodeUnsupported, "table function %s is not available: queries read KalamDB tables only", fn)
+		}
+		if x["class"] == "PARAMETER" {
+			id, _ := x["identifier"].(string)
+			if n, err := strconv.Atoi(id); err != nil || n < 1 {
+				return badRequest(CodeInvalidSQL, "parameter %q is not supported: number parameters $1, $2, … in the order of params", id)
+			} else if n > p.maxParam {
+				p.maxParam = n
+			}
 		}
 		if x["class"] == "FUNCTION" {
 			if fn, _ := x["function_name"].(string); strings.EqualFold(fn, "current_user") {
@@ -197,6 +206,9 @@ func (s *session) run(ctx context.Context, text string, args []any, offset int) 
 	p, err := s.e.parseCached(ctx, s, text, offset)
 	if err != nil {
 		return nil, err
+	}
+	if p.maxParam > len(args) {
+		return nil, badRequest(CodeInvalidArgument, "the statement uses parameter $%d but %d params go with it", p.maxParam, len(args))
 	}
 	srcs, err := s.resolve(p)
 	if err != nil {

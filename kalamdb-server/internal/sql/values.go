@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -96,7 +97,11 @@ func engineType(name string) string {
 func engineError(err error, offset int) error {
 	var de *duckdb.Error
 	if !errors.As(err, &de) {
-		return err
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		// The driver's own checks: the arguments of the statement.
+		return badRequest(CodeInvalidArgument, "%s", err.Error())
 	}
 	msg := de.Msg
 	if offset > 0 {
