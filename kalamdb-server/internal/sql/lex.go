@@ -1,7 +1,7 @@
 package sql
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -156,8 +156,7 @@ func maxParam(toks []token) int {
 	n := 0
 	for _, t := range toks {
 		if t.kind == tokParam {
-			var k int
-			if _, err := fmt.Sscanf(t.text[1:], "%d", &k); err == nil && k > n {
+			if k, err := strconv.Atoi(t.text[1:]); err == nil && k > n {
 				n = k
 			}
 		}

@@ -191,18 +191,6 @@ func (s *session) resolve(p *parsed) ([]source, error) {
 // query runs a query on the engine over what the caller may see of the
 // tables it reads. offset is as for parse.
 func (s *session) query(ctx context.Context, text string, args []any, offset int) (*Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.e.opts.QueryTimeout)
-	defer cancel()
-	res, err := s.run(ctx, text, args, offset)
-	if err != nil && ctx.Err() == context.DeadlineExceeded {
-		return nil, &api.Error{Status: http.StatusRequestTimeout, Code: api.CodeRequestTimeout,
-			Message: fmt.Sprintf("the statement ran longer than %s and was stopped", s.e.opts.QueryTimeout)}
-	}
-	return res, err
-}
-
-// run is query within its time bound.
-func (s *session) run(ctx context.Context, text string, args []any, offset int) (*Result, error) {
 	p, err := s.e.parseCached(ctx, s, text, offset)
 	if err != nil {
 		return nil, err
@@ -217,6 +205,18 @@ func (s *session) run(ctx context.Context, text string, args []any, offset int) 
 	if res, ok, err := s.pointSelect(ctx, p, srcs, args); ok || err != nil {
 		return res, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.e.opts.QueryTimeout)
+	defer cancel()
+	res, err := s.run(ctx, p, srcs, text, args, offset)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return nil, &api.Error{Status: http.StatusRequestTimeout, Code: api.CodeRequestTimeout,
+			Message: fmt.Sprintf("the statement ran longer than %s and was stopped", s.e.opts.QueryTimeout)}
+	}
+	return res, err
+}
+
+// run runs query p, which reads srcs, on the engine, within ctx's bound.
+func (s *session) run(ctx context.Context, p *parsed, srcs []source, text string, args []any, offset int) (*Result, error) {
 	conn, err := s.e.db.Conn(ctx)
 	if err != nil {
 		return nil, err
