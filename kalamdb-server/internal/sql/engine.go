@@ -45,7 +45,7 @@ const (
 	CodeTypeError       = "TYPE_ERROR"
 	CodeNoNamespace     = "NO_NAMESPACE"
 	CodeResultTooLarge  = "RESULT_TOO_LARGE"
-	CodeInvalidArgument = "INVALID_ARGUMENT"
+	CodeInvalidArgument = api.CodeInvalidArgument
 )
 
 // DefaultMaxResultRows is the most rows a statement returns or reads into

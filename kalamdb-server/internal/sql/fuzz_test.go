@@ -17,7 +17,7 @@ import (
 var badSQL = []string{
 	``, `;`, `   -- only a comment`, `SELEC 1`, `SELECT`, `SELECT * FROM`, `SELECT 'open`, `SELECT "open`, `/* open`,
 	`SELECT * FROM items WHERE`, `SELECT nope FROM items`, `SELECT * FROM nowhere.items`,
-	`SELECT 1 +`, `SELECT 'a' + 1`, `SELECT CAST('x' AS INT)`, `SELECT $1`, `SELECT $0`, `SELECT $A00000000`, `SELECT ?`, `SELECT $name`, `SELECT $99999999999999999999`,
+	`SELECT 1 +`, `SELECT nofunc(1)`, `SELECT CAST(1 AS NOTYPE)`, `SELECT 'a' + 1`, `SELECT CAST('x' AS INT)`, `SELECT $1`, `SELECT $0`, `SELECT $A00000000`, `SELECT ?`, `SELECT $name`, `SELECT $99999999999999999999`,
 	`SELECT * FROM a.b.c.d`, `SELECT * FROM read_parquet('x')`, `PRAGMA version`, `EXPLAIN SELECT 1`, `CALL pragma_version()`,
 	`INSERT`, `INSERT INTO`, `INSERT INTO items`, `INSERT INTO items (`, `INSERT INTO items (id`, `INSERT INTO items (id) VALUES`,
 	`INSERT INTO items (id) VALUES (`, `INSERT INTO items (id, id) VALUES (1, 1)`, `INSERT INTO items VALUES (1)`,
@@ -57,6 +57,8 @@ func TestSyntaxErrorsPointAtTheProblem(t *testing.T) {
 	assert.Contains(t, msg, `"="`)
 	msg = f.fail(t, http.StatusBadRequest, CodeUnknownColumn, aliceToken, `SELECT nope FROM items`)
 	assert.Contains(t, msg, "nope")
+	msg = f.fail(t, http.StatusBadRequest, CodeInvalidSQL, aliceToken, `SELECT nofunc(id) FROM items`)
+	assert.Contains(t, msg, "nofunc")
 	msg = f.fail(t, http.StatusBadRequest, CodeInvalidSQL, adminToken, `CREATE TABLE app.t (id INT PRIMARY KEY,)`)
 	assert.Contains(t, msg, "position 39")
 }

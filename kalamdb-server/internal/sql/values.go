@@ -123,10 +123,10 @@ func engineError(err error, offset int) error {
 		duckdb.ErrorTypeDecimal, duckdb.ErrorTypeDivideByZero:
 		return e(http.StatusBadRequest, CodeTypeError)
 	case duckdb.ErrorTypeCatalog:
-		if strings.Contains(de.Msg, "does not exist") && strings.Contains(de.Msg, "Function") || strings.Contains(de.Msg, "Scalar Function") {
-			return e(http.StatusBadRequest, CodeInvalidSQL)
+		if strings.Contains(de.Msg, "Table with name") {
+			return e(http.StatusNotFound, api.CodeTableNotFound)
 		}
-		return e(http.StatusNotFound, api.CodeTableNotFound)
+		return e(http.StatusBadRequest, CodeInvalidSQL) // an unknown function or type
 	case duckdb.ErrorTypeInvalidInput, duckdb.ErrorTypeParameterNotResolved, duckdb.ErrorTypeParameterNotAllowed,
 		duckdb.ErrorTypeNotImplemented, duckdb.ErrorTypeExpression, duckdb.ErrorTypeInvalid, duckdb.ErrorTypeConstraint,
 		duckdb.ErrorTypeSequence, duckdb.ErrorTypeDependency, duckdb.ErrorTypeObjectSize:
