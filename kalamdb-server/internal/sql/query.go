@@ -258,6 +258,9 @@ func (e *Engine) parseCached(ctx context.Context, s *session, text string, offse
 	if err != nil {
 		return nil, err
 	}
+	if len(text) > maxCachedText {
+		return p, nil
+	}
 	e.parses.Lock()
 	if len(e.parses.m) >= maxCachedParses {
 		clear(e.parses.m)
@@ -267,8 +270,12 @@ func (e *Engine) parseCached(ctx context.Context, s *session, text string, offse
 	return p, nil
 }
 
-// maxCachedParses bounds the parse cache; it is emptied when full.
-const maxCachedParses = 1024
+// The parse cache holds up to maxCachedParses queries of up to
+// maxCachedText bytes; it is emptied when full.
+const (
+	maxCachedParses = 1024
+	maxCachedText   = 4096
+)
 
 // collect reads a result.
 func (s *session) collect(rows *sql.Rows, offset int) (*Result, error) {
