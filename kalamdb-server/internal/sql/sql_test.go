@@ -3,6 +3,7 @@ package sql
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -382,4 +383,24 @@ func TestFastPathsMatchTheEngine(t *testing.T) {
 	f.ok(t, aliceToken, `INSERT INTO items (id, name, qty, price) VALUES ('10', 5, 2.6, 3)`)
 	assert.Equal(t, [][]any{{"5", 3.0, 3.0}}, f.ok(t, aliceToken, `SELECT name, qty, price FROM items WHERE id = 10`).Rows)
 	f.fail(t, http.StatusBadRequest, api.CodeInvalidRow, aliceToken, `INSERT INTO items (id, name, qty) VALUES (11, 'x', 3000000000)`)
+}
+
+// A query sent again reuses its parse tree, never its params or its
+// caller.
+func TestParsedQueriesAreReusedSafely(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	f.ok(t, aliceToken, `INSERT INTO items (id, name) VALUES (1, 'a1'), (2, 'a2')`)
+	f.ok(t, bobToken, `INSERT INTO items (id, name) VALUES (1, 'b1')`)
+	for _, q := range []string{
+		`SELECT name FROM items WHERE id = $1`,
+		`SELECT name FROM items WHERE id = $1 AND name <> 'x'`,
+		`SELECT name FROM items WHERE id = $1 AND ` + strings.Repeat("true AND ", 600) + `true`,
+	} {
+		assert.Equal(t, [][]any{{"a1"}}, f.ok(t, aliceToken, q, 1).Rows, q)
+		assert.Equal(t, [][]any{{"a2"}}, f.ok(t, aliceToken, q, 2).Rows, q)
+		assert.Equal(t, [][]any{{"b1"}}, f.ok(t, bobToken, q, 1).Rows, q)
+		assert.Empty(t, f.ok(t, bobToken, q, 2).Rows, q)
+	}
+	assert.LessOrEqual(t, len(f.e.parses.m), 2)
 }
