@@ -319,6 +319,16 @@ var sqlTypes = map[string]row.Type{
 	"timestamp": row.TypeTimestamp,
 }
 
+// columnDef reads a column's name and type.
+func (p *parser) columnDef() (string, row.Type, error) {
+	col, err := p.name("a column name")
+	if err != nil {
+		return "", 0, err
+	}
+	typ, err := p.columnType(col)
+	return col, typ, err
+}
+
 // columnType reads a column type, with an ignored length such as VARCHAR(20).
 func (p *parser) columnType(col string) (row.Type, error) {
 	t := p.peek()
@@ -381,11 +391,7 @@ func (s *session) createTable(ctx context.Context, p *parser) (*Result, error) {
 				return nil, err
 			}
 		} else {
-			col, err := p.name("a column name")
-			if err != nil {
-				return nil, err
-			}
-			typ, err := p.columnType(col)
+			col, typ, err := p.columnDef()
 			if err != nil {
 				return nil, err
 			}
@@ -567,11 +573,7 @@ func (s *session) alterTable(ctx context.Context, p *parser) (*Result, error) {
 		return nil, err
 	}
 	p.accept("COLUMN")
-	col, err := p.name("a column name")
-	if err != nil {
-		return nil, err
-	}
-	typ, err := p.columnType(col)
+	col, typ, err := p.columnDef()
 	if err != nil {
 		return nil, err
 	}

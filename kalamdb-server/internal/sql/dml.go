@@ -40,6 +40,16 @@ func column(t *catalog.Table, name string, pos int) (catalog.Column, error) {
 	return t.Columns[i], nil
 }
 
+// column reads the name of a column of t that a statement writes.
+func (p *parser) column(t *catalog.Table) (catalog.Column, error) {
+	at := p.peek().pos
+	n, err := p.name("a column name")
+	if err != nil {
+		return catalog.Column{}, err
+	}
+	return column(t, n, at)
+}
+
 // cast is expression text cast to column c's engine type.
 func cast(expr string, c catalog.Column) string {
 	return "CAST((" + expr + ") AS " + engineTypes[c.Type] + ")"
@@ -63,14 +73,11 @@ func (s *session) insert(ctx context.Context, st statement) (*Result, error) {
 		seen := map[string]bool{}
 		for {
 			at := p.peek().pos
-			n, err := p.name("a column name")
+			c, err := p.column(t)
 			if err != nil {
 				return nil, err
 			}
-			c, err := column(t, n, at)
-			if err != nil {
-				return nil, err
-			}
+			n := c.Name
 			if seen[n] {
 				return nil, invalidSQL(at, "column %q is named twice", n)
 			}
@@ -223,14 +230,11 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 	var exprs []string
 	for {
 		at := p.peek().pos
-		n, err := p.name("a column name")
+		c, err := p.column(t)
 		if err != nil {
 			return nil, err
 		}
-		c, err := column(t, n, at)
-		if err != nil {
-			return nil, err
-		}
+		n := c.Name
 		if c.Name == t.PrimaryKey {
 			return nil, badRequest(CodeInvalidArgument, "column %q is the primary key of %s and cannot be updated (at position %d)", n, t.FullName(), at)
 		}
