@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
+	"errors"
+
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -98,12 +100,30 @@ func (a *API) createNamespace(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	if req.Name == nil {
 		return badRequest(`field "name" is required`)
 	}
-	ns, err := a.opts.Catalog.CreateNamespace(r.Context(), *req.Name)
+	ns, err := a.CreateNamespace(r.Context(), *req.Name)
 	if err != nil {
 		return err
 	}
-	a.log.Info("namespace created", "namespace", ns.Name)
 	writeJSON(w, http.StatusCreated, namespaceOut(ns))
+	return nil
+}
+
+// CreateNamespace creates namespace name.
+func (a *API) CreateNamespace(ctx context.Context, name string) (*catalog.Namespace, error) {
+	ns, err := a.opts.Catalog.CreateNamespace(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("namespace created", "namespace", ns.Name)
+	return ns, nil
+}
+
+// DropNamespace drops namespace name, which must hold no table.
+func (a *API) DropNamespace(ctx context.Context, name string) error {
+	if err := a.opts.Catalog.DropNamespace(ctx, name); err != nil {
+		return err
+	}
+	a.log.Info("namespace dropped", "namespace", name)
 	return nil
 }
 
@@ -130,11 +150,9 @@ func (a *API) getNamespace(w http.ResponseWriter, r *http.Request, _ auth.Princi
 }
 
 func (a *API) dropNamespace(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	name := r.PathValue("ns")
-	if err := a.opts.Catalog.DropNamespace(r.Context(), name); err != nil {
+	if err := a.DropNamespace(r.Context(), r.PathValue("ns")); err != nil {
 		return err
 	}
-	a.log.Info("namespace dropped", "namespace", name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -152,8 +170,9 @@ type flushJSON struct {
 	IntervalSeconds *int64 `json:"interval_seconds,omitempty"`
 }
 
-// createTableRequest is the body of POST /v1/namespaces/{ns}/tables.
-type createTableRequest struct {
+// TableRequest is the body of POST /v1/namespaces/{ns}/tables: a table
+// definition as a client gives it, before the configured defaults apply.
+type TableRequest struct {
 	Name           *string      `json:"name"`
 	Type           *string      `json:"type"`
 	Columns        []columnJSON `json:"columns"`
@@ -203,7 +222,7 @@ func tableOut(t *catalog.Table) tableJSON {
 
 // tableDef turns a create-table request into a catalog definition, with
 // the configured defaults, naming the request field of any problem.
-func (a *API) tableDef(ns string, req *createTableRequest) (catalog.Table, error) {
+func (a *API) tableDef(ns string, req *TableRequest) (catalog.Table, error) {
 	if req.Name == nil {
 		return catalog.Table{}, badRequest(`field "name" is required`)
 	}
@@ -291,27 +310,43 @@ func typeList() string {
 }
 
 func (a *API) createTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	var req createTableRequest
+	var req TableRequest
 	if err := a.readJSON(w, r, &req); err != nil {
 		return err
 	}
-	ns := r.PathValue("ns")
-	def, err := a.tableDef(ns, &req)
+	def, err := a.TableDefinition(r.PathValue("ns"), &req)
 	if err != nil {
 		return err
 	}
-	t, err := a.opts.Catalog.CreateTable(r.Context(), def)
+	t, err := a.CreateTable(r.Context(), def)
 	if err != nil {
 		return err
-	}
-	a.log.Info("table created", "table", t.FullName(), "type", t.Type)
-	if t.Type == catalog.StreamTable && a.opts.DB != nil {
-		if _, err := a.streamOf(r.Context(), t.Namespace, t.Name); err != nil {
-			a.log.Warn("opening the new stream table", "table", t.FullName(), "err", err)
-		}
 	}
 	writeJSON(w, http.StatusCreated, tableOut(t))
 	return nil
+}
+
+// TableDefinition turns a table request for namespace ns into a catalog
+// definition with the configured defaults, naming the request field of
+// any problem (an *Error).
+func (a *API) TableDefinition(ns string, req *TableRequest) (catalog.Table, error) {
+	return a.tableDef(ns, req)
+}
+
+// CreateTable creates the table def describes (from TableDefinition) and,
+// for a stream table, starts its eviction.
+func (a *API) CreateTable(ctx context.Context, def catalog.Table) (*catalog.Table, error) {
+	t, err := a.opts.Catalog.CreateTable(ctx, def)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("table created", "table", t.FullName(), "type", t.Type)
+	if t.Type == catalog.StreamTable && a.opts.DB != nil {
+		if _, err := a.streamOf(ctx, t.Namespace, t.Name); err != nil {
+			a.log.Warn("opening the new stream table", "table", t.FullName(), "err", err)
+		}
+	}
+	return t, nil
 }
 
 func (a *API) listTables(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -354,39 +389,62 @@ func (a *API) writeTable(w http.ResponseWriter, r *http.Request, t *catalog.Tabl
 // addColumn answers POST /v1/namespaces/{ns}/tables/{t}/columns: it adds a
 // nullable column to a user or shared table and returns the table.
 func (a *API) addColumn(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var req columnJSON
+	var req ColumnRequest
 	if err := a.readJSON(w, r, &req); err != nil {
 		return err
 	}
-	if req.Name == "" {
-		return badRequest(`field "name" is required`)
-	}
-	typ, err := row.ParseType(req.Type)
-	if err != nil {
-		return badRequest(`field "type" of column %q is %q; the types are %s`, req.Name, req.Type, typeList())
-	}
-	if !req.Nullable {
-		return badRequest(`field "nullable" must be true: the rows already in the table have no value for column %q and read it as null`, req.Name)
-	}
-	ns, name := r.PathValue("ns"), r.PathValue("t")
-	t, err := a.opts.DB.AddColumn(r.Context(), ns, name, catalog.Column{Name: req.Name, Type: typ, Nullable: true})
+	t, err := a.AddColumn(r.Context(), r.PathValue("ns"), r.PathValue("t"), req)
 	if err != nil {
 		return err
 	}
-	a.log.Info("column added", "table", t.FullName(), "column", req.Name, "type", typ.String())
 	return a.writeTable(w, r, t, p)
 }
 
+// ColumnRequest is a column as a client gives it: its name, its type's
+// name (row.ParseType) and whether it takes nulls.
+type ColumnRequest = columnJSON
+
+// FlushRequest is a flush policy as a client gives it: rows and seconds.
+type FlushRequest = flushJSON
+
+// AddColumn adds column c, which must be nullable, to user or shared table
+// ns.name and returns the new definition.
+func (a *API) AddColumn(ctx context.Context, ns, name string, c ColumnRequest) (*catalog.Table, error) {
+	if c.Name == "" {
+		return nil, badRequest(`field "name" is required`)
+	}
+	typ, err := row.ParseType(c.Type)
+	if err != nil {
+		return nil, badRequest(`field "type" of column %q is %q; the types are %s`, c.Name, c.Type, typeList())
+	}
+	if !c.Nullable {
+		return nil, badRequest(`field "nullable" must be true: the rows already in the table have no value for column %q and read it as null`, c.Name)
+	}
+	t, err := a.opts.DB.AddColumn(ctx, ns, name, catalog.Column{Name: c.Name, Type: typ, Nullable: true})
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("column added", "table", t.FullName(), "column", c.Name, "type", typ.String())
+	return t, nil
+}
+
 func (a *API) dropTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	ns, name := r.PathValue("ns"), r.PathValue("t")
+	if err := a.DropTable(r.Context(), r.PathValue("ns"), r.PathValue("t")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// DropTable drops table ns.name and, with a cold tier, its segments.
+func (a *API) DropTable(ctx context.Context, ns, name string) error {
 	if a.opts.Cold != nil {
-		if err := a.opts.Cold.DropTable(r.Context(), ns, name); err != nil {
+		if err := a.opts.Cold.DropTable(ctx, ns, name); err != nil {
 			return err
 		}
-	} else if err := a.opts.Catalog.DropTable(r.Context(), ns, name); err != nil {
+	} else if err := a.opts.Catalog.DropTable(ctx, ns, name); err != nil {
 		return err
 	}
 	a.log.Info("table dropped", "table", ns+"."+name)
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
@@ -76,10 +77,15 @@ func (s tableStore) table() *catalog.Table {
 // A user or shared table takes one lookup; a stream table, which the first
 // lookup refuses, a second.
 func (a *API) storeOf(r *http.Request, p auth.Principal) (tableStore, error) {
-	ns, name := r.PathValue("ns"), r.PathValue("t")
-	rs, err := a.opts.DB.RowStore(r.Context(), ns, name, p.ID)
+	return a.storeFor(r.Context(), r.PathValue("ns"), r.PathValue("t"), p)
+}
+
+// storeFor returns the store of table ns.name bound to p, from one lookup
+// of the table.
+func (a *API) storeFor(ctx context.Context, ns, name string, p auth.Principal) (tableStore, error) {
+	rs, err := a.opts.DB.RowStore(ctx, ns, name, p.ID)
 	if errors.Is(err, core.ErrWrongTableType) {
-		s, err := a.streamOf(r.Context(), ns, name)
+		s, err := a.streamOf(ctx, ns, name)
 		return tableStore{stream: s}, err
 	}
 	return tableStore{rows: rs}, err
@@ -139,7 +145,6 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	t := ts.table()
 	var req insertRequest
 	if err := a.readJSON(w, r, &req); err != nil {
 		return err
@@ -147,41 +152,63 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if req.Rows == nil {
 		return badRequest(`field "rows" is required: a list of row objects`)
 	}
-	if len(req.Rows) == 0 {
-		return badRequest(`field "rows" is empty: give at least one row`)
+	n, err := a.insert(r.Context(), ts, p, req.Rows)
+	if err != nil {
+		return err
 	}
-	vals := make([][]row.Value, len(req.Rows))
+	writeJSON(w, http.StatusCreated, map[string]int{"inserted": n})
+	return nil
+}
+
+// InsertRows inserts rows, column names to values as row.FromAny takes
+// them, into table ns.name as p, all or none, and returns how many.
+func (a *API) InsertRows(ctx context.Context, ns, name string, p auth.Principal, rows []map[string]any) (int, error) {
+	ts, err := a.storeFor(ctx, ns, name, p)
+	if err != nil {
+		return 0, err
+	}
+	return a.insert(ctx, ts, p, rows)
+}
+
+// insert inserts rows into ts, the store of a table bound to p, all or
+// none.
+func (a *API) insert(ctx context.Context, ts tableStore, p auth.Principal, rows []map[string]any) (int, error) {
+	if len(rows) == 0 {
+		return 0, badRequest(`field "rows" is empty: give at least one row`)
+	}
+	t := ts.table()
+	vals := make([][]row.Value, len(rows))
 	refreshed := false
-	for i := 0; i < len(req.Rows); i++ {
-		m := req.Rows[i]
+	for i := 0; i < len(rows); i++ {
+		m := rows[i]
 		if m == nil {
-			return badRequest(`field "rows[%d]" must be an object, not null`, i)
+			return 0, badRequest(`field "rows[%d]" must be an object, not null`, i)
 		}
 		v, err := t.ValuesFromMap(m)
-		if err != nil && !refreshed && a.newerDefinition(r.Context(), t, err) {
+		if err != nil && !refreshed && a.newerDefinition(ctx, t, err) {
 			// Another server added a column: start again, once, with the
 			// new definition.
-			if ts, err = a.storeOf(r, p); err != nil {
-				return err
+			if ts, err = a.storeFor(ctx, t.Namespace, t.Name, p); err != nil {
+				return 0, err
 			}
 			t, i, refreshed = ts.table(), -1, true
 			continue
 		}
 		if err != nil {
-			return rowError(i, len(req.Rows), err)
+			return 0, rowError(i, len(rows), err)
 		}
 		vals[i] = v
 	}
+	var err error
 	if ts.stream != nil {
-		_, err = ts.stream.Append(r.Context(), vals...)
+		_, err = ts.stream.Append(ctx, vals...)
 	} else {
-		_, err = ts.rows.Insert(r.Context(), vals...)
+		_, err = ts.rows.Insert(ctx, vals...)
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	writeJSON(w, http.StatusCreated, map[string]int{"inserted": len(vals)})
-	return nil
+	return len(vals), nil
 }
 
 // rowError prefixes a row's error with its place in the request.
@@ -336,11 +363,7 @@ func (a *API) deleteRow(w http.ResponseWriter, r *http.Request, p auth.Principal
 
 // flushTable answers POST …/flush: {"rows_flushed":n,"files":[…]}.
 func (a *API) flushTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	t, err := a.coldTable(r, "flushing to Parquet")
-	if err != nil {
-		return err
-	}
-	res, err := a.opts.Cold.Flush(r.Context(), t.Namespace, t.Name)
+	res, err := a.FlushTable(r.Context(), r.PathValue("ns"), r.PathValue("t"))
 	if err != nil {
 		return err
 	}
@@ -348,20 +371,36 @@ func (a *API) flushTable(w http.ResponseWriter, r *http.Request, _ auth.Principa
 	return nil
 }
 
+// FlushTable flushes the buffered rows of user or shared table ns.name to
+// Parquet segments.
+func (a *API) FlushTable(ctx context.Context, ns, name string) (flush.Result, error) {
+	t, err := a.coldTable(ns, name, "flushing to Parquet")
+	if err != nil {
+		return flush.Result{}, err
+	}
+	return a.opts.Cold.Flush(ctx, t.Namespace, t.Name)
+}
+
 // compactTable answers POST …/compact: a major compaction of the table's
 // Parquet segments.
 func (a *API) compactTable(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	t, err := a.coldTable(r, "compacting Parquet segments")
-	if err != nil {
-		return err
-	}
-	res, err := a.opts.Cold.MajorCompact(r.Context(), t.Namespace, t.Name)
+	res, err := a.CompactTable(r.Context(), r.PathValue("ns"), r.PathValue("t"))
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"segments_merged": res.Merged, "segments_written": res.Written,
 		"rows": res.Rows, "versions_dropped": res.Dropped, "files": nonNil(res.Files)})
 	return nil
+}
+
+// CompactTable merges the Parquet segments of user or shared table ns.name
+// (a major compaction).
+func (a *API) CompactTable(ctx context.Context, ns, name string) (flush.CompactResult, error) {
+	t, err := a.coldTable(ns, name, "compacting Parquet segments")
+	if err != nil {
+		return flush.CompactResult{}, err
+	}
+	return a.opts.Cold.MajorCompact(ctx, t.Namespace, t.Name)
 }
 
 func nonNil(files []string) []string {
@@ -371,10 +410,10 @@ func nonNil(files []string) []string {
 	return files
 }
 
-// coldTable returns the user or shared table the request names, for an
-// operation on its cold tier (what names it for a server without one).
-func (a *API) coldTable(r *http.Request, what string) (*catalog.Table, error) {
-	t, err := a.tableOf(r)
+// coldTable returns user or shared table ns.name, for an operation on its
+// cold tier (what names it for a server without one).
+func (a *API) coldTable(ns, name, what string) (*catalog.Table, error) {
+	t, err := a.opts.DB.Catalog().Table(ns, name)
 	if err != nil {
 		return nil, err
 	}

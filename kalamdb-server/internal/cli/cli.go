@@ -49,6 +49,9 @@ var (
 // signals and exit. Tests substitute their own.
 type Env struct {
 	Stdout, Stderr io.Writer
+	// Stdin is standard input (the sql command reads statements from it);
+	// nil reads nothing.
+	Stdin io.Reader
 	// Environ is the environment, as os.Environ returns it.
 	Environ []string
 	// Signals returns the channel of signals (SIGINT and SIGTERM stop the
@@ -74,6 +77,7 @@ func ProcessEnv() Env {
 	return Env{
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
+		Stdin:   os.Stdin,
 		Environ: os.Environ(),
 		Signals: func() (<-chan os.Signal, func()) {
 			ch := make(chan os.Signal, 2)
@@ -134,7 +138,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.SetVersionTemplate("kalamdb-server {{.Version}}\n")
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
-	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env))
+	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env), newSQL(env))
 	return root
 }
 

@@ -39,6 +39,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/metrics"
+	sqlapi "github.com/kalamdb/kalamdb-go/kalamdb-server/internal/sql"
 )
 
 // NewLogger returns the logger the configuration asks for, writing to w,
@@ -144,6 +145,8 @@ func backendSection(cfg *config.Config, set *backends.Set, canonical string) *co
 
 // Server is a running kalamdb-server.
 type Server struct {
+	// sql serves POST /v1/api/sql.
+	sql         *sqlapi.Engine
 	cfg         *config.Config
 	set         *backends.Set
 	log         *slog.Logger
@@ -263,7 +266,15 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 		return nil, err
 	}
 	s.api = api.New(opts)
+	if s.sql, err = sqlapi.New(sqlapi.Options{API: s.api, DB: s.db, Logger: log}); err != nil {
+		_ = s.db.Close()
+		_ = s.backend.Close()
+		s.removeTempParquet()
+		return nil, err
+	}
+	s.sql.Register(s.api)
 	if err := s.startStreams(ctx); err != nil {
+		_ = s.sql.Close()
 		_ = s.db.Close()
 		_ = s.backend.Close()
 		s.removeTempParquet()
@@ -381,6 +392,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		for i := len(s.stopBg) - 1; i >= 0; i-- {
 			s.stopBg[i]()
+		}
+		if err := s.sql.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the SQL engine: %w", err))
 		}
 		// The final flush gets a budget of its own: the requests may have
 		// used up ctx.

@@ -1,0 +1,342 @@
+// Package sql is kalamdb-server's SQL endpoint, POST /v1/api/sql, in
+// KalamDB's request and response shapes.
+//
+// A small statement layer recognises KalamDB's own statements — namespace
+// and table DDL, SHOW, DESCRIBE, USE, STORAGE FLUSH and COMPACT — and runs
+// them with the operations of the REST API. Queries, and the expressions
+// of INSERT, UPDATE and DELETE, are parsed, planned and evaluated by an
+// embedded DuckDB: each query gets a private in-memory catalog holding
+// exactly the rows the REST API shows the caller (the merged buffer and
+// segments, newest version wins, tombstones hidden, the caller's own rows
+// of a user table), with equality and ranges on the primary key pushed
+// down to point lookups and bounded scans. See ADR-019.
+package sql
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
+)
+
+// Route is the pattern of the SQL endpoint.
+const Route = "POST /v1/api/sql"
+
+// Error codes the SQL endpoint adds to the REST API's.
+const (
+	CodeInvalidSQL      = "INVALID_SQL"
+	CodeUnsupported     = "UNSUPPORTED_STATEMENT"
+	CodeUnknownColumn   = "UNKNOWN_COLUMN"
+	CodeTypeError       = "TYPE_ERROR"
+	CodeNoNamespace     = "NO_NAMESPACE"
+	CodeResultTooLarge  = "RESULT_TOO_LARGE"
+	CodeInvalidArgument = api.CodeInvalidArgument
+)
+
+// DefaultMaxResultRows is the most rows a statement returns or reads into
+// the engine when Options.MaxResultRows is 0.
+const DefaultMaxResultRows = 1_000_000
+
+// DefaultQueryTimeout is Options.QueryTimeout when it is 0.
+const DefaultQueryTimeout = 30 * time.Second
+
+// Options configures an Engine.
+type Options struct {
+	// API runs the statements that the REST API also serves. Required.
+	API *api.API
+	// DB holds the tables. Required.
+	DB *tables.DB
+	// Logger receives engine errors; nil discards them.
+	Logger *slog.Logger
+	// QueryTimeout bounds the time a statement spends in the query engine;
+	// 0 means DefaultQueryTimeout. A statement that takes longer fails with
+	// REQUEST_TIMEOUT.
+	QueryTimeout time.Duration
+	// MaxResultRows bounds the rows a statement reads from one table and
+	// the rows it returns; 0 means DefaultMaxResultRows.
+	MaxResultRows int
+}
+
+// Engine executes SQL requests. It is safe for concurrent use.
+type Engine struct {
+	opts  Options
+	log   *slog.Logger
+	conn  *duckdb.Connector
+	db    *sql.DB
+	scope atomic.Uint64 // names the private catalog of each query
+	// parses caches parse trees by query text (parseCached).
+	parses struct {
+		sync.Mutex
+		m map[string]*parsed
+	}
+}
+
+// New opens the query engine: an in-memory DuckDB that may read no file and
+// load no extension.
+func New(opts Options) (*Engine, error) {
+	if opts.API == nil || opts.DB == nil {
+		return nil, errors.New("sql: Options.API and Options.DB are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = DefaultQueryTimeout
+	}
+	if opts.MaxResultRows <= 0 {
+		opts.MaxResultRows = DefaultMaxResultRows
+	}
+	c, err := duckdb.NewConnector("?enable_external_access=false&autoinstall_known_extensions=false&autoload_known_extensions=false", nil)
+	if err != nil {
+		return nil, fmt.Errorf("sql: opening the query engine: %w", err)
+	}
+	db := sql.OpenDB(c)
+	if _, err := db.Exec("SET lock_configuration = true"); err != nil {
+		_ = db.Close()
+		_ = c.Close()
+		return nil, fmt.Errorf("sql: configuring the query engine: %w", err)
+	}
+	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db}
+	e.parses.m = map[string]*parsed{}
+	return e, nil
+}
+
+// Close closes the query engine.
+func (e *Engine) Close() error {
+	return errors.Join(e.db.Close(), e.conn.Close())
+}
+
+// Register adds the SQL route to a.
+func (e *Engine) Register(a *api.API) { a.HandleAuthenticated(Route, e.Serve) }
+
+// request is the body of POST /v1/api/sql.
+type request struct {
+	SQL         *string         `json:"sql"`
+	Params      json.RawMessage `json:"params"`
+	NamespaceID string          `json:"namespace_id"`
+}
+
+// Field is a column of a result.
+type Field struct {
+	Name     string `json:"name"`
+	DataType string `json:"data_type"`
+	Index    int    `json:"index"`
+}
+
+// Result is the outcome of one statement.
+type Result struct {
+	Schema   []Field `json:"schema"`
+	Rows     [][]any `json:"rows"`
+	RowCount int     `json:"row_count"`
+	Message  string  `json:"message,omitempty"`
+}
+
+// Response is the body of every answer of the endpoint.
+type Response struct {
+	Status  string         `json:"status"`
+	Results []Result       `json:"results"`
+	Took    float64        `json:"took"`
+	Error   *ResponseError `json:"error,omitempty"`
+}
+
+// ResponseError is the error of a failed request.
+type ResponseError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Details any    `json:"details"`
+}
+
+// Serve answers POST /v1/api/sql as caller p. Every outcome, failures
+// included, is written in the endpoint's response shape.
+func (e *Engine) Serve(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	start := time.Now()
+	results, failed, err := e.serve(w, r, p)
+	took := float64(time.Since(start).Microseconds()) / 1000
+	if err != nil {
+		ae := e.opts.API.ErrorOf(r, err)
+		if ae.Code == api.CodeStorageUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		var details any
+		if failed > 0 {
+			details = map[string]int{"statement": failed}
+		}
+		api.WriteJSON(w, ae.Status, Response{Status: "error", Results: []Result{}, Took: took,
+			Error: &ResponseError{Code: ae.Code, Message: ae.Message, Details: details}})
+		return nil
+	}
+	api.WriteJSON(w, http.StatusOK, Response{Status: "success", Results: results, Took: took})
+	return nil
+}
+
+// serve runs the request's statements in order, stopping at the first
+// failure, whose number (from 1) it returns with the error.
+func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal) ([]Result, int, error) {
+	var req request
+	if err := e.opts.API.ReadJSON(w, r, &req); err != nil {
+		return nil, 0, err
+	}
+	if req.SQL == nil {
+		return nil, 0, badRequest(CodeInvalidSQL, `field "sql" is required: the statements to run`)
+	}
+	params, err := decodeParams(req.Params)
+	if err != nil {
+		return nil, 0, err
+	}
+	stmts, err := split(*req.SQL)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(stmts) == 0 {
+		return nil, 0, badRequest(CodeInvalidSQL, `field "sql" holds no statement`)
+	}
+	s := &session{e: e, p: p, ns: req.NamespaceID, params: params}
+	results := make([]Result, 0, len(stmts))
+	for i, st := range stmts {
+		res, err := s.exec(r.Context(), st)
+		if err != nil {
+			if len(stmts) > 1 {
+				err = wrapStatement(err, i+1, len(stmts))
+			}
+			return nil, i + 1, err
+		}
+		if res.Schema == nil {
+			res.Schema = []Field{}
+		}
+		if res.Rows == nil {
+			res.Rows = [][]any{}
+		}
+		res.RowCount = len(res.Rows)
+		results = append(results, *res)
+	}
+	return results, 0, nil
+}
+
+// wrapStatement names statement i of n in err's message, keeping its
+// status and code.
+func wrapStatement(err error, i, n int) error {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return &api.Error{Status: ae.Status, Code: ae.Code, Message: fmt.Sprintf("statement %d of %d: %s", i, n, ae.Message)}
+	}
+	return fmt.Errorf("statement %d of %d: %w", i, n, err)
+}
+
+// decodeParams reads the params of a request: numbers, strings, booleans
+// and nulls, for $1, $2, …; integers keep their 64 bits.
+func decodeParams(raw json.RawMessage) ([]any, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var list []any
+	if err := d.Decode(&list); err != nil {
+		return nil, badRequest(CodeInvalidArgument, `field "params" must be a list of numbers, strings, booleans and nulls`)
+	}
+	for i, v := range list {
+		switch x := v.(type) {
+		case json.Number:
+			if n, err := x.Int64(); err == nil {
+				list[i] = n
+			} else if f, err := x.Float64(); err == nil {
+				list[i] = f
+			} else {
+				return nil, badRequest(CodeInvalidArgument, `field "params[%d]" is the number %s, which does not fit a 64-bit float`, i, x)
+			}
+		case string, bool, nil:
+		default:
+			return nil, badRequest(CodeInvalidArgument, `field "params[%d]" must be a number, string, boolean or null, not %s`, i, jsonKind(v))
+		}
+	}
+	return list, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func badRequest(code, format string, args ...any) *api.Error {
+	return &api.Error{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalidSQL(pos int, format string, args ...any) *api.Error {
+	return badRequest(CodeInvalidSQL, "%s", fmt.Sprintf(format, args...)+fmt.Sprintf(" (at position %d)", pos))
+}
+
+func forbidden(p auth.Principal, what string) *api.Error {
+	return &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden,
+		Message: fmt.Sprintf("user %q has role %q; %s needs the admin role", p.ID, p.Role, what)}
+}
+
+// session is the state of one request: the caller, the default namespace
+// (changed by USE) and the parameters.
+type session struct {
+	e      *Engine
+	p      auth.Principal
+	ns     string
+	params []any
+}
+
+// exec runs one statement.
+func (s *session) exec(ctx context.Context, st statement) (*Result, error) {
+	first := st.toks[0]
+	word := strings.ToUpper(first.text)
+	if first.kind != tokIdent {
+		word = ""
+	}
+	if n := maxParam(st.toks); n > len(s.params) {
+		return nil, badRequest(CodeInvalidArgument, "the statement uses $%d but the request has %d params", n, len(s.params))
+	}
+	switch word {
+	case "SELECT", "WITH", "VALUES", "FROM", "TABLE":
+		return s.query(ctx, st.text, s.argsFor(st), st.pos)
+	case "INSERT":
+		return s.insert(ctx, st)
+	case "UPDATE":
+		return s.update(ctx, st)
+	case "DELETE":
+		return s.delete(ctx, st)
+	case "CREATE", "DROP", "ALTER", "SHOW", "DESCRIBE", "DESC", "USE", "STORAGE":
+		return s.command(ctx, st)
+	}
+	if first.punct("(") {
+		return s.query(ctx, st.text, s.argsFor(st), st.pos)
+	}
+	return nil, &api.Error{Status: http.StatusBadRequest, Code: CodeInvalidSQL,
+		Message: fmt.Sprintf("statement %q is not known (at position %d); the statements are SELECT, INSERT, UPDATE, DELETE, CREATE/DROP NAMESPACE, CREATE/DROP/ALTER TABLE, SHOW NAMESPACES, SHOW TABLES, DESCRIBE TABLE, USE and STORAGE FLUSH/COMPACT",
+			truncate(first.text, 40), first.pos)}
+}
+
+// argsFor returns the params statement st uses: $1 to the highest it names.
+func (s *session) argsFor(st statement) []any {
+	return s.params[:maxParam(st.toks)]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
