@@ -7,7 +7,7 @@ COUNT     ?= 6
 FUZZTIME  ?= 60s
 CONFIG    ?= config.toml
 
-.PHONY: all deps build run test modules tidy vet fmt bench fuzz clean
+.PHONY: all deps build run test modules examples tidy vet fmt bench fuzz clean
 
 all: test
 
@@ -30,25 +30,36 @@ run: build
 	./bin/kalamdb-server serve --config $(CONFIG)
 
 MODULES := kalamdb-store kalamdb-core kalamdb-server .
+# The example modules, each outside go.work: built the way a third party's
+# module is, with GOWORK=off and replace lines to this checkout.
+EXAMPLES := $(patsubst %/go.mod,%,$(wildcard examples/*/go.mod))
 
-## test: gofmt check, vet, each module on its own, and the race-enabled tests of every module.
+## test: gofmt check, vet, each module on its own, the race-enabled tests of every module, then the examples.
 test: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet work
 	@$(MAKE) --no-print-directory modules
 	$(GO) test -race -count=1 -timeout 40m work
+	@$(MAKE) --no-print-directory examples
 
-## modules: every module is tidy and builds alone (GOWORK=off), through its replace lines.
+## examples: vet and race-test every module under examples/ on its own (GOWORK=off).
+examples:
+	@for m in $(EXAMPLES); do \
+	  echo "testing $$m"; \
+	  (cd $$m && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; \
+	done
+
+## modules: every module, the examples' too, is tidy and builds alone (GOWORK=off), through its replace lines.
 modules:
-	@for m in $(MODULES); do \
+	@for m in $(MODULES) $(EXAMPLES); do \
 	  (cd $$m && GOWORK=off $(GO) mod tidy -diff && GOWORK=off $(GO) vet ./...) || \
 	  { echo "module $$m is not tidy or does not build on its own (GOWORK=off); run make tidy"; exit 1; }; \
 	done
 
-## tidy: go mod tidy in every module on its own (after adding or upgrading a dependency).
+## tidy: go mod tidy in every module on its own, the examples' too (after adding or upgrading a dependency).
 tidy:
-	@for m in $(MODULES); do \
+	@for m in $(MODULES) $(EXAMPLES); do \
 	  echo "tidying $$m"; (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; \
 	done
 

@@ -22,6 +22,8 @@
 //   - flush: the cold tier: flushes buffered rows to Parquet segments
 //     crash-safely, compacts them, records them in a manifest, recovers at
 //     open, and schedules all of it; its Manager opens the tables.
+//   - lease: leases of background work kept in the backend, and the check
+//     that fences a holder's commits, for servers that share a backend.
 //   - segment: the Parquet segment files: writing them durably, reading
 //     footers, row groups and key indexes, and the cache of those.
 //   - clock: the time source of the stores, with a fake for tests.

@@ -138,13 +138,21 @@ type Capabilities struct {
 	MultiProcess bool
 	// MaxBatchOps, when positive, is the most operations one Batch may
 	// hold, checks included: what the engine applies atomically (an etcd
-	// transaction holds 128 by default). Zero: no limit but memory.
+	// transaction holds 128 by default). Zero: no limit but memory. A
+	// positive value is at least MinBatchOps.
 	MaxBatchOps int
 	// MaxBatchBytes, when positive, is the most bytes one write may carry:
 	// the keys, values and range ends of a Batch (see BatchBytes), or the
 	// key and value of a Put. Zero: no limit but MaxValueSize.
 	MaxBatchBytes int
 }
+
+// MinBatchOps is the smallest positive Capabilities.MaxBatchOps: what
+// callers may count on applying at once, whatever the backend. The catalog
+// creates a table with one batch of 6 operations (checks of the namespace
+// and table records, their writes, the end of the id's reservation, the
+// catalog's version); 8 leaves room.
+const MinBatchOps = 8
 
 // BatchBytes returns the bytes ops count against MaxBatchBytes: every
 // key, value and range end, of checks too.

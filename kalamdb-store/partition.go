@@ -7,7 +7,8 @@ const MaxPartitionNameLen = 128
 
 // Partition names an independent key space inside a backend: a key range of
 // a shared column family in RocksDB, a bucket in bbolt, a key prefix in
-// Pebble and Redis, a B-tree in the memory backend.
+// Pebble and Redis, a key range behind a never-reused revision in etcd, a
+// B-tree in the memory backend.
 //
 // The zero Partition is invalid. Build one with NewPartition (which validates
 // the name) or MustPartition (for names fixed at compile time).

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 [ -f /usr/include/rocksdb/c.h ] || need+=(librocksdb-dev)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# The etcd backend's tests start their own clusters of etcd (3.4) processes.
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 # node and npm run the DuckDB check of the Parquet segments (tools/duckdb-check).
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)

@@ -1,13 +1,16 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
@@ -27,45 +30,64 @@ type tableRecord struct {
 type namespaceRecord struct {
 	Format int `json:"format"`
 	*Namespace
+	// Gen counts the tables created in the namespace: creating one
+	// rewrites the record, so that a drop of the namespace, which checks
+	// the record unchanged, cannot succeed beside it.
+	Gen uint64 `json:"gen,omitempty"`
 }
 
+// ReservationGrace is how long the id of a table being created keeps its
+// partition from the sweep of orphan partitions: a create (on this server
+// or another sharing the backend) reserves the id, creates the partition,
+// then records the table, and takes milliseconds.
+const ReservationGrace = time.Hour
+
+// maxConflicts bounds the retries of a change whose records other servers
+// keep changing between its read and its batch.
+const maxConflicts = 50
+
 // Catalog is the set of namespaces and tables of one StorageBackend. Open
-// loads it; every change is written through to the backend before it is
-// visible. It is safe for concurrent use. Only one Catalog may be open on a
-// backend at a time.
+// loads it; every change is written through to the backend, in one batch
+// that checks the records it read, before it is visible. It is safe for
+// concurrent use, and several Catalogs (of several servers) may share a
+// backend: each holds a copy that Refresh brings up to date, and a change
+// is decided on what the backend holds, never on the copy.
 type Catalog struct {
 	b     store.StorageBackend
 	clock clock.Clock
 
-	ddl sync.Mutex // serialises changes
+	ddl sync.Mutex // serialises this Catalog's changes and refreshes
 
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace
 	tables     map[string]*Table // by "ns.table"
-	nextID     uint64
+	raw        map[string][]byte // the stored record of each table
+	version    []byte            // the catalog version the copy was read at
 }
 
 // Options configure a Catalog.
 type Options struct {
-	// Clock stamps CreatedAt; nil means the real clock.
+	// Clock stamps CreatedAt and id reservations; nil means the real
+	// clock.
 	Clock clock.Clock
 }
 
 // Open loads the catalog stored in b, creating the system partitions on
 // first use. It also removes what an interrupted change may have left
 // behind: table partitions and sequence counters of tables that do not
-// exist.
+// exist (a partition whose id was reserved less than ReservationGrace ago
+// stays: its create may be in progress on another server).
 func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real()
 	}
-	c := &Catalog{b: b, clock: opts.Clock, namespaces: map[string]*Namespace{}, tables: map[string]*Table{}, nextID: 1}
+	c := &Catalog{b: b, clock: opts.Clock}
 	for _, p := range layout.SystemPartitions() {
 		if err := b.CreatePartition(ctx, p); err != nil {
 			return nil, fmt.Errorf("catalog: creating %s: %w", p, err)
 		}
 	}
-	if err := c.load(ctx); err != nil {
+	if _, err := c.refresh(ctx, true); err != nil {
 		return nil, err
 	}
 	if err := c.sweep(ctx); err != nil {
@@ -74,7 +96,48 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Catalog, 
 	return c, nil
 }
 
-func (c *Catalog) load(ctx context.Context) error {
+// Refresh brings the catalog's copy up to date with the backend, where
+// other servers may have changed it: it reads the catalog's version (one
+// read) and, when it moved, the whole catalog. It reports whether anything
+// changed. A *Table of a table whose record did not change stays the same
+// pointer.
+func (c *Catalog) Refresh(ctx context.Context) (bool, error) {
+	c.ddl.Lock()
+	defer c.ddl.Unlock()
+	return c.refresh(ctx, false)
+}
+
+// refresh is Refresh, forced to load when force; the caller holds ddl (or
+// has the Catalog to itself).
+func (c *Catalog) refresh(ctx context.Context, force bool) (bool, error) {
+	// The version first: a change after this read moves it again, so the
+	// next refresh sees that change even if this load already does.
+	v, err := c.b.Get(ctx, layout.Catalog, layout.CatalogVersionKey())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		v = nil
+	case err != nil:
+		return false, fmt.Errorf("catalog: reading its version: %w", err)
+	}
+	c.mu.RLock()
+	same := c.namespaces != nil && bytes.Equal(v, c.version)
+	c.mu.RUnlock()
+	if same && !force {
+		return false, nil
+	}
+	return true, c.load(ctx, v)
+}
+
+// load reads every namespace and table record and replaces the copy with
+// them, read at catalog version v.
+func (c *Catalog) load(ctx context.Context, v []byte) error {
+	namespaces := map[string]*Namespace{}
+	tables := map[string]*Table{}
+	raw := map[string][]byte{}
+	c.mu.RLock()
+	oldTables, oldRaw := c.tables, c.raw
+	c.mu.RUnlock()
+
 	it, err := c.b.Scan(ctx, layout.Catalog, store.ScanOptions{Prefix: layout.NamespacesPrefix()})
 	if err != nil {
 		return fmt.Errorf("catalog: loading namespaces: %w", err)
@@ -85,7 +148,7 @@ func (c *Catalog) load(ctx context.Context) error {
 			it.Close()
 			return fmt.Errorf("%w: catalog: namespace record %q: %v", core.ErrCorrupt, it.Key(), err)
 		}
-		c.namespaces[ns.Name] = ns
+		namespaces[ns.Name] = ns
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("catalog: loading namespaces: %w", err)
@@ -96,50 +159,121 @@ func (c *Catalog) load(ctx context.Context) error {
 		return fmt.Errorf("catalog: loading tables: %w", err)
 	}
 	for it.Next() {
-		t := &Table{}
-		if err := json.Unmarshal(it.Value(), &tableRecord{Table: t}); err != nil {
+		t, err := decodeTable(it.Value())
+		if err != nil {
 			it.Close()
-			return fmt.Errorf("%w: catalog: table record %q: %v", core.ErrCorrupt, it.Key(), err)
+			return err
 		}
-		if err := t.Validate(); err != nil {
-			it.Close()
-			return fmt.Errorf("%w: catalog: stored table %s is not valid: %v", core.ErrCorrupt, t.FullName(), err)
+		name := t.FullName()
+		if old := oldTables[name]; old != nil && bytes.Equal(oldRaw[name], it.Value()) {
+			t = old
 		}
-		if err := t.prepare(); err != nil {
-			it.Close()
-			return fmt.Errorf("%w: catalog: stored table %s: %v", core.ErrCorrupt, t.FullName(), err)
-		}
-		c.tables[t.FullName()] = t
+		tables[name] = t
+		raw[name] = bytes.Clone(it.Value())
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("catalog: loading tables: %w", err)
 	}
 
-	v, err := c.b.Get(ctx, layout.Catalog, layout.NextTableIDKey())
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return fmt.Errorf("catalog: loading the table id counter: %w", err)
-	case len(v) != 8:
-		return fmt.Errorf("%w: catalog: table id counter is %d bytes", core.ErrCorrupt, len(v))
-	default:
-		c.nextID = binary.BigEndian.Uint64(v)
+	next, _, err := c.nextID(ctx)
+	if err != nil {
+		return err
 	}
-	for _, t := range c.tables {
-		if t.ID >= c.nextID {
-			return fmt.Errorf("%w: catalog: table %s has id %d, the counter is at %d", core.ErrCorrupt, t.FullName(), t.ID, c.nextID)
+	for _, t := range tables {
+		if t.ID >= next {
+			return fmt.Errorf("%w: catalog: table %s has id %d, the counter is at %d", core.ErrCorrupt, t.FullName(), t.ID, next)
 		}
 	}
+	c.mu.Lock()
+	c.namespaces, c.tables, c.raw, c.version = namespaces, tables, raw, bytes.Clone(v)
+	c.mu.Unlock()
 	return nil
 }
 
+// decodeTable decodes and checks a stored table record.
+func decodeTable(v []byte) (*Table, error) {
+	t := &Table{}
+	if err := json.Unmarshal(v, &tableRecord{Table: t}); err != nil {
+		return nil, fmt.Errorf("%w: catalog: table record: %v", core.ErrCorrupt, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: catalog: stored table %s is not valid: %v", core.ErrCorrupt, t.FullName(), err)
+	}
+	if err := t.prepare(); err != nil {
+		return nil, fmt.Errorf("%w: catalog: stored table %s: %v", core.ErrCorrupt, t.FullName(), err)
+	}
+	return t, nil
+}
+
+// nextID reads the table id counter: the next id, and the stored value
+// (nil when absent) for the check of a batch that changes it.
+func (c *Catalog) nextID(ctx context.Context) (uint64, []byte, error) {
+	v, err := c.b.Get(ctx, layout.Catalog, layout.NextTableIDKey())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return 1, nil, nil
+	case err != nil:
+		return 0, nil, fmt.Errorf("catalog: reading the table id counter: %w", err)
+	case len(v) != 8:
+		return 0, nil, fmt.Errorf("%w: catalog: table id counter is %d bytes", core.ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), v, nil
+}
+
+// check returns the check that key of the catalog still holds raw, or is
+// still absent when raw is nil.
+func check(key, raw []byte) store.Operation {
+	if raw == nil {
+		return store.CheckAbsentOp(layout.Catalog, key)
+	}
+	return store.CheckValueOp(layout.Catalog, key, raw)
+}
+
+// get reads key of the catalog partition; nil without error when absent.
+func (c *Catalog) get(ctx context.Context, key []byte) ([]byte, error) {
+	v, err := c.b.Get(ctx, layout.Catalog, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
+
+// bump is the operation that moves the catalog's version, in every batch
+// that changes the catalog.
+func bump() store.Operation {
+	return store.PutOp(layout.Catalog, layout.CatalogVersionKey(), []byte(rand.Text()))
+}
+
+// conflict tells whether a change whose batch returned err retries (its
+// checks failed: another server changed what it read), at the given
+// attempt; when it may not, it returns the error to report.
+func conflict(err error, attempt int, what string) (bool, error) {
+	if !errors.Is(err, store.ErrConditionFailed) {
+		return false, fmt.Errorf("catalog: %s: %w", what, err)
+	}
+	if attempt+1 < maxConflicts {
+		return true, nil
+	}
+	return false, fmt.Errorf("catalog: %s: other servers changed the catalog %d times meanwhile; try again: %w", what, maxConflicts, err)
+}
+
 // sweep drops the table partitions and sequence counters that belong to no
-// table: leftovers of a create or drop interrupted between its steps.
+// table: leftovers of a create or drop interrupted between its steps. A
+// partition whose id is reserved by a create less than ReservationGrace old
+// is left alone, and so is one whose table another server recorded since
+// the catalog was loaded: each candidate is checked against the backend.
 func (c *Catalog) sweep(ctx context.Context) error {
+	c.mu.RLock()
 	live := make(map[uint64]*Table, len(c.tables))
 	for _, t := range c.tables {
 		live[t.ID] = t
 	}
+	c.mu.RUnlock()
+	reserved, err := c.reservations(ctx)
+	if err != nil {
+		return err
+	}
+	now := c.clock.Now()
 	parts, err := c.b.ListPartitions(ctx)
 	if err != nil {
 		return fmt.Errorf("catalog: listing partitions: %w", err)
@@ -152,19 +286,40 @@ func (c *Catalog) sweep(ctx context.Context) error {
 		if t := live[id]; t != nil && t.Namespace == ns && t.Name == name {
 			continue
 		}
+		if at, ok := reserved[id]; ok && now.Sub(at) < ReservationGrace {
+			continue
+		}
+		// Recorded by another server after the load?
+		if v, err := c.get(ctx, layout.TableKey(ns, name)); err != nil {
+			return fmt.Errorf("catalog: checking orphan partition %s: %w", p, err)
+		} else if v != nil {
+			if t, err := decodeTable(v); err == nil && t.ID == id {
+				live[id] = t
+				continue
+			}
+		}
 		if err := c.b.DropPartition(ctx, p); err != nil && !errors.Is(err, store.ErrPartitionNotFound) {
 			return fmt.Errorf("catalog: dropping orphan partition %s: %w", p, err)
+		}
+	}
+	var stale []store.Operation
+	for id, at := range reserved {
+		if now.Sub(at) >= ReservationGrace {
+			stale = append(stale, store.DeleteOp(layout.Catalog, layout.CreatingKey(id)))
 		}
 	}
 	it, err := c.b.Scan(ctx, layout.Sequences, store.ScanOptions{})
 	if err != nil {
 		return fmt.Errorf("catalog: scanning sequences: %w", err)
 	}
-	var stale []store.Operation
 	for it.Next() {
 		id, err := layout.ParseSequenceKey(it.Key())
-		if err != nil || live[id] == nil {
-			stale = append(stale, store.DeleteOp(layout.Sequences, append([]byte(nil), it.Key()...)))
+		if err != nil {
+			stale = append(stale, store.DeleteOp(layout.Sequences, bytes.Clone(it.Key())))
+			continue
+		}
+		if _, ok := reserved[id]; live[id] == nil && !ok {
+			stale = append(stale, store.DeleteOp(layout.Sequences, bytes.Clone(it.Key())))
 		}
 	}
 	if err := it.Close(); err != nil {
@@ -172,10 +327,31 @@ func (c *Catalog) sweep(ctx context.Context) error {
 	}
 	for _, batch := range c.b.Capabilities().Split(stale) {
 		if err := c.b.Batch(ctx, batch); err != nil {
-			return fmt.Errorf("catalog: removing stale sequences: %w", err)
+			return fmt.Errorf("catalog: removing stale sequences and reservations: %w", err)
 		}
 	}
 	return nil
+}
+
+// reservations returns the table ids reserved by creates, with the time of
+// each reservation.
+func (c *Catalog) reservations(ctx context.Context) (map[uint64]time.Time, error) {
+	it, err := c.b.Scan(ctx, layout.Catalog, store.ScanOptions{Prefix: layout.CreatingPrefix()})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: scanning id reservations: %w", err)
+	}
+	out := map[uint64]time.Time{}
+	for it.Next() {
+		id, err := layout.ParseCreatingKey(it.Key())
+		if err != nil || len(it.Value()) != 8 {
+			continue // not ours to judge; it never keeps a partition
+		}
+		out[id] = time.UnixMicro(int64(binary.BigEndian.Uint64(it.Value())))
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("catalog: scanning id reservations: %w", err)
+	}
+	return out, nil
 }
 
 // Backend returns the StorageBackend the catalog is stored in.
@@ -189,18 +365,18 @@ func (c *Catalog) CreateNamespace(ctx context.Context, name string) (*Namespace,
 	}
 	c.ddl.Lock()
 	defer c.ddl.Unlock()
-	c.mu.RLock()
-	_, exists := c.namespaces[name]
-	c.mu.RUnlock()
-	if exists {
-		return nil, fmt.Errorf("%w: %s", core.ErrNamespaceExists, name)
-	}
 	ns := &Namespace{Name: name, CreatedAt: c.clock.Now().UTC()}
 	data, err := json.Marshal(namespaceRecord{Format: recordFormat, Namespace: ns})
 	if err != nil {
 		return nil, err
 	}
-	if err := c.b.Put(ctx, layout.Catalog, layout.NamespaceKey(name), data); err != nil {
+	key := layout.NamespaceKey(name)
+	err = c.b.Batch(ctx, []store.Operation{check(key, nil), store.PutOp(layout.Catalog, key, data), bump()})
+	if errors.Is(err, store.ErrConditionFailed) {
+		_, _ = c.refresh(ctx, false)
+		return nil, fmt.Errorf("%w: %s", core.ErrNamespaceExists, name)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("catalog: creating namespace %s: %w", name, err)
 	}
 	c.mu.Lock()
@@ -241,28 +417,78 @@ func (c *Catalog) Namespaces() []*Namespace {
 func (c *Catalog) DropNamespace(ctx context.Context, name string) error {
 	c.ddl.Lock()
 	defer c.ddl.Unlock()
-	c.mu.RLock()
-	_, ok := c.namespaces[name]
-	n := 0
-	for _, t := range c.tables {
-		if t.Namespace == name {
-			n++
+	key := layout.NamespaceKey(name)
+	for attempt := 0; ; attempt++ {
+		raw, err := c.get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("catalog: dropping namespace %s: %w", name, err)
+		}
+		if raw == nil {
+			c.forgetNamespace(name)
+			return fmt.Errorf("%w: %s", core.ErrNamespaceNotFound, name)
+		}
+		n, err := c.countTables(ctx, name)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: %s has %d table(s)", core.ErrNamespaceNotEmpty, name, n)
+		}
+		err = c.b.Batch(ctx, []store.Operation{check(key, raw), store.DeleteOp(layout.Catalog, key), bump()})
+		if err == nil {
+			c.forgetNamespace(name)
+			return nil
+		}
+		if retry, err := conflict(err, attempt, "dropping namespace "+name); !retry {
+			return err
 		}
 	}
-	c.mu.RUnlock()
-	if !ok {
-		return fmt.Errorf("%w: %s", core.ErrNamespaceNotFound, name)
-	}
-	if n > 0 {
-		return fmt.Errorf("%w: %s has %d table(s)", core.ErrNamespaceNotEmpty, name, n)
-	}
-	if err := c.b.Delete(ctx, layout.Catalog, layout.NamespaceKey(name)); err != nil {
-		return fmt.Errorf("catalog: dropping namespace %s: %w", name, err)
-	}
+}
+
+func (c *Catalog) forgetNamespace(name string) {
 	c.mu.Lock()
 	delete(c.namespaces, name)
 	c.mu.Unlock()
-	return nil
+}
+
+// countTables counts the table records of namespace ns in the backend.
+func (c *Catalog) countTables(ctx context.Context, ns string) (int, error) {
+	it, err := c.b.Scan(ctx, layout.Catalog, store.ScanOptions{Prefix: layout.TablesPrefix(ns)})
+	if err != nil {
+		return 0, fmt.Errorf("catalog: listing the tables of %s: %w", ns, err)
+	}
+	n := 0
+	for it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("catalog: listing the tables of %s: %w", ns, err)
+	}
+	return n, nil
+}
+
+// reserveID takes the next table id for a create, alone in its batch, and
+// records the reservation (CreatingKey): from then on the id and its
+// partition are this create's.
+func (c *Catalog) reserveID(ctx context.Context) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		id, raw, err := c.nextID(ctx)
+		if err != nil {
+			return 0, err
+		}
+		at := binary.BigEndian.AppendUint64(nil, uint64(c.clock.Now().UnixMicro()))
+		err = c.b.Batch(ctx, []store.Operation{
+			check(layout.NextTableIDKey(), raw),
+			store.PutOp(layout.Catalog, layout.NextTableIDKey(), binary.BigEndian.AppendUint64(nil, id+1)),
+			store.PutOp(layout.Catalog, layout.CreatingKey(id), at),
+		})
+		if err == nil {
+			return id, nil
+		}
+		if retry, err := conflict(err, attempt, "reserving a table id"); !retry {
+			return 0, err
+		}
+	}
 }
 
 // CreateTable validates def, assigns its id, creates its partition and
@@ -277,16 +503,14 @@ func (c *Catalog) CreateTable(ctx context.Context, def Table) (*Table, error) {
 	}
 	c.ddl.Lock()
 	defer c.ddl.Unlock()
-	c.mu.RLock()
-	_, nsOK := c.namespaces[t.Namespace]
-	_, exists := c.tables[t.FullName()]
-	id := c.nextID
-	c.mu.RUnlock()
-	if !nsOK {
-		return nil, fmt.Errorf("%w: %s (creating table %s)", core.ErrNamespaceNotFound, t.Namespace, t.FullName())
+	nsKey, key := layout.NamespaceKey(t.Namespace), layout.TableKey(t.Namespace, t.Name)
+	nsRaw, err := c.createChecks(ctx, t, nsKey, key)
+	if err != nil {
+		return nil, err
 	}
-	if exists {
-		return nil, fmt.Errorf("%w: %s", core.ErrTableExists, t.FullName())
+	id, err := c.reserveID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: creating table %s: %w", t.FullName(), err)
 	}
 	t.ID = id
 	t.CreatedAt = c.clock.Now().UTC()
@@ -294,8 +518,8 @@ func (c *Catalog) CreateTable(ctx context.Context, def Table) (*Table, error) {
 		return nil, err
 	}
 	part := t.Partition()
-	// A partition with this name can only be the leftover of a create that
-	// failed before it was recorded: start from an empty one.
+	// The id is this create's alone: a partition with its name can only be
+	// the leftover of an earlier attempt. Start from an empty one.
 	if ok, err := c.b.PartitionExists(ctx, part); err != nil {
 		return nil, fmt.Errorf("catalog: creating table %s: %w", t.FullName(), err)
 	} else if ok {
@@ -310,20 +534,77 @@ func (c *Catalog) CreateTable(ctx context.Context, def Table) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	next := binary.BigEndian.AppendUint64(nil, id+1)
-	err = c.b.Batch(ctx, []store.Operation{
-		store.PutOp(layout.Catalog, layout.TableKey(t.Namespace, t.Name), data),
-		store.PutOp(layout.Catalog, layout.NextTableIDKey(), next),
-		store.DeleteOp(layout.Sequences, layout.SequenceKey(t.ID)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("catalog: creating table %s: %w", t.FullName(), err)
+	for attempt := 0; ; attempt++ {
+		nsData, err := bumpNamespace(nsRaw)
+		if err != nil {
+			return nil, err
+		}
+		err = c.b.Batch(ctx, []store.Operation{
+			check(nsKey, nsRaw),
+			store.PutOp(layout.Catalog, nsKey, nsData),
+			check(key, nil),
+			store.PutOp(layout.Catalog, key, data),
+			store.DeleteOp(layout.Catalog, layout.CreatingKey(t.ID)),
+			bump(),
+		})
+		if err == nil {
+			break
+		}
+		retry, err := conflict(err, attempt, "creating table "+t.FullName())
+		if retry {
+			// The namespace was rewritten (another table created in it)
+			// or removed, or the table created elsewhere: decide again.
+			if nsRaw, err = c.createChecks(ctx, t, nsKey, key); err == nil {
+				continue
+			}
+		}
+		if errors.Is(err, store.ErrConditionFailed) || errors.Is(err, core.ErrTableExists) || errors.Is(err, core.ErrNamespaceNotFound) {
+			// Known not recorded: the partition and the reservation go.
+			_ = c.b.DropPartition(ctx, part)
+			_ = c.b.Delete(ctx, layout.Catalog, layout.CreatingKey(t.ID))
+		}
+		// Otherwise the outcome is unknown: the reservation keeps the
+		// partition until ReservationGrace, and the sweep then removes it
+		// unless the table was recorded.
+		return nil, err
 	}
 	c.mu.Lock()
 	c.tables[t.FullName()] = t
-	c.nextID = id + 1
+	c.raw[t.FullName()] = data
 	c.mu.Unlock()
 	return t, nil
+}
+
+// createChecks reads what a create of t depends on: the namespace record
+// (returned for the batch's check), and that no table has t's name.
+func (c *Catalog) createChecks(ctx context.Context, t *Table, nsKey, key []byte) ([]byte, error) {
+	nsRaw, err := c.get(ctx, nsKey)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: creating table %s: %w", t.FullName(), err)
+	}
+	if nsRaw == nil {
+		c.forgetNamespace(t.Namespace)
+		return nil, fmt.Errorf("%w: %s (creating table %s)", core.ErrNamespaceNotFound, t.Namespace, t.FullName())
+	}
+	if v, err := c.get(ctx, key); err != nil {
+		return nil, fmt.Errorf("catalog: creating table %s: %w", t.FullName(), err)
+	} else if v != nil {
+		_, _ = c.refresh(ctx, false)
+		return nil, fmt.Errorf("%w: %s", core.ErrTableExists, t.FullName())
+	}
+	return nsRaw, nil
+}
+
+// bumpNamespace returns the namespace record raw with one more table
+// created.
+func bumpNamespace(raw []byte) ([]byte, error) {
+	rec := namespaceRecord{Namespace: &Namespace{}}
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("%w: catalog: namespace record: %v", core.ErrCorrupt, err)
+	}
+	rec.Format = recordFormat
+	rec.Gen++
+	return json.Marshal(rec)
 }
 
 // AddColumn appends column col to user or shared table ns.name and stores
@@ -333,41 +614,81 @@ func (c *Catalog) CreateTable(ctx context.Context, def Table) (*Table, error) {
 // *core.ColumnError naming the column: not nullable, a name taken or
 // reserved, an invalid type, too many columns), core.ErrWrongTableType
 // for a stream table, core.ErrNamespaceNotFound or core.ErrTableNotFound.
+// The definition it extends is the stored one, which may have columns
+// another server added that this catalog's copy does not have yet.
 //
 // The catalog only records the definition: a table layer that holds stores
 // of the table must switch them to it (tables.DB.AddColumn does).
 func (c *Catalog) AddColumn(ctx context.Context, ns, name string, col Column) (*Table, error) {
 	c.ddl.Lock()
 	defer c.ddl.Unlock()
-	old, err := c.Table(ns, name)
+	key := layout.TableKey(ns, name)
+	for attempt := 0; ; attempt++ {
+		old, raw, err := c.stored(ctx, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		if old.Type == StreamTable {
+			return nil, fmt.Errorf("%w: %s is a stream table; columns can only be added to user and shared tables", core.ErrWrongTableType, old.FullName())
+		}
+		if !col.Nullable {
+			return nil, core.InvalidSchema(col.Name, "must be nullable: the rows already in %s have no value for it and read it as null", old.FullName())
+		}
+		t := old.clone()
+		t.Columns = append(t.Columns, col)
+		if err := t.Validate(); err != nil {
+			return nil, err
+		}
+		if err := t.prepare(); err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(tableRecord{Format: recordFormat, Table: t})
+		if err != nil {
+			return nil, err
+		}
+		err = c.b.Batch(ctx, []store.Operation{check(key, raw), store.PutOp(layout.Catalog, key, data), bump()})
+		if err == nil {
+			c.mu.Lock()
+			c.tables[t.FullName()] = t
+			c.raw[t.FullName()] = data
+			c.mu.Unlock()
+			return t, nil
+		}
+		if retry, err := conflict(err, attempt, fmt.Sprintf("adding column %s to %s", col.Name, t.FullName())); !retry {
+			return nil, err
+		}
+	}
+}
+
+// stored reads table ns.name from the backend: its definition and its
+// record. A table this catalog's copy has, the same record, keeps its
+// *Table. It fails with core.ErrNamespaceNotFound or
+// core.ErrTableNotFound, and then forgets the table in the copy.
+func (c *Catalog) stored(ctx context.Context, ns, name string) (*Table, []byte, error) {
+	raw, err := c.get(ctx, layout.TableKey(ns, name))
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("catalog: reading table %s.%s: %w", ns, name, err)
 	}
-	if old.Type == StreamTable {
-		return nil, fmt.Errorf("%w: %s is a stream table; columns can only be added to user and shared tables", core.ErrWrongTableType, old.FullName())
+	full := ns + "." + name
+	if raw == nil {
+		c.mu.Lock()
+		delete(c.tables, full)
+		delete(c.raw, full)
+		c.mu.Unlock()
+		if nsRaw, err := c.get(ctx, layout.NamespaceKey(ns)); err == nil && nsRaw == nil {
+			c.forgetNamespace(ns)
+			return nil, nil, fmt.Errorf("%w: %s", core.ErrNamespaceNotFound, ns)
+		}
+		return nil, nil, fmt.Errorf("%w: %s", core.ErrTableNotFound, full)
 	}
-	if !col.Nullable {
-		return nil, core.InvalidSchema(col.Name, "must be nullable: the rows already in %s have no value for it and read it as null", old.FullName())
+	c.mu.RLock()
+	t, same := c.tables[full], bytes.Equal(c.raw[full], raw)
+	c.mu.RUnlock()
+	if t != nil && same {
+		return t, raw, nil
 	}
-	t := old.clone()
-	t.Columns = append(t.Columns, col)
-	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	if err := t.prepare(); err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(tableRecord{Format: recordFormat, Table: t})
-	if err != nil {
-		return nil, err
-	}
-	if err := c.b.Put(ctx, layout.Catalog, layout.TableKey(t.Namespace, t.Name), data); err != nil {
-		return nil, fmt.Errorf("catalog: adding column %s to %s: %w", col.Name, t.FullName(), err)
-	}
-	c.mu.Lock()
-	c.tables[t.FullName()] = t
-	c.mu.Unlock()
-	return t, nil
+	t, err = decodeTable(raw)
+	return t, raw, err
 }
 
 // Table returns table ns.name, or core.ErrNamespaceNotFound or
@@ -408,24 +729,34 @@ func (c *Catalog) Tables(ns string) ([]*Table, error) {
 func (c *Catalog) DropTable(ctx context.Context, ns, name string) error {
 	c.ddl.Lock()
 	defer c.ddl.Unlock()
-	t, err := c.Table(ns, name)
-	if err != nil {
-		return err
-	}
-	part := t.Partition()
-	// Forget the table first: if the partition drop below is interrupted,
-	// the next Open sweeps the orphan partition.
-	err = c.b.Batch(ctx, []store.Operation{
-		store.DeleteOp(layout.Catalog, layout.TableKey(ns, name)),
-		store.DeleteOp(layout.Sequences, layout.SequenceKey(t.ID)),
-	})
-	if err != nil {
-		return fmt.Errorf("catalog: dropping table %s: %w", t.FullName(), err)
+	key := layout.TableKey(ns, name)
+	var t *Table
+	for attempt := 0; ; attempt++ {
+		var raw []byte
+		var err error
+		if t, raw, err = c.stored(ctx, ns, name); err != nil {
+			return err
+		}
+		// Forget the table first: if the partition drop below is
+		// interrupted, the next Open sweeps the orphan partition.
+		err = c.b.Batch(ctx, []store.Operation{
+			check(key, raw),
+			store.DeleteOp(layout.Catalog, key),
+			store.DeleteOp(layout.Sequences, layout.SequenceKey(t.ID)),
+			bump(),
+		})
+		if err == nil {
+			break
+		}
+		if retry, err := conflict(err, attempt, "dropping table "+t.FullName()); !retry {
+			return err
+		}
 	}
 	c.mu.Lock()
 	delete(c.tables, t.FullName())
+	delete(c.raw, t.FullName())
 	c.mu.Unlock()
-	if err := c.b.DropPartition(ctx, part); err != nil && !errors.Is(err, store.ErrPartitionNotFound) {
+	if err := c.b.DropPartition(ctx, t.Partition()); err != nil && !errors.Is(err, store.ErrPartitionNotFound) {
 		return fmt.Errorf("catalog: dropping the rows of table %s: %w", t.FullName(), err)
 	}
 	return nil

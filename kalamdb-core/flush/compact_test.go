@@ -327,10 +327,10 @@ func TestCompactErrors(t *testing.T) {
 func TestRandomFlushesAndCompactions(t *testing.T) { randomFlushesAndCompactions(t) }
 
 // TestRandomFlushesAndCompactionsWithBatchLimits is the same on a backend
-// that applies at most 6 operations at once: commits of flushes take
-// several batches, and compactions merge at most 3 segments at a time.
+// that applies at most 8 operations at once: commits of flushes take
+// several batches, and compactions merge at most 4 segments at a time.
 func TestRandomFlushesAndCompactionsWithBatchLimits(t *testing.T) {
-	defer withBatchLimits(6, 0)()
+	defer withBatchLimits(8, 0)()
 	randomFlushesAndCompactions(t)
 }
 

@@ -234,11 +234,11 @@ func opsOfFlush(t *testing.T, typ catalog.TableType) int {
 func TestCrashAtEveryStep(t *testing.T) { crashAtEveryStep(t) }
 
 // TestCrashAtEveryStepWithBatchLimits is TestCrashAtEveryStep on a
-// backend that applies at most 4 operations at once: a commit takes
+// backend that applies at most 8 operations at once: a commit takes
 // several batches, and a crash between them must lose nothing and leave
 // no version to be flushed twice.
 func TestCrashAtEveryStepWithBatchLimits(t *testing.T) {
-	defer withBatchLimits(4, 0)()
+	defer withBatchLimits(8, 0)()
 	crashAtEveryStep(t)
 }
 
@@ -296,9 +296,9 @@ func TestFailAtEveryStepOnS3(t *testing.T) {
 func TestFailAtEveryStep(t *testing.T) { failAtEveryStep(t) }
 
 // TestFailAtEveryStepWithBatchLimits is TestFailAtEveryStep on a backend
-// that applies at most 4 operations at once.
+// that applies at most 8 operations at once.
 func TestFailAtEveryStepWithBatchLimits(t *testing.T) {
-	defer withBatchLimits(4, 0)()
+	defer withBatchLimits(8, 0)()
 	failAtEveryStep(t)
 }
 

@@ -90,7 +90,7 @@ func TestOutageAtEveryWriteOfAFlush(t *testing.T) {
 // TestOutageAtEveryWriteOfAFlushWithBatchLimits is
 // TestOutageAtEveryWriteOfAFlush with commits cut into several batches.
 func TestOutageAtEveryWriteOfAFlushWithBatchLimits(t *testing.T) {
-	defer withBatchLimits(4, 0)()
+	defer withBatchLimits(8, 0)()
 	testOutageAtEveryWriteOfAFlush(t)
 }
 

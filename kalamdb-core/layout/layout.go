@@ -16,6 +16,7 @@
 package layout
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,11 +35,14 @@ var (
 	// Manifests holds the manifests of the cold tier: one record per
 	// committed Parquet segment of a table (see package flush).
 	Manifests = store.MustPartition("system:manifests")
+	// Leases holds the leases of background work (package lease): which
+	// server flushes, compacts or evicts a table, until when.
+	Leases = store.MustPartition("system:leases")
 )
 
 // SystemPartitions returns the partitions the catalog creates when it opens.
 func SystemPartitions() []store.Partition {
-	return []store.Partition{Catalog, Sequences, Manifests}
+	return []store.Partition{Catalog, Sequences, Manifests, Leases}
 }
 
 // TablePrefix starts the name of every table partition.
@@ -106,6 +110,38 @@ func AllTablesPrefix() []byte { return keys.AppendString(nil, kindTable) }
 // NextTableIDKey holds the next table id, as 8 big-endian bytes.
 func NextTableIDKey() []byte {
 	return keys.AppendString(keys.AppendString(nil, kindMeta), "next_table_id")
+}
+
+// CatalogVersionKey holds a token that every change of the catalog
+// rewrites: a server whose copy of the catalog was read at another token
+// reads it again.
+func CatalogVersionKey() []byte {
+	return keys.AppendString(keys.AppendString(nil, kindMeta), "version")
+}
+
+// CreatingKey marks table id as reserved by a create in progress, with the
+// Unix time in microseconds (8 big-endian bytes) of the reservation: the
+// sweep of orphan partitions leaves the partition of a recent one alone.
+func CreatingKey(id uint64) []byte {
+	return keys.AppendUint64(keys.AppendString(keys.AppendString(nil, kindMeta), "creating"), id)
+}
+
+// CreatingPrefix prefixes every CreatingKey.
+func CreatingPrefix() []byte {
+	return keys.AppendString(keys.AppendString(nil, kindMeta), "creating")
+}
+
+// ParseCreatingKey returns the table id of a CreatingKey.
+func ParseCreatingKey(k []byte) (uint64, error) {
+	rest, ok := bytes.CutPrefix(k, CreatingPrefix())
+	if !ok {
+		return 0, fmt.Errorf("key %x is not a create reservation", k)
+	}
+	id, rest, err := keys.DecodeUint64(rest)
+	if err != nil || len(rest) != 0 {
+		return 0, fmt.Errorf("key %x is not a create reservation", k)
+	}
+	return id, nil
 }
 
 // SequenceKey is the Sequences key of the table with id.

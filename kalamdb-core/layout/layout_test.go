@@ -50,5 +50,5 @@ func TestCatalogKeys(t *testing.T) {
 	assert.Equal(t, uint64(7), id)
 	_, err = layout.ParseSequenceKey([]byte{1})
 	assert.Error(t, err)
-	assert.Len(t, layout.SystemPartitions(), 3)
+	assert.Len(t, layout.SystemPartitions(), 4)
 }

@@ -202,8 +202,3 @@ func (b *Buffer) LockAll() (unlock func()) {
 // LockAll that return the same value prove that no write happened between
 // them.
 func (b *Buffer) LastSeq() int64 { return b.rt.alloc.Last() }
-
-// AddSource adds a cold tier to the table's reads: from now on Get, Scan,
-// Count and the uniqueness check of Insert consult it too, newest _seq
-// winning.
-func (b *Buffer) AddSource(s Source) { b.rt.addSource(s) }

@@ -4,7 +4,8 @@
 // StreamTableStore (append-only events with a TTL and a bounded buffer).
 //
 // Open a DB on a backend, define tables through its Catalog, and get a
-// store per table from DB.User, DB.Shared or DB.Stream. Errors wrap the
+// store per table from DB.User, DB.Shared or DB.Stream, or, for one caller
+// of a user or shared table (a request), from DB.RowStore. Errors wrap the
 // sentinels of package core (ErrTableNotFound, ErrDuplicateKey,
 // ErrRowNotFound, ErrInvalidRow, …), checkable with errors.Is.
 //
@@ -20,8 +21,8 @@
 // allocator that persists block reservations, so they are unique and
 // increasing across restarts.
 //
-// Reads go through Sources: the buffer is the first, and a cold tier can be
-// added (Buffer.AddSource); rows are merged by key with the newest _seq
+// Reads go through Sources: the buffer is the first, and the cold tier of
+// Options.ColdTier the second; rows are merged by key with the newest _seq
 // winning and tombstones hiding older versions.
 package tables
 
@@ -75,6 +76,10 @@ type DB struct {
 	block int64
 	cold  ColdTier
 
+	// bg runs the eviction timers of the stream stores; StopEviction and
+	// Close stop it.
+	bg *background
+
 	mu      sync.Mutex
 	closed  bool
 	rows    map[string]*rowTable
@@ -91,7 +96,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier,
+	return &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier, bg: newBackground(),
 		rows: map[string]*rowTable{}, streams: map[string]*StreamTableStore{}}, nil
 }
 
@@ -101,12 +106,21 @@ func (db *DB) Catalog() *catalog.Catalog { return db.cat }
 // Backend returns the StorageBackend the DB works on.
 func (db *DB) Backend() store.StorageBackend { return db.b }
 
+// anyRowTable is the want of a lookup that accepts a user or a shared
+// table.
+const anyRowTable catalog.TableType = ""
+
+// table looks ns.name up in the catalog and checks that it is a want
+// table (a user or shared table for anyRowTable).
 func (db *DB) table(ns, name string, want catalog.TableType) (*catalog.Table, error) {
 	t, err := db.cat.Table(ns, name)
 	if err != nil {
 		return nil, err
 	}
-	if t.Type != want {
+	switch {
+	case want == anyRowTable && t.Type == catalog.StreamTable:
+		return nil, fmt.Errorf("%w: %s is a stream table, not a user or shared table", core.ErrWrongTableType, t.FullName())
+	case want != anyRowTable && t.Type != want:
 		return nil, fmt.Errorf("%w: %s is a %s table, not a %s table", core.ErrWrongTableType, t.FullName(), t.Type, want)
 	}
 	return t, nil
@@ -120,15 +134,17 @@ func (db *DB) allocator(ctx context.Context, t *catalog.Table) (*seq.Allocator, 
 	return a, nil
 }
 
-// rowTable returns the cached store of a user or shared table, opening it
-// when the table is new or was re-created since.
-func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableType) (*rowTable, error) {
+// rowTable returns the cached store of user or shared table ns.name (of
+// either type for anyRowTable), opening it when the table is new or was
+// re-created since. It looks the table up once: the store it returns is
+// that of the table the catalog held at that moment.
+func (db *DB) rowTable(ctx context.Context, ns, name string, want catalog.TableType) (*rowTable, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	// Read under db.mu, which AddColumn holds while it changes the
 	// definition and the store together: a definition read before would
 	// look newer than the store's once AddColumn ran.
-	t, err := db.table(ns, name, typ)
+	t, err := db.table(ns, name, want)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +158,13 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableTy
 	if err != nil {
 		return nil, err
 	}
-	rt := newRowTable(t, db.b, alloc, db.clock)
+	var cold Source
+	if db.cold != nil {
+		if cold, err = db.cold.ColdSource(t); err != nil {
+			return nil, fmt.Errorf("%s: opening the cold tier: %w", t.FullName(), err)
+		}
+	}
+	rt := newRowTable(t, db.b, alloc, db.clock, cold)
 	// The versions a restart finds buffered count as written, up to the
 	// flush row limit (or one, to know that something waits for a timed
 	// flush): the count reads no more than that.
@@ -155,13 +177,6 @@ func (db *DB) rowTable(ctx context.Context, ns, name string, typ catalog.TableTy
 		return nil, fmt.Errorf("%s: counting the buffer: %w", t.FullName(), rt.wrap(err))
 	}
 	rt.written.Store(n)
-	if db.cold != nil {
-		src, err := db.cold.ColdSource(t)
-		if err != nil {
-			return nil, fmt.Errorf("%s: opening the cold tier: %w", t.FullName(), err)
-		}
-		rt.addSource(src)
-	}
 	db.rows[t.FullName()] = rt
 	return rt, nil
 }
@@ -201,8 +216,29 @@ func (db *DB) AddColumn(ctx context.Context, ns, name string, col catalog.Column
 	return change()
 }
 
-// User returns the store of user table ns.name. It fails with
-// core.ErrNamespaceNotFound, core.ErrTableNotFound, or
+// RowStore returns the store of user or shared table ns.name as the
+// caller user sees it: for a user table, every call reaches user's rows and
+// no others; a shared table has no users, and user is ignored. It is what a
+// request handler needs: it looks the table up once, so every call on the
+// RowStore reaches that one table, even when the table is dropped and
+// re-created under the same name meanwhile (the calls then fail with
+// core.ErrTableNotFound; a new RowStore reaches the new table).
+//
+// It fails with core.ErrNamespaceNotFound, core.ErrTableNotFound, or
+// core.ErrWrongTableType when ns.name is a stream table (see Stream).
+func (db *DB) RowStore(ctx context.Context, ns, name, user string) (*RowStore, error) {
+	rt, err := db.rowTable(ctx, ns, name, anyRowTable)
+	if err != nil {
+		return nil, err
+	}
+	if !rt.perUser {
+		user = ""
+	}
+	return &RowStore{rt: rt, user: user}, nil
+}
+
+// User returns the store of user table ns.name, for calls that name their
+// user. It fails with core.ErrNamespaceNotFound, core.ErrTableNotFound, or
 // core.ErrWrongTableType when the table is not a user table.
 func (db *DB) User(ctx context.Context, ns, name string) (*UserTableStore, error) {
 	rt, err := db.rowTable(ctx, ns, name, catalog.UserTable)
@@ -218,18 +254,20 @@ func (db *DB) Shared(ctx context.Context, ns, name string) (*SharedTableStore, e
 	if err != nil {
 		return nil, err
 	}
-	return &SharedTableStore{rt: rt}, nil
+	return &SharedTableStore{rows: RowStore{rt: rt}}, nil
 }
 
 // Stream returns the store of stream table ns.name; see User. The first
 // call for a table counts its stored events.
 func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	// Looked up under db.mu, as rowTable does, so that the store installed
+	// is always that of the table the catalog holds.
 	t, err := db.table(ns, name, catalog.StreamTable)
 	if err != nil {
 		return nil, err
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
 	if db.closed {
 		return nil, fmt.Errorf("tables: %w", store.ErrClosed)
 	}
@@ -241,7 +279,7 @@ func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, e
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStream(ctx, t, db.b, alloc, db.clock)
+	s, err := openStream(ctx, t, db.b, alloc, db.clock, db.bg)
 	if err != nil {
 		return nil, err
 	}
@@ -252,18 +290,25 @@ func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, e
 	return s, nil
 }
 
-// Close stops the eviction timers of every stream store and makes later
-// store lookups fail with store.ErrClosed. Stores obtained earlier keep
-// working until the backend is closed. It does not close the backend.
+// StopEviction stops the eviction timers of every stream store of the DB
+// (including stores replaced since by a re-created table's), cancels the
+// runs in progress and waits for them to end. Eviction cannot be started
+// again (StreamTableStore.StartEviction then fails with store.ErrClosed);
+// the stores keep working otherwise, and an append that takes a stream
+// beyond its bounds still evicts. A server calls it when it shuts down,
+// before its final flush; Close calls it too. It is idempotent.
+func (db *DB) StopEviction() { db.bg.stop() }
+
+// Close stops the eviction timers of every stream store (StopEviction) and
+// makes later store lookups fail with store.ErrClosed. Stores obtained
+// earlier keep working until the backend is closed. It does not close the
+// backend.
 func (db *DB) Close() error {
 	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.closed {
-		return nil
-	}
 	db.closed = true
-	for _, s := range db.streams {
-		s.StopEviction()
-	}
+	db.mu.Unlock()
+	// Outside db.mu: the eviction runs being cancelled take no DB lock,
+	// and lookups meanwhile fail at once instead of waiting.
+	db.StopEviction()
 	return nil
 }

@@ -72,3 +72,68 @@ func Example() {
 	// 2 how are you doing?
 	// bob has 0 rows
 }
+
+// A request handler gets one RowStore per request: the table is looked up
+// once and the caller bound once, so every call of the request reaches the
+// same table and only the caller's rows.
+func ExampleDB_RowStore() {
+	ctx := context.Background()
+	backend := memory.New()
+	defer backend.Close()
+	db, err := tables.Open(ctx, backend, tables.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	if _, err := db.Catalog().CreateNamespace(ctx, "chat"); err != nil {
+		panic(err)
+	}
+	_, err = db.Catalog().CreateTable(ctx, catalog.Table{
+		Namespace: "chat", Name: "messages", Type: catalog.UserTable, PrimaryKey: "id",
+		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}, {Name: "body", Type: row.TypeString}},
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	// The request of alice: insert a row from JSON-like input.
+	alice, err := db.RowStore(ctx, "chat", "messages", "alice")
+	if err != nil {
+		panic(err)
+	}
+	vals, err := alice.Table().ValuesFromMap(map[string]any{"id": float64(1), "body": "hello"})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := alice.Insert(ctx, vals); err != nil {
+		panic(err)
+	}
+
+	// The request of bob reaches bob's rows only.
+	bob, err := db.RowStore(ctx, "chat", "messages", "bob")
+	if err != nil {
+		panic(err)
+	}
+	_, err = bob.Get(ctx, row.Int64(1))
+	fmt.Println("bob sees alice's row:", !errors.Is(err, core.ErrRowNotFound))
+	r, _ := alice.Get(ctx, row.Int64(1))
+	fmt.Println("alice:", r.Values[1].Str())
+
+	// The table is dropped and created again: the old store never reaches
+	// the new table; a new store does.
+	_ = db.Catalog().DropTable(ctx, "chat", "messages")
+	_, _ = db.Catalog().CreateTable(ctx, catalog.Table{
+		Namespace: "chat", Name: "messages", Type: catalog.UserTable, PrimaryKey: "id",
+		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}},
+	})
+	_, err = alice.Insert(ctx, vals)
+	fmt.Println("old store:", errors.Is(err, core.ErrTableNotFound))
+	alice, _ = db.RowStore(ctx, "chat", "messages", "alice")
+	n, _ := alice.Count(ctx)
+	fmt.Println("new table rows:", n)
+	// Output:
+	// bob sees alice's row: false
+	// alice: hello
+	// old store: true
+	// new table rows: 0
+}

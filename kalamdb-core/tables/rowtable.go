@@ -47,8 +47,9 @@ type rowTable struct {
 	// serialise the writers of this process only.
 	shared bool
 
-	srcMu   sync.Mutex               // serialises addSource
-	sources atomic.Pointer[[]Source] // copy on write; [0] is buffer
+	// sources are the tiers reads merge: buffer first, then the cold tier
+	// when the DB has one. They are fixed when the store opens.
+	sources []Source
 
 	// written counts the versions written to the buffer since the store
 	// opened (seeded with those already buffered, up to the flush row
@@ -57,15 +58,19 @@ type rowTable struct {
 	written atomic.Int64
 }
 
-func newRowTable(t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock) *rowTable {
+// newRowTable returns the store of user or shared table t; cold, when not
+// nil, is the table's cold tier.
+func newRowTable(t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock, cold Source) *rowTable {
 	buf := &bufferSource{b: b, part: t.Partition(), types: t.Types()}
-	rt := &rowTable{
+	sources := []Source{buf}
+	if cold != nil {
+		sources = append(sources, cold)
+	}
+	return &rowTable{
 		t: t, types: t.Types(), pk: t.PrimaryKeyIndex(), b: b, part: t.Partition(),
 		perUser: t.Type == catalog.UserTable, alloc: alloc, locks: keylock.New(), clock: clk,
-		buffer: buf, shared: b.Capabilities().MultiProcess,
+		buffer: buf, sources: sources, shared: b.Capabilities().MultiProcess,
 	}
-	rt.sources.Store(&[]Source{buf})
-	return rt
 }
 
 // wrap turns a vanished partition into core.ErrTableNotFound.
@@ -101,16 +106,6 @@ func (rt *rowTable) appendKey(dst []byte, user string, pk row.Value) ([]byte, er
 	return rt.t.AppendKey(k, pk)
 }
 
-func (rt *rowTable) snapshotSources() []Source { return *rt.sources.Load() }
-
-func (rt *rowTable) addSource(s Source) {
-	rt.srcMu.Lock()
-	defer rt.srcMu.Unlock()
-	// Copy on write: readers keep the slice they loaded.
-	next := append(slices.Clone(*rt.sources.Load()), s)
-	rt.sources.Store(&next)
-}
-
 // reading takes the table's definition for the length of an operation;
 // call the function it returns when the operation ends.
 func (rt *rowTable) reading() (done func()) {
@@ -130,7 +125,7 @@ func (rt *rowTable) fill(r *row.Row) { r.Fill(len(rt.types)) }
 
 // newest returns the newest version of key across all sources.
 func (rt *rowTable) newest(ctx context.Context, key []byte) (row.Row, bool, error) {
-	srcs := rt.snapshotSources()
+	srcs := rt.sources
 	if len(srcs) == 1 {
 		r, ok, err := srcs[0].Lookup(ctx, key)
 		if ok {
@@ -177,7 +172,7 @@ func (rt *rowTable) current(ctx context.Context, key []byte) (cur row.Row, found
 		}
 		found = true
 	}
-	for _, s := range rt.snapshotSources()[1:] {
+	for _, s := range rt.sources[1:] {
 		r, ok, err := s.Lookup(ctx, key)
 		if err != nil {
 			return row.Row{}, false, check, rt.wrap(err)
@@ -213,7 +208,7 @@ func (rt *rowTable) conflict(err error, attempt int) (retry bool, _ error) {
 
 // iter returns the merged versions of every source.
 func (rt *rowTable) iter(ctx context.Context, prefix, start []byte, exclusive bool) (VersionIter, error) {
-	srcs := rt.snapshotSources()
+	srcs := rt.sources
 	its := make([]VersionIter, 0, len(srcs))
 	for _, s := range srcs {
 		it, err := s.Scan(ctx, prefix, start, exclusive)

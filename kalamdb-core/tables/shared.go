@@ -8,52 +8,43 @@ import (
 )
 
 // SharedTableStore reads and writes the rows of one shared table: the
-// UserTableStore API without the user. Get one from DB.Shared. It is safe
-// for concurrent use.
-type SharedTableStore struct{ rt *rowTable }
+// UserTableStore API without the user, each call the RowStore call of the
+// table. Get one from DB.Shared. It is safe for concurrent use.
+type SharedTableStore struct{ rows RowStore }
 
 // Table returns the table's definition.
-func (s *SharedTableStore) Table() *catalog.Table {
-	defer s.rt.reading()()
-	return s.rt.t
-}
+func (s *SharedTableStore) Table() *catalog.Table { return s.rows.Table() }
 
-// Insert adds rows, all or none; see UserTableStore.Insert.
+// Insert adds rows, all or none; see RowStore.Insert.
 func (s *SharedTableStore) Insert(ctx context.Context, rows ...[]row.Value) (int64, error) {
-	defer s.rt.reading()()
-	return s.rt.insert(ctx, "", rows)
+	return s.rows.Insert(ctx, rows...)
 }
 
 // Get returns the row with primary key pk, or core.ErrRowNotFound.
 func (s *SharedTableStore) Get(ctx context.Context, pk row.Value) (row.Row, error) {
-	defer s.rt.reading()()
-	return s.rt.get(ctx, "", pk)
+	return s.rows.Get(ctx, pk)
 }
 
 // Update sets the columns in set on row pk and returns the new version; see
-// UserTableStore.Update.
+// RowStore.Update.
 func (s *SharedTableStore) Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error) {
-	defer s.rt.reading()()
-	return s.rt.update(ctx, "", pk, set)
+	return s.rows.Update(ctx, pk, set)
 }
 
-// Delete soft-deletes row pk; see UserTableStore.Delete.
+// Delete soft-deletes row pk; see RowStore.Delete.
 func (s *SharedTableStore) Delete(ctx context.Context, pk row.Value) error {
-	defer s.rt.reading()()
-	return s.rt.delete(ctx, "", pk)
+	return s.rows.Delete(ctx, pk)
 }
 
 // Scan returns a page of live rows in primary-key order.
 func (s *SharedTableStore) Scan(ctx context.Context, opts ScanOptions) (Page, error) {
-	defer s.rt.reading()()
-	return s.rt.scan(ctx, "", opts)
+	return s.rows.Scan(ctx, opts)
 }
 
 // Count returns the number of live rows.
 func (s *SharedTableStore) Count(ctx context.Context) (int64, error) {
-	defer s.rt.reading()()
-	return s.rt.count(ctx, "")
+	return s.rows.Count(ctx)
 }
 
 // Buffer returns the maintenance view of the table's hot buffer.
-func (s *SharedTableStore) Buffer() *Buffer { return &Buffer{rt: s.rt} }
+func (s *SharedTableStore) Buffer() *Buffer { return &Buffer{rt: s.rows.rt} }

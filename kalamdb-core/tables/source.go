@@ -13,8 +13,8 @@ import (
 
 // Source is one tier of the rows of a user or shared table. The hot buffer
 // (the table's partition in the StorageBackend) is always the first source;
-// a cold tier (such as flushed Parquet segments) is added with
-// Buffer.AddSource. Reads consult every source and merge them: for each key
+// a cold tier (such as flushed Parquet segments) is the second, supplied by
+// Options.ColdTier. Reads consult every source and merge them: for each key
 // the version with the highest _seq wins, and a winning tombstone hides the
 // row.
 //

@@ -46,6 +46,7 @@ type StreamTableStore struct {
 	part  store.Partition
 	alloc *seq.Allocator
 	clock clock.Clock
+	bg    *background // the DB's: eviction timers run on its context
 
 	mu      sync.Mutex
 	lastTs  int64           // arrival times never go backwards in _seq order
@@ -57,7 +58,7 @@ type StreamTableStore struct {
 
 	timerMu sync.Mutex
 	cancel  context.CancelFunc // stops the eviction timer
-	done    chan struct{}      // closed when the eviction goroutine ends
+	done    <-chan struct{}    // closed when the eviction goroutine ends
 }
 
 type pendingAppend struct {
@@ -87,8 +88,8 @@ type EvictStats struct {
 	Remaining int64
 }
 
-func openStream(ctx context.Context, t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock) (*StreamTableStore, error) {
-	s := &StreamTableStore{t: t, types: t.Types(), b: b, part: t.Partition(), alloc: alloc, clock: clk}
+func openStream(ctx context.Context, t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock, bg *background) (*StreamTableStore, error) {
+	s := &StreamTableStore{t: t, types: t.Types(), b: b, part: t.Partition(), alloc: alloc, clock: clk, bg: bg}
 	it, err := b.Scan(ctx, s.part, store.ScanOptions{})
 	if err != nil {
 		return nil, s.wrap(err)
@@ -403,16 +404,21 @@ func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 }
 
 // StartEviction runs Evict every interval (as measured by the store's
-// clock) until StopEviction. After each run it calls report, when not nil,
-// with the run's result; report runs on the eviction goroutine. A panic of
-// a run is contained: report gets it as a *guard.PanicError and the timer
-// goes on (a panic of report is logged, see guard.Callback). It fails
-// with core.ErrInvalidArgument if interval is not positive or eviction is
-// already running. If the table is dropped the timer stops by itself after
-// reporting the core.ErrTableNotFound.
+// clock) until StopEviction, DB.StopEviction or DB.Close, which cancel a
+// run in progress. After each run it calls report, when not nil, with the
+// run's result; report runs on the eviction goroutine. A panic of a run is
+// contained: report gets it as a *guard.PanicError and the timer goes on
+// (a panic of report is logged, see guard.Callback). It fails with
+// core.ErrInvalidArgument if interval is not positive or eviction is
+// already running, and with store.ErrClosed once the DB's eviction was
+// stopped (DB.StopEviction, DB.Close). If the table is dropped the timer
+// stops by itself after reporting the core.ErrTableNotFound.
 func (s *StreamTableStore) StartEviction(interval time.Duration, report func(EvictStats, error)) error {
 	if interval <= 0 {
 		return fmt.Errorf("%w: eviction interval %v is not positive", core.ErrInvalidArgument, interval)
+	}
+	if err := s.bg.err(); err != nil {
+		return fmt.Errorf("eviction of %s: %w", s.t.FullName(), err)
 	}
 	s.timerMu.Lock()
 	defer s.timerMu.Unlock()
@@ -420,11 +426,7 @@ func (s *StreamTableStore) StartEviction(interval time.Duration, report func(Evi
 		return fmt.Errorf("%w: eviction of %s is already running", core.ErrInvalidArgument, s.t.FullName())
 	}
 	ticker := s.clock.NewTicker(interval)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.cancel, s.done = cancel, done
-	go func() {
-		defer close(done)
+	cancel, done, err := s.bg.run(func(ctx context.Context) {
 		defer ticker.Stop()
 		for {
 			select {
@@ -448,7 +450,12 @@ func (s *StreamTableStore) StartEviction(interval time.Duration, report func(Evi
 				return
 			}
 		}
-	}()
+	})
+	if err != nil {
+		ticker.Stop()
+		return fmt.Errorf("eviction of %s: %w", s.t.FullName(), err)
+	}
+	s.cancel, s.done = cancel, done
 	return nil
 }
 

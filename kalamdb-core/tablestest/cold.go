@@ -13,9 +13,48 @@ import (
 	"github.com/stretchr/testify/require"
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 )
+
+// memColdTier is a cold tier held in memory, attached the way production
+// attaches the Parquet tier (tables.Options.ColdTier): every user and
+// shared table gets its own memSource when its store opens.
+type memColdTier struct {
+	mu      sync.Mutex
+	sources map[uint64]*memSource // by table id
+}
+
+func newMemColdTier() *memColdTier { return &memColdTier{sources: map[uint64]*memSource{}} }
+
+// of returns the memSource of table t.
+func (c *memColdTier) of(t *catalog.Table) *memSource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.sources[t.ID]
+	if m == nil {
+		m = newMemSource()
+		c.sources[t.ID] = m
+	}
+	return m
+}
+
+// ColdSource implements tables.ColdTier.
+func (c *memColdTier) ColdSource(t *catalog.Table) (tables.Source, error) { return c.of(t), nil }
+
+// ChangeSchema implements tables.ColdTier: a memSource keeps decoded rows,
+// which read a column added later as null.
+func (c *memColdTier) ChangeSchema(_ *catalog.Table, change func() (*catalog.Table, error)) (*catalog.Table, error) {
+	return change()
+}
+
+// coldOf returns the cold tier of s's table (the env must have one).
+func (e *env) coldOf(s rowStore) *memSource {
+	e.t.Helper()
+	require.NotNil(e.t, e.cold, "the env has no cold tier")
+	return e.cold.of(tableOf(s))
+}
 
 // memSource is a cold tier held in memory: what a flush target looks like
 // to the table stores. It keeps the newest version per key.
@@ -108,9 +147,7 @@ func key(t *testing.T, s rowStore, pk int64) []byte {
 	return k
 }
 
-func tableOf(s rowStore) interface {
-	AppendKey([]byte, row.Value) ([]byte, error)
-} {
+func tableOf(s rowStore) *catalog.Table {
 	switch v := s.(type) {
 	case userView:
 		return v.s.Table()
@@ -155,8 +192,7 @@ func flush(ctx context.Context, s rowStore, cold *memSource) (int, error) {
 // testColdSourceMerge adds a cold tier and checks that reads merge it with
 // the buffer: newest _seq wins, tombstones hide, uniqueness spans both.
 func testColdSourceMerge(t *testing.T, e *env, s rowStore) {
-	cold := newMemSource()
-	s.Buffer().AddSource(cold)
+	cold := e.coldOf(s)
 	_, err := s.Insert(e.ctx, sample(1), sample(2), sample(3), sample(4), sample(5))
 	require.NoError(t, err)
 	require.Equal(t, 5, flushOnce(t, e, s, cold), "everything moved to cold")
@@ -223,8 +259,7 @@ func testColdSourceMerge(t *testing.T, e *env, s rowStore) {
 // scan fails the scan, whether the buffer still has rows to merge at that
 // point or is already exhausted (the scan then reads the cold tier alone).
 func testColdSourceError(t *testing.T, e *env, s rowStore) {
-	cold := newMemSource()
-	s.Buffer().AddSource(cold)
+	cold := e.coldOf(s)
 	var batch [][]row.Value
 	for id := int64(1); id <= 20; id++ {
 		batch = append(batch, sample(id))
@@ -255,8 +290,7 @@ func testColdSourceError(t *testing.T, e *env, s rowStore) {
 // buffer to a cold tier and deleting what did not change: no write may be
 // lost, whatever the interleaving.
 func testConcurrentFlush(t *testing.T, e *env, s rowStore) {
-	cold := newMemSource()
-	s.Buffer().AddSource(cold)
+	cold := e.coldOf(s)
 	const keys, rounds, writers = 12, 30, 3
 	for k := range keys {
 		_, err := s.Insert(e.ctx, sample(int64(k)))

@@ -49,6 +49,9 @@ type env struct {
 	reopen func() (store.StorageBackend, error)
 	db     *tables.DB
 	clock  *clock.Fake
+	// cold, when not nil, is the cold tier of every user and shared table
+	// (tables.Options.ColdTier).
+	cold *memColdTier
 }
 
 const ns = "app"
@@ -99,16 +102,28 @@ func (y yielding) Get(ctx context.Context, p store.Partition, key []byte) ([]byt
 	return v, err
 }
 
-func newEnv(t testing.TB, h Harness) *env { return newEnvWith(t, h, nil) }
+func newEnv(t testing.TB, h Harness) *env { return newEnvWith(t, h, envOptions{}) }
 
-// newEnvWith is newEnv with the backend passed through wrap (when not nil).
-func newEnvWith(t testing.TB, h Harness, wrap func(store.StorageBackend) store.StorageBackend) *env {
+// envOptions change the env newEnvWith builds.
+type envOptions struct {
+	// wrap, when not nil, wraps the backend.
+	wrap func(store.StorageBackend) store.StorageBackend
+	// cold gives every user and shared table an in-memory cold tier
+	// (env.cold).
+	cold bool
+}
+
+// newEnvWith is newEnv with opts.
+func newEnvWith(t testing.TB, h Harness, opts envOptions) *env {
 	t.Helper()
 	b, reopen := h.New(t)
-	if wrap != nil {
-		b = wrap(b)
+	if opts.wrap != nil {
+		b = opts.wrap(b)
 	}
 	e := &env{t: t, ctx: context.Background(), h: h, b: b, reopen: reopen, clock: clock.NewFake(t0)}
+	if opts.cold {
+		e.cold = newMemColdTier()
+	}
 	t.Cleanup(func() {
 		if e.db != nil {
 			_ = e.db.Close()
@@ -135,7 +150,11 @@ func newEnvWith(t testing.TB, h Harness, wrap func(store.StorageBackend) store.S
 
 func (e *env) open() {
 	e.t.Helper()
-	db, err := tables.Open(e.ctx, e.b, tables.Options{Clock: e.clock, SeqBlock: 16})
+	opts := tables.Options{Clock: e.clock, SeqBlock: 16}
+	if e.cold != nil {
+		opts.ColdTier = e.cold
+	}
+	db, err := tables.Open(e.ctx, e.b, opts)
 	require.NoError(e.t, err)
 	e.db = db
 }

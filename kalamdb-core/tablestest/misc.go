@@ -52,6 +52,12 @@ func testWrongType(t *testing.T, e *env) {
 	assert.ErrorIs(t, err, core.ErrNamespaceNotFound)
 	_, err = e.db.Stream(e.ctx, ns, "nope")
 	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = e.db.RowStore(e.ctx, ns, streamTable, "alice")
+	assert.ErrorIs(t, err, core.ErrWrongTableType)
+	_, err = e.db.RowStore(e.ctx, ns, "nope", "alice")
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = e.db.RowStore(e.ctx, "nope", userTable, "alice")
+	assert.ErrorIs(t, err, core.ErrNamespaceNotFound)
 	assert.Same(t, e.db.Catalog().Backend(), e.db.Backend())
 
 	require.NoError(t, e.db.Close())
@@ -59,7 +65,105 @@ func testWrongType(t *testing.T, e *env) {
 	assert.ErrorIs(t, err, store.ErrClosed)
 	_, err = e.db.Stream(e.ctx, ns, streamTable)
 	assert.ErrorIs(t, err, store.ErrClosed)
+	_, err = e.db.RowStore(e.ctx, ns, sharedTable, "")
+	assert.ErrorIs(t, err, store.ErrClosed)
 	require.NoError(t, e.db.Close(), "Close is idempotent")
+}
+
+// testRowStore checks DB.RowStore: a user table's store is bound to its
+// user, a shared table's to nobody, and both are the typed stores' tables.
+func testRowStore(t *testing.T, e *env) {
+	alice, err := e.db.RowStore(e.ctx, ns, userTable, "alice")
+	require.NoError(t, err)
+	bob, err := e.db.RowStore(e.ctx, ns, userTable, "bob")
+	require.NoError(t, err)
+	assert.Equal(t, "alice", alice.User())
+	assert.Equal(t, userTable, alice.Table().Name)
+	_, err = alice.Insert(e.ctx, sample(1), sample(2))
+	require.NoError(t, err)
+	_, err = bob.Insert(e.ctx, sample(2))
+	require.NoError(t, err, "bob's key 2 is not alice's")
+	_, err = bob.Get(e.ctx, row.Int64(1))
+	assert.ErrorIs(t, err, core.ErrRowNotFound)
+	n, err := bob.Count(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	_, err = alice.Update(e.ctx, row.Int64(2), map[string]row.Value{"body": row.String("changed")})
+	require.NoError(t, err)
+	require.NoError(t, alice.Delete(e.ctx, row.Int64(1)))
+	page, err := alice.Scan(e.ctx, tables.ScanOptions{})
+	require.NoError(t, err)
+	require.Len(t, page.Rows, 1)
+	assert.Equal(t, "changed", page.Rows[0].Values[colBody].Str())
+	r, err := e.user().Get(e.ctx, "alice", row.Int64(2))
+	require.NoError(t, err, "the typed store reaches the same rows")
+	assert.Equal(t, "changed", r.Values[colBody].Str())
+	r, err = e.user().Get(e.ctx, "bob", row.Int64(2))
+	require.NoError(t, err)
+	assert.Equal(t, "body 2", r.Values[colBody].Str())
+	empty, err := e.db.RowStore(e.ctx, ns, userTable, "")
+	require.NoError(t, err, "the user id is checked by each call, as the typed store's")
+	_, err = empty.Get(e.ctx, row.Int64(2))
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
+
+	// A shared table has no users: every caller reaches every row.
+	sa, err := e.db.RowStore(e.ctx, ns, sharedTable, "alice")
+	require.NoError(t, err)
+	sb, err := e.db.RowStore(e.ctx, ns, sharedTable, "bob")
+	require.NoError(t, err)
+	assert.Empty(t, sa.User())
+	_, err = sa.Insert(e.ctx, sample(7))
+	require.NoError(t, err)
+	_, err = sb.Insert(e.ctx, sample(7))
+	assert.ErrorIs(t, err, core.ErrDuplicateKey)
+	r, err = sb.Get(e.ctx, row.Int64(7))
+	require.NoError(t, err)
+	assertValues(t, sample(7), r.Values)
+	n, err = e.shared().Count(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+}
+
+// testRowStoreOfARecreatedTable checks that a RowStore stays on the table
+// it was opened on: once the table is dropped and re-created under the
+// same name with other columns, every call fails with ErrTableNotFound and
+// nothing reaches the new table, which a new RowStore reaches.
+func testRowStoreOfARecreatedTable(t *testing.T, e *env) {
+	old, err := e.db.RowStore(e.ctx, ns, userTable, "alice")
+	require.NoError(t, err)
+	_, err = old.Insert(e.ctx, sample(1))
+	require.NoError(t, err)
+	oldDef := old.Table()
+	require.NoError(t, e.db.Catalog().DropTable(e.ctx, ns, userTable))
+	_, err = e.db.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: ns, Name: userTable, Type: catalog.UserTable, PrimaryKey: "id",
+		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}, {Name: "small", Type: row.TypeInt32}, {Name: "body", Type: row.TypeString, Nullable: true}}})
+	require.NoError(t, err)
+
+	assert.Same(t, oldDef, old.Table(), "the old store keeps its definition")
+	_, err = old.Insert(e.ctx, sample(2))
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = old.Get(e.ctx, row.Int64(1))
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = old.Update(e.ctx, row.Int64(1), map[string]row.Value{"body": row.String("x")})
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	assert.ErrorIs(t, old.Delete(e.ctx, row.Int64(1)), core.ErrTableNotFound)
+	_, err = old.Scan(e.ctx, tables.ScanOptions{})
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+	_, err = old.Count(e.ctx)
+	assert.ErrorIs(t, err, core.ErrTableNotFound)
+
+	fresh, err := e.db.RowStore(e.ctx, ns, userTable, "alice")
+	require.NoError(t, err)
+	assert.NotEqual(t, oldDef.ID, fresh.Table().ID)
+	assert.Equal(t, "small", fresh.Table().Columns[1].Name)
+	n, err := fresh.Count(e.ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing of the old table, nothing the old store wrote")
+	_, err = fresh.Insert(e.ctx, []row.Value{row.Int64(1), row.Int32(5), row.String("new")})
+	require.NoError(t, err)
+	r, err := fresh.Get(e.ctx, row.Int64(1))
+	require.NoError(t, err)
+	assert.Equal(t, int32(5), r.Values[1].Int32())
 }
 
 func testDroppedTable(t *testing.T, e *env) {

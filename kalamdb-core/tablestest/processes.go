@@ -31,7 +31,7 @@ func (m multiProcess) Capabilities() store.Capabilities {
 // backend, standing for two servers: each has its own key locks, caches and
 // _seq allocators, and only the backend's checks keep them consistent.
 func processes(t *testing.T, h Harness, kind string) (e *env, a, b rowStore) {
-	e = newEnvWith(t, h, func(b store.StorageBackend) store.StorageBackend { return multiProcess{yielding{b}} })
+	e = newEnvWith(t, h, envOptions{wrap: func(b store.StorageBackend) store.StorageBackend { return multiProcess{yielding{b}} }})
 	db2, err := tables.Open(e.ctx, e.b, tables.Options{Clock: e.clock, SeqBlock: 16})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db2.Close() })

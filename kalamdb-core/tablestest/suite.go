@@ -40,16 +40,19 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentFlush", testConcurrentFlush},
 		{"AddColumn", testAddColumn},
 	}
+	// These run with an in-memory cold tier under every user and shared
+	// table, as the Parquet tier is attached in production.
+	coldTests := map[string]bool{"ColdSourceMerge": true, "ColdSourceError": true, "ConcurrentFlush": true}
 	for _, kind := range []string{"user", "shared"} {
 		for _, rt := range rowTests {
 			t.Run(kind+"/"+rt.name, func(t *testing.T) {
-				var wrap func(store.StorageBackend) store.StorageBackend
+				opts := envOptions{cold: coldTests[rt.name]}
 				// The concurrency tests run on a backend whose Get yields,
 				// which makes check-then-act races likely instead of rare.
 				if strings.HasPrefix(rt.name, "Concurrent") {
-					wrap = func(b store.StorageBackend) store.StorageBackend { return yielding{b} }
+					opts.wrap = func(b store.StorageBackend) store.StorageBackend { return yielding{b} }
 				}
-				e := newEnvWith(t, h, wrap)
+				e := newEnvWith(t, h, opts)
 				rt.fn(t, e, e.kinds()[kind]())
 			})
 		}
@@ -73,6 +76,8 @@ func Run(t *testing.T, h Harness) {
 		{"catalog/SurvivesRestart", testCatalogRestart},
 		{"catalog/WrongTableType", testWrongType},
 		{"catalog/DroppedTable", testDroppedTable},
+		{"catalog/RowStore", testRowStore},
+		{"catalog/RowStoreOfARecreatedTable", testRowStoreOfARecreatedTable},
 		{"user/Isolation", testUserIsolation},
 		{"user/StringPrimaryKeys", testStringKeys},
 		{"user/BufferUsers", testBufferUsers},

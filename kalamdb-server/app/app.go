@@ -2,7 +2,7 @@
 // command line (serve, config check, backends, version) with the built-in
 // storage backends and any others given. A storage backend that lives in a
 // module of its own reaches the server through a main package of that
-// module, ten lines long:
+// module:
 //
 //	package main
 //
@@ -10,14 +10,20 @@
 //		"os"
 //
 //		"github.com/kalamdb/kalamdb-go/kalamdb-server/app"
+//		"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 //		"example.com/mykv"
 //	)
 //
-//	func main() { os.Exit(app.Main(os.Args[1:], mykv.ServerBackend())) }
+//	func main() {
+//		os.Exit(app.Main(os.Args[1:], backends.Backend{
+//			Name: mykv.Name, Durable: true, Summary: "…",
+//			Register: mykv.Register, Decode: backends.DecodeWith(mykv.DefaultConfig),
+//		}))
+//	}
 //
 // The binary it builds is kalamdb-server with mykv linked in: `backends`
 // lists it, and `[storage] backend = "mykv"` opens it. docs/backends.md walks
-// through writing such a backend, and examples/custom-backend is one.
+// through writing such a backend, and examples/badger-backend is one.
 package app
 
 import (

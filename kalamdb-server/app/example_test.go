@@ -28,6 +28,7 @@ func ExampleMain() {
 	// Output:
 	// NAME     ALIASES    DURABLE  DESCRIPTION
 	// bbolt    -          yes      embedded bbolt, pure Go, one file; writes are synced to disk by default
+	// etcd     -          yes      an etcd cluster (Raft): shared by several servers, survives the loss of a minority of its members
 	// memory   in-memory  no       in-process B-trees; fast, and nothing survives a restart
 	// mykv     -          no       an example engine
 	// pebble   -          yes      embedded Pebble, pure Go; writes are synced to its log by default

@@ -7,9 +7,11 @@
 // another module joins them from a main package of that module, through
 // package app:
 //
-//	func main() { os.Exit(app.Main(os.Args[1:], mykv.ServerBackend())) }
+//	func main() { os.Exit(app.Main(os.Args[1:], mykvBackend)) }
 //
-// where mykv.ServerBackend returns a Backend (see docs/backends.md).
+// where mykvBackend is the Backend of mykv, built in that main package so
+// that the backend's own package need not import the server (see
+// docs/backends.md, and examples/badger-backend).
 package backends
 
 import (
@@ -19,6 +21,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/bbolt"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/etcd"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis"
@@ -99,6 +102,13 @@ func Builtin() []Backend {
 			Summary:  "embedded bbolt, pure Go, one file; writes are synced to disk by default",
 			Register: bbolt.Register,
 			Decode:   DecodeWith(bbolt.DefaultConfig),
+		},
+		{
+			Name:     etcd.Name,
+			Durable:  true,
+			Summary:  "an etcd cluster (Raft): shared by several servers, survives the loss of a minority of its members",
+			Register: etcd.Register,
+			Decode:   DecodeWith(etcd.DefaultConfig),
 		},
 		{
 			Name:     redis.Name,

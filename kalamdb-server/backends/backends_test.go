@@ -26,6 +26,7 @@ func TestRegistryHoldsEveryListedBackend(t *testing.T) {
 	assert.Equal(t, reg.Names(), names)
 	assert.Contains(t, names, "memory")
 	assert.Contains(t, names, "rocksdb")
+	assert.Contains(t, names, "etcd")
 	assert.Equal(t, []string{"in-memory"}, set.AliasesOf("memory"), "the aliases come from the backend's Register")
 }
 
@@ -40,6 +41,9 @@ func TestCheckDecodesAndValidatesWithoutOpening(t *testing.T) {
 		})
 	}
 	assert.ErrorContains(t, set.Check("rocksdb", store.ConfigMap{"block_cache_mb": 0}), "block_cache_mb")
+	assert.NoError(t, set.Check("etcd", store.ConfigMap{"endpoints": []any{"http://10.0.0.5:2379", "http://10.0.0.6:2379"}, "prefix": "prod"}),
+		"[storage] backend = \"etcd\" with its section")
+	assert.ErrorContains(t, set.Check("etcd", store.ConfigMap{"endpoints": []any{"10.0.0.5:2379"}}), "endpoints")
 	assert.ErrorIs(t, set.Check("nosuch", nil), store.ErrInvalidArgument)
 }
 

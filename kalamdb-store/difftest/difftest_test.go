@@ -16,6 +16,8 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/bbolt"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/etcd"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/etcd/etcdtest"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/pebble"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis"
@@ -57,6 +59,15 @@ var backends = []opener{
 		b, err := bbolt.OpenWith(c)
 		require.NoError(t, err)
 		return b, func() (store.StorageBackend, error) { return bbolt.OpenWith(c) }
+	}},
+	{name: etcd.Name, open: func(t testing.TB, _ string) (store.StorageBackend, func() (store.StorageBackend, error)) {
+		// One three-member cluster per test process; a fresh prefix per run.
+		c := etcd.DefaultConfig()
+		c.Endpoints, c.Prefix = etcdtest.Shared(t).Endpoints(), etcdtest.FreshPrefix()
+		c.ScanChunk = 2 // every scan of more than two keys reads several pages
+		b, err := etcd.OpenWith(context.Background(), c)
+		require.NoError(t, err)
+		return b, func() (store.StorageBackend, error) { return etcd.OpenWith(context.Background(), c) }
 	}},
 	{name: redis.Name, open: func(t testing.TB, _ string) (store.StorageBackend, func() (store.StorageBackend, error)) {
 		// One redis-server per test process; a fresh key prefix per run.
@@ -683,5 +694,9 @@ func TestMain(m *testing.M) {
 	if err := flag.Set("test.fuzzminimizetime", "10s"); err != nil {
 		panic(err)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if err := etcdtest.StopShared(); err != nil && code == 0 {
+		code = 1
+	}
+	os.Exit(code)
 }

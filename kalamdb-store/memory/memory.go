@@ -46,10 +46,10 @@ type Config struct {
 // no batch limits.
 func DefaultConfig() Config { return Config{} }
 
-// Validate reports a negative limit, naming its key.
+// Validate reports a limit out of range, naming its key.
 func (c Config) Validate() error {
-	if c.MaxBatchOps < 0 {
-		return store.InvalidConfig(Name, "max_batch_ops", "is %d; use 0 (no limit) or more", c.MaxBatchOps)
+	if c.MaxBatchOps < 0 || c.MaxBatchOps > 0 && c.MaxBatchOps < store.MinBatchOps {
+		return store.InvalidConfig(Name, "max_batch_ops", "is %d; use 0 (no limit) or %d or more", c.MaxBatchOps, store.MinBatchOps)
 	}
 	if c.MaxBatchBytes < 0 {
 		return store.InvalidConfig(Name, "max_batch_bytes", "is %d; use 0 (no limit) or more", c.MaxBatchBytes)

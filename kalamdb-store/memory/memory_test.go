@@ -29,7 +29,7 @@ func TestConformanceWithBatchLimits(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		Name: memory.Name + "/limited",
 		New: func(t testing.TB) (store.StorageBackend, func() (store.StorageBackend, error)) {
-			b, err := memory.OpenWith(memory.Config{MaxBatchOps: 7, MaxBatchBytes: 2<<20 + 8<<10})
+			b, err := memory.OpenWith(memory.Config{MaxBatchOps: 9, MaxBatchBytes: 2<<20 + 8<<10})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestConformanceWithBatchLimits(t *testing.T) {
 
 func TestConfigRefusesNegativeLimits(t *testing.T) {
 	_, err := memory.OpenWith(memory.Config{MaxBatchOps: -1})
-	if err == nil || !strings.Contains(err.Error(), "storage.memory.max_batch_ops: is -1") {
+	if err == nil || !strings.Contains(err.Error(), "storage.memory.max_batch_ops: is -1; use 0 (no limit) or 8 or more") {
 		t.Fatalf("got %v", err)
 	}
 	_, err = memory.OpenWith(memory.Config{MaxBatchBytes: -1})

@@ -190,8 +190,8 @@ func NewDispatchLoad() *DispatchLoad {
 	return l
 }
 
-// Preload creates Read and Write in be and writes every key into Read in
-// one batch.
+// Preload creates Read and Write in be and writes every key into Read, in
+// one batch or, on a backend with batch limits, in as few as they allow.
 func (l *DispatchLoad) Preload(ctx context.Context, be store.StorageBackend) error {
 	for _, p := range []store.Partition{l.Read, l.Write} {
 		if err := be.CreatePartition(ctx, p); err != nil {
@@ -202,7 +202,12 @@ func (l *DispatchLoad) Preload(ctx context.Context, be store.StorageBackend) err
 	for _, k := range l.Keys {
 		ops = append(ops, store.PutOp(l.Read, k, l.Value))
 	}
-	return be.Batch(ctx, ops)
+	for _, batch := range be.Capabilities().Split(ops) {
+		if err := be.Batch(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CheckScan fails b unless a scan of one prefix read n = 100 keys and

@@ -30,6 +30,9 @@ func testBatchLimits(t *testing.T, e *env) {
 		return len(collect(t, e.b, p, store.ScanOptions{Prefix: []byte(prefix)}))
 	}
 	require.GreaterOrEqual(t, caps.MaxBatchOps, 0, "MaxBatchOps is not negative")
+	if caps.MaxBatchOps > 0 {
+		require.GreaterOrEqual(t, caps.MaxBatchOps, store.MinBatchOps, "a positive MaxBatchOps is at least store.MinBatchOps")
+	}
 	require.GreaterOrEqual(t, caps.MaxBatchBytes, 0, "MaxBatchBytes is not negative")
 
 	if caps.MaxBatchOps == 0 && caps.MaxBatchBytes == 0 {

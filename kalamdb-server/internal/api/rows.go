@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
 	"time"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
@@ -18,87 +21,51 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
 )
 
-// rowStore is what the row routes need of a user or shared table, with
-// the caller's scope already applied: a user table's store reaches only the
-// caller's rows, a shared table's store ignores the caller.
-type rowStore interface {
-	Table() *catalog.Table
-	Insert(ctx context.Context, rows [][]row.Value) (int64, error)
-	Get(ctx context.Context, pk row.Value) (row.Row, error)
-	Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error)
-	Delete(ctx context.Context, pk row.Value) error
-	Scan(ctx context.Context, opts tables.ScanOptions) (tables.Page, error)
-}
-
-type userScope struct {
-	s    *tables.UserTableStore
-	user string
-}
-
-func (u userScope) Table() *catalog.Table { return u.s.Table() }
-func (u userScope) Insert(ctx context.Context, rows [][]row.Value) (int64, error) {
-	return u.s.Insert(ctx, u.user, rows...)
-}
-func (u userScope) Get(ctx context.Context, pk row.Value) (row.Row, error) {
-	return u.s.Get(ctx, u.user, pk)
-}
-func (u userScope) Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error) {
-	return u.s.Update(ctx, u.user, pk, set)
-}
-func (u userScope) Delete(ctx context.Context, pk row.Value) error {
-	return u.s.Delete(ctx, u.user, pk)
-}
-func (u userScope) Scan(ctx context.Context, opts tables.ScanOptions) (tables.Page, error) {
-	return u.s.Scan(ctx, u.user, opts)
-}
-
-type sharedScope struct{ s *tables.SharedTableStore }
-
-func (s sharedScope) Table() *catalog.Table { return s.s.Table() }
-func (s sharedScope) Insert(ctx context.Context, rows [][]row.Value) (int64, error) {
-	return s.s.Insert(ctx, rows...)
-}
-func (s sharedScope) Get(ctx context.Context, pk row.Value) (row.Row, error) {
-	return s.s.Get(ctx, pk)
-}
-func (s sharedScope) Update(ctx context.Context, pk row.Value, set map[string]row.Value) (row.Row, error) {
-	return s.s.Update(ctx, pk, set)
-}
-func (s sharedScope) Delete(ctx context.Context, pk row.Value) error { return s.s.Delete(ctx, pk) }
-func (s sharedScope) Scan(ctx context.Context, opts tables.ScanOptions) (tables.Page, error) {
-	return s.s.Scan(ctx, opts)
-}
-
 // tableOf returns the table the request names.
 func (a *API) tableOf(r *http.Request) (*catalog.Table, error) {
 	return a.opts.DB.Catalog().Table(r.PathValue("ns"), r.PathValue("t"))
 }
 
 // rowStoreOf returns the store of the user or shared table the request
-// names, scoped to the caller; a stream table is ErrWrongTableType with a
-// hint.
-func (a *API) rowStoreOf(r *http.Request, p auth.Principal) (rowStore, error) {
+// names, bound to the caller (a shared table's ignores the caller), from
+// one lookup of the table: the whole request then works on that table. A
+// stream table is ErrWrongTableType with a hint.
+func (a *API) rowStoreOf(r *http.Request, p auth.Principal) (*tables.RowStore, error) {
 	ns, name := r.PathValue("ns"), r.PathValue("t")
-	t, err := a.opts.DB.Catalog().Table(ns, name)
-	if err != nil {
-		return nil, err
+	rs, err := a.opts.DB.RowStore(r.Context(), ns, name, p.ID)
+	if errors.Is(err, core.ErrWrongTableType) {
+		return nil, fmt.Errorf("%w: %s.%s is a stream table: its events have no primary key; read them with GET …/rows?after=<_seq>",
+			core.ErrWrongTableType, ns, name)
 	}
-	switch t.Type {
-	case catalog.UserTable:
-		s, err := a.opts.DB.User(r.Context(), ns, name)
-		if err != nil {
-			return nil, err
-		}
-		return userScope{s: s, user: p.ID}, nil
-	case catalog.SharedTable:
-		s, err := a.opts.DB.Shared(r.Context(), ns, name)
-		if err != nil {
-			return nil, err
-		}
-		return sharedScope{s: s}, nil
+	return rs, err
+}
+
+// tableStore is the store of the table a request names: rows for a user or
+// shared table (bound to the caller), stream for a stream table.
+type tableStore struct {
+	rows   *tables.RowStore
+	stream *tables.StreamTableStore
+}
+
+// table returns the definition of the table the store serves.
+func (s tableStore) table() *catalog.Table {
+	if s.stream != nil {
+		return s.stream.Table()
 	}
-	return nil, fmt.Errorf("%w: %s is a stream table: its events have no primary key; read them with GET …/rows?after=<_seq>",
-		core.ErrWrongTableType, t.FullName())
+	return s.rows.Table()
+}
+
+// storeOf returns the store of the table the request names, of any type.
+// A user or shared table takes one lookup; a stream table, which the first
+// lookup refuses, a second.
+func (a *API) storeOf(r *http.Request, p auth.Principal) (tableStore, error) {
+	ns, name := r.PathValue("ns"), r.PathValue("t")
+	rs, err := a.opts.DB.RowStore(r.Context(), ns, name, p.ID)
+	if errors.Is(err, core.ErrWrongTableType) {
+		s, err := a.streamOf(r.Context(), ns, name)
+		return tableStore{stream: s}, err
+	}
+	return tableStore{rows: rs}, err
 }
 
 // streamOf returns the store of a stream table and makes sure its
@@ -139,6 +106,11 @@ func (a *API) StartEviction(s *tables.StreamTableStore) {
 			a.log.Debug("stream eviction", "table", name, "expired", st.Expired, "overflow", st.Overflow, "remaining", st.Remaining)
 		}
 	})
+	if errors.Is(err, store.ErrClosed) {
+		// The server is shutting down: eviction stopped for good.
+		a.log.Debug("not starting stream eviction: the tables are closing", "table", name)
+		return
+	}
 	if err != nil {
 		a.log.Warn("starting stream eviction", "table", name, "err", err)
 		return
@@ -152,10 +124,11 @@ type insertRequest struct {
 }
 
 func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	t, err := a.tableOf(r)
+	ts, err := a.storeOf(r, p)
 	if err != nil {
 		return err
 	}
+	t := ts.table()
 	var req insertRequest
 	if err := a.readJSON(w, r, &req); err != nil {
 		return err
@@ -177,22 +150,13 @@ func (a *API) insertRows(w http.ResponseWriter, r *http.Request, p auth.Principa
 		}
 		vals[i] = v
 	}
-	if t.Type == catalog.StreamTable {
-		s, err := a.streamOf(r.Context(), t.Namespace, t.Name)
-		if err != nil {
-			return err
-		}
-		if _, err := s.Append(r.Context(), vals...); err != nil {
-			return err
-		}
+	if ts.stream != nil {
+		_, err = ts.stream.Append(r.Context(), vals...)
 	} else {
-		rs, err := a.rowStoreOf(r, p)
-		if err != nil {
-			return err
-		}
-		if _, err := rs.Insert(r.Context(), vals); err != nil {
-			return err
-		}
+		_, err = ts.rows.Insert(r.Context(), vals...)
+	}
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]int{"inserted": len(vals)})
 	return nil
@@ -231,25 +195,24 @@ func (a *API) listQuery(q url.Values) (limit int, after string, hasAfter bool, e
 }
 
 func (a *API) listRows(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	t, err := a.tableOf(r)
+	ts, err := a.storeOf(r, p)
 	if err != nil {
 		return err
 	}
+	// The definition before the read: rows read after a column was added
+	// have more values than it names, never fewer.
+	t := ts.table()
 	limit, after, hasAfter, err := a.listQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	if t.Type == catalog.StreamTable {
+	if s := ts.stream; s != nil {
 		var from int64
 		if hasAfter {
 			from, err = strconv.ParseInt(after, 10, 64)
 			if err != nil || from < 0 {
 				return badRequest(`query parameter "after" of a stream table must be a _seq (a non-negative integer), got %q`, after)
 			}
-		}
-		s, err := a.streamOf(r.Context(), t.Namespace, t.Name)
-		if err != nil {
-			return err
 		}
 		page, err := s.Read(r.Context(), tables.StreamReadOptions{After: from, Limit: limit, MaxBytes: a.opts.MaxPageBytes})
 		if err != nil {
@@ -263,17 +226,13 @@ func (a *API) listRows(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		writeRows(w, t, page.Events, next)
 		return nil
 	}
-	rs, err := a.rowStoreOf(r, p)
-	if err != nil {
-		return err
-	}
 	opts := tables.ScanOptions{Limit: limit, MaxBytes: a.opts.MaxPageBytes}
 	if hasAfter {
 		if opts.After, err = parseKey(t, after, `query parameter "after"`); err != nil {
 			return err
 		}
 	}
-	page, err := rs.Scan(r.Context(), opts)
+	page, err := ts.rows.Scan(r.Context(), opts)
 	if err != nil {
 		return err
 	}
@@ -288,7 +247,7 @@ func (a *API) listRows(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
 // pkOf returns the row store and the primary key the request names.
-func (a *API) pkOf(r *http.Request, p auth.Principal) (rowStore, row.Value, error) {
+func (a *API) pkOf(r *http.Request, p auth.Principal) (*tables.RowStore, row.Value, error) {
 	rs, err := a.rowStoreOf(r, p)
 	if err != nil {
 		return nil, row.Value{}, err

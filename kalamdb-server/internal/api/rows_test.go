@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -392,5 +393,65 @@ func TestListingsAreBoundedInBytes(t *testing.T) {
 		assert.Less(t, len(r.body), 1000, "'<' is not escaped to six bytes")
 		all := f.pageAll(t, path, userToken, 50)
 		assert.Len(t, all, 12, path)
+	}
+}
+
+// readHook is a request body that runs hook before its first read: inside
+// the handler, after the handler looked the table up.
+type readHook struct {
+	r    io.Reader
+	hook func()
+}
+
+func (b *readHook) Read(p []byte) (int, error) {
+	if h := b.hook; h != nil {
+		b.hook = nil
+		h()
+	}
+	return b.r.Read(p)
+}
+
+// A request works on the table it looked up, once: an insert whose table
+// is dropped and re-created under the same name (its columns in another
+// order) while the handler reads the body fails with 404 and never lands
+// in the new table with the old column order; the next request reaches the
+// new table, and its columns are matched by name.
+func TestARequestNeverMixesARecreatedTable(t *testing.T) {
+	f := newRowsFixture(t)
+	const def = `{"name":"t","type":"user","columns":[{"name":"id","type":"int64"},{"name":%q,"type":"string"},{"name":%q,"type":"string"}],"primary_key":"id"}`
+	f.createTable(t, fmt.Sprintf(def, "a", "b"))
+	path := "/v1/namespaces/app/tables/t/rows"
+	const row = `{"rows":[{"id":1,"a":"for a","b":"for b"}]}`
+	body := &readHook{r: strings.NewReader(row), hook: func() {
+		require.Equal(t, http.StatusNoContent, f.do(t, "DELETE", "/v1/namespaces/app/tables/t", adminToken, "", nil).status)
+		f.createTable(t, fmt.Sprintf(def, "b", "a"))
+	}}
+	r := f.do(t, "POST", path, userToken, "application/json", body)
+	require.Nil(t, body.hook, "the handler read the body")
+	require.Equal(t, http.StatusNotFound, r.status, string(r.body))
+	code, _ := r.errorBody(t)
+	assert.Equal(t, CodeTableNotFound, code)
+	assert.Empty(t, f.pageAll(t, path, userToken, 10), "nothing reached the new table")
+
+	r = f.json(t, "POST", path, userToken, row)
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	got := f.do(t, "GET", path+"/1", userToken, "", nil)
+	require.Equal(t, http.StatusOK, got.status, string(got.body))
+	m := got.decode(t)
+	assert.Equal(t, "for a", m["a"])
+	assert.Equal(t, "for b", m["b"])
+	assert.True(t, strings.Index(string(got.body), `"b"`) < strings.Index(string(got.body), `"a"`), "the new table's column order: %s", got.body)
+}
+
+// The routes of a row by primary key refuse a stream table with a hint.
+func TestRowRoutesRefuseAStreamTable(t *testing.T) {
+	f := newRowsFixture(t)
+	f.createTable(t, `{"name":"ev","type":"stream","columns":[{"name":"n","type":"int64"}]}`)
+	for _, method := range []string{"GET", "PATCH", "DELETE"} {
+		r := f.json(t, method, "/v1/namespaces/app/tables/ev/rows/1", userToken, `{"n":2}`)
+		require.Equal(t, http.StatusBadRequest, r.status, method)
+		code, msg := r.errorBody(t)
+		assert.Equal(t, CodeWrongTableType, code, method)
+		assert.Equal(t, "wrong table type: app.ev is a stream table: its events have no primary key; read them with GET …/rows?after=<_seq>", msg, method)
 	}
 }

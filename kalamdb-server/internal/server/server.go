@@ -269,6 +269,10 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 		s.removeTempParquet()
 		return nil, err
 	}
+	// Background work runs on contexts that these cancel, so that a
+	// shutdown never waits on work it cannot stop; they run before the
+	// final flush.
+	s.stopBg = append(s.stopBg, s.db.StopEviction)
 	s.flush.Start()
 	s.stopBg = append(s.stopBg, s.flush.Stop)
 	s.http = &http.Server{

@@ -1,0 +1,162 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func backend(t *testing.T) store.StorageBackend {
+	b := memory.New()
+	t.Cleanup(func() { _ = b.Close() })
+	require.NoError(t, b.CreatePartition(context.Background(), layout.Leases))
+	return b
+}
+
+func leases(t *testing.T, b store.StorageBackend, owner string, c clock.Clock) *lease.Leases {
+	ls, err := lease.New(b, lease.Options{Owner: owner, TTL: 15 * time.Second, Clock: c})
+	require.NoError(t, err)
+	return ls
+}
+
+var probe = store.MustPartition("probe")
+
+// commitProbe commits a write fenced by l and reports whether it applied.
+func commitProbe(t *testing.T, b store.StorageBackend, l *lease.Lease, v string) error {
+	return l.Commit(func(check store.Operation) error {
+		return b.Batch(context.Background(), []store.Operation{check, store.PutOp(probe, []byte("k"), []byte(v))})
+	})
+}
+
+// A lease is one owner's until it expires; then another takes it over,
+// and the first one's commits and renewals fail: nothing it writes
+// applies.
+func TestTakeoverFencesTheOldHolder(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	require.NoError(t, b.CreatePartition(ctx, probe))
+	fk := clock.NewFake(t0)
+	a, z := leases(t, b, "server-a", fk), leases(t, b, "server-z", fk)
+
+	la, err := a.Acquire(ctx, "flush/7")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), la.Epoch())
+	require.NoError(t, commitProbe(t, b, la, "a1"))
+
+	_, err = z.Acquire(ctx, "flush/7")
+	require.ErrorIs(t, err, lease.ErrHeld)
+	assert.ErrorContains(t, err, "held by server-a until 2026-01-02T03:04:20Z")
+
+	fk.Advance(10 * time.Second)
+	require.NoError(t, la.Renew(ctx))
+	fk.Advance(10 * time.Second)
+	_, err = z.Acquire(ctx, "flush/7")
+	require.ErrorIs(t, err, lease.ErrHeld, "renewed: still a's")
+
+	fk.Advance(6 * time.Second) // past a's expiry
+	lz, err := z.Acquire(ctx, "flush/7")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), lz.Epoch(), "a takeover is a new epoch")
+
+	err = commitProbe(t, b, la, "a2")
+	require.ErrorIs(t, err, store.ErrConditionFailed, "the old holder cannot commit")
+	require.ErrorIs(t, la.Renew(ctx), lease.ErrLost)
+	require.NoError(t, commitProbe(t, b, lz, "z1"))
+	v, err := b.Get(ctx, probe, []byte("k"))
+	require.NoError(t, err)
+	assert.Equal(t, "z1", string(v))
+
+	owner, until, err := a.Holder(ctx, "flush/7")
+	require.NoError(t, err)
+	assert.Equal(t, "server-z", owner)
+	assert.Equal(t, fk.Now().Add(15*time.Second), until)
+}
+
+func TestReacquireAndRelease(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	require.NoError(t, b.CreatePartition(ctx, probe))
+	fk := clock.NewFake(t0)
+	a, z := leases(t, b, "a", fk), leases(t, b, "z", fk)
+	la, err := a.Acquire(ctx, "evict/3")
+	require.NoError(t, err)
+	again, err := a.Acquire(ctx, "evict/3")
+	require.NoError(t, err, "the holder acquires its own lease again")
+	assert.Equal(t, la.Epoch(), again.Epoch())
+
+	require.NoError(t, again.Release(ctx))
+	require.ErrorIs(t, commitProbe(t, b, again, "x"), lease.ErrLost)
+	require.NoError(t, la.Release(ctx), "releasing a lease already gone is not an error")
+	lz, err := z.Acquire(ctx, "evict/3")
+	require.NoError(t, err, "a released lease is free at once")
+	owner, _, err := z.Holder(ctx, "evict/3")
+	require.NoError(t, err)
+	assert.Equal(t, "z", owner)
+	require.NoError(t, lz.Release(ctx))
+	owner, _, err = z.Holder(ctx, "evict/3")
+	require.NoError(t, err)
+	assert.Empty(t, owner)
+}
+
+// Valid turns false a third of the TTL before the expiry.
+func TestValid(t *testing.T) {
+	fk := clock.NewFake(t0)
+	l, err := leases(t, backend(t), "a", fk).Acquire(context.Background(), "x")
+	require.NoError(t, err)
+	assert.True(t, l.Valid())
+	fk.Advance(9 * time.Second)
+	assert.True(t, l.Valid())
+	fk.Advance(1 * time.Second)
+	assert.False(t, l.Valid(), "5 s left of 15: too late to start a commit")
+}
+
+// Owners acquiring one lease at once: exactly one gets it.
+func TestOneWinnerAmongConcurrentAcquires(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	fk := clock.NewFake(t0)
+	for round := range 20 {
+		name := fmt.Sprintf("compact/%d", round)
+		var wins int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for o := range 8 {
+			ls := leases(t, b, fmt.Sprintf("s%d", o), fk)
+			wg.Go(func() {
+				_, err := ls.Acquire(ctx, name)
+				if err == nil {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+					return
+				}
+				assert.True(t, errors.Is(err, lease.ErrHeld), "%v", err)
+			})
+		}
+		wg.Wait()
+		require.Equal(t, 1, wins, "round %d", round)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	_, err := lease.New(backend(t), lease.Options{})
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
+	_, err = lease.New(backend(t), lease.Options{Owner: "a", TTL: -time.Second})
+	assert.ErrorIs(t, err, core.ErrInvalidArgument)
+}
