@@ -134,7 +134,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.SetVersionTemplate("kalamdb-server {{.Version}}\n")
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
-	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env))
+	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env), newBackup(env), newRestore(env), newMigrate(env))
 	return root
 }
 

@@ -233,6 +233,10 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 	s.hooks = h
 	s.writes = newWriteWatch(s.metrics.InstrumentBackend(canonical, raw), canonical, log)
 	s.backend = s.writes
+	if err := checkNoRestore(ctx, s.backend); err != nil {
+		_ = s.backend.Close()
+		return nil, err
+	}
 	log.Info("storage backend open", append([]any{"backend", canonical, "durable", durable}, pathAttrs(set, canonical, section)...)...)
 
 	authn, err := auth.New(cfg.Auth.Users)

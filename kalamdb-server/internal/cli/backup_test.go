@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup/backuptest"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
+	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/server"
+)
+
+// dbConfig writes the configuration of a database on backend in a fresh
+// directory.
+func dbConfig(t *testing.T, backend string) string {
+	dir := t.TempDir()
+	return writeConfig(t, fmt.Sprintf(`[storage]
+backend = %q
+parquet_dir = %q
+
+[storage.%s]
+path = %q
+
+[[auth.users]]
+id = "admin"
+role = "admin"
+token = "a-very-secret-token"
+`, backend, filepath.Join(dir, "parquet"), backend, filepath.Join(dir, "data")))
+}
+
+// withTables opens the database of the configuration at path with its
+// table layer, as the server does, and calls fn.
+func withTables(t *testing.T, path string, fn func(m *flush.Manager)) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := config.Load(config.Options{Path: path})
+	require.NoError(t, err)
+	st, err := server.OpenStorage(ctx, cfg, backends.Default())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, st.Close()) }()
+	segs, err := st.Segments(ctx, true)
+	require.NoError(t, err)
+	m, err := flush.Open(ctx, st.Backend, flush.Options{Store: segs, GCGrace: -1, CompactSegments: flush.NeverCompact})
+	require.NoError(t, err)
+	defer m.Stop()
+	fn(m)
+}
+
+func TestBackupRestoreMigrateCommands(t *testing.T) {
+	src := dbConfig(t, "rocksdb")
+	var want string
+	withTables(t, src, func(m *flush.Manager) {
+		backuptest.Populate(t, m)
+		want = backuptest.Dump(t, m.DB())
+	})
+
+	archive := filepath.Join(t.TempDir(), "db.tar.gz")
+	code, out, errOut := run(t, nil, "backup", "--config", src, "--to", archive)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "backed up")
+	require.Regexp(t, `(?m)^app\.notes\s+\d+\s+2\s+80$`, out, "counts per table")
+	require.Contains(t, errOut, "progress")
+
+	// Restore into Pebble.
+	dst := dbConfig(t, "pebble")
+	code, out, errOut = run(t, nil, "restore", "--config", dst, "--from", archive)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "verified")
+	require.Regexp(t, `(?m)^app\.prices\s+\d+\s+2\s+\d+$`, out)
+	withTables(t, dst, func(m *flush.Manager) { require.Equal(t, want, backuptest.Dump(t, m.DB())) })
+
+	// A second restore finds the target not empty.
+	code, _, errOut = run(t, nil, "restore", "--config", dst, "--from", archive)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "not empty")
+	require.Contains(t, errOut, "system:catalog")
+	code, _, errOut = run(t, nil, "restore", "--config", dst, "--from", archive, "--force")
+	require.Equal(t, 0, code, errOut)
+
+	// Migrate RocksDB to bbolt.
+	mig := dbConfig(t, "bbolt")
+	code, out, errOut = run(t, nil, "migrate", "--from", src, "--to", mig)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "migrated")
+	withTables(t, mig, func(m *flush.Manager) { require.Equal(t, want, backuptest.Dump(t, m.DB())) })
+}
+
+func TestBackupCommandErrors(t *testing.T) {
+	src := dbConfig(t, "rocksdb")
+	code, _, errOut := run(t, nil, "backup", "--config", src)
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--to")
+
+	// A damaged backup is refused, naming the file.
+	withTables(t, src, func(m *flush.Manager) { backuptest.Populate(t, m) })
+	dir := filepath.Join(t.TempDir(), "b")
+	code, _, errOut = run(t, nil, "backup", "--config", src, "--to", dir)
+	require.Equal(t, 0, code, errOut)
+	f := filepath.Join(dir, "partitions", "00001.kvs")
+	data, err := os.ReadFile(f)
+	require.NoError(t, err)
+	data[len(data)-3] ^= 1
+	require.NoError(t, os.WriteFile(f, data, 0o600))
+	code, _, errOut = run(t, nil, "restore", "--config", dbConfig(t, "pebble"), "--from", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "partitions/00001.kvs, offset")
+
+	code, _, errOut = run(t, nil, "restore", "--config", writeConfig(t, goodConfig), "--from", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "not durable")
+}
+
+func TestServerRefusesAnUnfinishedRestore(t *testing.T) {
+	ctx := context.Background()
+	p := dbConfig(t, "rocksdb")
+	cfg, err := config.Load(config.Options{Path: p})
+	require.NoError(t, err)
+	st, err := server.OpenStorage(ctx, cfg, backends.Default())
+	require.NoError(t, err)
+	require.NoError(t, st.Backend.CreatePartition(ctx, backup.RestoreMarker))
+	require.NoError(t, st.Close())
+
+	_, err = server.Open(ctx, cfg, slog.New(slog.DiscardHandler), backends.Default())
+	require.ErrorContains(t, err, "unfinished restore")
+	code, _, errOut := run(t, nil, "backup", "--config", p, "--to", filepath.Join(t.TempDir(), "b"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "unfinished restore")
+}
