@@ -75,14 +75,32 @@ func dirStore(dir string) segment.Store {
 }
 
 // openSink opens loc for a new backup; a backup already there is refused.
+// Its errors wrap ErrDestination.
 func openSink(ctx context.Context, loc string) (sink, error) {
+	sk, err := openSinkAt(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDestination, err)
+	}
+	return sk, nil
+}
+
+// ErrDestination is wrapped by the errors of a backup destination that
+// cannot be used: not empty, not writable, not reachable.
+var ErrDestination = errors.New("backup destination unusable")
+
+func openSinkAt(ctx context.Context, loc string) (sink, error) {
 	if isArchive(loc) {
 		f, err := os.OpenFile(loc, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("backup: creating %s: %w", loc, err)
+			return nil, fmt.Errorf("creating %s: %w", loc, err)
 		}
 		gz := gzip.NewWriter(f)
 		return &tarSink{f: f, gz: gz, tw: tar.NewWriter(gz), path: loc}, nil
+	}
+	if !hasScheme(loc) {
+		if err := os.MkdirAll(loc, 0o700); err != nil {
+			return nil, err
+		}
 	}
 	st, closeFn, err := storeOf(ctx, loc)
 	if err != nil {
@@ -95,11 +113,11 @@ func openSink(ctx context.Context, loc string) (sink, error) {
 	})
 	if err != nil && !errors.Is(err, errStop) && !errors.Is(err, fs.ErrNotExist) {
 		_ = closeFn()
-		return nil, fmt.Errorf("backup: listing %s: %w", st, err)
+		return nil, fmt.Errorf("listing %s: %w", st, err)
 	}
 	if found != "" {
 		_ = closeFn()
-		return nil, fmt.Errorf("backup: %s is not empty (it holds %s); a backup goes to an empty directory or object-store prefix, or to a new .tar.gz file", st, found)
+		return nil, fmt.Errorf("%s is not empty (it holds %s); a backup goes to an empty directory or object-store prefix, or to a new .tar.gz file", st, found)
 	}
 	return &storeSink{st: st, closeFn: closeFn}, nil
 }

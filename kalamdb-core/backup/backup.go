@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"time"
 
@@ -118,14 +117,9 @@ func skipped(p store.Partition) bool { return p == RestoreMarker }
 // storage.segments_url). It returns the backup's index. A backup that
 // fails leaves no index, so that it is never taken for a whole one.
 func Backup(ctx context.Context, src Source, dest string, opts Options) (*Index, error) {
-	if !isArchive(dest) && !hasScheme(dest) {
-		if err := os.MkdirAll(dest, 0o700); err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
-		}
-	}
 	sk, err := openSink(ctx, dest)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("backup: %w", err)
 	}
 	idx, err := write(ctx, src, sk, opts)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -158,6 +157,7 @@ func TestBackupToANonEmptyPlaceIsRefused(t *testing.T) {
 	src, _, loc := backedUp(t)
 	_, err := backup.Backup(ctx, src.source(), loc, backup.Options{})
 	require.ErrorContains(t, err, "is not empty")
+	require.ErrorIs(t, err, backup.ErrDestination)
 	tgz := filepath.Join(t.TempDir(), "b.tar.gz")
 	require.NoError(t, os.WriteFile(tgz, []byte("x"), 0o600))
 	_, err = backup.Backup(ctx, src.source(), tgz, backup.Options{})
@@ -330,45 +330,17 @@ func TestOnlineBackupHoldsEveryAcknowledgedWrite(t *testing.T) {
 	require.NoError(t, err)
 
 	const writers = 4
-	var acked [writers]atomic.Int64 // rows 2i and 2i+1 of writer w acknowledged, for i < acked[w]
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	started := make(chan struct{}, writers)
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int64(0); ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				base := int64(w)<<32 | 2*i
-				// Two rows, one batch.
-				if _, err := kv.Insert(ctx, []row.Value{row.Int64(base), row.Int64(int64(w))}, []row.Value{row.Int64(base + 1), row.Int64(int64(w))}); err != nil {
-					t.Error(err)
-					return
-				}
-				acked[w].Store(i + 1)
-				if i == 10 {
-					started <- struct{}{}
-				}
-			}
-		}()
-	}
-	for w := 0; w < writers; w++ {
-		<-started
-	}
-	var before [writers]int64
-	for w := range before {
-		before[w] = acked[w].Load()
-	}
+	ws := backuptest.StartWriters(t, writers, func(w int, i int64) error {
+		base := int64(w)<<32 | 2*i
+		// Two rows, one batch.
+		_, err := kv.Insert(ctx, []row.Value{row.Int64(base), row.Int64(int64(w))}, []row.Value{row.Int64(base + 1), row.Int64(int64(w))})
+		return err
+	})
+	before := ws.Acked()
 	src := backup.Source{Backend: gate, Name: "memory", Segments: segment.FSStore(segment.DirFS(d.dir), d.dir), Pause: gate.Pause}
 	loc := filepath.Join(t.TempDir(), "b")
 	_, err = backup.Backup(ctx, src, loc, backup.Options{})
-	close(stop)
-	wg.Wait()
+	ws.Stop()
 	require.NoError(t, err)
 
 	dst := newDB(t)
@@ -385,12 +357,38 @@ func TestOnlineBackupHoldsEveryAcknowledgedWrite(t *testing.T) {
 	for _, r := range page.Rows {
 		have[r.Values[0].Int64()] = true
 	}
-	for w := int64(0); w < writers; w++ {
-		for i := int64(0); i < before[w]; i++ {
-			require.True(t, have[w<<32|2*i], "row %d of writer %d, acknowledged before the backup", 2*i, w)
+	for w, n := range before {
+		for i := int64(0); i < n; i++ {
+			require.True(t, have[int64(w)<<32|2*i], "row %d of writer %d, acknowledged before the backup", 2*i, w)
 		}
 	}
 	for k := range have {
 		require.True(t, have[k^1], "row %d is in the backup without the other row of its insert", k)
 	}
+}
+
+// While a SegmentHold is held, a removed segment stays readable; the
+// release removes it.
+func TestSegmentHoldDefersRemovals(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	h := backup.NewSegmentHold(segment.FSStore(segment.DirFS(dir), dir))
+	up, err := h.Create(ctx, "a/seg")
+	require.NoError(t, err)
+	_, err = up.Write([]byte("bytes"))
+	require.NoError(t, err)
+	require.NoError(t, up.Commit())
+
+	release, err := h.Hold(ctx)
+	require.NoError(t, err)
+	inner, err := h.Hold(ctx)
+	require.NoError(t, err)
+	require.NoError(t, h.Remove(ctx, "a/seg"))
+	release()
+	obj, err := h.Open(ctx, "a/seg", -1)
+	require.NoError(t, err, "kept while a hold remains")
+	require.NoError(t, obj.Close())
+	inner()
+	_, err = h.Open(ctx, "a/seg", -1)
+	require.ErrorIs(t, err, os.ErrNotExist, "removed at the last release")
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,4 +172,62 @@ func writeRow(b *strings.Builder, user string, r row.Row) {
 		b.WriteString(" " + v.String())
 	}
 	b.WriteString("\n")
+}
+
+// Writers are goroutines that write until stopped, counting the writes
+// acknowledged, for tests of backups taken while clients write.
+type Writers struct {
+	acked []atomic.Int64
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// StartWriters starts n writers; writer w calls write(w, i) for i = 0, 1,
+// … until Stop, and stops at the first error, which fails t. It returns
+// once every writer has had a few writes acknowledged.
+func StartWriters(t testing.TB, n int, write func(w int, i int64) error) *Writers {
+	ws := &Writers{acked: make([]atomic.Int64, n), stop: make(chan struct{})}
+	started := make(chan struct{}, n)
+	for w := 0; w < n; w++ {
+		ws.wg.Add(1)
+		go func() {
+			defer ws.wg.Done()
+			for i := int64(0); ; i++ {
+				select {
+				case <-ws.stop:
+					return
+				default:
+				}
+				if err := write(w, i); err != nil {
+					t.Errorf("writer %d, write %d: %v", w, i, err)
+					started <- struct{}{}
+					return
+				}
+				ws.acked[w].Store(i + 1)
+				if i == 5 {
+					started <- struct{}{}
+				}
+			}
+		}()
+	}
+	for w := 0; w < n; w++ {
+		<-started
+	}
+	return ws
+}
+
+// Acked returns, per writer, how many of its writes were acknowledged so
+// far: writes 0 to Acked()[w]-1 of writer w.
+func (ws *Writers) Acked() []int64 {
+	out := make([]int64, len(ws.acked))
+	for w := range ws.acked {
+		out[w] = ws.acked[w].Load()
+	}
+	return out
+}
+
+// Stop stops the writers and waits for them.
+func (ws *Writers) Stop() {
+	close(ws.stop)
+	ws.wg.Wait()
 }
