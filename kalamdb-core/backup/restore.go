@@ -275,6 +275,7 @@ func apply(ctx context.Context, src source, idx *Index, b store.StorageBackend, 
 				return err
 			}
 			var ops []store.Operation
+			var arena []byte
 			n := 0
 			flushOps := func() error {
 				if len(ops) == 0 {
@@ -283,7 +284,7 @@ func apply(ctx context.Context, src source, idx *Index, b store.StorageBackend, 
 				if err := b.Batch(ctx, ops); err != nil {
 					return fmt.Errorf("restore: writing partition %s: %w", p, err)
 				}
-				ops, n = ops[:0], 0
+				ops, arena, n = ops[:0], make([]byte, 0, n), 0
 				return nil
 			}
 			for {
@@ -300,7 +301,13 @@ func apply(ctx context.Context, src source, idx *Index, b store.StorageBackend, 
 						return err
 					}
 				}
-				ops = append(ops, store.PutOp(p, bytes.Clone(kr.key), bytes.Clone(kr.val)))
+				// One buffer holds the keys and values of a batch: a
+				// slice taken before the buffer grew keeps the old one.
+				at := len(arena)
+				arena = append(arena, kr.key...)
+				arena = append(arena, kr.val...)
+				kv := arena[at:len(arena):len(arena)]
+				ops = append(ops, store.PutOp(p, kv[:len(kr.key):len(kr.key)], kv[len(kr.key):]))
 				n += sz
 				rep.Keys++
 				rep.Bytes += int64(sz)
