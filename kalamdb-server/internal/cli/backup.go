@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -28,7 +33,7 @@ import (
 
 func newBackup(env Env) *cobra.Command {
 	var o overrides
-	var to string
+	var to, serverURL, tokenFile string
 	cmd := &cobra.Command{
 		Use:   "backup --to DEST",
 		Short: "Back up a stopped database to a directory, a .tar.gz file or an object-store URL",
@@ -37,7 +42,11 @@ func newBackup(env Env) *cobra.Command {
 storage.segments_url takes (s3://bucket?prefix=…, gs://…, azblob://…,
 file:///dir). The backup holds every partition of the storage backend and
 every segment its manifests record, with an index of digests written last
-(docs/backup.md).`,
+(docs/backup.md).
+
+With --server URL the running server takes the backup (online, writes paused
+only while it opens one snapshot of every partition) and writes it to DEST as
+it sees it; the token of an admin comes from --token-file or $KALAMDB_TOKEN.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if to == "" {
@@ -45,6 +54,9 @@ every segment its manifests record, with an index of digests written last
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			if serverURL != "" {
+				return onlineBackup(ctx, env, serverURL, tokenFile, to)
+			}
 			st, log, err := o.openStorage(ctx, cmd, env)
 			if err != nil {
 				return err
@@ -69,7 +81,71 @@ every segment its manifests record, with an index of digests written last
 	}
 	o.register(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "where to write the backup: a directory, a .tar.gz file or an object-store URL")
+	cmd.Flags().StringVar(&serverURL, "server", "", "back up online through the running server at this URL (POST /v1/admin/backup); DEST is then as the server sees it")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "with --server: the file holding an admin's token (default $"+envToken+")")
 	return cmd
+}
+
+// envToken is the environment variable of the admin token of an online
+// backup.
+const envToken = "KALAMDB_TOKEN"
+
+// onlineBackup asks the server at base to back its database up to dest.
+func onlineBackup(ctx context.Context, env Env, base, tokenFile, dest string) error {
+	token := ""
+	for _, kv := range env.Environ {
+		if v, ok := strings.CutPrefix(kv, envToken+"="); ok {
+			token = v
+		}
+	}
+	if tokenFile != "" {
+		data, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(data))
+	}
+	if token == "" {
+		return usageError{fmt.Errorf("backup --server needs an admin's token: --token-file FILE or $%s", envToken)}
+	}
+	body, err := json.Marshal(map[string]string{"to": dest})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/admin/backup", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("--server %q: %w", base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("online backup through %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("online backup through %s: reading the answer: %w", base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("online backup through %s: %s: %s", base, resp.Status, strings.TrimSpace(string(data)))
+	}
+	var res struct {
+		Partitions  int                 `json:"partitions"`
+		Keys        int64               `json:"keys"`
+		Segments    int                 `json:"segments"`
+		Bytes       int64               `json:"bytes"`
+		Consistency string              `json:"consistency"`
+		Tables      []backup.TableCount `json:"tables"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("online backup through %s: the answer is not understood: %w", base, err)
+	}
+	fmt.Fprintf(env.Stdout, "backed up online %d partitions (%d keys) and %d segments, %s, to %s in %s (%s)\n",
+		res.Partitions, res.Keys, res.Segments, sizeString(res.Bytes), dest, time.Since(start).Round(time.Millisecond), res.Consistency)
+	printTables(env.Stdout, &backup.Index{Tables: res.Tables})
+	return nil
 }
 
 func newRestore(env Env) *cobra.Command {

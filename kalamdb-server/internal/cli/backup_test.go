@@ -135,3 +135,40 @@ func TestServerRefusesAnUnfinishedRestore(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "unfinished restore")
 }
+
+// backup --server asks the running server for an online backup.
+func TestOnlineBackupCommand(t *testing.T) {
+	ctx := context.Background()
+	p := dbConfig(t, "rocksdb")
+	withTables(t, p, func(m *flush.Manager) { backuptest.Populate(t, m) })
+	cfg, err := config.Load(config.Options{Path: p})
+	require.NoError(t, err)
+	cfg.Server.Host, cfg.Server.Port = "127.0.0.1", 0
+	s, err := server.Open(ctx, cfg, slog.New(slog.DiscardHandler), backends.Default())
+	require.NoError(t, err)
+	addr, err := s.Listen()
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	defer func() {
+		require.NoError(t, s.Shutdown(ctx))
+		require.NoError(t, <-served)
+	}()
+	base := "http://" + addr.String()
+
+	dest := filepath.Join(t.TempDir(), "online")
+	code, out, errOut := run(t, []string{"KALAMDB_TOKEN=a-very-secret-token"}, "backup", "--server", base, "--to", dest)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "backed up online")
+	require.Regexp(t, `(?m)^app\.notes\s+\d+\s+2\s+80$`, out)
+	idx, err := backup.Check(ctx, dest, backup.Options{})
+	require.NoError(t, err)
+	require.Len(t, idx.Segments, 4)
+
+	code, _, errOut = run(t, []string{"KALAMDB_TOKEN=wrong-token-of-nobody"}, "backup", "--server", base, "--to", filepath.Join(t.TempDir(), "x"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "401")
+	code, _, errOut = run(t, nil, "backup", "--server", base, "--to", dest)
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "KALAMDB_TOKEN")
+}
