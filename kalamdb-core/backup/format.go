@@ -123,6 +123,7 @@ type CorruptError struct {
 // ErrCorrupt is wrapped by every *CorruptError.
 var ErrCorrupt = errors.New("backup is damaged")
 
+// Error implements error.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("backup file %s, offset %d: %s", e.File, e.Offset, e.Msg)
 }
