@@ -68,7 +68,9 @@ it sees it; the token of an admin comes from --token-file or $KALAMDB_TOKEN.`,
 			}
 			log.Info("backup started", "from", st.Where(), "to", to)
 			start := time.Now()
-			idx, err := backup.Backup(ctx, backup.Source{Backend: st.Backend, Name: st.Name, Segments: segs}, to, backup.Options{Progress: progressLog(log)})
+			report, done := progress(env, log)
+			idx, err := backup.Backup(ctx, backup.Source{Backend: st.Backend, Name: st.Name, Segments: segs}, to, backup.Options{Progress: report})
+			done()
 			if err != nil {
 				return err
 			}
@@ -179,7 +181,9 @@ per table are printed.`,
 			}
 			log.Info("restore started", "from", from, "to", st.Where())
 			start := time.Now()
-			rep, err := backup.Restore(ctx, from, target(st), backup.Options{Force: force, Progress: progressLog(log)})
+			report, done := progress(env, log)
+			rep, err := backup.Restore(ctx, from, target(st), backup.Options{Force: force, Progress: report})
+			done()
 			if err != nil {
 				return err
 			}
@@ -231,8 +235,10 @@ unless --force.`,
 			}
 			log.Info("migration started", "from", src.Where(), "to", dst.Where())
 			start := time.Now()
+			report, done := progress(env, log)
 			rep, err := backup.Migrate(ctx, backup.Source{Backend: src.Backend, Name: src.Name, Segments: segs}, target(dst),
-				backup.Options{Force: force, TempDir: tempDir, Progress: progressLog(log)})
+				backup.Options{Force: force, TempDir: tempDir, Progress: report})
+			done()
 			if err != nil {
 				return err
 			}
@@ -281,6 +287,56 @@ func target(st *server.Storage) backup.Target {
 	return backup.Target{Backend: st.Backend, Segments: func(ctx context.Context, _ store.StorageBackend) (segment.Store, error) {
 		return st.Segments(ctx, true)
 	}}
+}
+
+// progress reports the progress of a command: a bar redrawn in place when
+// stderr is a terminal, log lines otherwise. done ends the bar's line.
+func progress(env Env, log *slog.Logger) (report func(backup.Progress), done func()) {
+	if f, ok := env.Stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return progressBar(env.Stderr)
+		}
+	}
+	return progressLog(log), func() {}
+}
+
+// progressBar draws one line per phase on w, redrawn in place (a carriage
+// return), at most ten times a second; done ends the last line.
+func progressBar(w io.Writer) (report func(backup.Progress), done func()) {
+	var phase string
+	var last time.Time
+	report = func(p backup.Progress) {
+		if p.Phase == phase && time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		if phase != "" && p.Phase != phase {
+			fmt.Fprintln(w)
+		}
+		phase, last = p.Phase, time.Now()
+		fmt.Fprintf(w, "\r%s", barLine(p, time.Since(p.Started)))
+	}
+	done = func() {
+		if phase != "" {
+			fmt.Fprintln(w)
+		}
+	}
+	return report, done
+}
+
+// barLine is the text of the progress bar of p after elapsed.
+func barLine(p backup.Progress, elapsed time.Duration) string {
+	const width = 30
+	if p.TotalBytes <= 0 {
+		return fmt.Sprintf("%-8s %d keys, %s, %s   ", p.Phase, p.Keys, sizeString(p.Bytes), elapsed.Round(time.Second))
+	}
+	done := min(float64(p.Bytes)/float64(p.TotalBytes), 1)
+	n := int(done * width)
+	eta := "?"
+	if done > 0.01 {
+		eta = time.Duration(float64(elapsed) * (1 - done) / done).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%-8s %3d%% [%s%s] %d/%d keys, %s of %s, eta %s   ", p.Phase, int(100*done),
+		strings.Repeat("=", n), strings.Repeat(" ", width-n), p.Keys, p.TotalKeys, sizeString(p.Bytes), sizeString(p.TotalBytes), eta)
 }
 
 // progressLog logs the progress of a phase at its start and end, and

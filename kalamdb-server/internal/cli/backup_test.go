@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -171,4 +174,20 @@ func TestOnlineBackupCommand(t *testing.T) {
 	code, _, errOut = run(t, nil, "backup", "--server", base, "--to", dest)
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "KALAMDB_TOKEN")
+}
+
+func TestProgressBar(t *testing.T) {
+	p := backup.Progress{Phase: "restore", Keys: 500, TotalKeys: 1000, Bytes: 50 << 20, TotalBytes: 100 << 20}
+	require.Equal(t, "restore   50% [===============               ] 500/1000 keys, 50.00 MiB of 100.00 MiB, eta 10s   ", barLine(p, 10*time.Second))
+	p = backup.Progress{Phase: "backup", Keys: 7, Bytes: 2048}
+	require.Equal(t, "backup   7 keys, 2.00 KiB, 3s   ", barLine(p, 3*time.Second))
+
+	var b bytes.Buffer
+	bar, done := progressBar(&b)
+	bar(backup.Progress{Phase: "check", TotalBytes: 10, Bytes: 10, Started: time.Now()})
+	bar(backup.Progress{Phase: "restore", TotalBytes: 10, Started: time.Now()})
+	require.Equal(t, 2, strings.Count(b.String(), "\r"))
+	require.Equal(t, 1, strings.Count(b.String(), "\n"), "a new line for each new phase")
+	done()
+	require.True(t, strings.HasSuffix(b.String(), "\n"), "the last line ended")
 }
