@@ -285,7 +285,11 @@ func durableTarget(st *server.Storage) error {
 // instance id puts them.
 func target(st *server.Storage) backup.Target {
 	return backup.Target{Backend: st.Backend, Segments: func(ctx context.Context, _ store.StorageBackend) (segment.Store, error) {
-		return st.Segments(ctx, true)
+		segs, err := st.Segments(ctx, false)
+		if err == nil && segs == nil {
+			err = errors.New("the backup holds segments but no instance id (partition server:meta): it is not the backup of a server's database, and its segments have no place")
+		}
+		return segs, err
 	}}
 }
 

@@ -13,9 +13,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup/backuptest"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
@@ -190,4 +193,23 @@ func TestProgressBar(t *testing.T) {
 	require.Equal(t, 1, strings.Count(b.String(), "\n"), "a new line for each new phase")
 	done()
 	require.True(t, strings.HasSuffix(b.String(), "\n"), "the last line ended")
+}
+
+// The segments of a backup without an instance id have no place in a
+// server's database: the restore says so.
+func TestRestoreNeedsAnInstanceIDForSegments(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := memory.New()
+	m, err := flush.Open(ctx, b, flush.Options{Dir: dir, GCGrace: -1, CompactSegments: flush.NeverCompact})
+	require.NoError(t, err)
+	backuptest.Populate(t, m)
+	m.Stop()
+	loc := filepath.Join(t.TempDir(), "b")
+	_, err = backup.Backup(ctx, backup.Source{Backend: b, Name: "memory", Segments: segment.FSStore(segment.DirFS(dir), dir)}, loc, backup.Options{})
+	require.NoError(t, err)
+
+	code, _, errOut := run(t, nil, "restore", "--config", dbConfig(t, "rocksdb"), "--from", loc)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "no instance id")
 }
