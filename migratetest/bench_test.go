@@ -177,27 +177,34 @@ func BenchmarkBackup(b *testing.B) {
 // BenchmarkRestore restores that backup into an empty RocksDB database:
 // the check, the writes and the verification.
 func BenchmarkRestore(b *testing.B) {
-	for _, kind := range []string{"buffered", "flushed"} {
-		b.Run(kind, func(b *testing.B) {
-			benchRestore(b, sourceDB(b, kind), "rocksdb")
-		})
-	}
+	benchInto(b, "rocksdb", func(d *benchDB, t backup.Target, _ string) error {
+		_, err := backup.Restore(context.Background(), d.backup, t, backup.Options{})
+		return err
+	})
 }
 
 // BenchmarkMigrateRocksDBToPebble migrates the RocksDB database into an
 // empty Pebble one: backup, restore, verification.
 func BenchmarkMigrateRocksDBToPebble(b *testing.B) {
+	benchInto(b, "pebble", func(d *benchDB, t backup.Target, tmp string) error {
+		_, err := backup.Migrate(context.Background(), d.source(), t, backup.Options{TempDir: tmp})
+		return err
+	})
+}
+
+// benchInto times op, which copies a source database (buffered, then
+// flushed) into an empty one of engine, given a scratch directory.
+func benchInto(b *testing.B, engine string, op func(d *benchDB, t backup.Target, tmp string) error) {
 	for _, kind := range []string{"buffered", "flushed"} {
 		b.Run(kind, func(b *testing.B) {
 			d := sourceDB(b, kind)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				be, t := emptyTarget(b, "pebble")
+				be, t := emptyTarget(b, engine)
 				tmp := scratch(b)
 				b.StartTimer()
-				_, err := backup.Migrate(context.Background(), d.source(), t, backup.Options{TempDir: tmp})
-				require.NoError(b, err)
+				require.NoError(b, op(d, t, tmp))
 				b.StopTimer()
 				require.NoError(b, be.Close())
 				b.StartTimer()
@@ -205,19 +212,4 @@ func BenchmarkMigrateRocksDBToPebble(b *testing.B) {
 			report(b, d)
 		})
 	}
-}
-
-func benchRestore(b *testing.B, d *benchDB, engine string) {
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		be, t := emptyTarget(b, engine)
-		b.StartTimer()
-		_, err := backup.Restore(context.Background(), d.backup, t, backup.Options{})
-		require.NoError(b, err)
-		b.StopTimer()
-		require.NoError(b, be.Close())
-		b.StartTimer()
-	}
-	report(b, d)
 }

@@ -345,5 +345,19 @@ func (r *kvReader) checkCRC(start int64) error {
 	return nil
 }
 
+// each calls fn with every remaining record's key and value (valid until
+// fn returns), through the end record.
+func (r *kvReader) each(fn func(key, value []byte) error) error {
+	for {
+		ok, err := r.next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := fn(r.key, r.val); err != nil {
+			return err
+		}
+	}
+}
+
 // sum returns the digest and length of what was read.
 func (r *kvReader) sum() (string, int64) { return hex.EncodeToString(r.d.h.Sum(nil)), r.d.n }

@@ -136,19 +136,16 @@ func check(ctx context.Context, src source, idx *Index, opts Options) error {
 				return err
 			}
 			var prev []byte
-			for {
-				ok, err := kr.next()
-				if err != nil {
-					return err
-				}
-				if !ok {
-					break
-				}
-				if prev != nil && bytes.Compare(prev, kr.key) >= 0 {
+			err = kr.each(func(key, val []byte) error {
+				if prev != nil && bytes.Compare(prev, key) >= 0 {
 					return kr.corrupt(kr.off, "keys out of order")
 				}
-				prev = append(prev[:0], kr.key...)
-				prog.add(1, int64(len(kr.key)+len(kr.val)))
+				prev = append(prev[:0], key...)
+				prog.add(1, int64(len(key)+len(val)))
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			return checkDigest(name, kr.keys, p.Keys, kr, p.SHA256, p.Bytes)
 		}
@@ -287,15 +284,8 @@ func apply(ctx context.Context, src source, idx *Index, b store.StorageBackend, 
 				ops, arena, n = ops[:0], make([]byte, 0, n), 0
 				return nil
 			}
-			for {
-				ok, err := kr.next()
-				if err != nil {
-					return err
-				}
-				if !ok {
-					break
-				}
-				sz := len(kr.key) + len(kr.val)
+			err = kr.each(func(key, val []byte) error {
+				sz := len(key) + len(val)
 				if len(ops) > 0 && (len(ops) >= maxOps || n+sz > maxBytes) {
 					if err := flushOps(); err != nil {
 						return err
@@ -304,14 +294,18 @@ func apply(ctx context.Context, src source, idx *Index, b store.StorageBackend, 
 				// One buffer holds the keys and values of a batch: a
 				// slice taken before the buffer grew keeps the old one.
 				at := len(arena)
-				arena = append(arena, kr.key...)
-				arena = append(arena, kr.val...)
+				arena = append(arena, key...)
+				arena = append(arena, val...)
 				kv := arena[at:len(arena):len(arena)]
-				ops = append(ops, store.PutOp(p, kv[:len(kr.key):len(kr.key)], kv[len(kr.key):]))
+				ops = append(ops, store.PutOp(p, kv[:len(key):len(key)], kv[len(key):]))
 				n += sz
 				rep.Keys++
 				rep.Bytes += int64(sz)
 				prog.add(1, int64(sz))
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			if err := flushOps(); err != nil {
 				return err
