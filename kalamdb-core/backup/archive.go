@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
-	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 )
 
 // A backup is a set of named files (docs/backup.md). It lives in a
@@ -52,7 +51,7 @@ func isArchive(loc string) bool {
 
 // storeOf returns the segment.Store of a directory or object-store
 // location, and what closes it.
-func storeOf(ctx context.Context, loc string) (segment.Store, func() error, error) {
+func storeOf(ctx context.Context, loc string, objects ObjectStores) (segment.Store, func() error, error) {
 	if u, err := url.Parse(loc); err == nil && u.Scheme != "" && len(u.Scheme) > 1 {
 		if u.Scheme == "file" {
 			dir := u.Host + u.Path
@@ -61,14 +60,20 @@ func storeOf(ctx context.Context, loc string) (segment.Store, func() error, erro
 			}
 			return dirStore(dir), func() error { return nil }, nil
 		}
-		st, b, err := objstore.Open(ctx, loc, objstore.Options{})
-		if err != nil {
-			return nil, nil, err
+		if objects == nil {
+			u.User, u.RawQuery = nil, ""
+			return nil, nil, fmt.Errorf("%s: this program opens no object-store URLs; give a directory, a .tar.gz file or a file:// URL", u)
 		}
-		return st, b.Close, nil
+		return objects(ctx, loc)
 	}
 	return dirStore(loc), func() error { return nil }, nil
 }
+
+// ObjectStores opens the object store of a URL (s3://, gs://, azblob://)
+// as a segment.Store, and returns what closes it; package objstore's
+// Open can make one. A program that leaves Options.ObjectStores nil takes no
+// object-store URLs, and does not link their clients.
+type ObjectStores func(ctx context.Context, url string) (segment.Store, func() error, error)
 
 func dirStore(dir string) segment.Store {
 	return segment.FSStore(segment.DirFS(dir), dir)
@@ -76,8 +81,8 @@ func dirStore(dir string) segment.Store {
 
 // openSink opens loc for a new backup; a backup already there is refused.
 // Its errors wrap ErrDestination.
-func openSink(ctx context.Context, loc string) (sink, error) {
-	sk, err := openSinkAt(ctx, loc)
+func openSink(ctx context.Context, loc string, objects ObjectStores) (sink, error) {
+	sk, err := openSinkAt(ctx, loc, objects)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDestination, err)
 	}
@@ -88,7 +93,7 @@ func openSink(ctx context.Context, loc string) (sink, error) {
 // cannot be used: not empty, not writable, not reachable.
 var ErrDestination = errors.New("backup destination unusable")
 
-func openSinkAt(ctx context.Context, loc string) (sink, error) {
+func openSinkAt(ctx context.Context, loc string, objects ObjectStores) (sink, error) {
 	if isArchive(loc) {
 		f, err := os.OpenFile(loc, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
@@ -102,7 +107,7 @@ func openSinkAt(ctx context.Context, loc string) (sink, error) {
 			return nil, err
 		}
 	}
-	st, closeFn, err := storeOf(ctx, loc)
+	st, closeFn, err := storeOf(ctx, loc, objects)
 	if err != nil {
 		return nil, err
 	}
@@ -210,14 +215,14 @@ func (s *tarSink) abort() {
 }
 
 // openSource opens the backup at loc.
-func openSource(ctx context.Context, loc string) (source, error) {
+func openSource(ctx context.Context, loc string, objects ObjectStores) (source, error) {
 	if isArchive(loc) {
 		if _, err := os.Stat(loc); err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
 		return &tarSource{path: loc}, nil
 	}
-	st, closeFn, err := storeOf(ctx, loc)
+	st, closeFn, err := storeOf(ctx, loc, objects)
 	if err != nil {
 		return nil, err
 	}

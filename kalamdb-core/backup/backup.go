@@ -74,6 +74,9 @@ type Options struct {
 	// TempDir is where Migrate keeps its intermediate backup; "" means
 	// os.TempDir().
 	TempDir string
+	// ObjectStores opens the object-store URLs given as a backup's
+	// location; nil takes none.
+	ObjectStores ObjectStores
 }
 
 // progress throttles Options.Progress.
@@ -117,7 +120,7 @@ func skipped(p store.Partition) bool { return p == RestoreMarker }
 // storage.segments_url). It returns the backup's index. A backup that
 // fails leaves no index, so that it is never taken for a whole one.
 func Backup(ctx context.Context, src Source, dest string, opts Options) (*Index, error) {
-	sk, err := openSink(ctx, dest)
+	sk, err := openSink(ctx, dest, opts.ObjectStores)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}

@@ -95,7 +95,7 @@ func Check(ctx context.Context, from string, opts Options) (*Index, error) {
 // openChecked opens the backup at from, reads its index and checks every
 // file against it.
 func openChecked(ctx context.Context, from string, opts Options) (source, *Index, error) {
-	src, err := openSource(ctx, from)
+	src, err := openSource(ctx, from, opts.ObjectStores)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	_ "gocloud.dev/blob/s3blob"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 )
 
@@ -21,14 +23,27 @@ func TestBackupToAnObjectStore(t *testing.T) {
 	src, want := populated(t)
 	_, bucket := s3test.Bucket(t)
 	loc := bucket + "&prefix=backups/monday/"
-	idx, err := backup.Backup(ctx, src.source(), loc, backup.Options{})
+	opts := backup.Options{ObjectStores: func(ctx context.Context, url string) (segment.Store, func() error, error) {
+		st, b, err := objstore.Open(ctx, url, objstore.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, b.Close, nil
+	}}
+	idx, err := backup.Backup(ctx, src.source(), loc, opts)
 	require.NoError(t, err)
 	require.NotEmpty(t, idx.Segments)
-	_, err = backup.Backup(ctx, src.source(), loc, backup.Options{})
+	_, err = backup.Backup(ctx, src.source(), loc, opts)
 	require.ErrorIs(t, err, backup.ErrDestination)
 
+	// Without an opener, object-store URLs are refused, credentials
+	// left out of the message.
+	_, err = backup.Backup(ctx, src.source(), "s3://key:secret@bucket?region=x", backup.Options{})
+	require.ErrorContains(t, err, "opens no object-store URLs")
+	require.NotContains(t, err.Error(), "secret")
+
 	dst := newDB(t)
-	_, err = backup.Restore(ctx, loc, dst.target(), backup.Options{})
+	_, err = backup.Restore(ctx, loc, dst.target(), opts)
 	require.NoError(t, err)
 	requireSame(t, dst, want)
 }

@@ -69,7 +69,7 @@ it sees it; the token of an admin comes from --token-file or $KALAMDB_TOKEN.`,
 			log.Info("backup started", "from", st.Where(), "to", to)
 			start := time.Now()
 			report, done := progress(env, log)
-			idx, err := backup.Backup(ctx, backup.Source{Backend: st.Backend, Name: st.Name, Segments: segs}, to, backup.Options{Progress: report})
+			idx, err := backup.Backup(ctx, backup.Source{Backend: st.Backend, Name: st.Name, Segments: segs}, to, backup.Options{Progress: report, ObjectStores: server.ObjectStores})
 			done()
 			if err != nil {
 				return err
@@ -182,7 +182,7 @@ per table are printed.`,
 			log.Info("restore started", "from", from, "to", st.Where())
 			start := time.Now()
 			report, done := progress(env, log)
-			rep, err := backup.Restore(ctx, from, target(st), backup.Options{Force: force, Progress: report})
+			rep, err := backup.Restore(ctx, from, target(st), backup.Options{Force: force, Progress: report, ObjectStores: server.ObjectStores})
 			done()
 			if err != nil {
 				return err

@@ -19,6 +19,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup/backuptest"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/config"
@@ -212,4 +213,25 @@ func TestRestoreNeedsAnInstanceIDForSegments(t *testing.T) {
 	code, _, errOut := run(t, nil, "restore", "--config", dbConfig(t, "rocksdb"), "--from", loc)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "no instance id")
+}
+
+func TestMain(m *testing.M) { os.Exit(s3test.Run(m)) }
+
+// backup --to and restore --from take the object-store URLs of
+// storage.segments_url.
+func TestBackupToAnObjectStoreURL(t *testing.T) {
+	src := dbConfig(t, "rocksdb")
+	var want string
+	withTables(t, src, func(m *flush.Manager) {
+		backuptest.Populate(t, m)
+		want = backuptest.Dump(t, m.DB())
+	})
+	_, bucket := s3test.Bucket(t)
+	loc := bucket + "&prefix=nightly/"
+	code, _, errOut := run(t, s3test.Env(), "backup", "--config", src, "--to", loc)
+	require.Equal(t, 0, code, errOut)
+	dst := dbConfig(t, "pebble")
+	code, _, errOut = run(t, s3test.Env(), "restore", "--config", dst, "--from", loc)
+	require.Equal(t, 0, code, errOut)
+	withTables(t, dst, func(m *flush.Manager) { require.Equal(t, want, backuptest.Dump(t, m.DB())) })
 }

@@ -115,6 +115,17 @@ func (s *Storage) Close() error {
 	return err
 }
 
+// ObjectStores opens the object-store URL of a backup's location with the
+// object stores the server links (those of storage.segments_url); it fits
+// backup.Options.ObjectStores.
+func ObjectStores(ctx context.Context, url string) (segment.Store, func() error, error) {
+	st, b, err := objstore.Open(ctx, url, objstore.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, b.Close, nil
+}
+
 // checkNoRestore refuses a database that holds an unfinished restore.
 func checkNoRestore(ctx context.Context, b store.StorageBackend) error {
 	ok, err := b.PartitionExists(ctx, backup.RestoreMarker)
@@ -138,7 +149,7 @@ func (s *Server) Backup(ctx context.Context, dest string) (*backup.Index, error)
 	idx, err := backup.Backup(ctx, backup.Source{
 		Backend: s.gate, Name: s.name, Segments: s.segHold,
 		Pause: s.gate.Pause, HoldSegments: s.segHold.Hold,
-	}, dest, backup.Options{Progress: func(p backup.Progress) {
+	}, dest, backup.Options{ObjectStores: ObjectStores, Progress: func(p backup.Progress) {
 		s.log.Debug("online backup", "file", p.File, "keys", p.Keys, "bytes", p.Bytes)
 	}})
 	if err != nil {
