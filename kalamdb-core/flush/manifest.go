@@ -106,3 +106,14 @@ func loadManifests(ctx context.Context, b store.StorageBackend) (map[uint64][]*S
 	}
 	return out, nil
 }
+
+// DecodeManifestRecord decodes one record of layout.Manifests (its key and
+// value), as a backup reads them to find the segments a database holds. A
+// record that is not one of this version's fails with core.ErrCorrupt.
+func DecodeManifestRecord(key, value []byte) (Segment, error) {
+	s, err := decodeSegment(key, value)
+	if err != nil {
+		return Segment{}, err
+	}
+	return *s, nil
+}

@@ -1,8 +1,8 @@
 // Package app is the kalamdb-server program as a library: Main runs its
-// command line (serve, config check, backends, version) with the built-in
-// storage backends and any others given. A storage backend that lives in a
-// module of its own reaches the server through a main package of that
-// module:
+// command line (serve, config check, backends, version, backup, restore,
+// migrate) with the built-in storage backends and any others given. A
+// storage backend that lives in a module of its own reaches the server
+// through a main package of that module:
 //
 //	package main
 //

@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
@@ -80,6 +81,9 @@ type Options struct {
 	// Stats reports the buffered rows and segments of a table, as the
 	// caller sees them; nil leaves them out of GET …/tables/{t}.
 	Stats func(ctx context.Context, t *catalog.Table, p auth.Principal) (TableStats, error)
+	// Backup serves POST /v1/admin/backup: an online backup of the
+	// database to a location the server writes; nil leaves the route out.
+	Backup func(ctx context.Context, to string) (*backup.Index, error)
 }
 
 // ColdTier is what the API needs of the Parquet cold tier (a
@@ -177,6 +181,9 @@ func New(opts Options) *API {
 			a.route("POST /v1/namespaces/{ns}/tables/{t}/compact", adminOnly, a.compactTable)
 			a.route("POST /v1/namespaces/{ns}/tables/{t}/columns", adminOnly, a.addColumn)
 		}
+	}
+	if opts.Backup != nil {
+		a.route("POST /v1/admin/backup", adminOnly, a.backup)
 	}
 	a.mux.HandleFunc("/", a.observe(UnmatchedRoute, a.unmatchedMetrics, func(w http.ResponseWriter, r *http.Request, _ *auth.Principal) {
 		a.noRoute(w, r)

@@ -4,6 +4,9 @@
 //	kalamdb-server config check [--config PATH] [same overrides]
 //	kalamdb-server backends
 //	kalamdb-server version
+//	kalamdb-server backup --to DEST [--config PATH]
+//	kalamdb-server restore --from SRC [--force] [--config PATH]
+//	kalamdb-server migrate --from OLD.toml --to NEW.toml [--force]
 //
 // The configuration file is --config, else $KALAMDB_CONFIG, else
 // ./config.toml; flags win over KALAMDB_<SECTION>_<KEY> environment
@@ -138,7 +141,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.SetVersionTemplate("kalamdb-server {{.Version}}\n")
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
-	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env), newSQL(env))
+	root.AddCommand(newServe(env), newConfig(env), newBackends(env), newVersion(env), newSQL(env), newBackup(env), newRestore(env), newMigrate(env))
 	return root
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
@@ -176,7 +177,11 @@ type Server struct {
 	reload func() (*config.Config, error)
 	level  *slog.LevelVar
 	writes *writeWatch
-	hooks  hooks
+	// gate pauses the backend's writes, and segHold the segments'
+	// removals, for an online backup (see Backup).
+	gate    *backup.Gate
+	segHold *backup.SegmentHold
+	hooks   hooks
 
 	closeOnce sync.Once
 	closeErr  error
@@ -235,7 +240,12 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 	}
 	s.hooks = h
 	s.writes = newWriteWatch(s.metrics.InstrumentBackend(canonical, raw), canonical, log)
-	s.backend = s.writes
+	s.gate = backup.NewGate(s.writes)
+	s.backend = s.gate
+	if err := checkNoRestore(ctx, s.backend); err != nil {
+		_ = s.backend.Close()
+		return nil, err
+	}
 	log.Info("storage backend open", append([]any{"backend", canonical, "durable", durable}, pathAttrs(set, canonical, section)...)...)
 
 	authn, err := auth.New(cfg.Auth.Users)

@@ -11,6 +11,7 @@ import (
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
@@ -49,6 +50,18 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 			fopts.FS = s.hooks.parquetFS(segment.DirFS(dir))
 		}
 	}
+	if fopts.Store == nil {
+		fsys := fopts.FS
+		if fsys == nil {
+			fsys = segment.DirFS(dir)
+		}
+		fopts.Store = segment.FSStore(fsys, dir)
+	}
+	s.segHold = backup.NewSegmentHold(fopts.Store)
+	s.segHold.OnError = func(name string, err error) {
+		s.log.Warn("cold tier: removing a segment after an online backup failed; a later start removes it as garbage", "segment", name, "err", err)
+	}
+	fopts.Store = s.segHold
 	if s.hooks.clock != nil {
 		fopts.Tables.Clock = s.hooks.clock
 	}
@@ -81,6 +94,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 	opts.DB = s.db
 	opts.DatabaseID = s.db.Catalog().DatabaseID()
 	opts.Cold = m
+	opts.Backup = s.Backup
 	opts.EvictionInterval = time.Duration(s.cfg.Stream.EvictionIntervalSeconds) * time.Second
 	opts.Defaults = api.Defaults{
 		FlushRows:      int64(s.cfg.Flush.DefaultRows),
