@@ -52,6 +52,9 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 	if n == 0 {
 		return 0, nil
 	}
+	if m.shared {
+		return m.commitShared(ctx, tr, buf, seg, refs)
+	}
 	var unlock func()
 	if n > lockAllAbove {
 		unlock = buf.LockAll()
@@ -122,6 +125,47 @@ func (m *Manager) commit(ctx context.Context, tr *tier, buf *tables.Buffer, pref
 	return m.apply(ctx, tr, seg, ops)
 }
 
+// commitShared is commit on a buffer other processes write too. Their
+// writes pass this process's key locks and leave its _seq counter as it
+// was, so neither the locks nor a quiet counter show that a version is
+// still the one flushed: the commit records seg first, marked
+// PendingPurge (with the lease's check), then removes the flushed versions
+// with deletes that each check their key still holds the value read
+// (Buffer.DeleteIfUnchanged), then clears the mark. A failure or a crash
+// in between leaves the mark, and settle finishes the purge before the
+// table flushes again.
+func (m *Manager) commitShared(ctx context.Context, tr *tier, buf *tables.Buffer, seg *segFile, refs *versionRefs) (int, error) {
+	if seg != nil {
+		rec, err := markPending(tr, seg)
+		if err != nil {
+			return 0, err
+		}
+		tr.add(seg)
+		if err := m.fencedBatch(ctx, tr, []store.Operation{rec}); err != nil {
+			return 0, m.resolveFailedCommit(tr, seg, err)
+		}
+	}
+	removed := 0
+	chunk := make([]tables.VersionRef, 0, min(refs.len(), refChunk))
+	for i := 0; i < refs.len(); i++ {
+		chunk = append(chunk, *refs.at(i))
+		if len(chunk) == cap(chunk) || i == refs.len()-1 {
+			n, err := buf.DeleteIfUnchanged(ctx, chunk)
+			removed += n
+			if err != nil {
+				return removed, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.table().FullName(), err)
+			}
+			chunk = chunk[:0]
+		}
+	}
+	if seg != nil {
+		if err := m.clearPending(ctx, tr, seg); err != nil {
+			return removed, fmt.Errorf("flush: %s: %w", tr.table().FullName(), err)
+		}
+	}
+	return removed, nil
+}
+
 // keyAfter returns the smallest key greater than k: k followed by a 0x00
 // byte.
 func keyAfter(k []byte) []byte {
@@ -169,15 +213,11 @@ func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []
 		// leaves versions both buffered and in the segment, and settle
 		// removes them from the buffer before the table flushes or
 		// compacts again, so that no version is ever flushed twice.
-		tr.mu.Lock() // Segments copies the records under it
-		seg.PendingPurge = true
-		marked := seg.Segment
-		tr.mu.Unlock()
-		rec, err := encodeSegment(&marked)
+		rec, err := markPending(tr, seg)
 		if err != nil {
 			return 0, err
 		}
-		ops[0] = store.PutOp(layout.Manifests, manifestKey(&marked), rec)
+		ops[0] = rec
 		batches = m.caps(tr).Split(ops)
 	}
 	if err := m.fencedBatch(ctx, tr, batches[0]); err != nil {
@@ -200,6 +240,20 @@ func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []
 		}
 	}
 	return removed, nil
+}
+
+// markPending marks seg PendingPurge and returns the put of its manifest
+// record so marked.
+func markPending(tr *tier, seg *segFile) (store.Operation, error) {
+	tr.mu.Lock() // Segments copies the records under it
+	seg.PendingPurge = true
+	marked := seg.Segment
+	tr.mu.Unlock()
+	rec, err := encodeSegment(&marked)
+	if err != nil {
+		return store.Operation{}, err
+	}
+	return store.PutOp(layout.Manifests, manifestKey(&marked), rec), nil
 }
 
 // clearPending records that seg's flushed versions have all left the

@@ -33,6 +33,10 @@ type Manager struct {
 	opts  Options
 	// snapshots: the backend's scans are snapshots (see tier.commitMu).
 	snapshots bool
+	// shared: other processes write the buffer too (the backend is
+	// MultiProcess), so commits remove flushed versions with checks
+	// (commitShared).
+	shared bool
 
 	mu    sync.Mutex
 	tiers map[uint64]*tier
@@ -109,7 +113,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 		opts.Leases = ls
 	}
 	m := &Manager{b: b, store: opts.Store, cache: segment.NewCache(opts.FooterCacheFiles, opts.RowGroupCacheBytes, opts.KeyCacheBytes),
-		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans,
+		clock: opts.Tables.Clock, opts: opts, tiers: map[uint64]*tier{}, snapshots: b.Capabilities().SnapshotScans, shared: b.Capabilities().MultiProcess,
 		health: NewBackoff[uint64](RetryFirst, RetryMax), failing: map[uint64]failingTable{}}
 	topts := opts.Tables
 	topts.ColdTier = coldTier{m}

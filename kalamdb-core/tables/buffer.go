@@ -142,6 +142,11 @@ func (b *Buffer) DecodeKey(key []byte) (user string, pk row.Value, err error) {
 // how many it removed. A key whose row was written again since (a newer
 // _seq, or a tombstone) keeps its newer version; a key that is gone is
 // skipped.
+//
+// On a buffer other processes write too (the backend is MultiProcess),
+// this process's key locks do not hold their writes back: each delete then
+// goes with a check that its key still holds the value read, a batch whose
+// check failed applies nothing, and its keys are read and decided again.
 func (b *Buffer) DeleteIfUnchanged(ctx context.Context, refs []VersionRef) (int, error) {
 	if len(refs) == 0 {
 		return 0, nil
@@ -152,33 +157,84 @@ func (b *Buffer) DeleteIfUnchanged(ctx context.Context, refs []VersionRef) (int,
 	}
 	g := b.rt.locks.LockKeys(ks)
 	defer g.Unlock()
-	var ops []store.Operation
+	done := 0
+	for attempt := 0; len(refs) > 0; attempt++ {
+		ops, kept, err := b.unchanged(ctx, refs)
+		if err != nil {
+			return done, err
+		}
+		if !b.rt.shared {
+			// Each delete stands alone (the versions are all flushed
+			// already): batches that fit the backend's limits will do.
+			for _, batch := range b.rt.b.Capabilities().Split(ops) {
+				if err := b.rt.b.Batch(ctx, batch); err != nil {
+					return done, b.rt.wrap(err)
+				}
+				done += len(batch)
+			}
+			return done, nil
+		}
+		var again []VersionRef
+		for start := 0; start < len(ops); {
+			end := pairsEnd(b.rt.b.Capabilities(), ops, start)
+			err := b.rt.b.Batch(ctx, ops[start:end])
+			if err == nil {
+				done += (end - start) / 2
+			} else if retry, cerr := b.rt.conflict(err, attempt); retry {
+				// Another process wrote one of these keys: read them again.
+				again = append(again, kept[start/2:end/2]...)
+			} else {
+				return done, cerr
+			}
+			start = end
+		}
+		refs = again
+	}
+	return done, nil
+}
+
+// unchanged reads the keys of refs and returns the deletes of those that
+// still hold the referenced version, and those refs. On a shared buffer each
+// delete follows a check of the value read (two operations per ref).
+func (b *Buffer) unchanged(ctx context.Context, refs []VersionRef) (ops []store.Operation, kept []VersionRef, _ error) {
 	for _, r := range refs {
 		v, err := b.rt.b.Get(ctx, b.rt.part, r.Key)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return 0, b.rt.wrap(err)
+			return nil, nil, b.rt.wrap(err)
 		}
 		s, err := row.PeekSeq(v)
 		if err != nil {
-			return 0, fmt.Errorf("%s: buffer key %x: %w", b.rt.t.FullName(), r.Key, err)
+			return nil, nil, fmt.Errorf("%s: buffer key %x: %w", b.rt.t.FullName(), r.Key, err)
 		}
-		if s == r.Seq {
-			ops = append(ops, store.DeleteOp(b.rt.part, r.Key))
+		if s != r.Seq {
+			continue
 		}
+		if b.rt.shared {
+			ops = append(ops, store.CheckValueOp(b.rt.part, r.Key, v))
+		}
+		ops = append(ops, store.DeleteOp(b.rt.part, r.Key))
+		kept = append(kept, r)
 	}
-	// Each delete stands alone (the versions are all flushed already):
-	// batches that fit the backend's limits will do.
-	done := 0
-	for _, batch := range b.rt.b.Capabilities().Split(ops) {
-		if err := b.rt.b.Batch(ctx, batch); err != nil {
-			return done, b.rt.wrap(err)
+	return ops, kept, nil
+}
+
+// pairsEnd returns the end of the batch of check-and-delete pairs that
+// starts at ops[start]: as many whole pairs as the limits of c allow, at
+// least one.
+func pairsEnd(c store.Capabilities, ops []store.Operation, start int) int {
+	end, size := start, 0
+	for end < len(ops) {
+		n := len(ops[end].Key) + len(ops[end].Value) + len(ops[end+1].Key)
+		if end > start && ((c.MaxBatchOps > 0 && end-start+2 > c.MaxBatchOps) || (c.MaxBatchBytes > 0 && size+n > c.MaxBatchBytes)) {
+			break
 		}
-		done += len(batch)
+		size += n
+		end += 2
 	}
-	return done, nil
+	return end
 }
 
 // LockKeys takes the store's locks on keys, so that no insert, update,

@@ -181,3 +181,66 @@ func testProcessesDeleteAndReinsert(t *testing.T, h Harness, kind string) {
 		}
 	}
 }
+
+// testProcessesPurgeKeepsNewerWrites: one process removes flushed versions
+// (Buffer.DeleteIfUnchanged, a flush's last step) while the other updates
+// the same rows. An update that succeeded must survive: the purge removes a
+// version only while its key still holds it, whatever the other process
+// wrote between the purge's read and its batch.
+func testProcessesPurgeKeepsNewerWrites(t *testing.T, h Harness, kind string) {
+	e, a, b := processes(t, h, kind)
+	const keys, rounds = 40, 5
+	for round := range rounds {
+		for k := range keys {
+			_, err := a.Insert(e.ctx, sample(int64(k)))
+			require.NoError(t, err)
+		}
+		it, err := a.Buffer().Versions(e.ctx, a.user())
+		require.NoError(t, err)
+		var refs []tables.VersionRef
+		for it.Next() {
+			refs = append(refs, tables.VersionRef{Key: append([]byte(nil), it.Key()...), Seq: it.Seq()})
+		}
+		require.NoError(t, it.Close())
+		require.Len(t, refs, keys)
+
+		updated := make([]bool, keys)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for k := range keys {
+				_, err := b.Update(e.ctx, row.Int64(int64(k)), map[string]row.Value{"body": row.String("newer")})
+				if err == nil {
+					updated[k] = true
+				} else {
+					assert.ErrorIs(t, err, core.ErrRowNotFound, "the purge removed the row first")
+				}
+			}
+		})
+		_, err = a.Buffer().DeleteIfUnchanged(e.ctx, refs)
+		require.NoError(t, err)
+		wg.Wait()
+		for k := range keys {
+			r, err := a.Get(e.ctx, row.Int64(int64(k)))
+			if updated[k] {
+				if assert.NoError(t, err, "round %d: key %d: an acknowledged update was purged", round, k) {
+					assert.Equal(t, "newer", r.Values[colBody].Str())
+				}
+			} else {
+				assert.ErrorIs(t, err, core.ErrRowNotFound, "round %d: key %d", round, k)
+			}
+			if updated[k] {
+				require.NoError(t, a.Delete(e.ctx, row.Int64(int64(k))))
+			}
+		}
+		// Clear the tombstones for the next round.
+		it, err = a.Buffer().Versions(e.ctx, a.user())
+		require.NoError(t, err)
+		refs = refs[:0]
+		for it.Next() {
+			refs = append(refs, tables.VersionRef{Key: append([]byte(nil), it.Key()...), Seq: it.Seq()})
+		}
+		require.NoError(t, it.Close())
+		_, err = a.Buffer().DeleteIfUnchanged(e.ctx, refs)
+		require.NoError(t, err)
+	}
+}

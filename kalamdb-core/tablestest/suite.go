@@ -65,6 +65,7 @@ func Run(t *testing.T, h Harness) {
 			{"SeveralProcessesInsertSameKey", testProcessesInsertSameKey},
 			{"SeveralProcessesNoLostUpdate", testProcessesNoLostUpdate},
 			{"SeveralProcessesDeleteAndReinsert", testProcessesDeleteAndReinsert},
+			{"SeveralProcessesPurgeKeepsNewerWrites", testProcessesPurgeKeepsNewerWrites},
 		} {
 			t.Run(kind+"/"+c.name, func(t *testing.T) { c.fn(t, h, kind) })
 		}
