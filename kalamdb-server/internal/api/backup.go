@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -27,10 +28,7 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request, _ auth.Principal) e
 	if req.To == "" {
 		return badRequest(`the body names no destination; send {"to": "/path/to/dir"}, a .tar.gz file or an object-store URL`)
 	}
-	idx, err := a.opts.Backup(r.Context(), req.To)
-	if errors.Is(err, backup.ErrDestination) {
-		return badRequest("%s", err.Error())
-	}
+	idx, err := a.Backup(r.Context(), req.To)
 	if err != nil {
 		return err
 	}
@@ -38,4 +36,29 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request, _ auth.Principal) e
 	writeJSON(w, http.StatusOK, map[string]any{"to": req.To, "created": idx.Created, "consistency": idx.Consistency,
 		"partitions": len(idx.Partitions), "keys": keys, "segments": len(idx.Segments), "bytes": bytes, "tables": idx.Tables})
 	return nil
+}
+
+// Backup takes an online backup of the database to (a directory, created
+// or empty; a new .tar.gz file; or an object-store URL, as the server
+// process sees it) and returns its index once it is whole. It serves
+// POST /v1/admin/backup and SQL's BACKUP DATABASE; the caller checks that
+// the user is an admin. A destination that is empty, not empty or cannot
+// be written is a 400 BAD_REQUEST; a server without online backups
+// (Options.Backup nil) answers 501 NOT_IMPLEMENTED.
+func (a *API) Backup(ctx context.Context, to string) (*backup.Index, error) {
+	if a.opts.Backup == nil {
+		return nil, &Error{Status: http.StatusNotImplemented, Code: CodeNotImplemented,
+			Message: "this server does not take online backups; stop it and run 'kalamdb-server backup --config C --to DEST'"}
+	}
+	if to == "" {
+		return nil, badRequest("the backup names no destination: give a directory, a .tar.gz file or an object-store URL")
+	}
+	idx, err := a.opts.Backup(ctx, to)
+	if errors.Is(err, backup.ErrDestination) {
+		return nil, badRequest("%s", err.Error())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return idx, nil
 }

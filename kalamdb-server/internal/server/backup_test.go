@@ -11,10 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup/backuptest"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/backends"
 )
@@ -107,4 +110,47 @@ func TestOnlineBackupIsForAdmins(t *testing.T) {
 	require.Equal(t, 403, rec.Code, rec.Body.String())
 	rec = do(t, s.Handler(), "POST", "/v1/admin/backup", `{}`)
 	require.Equal(t, 400, rec.Code, rec.Body.String())
+}
+
+// SQL's BACKUP DATABASE takes the server's online backup, as
+// POST /v1/admin/backup does: for admins only, and a backup that restores.
+func TestOnlineBackupThroughSQL(t *testing.T) {
+	ctx := context.Background()
+	doc := memoryConfig + "\n[[auth.users]]\nid = \"bob\"\nrole = \"user\"\ntoken = \"test-user-token-bob\"\n"
+	s, err := Open(ctx, loadConfig(t, doc, nil), slog.New(slog.DiscardHandler), backends.Default())
+	require.NoError(t, err)
+	defer func() { _ = s.Shutdown(ctx) }()
+	h := s.Handler()
+	sql := func(token, stmt string) (int, string) {
+		body, err := json.Marshal(map[string]string{"sql": stmt})
+		require.NoError(t, err)
+		rec := doAs(t, h, token, "POST", "/v1/api/sql", string(body))
+		return rec.Code, rec.Body.String()
+	}
+	code, body := sql("test-admin-token", `CREATE NAMESPACE app; CREATE SHARED TABLE app.m (id BIGINT PRIMARY KEY, w TEXT); INSERT INTO app.m VALUES (1, 'one'), (2, 'two')`)
+	require.Equal(t, 200, code, body)
+
+	dest := filepath.Join(t.TempDir(), "b.tar.gz")
+	code, body = sql("test-user-token-bob", `BACKUP DATABASE TO '`+dest+`'`)
+	require.Equal(t, 403, code, body)
+	code, body = sql("test-admin-token", `BACKUP DATABASE TO '`+dest+`'`)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, "to '"+dest+"'")
+	require.Contains(t, body, "writes were paused")
+	code, body = sql("test-admin-token", `BACKUP DATABASE TO '`+dest+`'`)
+	require.Equal(t, 400, code, body)
+	require.Contains(t, body, "exists")
+
+	b := memory.New()
+	defer func() { _ = b.Close() }()
+	_, err = backup.Restore(ctx, dest, backup.Target{Backend: b}, backup.Options{})
+	require.NoError(t, err)
+	db, err := tables.Open(ctx, b, tables.Options{})
+	require.NoError(t, err)
+	defer func() { _ = db.Close() }()
+	rs, err := db.RowStore(ctx, "app", "m", "")
+	require.NoError(t, err)
+	got, err := rs.Get(ctx, row.Int64(2))
+	require.NoError(t, err)
+	require.Equal(t, row.String("two"), got.Values[1])
 }

@@ -150,6 +150,10 @@ func (s *session) command(ctx context.Context, st statement) (*Result, error) {
 		return s.admin("ALTER TABLE", func() (*Result, error) { return s.alterTable(ctx, p) })
 	case p.accept("STORAGE"):
 		return s.admin("STORAGE", func() (*Result, error) { return s.storage(ctx, p) })
+	case p.accept("BACKUP"):
+		return s.admin("BACKUP DATABASE", func() (*Result, error) { return s.backupDatabase(ctx, p) })
+	case p.accept("RESTORE"):
+		return s.admin("RESTORE DATABASE", func() (*Result, error) { return s.restoreDatabase(p) })
 	}
 	return nil, p.errorf("unknown statement")
 }
@@ -666,6 +670,74 @@ func (s *session) storage(ctx context.Context, p *parser) (*Result, error) {
 	}
 	res.Message = fmt.Sprintf("%s %d table(s)", verb, len(targets))
 	return res, nil
+}
+
+// location reads the quoted string literal that names a backup's location
+// after the keyword kw (TO or FROM).
+func (p *parser) location(kw, what string) (string, error) {
+	if err := p.expect("DATABASE"); err != nil {
+		return "", err
+	}
+	if err := p.expect(kw); err != nil {
+		return "", err
+	}
+	t := p.peek()
+	if t.kind != tokString {
+		return "", p.errorf("expected %s as a quoted string such as '/backups/monday', '/backups/monday.tar.gz' or 's3://bucket?prefix=monday/'", what)
+	}
+	if t.val == "" {
+		return "", invalidSQL(t.pos, "%s is empty: give a directory, a .tar.gz file or an object-store URL", what)
+	}
+	p.i++
+	return t.val, p.finish()
+}
+
+// backupDatabase runs BACKUP DATABASE TO 'dest': the online backup of
+// POST /v1/admin/backup, answered with its totals.
+func (s *session) backupDatabase(ctx context.Context, p *parser) (*Result, error) {
+	dest, err := p.location("TO", "the backup's destination")
+	if err != nil {
+		return nil, err
+	}
+	idx, err := s.e.opts.API.Backup(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
+	keys, bytes := idx.Totals()
+	res := &Result{Schema: fields("to", "Text", "partitions", "Int", "keys", "BigInt", "segments", "Int", "bytes", "BigInt",
+		"tables", "Int", "created", "Timestamp", "consistency", "Text")}
+	res.Rows = [][]any{{dest, len(idx.Partitions), keys, len(idx.Segments), bytes, len(idx.Tables), formatTime(idx.Created), idx.Consistency}}
+	res.Message = fmt.Sprintf("Backed up %d partition(s), %d key(s), %d segment(s) to '%s'", len(idx.Partitions), keys, len(idx.Segments), dest)
+	return res, nil
+}
+
+// restoreDatabase refuses RESTORE DATABASE FROM 'src': a running server
+// cannot replace the database under its open catalog, table caches and
+// _seq allocators, so the restore is the command line's, on a stopped
+// server.
+func (s *session) restoreDatabase(p *parser) (*Result, error) {
+	src, err := p.location("FROM", "the backup to restore")
+	if err != nil {
+		return nil, err
+	}
+	return nil, badRequest(CodeUnsupported,
+		"RESTORE DATABASE cannot run on a running server: the restore replaces the whole database under the server's open catalog, caches and _seq allocators; stop the server and run `kalamdb-server restore --config C --from %s`, C being its configuration file (add --force to replace a database that holds data)",
+		shellQuote(src))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-:+=@,%", c)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // fields builds a schema from name, type pairs.

@@ -2,7 +2,8 @@
 // KalamDB's request and response shapes.
 //
 // A small statement layer recognises KalamDB's own statements — namespace
-// and table DDL, SHOW, DESCRIBE, USE, STORAGE FLUSH and COMPACT — and runs
+// and table DDL, SHOW, DESCRIBE, USE, STORAGE FLUSH and COMPACT, BACKUP
+// DATABASE (and RESTORE DATABASE, refused while the server runs) — and runs
 // them with the operations of the REST API. Queries, and the expressions
 // of INSERT, UPDATE and DELETE, are parsed, planned and evaluated by an
 // embedded DuckDB: each query gets a private in-memory catalog holding
@@ -318,14 +319,14 @@ func (s *session) exec(ctx context.Context, st statement) (*Result, error) {
 		return s.update(ctx, st)
 	case "DELETE":
 		return s.delete(ctx, st)
-	case "CREATE", "DROP", "ALTER", "SHOW", "DESCRIBE", "DESC", "USE", "STORAGE":
+	case "CREATE", "DROP", "ALTER", "SHOW", "DESCRIBE", "DESC", "USE", "STORAGE", "BACKUP", "RESTORE":
 		return s.command(ctx, st)
 	}
 	if first.punct("(") {
 		return s.query(ctx, st.text, s.argsFor(st), st.pos)
 	}
 	return nil, &api.Error{Status: http.StatusBadRequest, Code: CodeInvalidSQL,
-		Message: fmt.Sprintf("statement %q is not known (at position %d); the statements are SELECT, INSERT, UPDATE, DELETE, CREATE/DROP NAMESPACE, CREATE/DROP/ALTER TABLE, SHOW NAMESPACES, SHOW TABLES, DESCRIBE TABLE, USE and STORAGE FLUSH/COMPACT",
+		Message: fmt.Sprintf("statement %q is not known (at position %d); the statements are SELECT, INSERT, UPDATE, DELETE, CREATE/DROP NAMESPACE, CREATE/DROP/ALTER TABLE, SHOW NAMESPACES, SHOW TABLES, DESCRIBE TABLE, USE, STORAGE FLUSH/COMPACT and BACKUP DATABASE",
 			truncate(first.text, 40), first.pos)}
 }
 

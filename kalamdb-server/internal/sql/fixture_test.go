@@ -15,6 +15,7 @@ import (
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/backup"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
@@ -77,13 +78,20 @@ func newFixtureOnDir(t testing.TB, b store.StorageBackend, dir string, mods ...f
 // (nil for none).
 func newFixtureWith(t testing.TB, db *tables.DB, coldTier api.ColdTier, mods ...func(*Options)) *fixture {
 	t.Helper()
+	return newFixtureBackup(t, db, coldTier, nil, mods...)
+}
+
+// newFixtureBackup is newFixtureWith with the API's online backup
+// (api.Options.Backup; nil for none).
+func newFixtureBackup(t testing.TB, db *tables.DB, coldTier api.ColdTier, bk func(context.Context, string) (*backup.Index, error), mods ...func(*Options)) *fixture {
+	t.Helper()
 	authn, err := auth.New([]config.User{
 		{ID: "root", Role: config.RoleAdmin, Token: adminToken},
 		{ID: "alice", Role: config.RoleUser, Token: aliceToken},
 		{ID: "bob", Role: config.RoleUser, Token: bobToken},
 	})
 	require.NoError(t, err)
-	a := api.New(api.Options{Auth: authn, DB: db, Cold: coldTier, MaxBodyBytes: 1 << 20, EvictionInterval: time.Hour,
+	a := api.New(api.Options{Auth: authn, DB: db, Cold: coldTier, Backup: bk, MaxBodyBytes: 1 << 20, EvictionInterval: time.Hour,
 		Defaults: api.Defaults{FlushRows: 1000, FlushInterval: time.Minute, StreamTTL: time.Hour, StreamMaxRows: 1000}})
 	opts := Options{API: a, DB: db}
 	for _, m := range mods {
