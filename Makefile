@@ -88,6 +88,13 @@ clean:
 bench-server: build
 	$(GO) run ./tools/bench-server -binary bin/kalamdb-server -count $(COUNT) -out bin/bench-server.txt
 
+.PHONY: bench-servers
+
+## bench-servers: the same over 1, 2 and 3 servers on one 3-member etcd cluster
+## and on one redis-server (flush off), beside one server on RocksDB.
+bench-servers: build
+	$(GO) run ./tools/bench-server -binary bin/kalamdb-server -topology servers -duration 1s -count $(COUNT) -out bin/bench-servers.txt
+
 .PHONY: greedy
 
 ## greedy: the real server against a greedy client: rows of 8 MiB listed by

@@ -13,9 +13,22 @@
 // times; the table shows medians, and -out writes every run in Go benchmark
 // format for benchstat.
 //
+// With -topology servers it measures instead several servers on one
+// database, with the flush off as docs/deploy.md prescribes: 1, 2 and 3
+// servers on one three-member etcd cluster and on one redis-server (started
+// by the etcdtest and redistest packages on free loopback ports, data in
+// temporary directories), beside one server on RocksDB. Requests go to the
+// servers in turn. It reports insert and lookup p50/p99 at concurrency 1,
+// requests/s at -clients, and where an insert's time goes: the storage
+// operations the servers counted (kalamdb_storage_operations_total) and the
+// requests the backend served (etcd's grpc_server_handled_total over its
+// members, Redis's total_commands_processed) per insert and per lookup,
+// read before and after each measurement.
+//
 // Usage:
 //
 //	go run ./tools/bench-server -binary bin/kalamdb-server [-duration 2s] [-count 5] [-out bench.txt]
+//	go run ./tools/bench-server -binary bin/kalamdb-server -topology servers [-duration 1s] [-count 3]
 package main
 
 import (
@@ -55,6 +68,7 @@ func main() {
 	out := flag.String("out", "", "also write every run in Go benchmark format to this file")
 	syncWrites := flag.Bool("sync-writes", false, "run RocksDB with sync_writes = true (fsync per write)")
 	serveFloor := flag.Bool("serve-floor", false, "internal: serve the net/http floor handler and print its address")
+	topo := flag.String("topology", "single", "single: one server on RocksDB beside the net/http floor; servers: 1, 2 and 3 servers on one etcd cluster and on one Redis, beside one on RocksDB")
 	flag.Parse()
 	if *serveFloor {
 		if err := runFloor(); err != nil {
@@ -63,7 +77,16 @@ func main() {
 		}
 		return
 	}
-	if err := run(*binary, *duration, *count, *clients, *bulk, *out, *syncWrites); err != nil {
+	var err error
+	switch *topo {
+	case "single":
+		err = run(*binary, *duration, *count, *clients, *bulk, *out, *syncWrites)
+	case "servers":
+		err = runServers(*binary, *duration, *count, *clients, *out)
+	default:
+		err = fmt.Errorf("-topology %q: want single or servers", *topo)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-server:", err)
 		os.Exit(1)
 	}
@@ -125,31 +148,10 @@ func run(binary string, duration time.Duration, count, clients, bulk int, out st
 		return err
 	}
 
-	var nextID atomic.Int64
-	insertOne := func(c *client) (int, error) {
-		id := nextID.Add(1)
-		body := fmt.Sprintf(`{"rows":[{"id":%d,"body":"message number %d, some text of a usual size","at":"2026-01-02T03:04:05Z"}]}`, id, id)
-		return 1, c.do("POST", base+"/v1/namespaces/bench/tables/messages/rows", body, http.StatusCreated)
-	}
-	insertBulk := func(c *client) (int, error) {
-		var b strings.Builder
-		b.WriteString(`{"rows":[`)
-		for i := 0; i < bulk; i++ {
-			id := nextID.Add(1)
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, `{"id":%d,"body":"message number %d, some text of a usual size","at":"2026-01-02T03:04:05Z"}`, id, id)
-		}
-		b.WriteString(`]}`)
-		return bulk, c.do("POST", base+"/v1/namespaces/bench/tables/messages/rows", b.String(), http.StatusCreated)
-	}
-	var lookupSeq atomic.Int64
-	lookup := func(c *client) (int, error) {
-		// Only ids written by the warm-up are read, so every lookup hits.
-		id := lookupSeq.Add(7919)%warmRows + 1
-		return 1, c.do("GET", fmt.Sprintf("%s/v1/namespaces/bench/tables/messages/rows/%d", base, id), "", http.StatusOK)
-	}
+	w := &workload{base: func() string { return base }, warm: warmRows}
+	insertOne := func(c *client) (int, error) { return w.insert(c, 1) }
+	insertBulk := func(c *client) (int, error) { return w.insert(c, bulk) }
+	lookup := w.lookup
 	floorCall := func(c *client) (int, error) {
 		return 1, c.do("POST", floor+"/echo", `{"rows":[{"id":1,"body":"message"}]}`, http.StatusOK)
 	}
@@ -161,15 +163,10 @@ func run(binary string, duration time.Duration, count, clients, bulk int, out st
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	if nextID.Load() < warmRows {
+	if w.nextID.Load() < warmRows {
 		return errors.New("warm-up wrote too few rows")
 	}
 
-	type measurement struct {
-		name    string
-		clients int
-		fn      func(*client) (int, error)
-	}
 	ms := []measurement{
 		{"floor/c1", 1, floorCall},
 		{"insert/c1", 1, insertOne},
@@ -204,6 +201,13 @@ func run(binary string, duration time.Duration, count, clients, bulk int, out st
 }
 
 const warmRows = 20000
+
+// measurement is one thing measured: fn run by clients goroutines.
+type measurement struct {
+	name    string
+	clients int
+	fn      func(*client) (int, error)
+}
 
 // measure runs fn from n goroutines for d and returns what they did.
 func measure(c *client, n int, d time.Duration, fn func(*client) (int, error)) (result, error) {
@@ -296,6 +300,38 @@ func report(results map[string][]result, clients, bulk int, duration time.Durati
 	_ = tw.Flush()
 }
 
+// workload makes the requests of the measurements on the table setup
+// creates: inserts of new rows with ascending ids, and lookups of the rows
+// the warm-up wrote.
+type workload struct {
+	base      func() string // the base URL of the next request
+	warm      int64         // lookups read ids 1..warm
+	nextID    atomic.Int64  // the last id inserted
+	lookupSeq atomic.Int64
+}
+
+// insert inserts n new rows in one request.
+func (w *workload) insert(c *client, n int) (int, error) {
+	var b strings.Builder
+	b.WriteString(`{"rows":[`)
+	for i := 0; i < n; i++ {
+		id := w.nextID.Add(1)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":%d,"body":"message number %d, some text of a usual size","at":"2026-01-02T03:04:05Z"}`, id, id)
+	}
+	b.WriteString(`]}`)
+	return n, c.do("POST", w.base()+"/v1/namespaces/bench/tables/messages/rows", b.String(), http.StatusCreated)
+}
+
+// lookup reads one row by primary key. Only ids the warm-up wrote are
+// read, so every lookup hits.
+func (w *workload) lookup(c *client) (int, error) {
+	id := w.lookupSeq.Add(7919)%w.warm + 1
+	return 1, c.do("GET", fmt.Sprintf("%s/v1/namespaces/bench/tables/messages/rows/%d", w.base(), id), "", http.StatusOK)
+}
+
 // client is an HTTP client with enough idle connections for the load.
 type client struct{ http *http.Client }
 
@@ -365,7 +401,18 @@ sync_writes = %v
 default_rows = 100000000
 default_interval_seconds = 0
 on_shutdown = false
+`, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), syncWrites) + configTail()
+	s, err := serverproc.Start(binary, dir, cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	return s.Base, func() { _ = s.Stop() }, nil
+}
 
+// configTail is the end of every configuration of this program: warnings
+// only in the log, and the admin user whose token the requests carry.
+func configTail() string {
+	return fmt.Sprintf(`
 [log]
 level = "warn"
 
@@ -373,12 +420,7 @@ level = "warn"
 id = "admin"
 role = "admin"
 token = %q
-`, filepath.Join(dir, "parquet"), filepath.Join(dir, "rocksdb"), syncWrites, token)
-	s, err := serverproc.Start(binary, dir, cfg)
-	if err != nil {
-		return "", nil, err
-	}
-	return s.Base, func() { _ = s.Stop() }, nil
+`, token)
 }
 
 // startFloor runs the trivial JSON handler the server is compared with in
