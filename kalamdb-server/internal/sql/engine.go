@@ -180,32 +180,47 @@ func (e *Engine) Serve(w http.ResponseWriter, r *http.Request, p auth.Principal)
 			Error: &ResponseError{Code: ae.Code, Message: ae.Message, Details: details}})
 		return nil
 	}
-	api.WriteJSON(w, http.StatusOK, Response{Status: "success", Results: results, Took: took})
+	writeSuccess(w, results, took)
 	return nil
 }
 
 // serve runs the request's statements in order, stopping at the first
 // failure, whose number (from 1) it returns with the error.
 func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal) ([]Result, int, error) {
-	var req request
-	if err := e.opts.API.ReadJSON(w, r, &req); err != nil {
-		return nil, 0, err
-	}
-	if req.SQL == nil {
-		return nil, 0, badRequest(CodeInvalidSQL, `field "sql" is required: the statements to run`)
-	}
-	params, err := decodeParams(req.Params)
+	var (
+		text, ns string
+		params   []any
+	)
+	err := e.opts.API.ReadJSONBody(w, r, func(data []byte) error {
+		var ok bool
+		if text, params, ns, ok = quickRequest(data); ok {
+			return nil
+		}
+		var req request
+		if err := e.opts.API.DecodeJSON(data, &req); err != nil {
+			return err
+		}
+		if req.SQL == nil {
+			return badRequest(CodeInvalidSQL, `field "sql" is required: the statements to run`)
+		}
+		var err error
+		if params, err = decodeParams(req.Params); err != nil {
+			return err
+		}
+		text, ns = *req.SQL, req.NamespaceID
+		return nil
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	stmts, err := split(*req.SQL)
+	stmts, err := split(text)
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(stmts) == 0 {
 		return nil, 0, badRequest(CodeInvalidSQL, `field "sql" holds no statement`)
 	}
-	s := &session{e: e, p: p, ns: req.NamespaceID, params: params}
+	s := &session{e: e, p: p, ns: ns, params: params}
 	results := make([]Result, 0, len(stmts))
 	for i, st := range stmts {
 		res, err := s.exec(r.Context(), st)
