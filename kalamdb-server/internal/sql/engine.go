@@ -84,6 +84,11 @@ type Engine struct {
 		sync.Mutex
 		m map[string]*parsed
 	}
+	// splits caches the statements of a request by its text (splitCached).
+	splits struct {
+		sync.Mutex
+		m map[string][]statement
+	}
 }
 
 // New opens the query engine: an in-memory DuckDB that may read no file and
@@ -113,6 +118,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db}
 	e.parses.m = map[string]*parsed{}
+	e.splits.m = map[string][]statement{}
 	return e, nil
 }
 
@@ -213,7 +219,7 @@ func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if err != nil {
 		return nil, 0, err
 	}
-	stmts, err := split(text)
+	stmts, err := e.splitCached(text)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -240,6 +246,32 @@ func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		results = append(results, *res)
 	}
 	return results, 0, nil
+}
+
+// splitCached is split, remembering the statements of requests of up to
+// maxCachedText bytes (up to maxCachedParses of them, forgotten all at once
+// when full). The statements and their tokens are only ever read.
+func (e *Engine) splitCached(text string) ([]statement, error) {
+	if len(text) > maxCachedText {
+		return split(text)
+	}
+	e.splits.Lock()
+	stmts, ok := e.splits.m[text]
+	e.splits.Unlock()
+	if ok {
+		return stmts, nil
+	}
+	stmts, err := split(text)
+	if err != nil {
+		return nil, err
+	}
+	e.splits.Lock()
+	if len(e.splits.m) >= maxCachedParses {
+		clear(e.splits.m)
+	}
+	e.splits.m[text] = stmts
+	e.splits.Unlock()
+	return stmts, nil
 }
 
 // wrapStatement names statement i of n in err's message, keeping its

@@ -1,6 +1,8 @@
 package sql
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -81,4 +83,29 @@ func FuzzQuickRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkQuickRequest(t, a, body)
 	})
+}
+
+// A request sent again reuses its statements: the same answers, for
+// another caller too, and the cache stays bounded.
+func TestSplitStatementsAreReused(t *testing.T) {
+	f := newFixture(t)
+	f.setup(t)
+	const req = `INSERT INTO items (id, name) VALUES ($1, 'x'); SELECT id, name FROM items WHERE id = $1`
+	assert.Equal(t, [][]any{{1.0, "x"}}, f.ok(t, aliceToken, req, 1).Rows)
+	assert.Equal(t, [][]any{{2.0, "x"}}, f.ok(t, aliceToken, req, 2).Rows)
+	assert.Equal(t, [][]any{{1.0, "x"}}, f.ok(t, bobToken, req, 1).Rows)
+	want, err := split(req)
+	require.NoError(t, err)
+	got, err := f.e.splitCached(req)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	long := `SELECT 1` + strings.Repeat(" ", maxCachedText)
+	f.ok(t, aliceToken, long)
+	_, cached := f.e.splits.m[long]
+	assert.False(t, cached, "a request over maxCachedText is not kept")
+	for i := range maxCachedParses + 1 {
+		_, err := f.e.splitCached(fmt.Sprintf("SELECT %d", i))
+		require.NoError(t, err)
+	}
+	assert.LessOrEqual(t, len(f.e.splits.m), maxCachedParses)
 }
