@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,15 +79,9 @@ type Engine struct {
 	db    *sql.DB
 	scope atomic.Uint64 // names the private catalog of each query
 	// parses caches parse trees by query text (parseCached).
-	parses struct {
-		sync.Mutex
-		m map[string]*parsed
-	}
+	parses textCache[*parsed]
 	// splits caches the statements of a request by its text (splitCached).
-	splits struct {
-		sync.Mutex
-		m map[string][]statement
-	}
+	splits textCache[[]statement]
 }
 
 // New opens the query engine: an in-memory DuckDB that may read no file and
@@ -117,8 +110,6 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("sql: configuring the query engine: %w", err)
 	}
 	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db}
-	e.parses.m = map[string]*parsed{}
-	e.splits.m = map[string][]statement{}
 	return e, nil
 }
 
@@ -255,22 +246,14 @@ func (e *Engine) splitCached(text string) ([]statement, error) {
 	if len(text) > maxCachedText {
 		return split(text)
 	}
-	e.splits.Lock()
-	stmts, ok := e.splits.m[text]
-	e.splits.Unlock()
-	if ok {
+	if stmts, ok := e.splits.get(text); ok {
 		return stmts, nil
 	}
 	stmts, err := split(text)
 	if err != nil {
 		return nil, err
 	}
-	e.splits.Lock()
-	if len(e.splits.m) >= maxCachedParses {
-		clear(e.splits.m)
-	}
-	e.splits.m[text] = stmts
-	e.splits.Unlock()
+	e.splits.put(text, stmts)
 	return stmts, nil
 }
 
