@@ -128,6 +128,13 @@ var classifyDomain = func(error) *Error { return nil }
 // and whatever checkJSON refuses (invalid UTF-8, a member given twice, a
 // member name in the wrong case) are 400s that name the field.
 func (a *API) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	return a.readBody(w, r, func(data []byte) error { return a.decodeJSON(data, v) })
+}
+
+// readBody checks that r carries a JSON body no larger than the limit,
+// reads it into a pooled buffer and calls f with it. data is valid only
+// while f runs.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request, f func(data []byte) error) error {
 	if err := a.checkJSONBody(r); err != nil {
 		return err
 	}
@@ -141,7 +148,11 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if _, err := bp.ReadFrom(http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)); err != nil {
 		return a.bodyError(err)
 	}
-	data := bp.Bytes()
+	return f(bp.Bytes())
+}
+
+// decodeJSON decodes data strictly into v, as readJSON does.
+func (a *API) decodeJSON(data []byte, v any) error {
 	if err := checkJSON(data, reflect.TypeOf(v)); err != nil {
 		return err
 	}

@@ -39,3 +39,26 @@ func (a *API) ErrorOf(r *http.Request, err error) *Error {
 	}
 	return e
 }
+
+// ReadJSONBody reads the request body with the checks of every route (the
+// media type, 415; the size limit, 413) and calls f with it; data is valid
+// only while f runs. f may decode data itself and hand it to DecodeJSON for
+// what it does not handle.
+func (a *API) ReadJSONBody(w http.ResponseWriter, r *http.Request, f func(data []byte) error) error {
+	return a.readBody(w, r, f)
+}
+
+// DecodeJSON decodes data, a request body, strictly into v, with the checks
+// and errors of ReadJSON.
+func (a *API) DecodeJSON(data []byte, v any) error { return a.decodeJSON(data, v) }
+
+// AppendJSONString appends s as a JSON string, as rows are written: without
+// escaping '<', '>' and '&', invalid UTF-8 replaced by U+FFFD.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
+
+// AppendJSONFloat appends f as encoding/json formats it; NaN and the
+// infinities, which JSON lacks, as null.
+func AppendJSONFloat(dst []byte, f float64) []byte { return appendFloat(dst, f) }
+
+// WriteJSONBody answers with body, a JSON document, and status.
+func WriteJSONBody(w http.ResponseWriter, status int, body []byte) { writeRaw(w, status, body) }

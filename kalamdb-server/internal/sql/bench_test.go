@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/stretchr/testify/require"
@@ -73,18 +76,13 @@ func BenchmarkPointLookup(b *testing.B) {
 	f, srv, _ := benchServer(b)
 	f.fill(b, 0, 10_000)
 	c := srv.Client()
-	b.Run("rest", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			do(b, c, "GET", fmt.Sprintf("%s/v1/namespaces/app/tables/m/rows/%d", srv.URL, i%10_000), "", http.StatusOK)
-		}
-	})
-	b.Run("sql", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			do(b, c, "POST", srv.URL+"/v1/api/sql", fmt.Sprintf(`{"sql":"SELECT * FROM app.m WHERE id = $1","params":[%d]}`, i%10_000), http.StatusOK)
-		}
-	})
+	rest := func(b *testing.B, i int) {
+		do(b, c, "GET", fmt.Sprintf("%s/v1/namespaces/app/tables/m/rows/%d", srv.URL, i%10_000), "", http.StatusOK)
+	}
+	sql := func(b *testing.B, i int) {
+		do(b, c, "POST", srv.URL+"/v1/api/sql", fmt.Sprintf(`{"sql":"SELECT * FROM app.m WHERE id = $1","params":[%d]}`, i%10_000), http.StatusOK)
+	}
+	compare(b, rest, sql)
 }
 
 // BenchmarkInsertOne: one row, REST against SQL.
@@ -92,18 +90,68 @@ func BenchmarkInsertOne(b *testing.B) {
 	_, srv, _ := benchServer(b)
 	c := srv.Client()
 	var next atomic.Int64
-	b.Run("rest", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			do(b, c, "POST", srv.URL+"/v1/namespaces/app/tables/m/rows", fmt.Sprintf(`{"rows":[{"id":%d,"x":1.5,"y":3}]}`, next.Add(1)), http.StatusCreated)
+	rest := func(b *testing.B, _ int) {
+		do(b, c, "POST", srv.URL+"/v1/namespaces/app/tables/m/rows", fmt.Sprintf(`{"rows":[{"id":%d,"x":1.5,"y":3}]}`, next.Add(1)), http.StatusCreated)
+	}
+	sql := func(b *testing.B, _ int) {
+		do(b, c, "POST", srv.URL+"/v1/api/sql", fmt.Sprintf(`{"sql":"INSERT INTO app.m (id, x, y) VALUES ($1, 1.5, 3)","params":[%d]}`, next.Add(1)), http.StatusOK)
+	}
+	compare(b, rest, sql)
+}
+
+// compare runs rest and sql as sub-benchmarks of their own, each reporting
+// cpu-ns/op (the CPU time of the whole process, server and client, per
+// request), which waiting for a CPU does not inflate; and "paired", which
+// runs them in turn in blocks of 20 requests, alternating which goes first,
+// and reports the median over the rounds of sql's time over rest's
+// ("sql/rest"): a change of load moves both sides of a round alike.
+func compare(b *testing.B, rest, sql func(*testing.B, int)) {
+	side := func(op func(*testing.B, int)) func(*testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			start, n := processCPU(), 0
+			for i := 0; b.Loop(); i++ {
+				op(b, i)
+				n++
+			}
+			b.ReportMetric(float64(processCPU()-start)/float64(n), "cpu-ns/op")
 		}
-	})
-	b.Run("sql", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			do(b, c, "POST", srv.URL+"/v1/api/sql", fmt.Sprintf(`{"sql":"INSERT INTO app.m (id, x, y) VALUES ($1, 1.5, 3)","params":[%d]}`, next.Add(1)), http.StatusOK)
+	}
+	b.Run("rest", side(rest))
+	b.Run("sql", side(sql))
+	b.Run("paired", func(b *testing.B) {
+		const block = 20
+		var ratios []float64
+		i := 0
+		timed := func(op func(*testing.B, int)) time.Duration {
+			t := time.Now()
+			for range block {
+				op(b, i)
+				i++
+			}
+			return time.Since(t)
 		}
+		for round := 0; b.Loop(); round++ {
+			var r, s time.Duration
+			if round%2 == 0 {
+				r, s = timed(rest), timed(sql)
+			} else {
+				s, r = timed(sql), timed(rest)
+			}
+			ratios = append(ratios, float64(s)/float64(r))
+		}
+		slices.Sort(ratios)
+		b.ReportMetric(ratios[len(ratios)/2], "sql/rest")
 	})
+}
+
+// processCPU is the CPU time of the whole process, all threads.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkAggregate: count and average over 20 segments of 10,000 rows,

@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,10 +80,9 @@ type Engine struct {
 	db    *sql.DB
 	scope atomic.Uint64 // names the private catalog of each query
 	// parses caches parse trees by query text (parseCached).
-	parses struct {
-		sync.Mutex
-		m map[string]*parsed
-	}
+	parses textCache[*parsed]
+	// splits caches the statements of a request by its text (splitCached).
+	splits textCache[[]statement]
 }
 
 // New opens the query engine: an in-memory DuckDB that may read no file and
@@ -113,7 +111,6 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("sql: configuring the query engine: %w", err)
 	}
 	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db}
-	e.parses.m = map[string]*parsed{}
 	return e, nil
 }
 
@@ -181,32 +178,47 @@ func (e *Engine) Serve(w http.ResponseWriter, r *http.Request, p auth.Principal)
 			Error: &ResponseError{Code: ae.Code, Message: ae.Message, Details: details}})
 		return nil
 	}
-	api.WriteJSON(w, http.StatusOK, Response{Status: "success", Results: results, Took: took})
+	writeSuccess(w, results, took)
 	return nil
 }
 
 // serve runs the request's statements in order, stopping at the first
 // failure, whose number (from 1) it returns with the error.
 func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal) ([]Result, int, error) {
-	var req request
-	if err := e.opts.API.ReadJSON(w, r, &req); err != nil {
-		return nil, 0, err
-	}
-	if req.SQL == nil {
-		return nil, 0, badRequest(CodeInvalidSQL, `field "sql" is required: the statements to run`)
-	}
-	params, err := decodeParams(req.Params)
+	var (
+		text, ns string
+		params   []any
+	)
+	err := e.opts.API.ReadJSONBody(w, r, func(data []byte) error {
+		var ok bool
+		if text, params, ns, ok = quickRequest(data); ok {
+			return nil
+		}
+		var req request
+		if err := e.opts.API.DecodeJSON(data, &req); err != nil {
+			return err
+		}
+		if req.SQL == nil {
+			return badRequest(CodeInvalidSQL, `field "sql" is required: the statements to run`)
+		}
+		var err error
+		if params, err = decodeParams(req.Params); err != nil {
+			return err
+		}
+		text, ns = *req.SQL, req.NamespaceID
+		return nil
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	stmts, err := split(*req.SQL)
+	stmts, err := e.splitCached(text)
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(stmts) == 0 {
 		return nil, 0, badRequest(CodeInvalidSQL, `field "sql" holds no statement`)
 	}
-	s := &session{e: e, p: p, ns: req.NamespaceID, params: params}
+	s := &session{e: e, p: p, ns: ns, params: params}
 	results := make([]Result, 0, len(stmts))
 	for i, st := range stmts {
 		res, err := s.exec(r.Context(), st)
@@ -226,6 +238,24 @@ func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		results = append(results, *res)
 	}
 	return results, 0, nil
+}
+
+// splitCached is split, remembering the statements of requests of up to
+// maxCachedText bytes (up to maxCachedParses of them, forgotten all at once
+// when full). The statements and their tokens are only ever read.
+func (e *Engine) splitCached(text string) ([]statement, error) {
+	if len(text) > maxCachedText {
+		return split(text)
+	}
+	if stmts, ok := e.splits.get(text); ok {
+		return stmts, nil
+	}
+	stmts, err := split(text)
+	if err != nil {
+		return nil, err
+	}
+	e.splits.put(text, stmts)
+	return stmts, nil
 }
 
 // wrapStatement names statement i of n in err's message, keeping its

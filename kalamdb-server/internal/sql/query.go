@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -243,10 +244,7 @@ func (s *session) run(ctx context.Context, p *parsed, srcs []source, text string
 // a query sent again with other params is not parsed again.
 func (e *Engine) parseCached(ctx context.Context, s *session, text string, offset int) (*parsed, error) {
 	key := strconv.Itoa(offset) + ":" + text
-	e.parses.Lock()
-	p, ok := e.parses.m[key]
-	e.parses.Unlock()
-	if ok {
+	if p, ok := e.parses.get(key); ok {
 		return p, nil
 	}
 	conn, err := e.db.Conn(ctx)
@@ -254,28 +252,46 @@ func (e *Engine) parseCached(ctx context.Context, s *session, text string, offse
 		return nil, err
 	}
 	defer conn.Close()
-	p, err = s.parse(ctx, conn, text, offset)
+	p, err := s.parse(ctx, conn, text, offset)
 	if err != nil {
 		return nil, err
 	}
-	if len(text) > maxCachedText {
-		return p, nil
+	if len(text) <= maxCachedText {
+		e.parses.put(key, p)
 	}
-	e.parses.Lock()
-	if len(e.parses.m) >= maxCachedParses {
-		clear(e.parses.m)
-	}
-	e.parses.m[key] = p
-	e.parses.Unlock()
 	return p, nil
 }
 
-// The parse cache holds up to maxCachedParses queries of up to
-// maxCachedText bytes; it is emptied when full.
+// The caches of parse trees and of statements hold up to maxCachedParses
+// texts of up to maxCachedText bytes each; they are emptied when full.
 const (
 	maxCachedParses = 1024
 	maxCachedText   = 4096
 )
+
+// textCache remembers values by the text they were made from, up to
+// maxCachedParses of them. It is safe for concurrent use; the values are
+// shared and must only be read.
+type textCache[V any] struct {
+	sync.Mutex
+	m map[string]V
+}
+
+func (c *textCache[V]) get(key string) (V, bool) {
+	c.Lock()
+	defer c.Unlock()
+	v, ok := c.m[key]
+	return v, ok
+}
+
+func (c *textCache[V]) put(key string, v V) {
+	c.Lock()
+	defer c.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedParses {
+		c.m = make(map[string]V)
+	}
+	c.m[key] = v
+}
 
 // collect reads a result.
 func (s *session) collect(rows *sql.Rows, offset int) (*Result, error) {
