@@ -3,6 +3,7 @@ module github.com/kalamdb/kalamdb-go/kalamdb-server
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/duckdb/duckdb-go/v2 v2.20000.0
 	github.com/kalamdb/kalamdb-go/kalamdb-core v0.0.0
 	github.com/kalamdb/kalamdb-go/kalamdb-store v0.0.0
@@ -11,6 +12,7 @@ require (
 	github.com/spf13/cobra v1.10.2
 	github.com/stretchr/testify v1.12.1
 	gocloud.dev v0.49.0
+	golang.org/x/term v0.47.0
 )
 
 require (

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // sqlShell is the state of the sql command.
@@ -126,26 +127,78 @@ func isTerminal(r io.Reader) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// lineReader reads the lines of an interactive session, showing prompt
+// first.
+type lineReader interface {
+	readLine(prompt string) (string, error)
+}
+
+// plainLines reads lines from a reader that is not a terminal, printing
+// the prompt to out.
+type plainLines struct {
+	sc  *bufio.Scanner
+	out io.Writer
+}
+
+func (p *plainLines) readLine(prompt string) (string, error) {
+	fmt.Fprint(p.out, prompt)
+	if !p.sc.Scan() {
+		if err := p.sc.Err(); err != nil {
+			return "", err
+		}
+		return "", io.EOF
+	}
+	return p.sc.Text(), nil
+}
+
+// termLines reads lines from a terminal in raw mode, with line editing
+// and a history of the session's lines (the arrow keys recall them).
+type termLines struct{ t *term.Terminal }
+
+func (l termLines) readLine(prompt string) (string, error) {
+	l.t.SetPrompt(prompt)
+	return l.t.ReadLine()
+}
+
 // interactive reads statements line by line, sending each once a line ends
-// with ';'.
+// with ';'. On a terminal it edits lines and keeps their history.
 func (sh *sqlShell) interactive() error {
+	var lines lineReader = &plainLines{sc: bufio.NewScanner(sh.env.Stdin), out: sh.env.Stdout}
+	lines.(*plainLines).sc.Buffer(make([]byte, 64<<10), 16<<20)
+	if f, ok := sh.env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		old, err := term.MakeRaw(int(f.Fd()))
+		if err != nil {
+			return fmt.Errorf("setting up the terminal: %w", err)
+		}
+		defer func() { _ = term.Restore(int(f.Fd()), old) }()
+		t := term.NewTerminal(struct {
+			io.Reader
+			io.Writer
+		}{f, sh.env.Stdout}, "")
+		// In raw mode a line ends with "\r\n": everything is printed
+		// through the terminal, which adds the "\r".
+		env := sh.env
+		sh.env.Stdout, sh.env.Stderr = t, t
+		defer func() { sh.env = env }()
+		lines = termLines{t}
+	}
 	out := sh.env.Stdout
 	fmt.Fprintln(out, `kalamdb-server sql: statements end with ';', \q quits`)
-	sc := bufio.NewScanner(sh.env.Stdin)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var buf strings.Builder
 	failed := false
 	for {
-		if buf.Len() == 0 {
-			fmt.Fprint(out, "kalamdb> ")
-		} else {
-			fmt.Fprint(out, "      -> ")
+		prompt := "kalamdb> "
+		if buf.Len() > 0 {
+			prompt = "      -> "
 		}
-		if !sc.Scan() {
+		line, err := lines.readLine(prompt)
+		if errors.Is(err, io.EOF) {
 			fmt.Fprintln(out)
 			break
 		}
-		line := sc.Text()
+		if err != nil {
+			return err
+		}
 		if buf.Len() == 0 && strings.TrimSpace(line) == `\q` {
 			break
 		}
@@ -164,7 +217,7 @@ func (sh *sqlShell) interactive() error {
 	if failed {
 		return errStatementFailed
 	}
-	return sc.Err()
+	return nil
 }
 
 // sqlResponse is the endpoint's answer.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -108,4 +109,71 @@ func TestSQLShellInteractive(t *testing.T) {
 	assert.Contains(t, out.String(), "answer\n------\n42\n(1 row)\n")
 	assert.NotContains(t, out.String(), "never")
 	assert.Contains(t, errb.String(), "ERROR INVALID_SQL")
+}
+
+// On a terminal the shell edits lines and keeps their history: the up
+// arrow brings the last statement back, and Enter runs it again.
+func TestSQLShellOnATerminal(t *testing.T) {
+	url := sqlServer(t)
+	ptmx, tty, err := pty.Open()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ptmx.Close(); _ = tty.Close() })
+	sh := &sqlShell{env: Env{Stdout: tty, Stderr: tty, Stdin: tty},
+		url: url, token: shellToken, format: "table", client: &http.Client{}}
+	done := make(chan error, 1)
+	go func() { done <- sh.interactive() }()
+
+	// Everything the shell writes, as it comes.
+	chunks := make(chan string, 64)
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(b)
+			if n > 0 {
+				chunks <- string(b[:n])
+			}
+			if err != nil {
+				close(chunks)
+				return
+			}
+		}
+	}()
+	var seen strings.Builder
+	waitFor := func(s string, count int) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for strings.Count(seen.String(), s) < count {
+			select {
+			case c, ok := <-chunks:
+				require.True(t, ok, "the terminal closed; so far: %q", seen.String())
+				seen.WriteString(c)
+			case <-deadline:
+				t.Fatalf("no %q (×%d) on the terminal; so far: %q", s, count, seen.String())
+			}
+		}
+	}
+	waitFor("kalamdb> ", 1)
+	_, err = ptmx.Write([]byte("SELECT 41 +\r"))
+	require.NoError(t, err)
+	waitFor("      -> ", 1)
+	_, err = ptmx.Write([]byte("1 AS answer;\r"))
+	require.NoError(t, err)
+	waitFor("(1 row)\r\n", 1)
+	assert.Contains(t, seen.String(), "answer\r\n------\r\n42\r\n", "lines end as a terminal in raw mode needs")
+
+	_, err = ptmx.Write([]byte("SELECT 'again' AS word;\r"))
+	require.NoError(t, err)
+	waitFor("(1 row)\r\n", 2)
+	_, err = ptmx.Write([]byte("\x1b[A\r")) // up arrow, Enter: the last line again
+	require.NoError(t, err)
+	waitFor("(1 row)\r\n", 3)
+	assert.Equal(t, 2, strings.Count(seen.String(), "again\r\n(1 row)"), "the recalled statement ran")
+	_, err = ptmx.Write([]byte("\\q\r"))
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the shell did not quit")
+	}
 }
