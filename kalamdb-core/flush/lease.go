@@ -15,8 +15,10 @@ import (
 func LeaseName(t *catalog.Table) string { return "flush/" + strconv.FormatUint(t.ID, 10) }
 
 // takeLease takes the lease of tr for a flush or compaction, when
-// Options.Leases is set; release gives it back. The caller holds
-// tr.flushMu until it has called release.
+// Options.Leases is set, and keeps it renewed every third of its TTL on
+// the Manager's clock while the work runs; release stops the renewals and
+// gives the lease back. The caller holds tr.flushMu until it has called
+// release.
 func (m *Manager) takeLease(ctx context.Context, tr *tier) (release func(), err error) {
 	if m.opts.Leases == nil {
 		return func() {}, nil
@@ -26,7 +28,9 @@ func (m *Manager) takeLease(ctx context.Context, tr *tier) (release func(), err 
 		return nil, fmt.Errorf("flush: %s: %w", tr.table().FullName(), err)
 	}
 	tr.lease = l
+	stop := l.Keep(context.WithoutCancel(ctx), m.clock)
 	return func() {
+		stop()
 		tr.lease = nil
 		// A lease taken over meanwhile is the new holder's: Release
 		// leaves it alone, and a failure only lets it expire.
@@ -36,7 +40,10 @@ func (m *Manager) takeLease(ctx context.Context, tr *tier) (release func(), err 
 
 // fencedBatch applies ops, a commit of tr's work, in one batch that also
 // checks the lease of tr when one is held: a worker whose lease was taken
-// over applies nothing (store.ErrConditionFailed).
+// over applies nothing (store.ErrConditionFailed). A worker that knows its
+// lease lost (a renewal found it taken over) or about to expire sends
+// nothing, and fails with an error wrapping store.ErrConditionFailed too
+// (lease.Lease.Commit).
 func (m *Manager) fencedBatch(ctx context.Context, tr *tier, ops []store.Operation) error {
 	if tr.lease == nil {
 		return m.b.Batch(ctx, ops)

@@ -2,8 +2,10 @@ package flush_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,63 +50,23 @@ func (o *onSegment) Rename(oldname, newname string) error {
 func TestFlushWhoseLeaseWasTakenOverCommitsNothing(t *testing.T) {
 	ctx := context.Background()
 	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	b := memory.New()
-	defer b.Close()
-	mine, err := lease.New(b, lease.Options{Owner: "server-a", Clock: clk})
-	require.NoError(t, err)
-	other, err := lease.New(b, lease.Options{Owner: "server-b", Clock: clk})
-	require.NoError(t, err)
-	fs := &onSegment{FS: segment.DirFS(t.TempDir())}
-	m, err := flush.Open(ctx, b, flush.Options{FS: fs, Leases: mine, Tables: tables.Options{Clock: clk}})
-	require.NoError(t, err)
-	defer m.Stop()
-
-	_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
-	require.NoError(t, err)
-	tbl, err := m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: "leased", Type: catalog.SharedTable, PrimaryKey: "id",
-		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}, {Name: "v", Type: row.TypeString}}})
-	require.NoError(t, err)
-	s, err := m.DB().Shared(ctx, ns, "leased")
-	require.NoError(t, err)
-	for i := range 10 {
-		_, err := s.Insert(ctx, []row.Value{row.Int64(int64(i)), row.String("v")})
-		require.NoError(t, err)
-	}
+	m, b, fs, mine, tbl := leasedTable(t, clk)
+	other := aheadServer(t, b, clk)
 
 	var taken *lease.Lease
 	var takeErr error
-	fs.hook = func() {
-		// This server paused past its lease's expiry; another took it.
-		clk.Advance(lease.DefaultTTL + time.Second)
-		taken, takeErr = other.Acquire(ctx, flush.LeaseName(tbl))
-	}
-	_, err = m.Flush(ctx, ns, "leased")
+	fs.hook = func() { taken, takeErr = other.Acquire(ctx, flush.LeaseName(tbl)) }
+	_, err := m.Flush(ctx, ns, "leased")
 	require.NoError(t, takeErr)
 	require.ErrorIs(t, err, store.ErrConditionFailed, "the commit carries the lease's check")
 
-	segs, err := m.Segments(ns, "leased")
-	require.NoError(t, err)
-	assert.Empty(t, segs, "no segment is listed")
-	n, err := store.Count(ctx, b, layout.Manifests, store.ScanOptions{})
-	require.NoError(t, err)
-	assert.Zero(t, n, "no manifest records the segment")
-	buffered, err := store.Count(ctx, b, tbl.Partition(), store.ScanOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, int64(10), buffered, "every row stays buffered")
+	assertNothingCommitted(t, m, b, tbl)
 
 	_, err = m.Flush(ctx, ns, "leased")
 	require.ErrorIs(t, err, lease.ErrHeld, "no flush starts while another server holds the lease")
 
 	require.NoError(t, taken.Release(ctx))
-	res, err := m.Flush(ctx, ns, "leased")
-	require.NoError(t, err)
-	assert.Equal(t, int64(10), res.Rows)
-	got, err := s.Count(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, int64(10), got)
-	holder, _, err := mine.Holder(ctx, flush.LeaseName(tbl))
-	require.NoError(t, err)
-	assert.Empty(t, holder, "the flush released its lease")
+	flushAll(t, m, b, mine, tbl)
 }
 
 // On a backend several servers share, a Manager takes leases of its own
@@ -140,4 +102,206 @@ func TestLeasesOnASharedBackend(t *testing.T) {
 	res, err := m.Flush(ctx, ns, "busy")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), res.Rows)
+}
+
+// leaseWatch is a backend that reports the outcome of every batch that
+// puts a lease record (an acquisition or a renewal) on renewals (while
+// it has room), can fail
+// those batches as an unreachable backend would, and counts the batches
+// that check a lease and change no lease: the fenced commits.
+type leaseWatch struct {
+	store.StorageBackend
+	renewals     chan error
+	failRenewals atomic.Bool
+	commits      atomic.Int64
+}
+
+var errUnreachable = errors.New("backend unreachable")
+
+func (w *leaseWatch) Batch(ctx context.Context, ops []store.Operation) error {
+	var puts, changes, checks bool
+	for _, op := range ops {
+		if op.Partition != layout.Leases {
+			continue
+		}
+		puts = puts || op.Kind == store.OpPut
+		changes = changes || !op.Kind.IsCheck()
+		checks = checks || op.Kind.IsCheck()
+	}
+	if !puts {
+		if checks && !changes {
+			w.commits.Add(1)
+		}
+		return w.StorageBackend.Batch(ctx, ops)
+	}
+	err := errUnreachable
+	if !w.failRenewals.Load() {
+		err = w.StorageBackend.Batch(ctx, ops)
+	}
+	select {
+	case w.renewals <- err:
+	default: // nobody waits for it
+	}
+	return err
+}
+
+// drain empties w.renewals.
+func (w *leaseWatch) drain() {
+	for {
+		select {
+		case <-w.renewals:
+		default:
+			return
+		}
+	}
+}
+
+// next waits for the next batch that writes a lease record and returns
+// its outcome.
+func (w *leaseWatch) next(t *testing.T) error {
+	select {
+	case err := <-w.renewals:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no lease record was written")
+		return nil
+	}
+}
+
+// leasedTable opens a Manager on a leaseWatch with leases of server-a on
+// clk, and a shared table of 10 buffered rows; the hook of the returned
+// onSegment runs once the flush's segment is written, before its commit.
+func leasedTable(t *testing.T, clk *clock.Fake) (*flush.Manager, *leaseWatch, *onSegment, *lease.Leases, *catalog.Table) {
+	ctx := context.Background()
+	w := &leaseWatch{StorageBackend: memory.New(), renewals: make(chan error, 64)}
+	t.Cleanup(func() { _ = w.Close() })
+	mine, err := lease.New(w, lease.Options{Owner: "server-a", Clock: clk})
+	require.NoError(t, err)
+	fs := &onSegment{FS: segment.DirFS(t.TempDir()), hook: func() {}}
+	m, err := flush.Open(ctx, w, flush.Options{FS: fs, Leases: mine, Tables: tables.Options{Clock: clk}})
+	require.NoError(t, err)
+	t.Cleanup(m.Stop)
+	_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
+	require.NoError(t, err)
+	tbl, err := m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: "leased", Type: catalog.SharedTable, PrimaryKey: "id",
+		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}, {Name: "v", Type: row.TypeString}}})
+	require.NoError(t, err)
+	s, err := m.DB().Shared(ctx, ns, "leased")
+	require.NoError(t, err)
+	for i := range 10 {
+		_, err := s.Insert(ctx, []row.Value{row.Int64(int64(i)), row.String("v")})
+		require.NoError(t, err)
+	}
+	return m, w, fs, mine, tbl
+}
+
+// flushSendsNoCommit flushes tbl with hook run before the commit, and
+// checks that the flush fails with want and store.ErrConditionFailed, sends
+// no commit batch after hook, and commits nothing.
+func flushSendsNoCommit(t *testing.T, m *flush.Manager, w *leaseWatch, fs *onSegment, tbl *catalog.Table, want error, hook func()) {
+	var commits int64
+	fs.hook = func() {
+		hook()
+		commits = w.commits.Load()
+	}
+	_, err := m.Flush(context.Background(), ns, tbl.Name)
+	require.ErrorIs(t, err, want)
+	require.ErrorIs(t, err, store.ErrConditionFailed)
+	assert.Equal(t, commits, w.commits.Load(), "no commit batch is sent")
+	assertNothingCommitted(t, m, w, tbl)
+}
+
+// aheadServer returns the leases of another server, server-b, whose clock
+// reads past the leases this server takes now (this server paused, or the
+// clocks disagree): it takes them over while they are still valid on clk,
+// a takeover this server cannot know of before it commits.
+func aheadServer(t *testing.T, b store.StorageBackend, clk *clock.Fake) *lease.Leases {
+	ls, err := lease.New(b, lease.Options{Owner: "server-b", Clock: clock.NewFake(clk.Now().Add(lease.DefaultTTL + time.Second))})
+	require.NoError(t, err)
+	return ls
+}
+
+// assertNothingCommitted checks that the flush of tbl left no segment and
+// every row buffered.
+func assertNothingCommitted(t *testing.T, m *flush.Manager, b store.StorageBackend, tbl *catalog.Table) {
+	ctx := context.Background()
+	segs, err := m.Segments(ns, tbl.Name)
+	require.NoError(t, err)
+	assert.Empty(t, segs, "no segment is listed")
+	n, err := store.Count(ctx, b, layout.Manifests, store.ScanOptions{})
+	require.NoError(t, err)
+	assert.Zero(t, n, "no manifest records the segment")
+	buffered, err := store.Count(ctx, b, tbl.Partition(), store.ScanOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), buffered, "every row stays buffered")
+}
+
+// flushAll flushes tbl and checks that the flush moved its 10 rows and
+// released its lease.
+func flushAll(t *testing.T, m *flush.Manager, b store.StorageBackend, mine *lease.Leases, tbl *catalog.Table) {
+	ctx := context.Background()
+	res, err := m.Flush(ctx, ns, tbl.Name)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), res.Rows)
+	buffered, err := store.Count(ctx, b, tbl.Partition(), store.ScanOptions{})
+	require.NoError(t, err)
+	assert.Zero(t, buffered, "no row stays buffered")
+	holder, _, err := mine.Holder(ctx, flush.LeaseName(tbl))
+	require.NoError(t, err)
+	assert.Empty(t, holder, "the flush released its lease")
+}
+
+// A flush that lasts longer than its lease's TTL keeps the lease, renewed
+// every third of the TTL, and commits.
+func TestFlushOutlastingTheLeaseTTLCommits(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	m, w, fs, mine, tbl := leasedTable(t, clk)
+	tickers := clk.Tickers()
+	fs.hook = func() {
+		w.drain()
+		for range 4 { // 20 s of a 15 s lease
+			clk.Advance(lease.DefaultTTL / 3)
+			require.NoError(t, w.next(t), "renewed")
+			_, until, err := mine.Holder(ctx, flush.LeaseName(tbl))
+			require.NoError(t, err)
+			assert.Equal(t, clk.Now().Add(lease.DefaultTTL), until)
+		}
+	}
+	flushAll(t, m, w, mine, tbl)
+	assert.Equal(t, tickers, clk.Tickers(), "the renewals end with the flush")
+}
+
+// A lease taken over between two renewals (by a server whose clock runs
+// ahead): the next renewal finds it lost, and the flush sends no commit;
+// its rows stay buffered.
+func TestFlushWhoseRenewalFoundTheLeaseLostSendsNoCommit(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	m, w, fs, _, tbl := leasedTable(t, clk)
+	other := aheadServer(t, w, clk)
+	flushSendsNoCommit(t, m, w, fs, tbl, lease.ErrLost, func() {
+		_, err := other.Acquire(ctx, flush.LeaseName(tbl))
+		require.NoError(t, err)
+		w.drain()
+		clk.Advance(lease.DefaultTTL / 3)
+		require.ErrorIs(t, w.next(t), store.ErrConditionFailed, "the renewal finds the lease taken over")
+	})
+}
+
+// A commit within the lease's margin (its renewals failed, and a third of
+// the TTL is left) is not sent; once renewals work again, the flush
+// commits.
+func TestFlushWithinTheLeaseMarginSendsNoCommit(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	m, w, fs, mine, tbl := leasedTable(t, clk)
+	flushSendsNoCommit(t, m, w, fs, tbl, lease.ErrExpiring, func() {
+		w.drain()
+		w.failRenewals.Store(true)
+		clk.Advance(lease.DefaultTTL - lease.DefaultTTL/3) // 5 s left
+		require.ErrorIs(t, w.next(t), errUnreachable, "the renewal fails")
+	})
+
+	w.failRenewals.Store(false)
+	flushAll(t, m, w, mine, tbl)
 }

@@ -74,11 +74,12 @@ type Options struct {
 	// under the table's lease
 	// (LeaseName): taken before the work starts, failing with
 	// lease.ErrHeld while another server holds it, and released after.
+	// The lease is renewed every third of its TTL while the work runs.
 	// The batch that records the work's segments checks that the lease is
 	// still held as taken, so a worker whose lease expired and was taken
-	// over commits nothing. The lease is not renewed: work that outlasts
-	// its TTL fails its commit, and its rows stay buffered for the next
-	// flush. On a backend several servers share (MultiProcess) a nil
+	// over commits nothing; a worker whose renewal found the lease taken
+	// over, or whose lease expires within a third of its TTL, does not
+	// send that batch. Its rows stay buffered for the next flush. On a backend several servers share (MultiProcess) a nil
 	// Leases means leases of an owner id of the Manager's own; on another
 	// backend, no leases.
 	Leases *lease.Leases

@@ -10,6 +10,12 @@
 // clock ran slow) cannot commit, because the takeover rewrote the record.
 // So safety rests on the backend's checks, not on clocks: clocks that
 // disagree only make a lease change hands early or late.
+//
+// Work that may outlast the TTL keeps its lease with Keep, which renews it
+// every third of the TTL. Commit refuses, without sending anything, once a
+// renewal found the lease taken over, and when the lease expires within a
+// third of its TTL (Valid): the safety margin that lets a commit begun in
+// time end before another server may take the lease over.
 package lease
 
 import (
@@ -37,6 +43,11 @@ var ErrHeld = errors.New("lease: held by another server")
 // ErrLost reports a lease that was taken over or removed since it was
 // acquired: the work it covered must stop without committing.
 var ErrLost = errors.New("lease: lost")
+
+// ErrExpiring reports a commit refused because the lease expires within
+// its safety margin (Valid is false): the holder sends nothing, as another
+// server may take the lease over before the commit ends.
+var ErrExpiring = errors.New("lease: too close to its expiry to commit")
 
 // Options configure a Leases.
 type Options struct {
@@ -91,6 +102,7 @@ type Lease struct {
 	raw      []byte
 	rec      record
 	released bool
+	lost     error // set once a renewal found the lease taken over
 }
 
 // Acquire takes the lease name: when nobody holds it, when it expired, or
@@ -189,24 +201,68 @@ func (l *Lease) Expires() time.Time {
 // before another server may take it over (a commit after that fails its
 // check anyway).
 func (l *Lease) Valid() bool {
-	return l.ls.opts.Clock.Now().Before(l.Expires().Add(-l.ls.opts.TTL / 3))
+	return l.ls.opts.Clock.Now().Before(l.Expires().Add(-l.margin()))
 }
 
+// margin is how long before its expiry a lease stops its holder's commits.
+func (l *Lease) margin() time.Duration { return l.ls.opts.TTL / 3 }
+
 // Renew extends the lease by its TTL from now. It fails with an error
-// wrapping ErrLost when the lease was taken over or removed.
+// wrapping ErrLost when the lease was taken over or removed; the lease is
+// then lost for good, and Commit refuses.
 func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released {
 		return fmt.Errorf("%w: %s was released", ErrLost, l.name)
 	}
+	if l.lost != nil {
+		return l.lost
+	}
 	next := l.rec
 	next.Expires = l.ls.opts.Clock.Now().Add(l.ls.opts.TTL).UnixMicro()
 	err := l.write(ctx, l.raw, next)
 	if errors.Is(err, store.ErrConditionFailed) {
-		return fmt.Errorf("%w: %s", ErrLost, l.name)
+		// Both kinds: the work stops as a lost lease, and commits
+		// refused for it read as failed checks (nothing applied).
+		l.lost = fmt.Errorf("%w: %s was taken over or removed: %w", ErrLost, l.name, err)
+		return l.lost
 	}
 	return err
+}
+
+// Keep renews the lease every third of its TTL, timed by c, in a goroutine
+// of its own, until stop is called (before Release) or ctx is done; stop
+// returns once that goroutine has ended, and may be called more than once.
+// A renewal that finds the lease taken over marks it lost and ends the
+// renewals: Commit refuses from then on. A renewal that fails otherwise
+// (the backend did not answer) is tried again at the next tick; should
+// they all fail, the lease runs out and Commit refuses once it is within
+// its margin (Valid).
+func (l *Lease) Keep(ctx context.Context, c clock.Clock) (stop func()) {
+	tick := c.NewTicker(l.ls.opts.TTL / 3)
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C():
+				if err := l.Renew(ctx); errors.Is(err, ErrLost) {
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-ended
+	}
 }
 
 // Commit runs commit with the check that fences it: commit puts check in
@@ -214,11 +270,26 @@ func (l *Lease) Renew(ctx context.Context) error {
 // taken over) applies nothing and fails with store.ErrConditionFailed. The
 // lease is not renewed while commit runs, so the check stays the one the
 // backend holds.
+//
+// Commit does not run commit at all, and fails with an error wrapping
+// store.ErrConditionFailed, when the holder knows the check would fail or
+// might by the time the batch lands: the lease was released or found lost
+// by a renewal (ErrLost), or it expires within its safety margin, a third
+// of its TTL (ErrExpiring). The backend's check stays the guarantee; these
+// only spare a batch sent in vain or in a race with a takeover.
 func (l *Lease) Commit(commit func(check store.Operation) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released {
-		return fmt.Errorf("%w: %s was released", ErrLost, l.name)
+		return fmt.Errorf("%w: %s was released: %w", ErrLost, l.name, store.ErrConditionFailed)
+	}
+	if l.lost != nil {
+		return l.lost
+	}
+	now, exp := l.ls.opts.Clock.Now(), l.rec.expires()
+	if !now.Before(exp.Add(-l.margin())) {
+		return fmt.Errorf("%w: %s expires at %s, %v from now, within its margin of %v: %w", ErrExpiring, l.name,
+			exp.Format(time.RFC3339Nano), exp.Sub(now), l.margin(), store.ErrConditionFailed)
 	}
 	return commit(check(l.key, l.raw))
 }

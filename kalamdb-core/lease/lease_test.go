@@ -160,3 +160,88 @@ func TestOptions(t *testing.T) {
 	_, err = lease.New(backend(t), lease.Options{Owner: "a", TTL: -time.Second})
 	assert.ErrorIs(t, err, core.ErrInvalidArgument)
 }
+
+// commitCalled runs Commit of l with a commit that writes nothing and
+// reports whether it ran: whether a batch would have been sent.
+func commitCalled(l *lease.Lease) (bool, error) {
+	called := false
+	err := l.Commit(func(store.Operation) error {
+		called = true
+		return nil
+	})
+	return called, err
+}
+
+// Keep renews the lease every third of its TTL, so work that outlasts
+// the TTL still commits; stop ends the renewals.
+func TestKeepRenews(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	require.NoError(t, b.CreatePartition(ctx, probe))
+	fk := clock.NewFake(t0)
+	a := leases(t, b, "a", fk)
+	l, err := a.Acquire(ctx, "flush/1")
+	require.NoError(t, err)
+	stop := l.Keep(ctx, fk)
+	for range 4 {
+		fk.Advance(5 * time.Second)
+		want := fk.Now().Add(15 * time.Second)
+		require.Eventually(t, func() bool {
+			_, until, err := a.Holder(ctx, "flush/1")
+			return err == nil && until.Equal(want)
+		}, 10*time.Second, time.Millisecond, "renewed to %s", want)
+	}
+	require.NoError(t, commitProbe(t, b, l, "after 20 s"), "20 s into a 15 s lease")
+	stop()
+	stop()
+	assert.Zero(t, fk.Tickers(), "stop ends the renewals")
+	fk.Advance(5 * time.Second)
+	_, until, err := a.Holder(ctx, "flush/1")
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(35*time.Second), until, "no renewal after stop")
+}
+
+// A lease taken over while still valid on its holder's clock (another
+// server's clock runs ahead): the backend's check refuses the holder's
+// commit; once a renewal found the lease lost, the holder sends no
+// commit at all.
+func TestCommitRefusedOnceARenewalFoundTheLeaseLost(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	fk := clock.NewFake(t0)
+	la, err := leases(t, b, "a", fk).Acquire(ctx, "flush/2")
+	require.NoError(t, err)
+	_, err = leases(t, b, "z", clock.NewFake(t0.Add(16*time.Second))).Acquire(ctx, "flush/2")
+	require.NoError(t, err)
+
+	called, err := commitCalled(la)
+	assert.True(t, called, "valid on a's clock: the batch is sent")
+	require.NoError(t, err, "the fake commit sends nothing")
+
+	err = la.Renew(ctx)
+	require.ErrorIs(t, err, lease.ErrLost)
+	called, err = commitCalled(la)
+	assert.False(t, called, "lost: no batch is sent")
+	require.ErrorIs(t, err, lease.ErrLost)
+	require.ErrorIs(t, err, store.ErrConditionFailed)
+	require.ErrorIs(t, la.Renew(ctx), lease.ErrLost, "lost for good")
+}
+
+// A commit is not started within the margin: a third of the TTL before
+// the lease expires.
+func TestCommitRefusedWithinTheMargin(t *testing.T) {
+	ctx := context.Background()
+	fk := clock.NewFake(t0)
+	l, err := leases(t, backend(t), "a", fk).Acquire(ctx, "flush/3")
+	require.NoError(t, err)
+	fk.Advance(9 * time.Second)
+	called, err := commitCalled(l)
+	require.NoError(t, err)
+	assert.True(t, called, "6 s left of 15")
+	fk.Advance(1 * time.Second)
+	called, err = commitCalled(l)
+	assert.False(t, called, "5 s left of 15: no batch is sent")
+	require.ErrorIs(t, err, lease.ErrExpiring)
+	require.ErrorIs(t, err, store.ErrConditionFailed)
+	assert.ErrorContains(t, err, "flush/3 expires at 2026-01-02T03:04:20Z, 5s from now, within its margin of 5s")
+}
