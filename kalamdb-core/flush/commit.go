@@ -3,6 +3,7 @@ package flush
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -262,12 +263,26 @@ func (m *Manager) clearPending(ctx context.Context, tr *tier, seg *segFile) erro
 	tr.mu.RLock()
 	s := seg.Segment
 	tr.mu.RUnlock()
+	marked, err := encodeSegment(&s)
+	if err != nil {
+		return err
+	}
 	s.PendingPurge = false
 	rec, err := encodeSegment(&s)
 	if err != nil {
 		return err
 	}
-	if err := m.b.Put(ctx, layout.Manifests, manifestKey(&s), rec); err != nil {
+	ops := []store.Operation{store.PutOp(layout.Manifests, manifestKey(&s), rec)}
+	if m.shared {
+		// Another server that took the table's lease over may have
+		// changed or removed the record since (a compaction of it): the
+		// record is cleared only if it is still the one this server
+		// marked, never written back.
+		ops = append(ops, store.CheckValueOp(layout.Manifests, manifestKey(&s), marked))
+	}
+	if err := m.b.Batch(ctx, ops); errors.Is(err, store.ErrConditionFailed) {
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("clearing the pending purge of %s: %w", s.Path, err)
 	}
 	tr.mu.Lock()

@@ -2,6 +2,7 @@ package flush_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -113,4 +114,57 @@ func TestFlushKeepsWhatAnotherServerWroteMeanwhile(t *testing.T) {
 			assert.Equal(t, int64(2), buffered, "only the other server's two versions stay buffered")
 		})
 	}
+}
+
+// onPendingCleared calls hook once, when the batch that clears a
+// segment's pending-purge mark arrives, before the backend applies it.
+type onPendingCleared struct {
+	store.StorageBackend
+	once sync.Once
+	hook func()
+}
+
+func (w *onPendingCleared) Batch(ctx context.Context, ops []store.Operation) error {
+	for _, op := range ops {
+		if op.Kind == store.OpPut && op.Partition.Name() == layout.Manifests.Name() && !strings.Contains(string(op.Value), "pending_purge") {
+			w.once.Do(w.hook)
+			break
+		}
+	}
+	return w.StorageBackend.Batch(ctx, ops)
+}
+
+// On a shared backend, a flush that finds its segment's manifest record
+// changed by another server while it purged (a server that took the
+// table's lease over and compacted the segment away) leaves the record as
+// that server left it: clearing the mark never writes a removed record back.
+func TestClearingThePurgeMarkNeverWritesARemovedRecordBack(t *testing.T) {
+	ctx := context.Background()
+	shared := tablestest.MultiProcess(memory.New())
+	defer shared.Close()
+	w := &onPendingCleared{StorageBackend: shared}
+	m, err := flush.Open(ctx, w, flush.Options{FS: segment.DirFS(t.TempDir()), CompactSegments: flush.NeverCompact})
+	require.NoError(t, err)
+	defer m.Stop()
+	_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
+	require.NoError(t, err)
+	_, err = m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: "kv", Type: catalog.SharedTable, PrimaryKey: "id",
+		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}}})
+	require.NoError(t, err)
+	s, err := m.DB().Shared(ctx, ns, "kv")
+	require.NoError(t, err)
+	_, err = s.Insert(ctx, []row.Value{row.Int64(1)})
+	require.NoError(t, err)
+
+	var hookErr error
+	w.hook = func() {
+		// The other server removes every manifest record of the table.
+		hookErr = shared.Batch(ctx, []store.Operation{store.DeleteRangeOp(layout.Manifests, []byte{0}, []byte{0xff})})
+	}
+	_, err = m.Flush(ctx, ns, "kv")
+	require.NoError(t, err)
+	require.NoError(t, hookErr)
+	n, err := store.Count(ctx, shared, layout.Manifests, store.ScanOptions{})
+	require.NoError(t, err)
+	assert.Zero(t, n, "the removed record stays removed")
 }
