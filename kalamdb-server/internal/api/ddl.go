@@ -12,6 +12,7 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/auth"
@@ -32,6 +33,7 @@ const (
 	CodeInvalidArgument   = "INVALID_ARGUMENT"
 	CodeWrongTableType    = "WRONG_TABLE_TYPE"
 	CodeWriteConflict     = "WRITE_CONFLICT"
+	CodeTableBusy         = "TABLE_BUSY"
 )
 
 func init() {
@@ -58,6 +60,11 @@ func classifyCore(err error) *Error {
 		{core.ErrInvalidRow, http.StatusBadRequest, CodeInvalidRow},
 		{core.ErrInvalidArgument, http.StatusBadRequest, CodeInvalidArgument},
 		{core.ErrWrongTableType, http.StatusBadRequest, CodeWrongTableType},
+		// Another server flushes or compacts the table (it holds the
+		// table's lease), or took the lease over from this one.
+		{lease.ErrHeld, http.StatusConflict, CodeTableBusy},
+		{lease.ErrLost, http.StatusConflict, CodeTableBusy},
+		{lease.ErrExpiring, http.StatusConflict, CodeTableBusy},
 		// Other servers kept changing the row while a write retried.
 		{store.ErrConditionFailed, http.StatusConflict, CodeWriteConflict},
 	} {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -171,4 +172,15 @@ func TestWriteConflictIs409(t *testing.T) {
 	assert.Equal(t, http.StatusConflict, e.Status)
 	assert.Equal(t, CodeWriteConflict, e.Code)
 	assert.Contains(t, e.Message, "try again")
+}
+
+// A flush or compaction that another server holds the table's lease for
+// (or took it over from this one) is a 409 the admin may retry, not a 500.
+func TestBusyTableIs409(t *testing.T) {
+	for _, err := range []error{lease.ErrHeld, lease.ErrLost, lease.ErrExpiring} {
+		e := classifyCore(fmt.Errorf("flush: app.items: %w", err))
+		require.NotNil(t, e, "%v", err)
+		assert.Equal(t, http.StatusConflict, e.Status)
+		assert.Equal(t, CodeTableBusy, e.Code, "%v", err)
+	}
 }
