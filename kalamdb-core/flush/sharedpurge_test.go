@@ -21,24 +21,46 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tablestest"
 )
 
-// beforeManifestWrite calls hook once, when the first batch that writes a
-// manifest record arrives, before the backend applies it: a write of
-// another server landing between a flush's last read of the buffer and its
-// commit.
+// beforeManifestWrite calls hook once, when the first batch that puts a
+// manifest record that match accepts arrives, before the backend applies
+// it: a write of another server landing in the middle of a flush's commit.
 type beforeManifestWrite struct {
 	store.StorageBackend
-	once sync.Once
-	hook func()
+	match func(record []byte) bool
+	once  sync.Once
+	hook  func()
 }
 
 func (w *beforeManifestWrite) Batch(ctx context.Context, ops []store.Operation) error {
 	for _, op := range ops {
-		if op.Kind == store.OpPut && op.Partition.Name() == layout.Manifests.Name() {
+		if op.Kind == store.OpPut && op.Partition.Name() == layout.Manifests.Name() && w.match(op.Value) {
 			w.once.Do(w.hook)
 			break
 		}
 	}
 	return w.StorageBackend.Batch(ctx, ops)
+}
+
+// sharedKV opens a Manager on w, a backend several servers share, with a
+// shared table ns.kv (id int64, v string) and rows 0 to n-1 holding "old".
+func sharedKV(t *testing.T, w store.StorageBackend, n int) (*flush.Manager, *tables.SharedTableStore) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := flush.Open(ctx, w, flush.Options{FS: segment.DirFS(t.TempDir()), CompactSegments: flush.NeverCompact})
+	require.NoError(t, err)
+	t.Cleanup(m.Stop)
+	_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
+	require.NoError(t, err)
+	_, err = m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: "kv", Type: catalog.SharedTable, PrimaryKey: "id",
+		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}, {Name: "v", Type: row.TypeString}}})
+	require.NoError(t, err)
+	s, err := m.DB().Shared(ctx, ns, "kv")
+	require.NoError(t, err)
+	for i := range n {
+		_, err := s.Insert(ctx, []row.Value{row.Int64(int64(i)), row.String("old")})
+		require.NoError(t, err)
+	}
+	return m, s
 }
 
 // A flush on a buffer another server writes too never removes a version
@@ -55,22 +77,9 @@ func TestFlushKeepsWhatAnotherServerWroteMeanwhile(t *testing.T) {
 			}
 			ctx := context.Background()
 			shared := tablestest.MultiProcess(memory.New())
-			defer shared.Close()
-			w := &beforeManifestWrite{StorageBackend: shared}
-			m, err := flush.Open(ctx, w, flush.Options{FS: segment.DirFS(t.TempDir()), CompactSegments: flush.NeverCompact})
-			require.NoError(t, err)
-			defer m.Stop()
-			_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
-			require.NoError(t, err)
-			_, err = m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: "kv", Type: catalog.SharedTable, PrimaryKey: "id",
-				Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}, {Name: "v", Type: row.TypeString}}})
-			require.NoError(t, err)
-			s, err := m.DB().Shared(ctx, ns, "kv")
-			require.NoError(t, err)
-			for i := range 10 {
-				_, err := s.Insert(ctx, []row.Value{row.Int64(int64(i)), row.String("old")})
-				require.NoError(t, err)
-			}
+			t.Cleanup(func() { _ = shared.Close() })
+			w := &beforeManifestWrite{StorageBackend: shared, match: func([]byte) bool { return true }}
+			m, s := sharedKV(t, w, 10)
 
 			other, err := tables.Open(ctx, shared, tables.Options{})
 			require.NoError(t, err)
@@ -116,24 +125,6 @@ func TestFlushKeepsWhatAnotherServerWroteMeanwhile(t *testing.T) {
 	}
 }
 
-// onPendingCleared calls hook once, when the batch that clears a
-// segment's pending-purge mark arrives, before the backend applies it.
-type onPendingCleared struct {
-	store.StorageBackend
-	once sync.Once
-	hook func()
-}
-
-func (w *onPendingCleared) Batch(ctx context.Context, ops []store.Operation) error {
-	for _, op := range ops {
-		if op.Kind == store.OpPut && op.Partition.Name() == layout.Manifests.Name() && !strings.Contains(string(op.Value), "pending_purge") {
-			w.once.Do(w.hook)
-			break
-		}
-	}
-	return w.StorageBackend.Batch(ctx, ops)
-}
-
 // On a shared backend, a flush that finds its segment's manifest record
 // changed by another server while it purged (a server that took the
 // table's lease over and compacted the segment away) leaves the record as
@@ -141,27 +132,17 @@ func (w *onPendingCleared) Batch(ctx context.Context, ops []store.Operation) err
 func TestClearingThePurgeMarkNeverWritesARemovedRecordBack(t *testing.T) {
 	ctx := context.Background()
 	shared := tablestest.MultiProcess(memory.New())
-	defer shared.Close()
-	w := &onPendingCleared{StorageBackend: shared}
-	m, err := flush.Open(ctx, w, flush.Options{FS: segment.DirFS(t.TempDir()), CompactSegments: flush.NeverCompact})
-	require.NoError(t, err)
-	defer m.Stop()
-	_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
-	require.NoError(t, err)
-	_, err = m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: "kv", Type: catalog.SharedTable, PrimaryKey: "id",
-		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}}})
-	require.NoError(t, err)
-	s, err := m.DB().Shared(ctx, ns, "kv")
-	require.NoError(t, err)
-	_, err = s.Insert(ctx, []row.Value{row.Int64(1)})
-	require.NoError(t, err)
+	t.Cleanup(func() { _ = shared.Close() })
+	// The batch that clears the mark: a record without it.
+	w := &beforeManifestWrite{StorageBackend: shared, match: func(rec []byte) bool { return !strings.Contains(string(rec), "pending_purge") }}
+	m, _ := sharedKV(t, w, 1)
 
 	var hookErr error
 	w.hook = func() {
 		// The other server removes every manifest record of the table.
 		hookErr = shared.Batch(ctx, []store.Operation{store.DeleteRangeOp(layout.Manifests, []byte{0}, []byte{0xff})})
 	}
-	_, err = m.Flush(ctx, ns, "kv")
+	_, err := m.Flush(ctx, ns, "kv")
 	require.NoError(t, err)
 	require.NoError(t, hookErr)
 	n, err := store.Count(ctx, shared, layout.Manifests, store.ScanOptions{})
