@@ -141,7 +141,7 @@ func badValue(v any, values map[string]any, de *toml.DecodeError) string {
 	if u, ok := reflect.New(ft).Interface().(encoding.TextUnmarshaler); ok {
 		str, isStr := raw.(string)
 		if !isStr {
-			return fmt.Sprintf("must be a string, got %s", describe(raw))
+			return fmt.Sprintf("must be a string, got %s", DescribeTOMLValue(raw))
 		}
 		if err := u.UnmarshalText([]byte(str)); err != nil {
 			return fmt.Sprintf("bad value %q: %v", str, err)
@@ -166,11 +166,12 @@ func badValue(v any, values map[string]any, de *toml.DecodeError) string {
 	case reflect.Struct, reflect.Map:
 		want = "a table"
 	}
-	return fmt.Sprintf("must be %s, got %s", want, describe(raw))
+	return fmt.Sprintf("must be %s, got %s", want, DescribeTOMLValue(raw))
 }
 
-// describe names a decoded TOML value for a message.
-func describe(v any) string {
+// DescribeTOMLValue names a decoded TOML value for a message (`string
+// "x"`, `integer 3`, `a table`, …).
+func DescribeTOMLValue(v any) string {
 	switch x := v.(type) {
 	case string:
 		return fmt.Sprintf("string %q", x)

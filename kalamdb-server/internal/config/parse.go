@@ -221,7 +221,7 @@ func (c *Config) applyFile(file string, d *document, known []string) Errors {
 		}
 		table, ok := raw.(map[string]any)
 		if !ok {
-			errs = append(errs, &Error{Key: top, Origin: d.origin(file, top), Msg: fmt.Sprintf("must be a table ([%s]), got %s", top, describe(raw))})
+			errs = append(errs, &Error{Key: top, Origin: d.origin(file, top), Msg: fmt.Sprintf("must be a table ([%s]), got %s", top, store.DescribeTOMLValue(raw))})
 			continue
 		}
 		c.origins[top] = d.origin(file, top)
@@ -307,7 +307,7 @@ func (c *Config) applyAuth(file string, d *document, table map[string]any) Error
 		}
 		list, ok := table[key].([]any)
 		if !ok {
-			errs = append(errs, &Error{Key: path, Origin: o, Msg: fmt.Sprintf("must be an array of tables ([[auth.users]]), got %s", describe(table[key]))})
+			errs = append(errs, &Error{Key: path, Origin: o, Msg: fmt.Sprintf("must be an array of tables ([[auth.users]]), got %s", store.DescribeTOMLValue(table[key]))})
 			continue
 		}
 		c.origins[path] = o
@@ -315,7 +315,7 @@ func (c *Config) applyAuth(file string, d *document, table map[string]any) Error
 			ep := fmt.Sprintf("auth.users[%d]", i)
 			m, ok := el.(map[string]any)
 			if !ok {
-				errs = append(errs, &Error{Key: ep, Origin: d.origin(file, ep), Msg: fmt.Sprintf("must be a table with id, role and token, got %s", describe(el))})
+				errs = append(errs, &Error{Key: ep, Origin: d.origin(file, ep), Msg: fmt.Sprintf("must be a table with id, role and token, got %s", store.DescribeTOMLValue(el))})
 				continue
 			}
 			var u User
@@ -334,13 +334,13 @@ func assign(fv reflect.Value, raw any) string {
 	case reflect.String:
 		s, ok := raw.(string)
 		if !ok {
-			return "must be a string, got " + describe(raw)
+			return "must be a string, got " + store.DescribeTOMLValue(raw)
 		}
 		fv.SetString(s)
 	case reflect.Int, reflect.Int64:
 		n, ok := raw.(int64)
 		if !ok {
-			return "must be an integer, got " + describe(raw)
+			return "must be an integer, got " + store.DescribeTOMLValue(raw)
 		}
 		if fv.OverflowInt(n) {
 			return fmt.Sprintf("integer %d is out of range", n)
@@ -349,7 +349,7 @@ func assign(fv reflect.Value, raw any) string {
 	case reflect.Bool:
 		b, ok := raw.(bool)
 		if !ok {
-			return "must be true or false, got " + describe(raw)
+			return "must be true or false, got " + store.DescribeTOMLValue(raw)
 		}
 		fv.SetBool(b)
 	default:
@@ -396,26 +396,6 @@ func textValue(s string) any {
 		}
 	}
 	return s
-}
-
-func describe(v any) string {
-	switch x := v.(type) {
-	case string:
-		return fmt.Sprintf("string %q", x)
-	case int64:
-		return fmt.Sprintf("integer %d", x)
-	case float64:
-		return fmt.Sprintf("float %v", x)
-	case bool:
-		return fmt.Sprintf("boolean %v", x)
-	case map[string]any:
-		return "a table"
-	case []any:
-		return "an array"
-	case nil:
-		return "nothing"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // envName is the environment variable for a dotted key.
