@@ -240,7 +240,7 @@ func write(ctx context.Context, src Source, sk sink, opts Options) (_ *Index, er
 					return fmt.Errorf("backup: writing %s: %w", file, err)
 				}
 				prog.add(1, int64(len(k)+len(v)))
-				if p == layout.Manifests {
+				if p == layout.Manifests && flush.IsSegmentRecord(k) {
 					s, err := flush.DecodeManifestRecord(k, v)
 					if err != nil {
 						return fmt.Errorf("backup: %w", err)

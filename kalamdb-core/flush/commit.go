@@ -141,10 +141,16 @@ func (m *Manager) commitShared(ctx context.Context, tr *tier, buf *tables.Buffer
 		if err != nil {
 			return 0, err
 		}
-		tr.add(seg)
-		if err := m.fencedBatch(ctx, tr, []store.Operation{rec}); err != nil {
-			return 0, m.resolveFailedCommit(tr, seg, err)
+		vops, version, err := m.versionOps(tr)
+		if err != nil {
+			return 0, err
 		}
+		tr.add(seg)
+		if err := m.fencedBatch(ctx, tr, append([]store.Operation{rec}, vops...)); err != nil {
+			return 0, m.resolveFailedCommit(tr, seg, version, err)
+		}
+		tr.settled(seg, true)
+		tr.workVersion = version
 	}
 	removed := 0
 	chunk := make([]tables.VersionRef, 0, min(refs.len(), refChunk))
@@ -225,7 +231,10 @@ func (m *Manager) applyRange(ctx context.Context, tr *tier, seg *segFile, ops []
 		if seg == nil {
 			return 0, fmt.Errorf("flush: %s: removing flushed versions: %w", tr.table().FullName(), err)
 		}
-		return 0, m.resolveFailedCommit(tr, seg, err)
+		return 0, m.resolveFailedCommit(tr, seg, nil, err)
+	}
+	if seg != nil {
+		tr.settled(seg, true)
 	}
 	if len(batches) == 1 {
 		return removed, nil
@@ -321,6 +330,27 @@ func (m *Manager) settle(ctx context.Context, tr *tier) error {
 		return err
 	}
 	for _, f := range pending {
+		if m.shared {
+			// The mark may have been cleared by the server that set
+			// it, which does not raise the manifest version.
+			raw, err := m.getOptional(ctx, manifestKey(&f.Segment))
+			if err != nil {
+				return fmt.Errorf("flush: %s: reading the record of %s: %w", t.FullName(), f.Path, err)
+			}
+			if raw == nil {
+				continue
+			}
+			s, err := decodeSegment(manifestKey(&f.Segment), raw)
+			if err != nil {
+				return err
+			}
+			if !s.PendingPurge {
+				tr.mu.Lock()
+				f.PendingPurge = false
+				tr.mu.Unlock()
+				continue
+			}
+		}
 		if !f.acquire() {
 			continue // compacted away meanwhile (not while flushMu is held)
 		}

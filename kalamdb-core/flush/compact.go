@@ -55,7 +55,7 @@ func (r *CompactResult) add(o CompactResult) {
 // done. A crash at any step leaves either the old segments or the new ones
 // (see ADR-008).
 func (m *Manager) Compact(ctx context.Context, ns, name string) (CompactResult, error) {
-	tr, err := m.segmentedTier(ns, name)
+	tr, err := m.segmentedTier(ctx, ns, name)
 	if err != nil {
 		return CompactResult{}, err
 	}
@@ -80,8 +80,8 @@ func (m *Manager) compactRecorded(ctx context.Context, tr *tier, atLeast int, ma
 }
 
 // segmentedTier returns the cold tier of user or shared table ns.name.
-func (m *Manager) segmentedTier(ns, name string) (*tier, error) {
-	t, err := m.db.Catalog().Table(ns, name)
+func (m *Manager) segmentedTier(ctx context.Context, ns, name string) (*tier, error) {
+	t, err := m.db.Catalog().FindTable(ctx, ns, name)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (m *Manager) segmentedTier(ns, name string) (*tier, error) {
 // that segment holds tombstones. It rewrites all of the table's cold data:
 // run it to reclaim space after many updates or deletes, not routinely.
 func (m *Manager) MajorCompact(ctx context.Context, ns, name string) (CompactResult, error) {
-	tr, err := m.segmentedTier(ns, name)
+	tr, err := m.segmentedTier(ctx, ns, name)
 	if err != nil {
 		return CompactResult{}, err
 	}
@@ -129,6 +129,9 @@ func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major
 		return CompactResult{}, err
 	}
 	defer release()
+	if err := m.syncForWork(ctx, tr); err != nil {
+		return CompactResult{}, err
+	}
 	tr.mu.RLock()
 	dropped := tr.dropped
 	var users []string
@@ -306,7 +309,11 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	var r0 row.Row
 	more := mg.Next()
 	for more {
-		spec := m.nextSpec(tr, user, dir)
+		spec, err := m.nextSpec(ctx, tr, user, dir)
+		if err != nil {
+			forget()
+			return CompactResult{}, err
+		}
 		st, err := segment.Create(ctx, m.store, spec, func(w *segment.Writer) error {
 			var n int
 			for more && n < m.opts.MaxSegmentRows {
@@ -361,54 +368,62 @@ func (m *Manager) compactUser(ctx context.Context, tr *tier, user string, major 
 	for _, f := range in {
 		ops = append(ops, store.DeleteOp(layout.Manifests, manifestKey(&f.Segment)))
 	}
+	vops, version, err := m.versionOps(tr)
+	if err != nil {
+		forget()
+		return CompactResult{}, err
+	}
+	// caps leaves room for vops.
 	if err := m.caps(tr).CheckBatch(ops); err != nil {
 		forget()
 		return CompactResult{}, fmt.Errorf("flush: %s: the commit of a compaction of %d segments: %w", t.FullName(), len(in), err)
 	}
+	ops = append(ops, vops...)
 	if err := m.fencedBatch(ctx, tr, ops); err != nil {
 		// The first old record is gone once the commit applied.
 		err = m.failedCommit(tr, &doubt{
 			what:               fmt.Sprintf("the commit of a compaction of %d segments", len(in)),
 			key:                manifestKey(&in[0].Segment),
 			presentIfCommitted: false,
-			committed:          func() { tr.replace(user, in, out) },
-			notCommitted:       forget,
-			files:              out,
+			committed: func() {
+				tr.replace(user, in, out)
+				tr.workVersion = version
+			},
+			notCommitted: forget,
+			files:        out,
 		}, err)
 		if err != nil {
 			return CompactResult{}, err
 		}
 	} else {
 		tr.replace(user, in, out)
+		tr.workVersion = version
 	}
 	res.Written = len(out)
 	res.Dropped = inRows - res.Rows
 	return res, nil
 }
 
-// replace swaps the segments old of user, a suffix of its list, for new,
-// and drops the tier's references to old: each file goes once its last
-// reader is done.
+// replace swaps the segments old of user for new, and drops the tier's
+// references to old: each file goes once its last reader is done (on a
+// shared backend, by the garbage rule). Segments are matched by id, as a
+// read of the manifest (sync) may have listed the new ones already.
 func (tr *tier) replace(user string, old, new []*segFile) {
 	for _, f := range new {
 		f.refs.Store(1)
 	}
+	var gone []*segFile
 	tr.mu.Lock()
-	segs := tr.users[user]
-	kept := slices.Clip(segs[:len(segs)-len(old)])
-	list := append(kept, new...)
-	if len(list) == 0 {
-		delete(tr.users, user)
-	} else {
-		tr.users[user] = list
-	}
-	for _, f := range new {
-		if f.ID >= tr.nextID {
-			tr.nextID = f.ID + 1
+	for _, f := range old {
+		if g := tr.unlistLocked(user, f.ID); g != nil {
+			gone = append(gone, g)
 		}
 	}
+	for _, f := range new {
+		tr.insertLocked(f)
+	}
 	tr.mu.Unlock()
-	for _, f := range old {
+	for _, f := range gone {
 		tr.release(f)
 	}
 }

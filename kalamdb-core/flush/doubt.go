@@ -16,17 +16,19 @@ import (
 // visible (harmless: either the batch applied, or the buffer still holds
 // the same versions) and the table neither flushes nor compacts until
 // settle learns the outcome.
-func (m *Manager) resolveFailedCommit(tr *tier, seg *segFile, cause error) error {
+func (m *Manager) resolveFailedCommit(tr *tier, seg *segFile, version []byte, cause error) error {
 	return m.failedCommit(tr, &doubt{
 		what:               "the commit of " + seg.Path,
 		key:                manifestKey(&seg.Segment),
 		presentIfCommitted: true,
-		committed:          func() {},
+		committed: func() {
+			tr.settled(seg, true)
+			tr.workVersion = version
+		},
 		notCommitted: func() {
 			// Unlisted, the file goes when the last reader that saw
 			// the segment lets it go.
-			tr.remove(seg)
-			tr.release(seg)
+			tr.settled(seg, false)
 		},
 	}, cause)
 }

@@ -16,7 +16,7 @@ import (
 // manifest and its segment files. A drop interrupted after the catalog
 // forgot the table is completed by the next Open.
 func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
-	t, err := m.db.Catalog().Table(ns, name)
+	t, err := m.db.Catalog().FindTable(ctx, ns, name)
 	if err != nil {
 		return err
 	}
@@ -69,22 +69,49 @@ func (m *Manager) DropTable(ctx context.Context, ns, name string) error {
 	}
 	recs = append(recs, unlisted...)
 	free = append(free, unlisted...)
-	left, err := m.removeSegments(ctx, recs, free)
+	var state [][]byte
+	if m.shared {
+		// Other servers' segments of the table are in the manifest, not
+		// all in this server's list: the records are read again, and
+		// their files removed too (a server still reading one fails as a
+		// read of a dropped table). Deleting the manifest version fails
+		// the commit of a flush that another server may be running.
+		stored, err := loadTableManifest(ctx, m.b, t.ID)
+		if err != nil {
+			return fmt.Errorf("flush: %s: reading the manifest: %w", t.FullName(), err)
+		}
+		known := map[string]bool{}
+		for _, s := range recs {
+			known[s.Path] = true
+		}
+		for _, s := range stored {
+			if !known[s.Path] {
+				recs = append(recs, s)
+				free = append(free, s)
+			}
+		}
+		state = [][]byte{versionKey(t.ID), nextIDKey(t.ID)}
+	}
+	left, err := m.removeSegments(ctx, recs, free, state...)
 	if err != nil {
 		return err
 	}
 	return errors.Join(left...)
 }
 
-// removeSegments deletes the records of segs, then the files of free
+// removeSegments deletes the records of segs (and the other records of
+// layout.Manifests under keys), then the files of free
 // (those no reader holds: a reader removes its file when done), of a
 // dropped table. A file it cannot remove is no longer recorded, so it is
 // harmless, and the next Open removes it: each such failure is returned in
 // left, and err is the failure to delete the records.
-func (m *Manager) removeSegments(ctx context.Context, segs, free []*Segment) (left []error, err error) {
-	ops := make([]store.Operation, len(segs))
+func (m *Manager) removeSegments(ctx context.Context, segs, free []*Segment, keys ...[]byte) (left []error, err error) {
+	ops := make([]store.Operation, len(segs), len(segs)+len(keys))
 	for i, s := range segs {
 		ops[i] = store.DeleteOp(layout.Manifests, manifestKey(s))
+	}
+	for _, k := range keys {
+		ops = append(ops, store.DeleteOp(layout.Manifests, k))
 	}
 	// The records of a dropped table need not go at once: one left behind
 	// by a failure is an orphan, which the next Open removes.

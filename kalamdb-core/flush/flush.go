@@ -48,7 +48,7 @@ func (r *Result) add(o Result) {
 // for a flush of the same table in progress. A stream table is
 // core.ErrWrongTableType.
 func (m *Manager) Flush(ctx context.Context, ns, name string) (Result, error) {
-	t, err := m.db.Catalog().Table(ns, name)
+	t, err := m.db.Catalog().FindTable(ctx, ns, name)
 	if err != nil {
 		return Result{}, err
 	}
@@ -72,6 +72,9 @@ func (m *Manager) flushTable(ctx context.Context, t *catalog.Table, trigger stri
 			return err
 		}
 		defer release()
+		if err := m.syncForWork(ctx, tr); err != nil {
+			return err
+		}
 		written := buf.Written()
 		if res, err = m.flushLocked(ctx, tr, buf); err == nil {
 			buf.Flushed(written) // writes during the flush still count
@@ -134,7 +137,10 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 	types := buf.Types()
 	more := it.Next()
 	for more {
-		spec := m.nextSpec(tr, user, dir)
+		spec, err := m.nextSpec(ctx, tr, user, dir)
+		if err != nil {
+			return err
+		}
 		var (
 			refs  versionRefs
 			arena []byte
@@ -206,13 +212,17 @@ func (m *Manager) flushUser(ctx context.Context, tr *tier, buf *tables.Buffer, u
 
 // nextSpec returns the Spec of user's next segment, in dir, with a new
 // segment id.
-func (m *Manager) nextSpec(tr *tier, user, dir string) segment.Spec {
-	t, id := tr.table(), tr.allocID()
+func (m *Manager) nextSpec(ctx context.Context, tr *tier, user, dir string) (segment.Spec, error) {
+	id, err := m.allocID(ctx, tr)
+	if err != nil {
+		return segment.Spec{}, err
+	}
+	t := tr.table()
 	return segment.Spec{
 		Dir: dir, Name: segment.FileName(t.ID, id), Table: t, Prefix: tr.prefix(user),
 		Meta:    segment.Meta{TableID: t.ID, Namespace: t.Namespace, Table: t.Name, User: user, Segment: id},
 		Options: segment.WriteOptions{RowGroupRows: m.opts.RowGroupRows},
-	}
+	}, nil
 }
 
 // written returns the segment segment.Create wrote for spec, not yet

@@ -59,16 +59,23 @@ const leaseCheckBytes = 256
 
 // caps returns the backend's capabilities as the commits of tr may use
 // them: with a lease held, one operation and leaseCheckBytes fewer per
-// batch, which the lease's check takes (fencedBatch).
+// batch, which the lease's check takes (fencedBatch); on a shared backend,
+// two more for the manifest version (versionOps).
 func (m *Manager) caps(tr *tier) store.Capabilities {
 	c := m.b.Capabilities()
+	ops, size := 0, 0
 	if tr.lease != nil {
-		if c.MaxBatchOps > 0 {
-			c.MaxBatchOps--
-		}
-		if c.MaxBatchBytes > 0 {
-			c.MaxBatchBytes = max(c.MaxBatchBytes-leaseCheckBytes, 1)
-		}
+		ops, size = 1, leaseCheckBytes
+	}
+	if m.shared {
+		// The check and the raise of the manifest version (versionOps).
+		ops, size = ops+2, size+versionOpsBytes
+	}
+	if c.MaxBatchOps > 0 {
+		c.MaxBatchOps = max(c.MaxBatchOps-ops, 1)
+	}
+	if c.MaxBatchBytes > 0 {
+		c.MaxBatchBytes = max(c.MaxBatchBytes-size, 1)
 	}
 	return c
 }

@@ -181,7 +181,7 @@ func (m *Manager) tier(t *catalog.Table) *tier {
 
 // buffer returns the table's definition and its buffer.
 func (m *Manager) buffer(ctx context.Context, ns, name string) (*catalog.Table, *tables.Buffer, error) {
-	t, err := m.db.Catalog().Table(ns, name)
+	t, err := m.db.Catalog().FindTable(ctx, ns, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,11 +205,14 @@ func (m *Manager) buffer(ctx context.Context, ns, name string) (*catalog.Table, 
 // Segments returns the committed segments of table ns.name, ordered by
 // user then segment id.
 func (m *Manager) Segments(ns, name string) ([]Segment, error) {
-	t, err := m.db.Catalog().Table(ns, name)
+	t, err := m.db.Catalog().FindTable(context.Background(), ns, name)
 	if err != nil {
 		return nil, err
 	}
 	tr := m.tier(t)
+	if err := tr.sync(context.Background()); err != nil {
+		return nil, err
+	}
 	tr.mu.RLock()
 	defer tr.mu.RUnlock()
 	var out []Segment

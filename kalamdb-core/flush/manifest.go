@@ -95,6 +95,9 @@ func loadManifests(ctx context.Context, b store.StorageBackend) (map[uint64][]*S
 	defer it.Close()
 	out := map[uint64][]*Segment{}
 	for it.Next() {
+		if isStateKey(it.Key()) {
+			continue
+		}
 		s, err := decodeSegment(it.Key(), it.Value())
 		if err != nil {
 			return nil, err
@@ -107,9 +110,10 @@ func loadManifests(ctx context.Context, b store.StorageBackend) (map[uint64][]*S
 	return out, nil
 }
 
-// DecodeManifestRecord decodes one record of layout.Manifests (its key and
-// value), as a backup reads them to find the segments a database holds. A
-// record that is not one of this version's fails with core.ErrCorrupt.
+// DecodeManifestRecord decodes one segment record of layout.Manifests (its
+// key and value, for which IsSegmentRecord holds), as a backup reads them to
+// find the segments a database holds. A record that is not one of this
+// version's fails with core.ErrCorrupt.
 func DecodeManifestRecord(key, value []byte) (Segment, error) {
 	s, err := decodeSegment(key, value)
 	if err != nil {

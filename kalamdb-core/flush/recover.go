@@ -20,6 +20,13 @@ func (m *Manager) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.shared {
+		// Another server may have created a table and flushed it since
+		// this one read the catalog: its records are no orphans.
+		if _, err := m.db.Catalog().Refresh(ctx); err != nil {
+			return fmt.Errorf("flush: recovery: %w", err)
+		}
+	}
 	ts, err := m.db.Catalog().Tables("")
 	if err != nil {
 		return err
@@ -41,7 +48,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		tr := m.tier(t)
 		for _, s := range segs {
 			recorded[s.Path] = s
-			tr.add(&segFile{Segment: *s})
+			tr.addRecorded(&segFile{Segment: *s})
 		}
 	}
 	if len(orphans) > 0 {
@@ -59,6 +66,14 @@ func (m *Manager) recover(ctx context.Context) error {
 	for p := range recorded {
 		if !seen[p] {
 			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 && m.shared {
+		// Another server may have dropped the table or compacted the
+		// segment (its file then goes by the garbage rule, or at once
+		// with GCGrace 0) since the manifests were read.
+		if missing, err = m.stillRecorded(ctx, missing); err != nil {
+			return fmt.Errorf("flush: recovery: %w", err)
 		}
 	}
 	if len(missing) > 0 {
@@ -94,4 +109,26 @@ func (m *Manager) sweep(ctx context.Context, recorded map[string]*Segment, seen 
 		}
 		return nil
 	})
+}
+
+// stillRecorded returns the paths of paths that a manifest record names,
+// read now.
+func (m *Manager) stillRecorded(ctx context.Context, paths []string) ([]string, error) {
+	recs, err := loadManifests(ctx, m.b)
+	if err != nil {
+		return nil, err
+	}
+	now := map[string]bool{}
+	for _, segs := range recs {
+		for _, s := range segs {
+			now[s.Path] = true
+		}
+	}
+	var out []string
+	for _, p := range paths {
+		if now[p] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }

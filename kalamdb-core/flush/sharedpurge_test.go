@@ -33,7 +33,7 @@ type beforeManifestWrite struct {
 
 func (w *beforeManifestWrite) Batch(ctx context.Context, ops []store.Operation) error {
 	for _, op := range ops {
-		if op.Kind == store.OpPut && op.Partition.Name() == layout.Manifests.Name() && w.match(op.Value) {
+		if op.Kind == store.OpPut && op.Partition.Name() == layout.Manifests.Name() && flush.IsSegmentRecord(op.Key) && w.match(op.Value) {
 			w.once.Do(w.hook)
 			break
 		}

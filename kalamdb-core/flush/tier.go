@@ -2,6 +2,7 @@ package flush
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -52,6 +53,17 @@ type tier struct {
 	nextID    uint64
 	dropped   bool
 	lastFlush time.Time
+
+	// On a shared backend (see sync): version is the manifest version the
+	// list was read at (nil: absent), synced whether it was read at all,
+	// under mu; syncMu serialises the reads of the manifest; stale asks the
+	// next Pin to read it again; workVersion is the version the lease
+	// holder's commits raise, under flushMu.
+	version     []byte
+	synced      bool
+	syncMu      sync.Mutex
+	stale       atomic.Bool
+	workVersion []byte
 }
 
 // segFile is a committed segment and what was learnt of its file: the key
@@ -62,6 +74,11 @@ type segFile struct {
 	loadMu sync.Mutex
 	loaded atomic.Bool // groups is set
 	groups []groupRange
+
+	// listed: the tier's list holds f (and its reference); committing: f
+	// was listed by this server's commit, whose outcome is not known yet,
+	// so a read of the manifest keeps it. Both under the tier's mu.
+	listed, committing bool
 
 	// refs counts who may still read the file: 1 for the tier while the
 	// segment is listed, plus 1 per reader that holds it (a scan from
@@ -87,9 +104,11 @@ func (f *segFile) acquire() bool {
 	}
 }
 
-// release drops a reference to f; the last one removes its file.
+// release drops a reference to f; the last one removes its file, unless
+// other servers share the segments: one of them may still read it, and
+// the garbage rule removes it once no manifest records it (ADR-018).
 func (tr *tier) release(f *segFile) {
-	if f.refs.Add(-1) == 0 {
+	if f.refs.Add(-1) == 0 && !tr.m.shared {
 		tr.m.cache.Forget(f.Path)
 		// An object that cannot be removed now is an orphan that a
 		// later Open removes.
@@ -140,8 +159,9 @@ func (tr *tier) segments(user string) []*segFile {
 }
 
 // acquireSegments returns the segments of user (every user's when all is
-// set), each with a reference the caller releases.
-func (tr *tier) acquireSegments(user string, all bool) []*segFile {
+// set), each with a reference the caller releases, and the manifest
+// version the list is at (see sync).
+func (tr *tier) acquireSegments(user string, all bool) ([]*segFile, []byte) {
 	tr.mu.RLock()
 	defer tr.mu.RUnlock()
 	var segs []*segFile
@@ -156,46 +176,90 @@ func (tr *tier) acquireSegments(user string, all bool) []*segFile {
 		// Listed, so the tier's reference is still there: never 0.
 		f.refs.Add(1)
 	}
-	return segs
+	return segs, tr.version
 }
 
-// add makes s visible to readers.
+// add makes s visible to readers, before its commit: s stays listed when
+// a read of the manifest (sync) does not find it yet, until settled says
+// how the commit ended.
 func (tr *tier) add(s *segFile) {
 	s.refs.Store(1)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	// Copy on write: readers keep the slice they took.
-	tr.users[s.User] = append(slices.Clip(tr.users[s.User]), s)
-	if s.ID >= tr.nextID {
-		tr.nextID = s.ID + 1
-	}
+	s.committing = true
+	tr.insertLocked(s)
 }
 
-// remove hides s again (its commit failed); the caller then releases the
-// tier's reference.
+// addRecorded lists s, a segment the manifest records.
+func (tr *tier) addRecorded(s *segFile) {
+	s.refs.Store(1)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.insertLocked(s)
+}
+
+// settled records that the commit of s ended: recorded, s is the
+// manifest's, which later reads of it keep or drop; not recorded, s is
+// unlisted and its reference released.
+func (tr *tier) settled(s *segFile, recorded bool) {
+	if recorded {
+		tr.mu.Lock()
+		s.committing = false
+		tr.mu.Unlock()
+		return
+	}
+	tr.remove(s)
+}
+
+// insertLocked lists f in its user's list, in segment id order, unless a
+// segment of that id is listed already. The caller holds tr.mu.
+func (tr *tier) insertLocked(f *segFile) bool {
+	segs := tr.users[f.User]
+	i, found := slices.BinarySearchFunc(segs, f.ID, func(s *segFile, id uint64) int { return cmp.Compare(s.ID, id) })
+	if found {
+		return false
+	}
+	// Copy on write: readers keep the slice they took.
+	tr.users[f.User] = slices.Insert(slices.Clip(segs), i, f)
+	f.listed = true
+	if f.ID >= tr.nextID {
+		tr.nextID = f.ID + 1
+	}
+	return true
+}
+
+// unlistLocked removes the segment of user with id from the list and
+// returns it, for the caller to release once it has let go of tr.mu; nil
+// when none is listed.
+func (tr *tier) unlistLocked(user string, id uint64) *segFile {
+	segs := tr.users[user]
+	i, found := slices.BinarySearchFunc(segs, id, func(s *segFile, id uint64) int { return cmp.Compare(s.ID, id) })
+	if !found {
+		return nil
+	}
+	f := segs[i]
+	out := slices.Delete(slices.Clone(segs), i, i+1)
+	if len(out) == 0 {
+		delete(tr.users, user)
+	} else {
+		tr.users[user] = out
+	}
+	f.listed, f.committing = false, false
+	return f
+}
+
+// remove hides s again (its commit failed) and releases the tier's
+// reference, if s is still the segment listed under its id.
 func (tr *tier) remove(s *segFile) {
 	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	segs := tr.users[s.User]
-	out := make([]*segFile, 0, len(segs))
-	for _, x := range segs {
-		if x != s {
-			out = append(out, x)
-		}
+	var f *segFile
+	if s.listed {
+		f = tr.unlistLocked(s.User, s.ID)
 	}
-	if len(out) == 0 {
-		delete(tr.users, s.User)
-	} else {
-		tr.users[s.User] = out
+	tr.mu.Unlock()
+	if f != nil {
+		tr.release(f)
 	}
-}
-
-func (tr *tier) allocID() uint64 {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	id := tr.nextID
-	tr.nextID++
-	return id
 }
 
 // ref names the segment's object in the store.
@@ -331,11 +395,16 @@ func (tr *tier) findInSegment(ctx context.Context, f *segFile, key []byte, full 
 }
 
 // Scan implements tables.Source: the cold versions under prefix from start,
-// merged across segments, newest _seq winning.
+// merged across segments, newest _seq winning. On a shared backend it
+// reads the manifest again first when it moved, and its Close fails with
+// tables.ErrSourceChanged when it moved while the scan ran.
 func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) (tables.VersionIter, error) {
 	r, empty := store.ScanOptions{Prefix: prefix, Start: start, ExclusiveStart: exclusive && len(start) > 0}.ToRange()
 	if empty {
 		return newSegMerge(nil, 0, nil), nil
+	}
+	if err := tr.sync(ctx); err != nil {
+		return nil, err
 	}
 	var unlock func()
 	if !tr.m.snapshots {
@@ -353,7 +422,7 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 			return nil, err
 		}
 	}
-	segs := tr.acquireSegments(user, all)
+	segs, version := tr.acquireSegments(user, all)
 	its := make([]*segIter, 0, len(segs))
 	held := segs[:0]
 	for _, f := range segs {
@@ -364,14 +433,18 @@ func (tr *tier) Scan(ctx context.Context, prefix, start []byte, exclusive bool) 
 		held = append(held, f)
 		its = append(its, &segIter{ctx: ctx, tr: tr, f: f, lower: r.Lower, upper: r.Upper, gi: -1})
 	}
-	return newSegMerge(its, len(prefix), func() {
+	it := newSegMerge(its, len(prefix), func() {
 		for _, f := range held {
 			tr.release(f)
 		}
 		if unlock != nil {
 			unlock()
 		}
-	}), nil
+	})
+	if !tr.m.shared {
+		return it, nil
+	}
+	return &versionCheck{VersionIter: it, ctx: ctx, tr: tr, version: version}, nil
 }
 
 // has reports whether any segment holds a version of key.

@@ -51,6 +51,9 @@ type rowTable struct {
 	// sources are the tiers reads merge: buffer first, then the cold tier
 	// when the DB has one. They are fixed when the store opens.
 	sources []Source
+	// synced are the sources other processes change (SharedSource), on a
+	// shared backend.
+	synced []SharedSource
 
 	// written counts the versions written to the buffer since the store
 	// opened (seeded with those already buffered, up to the flush row
@@ -67,11 +70,54 @@ func newRowTable(t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator,
 	if cold != nil {
 		sources = append(sources, cold)
 	}
-	return &rowTable{
+	rt := &rowTable{
 		t: t, types: t.Types(), pk: t.PrimaryKeyIndex(), b: b, part: t.Partition(),
 		perUser: t.Type == catalog.UserTable, alloc: alloc, locks: keylock.New(), clock: clk,
 		buffer: buf, sources: sources, shared: b.Capabilities().MultiProcess,
 	}
+	if ss, ok := cold.(SharedSource); ok && rt.shared {
+		rt.synced = []SharedSource{ss}
+	}
+	return rt
+}
+
+// sync brings the shared sources up to date, for a read that has read the
+// buffer already (see SharedSource).
+func (rt *rowTable) sync(ctx context.Context) error {
+	for _, s := range rt.synced {
+		if err := s.Sync(ctx); err != nil {
+			return rt.wrap(err)
+		}
+	}
+	return nil
+}
+
+// pin returns the checks a write's batch holds so that the shared sources
+// it read have not changed under it (see SharedSource): none on a backend
+// of one process.
+func (rt *rowTable) pin(ctx context.Context) ([]store.Operation, error) {
+	if len(rt.synced) == 0 {
+		return nil, nil
+	}
+	ops := make([]store.Operation, len(rt.synced))
+	for i, s := range rt.synced {
+		op, err := s.Pin(ctx)
+		if err != nil {
+			return nil, rt.wrap(err)
+		}
+		ops[i] = op
+	}
+	return ops, nil
+}
+
+// maxSourceChanges is how many times a read starts again when a shared
+// source changed under it (ErrSourceChanged); each time, another server
+// committed a flush or a compaction of the table meanwhile.
+const maxSourceChanges = 20
+
+// reread reports whether a read that failed with err starts again.
+func reread(err error, attempt int) bool {
+	return attempt+1 < maxSourceChanges && errors.Is(err, ErrSourceChanged)
 }
 
 // wrap turns a vanished partition into core.ErrTableNotFound.
@@ -136,7 +182,13 @@ func (rt *rowTable) newest(ctx context.Context, key []byte) (row.Row, bool, erro
 	}
 	var best row.Row
 	found := false
-	for _, s := range srcs {
+	for i, s := range srcs {
+		if i == 1 {
+			// After the buffer: see SharedSource.
+			if err := rt.sync(ctx); err != nil {
+				return row.Row{}, false, err
+			}
+		}
 		r, ok, err := s.Lookup(ctx, key)
 		if err != nil {
 			return row.Row{}, false, rt.wrap(err)
@@ -201,6 +253,10 @@ func (rt *rowTable) conflict(err error, attempt int) (retry bool, _ error) {
 		return false, rt.wrap(err)
 	}
 	if attempt+1 < maxConflicts {
+		// The check that failed may be a source's (pin).
+		for _, s := range rt.synced {
+			s.Invalidate()
+		}
 		return true, nil
 	}
 	return false, fmt.Errorf("%s: other servers changed the row %d times while this write ran; try again: %w",
@@ -293,15 +349,21 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 	}
 	g := rt.locks.LockKeys(ks)
 	defer g.Unlock()
-	// On a shared buffer the batch holds a check per key, before the puts.
+	// On a shared buffer the batch holds a check per key, and the shared
+	// sources' checks, before the puts.
 	nops := n
 	if rt.shared {
-		nops = 2 * n
+		nops = 2*n + len(rt.synced)
 	}
 	ops := make([]store.Operation, nops)
 	puts := ops[nops-n:]
 	vals := make([]byte, 0, size)
 	for attempt := 0; ; attempt++ {
+		pins, err := rt.pin(ctx)
+		if err != nil {
+			return 0, err
+		}
+		copy(ops[n:], pins)
 		var floor int64
 		for i, k := range ks {
 			cur, found, check, err := rt.current(ctx, k)
@@ -369,6 +431,10 @@ func (rt *rowTable) insertOne(ctx context.Context, user string, vals []row.Value
 	stripe := rt.locks.Lock(k)
 	defer rt.locks.Unlock(stripe)
 	for attempt := 0; ; attempt++ {
+		pins, err := rt.pin(ctx)
+		if err != nil {
+			return 0, err
+		}
 		cur, found, check, err := rt.current(ctx, k)
 		if err != nil {
 			return 0, err
@@ -385,7 +451,7 @@ func (rt *rowTable) insertOne(ctx context.Context, user string, vals []row.Value
 			return 0, err
 		}
 		*pb = buf
-		if err = rt.put(ctx, k, buf[len(k):], check); err == nil {
+		if err = rt.put(ctx, k, buf[len(k):], check, pins); err == nil {
 			rt.written.Add(1)
 			return first, nil
 		}
@@ -395,12 +461,15 @@ func (rt *rowTable) insertOne(ctx context.Context, user string, vals []row.Value
 	}
 }
 
-// put stores val under k; on a shared buffer, in one batch with check.
-func (rt *rowTable) put(ctx context.Context, k, val []byte, check store.Operation) error {
+// put stores val under k; on a shared buffer, in one batch with check and
+// the shared sources' checks (pin).
+func (rt *rowTable) put(ctx context.Context, k, val []byte, check store.Operation, pins []store.Operation) error {
 	if !rt.shared {
 		return rt.b.Put(ctx, rt.part, k, val)
 	}
-	return rt.b.Batch(ctx, []store.Operation{check, store.PutOp(rt.part, k, val)})
+	ops := make([]store.Operation, 0, 2+len(pins))
+	ops = append(append(append(ops, pins...), check), store.PutOp(rt.part, k, val))
+	return rt.b.Batch(ctx, ops)
 }
 
 // encodedLen returns the encoded size of a row of vals, or an error when it
@@ -442,6 +511,10 @@ func (rt *rowTable) update(ctx context.Context, user string, pk row.Value, set m
 	stripe := rt.locks.Lock(k)
 	defer rt.locks.Unlock(stripe)
 	for attempt := 0; ; attempt++ {
+		pins, err := rt.pin(ctx)
+		if err != nil {
+			return row.Row{}, err
+		}
 		cur, found, check, err := rt.current(ctx, k)
 		if err != nil {
 			return row.Row{}, err
@@ -457,7 +530,7 @@ func (rt *rowTable) update(ctx context.Context, user string, pk row.Value, set m
 		if _, err := rt.encodedLen(vals); err != nil {
 			return row.Row{}, err
 		}
-		if err = rt.write(ctx, k, &next, cur.Seq, check); err == nil {
+		if err = rt.write(ctx, k, &next, cur.Seq, check, pins); err == nil {
 			return next, nil
 		}
 		if retry, err := rt.conflict(err, attempt); !retry {
@@ -474,6 +547,10 @@ func (rt *rowTable) delete(ctx context.Context, user string, pk row.Value) error
 	stripe := rt.locks.Lock(k)
 	defer rt.locks.Unlock(stripe)
 	for attempt := 0; ; attempt++ {
+		pins, err := rt.pin(ctx)
+		if err != nil {
+			return err
+		}
 		cur, found, check, err := rt.current(ctx, k)
 		if err != nil {
 			return err
@@ -483,7 +560,7 @@ func (rt *rowTable) delete(ctx context.Context, user string, pk row.Value) error
 		}
 		// The tombstone keeps the last values: the row is soft-deleted.
 		tomb := row.Row{Deleted: true, Values: cur.Values}
-		if err = rt.write(ctx, k, &tomb, cur.Seq, check); err == nil {
+		if err = rt.write(ctx, k, &tomb, cur.Seq, check, pins); err == nil {
 			return nil
 		}
 		if retry, err := rt.conflict(err, attempt); !retry {
@@ -493,10 +570,10 @@ func (rt *rowTable) delete(ctx context.Context, user string, pk row.Value) error
 }
 
 // write gives r a new _seq above replaced (the _seq of the version it
-// replaces) and _updated, and stores it under k, with check on a shared
-// buffer. The caller holds k's lock. A storage error is returned as is,
-// for conflict to judge.
-func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row, replaced int64, check store.Operation) error {
+// replaces) and _updated, and stores it under k, with check and pins on a
+// shared buffer. The caller holds k's lock. A storage error is returned as
+// is, for conflict to judge.
+func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row, replaced int64, check store.Operation, pins []store.Operation) error {
 	s, err := rt.alloc.NextAbove(ctx, 1, replaced)
 	if err != nil {
 		return err
@@ -506,7 +583,7 @@ func (rt *rowTable) write(ctx context.Context, k []byte, r *row.Row, replaced in
 	if err != nil {
 		return err
 	}
-	if err := rt.put(ctx, k, val, check); err != nil {
+	if err := rt.put(ctx, k, val, check, pins); err != nil {
 		return err
 	}
 	rt.written.Add(1)
@@ -561,6 +638,15 @@ func (p *pageRows) add() *row.Row {
 }
 
 func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Page, error) {
+	for attempt := 0; ; attempt++ {
+		p, err := rt.scanOnce(ctx, user, opts)
+		if !reread(err, attempt) {
+			return p, err
+		}
+	}
+}
+
+func (rt *rowTable) scanOnce(ctx context.Context, user string, opts ScanOptions) (Page, error) {
 	limit, err := checkLimit(opts.Limit)
 	if err != nil {
 		return Page{}, err
@@ -639,6 +725,15 @@ func (rt *rowTable) scan(ctx context.Context, user string, opts ScanOptions) (Pa
 }
 
 func (rt *rowTable) count(ctx context.Context, user string) (int64, error) {
+	for attempt := 0; ; attempt++ {
+		n, err := rt.countOnce(ctx, user)
+		if !reread(err, attempt) {
+			return n, err
+		}
+	}
+}
+
+func (rt *rowTable) countOnce(ctx context.Context, user string) (int64, error) {
 	prefix, err := rt.scopePrefix(nil, user)
 	if err != nil {
 		return 0, err

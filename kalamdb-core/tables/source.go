@@ -32,6 +32,42 @@ type Source interface {
 	Scan(ctx context.Context, prefix, start []byte, exclusive bool) (VersionIter, error)
 }
 
+// SharedSource is a Source that other processes change too: a cold tier on
+// a backend several servers share (store.Capabilities.MultiProcess), whose
+// list of segments another server's flush or compaction changes. Such a
+// source keeps a copy of its state read at a version, and the table layer
+// uses these methods so that no read or write trusts a stale copy:
+//
+//   - a read of one row reads the buffer, then calls Sync, then Lookup: a
+//     version that left the buffer before the buffer was read was committed
+//     to the source before Sync, which sees it;
+//   - a write calls Pin before it reads the row and puts the check Pin
+//     returns in its batch, which then applies only if the source has not
+//     changed since (a row whose version just moved from the buffer to the
+//     source is never taken for absent); when the batch fails a condition,
+//     the write calls Invalidate and tries again;
+//   - a scan's VersionIter reads the source's version again when it is
+//     closed and fails with ErrSourceChanged when it moved meanwhile; the
+//     read then starts again.
+type SharedSource interface {
+	Source
+	// Sync brings the source's copy up to date with what other processes
+	// committed.
+	Sync(ctx context.Context) error
+	// Pin returns a condition that holds while the source has not changed
+	// since its copy was read, reading it again first after Invalidate.
+	// Lookups made after Pin see at least that copy.
+	Pin(ctx context.Context) (store.Operation, error)
+	// Invalidate tells the source that a write's batch failed a condition,
+	// which may be Pin's: the next Pin reads the source again.
+	Invalidate()
+}
+
+// ErrSourceChanged is the error of a SharedSource's scan whose source
+// changed while it ran (see SharedSource). The table layer reads again; a
+// caller sees it only when the source kept changing through every retry.
+var ErrSourceChanged = errors.New("the table's segments changed while it was read; read again")
+
 // VersionIter walks the row versions of a Source. Like a store.Iterator it
 // is for one goroutine, and the slice Key returns is valid until the next
 // call to Next. Reads merge the VersionIters of a table's sources into one

@@ -374,7 +374,7 @@ func (a *API) flushTable(w http.ResponseWriter, r *http.Request, _ auth.Principa
 // FlushTable flushes the buffered rows of user or shared table ns.name to
 // Parquet segments.
 func (a *API) FlushTable(ctx context.Context, ns, name string) (flush.Result, error) {
-	t, err := a.coldTable(ns, name, "flushing to Parquet")
+	t, err := a.coldTable(ctx, ns, name, "flushing to Parquet")
 	if err != nil {
 		return flush.Result{}, err
 	}
@@ -396,7 +396,7 @@ func (a *API) compactTable(w http.ResponseWriter, r *http.Request, _ auth.Princi
 // CompactTable merges the Parquet segments of user or shared table ns.name
 // (a major compaction).
 func (a *API) CompactTable(ctx context.Context, ns, name string) (flush.CompactResult, error) {
-	t, err := a.coldTable(ns, name, "compacting Parquet segments")
+	t, err := a.coldTable(ctx, ns, name, "compacting Parquet segments")
 	if err != nil {
 		return flush.CompactResult{}, err
 	}
@@ -412,8 +412,8 @@ func nonNil(files []string) []string {
 
 // coldTable returns user or shared table ns.name, for an operation on its
 // cold tier (what names it for a server without one).
-func (a *API) coldTable(ns, name, what string) (*catalog.Table, error) {
-	t, err := a.opts.DB.Catalog().Table(ns, name)
+func (a *API) coldTable(ctx context.Context, ns, name, what string) (*catalog.Table, error) {
+	t, err := a.opts.DB.Catalog().FindTable(ctx, ns, name)
 	if err != nil {
 		return nil, err
 	}
