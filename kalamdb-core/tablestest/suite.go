@@ -39,10 +39,13 @@ func Run(t *testing.T, h Harness) {
 		{"ColdSourceError", testColdSourceError},
 		{"ConcurrentFlush", testConcurrentFlush},
 		{"AddColumn", testAddColumn},
+		{"UpdateDeleteMany", testUpdateDeleteMany},
+		{"ManyWithinBatchLimits", testManyWithinBatchLimits},
+		{"ManyColdRows", testManyColdRows},
 	}
 	// These run with an in-memory cold tier under every user and shared
 	// table, as the Parquet tier is attached in production.
-	coldTests := map[string]bool{"ColdSourceMerge": true, "ColdSourceError": true, "ConcurrentFlush": true}
+	coldTests := map[string]bool{"ColdSourceMerge": true, "ColdSourceError": true, "ConcurrentFlush": true, "ManyColdRows": true}
 	for _, kind := range []string{"user", "shared"} {
 		for _, rt := range rowTests {
 			t.Run(kind+"/"+rt.name, func(t *testing.T) {
@@ -66,6 +69,8 @@ func Run(t *testing.T, h Harness) {
 			{"SeveralProcessesNoLostUpdate", testProcessesNoLostUpdate},
 			{"SeveralProcessesDeleteAndReinsert", testProcessesDeleteAndReinsert},
 			{"SeveralProcessesPurgeKeepsNewerWrites", testProcessesPurgeKeepsNewerWrites},
+			{"SeveralProcessesManyRetried", testProcessesManyRetried},
+			{"ManyStorageFailureChangesNothing", testManyStorageFailure},
 		} {
 			t.Run(kind+"/"+c.name, func(t *testing.T) { c.fn(t, h, kind) })
 		}
@@ -91,6 +96,7 @@ func Run(t *testing.T, h Harness) {
 		{"catalog/RowStore", testRowStore},
 		{"catalog/RowStoreOfARecreatedTable", testRowStoreOfARecreatedTable},
 		{"user/Isolation", testUserIsolation},
+		{"user/ManyIsolation", testManyUserIsolation},
 		{"user/StringPrimaryKeys", testStringKeys},
 		{"user/BufferUsers", testBufferUsers},
 		{"user/SeqSurvivesRestart", testSeqRestart},

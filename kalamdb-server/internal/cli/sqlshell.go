@@ -41,7 +41,9 @@ func newSQL(env Env) *cobra.Command {
 
 Statements come from -c (each flag one request, in order), -f (the file as one
 request), or standard input: piped, it is one request; on a terminal, each
-statement ending with ';' is sent as it is completed (\q or end of input quits).
+statement ending with ';' is sent as it is completed (\q or end of input quits),
+with line editing and a history of statements kept across sessions in
+$KALAMDB_HISTFILE (default ~/.kalamdb_history; empty keeps no file).
 The token is --token or the KALAMDB_TOKEN environment variable. The exit
 status is 1 when a statement fails.`,
 		Args: cobra.NoArgs,
@@ -152,7 +154,7 @@ func (p *plainLines) readLine(prompt string) (string, error) {
 }
 
 // termLines reads lines from a terminal in raw mode, with line editing
-// and a history of the session's lines (the arrow keys recall them).
+// and the history of statements (the arrow keys recall them).
 type termLines struct{ t *term.Terminal }
 
 func (l termLines) readLine(prompt string) (string, error) {
@@ -161,8 +163,10 @@ func (l termLines) readLine(prompt string) (string, error) {
 }
 
 // interactive reads statements line by line, sending each once a line ends
-// with ';'. On a terminal it edits lines and keeps their history.
+// with ';'. On a terminal it edits lines and keeps the history of
+// statements, in the history file across sessions (see history).
 func (sh *sqlShell) interactive() error {
+	var hist *history
 	var lines lineReader = &plainLines{sc: bufio.NewScanner(sh.env.Stdin), out: sh.env.Stdout}
 	lines.(*plainLines).sc.Buffer(make([]byte, 64<<10), 16<<20)
 	if f, ok := sh.env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -181,6 +185,15 @@ func (sh *sqlShell) interactive() error {
 		sh.env.Stdout, sh.env.Stderr = t, t
 		defer func() { sh.env = env }()
 		lines = termLines{t}
+		hist = openHistory(historyPath(env.Environ), maxHistory, t)
+		defer hist.close()
+		t.History = hist
+	}
+	send := func(stmt string) bool {
+		if hist != nil {
+			hist.record(stmt)
+		}
+		return sh.run(stmt)
 	}
 	out := sh.env.Stdout
 	fmt.Fprintln(out, `kalamdb-server sql: statements end with ';', \q quits`)
@@ -205,13 +218,13 @@ func (sh *sqlShell) interactive() error {
 		buf.WriteString(line)
 		buf.WriteByte('\n')
 		if strings.HasSuffix(strings.TrimSpace(line), ";") {
-			if !sh.run(buf.String()) {
+			if !send(buf.String()) {
 				failed = true
 			}
 			buf.Reset()
 		}
 	}
-	if strings.TrimSpace(buf.String()) != "" && !sh.run(buf.String()) {
+	if strings.TrimSpace(buf.String()) != "" && !send(buf.String()) {
 		failed = true
 	}
 	if failed {

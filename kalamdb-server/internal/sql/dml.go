@@ -275,11 +275,11 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Every new value is checked before the first row changes.
-	pks := make([]row.Value, len(res.Rows))
-	sets := make([]map[string]row.Value, len(res.Rows))
+	// Every new value is checked before any row changes, and the rows
+	// change in one batch of the storage backend: all or none.
+	ups := make([]tables.RowUpdate, len(res.Rows))
 	for i, r := range res.Rows {
-		if pks[i], err = keyOf(t, r[0]); err != nil {
+		if ups[i].PK, err = keyOf(t, r[0]); err != nil {
 			return nil, err
 		}
 		m := make(map[string]any, len(cols))
@@ -293,17 +293,12 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 		if err := t.ValidatePatch(set); err != nil {
 			return nil, err
 		}
-		sets[i] = set
+		ups[i].Set = set
 	}
-	n := 0
-	for i := range pks {
-		if _, err := rs.Update(ctx, pks[i], sets[i]); err != nil {
-			if errors.Is(err, core.ErrRowNotFound) {
-				continue // deleted since it was read
-			}
-			return nil, err
-		}
-		n++
+	// A row deleted since it was read is left out.
+	n, err := rs.UpdateMany(ctx, ups)
+	if err != nil {
+		return nil, err
 	}
 	return message("Updated %d row(s)", n), nil
 }
@@ -328,15 +323,11 @@ func (s *session) delete(ctx context.Context, st statement) (*Result, error) {
 			return nil, err
 		}
 	}
-	n := 0
-	for _, pk := range pks {
-		if err := rs.Delete(ctx, pk); err != nil {
-			if errors.Is(err, core.ErrRowNotFound) {
-				continue
-			}
-			return nil, err
-		}
-		n++
+	// All rows or none, in one batch; a row deleted since it was read is
+	// left out.
+	n, err := rs.DeleteMany(ctx, pks)
+	if err != nil {
+		return nil, err
 	}
 	return message("Deleted %d row(s)", n), nil
 }
