@@ -113,6 +113,10 @@ func (rt *rowTable) applyMany(ctx context.Context, user string, changes []change
 	var vals []byte
 	for attempt := 0; ; attempt++ {
 		live, next, checks = live[:0], next[:0], checks[:0]
+		pins, err := rt.pin(ctx)
+		if err != nil {
+			return 0, err
+		}
 		var floor int64
 		size := 0
 		for i, k := range ks {
@@ -151,9 +155,9 @@ func (rt *rowTable) applyMany(ctx context.Context, user string, changes []change
 			return 0, rt.wrap(err)
 		}
 		now := rt.clock.Now().UnixMicro()
-		// On a shared buffer the batch holds a check per key, before the
-		// puts, as an insert's does.
-		ops = append(ops[:0], checks...)
+		// On a shared buffer the batch holds a check per key, and the
+		// shared sources' checks, before the puts, as an insert's does.
+		ops = append(append(ops[:0], pins...), checks...)
 		vals = slices.Grow(vals[:0], size)
 		for j, i := range live {
 			r := &next[j]
