@@ -20,20 +20,23 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/etcd/etcdtest"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/redis/redistest"
 )
 
 // Several servers on one database: three kalamdb-server processes
 // configured with one shared backend (a three-member etcd cluster, then one
-// redis-server) serve one database, and any request may go to any of them.
-// The flush is left out (no row limit or interval is reached, and none
-// runs at shutdown): it does not take leases yet (ADR-018).
+// redis-server) and one bucket of an S3 server serve one database, and any
+// request may go to any of them. Flushes and compactions are sent to any
+// server while the clients run; the flush threshold is never reached, so
+// the tests choose when they run.
 
 // serverCount is how many kalamdb-server processes share the backend.
 const serverCount = 3
 
-// noFlush is the [flush] section of servers that never flush.
+// noFlush is the [flush] section of servers that never flush by
+// themselves.
 const noFlush = "default_rows = 100000000\ndefault_interval_seconds = 0\non_shutdown = false\n"
 
 func TestSeveralServers(t *testing.T) {
@@ -52,18 +55,23 @@ func TestSeveralServers(t *testing.T) {
 }
 
 // severalServers starts serverCount servers on backend, configured by
-// section, and runs the checks on them.
+// section, with their segments in one bucket behind a fault proxy, and
+// runs the checks on them.
 func severalServers(t *testing.T, backend, section string) {
+	proxy, bucket := proxiedBucket(t)
 	servers := make([]*instance, serverCount)
 	for i := range servers {
 		// One at a time: each creates what the database lacks (system
 		// partitions, the database id) or finds it.
-		servers[i] = startServer(t, backend, options{extra: section, flush: noFlush})
+		servers[i] = startServer(t, backend, options{extra: section, flush: noFlush, segmentsURL: bucket, env: s3test.Env()})
 	}
 	t.Run("OneDatabaseID", func(t *testing.T) { checkOneDatabaseID(t, servers) })
 	t.Run("DefinitionsSeenEverywhere", func(t *testing.T) { checkDefinitionsSeenEverywhere(t, servers) })
 	t.Run("InsertSameKeys", func(t *testing.T) { checkInsertSameKeys(t, servers) })
 	t.Run("Linearizable", func(t *testing.T) { checkLinearizable(t, servers) })
+	t.Run("PagesAgree", func(t *testing.T) { checkPagesAgree(t, servers) })
+	// Last: it kills the first server.
+	t.Run("KillDuringFlush", func(t *testing.T) { checkKillDuringFlush(t, servers, proxy) })
 }
 
 // checkOneDatabaseID: every server shows the same database id.
@@ -86,14 +94,20 @@ func checkOneDatabaseID(t *testing.T, servers []*instance) {
 // and within a second of their background refresh otherwise.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	eventuallyWithin(t, 5*time.Second, what, check)
+}
+
+// eventuallyWithin is eventually with a deadline of d.
+func eventuallyWithin(t *testing.T, d time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		err := check()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5s: %v", what, err)
+			t.Fatalf("%s: not within %v: %v", what, d, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -166,6 +180,11 @@ type result struct {
 
 // send sends a request with a JSON body (nil for none) as alice.
 func send(base, method, path string, body any) result {
+	return sendAs(aliceToken, base, method, path, body)
+}
+
+// sendAs is send as the user of token.
+func sendAs(token, base, method, path string, body any) result {
 	var rd io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -178,7 +197,7 @@ func send(base, method, path string, body any) result {
 	if err != nil {
 		return result{err: err}
 	}
-	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -360,6 +379,11 @@ func checkLinearizable(t *testing.T, servers []*instance) {
 	clients := len(servers) * perServer
 	errs := make([]error, clients)
 	start := time.Now()
+	// Flushes and compactions of the table, sent to every server in turn
+	// while the clients run, move the rows between the buffer and the
+	// bucket under the clients' requests.
+	done := make(chan struct{})
+	storage := storageChurn(servers, "/v1/namespaces/lin/tables/reg", done)
 	for cl := range clients {
 		in := servers[cl%len(servers)]
 		wg.Go(func() {
@@ -424,7 +448,13 @@ func checkLinearizable(t *testing.T, servers []*instance) {
 		})
 	}
 	wg.Wait()
+	close(done)
+	churn := <-storage
 	require.NoError(t, errors.Join(errs...))
+	require.NoError(t, churn.err)
+	require.Positive(t, churn.rowsFlushed, "flushes moved rows while the clients ran")
+	t.Logf("storage: %d flushes (%d rows), %d compactions, %d refused while another server held the table's lease",
+		churn.flushes, churn.rowsFlushed, churn.compactions, churn.busy)
 	unknown := 0
 	for _, op := range ops {
 		if op.Output.(rowOutput).unknown {
@@ -441,6 +471,160 @@ func checkLinearizable(t *testing.T, servers []*instance) {
 		len(ops), clients, len(servers), unknown, time.Since(start).Round(time.Millisecond))
 	for i, in := range servers {
 		assert.NotContains(t, in.logs.String(), "storage backend writes fail", "server %d", i)
+	}
+}
+
+// churn counts what storageChurn did.
+type churn struct {
+	flushes, compactions, busy int
+	rowsFlushed                int
+	err                        error
+}
+
+// storageChurn flushes and compacts the table at path (/v1/namespaces/…/
+// tables/…) through each server in turn until done is closed, then sends
+// its counts. A request refused because another server holds the table's
+// lease (409 TABLE_BUSY) is expected; any other failure ends it.
+func storageChurn(servers []*instance, path string, done <-chan struct{}) <-chan churn {
+	out := make(chan churn, 1)
+	go func() {
+		var c churn
+		defer func() { out <- c }()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			op := "/flush"
+			if i%3 == 2 {
+				op = "/compact"
+			}
+			res := sendAs(adminToken, servers[i%len(servers)].base, "POST", path+op, nil)
+			switch {
+			case res.err == nil && res.status == http.StatusOK:
+				if op == "/flush" {
+					c.flushes++
+					n, _ := res.body["rows_flushed"].(float64)
+					c.rowsFlushed += int(n)
+				} else {
+					c.compactions++
+				}
+			case res.err == nil && res.status == http.StatusConflict && res.code == "TABLE_BUSY":
+				c.busy++
+			default:
+				c.err = fmt.Errorf("POST %s%s: status %d %s %v %v", path, op, res.status, res.code, res.body, res.err)
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// checkPagesAgree: a user table and a shared table, written through every
+// server and flushed in part through each, read the same through every
+// server, page by page, as keys and as values.
+func checkPagesAgree(t *testing.T, servers []*instance) {
+	expect(t, servers[0].call("POST", "/v1/namespaces", adminToken, `{"name":"agree"}`), http.StatusCreated, "")
+	for _, typ := range []string{"user", "shared"} {
+		expect(t, servers[1].call("POST", "/v1/namespaces/agree/tables", adminToken,
+			fmt.Sprintf(`{"name":%q,"type":%q,"columns":[{"name":"id","type":"int64"},{"name":"body","type":"string"}],"primary_key":"id"}`, typ, typ)),
+			http.StatusCreated, "")
+		path := "/v1/namespaces/agree/tables/" + typ
+		for round := range 6 {
+			in := servers[round%len(servers)]
+			var rows []any
+			for i := range 25 {
+				rows = append(rows, map[string]any{"id": round*25 + i, "body": fmt.Sprintf("r%d-%d", round, i)})
+			}
+			expect(t, in.call("POST", path+"/rows", aliceToken, map[string]any{"rows": rows}), http.StatusCreated, "")
+			expect(t, in.call("PATCH", path+"/rows/"+strconv.Itoa(round*25), aliceToken, `{"body":"updated"}`), http.StatusOK, "")
+			expect(t, in.call("DELETE", path+"/rows/"+strconv.Itoa(round*25+1), aliceToken, nil), http.StatusNoContent, "")
+			if round%2 == 0 {
+				expect(t, servers[(round+1)%len(servers)].call("POST", path+"/flush", adminToken, nil), http.StatusOK, "")
+			}
+		}
+		expect(t, servers[2].call("POST", path+"/compact", adminToken, nil), http.StatusOK, "")
+		var first []map[string]any
+		for i, in := range servers {
+			got := listAll(t, in, path+"/rows", aliceToken, 7)
+			require.Len(t, got, 6*24, "server %d, %s table", i, typ)
+			if i == 0 {
+				first = got
+				continue
+			}
+			for j := range got {
+				assert.Equal(t, first[j]["id"], got[j]["id"], "server %d, %s table, row %d", i, typ, j)
+				assert.Equal(t, first[j]["body"], got[j]["body"], "server %d, %s table, row %d", i, typ, j)
+				assert.Equal(t, first[j]["_seq"], got[j]["_seq"], "server %d, %s table, row %d", i, typ, j)
+			}
+		}
+		assert.Equal(t, "updated", first[0]["body"])
+	}
+}
+
+// checkKillDuringFlush: the server that holds a table's flush lease is
+// killed (SIGKILL) while it uploads the segment; no acknowledged row is
+// lost or doubled, and another server completes the flush once the lease
+// has expired.
+func checkKillDuringFlush(t *testing.T, servers []*instance, proxy *s3test.Proxy) {
+	const n = 120
+	victim, heir := servers[0], servers[1]
+	expect(t, victim.call("POST", "/v1/namespaces", adminToken, `{"name":"kill"}`), http.StatusCreated, "")
+	expect(t, victim.call("POST", "/v1/namespaces/kill/tables", adminToken,
+		`{"name":"t","type":"shared","columns":[{"name":"id","type":"int64"},{"name":"body","type":"string"}],"primary_key":"id"}`),
+		http.StatusCreated, "")
+	path := "/v1/namespaces/kill/tables/t"
+	var rows []any
+	for i := range n {
+		rows = append(rows, map[string]any{"id": i, "body": fmt.Sprintf("row %d", i)})
+	}
+	for i := 0; i < n; i += 30 {
+		// Through every server: each acknowledges its part.
+		expect(t, servers[i/30%len(servers)].call("POST", path+"/rows", aliceToken, map[string]any{"rows": rows[i : i+30]}), http.StatusCreated, "")
+	}
+	// The segment's upload hangs, so the flush holds the table's lease.
+	uploading := make(chan struct{})
+	var once sync.Once
+	proxy.SetRule(func(_ int, r *http.Request) s3test.Fault {
+		if (r.Method == http.MethodPut || r.Method == http.MethodPost) && strings.Contains(r.URL.Path, "kill") {
+			once.Do(func() { close(uploading) })
+			return s3test.Hang
+		}
+		return s3test.Pass
+	})
+	flushed := make(chan result, 1)
+	go func() { flushed <- sendAs(adminToken, victim.base, "POST", path+"/flush", nil) }()
+	select {
+	case <-uploading:
+	case r := <-flushed:
+		t.Fatalf("the flush ended before its upload: %d %s %v", r.status, r.code, r.err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the flush never uploaded its segment")
+	}
+	victim.crash()
+	proxy.SetRule(func(int, *http.Request) s3test.Fault { return s3test.Pass })
+
+	// The lease of the dead server refuses the flush until it expires.
+	r := heir.call("POST", path+"/flush", adminToken, nil)
+	require.Equal(t, http.StatusConflict, r.Status, "the dead server's lease holds: %v", r.Body)
+	require.Equal(t, "TABLE_BUSY", r.ErrorCode())
+	var res reply
+	// The lease lasts 15 s from its last renewal.
+	eventuallyWithin(t, 45*time.Second, "another server flushes once the lease expired", func() error {
+		res = heir.call("POST", path+"/flush", adminToken, nil)
+		return status(res, http.StatusOK)
+	})
+	assert.Equal(t, float64(n), res.Body["rows_flushed"], "the flush completed on another server")
+	again := expect(t, servers[2].call("POST", path+"/flush", adminToken, nil), http.StatusOK, "")
+	assert.Zero(t, again.Body["rows_flushed"], "nothing was left buffered")
+	for _, in := range servers[1:] {
+		got := listAll(t, in, path+"/rows", aliceToken, 17)
+		require.Len(t, got, n, "no acknowledged row lost or doubled")
+		for i, row := range got {
+			assert.Equal(t, float64(i), row["id"])
+			assert.Equal(t, fmt.Sprintf("row %d", i), row["body"])
+		}
 	}
 }
 
