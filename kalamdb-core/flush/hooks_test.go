@@ -2,6 +2,7 @@ package flush
 
 import (
 	"context"
+	"time"
 )
 
 // CompactDue runs, for a test, the compaction that a round of the
@@ -21,4 +22,9 @@ func SetLockAllAbove(n int) (restore func()) {
 	old := lockAllAbove
 	lockAllAbove = n
 	return func() { lockAllAbove = old }
+}
+
+// CollectGarbageAt is CollectGarbage as if the wall clock read now.
+func (m *Manager) CollectGarbageAt(ctx context.Context, now time.Time) (int, error) {
+	return m.collectGarbage(ctx, now)
 }

@@ -56,6 +56,9 @@ type Manager struct {
 	// young counts the unrecorded objects recovery kept, being younger
 	// than the grace period (Young).
 	young int
+
+	// gc is the state of CollectGarbage.
+	gc garbage
 }
 
 // Open opens the table layer on b with the cold tier under opts.Dir, and

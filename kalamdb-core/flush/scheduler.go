@@ -266,6 +266,10 @@ func (m *Manager) Start() {
 					_, err := m.CheckPolicies(ctx)
 					return err
 				})
+				_ = guard.Run("flush: garbage collection", func() error {
+					m.collectDue(ctx)
+					return nil
+				})
 			}
 		}
 	}()

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -36,11 +37,17 @@ type servers struct {
 // n-1, then server b; b's backend is wrapB(shared) when wrapB is set.
 func twoServers(t *testing.T, n int, wrapB func(store.StorageBackend) store.StorageBackend) *servers {
 	t.Helper()
+	return twoServersWithGrace(t, n, wrapB, -1)
+}
+
+// twoServersWithGrace is twoServers with Options.GCGrace grace.
+func twoServersWithGrace(t *testing.T, n int, wrapB func(store.StorageBackend) store.StorageBackend, grace time.Duration) *servers {
+	t.Helper()
 	ctx := context.Background()
 	s := &servers{shared: tablestest.MultiProcess(memory.New()), dir: t.TempDir()}
 	t.Cleanup(func() { _ = s.shared.Close() })
 	open := func(b store.StorageBackend) *flush.Manager {
-		m, err := flush.Open(ctx, b, flush.Options{FS: segment.DirFS(s.dir), CompactSegments: flush.NeverCompact, GCGrace: -1})
+		m, err := flush.Open(ctx, b, flush.Options{FS: segment.DirFS(s.dir), CompactSegments: flush.NeverCompact, GCGrace: grace})
 		require.NoError(t, err)
 		t.Cleanup(m.Stop)
 		return m
@@ -274,4 +281,47 @@ func TestAServerFlushesATableAnotherCreatedSinceItReadTheCatalog(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.b.Segments(ns, "later3")
 	require.NoError(t, err)
+}
+
+// The garbage rule on a shared store: the files of segments a compaction
+// unlisted are removed by a later collection on any server, once they have
+// been seen unrecorded for the grace period, never the files still
+// recorded.
+func TestGarbageIsCollectedAfterItsGrace(t *testing.T) {
+	ctx := context.Background()
+	const grace = time.Hour
+	s := twoServersWithGrace(t, 30, nil, grace)
+	var files []string
+	for i := range 3 {
+		_, err := s.sa.Update(ctx, row.Int64(int64(i)), map[string]row.Value{"v": row.String("u")})
+		require.NoError(t, err)
+		res, err := s.a.Flush(ctx, ns, "kv")
+		require.NoError(t, err)
+		files = append(files, res.Files...)
+	}
+	res, err := s.a.MajorCompact(ctx, ns, "kv")
+	require.NoError(t, err)
+	require.Len(t, res.Files, 1)
+	exists := func(f string) bool {
+		_, err := os.Stat(filepath.Join(s.dir, f))
+		return err == nil
+	}
+	now := time.Now()
+	for _, at := range []time.Duration{0, grace - time.Minute} {
+		n, err := s.b.CollectGarbageAt(ctx, now.Add(at))
+		require.NoError(t, err)
+		assert.Zero(t, n, "nothing goes before the grace, at +%v", at)
+	}
+	for _, f := range files {
+		assert.True(t, exists(f), "%s stays within the grace", f)
+	}
+	n, err := s.b.CollectGarbageAt(ctx, now.Add(grace+time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, len(files), n)
+	for _, f := range files {
+		assert.False(t, exists(f), "%s is garbage after the grace", f)
+	}
+	assert.True(t, exists(res.Files[0]), "the compacted segment is recorded")
+	checkRows(t, s.sa, 30)
+	checkRows(t, s.sb, 30)
 }
