@@ -78,6 +78,13 @@ func Run(t *testing.T, h Harness) {
 		{"servers/SeeDroppedTables", testServersSeeDroppedTables},
 		{"servers/SeeAddedColumns", testServersSeeAddedColumns},
 		{"servers/BackgroundRefresh", testServersBackgroundRefresh},
+		{"stream/SeveralServersEvictBeyondTheMaximum", testStreamServersEvictBeyondTheMaximum},
+		{"stream/SeveralServersEvictExpiredAnywhere", testStreamServersEvictExpiredAnywhere},
+		{"stream/SeveralServersAppendEvicts", testStreamServersAppendEvicts},
+		{"stream/SeveralServersOneEvictionAtATime", testStreamServersOneEvictionAtATime},
+		{"stream/SeveralServersTimerSkipsWhileHeld", testStreamServersTimerSkipsWhileHeld},
+		{"stream/SeveralServersEvictionWhoseLeaseWasTakenOver", testStreamServersEvictionWhoseLeaseWasTakenOver},
+		{"stream/EmbeddedEvictionTakesNoLease", testStreamEmbeddedEvictionTakesNoLease},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
 	}
