@@ -57,6 +57,43 @@ func Run(t *testing.T, h Harness) {
 			})
 		}
 	}
+	RunSeveralServers(t, h)
+	t.Run("stream/EmbeddedEvictionTakesNoLease", func(t *testing.T) { testStreamEmbeddedEvictionTakesNoLease(t, h) })
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, *env)
+	}{
+		{"catalog/SurvivesRestart", testCatalogRestart},
+		{"catalog/WrongTableType", testWrongType},
+		{"catalog/DroppedTable", testDroppedTable},
+		{"catalog/RowStore", testRowStore},
+		{"catalog/RowStoreOfARecreatedTable", testRowStoreOfARecreatedTable},
+		{"user/Isolation", testUserIsolation},
+		{"user/StringPrimaryKeys", testStringKeys},
+		{"user/BufferUsers", testBufferUsers},
+		{"user/SeqSurvivesRestart", testSeqRestart},
+		{"stream/AppendRead", testStreamAppendRead},
+		{"stream/InvalidInput", testStreamInvalid},
+		{"stream/TTL", testStreamTTL},
+		{"stream/MaxBuffer", testStreamMaxBuffer},
+		{"stream/MaxBytes", testStreamMaxBytes},
+		{"stream/ReadBytes", testStreamReadBytes},
+		{"stream/AppendWithinBatchLimits", testStreamAppendWithinBatchLimits},
+		{"stream/EvictionTimer", testStreamTimer},
+		{"stream/ConcurrentAppendTail", testStreamTail},
+		{"stream/Restart", testStreamRestart},
+		{"stream/Dropped", testStreamDropped},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, h)) })
+	}
+}
+
+// RunSeveralServers runs the part of the suite where two table layers on
+// one backend stand for two servers (Run runs it too): on the harness's
+// backend claiming that several processes share it (MultiProcess), which
+// a backend that several processes do share, Redis or etcd, claims
+// already.
+func RunSeveralServers(t *testing.T, h Harness) {
 	for _, kind := range []string{"user", "shared"} {
 		for _, c := range []struct {
 			name string
@@ -84,36 +121,8 @@ func Run(t *testing.T, h Harness) {
 		{"stream/SeveralServersOneEvictionAtATime", testStreamServersOneEvictionAtATime},
 		{"stream/SeveralServersTimerSkipsWhileHeld", testStreamServersTimerSkipsWhileHeld},
 		{"stream/SeveralServersEvictionWhoseLeaseWasTakenOver", testStreamServersEvictionWhoseLeaseWasTakenOver},
-		{"stream/EmbeddedEvictionTakesNoLease", testStreamEmbeddedEvictionTakesNoLease},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
-	}
-	for _, c := range []struct {
-		name string
-		fn   func(*testing.T, *env)
-	}{
-		{"catalog/SurvivesRestart", testCatalogRestart},
-		{"catalog/WrongTableType", testWrongType},
-		{"catalog/DroppedTable", testDroppedTable},
-		{"catalog/RowStore", testRowStore},
-		{"catalog/RowStoreOfARecreatedTable", testRowStoreOfARecreatedTable},
-		{"user/Isolation", testUserIsolation},
-		{"user/StringPrimaryKeys", testStringKeys},
-		{"user/BufferUsers", testBufferUsers},
-		{"user/SeqSurvivesRestart", testSeqRestart},
-		{"stream/AppendRead", testStreamAppendRead},
-		{"stream/InvalidInput", testStreamInvalid},
-		{"stream/TTL", testStreamTTL},
-		{"stream/MaxBuffer", testStreamMaxBuffer},
-		{"stream/MaxBytes", testStreamMaxBytes},
-		{"stream/ReadBytes", testStreamReadBytes},
-		{"stream/AppendWithinBatchLimits", testStreamAppendWithinBatchLimits},
-		{"stream/EvictionTimer", testStreamTimer},
-		{"stream/ConcurrentAppendTail", testStreamTail},
-		{"stream/Restart", testStreamRestart},
-		{"stream/Dropped", testStreamDropped},
-	} {
-		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, h)) })
 	}
 }
 
