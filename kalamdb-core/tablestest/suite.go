@@ -89,10 +89,9 @@ func Run(t *testing.T, h Harness) {
 }
 
 // RunSeveralServers runs the part of the suite where two table layers on
-// one backend stand for two servers (Run runs it too): on the harness's
-// backend claiming that several processes share it (MultiProcess), which
-// a backend that several processes do share, Redis or etcd, claims
-// already.
+// one backend stand for two servers (Run runs it too), on the harness's
+// backend wrapped to claim that several processes share it
+// (store.Capabilities.MultiProcess); Redis and etcd claim it themselves.
 func RunSeveralServers(t *testing.T, h Harness) {
 	for _, kind := range []string{"user", "shared"} {
 		for _, c := range []struct {
