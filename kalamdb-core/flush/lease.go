@@ -3,16 +3,17 @@ package flush
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 )
 
 // LeaseName is the name of the lease under which table t is flushed and
-// compacted when Options.Leases is set.
-func LeaseName(t *catalog.Table) string { return "flush/" + strconv.FormatUint(t.ID, 10) }
+// compacted when Options.Leases is set: the table's lease,
+// lease.TableName.
+func LeaseName(t *catalog.Table) string { return lease.TableName(t.ID) }
 
 // takeLease takes the lease of tr for a flush or compaction, when
 // Options.Leases is set, and keeps it renewed every third of its TTL on

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +36,13 @@ import (
 
 // DefaultTTL is how long a lease lasts without renewal.
 const DefaultTTL = 15 * time.Second
+
+// TableName is the name of the lease of table tableID: the one lease of
+// the table's background work, under which it is flushed and compacted
+// (a user or shared table) or has its events evicted (a stream table), so
+// that one server at a time works on a table. The name says "flush" for
+// the work it first covered; servers of every version agree on it.
+func TableName(tableID uint64) string { return "flush/" + strconv.FormatUint(tableID, 10) }
 
 // ErrHeld reports a lease that another owner holds and that has not
 // expired.

@@ -245,3 +245,10 @@ func TestCommitRefusedWithinTheMargin(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrConditionFailed)
 	assert.ErrorContains(t, err, "flush/3 expires at 2026-01-02T03:04:20Z, 5s from now, within its margin of 5s")
 }
+
+// A table's lease keeps the name the flush gave it first: servers of
+// different versions must take the same record to exclude one another.
+func TestTableNameIsStable(t *testing.T) {
+	assert.Equal(t, "flush/42", lease.TableName(42))
+	assert.NotEqual(t, lease.TableName(4), lease.TableName(42))
+}

@@ -30,6 +30,7 @@ package tables
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 )
 
 // Options configure a DB.
@@ -59,6 +61,14 @@ type Options struct {
 	// of the catalog (see DB), with whether the catalog changed and the
 	// error of the refresh. It runs on the refresh's goroutine.
 	CatalogRefreshed func(changed bool, err error)
+	// Leases are the leases that the eviction of stream tables takes on a
+	// backend several processes share (store.Capabilities.MultiProcess):
+	// one eviction of a table at a time among the servers, under the
+	// table's lease (lease.TableName; see StreamTableStore.Evict). Nil
+	// there means the DB makes its own, owned by a random name, timed by
+	// Clock, with lease.DefaultTTL. Embedded backends take no lease and
+	// ignore it.
+	Leases *lease.Leases
 }
 
 // CatalogRefreshInterval is how often a DB on a backend that several
@@ -104,6 +114,9 @@ type DB struct {
 	// sync runs the background refresh of the catalog on a shared
 	// backend; Close stops it.
 	sync *background
+	// leases are taken by stream evictions on a shared backend (nil on an
+	// embedded one).
+	leases *lease.Leases
 
 	mu      sync.Mutex
 	closed  bool
@@ -124,6 +137,12 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*DB, error
 	db := &DB{b: b, cat: cat, clock: opts.Clock, block: opts.SeqBlock, cold: opts.ColdTier, bg: newBackground(),
 		shared: b.Capabilities().MultiProcess, sync: newBackground(), rows: map[string]*rowTable{}, streams: map[string]*StreamTableStore{}}
 	if db.shared {
+		db.leases = opts.Leases
+		if db.leases == nil {
+			if db.leases, err = lease.New(b, lease.Options{Owner: "tables-" + rand.Text(), Clock: opts.Clock}); err != nil {
+				return nil, err
+			}
+		}
 		// The ticker exists before Open returns: a fake clock advanced
 		// right after fires it.
 		tk := db.clock.NewTicker(CatalogRefreshInterval)
@@ -407,7 +426,7 @@ func (db *DB) Stream(ctx context.Context, ns, name string) (*StreamTableStore, e
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStream(ctx, t, db.b, alloc, db.clock, db.bg)
+	s, err := openStream(ctx, t, db.b, alloc, db.clock, db.bg, db.leases)
 	if err != nil {
 		return nil, err
 	}

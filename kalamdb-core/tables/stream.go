@@ -16,6 +16,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
 
@@ -38,6 +39,19 @@ import (
 // each page therefore sees every event exactly once, in _seq order, unless
 // it was evicted first.
 //
+// On a backend several servers share (store.Capabilities.MultiProcess),
+// each server appends to the stream and knows only its own appends, so an
+// eviction runs under the table's lease (lease.TableName), one server at a
+// time, and counts the stored events first; see Evict. Event keys are
+// unique across servers (_seq values come from blocks each server reserves
+// with a check), and an event is written once and never changed, so an
+// eviction deletes the keys it read without checking them: a delete can
+// only remove the event it was meant for. Within one server's appends
+// _seq order is arrival order; across servers it is not (each server
+// appends within its own block of _seq values), and "oldest" means first
+// in _seq order, the order reads return. Embedded backends take no lease
+// and count nothing again.
+//
 // Get one from DB.Stream. It is safe for concurrent use.
 type StreamTableStore struct {
 	t     *catalog.Table
@@ -47,14 +61,20 @@ type StreamTableStore struct {
 	alloc *seq.Allocator
 	clock clock.Clock
 	bg    *background // the DB's: eviction timers run on its context
+	// leases, on a backend several processes share, are the DB's: each
+	// eviction takes the table's lease. Nil on embedded backends.
+	leases *lease.Leases
 
 	mu      sync.Mutex
 	lastTs  int64           // arrival times never go backwards in _seq order
 	pending []pendingAppend // appends in flight, ascending _seq
 
-	live      atomic.Int64 // events stored
-	liveBytes atomic.Int64 // bytes of the events stored (keys and values)
-	evictMu   sync.Mutex   // one eviction at a time
+	// live and liveBytes are the events stored and their bytes (keys and
+	// values): exact on an embedded backend, this process's estimate on a
+	// shared one (see Len).
+	live      atomic.Int64
+	liveBytes atomic.Int64
+	evictMu   sync.Mutex // one eviction at a time
 
 	timerMu sync.Mutex
 	cancel  context.CancelFunc // stops the eviction timer
@@ -84,12 +104,22 @@ type EvictStats struct {
 	Expired int64
 	// Overflow events were the oldest beyond the maximum buffer.
 	Overflow int64
-	// Remaining events are stored after the eviction.
+	// Remaining events are stored after the eviction. On a backend
+	// several servers share it is the count the eviction took under the
+	// lease less the events it removed (see Len).
 	Remaining int64
+	// Skipped reports, on a backend several servers share, an eviction
+	// that did not run because another server holds the table's lease:
+	// that server evicts the stream meanwhile. It is not a failure, and the
+	// timer of StartEviction tries again at its next tick. Remaining is
+	// then this process's estimate (Len).
+	Skipped bool
 }
 
-func openStream(ctx context.Context, t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock, bg *background) (*StreamTableStore, error) {
-	s := &StreamTableStore{t: t, types: t.Types(), b: b, part: t.Partition(), alloc: alloc, clock: clk, bg: bg}
+// openStream opens the store of stream table t; leases are those of a
+// shared backend (nil on an embedded one).
+func openStream(ctx context.Context, t *catalog.Table, b store.StorageBackend, alloc *seq.Allocator, clk clock.Clock, bg *background, leases *lease.Leases) (*StreamTableStore, error) {
+	s := &StreamTableStore{t: t, types: t.Types(), b: b, part: t.Partition(), alloc: alloc, clock: clk, bg: bg, leases: leases}
 	it, err := b.Scan(ctx, s.part, store.ScanOptions{})
 	if err != nil {
 		return nil, s.wrap(err)
@@ -133,17 +163,45 @@ func (s *StreamTableStore) wrap(err error) error {
 func (s *StreamTableStore) Table() *catalog.Table { return s.t }
 
 // Len returns the number of events stored (expired ones not yet evicted
-// included).
+// included). It reads no storage.
+//
+// On a backend several servers share it is this process's estimate: the
+// count taken when the store was opened or by this process's last
+// eviction (which counts the stream under the table's lease), plus this
+// process's appends since, less its evictions' deletes. Other servers'
+// appends and evictions since are not in it; an eviction skipped because
+// another server evicts lowers it to the table's maximum buffer.
 func (s *StreamTableStore) Len() int64 { return s.live.Load() }
 
 // Bytes returns the bytes the stored events take in the storage backend
-// (keys and encoded values, expired events not yet evicted included).
+// (keys and encoded values, expired events not yet evicted included). On a
+// backend several servers share it is this process's estimate, as Len.
 func (s *StreamTableStore) Bytes() int64 { return s.liveBytes.Load() }
 
 // over reports whether the stored events exceed a maximum of the table.
 func (s *StreamTableStore) over(events, bytes int64) bool {
 	return events > s.t.Stream.MaxBuffer || (s.t.Stream.MaxBytes > 0 && bytes > s.t.Stream.MaxBytes)
 }
+
+// due reports whether an append that leaves this process's count of the
+// stored events at events and bytes evicts before it returns. On an
+// embedded backend the count is exact, and any excess is due. On a shared
+// backend it is an estimate, and an eviction counts the whole stream
+// first: one is due once the estimate exceeds a maximum by more than a
+// sixteenth of it (at least one event or byte), so that a stream kept at
+// its maximum is counted once per sixteenth of its bound appended through
+// this server, not at every append.
+func (s *StreamTableStore) due(events, bytes int64) bool {
+	if s.leases == nil {
+		return s.over(events, bytes)
+	}
+	mx, mb := s.t.Stream.MaxBuffer, s.t.Stream.MaxBytes
+	return events > mx+slack(mx) || (mb > 0 && bytes > mb+slack(mb))
+}
+
+// slack is how far beyond bound a shared stream's estimate goes before an
+// append evicts (see due).
+func slack(bound int64) int64 { return max(1, bound/16) }
 
 func seqKey(v int64) []byte { return keys.AppendUint64(make([]byte, 0, 8), uint64(v)) }
 
@@ -154,6 +212,12 @@ func seqKey(v int64) []byte { return keys.AppendUint64(make([]byte, 0, 8), uint6
 // table, and with core.ErrInvalidArgument when the events alone exceed the
 // table's maximum buffer, in events or in bytes. When the stream exceeds a
 // maximum afterwards, Append evicts the oldest events before it returns.
+// On a backend several servers share, "exceeds" is judged on this
+// process's estimate (Len) with some slack (a sixteenth of the maximum),
+// and the eviction is skipped while another server evicts the stream; the
+// stream then holds up to its bounds plus that slack plus what other
+// servers appended since they last evicted, until the next eviction of any
+// server (the timer of StartEviction bounds that time).
 func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (int64, error) {
 	n := len(events)
 	if n == 0 {
@@ -206,7 +270,7 @@ func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (i
 	s.pending = s.pending[j:]
 	var over bool
 	if err == nil {
-		over = s.over(s.live.Add(int64(n)), s.liveBytes.Add(int64(stored)))
+		over = s.due(s.live.Add(int64(n)), s.liveBytes.Add(int64(stored)))
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -334,9 +398,28 @@ const evictBatch = 1024
 // the maximum buffer (in events, and in bytes when the table sets
 // MaxBytes), in atomic batches of up to 1024 deletes (fewer when the
 // storage backend applies fewer at once), oldest first.
+//
+// On a backend several servers share, Evict takes the table's lease
+// (lease.TableName) and keeps it renewed while it runs. When another
+// server holds it, Evict does nothing and returns Skipped with no error:
+// that server evicts the stream. Under the lease it reads every stored
+// event, to count them and their bytes (every server's appends), and the
+// expired ones among them; then it removes the expired events wherever
+// they lie in _seq order (another server's block may hold older arrivals
+// than this one's), and the oldest of the others, in _seq order, while
+// they exceed a maximum. It is not bounded by this process's appends in
+// flight as on an embedded backend, since other servers' are unknown to
+// it: one of them that lands below an event removed is evicted by a later
+// run. Every delete batch carries the lease's check (lease.Lease.Commit):
+// once the lease was taken over, or is within its margin of expiry, the
+// batch applies nothing and Evict fails with an error wrapping
+// store.ErrConditionFailed, having removed only what earlier batches did.
 func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
+	if s.leases != nil {
+		return s.evictShared(ctx)
+	}
 	var st EvictStats
 	cutoff := s.cutoff()
 	wm := s.watermark()
@@ -479,4 +562,147 @@ func (s *StreamTableStore) StopEviction() {
 	s.cancel()
 	<-s.done
 	s.cancel, s.done = nil, nil
+}
+
+// usage is a number of stored events and their bytes (keys and values).
+type usage struct{ events, bytes int64 }
+
+// measure reads every stored event and returns their usage, and that of
+// the ones that arrived before cutoff (expired). It reads the values, to
+// tell expired events and to size them, where store.Count reads keys
+// alone.
+func (s *StreamTableStore) measure(ctx context.Context, cutoff int64) (all, expired usage, err error) {
+	it, err := s.b.Scan(ctx, s.part, store.ScanOptions{})
+	if err != nil {
+		return all, expired, s.wrap(err)
+	}
+	defer it.Close()
+	for it.Next() {
+		_, upd, _, err := row.PeekMeta(it.Value())
+		if err != nil {
+			return all, expired, fmt.Errorf("%s: event key %x: %w", s.t.FullName(), it.Key(), err)
+		}
+		size := int64(len(it.Key()) + len(it.Value()))
+		all.events++
+		all.bytes += size
+		if upd < cutoff {
+			expired.events++
+			expired.bytes += size
+		}
+	}
+	return all, expired, s.wrap(it.Close())
+}
+
+// evictShared is Evict on a backend several servers share, under the
+// table's lease. The caller holds evictMu.
+func (s *StreamTableStore) evictShared(ctx context.Context) (EvictStats, error) {
+	var st EvictStats
+	l, err := s.leases.Acquire(ctx, lease.TableName(s.t.ID))
+	if errors.Is(err, lease.ErrHeld) {
+		s.assumeWithinBounds()
+		return EvictStats{Skipped: true, Remaining: s.live.Load()}, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("eviction of %s: %w", s.t.FullName(), err)
+	}
+	stop := l.Keep(ctx, s.clock)
+	defer func() {
+		stop()
+		// A lease taken over meanwhile is the new holder's: Release leaves
+		// it alone, and a failure only lets it expire.
+		_ = l.Release(context.WithoutCancel(ctx))
+	}()
+
+	cutoff := s.cutoff()
+	all, expired, err := s.measure(ctx, cutoff)
+	if err != nil {
+		return st, err
+	}
+	s.live.Store(all.events)
+	s.liveBytes.Store(all.bytes)
+	// left: expired events still to remove; kept: the events not expired
+	// that stay, which the maximums bound.
+	left := expired.events
+	kept, keptBytes := all.events-expired.events, all.bytes-expired.bytes
+	st.Remaining = all.events
+	if left == 0 && !s.over(kept, keptBytes) {
+		return st, nil
+	}
+
+	batchSize := evictBatch
+	if caps := s.b.Capabilities(); caps.MaxBatchOps > 0 {
+		// The lease's check takes one operation of each batch.
+		batchSize = min(batchSize, max(caps.MaxBatchOps-1, 1))
+	}
+	var ops []store.Operation
+	var nExpired, nOverflow, freed int64
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		err := l.Commit(func(check store.Operation) error {
+			return s.b.Batch(ctx, append([]store.Operation{check}, ops...))
+		})
+		if err != nil {
+			return fmt.Errorf("eviction of %s: %w", s.t.FullName(), s.wrap(err))
+		}
+		s.live.Add(-int64(len(ops)))
+		s.liveBytes.Add(-freed)
+		st.Expired += nExpired
+		st.Overflow += nOverflow
+		st.Remaining -= int64(len(ops))
+		ops, nExpired, nOverflow, freed = ops[:0], 0, 0, 0
+		return nil
+	}
+	it, err := s.b.Scan(ctx, s.part, store.ScanOptions{})
+	if err != nil {
+		return st, s.wrap(err)
+	}
+	defer it.Close()
+	for (left > 0 || s.over(kept, keptBytes)) && it.Next() {
+		_, upd, _, err := row.PeekMeta(it.Value())
+		if err != nil {
+			return st, fmt.Errorf("%s: event key %x: %w", s.t.FullName(), it.Key(), err)
+		}
+		size := int64(len(it.Key()) + len(it.Value()))
+		switch {
+		case upd < cutoff:
+			// One that landed since the count (a server whose clock is
+			// behind by more than the TTL) is removed too.
+			nExpired++
+			left = max(left-1, 0)
+		case s.over(kept, keptBytes):
+			nOverflow++
+			kept--
+			keptBytes -= size
+		default:
+			continue
+		}
+		freed += size
+		ops = append(ops, store.DeleteOp(s.part, append([]byte(nil), it.Key()...)))
+		if len(ops) == batchSize {
+			if err := flush(); err != nil {
+				return st, err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return st, s.wrap(err)
+	}
+	return st, flush()
+}
+
+// assumeWithinBounds lowers this process's estimate of a shared stream to
+// its maximums when another server evicts the stream: that eviction
+// brings the stream within them, and an estimate left above would make
+// each append of this process try to evict again.
+func (s *StreamTableStore) assumeWithinBounds() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live.Load() > s.t.Stream.MaxBuffer {
+		s.live.Store(s.t.Stream.MaxBuffer)
+	}
+	if mb := s.t.Stream.MaxBytes; mb > 0 && s.liveBytes.Load() > mb {
+		s.liveBytes.Store(mb)
+	}
 }

@@ -98,6 +98,29 @@ func newBenchEnvWith(b *testing.B, h Harness, wrap func(store.StorageBackend) st
 	return e
 }
 
+// fullStreamMax is the maximum buffer of the stream of fullStream.
+const fullStreamMax = 4096
+
+// fullStream creates a stream table of fullStreamMax events at most and
+// fills it.
+func (e *benchEnv) fullStream(b *testing.B) *tables.StreamTableStore {
+	_, err := e.db.Catalog().CreateTable(e.ctx, catalog.Table{Namespace: "bench", Name: "full", Type: catalog.StreamTable, Columns: benchColumns(),
+		Stream: catalog.StreamOptions{TTL: 1 << 62, MaxBuffer: fullStreamMax}})
+	require.NoError(b, err)
+	s, err := e.db.Stream(e.ctx, "bench", "full")
+	require.NoError(b, err)
+	batch := make([][]row.Value, 0, 256)
+	for id := range int64(fullStreamMax) {
+		batch = append(batch, benchRow(nil, id))
+		if len(batch) == cap(batch) {
+			_, err := s.Append(e.ctx, batch...)
+			require.NoError(b, err)
+			batch = batch[:0]
+		}
+	}
+	return s
+}
+
 // rawKey is a user-table key: the same bytes the user store writes.
 func rawKey(dst []byte, id int64) []byte {
 	return keys.AppendInt64(keys.AppendString(dst[:0], benchUser), id)
@@ -301,6 +324,28 @@ func Bench(b *testing.B, h Harness) {
 			}
 		}
 	})
+	// A stream held at its maximum: every append evicts. On a backend
+	// several processes share, an eviction takes the table's lease and
+	// counts the stream first, which appends amortise (ADR-023).
+	for _, c := range []struct {
+		name string
+		wrap func(store.StorageBackend) store.StorageBackend
+	}{{"stream/append-full", nil}, {"stream/append-full-shared", MultiProcess}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := newBenchEnvWith(b, h, c.wrap)
+			s := e.fullStream(b)
+			vals := benchRow(nil, 0)
+			b.ReportAllocs()
+			id := int64(0)
+			for b.Loop() {
+				vals[0] = row.Int64(id)
+				id++
+				if _, err := s.Append(e.ctx, vals); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("stream/read", func(b *testing.B) {
 		e := newBenchEnv(b, h)
 		preloadRows(b, func(rows ...[]row.Value) (int64, error) { return e.stream.Append(e.ctx, rows...) })

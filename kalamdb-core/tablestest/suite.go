@@ -60,32 +60,8 @@ func Run(t *testing.T, h Harness) {
 			})
 		}
 	}
-	for _, kind := range []string{"user", "shared"} {
-		for _, c := range []struct {
-			name string
-			fn   func(*testing.T, Harness, string)
-		}{
-			{"SeveralProcessesInsertSameKey", testProcessesInsertSameKey},
-			{"SeveralProcessesNoLostUpdate", testProcessesNoLostUpdate},
-			{"SeveralProcessesDeleteAndReinsert", testProcessesDeleteAndReinsert},
-			{"SeveralProcessesPurgeKeepsNewerWrites", testProcessesPurgeKeepsNewerWrites},
-			{"SeveralProcessesManyRetried", testProcessesManyRetried},
-			{"ManyStorageFailureChangesNothing", testManyStorageFailure},
-		} {
-			t.Run(kind+"/"+c.name, func(t *testing.T) { c.fn(t, h, kind) })
-		}
-	}
-	for _, c := range []struct {
-		name string
-		fn   func(*testing.T, Harness)
-	}{
-		{"servers/SeeNewTables", testServersSeeNewTables},
-		{"servers/SeeDroppedTables", testServersSeeDroppedTables},
-		{"servers/SeeAddedColumns", testServersSeeAddedColumns},
-		{"servers/BackgroundRefresh", testServersBackgroundRefresh},
-	} {
-		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
-	}
+	RunSeveralServers(t, h)
+	t.Run("stream/EmbeddedEvictionTakesNoLease", func(t *testing.T) { testStreamEmbeddedEvictionTakesNoLease(t, h) })
 	for _, c := range []struct {
 		name string
 		fn   func(*testing.T, *env)
@@ -113,6 +89,45 @@ func Run(t *testing.T, h Harness) {
 		{"stream/Dropped", testStreamDropped},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newEnv(t, h)) })
+	}
+}
+
+// RunSeveralServers runs the part of the suite where two table layers on
+// one backend stand for two servers (Run runs it too), on the harness's
+// backend wrapped to claim that several processes share it
+// (store.Capabilities.MultiProcess); Redis and etcd claim it themselves.
+func RunSeveralServers(t *testing.T, h Harness) {
+	for _, kind := range []string{"user", "shared"} {
+		for _, c := range []struct {
+			name string
+			fn   func(*testing.T, Harness, string)
+		}{
+			{"SeveralProcessesInsertSameKey", testProcessesInsertSameKey},
+			{"SeveralProcessesNoLostUpdate", testProcessesNoLostUpdate},
+			{"SeveralProcessesDeleteAndReinsert", testProcessesDeleteAndReinsert},
+			{"SeveralProcessesPurgeKeepsNewerWrites", testProcessesPurgeKeepsNewerWrites},
+			{"SeveralProcessesManyRetried", testProcessesManyRetried},
+			{"ManyStorageFailureChangesNothing", testManyStorageFailure},
+		} {
+			t.Run(kind+"/"+c.name, func(t *testing.T) { c.fn(t, h, kind) })
+		}
+	}
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"servers/SeeNewTables", testServersSeeNewTables},
+		{"servers/SeeDroppedTables", testServersSeeDroppedTables},
+		{"servers/SeeAddedColumns", testServersSeeAddedColumns},
+		{"servers/BackgroundRefresh", testServersBackgroundRefresh},
+		{"stream/SeveralServersEvictBeyondTheMaximum", testStreamServersEvictBeyondTheMaximum},
+		{"stream/SeveralServersEvictExpiredAnywhere", testStreamServersEvictExpiredAnywhere},
+		{"stream/SeveralServersAppendEvicts", testStreamServersAppendEvicts},
+		{"stream/SeveralServersOneEvictionAtATime", testStreamServersOneEvictionAtATime},
+		{"stream/SeveralServersTimerSkipsWhileHeld", testStreamServersTimerSkipsWhileHeld},
+		{"stream/SeveralServersEvictionWhoseLeaseWasTakenOver", testStreamServersEvictionWhoseLeaseWasTakenOver},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
 	}
 }
 
