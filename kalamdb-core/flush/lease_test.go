@@ -76,13 +76,14 @@ func TestLeasesOnASharedBackend(t *testing.T) {
 	ctx := context.Background()
 	b := tablestest.MultiProcess(memory.New())
 	defer b.Close()
-	m, err := flush.Open(ctx, b, flush.Options{FS: segment.DirFS(t.TempDir())})
+	var events []flush.Event
+	m, err := flush.Open(ctx, b, flush.Options{FS: segment.DirFS(t.TempDir()), OnEvent: func(e flush.Event) { events = append(events, e) }})
 	require.NoError(t, err)
 	defer m.Stop()
 	_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
 	require.NoError(t, err)
 	tbl, err := m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: "busy", Type: catalog.SharedTable, PrimaryKey: "id",
-		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}}})
+		Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}}, Flush: catalog.FlushPolicy{RowLimit: 1}})
 	require.NoError(t, err)
 	s, err := m.DB().Shared(ctx, ns, "busy")
 	require.NoError(t, err)
@@ -97,6 +98,13 @@ func TestLeasesOnASharedBackend(t *testing.T) {
 	require.ErrorIs(t, err, lease.ErrHeld)
 	_, err = m.MajorCompact(ctx, ns, "busy")
 	require.ErrorIs(t, err, lease.ErrHeld)
+
+	// The scheduler's round leaves the table to the other server: no
+	// failure, no event, no backoff.
+	_, err = m.CheckPolicies(ctx)
+	require.NoError(t, err, "another server's lease is no failure of a scheduled flush")
+	assert.Empty(t, events)
+	assert.Empty(t, m.Health().Failing)
 
 	require.NoError(t, held.Release(ctx))
 	res, err := m.Flush(ctx, ns, "busy")

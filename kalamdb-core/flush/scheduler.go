@@ -8,6 +8,7 @@ import (
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 )
 
 // The scheduler flushes every user and shared table whose flush policy is
@@ -114,6 +115,10 @@ func sortFailing(fs []Failing) {
 // record notes the outcome of a flush or compaction of t that began at
 // start, and reports it to Options.OnEvent.
 func (m *Manager) record(e Event, start time.Time) {
+	if errors.Is(e.Err, lease.ErrHeld) {
+		// Another server is doing this work: no event, no failure.
+		return
+	}
 	now := m.clock.Now()
 	e.Duration = now.Sub(start)
 	id := e.Table.ID
@@ -223,12 +228,20 @@ func (m *Manager) CheckPolicies(ctx context.Context) (Result, error) {
 			if m.health.Failing(t.ID) || m.due(t, buf.Written()) {
 				res, err := m.flushTable(ctx, t, TriggerPolicy)
 				total.add(res)
+				if errors.Is(err, lease.ErrHeld) {
+					// Another server flushes the table; the next round
+					// decides again.
+					return nil
+				}
 				if err != nil {
 					return err
 				}
 			}
 			cres, err := m.compactDue(ctx, t, TriggerPolicy)
 			total.Compacted.add(cres)
+			if errors.Is(err, lease.ErrHeld) {
+				return nil
+			}
 			return err
 		})
 		if err != nil && !errors.Is(err, core.ErrTableNotFound) && first == nil {
