@@ -106,8 +106,6 @@ func (tr *tier) sync(ctx context.Context) error {
 	if !tr.m.shared {
 		return nil
 	}
-	tr.syncMu.Lock()
-	defer tr.syncMu.Unlock()
 	// A write that fails its check from now on asks again.
 	tr.stale.Store(false)
 	id := tr.table().ID
@@ -116,11 +114,19 @@ func (tr *tier) sync(ctx context.Context) error {
 		tr.stale.Store(true)
 		return fmt.Errorf("flush: %s: reading the manifest version: %w", tr.table().FullName(), err)
 	}
-	tr.mu.RLock()
-	same := tr.synced && bytes.Equal(raw, tr.version)
-	dropped := tr.dropped
-	tr.mu.RUnlock()
-	if same || dropped {
+	current := func() bool {
+		tr.mu.RLock()
+		defer tr.mu.RUnlock()
+		return tr.dropped || (tr.synced && bytes.Equal(raw, tr.version))
+	}
+	if current() {
+		return nil
+	}
+	// One read of the records at a time; one that read them at raw or
+	// later meanwhile serves this one too (raw was read before it).
+	tr.syncMu.Lock()
+	defer tr.syncMu.Unlock()
+	if current() {
 		return nil
 	}
 	recs, err := loadTableManifest(ctx, tr.m.b, id)

@@ -183,7 +183,15 @@ func (rt *rowTable) newest(ctx context.Context, key []byte) (row.Row, bool, erro
 	var best row.Row
 	found := false
 	for i, s := range srcs {
-		if i == 1 {
+		if i == 1 && len(rt.synced) > 0 {
+			if found {
+				// A buffered version is the newest: every write takes a
+				// _seq above the version it replaces, wherever that is,
+				// and a flush removes a version from the buffer only
+				// once it is in a segment. Other servers' segments need
+				// not be read (one round trip to the backend spared).
+				break
+			}
 			// After the buffer: see SharedSource.
 			if err := rt.sync(ctx); err != nil {
 				return row.Row{}, false, err
