@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/guard"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/internal/seq"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
@@ -241,6 +244,9 @@ func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (i
 		return 0, fmt.Errorf("%w: append of %d events (%d bytes) to %s exceeds its maximum buffer of %d bytes", core.ErrInvalidArgument, n, stored, s.t.FullName(), s.t.Stream.MaxBytes)
 	}
 
+	if s.leases != nil {
+		return s.appendShared(ctx, events, size)
+	}
 	// Allocate the _seq range and the arrival time together, so that arrival
 	// times never decrease along _seq, and register the append as in flight.
 	s.mu.Lock()
@@ -284,9 +290,66 @@ func (s *StreamTableStore) Append(ctx context.Context, events ...[]row.Value) (i
 	return first, nil
 }
 
+// appendShared is Append on a backend several servers share: the events'
+// _seq values are reserved in the same batch that stores them
+// (seq.Allocator.Commit), so _seq order is the order in which appends
+// commit, through whichever server: a reader paging after a _seq never
+// misses an event committed later, which gets a higher one. Appends of
+// one process so go one batch at a time.
+func (s *StreamTableStore) appendShared(ctx context.Context, events [][]row.Value, size int) (int64, error) {
+	var stored int
+	first, err := s.alloc.Commit(ctx, len(events), func(first int64) ([]store.Operation, error) {
+		s.mu.Lock()
+		ts := max(s.clock.Now().UnixMicro(), s.lastTs)
+		s.lastTs = ts
+		s.mu.Unlock()
+		ops, n, err := s.encode(events, first, ts, size)
+		if err != nil {
+			return nil, err
+		}
+		// The reservation's check and put come before ops.
+		key, limit := layout.SequenceKey(s.t.ID), make([]byte, 8)
+		reserve := []store.Operation{store.CheckValueOp(layout.Sequences, key, limit), store.PutOp(layout.Sequences, key, limit)}
+		if err := s.checkBatch(ops, reserve); err != nil {
+			return nil, err
+		}
+		stored = n
+		return ops, nil
+	})
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	n := int64(len(events))
+	s.mu.Lock()
+	over := s.due(s.live.Add(n), s.liveBytes.Add(int64(stored)))
+	s.mu.Unlock()
+	if over {
+		// The events are stored: an eviction that fails now is retried by
+		// the next append or the timer, and does not fail the append.
+		_, _ = s.Evict(ctx)
+	}
+	return first, nil
+}
+
 // write stores the events and returns the bytes they take (keys and
 // values).
 func (s *StreamTableStore) write(ctx context.Context, events [][]row.Value, first, ts int64, size int) (int, error) {
+	ops, stored, err := s.encode(events, first, ts, size)
+	if err != nil {
+		return 0, err
+	}
+	if len(ops) == 1 {
+		return stored, s.wrap(s.b.Put(ctx, s.part, ops[0].Key, ops[0].Value))
+	}
+	if err := s.checkBatch(ops, nil); err != nil {
+		return 0, err
+	}
+	return stored, s.wrap(s.b.Batch(ctx, ops))
+}
+
+// encode returns the puts of events, with _seq values from first and
+// arrival time ts, and the bytes they take (keys and values).
+func (s *StreamTableStore) encode(events [][]row.Value, first, ts int64, size int) ([]store.Operation, int, error) {
 	buf := make([]byte, 0, size+8*len(events))
 	ops := make([]store.Operation, len(events))
 	for i, vals := range events {
@@ -296,23 +359,31 @@ func (s *StreamTableStore) write(ctx context.Context, events [][]row.Value, firs
 		vstart := len(buf)
 		var err error
 		if buf, err = row.Encode(buf, &r, s.types); err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		ops[i] = store.PutOp(s.part, buf[kstart:vstart:vstart], buf[vstart:len(buf):len(buf)])
 	}
-	if len(ops) == 1 {
-		return len(buf), s.wrap(s.b.Put(ctx, s.part, ops[0].Key, ops[0].Value))
-	}
-	if err := s.b.Capabilities().CheckBatch(ops); err != nil {
-		return 0, fmt.Errorf("%w: the append of %d events to %s does not fit what the storage backend writes at once, and an append is all or nothing; append fewer events at a time (%v)",
+	return ops, len(buf), nil
+}
+
+// checkBatch refuses an append whose batch, ops after extra, does not fit
+// what the backend writes at once.
+func (s *StreamTableStore) checkBatch(ops, extra []store.Operation) error {
+	if err := s.b.Capabilities().CheckBatch(append(slices.Clip(extra), ops...)); err != nil {
+		return fmt.Errorf("%w: the append of %d events to %s does not fit what the storage backend writes at once, and an append is all or nothing; append fewer events at a time (%v)",
 			core.ErrInvalidArgument, len(ops), s.t.FullName(), err)
 	}
-	return len(buf), s.wrap(s.b.Batch(ctx, ops))
+	return nil
 }
 
 // watermark returns the highest _seq that reads may return: every event at
 // or below it is either stored or will never be.
 func (s *StreamTableStore) watermark() int64 {
+	if s.leases != nil {
+		// A shared stream stores each event in the batch that reserves
+		// its _seq (appendShared): every event stored is final.
+		return math.MaxInt64
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.pending) > 0 {

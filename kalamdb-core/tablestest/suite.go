@@ -122,6 +122,7 @@ func RunSeveralServers(t *testing.T, h Harness) {
 		{"servers/BackgroundRefresh", testServersBackgroundRefresh},
 		{"stream/SeveralServersEvictBeyondTheMaximum", testStreamServersEvictBeyondTheMaximum},
 		{"stream/SeveralServersEvictExpiredAnywhere", testStreamServersEvictExpiredAnywhere},
+		{"stream/SeveralServersReadInCommitOrder", testStreamServersReadInCommitOrder},
 		{"stream/SeveralServersAppendEvicts", testStreamServersAppendEvicts},
 		{"stream/SeveralServersOneEvictionAtATime", testStreamServersOneEvictionAtATime},
 		{"stream/SeveralServersTimerSkipsWhileHeld", testStreamServersTimerSkipsWhileHeld},

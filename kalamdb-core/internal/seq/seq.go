@@ -163,3 +163,62 @@ func (a *Allocator) reserve(ctx context.Context, first, end int64) (bool, error)
 // Last returns the last value handed out, or reserved by a Next that
 // failed (0 when there was none).
 func (a *Allocator) Last() int64 { return a.next.Load() - 1 }
+
+// maxCommitConflicts bounds the retries of Commit when other processes
+// keep reserving values between its read and its batch.
+const maxCommitConflicts = 100
+
+// Commit hands out n (>= 1) consecutive values and applies the operations
+// that ops returns for the first of them in the same atomic batch as their
+// reservation, which reserves exactly those values. Values so handed out
+// follow the order of the batches in the backend: a batch that commits
+// after another has values above it, with no gap that a later batch could
+// fill. Several processes sharing a backend may call it at once (one
+// batch at a time per Allocator): one whose reservation lost reads the
+// limit again and tries again; a batch that fails a check of ops returns
+// that error. ops may be called more than once.
+func (a *Allocator) Commit(ctx context.Context, n int, ops func(first int64) ([]store.Operation, error)) (int64, error) {
+	if n < 1 {
+		return 0, fmt.Errorf("%w: seq: cannot allocate %d values", core.ErrInvalidArgument, n)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		r := a.res.Load()
+		// Values this Allocator reserved before and did not hand out are
+		// skipped: every value is reserved by the batch that writes it.
+		first := r.limit
+		end := first + int64(n)
+		cond := store.CheckValueOp(a.p, a.key, binary.BigEndian.AppendUint64(nil, uint64(r.limit)))
+		if r.absent {
+			cond = store.CheckAbsentOp(a.p, a.key)
+		}
+		rest, err := ops(first)
+		if err != nil {
+			return 0, err
+		}
+		batch := append([]store.Operation{cond, store.PutOp(a.p, a.key, binary.BigEndian.AppendUint64(nil, uint64(end)))}, rest...)
+		err = a.b.Batch(ctx, batch)
+		if err == nil {
+			a.res.Store(&reserved{start: end, limit: end})
+			for cur := a.next.Load(); cur < end && !a.next.CompareAndSwap(cur, end); cur = a.next.Load() {
+			}
+			return first, nil
+		}
+		if !errors.Is(err, store.ErrConditionFailed) {
+			return 0, err
+		}
+		if attempt+1 >= maxCommitConflicts {
+			return 0, fmt.Errorf("seq: other processes reserved values %d times while this batch waited; try again: %w", maxCommitConflicts, err)
+		}
+		now, rerr := a.read(ctx)
+		if rerr != nil {
+			return 0, rerr
+		}
+		if now.limit == r.limit && now.absent == r.absent {
+			// The reservation held: a check of ops failed.
+			return 0, err
+		}
+		a.res.Store(now)
+	}
+}

@@ -175,3 +175,36 @@ func TestNextAbove(t *testing.T) {
 	_, err = a1.NextAbove(ctx, 0, 5)
 	assert.ErrorIs(t, err, core.ErrInvalidArgument)
 }
+
+// Commit reserves exactly the values its batch writes, in the batch: values
+// of allocators sharing a key follow the order their batches commit, one
+// whose view of the limit is stale tries again above it, and a batch that
+// fails otherwise reserves nothing.
+func TestCommitReservesInCommitOrder(t *testing.T) {
+	ctx := context.Background()
+	b := backend(t)
+	x, err := seq.Open(ctx, b, part, []byte("k"), 10)
+	require.NoError(t, err)
+	y, err := seq.Open(ctx, b, part, []byte("k"), 10)
+	require.NoError(t, err)
+	put := func(first int64) ([]store.Operation, error) {
+		return []store.Operation{store.PutOp(part, []byte{byte(first)}, []byte("v"))}, nil
+	}
+	var got []int64
+	for i := range 6 {
+		a := []*seq.Allocator{x, y}[i%2] // each sees the other's commit late
+		first, err := a.Commit(ctx, 2, put)
+		require.NoError(t, err)
+		got = append(got, first)
+	}
+	assert.Equal(t, []int64{1, 3, 5, 7, 9, 11}, got, "consecutive, in commit order, no gap")
+
+	failing := func(int64) ([]store.Operation, error) {
+		return []store.Operation{store.CheckAbsentOp(part, []byte{1})}, nil // present: the batch fails
+	}
+	_, err = x.Commit(ctx, 5, failing)
+	require.ErrorIs(t, err, store.ErrConditionFailed)
+	first, err := y.Commit(ctx, 1, put)
+	require.NoError(t, err)
+	assert.Equal(t, int64(13), first, "the failed batch reserved nothing")
+}
