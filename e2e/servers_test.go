@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,6 +71,7 @@ func severalServers(t *testing.T, backend, section string) {
 	t.Run("InsertSameKeys", func(t *testing.T) { checkInsertSameKeys(t, servers) })
 	t.Run("Linearizable", func(t *testing.T) { checkLinearizable(t, servers) })
 	t.Run("PagesAgree", func(t *testing.T) { checkPagesAgree(t, servers) })
+	t.Run("StreamTailedThroughEveryServer", func(t *testing.T) { checkStreamTail(t, servers) })
 	// Last: it kills the first server.
 	t.Run("KillDuringFlush", func(t *testing.T) { checkKillDuringFlush(t, servers, proxy) })
 }
@@ -463,7 +465,11 @@ func checkLinearizable(t *testing.T, servers []*instance) {
 	}
 	res, info := porcupine.CheckOperationsVerbose(rowModel, ops, 30*time.Second)
 	if res != porcupine.Ok {
-		file := t.TempDir() + "/history.html"
+		// Kept after the test, to be looked at.
+		f, err := os.CreateTemp("", "kalamdb-history-*.html")
+		require.NoError(t, err)
+		file := f.Name()
+		require.NoError(t, f.Close())
 		_ = porcupine.VisualizePath(rowModel, info, file)
 		t.Fatalf("porcupine: the history of %d requests is %s (see %s)", len(ops), res, file)
 	}
@@ -560,6 +566,45 @@ func checkPagesAgree(t *testing.T, servers []*instance) {
 			}
 		}
 		assert.Equal(t, "updated", first[0]["body"])
+	}
+}
+
+// checkStreamTail: events are appended through each server in turn while
+// a reader tails the stream through each server in turn, after the last
+// _seq it read: it reads every event once, in the order the appends were
+// acknowledged, and every server lists the same events.
+func checkStreamTail(t *testing.T, servers []*instance) {
+	expect(t, servers[0].call("POST", "/v1/namespaces", adminToken, `{"name":"tail"}`), http.StatusCreated, "")
+	expect(t, servers[0].call("POST", "/v1/namespaces/tail/tables", adminToken,
+		`{"name":"ev","type":"stream","columns":[{"name":"n","type":"int64"}],"ttl_seconds":3600,"max_buffer_rows":100000}`),
+		http.StatusCreated, "")
+	path := "/v1/namespaces/tail/tables/ev/rows"
+	const n = 60
+	var got []int
+	after := ""
+	for i := range n {
+		expect(t, servers[i%len(servers)].call("POST", path, aliceToken, map[string]any{"rows": []any{map[string]any{"n": i}}}), http.StatusCreated, "")
+		q := "?limit=1000"
+		if after != "" {
+			q += "&after=" + after
+		}
+		r := expect(t, servers[(i+1)%len(servers)].call("GET", path+q, aliceToken, nil), http.StatusOK, "")
+		for _, row := range rowsOf(r) {
+			got = append(got, int(row["n"].(float64)))
+			after = strconv.FormatInt(int64(row["_seq"].(float64)), 10)
+		}
+	}
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i
+	}
+	assert.Equal(t, want, got, "every event once, in the order the appends were acknowledged")
+	for i, in := range servers {
+		var all []int
+		for _, row := range listAll(t, in, path, aliceToken, 7) {
+			all = append(all, int(row["n"].(float64)))
+		}
+		assert.Equal(t, want, all, "server %d", i)
 	}
 }
 

@@ -2,6 +2,7 @@ package flush_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -324,4 +325,57 @@ func TestGarbageIsCollectedAfterItsGrace(t *testing.T) {
 	assert.True(t, exists(res.Files[0]), "the compacted segment is recorded")
 	checkRows(t, s.sa, 30)
 	checkRows(t, s.sb, 30)
+}
+
+// unknownCommit fails, once, the batch that records a segment (without
+// applying it) and the read of that record that follows: the commit's
+// outcome is unknown to the server.
+type unknownCommit struct {
+	store.StorageBackend
+	mu             sync.Mutex
+	batch, readErr bool
+}
+
+func (u *unknownCommit) Batch(ctx context.Context, ops []store.Operation) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, op := range ops {
+		if !u.batch && op.Kind == store.OpPut && op.Partition.Name() == layout.Manifests.Name() && flush.IsSegmentRecord(op.Key) {
+			u.batch = true
+			return errors.New("injected: the reply was lost")
+		}
+	}
+	return u.StorageBackend.Batch(ctx, ops)
+}
+
+func (u *unknownCommit) Get(ctx context.Context, p store.Partition, key []byte) ([]byte, error) {
+	u.mu.Lock()
+	fail := u.batch && !u.readErr && p.Name() == layout.Manifests.Name() && flush.IsSegmentRecord(key)
+	if fail {
+		u.readErr = true
+	}
+	u.mu.Unlock()
+	if fail {
+		return nil, errors.New("injected: the backend does not answer")
+	}
+	return u.StorageBackend.Get(ctx, p, key)
+}
+
+// A segment whose commit has an unknown outcome on one server is not read
+// by that server once the manifest, read again, does not record it: the
+// rows it holds were deleted through another server since, and they do
+// not come back.
+func TestASegmentOfAnUnknownCommitIsNotReadOnceTheManifestLacksIt(t *testing.T) {
+	ctx := context.Background()
+	s := twoServers(t, 10, func(b store.StorageBackend) store.StorageBackend { return &unknownCommit{StorageBackend: b} })
+	_, err := s.b.Flush(ctx, ns, "kv")
+	require.Error(t, err, "the commit's outcome is unknown")
+	require.NoError(t, s.sa.Delete(ctx, row.Int64(3)))
+	_, err = s.a.Flush(ctx, ns, "kv")
+	require.NoError(t, err)
+	_, err = s.sb.Get(ctx, row.Int64(3))
+	require.ErrorIs(t, err, core.ErrRowNotFound, "the deleted row stays deleted")
+	n, err := s.sb.Count(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(9), n)
 }

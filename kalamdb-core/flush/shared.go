@@ -99,9 +99,11 @@ func loadTableManifest(ctx context.Context, b store.StorageBackend, tableID uint
 // sync brings tr's segment list in line with the manifest in the backend,
 // when other servers share it: it reads the manifest version, and when it
 // is not the one the list was read at, reads the table's records again.
-// Segments the new list still holds keep what was learnt of their files;
-// segments this server is committing (not yet known recorded) stay. It
-// does nothing on a backend of one process.
+// Segments the new list still holds keep what was learnt of their files.
+// The list is the manifest's alone: a segment this server listed for a
+// commit whose outcome it does not know is dropped when the manifest does
+// not record it (its versions are still buffered, as a commit's purge
+// follows the commit). It does nothing on a backend of one process.
 func (tr *tier) sync(ctx context.Context) error {
 	if !tr.m.shared {
 		return nil
@@ -164,10 +166,6 @@ func (tr *tier) sync(ctx context.Context) error {
 	tr.users = users
 	var gone []*segFile
 	for _, f := range old {
-		if f.committing {
-			tr.insertLocked(f)
-			continue
-		}
 		f.listed = false
 		gone = append(gone, f)
 	}

@@ -75,10 +75,9 @@ type segFile struct {
 	loaded atomic.Bool // groups is set
 	groups []groupRange
 
-	// listed: the tier's list holds f (and its reference); committing: f
-	// was listed by this server's commit, whose outcome is not known yet,
-	// so a read of the manifest keeps it. Both under the tier's mu.
-	listed, committing bool
+	// listed: the tier's list holds f (and its reference); under the
+	// tier's mu.
+	listed bool
 
 	// refs counts who may still read the file: 1 for the tier while the
 	// segment is listed, plus 1 per reader that holds it (a scan from
@@ -179,14 +178,12 @@ func (tr *tier) acquireSegments(user string, all bool) ([]*segFile, []byte) {
 	return segs, tr.version
 }
 
-// add makes s visible to readers, before its commit: s stays listed when
-// a read of the manifest (sync) does not find it yet, until settled says
-// how the commit ended.
+// add makes s visible to readers, before its commit (a read of the
+// manifest, on a shared backend, lists it once the manifest records it).
 func (tr *tier) add(s *segFile) {
 	s.refs.Store(1)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	s.committing = true
 	tr.insertLocked(s)
 }
 
@@ -198,17 +195,12 @@ func (tr *tier) addRecorded(s *segFile) {
 	tr.insertLocked(s)
 }
 
-// settled records that the commit of s ended: recorded, s is the
-// manifest's, which later reads of it keep or drop; not recorded, s is
-// unlisted and its reference released.
+// settled records that the commit of s ended: recorded, s stays listed;
+// not recorded, s is unlisted and its reference released.
 func (tr *tier) settled(s *segFile, recorded bool) {
-	if recorded {
-		tr.mu.Lock()
-		s.committing = false
-		tr.mu.Unlock()
-		return
+	if !recorded {
+		tr.remove(s)
 	}
-	tr.remove(s)
 }
 
 // insertLocked lists f in its user's list, in segment id order, unless a
@@ -244,7 +236,7 @@ func (tr *tier) unlistLocked(user string, id uint64) *segFile {
 	} else {
 		tr.users[user] = out
 	}
-	f.listed, f.committing = false, false
+	f.listed = false
 	return f
 }
 
