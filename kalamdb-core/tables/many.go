@@ -148,6 +148,12 @@ func (rt *rowTable) applyMany(ctx context.Context, user string, changes []change
 		}
 		m := len(live)
 		if m == 0 {
+			// No batch confirms that every row was absent.
+			if ok, err := rt.confirmed(ctx, pins, attempt); err != nil {
+				return 0, err
+			} else if !ok {
+				continue
+			}
 			return 0, nil
 		}
 		first, err := rt.alloc.NextAbove(ctx, m, floor)

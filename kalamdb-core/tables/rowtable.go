@@ -110,6 +110,37 @@ func (rt *rowTable) pin(ctx context.Context) ([]store.Operation, error) {
 	return ops, nil
 }
 
+// confirmed reports whether a write may answer what it decided from what
+// it read (the row is absent, or present) without sending a batch, whose
+// checks would otherwise confirm it: on a shared backend the shared
+// sources it read must not have changed since its pins (a flush by another
+// server may have moved the row out of the buffer into a segment its list
+// lacked). It reads their version again, after the buffer as a read does;
+// when it moved, the write reads again (false). A write that has read
+// again maxConflicts times fails.
+func (rt *rowTable) confirmed(ctx context.Context, pins []store.Operation, attempt int) (bool, error) {
+	if len(pins) == 0 {
+		return true, nil
+	}
+	if err := rt.sync(ctx); err != nil {
+		return false, err
+	}
+	now, err := rt.pin(ctx)
+	if err != nil {
+		return false, err
+	}
+	for i := range pins {
+		if pins[i].Kind != now[i].Kind || !bytes.Equal(pins[i].Value, now[i].Value) {
+			if attempt+1 >= maxConflicts {
+				return false, fmt.Errorf("%s: other servers flushed or compacted the table %d times while this write ran; try again: %w",
+					rt.t.FullName(), maxConflicts, store.ErrConditionFailed)
+			}
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // maxSourceChanges is how many times a read starts again when a shared
 // source changed under it (ErrSourceChanged); each time, another server
 // committed a flush or a compaction of the table meanwhile.
@@ -366,6 +397,7 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 	ops := make([]store.Operation, nops)
 	puts := ops[nops-n:]
 	vals := make([]byte, 0, size)
+attempts:
 	for attempt := 0; ; attempt++ {
 		pins, err := rt.pin(ctx)
 		if err != nil {
@@ -379,6 +411,12 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 				return 0, rowErr(i, n, err)
 			}
 			if found && !cur.Deleted {
+				if ok, err := rt.confirmed(ctx, pins, attempt); err != nil || !ok {
+					if err != nil {
+						return 0, err
+					}
+					continue attempts
+				}
 				return 0, rowErr(i, n, rt.duplicate(rows[i][rt.pk]))
 			}
 			floor = max(floor, cur.Seq)
@@ -448,6 +486,11 @@ func (rt *rowTable) insertOne(ctx context.Context, user string, vals []row.Value
 			return 0, err
 		}
 		if found && !cur.Deleted {
+			if ok, err := rt.confirmed(ctx, pins, attempt); err != nil {
+				return 0, err
+			} else if !ok {
+				continue
+			}
 			return 0, rt.duplicate(pk)
 		}
 		first, err := rt.alloc.NextAbove(ctx, 1, cur.Seq)
@@ -528,6 +571,11 @@ func (rt *rowTable) update(ctx context.Context, user string, pk row.Value, set m
 			return row.Row{}, err
 		}
 		if !found || cur.Deleted {
+			if ok, err := rt.confirmed(ctx, pins, attempt); err != nil {
+				return row.Row{}, err
+			} else if !ok {
+				continue
+			}
 			return row.Row{}, rt.notFound(pk)
 		}
 		vals, err := rt.t.Patch(cur.Values, set)
@@ -564,6 +612,11 @@ func (rt *rowTable) delete(ctx context.Context, user string, pk row.Value) error
 			return err
 		}
 		if !found || cur.Deleted {
+			if ok, err := rt.confirmed(ctx, pins, attempt); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
 			return rt.notFound(pk)
 		}
 		// The tombstone keeps the last values: the row is soft-deleted.
