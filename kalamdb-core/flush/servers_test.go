@@ -379,3 +379,24 @@ func TestASegmentOfAnUnknownCommitIsNotReadOnceTheManifestLacksIt(t *testing.T) 
 	require.NoError(t, err)
 	assert.Equal(t, int64(9), n)
 }
+
+// An update or delete through a server of a row that another server has
+// just flushed finds the row, though the first server's list of segments
+// lacks the new segment: a write that would answer "not found" without a
+// batch first reads the manifest version again, and reads again when it
+// moved.
+func TestAWriteFindsARowAnotherServerJustFlushed(t *testing.T) {
+	ctx := context.Background()
+	s := twoServers(t, 10, nil)
+	checkRows(t, s.sb, 10) // b's list: no segment
+	_, err := s.a.Flush(ctx, ns, "kv")
+	require.NoError(t, err)
+	_, err = s.sb.Update(ctx, row.Int64(4), map[string]row.Value{"v": row.String("b")})
+	require.NoError(t, err, "the row is in a's segment")
+	require.NoError(t, s.sb.Delete(ctx, row.Int64(5)))
+	r, err := s.sa.Get(ctx, row.Int64(4))
+	require.NoError(t, err)
+	assert.Equal(t, "b", r.Values[1].Str())
+	_, err = s.sa.Get(ctx, row.Int64(5))
+	require.ErrorIs(t, err, core.ErrRowNotFound)
+}
