@@ -39,7 +39,7 @@ func benchServer(b *testing.B) (*fixture, *httptest.Server, string) {
 }
 
 // fill inserts rows [from, from+n) into app.m.
-func (f *fixture) fill(b *testing.B, from, n int) {
+func (f *fixture) fill(b testing.TB, from, n int) {
 	b.Helper()
 	for start := from; start < from+n; start += 5000 {
 		end := min(start+5000, from+n)
