@@ -165,12 +165,35 @@ func BenchmarkAggregate(b *testing.B) {
 	}
 	const q = `SELECT count(*), avg(x) FROM %s WHERE y > 49`
 	c := srv.Client()
-	b.Run("sql", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			do(b, c, "POST", srv.URL+"/v1/api/sql", fmt.Sprintf(`{"sql":"`+q+`"}`, "app.m"), http.StatusOK)
+	query := func(url, q string) func(b *testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				do(b, c, "POST", url+"/v1/api/sql", `{"sql":"`+q+`"}`, http.StatusOK)
+			}
 		}
+	}
+	b.Run("sql", query(srv.URL, fmt.Sprintf(q, "app.m")))
+	// Every version through the merge of the newest per key, which the
+	// segments' key ranges make needless here.
+	b.Run("sql-merged", func(b *testing.B) {
+		f.e.dedupeAlways = true
+		defer func() { f.e.dedupeAlways = false }()
+		query(srv.URL, fmt.Sprintf(q, "app.m"))(b)
 	})
+	// Rows of one segment: by a key range, whose other segments the
+	// endpoint leaves out; by a column's range, whose other row groups the
+	// engine's Parquet reader skips by their statistics.
+	b.Run("sql-key-range", query(srv.URL, `SELECT count(*), avg(x) FROM app.m WHERE id >= 190000 AND y > 49`))
+	b.Run("sql-x-range", query(srv.URL, `SELECT count(*), avg(x) FROM app.m WHERE x >= 95000 AND y > 49`))
+	// The same rows by an expression, which no statistics answer.
+	b.Run("sql-x-expr", query(srv.URL, `SELECT count(*), avg(x) FROM app.m WHERE x + 0 >= 95000 AND y > 49`))
+	// An engine that copies every row through the table layer, as without
+	// Options.Segments.
+	copier := newFixtureWith(b, f.db, nil)
+	csrv := httptest.NewServer(copier.api)
+	b.Cleanup(csrv.Close)
+	b.Run("sql-copy", query(csrv.URL, fmt.Sprintf(q, "app.m")))
 	b.Run("duckdb-parquet", func(b *testing.B) {
 		conn, err := duckdb.NewConnector("", nil)
 		require.NoError(b, err)
@@ -195,4 +218,8 @@ func BenchmarkAggregate(b *testing.B) {
 			}
 		}
 	})
+	// Ten rows of one segment updated since the flush: that segment is
+	// merged with the buffer, the other 19 read as they are.
+	f.ok(b, adminToken, `UPDATE app.m SET x = x + 1 WHERE id >= 50000 AND id < 50010`)
+	b.Run("sql-updated", query(srv.URL, fmt.Sprintf(q, "app.m")))
 }

@@ -99,8 +99,8 @@ type Engine struct {
 	// table's buffer and its list of segments ("buffered"), and once it
 	// holds the list ("listed") (tests).
 	between func(stage string)
-	// views counts the views over segment files made, merged ones in
-	// merged.
+	// views counts the views over segment files made, merged the
+	// segments they merged with the buffer (tests).
 	views, merged atomic.Int64
 }
 

@@ -67,6 +67,7 @@ func (s *session) loadSegments(ctx context.Context, conn *sql.Conn, scope string
 
 	// The buffer first, then the list of segments (see flush.Snapshot).
 	var bufKeys [][]byte // of the buffered versions, ascending
+	var bufSeqs []int64  // and their _seq
 	var arena []byte
 	pk := t.PrimaryKeyIndex()
 	n := len(t.Columns)
@@ -106,6 +107,7 @@ func (s *session) loadSegments(ctx context.Context, conn *sql.Conn, scope string
 				return err
 			}
 			bufKeys = append(bufKeys, arena[start:len(arena):len(arena)])
+			bufSeqs = append(bufSeqs, r.Seq)
 			for c := 0; c < n; c++ {
 				vals[c] = engineValue(r.Values[c])
 			}
@@ -139,16 +141,17 @@ func (s *session) loadSegments(ctx context.Context, conn *sql.Conn, scope string
 		return "", nil, fmt.Errorf("sql: %s: the segment store is not a local directory", t.FullName())
 	}
 	files := inBounds(snap.Files, t, prefix, b)
-	dedupe := s.e.dedupeAlways || needsDedupe(files, bufKeys)
-	view, err := segmentView(t, snap.Dir, files, buf, dedupe)
+	sp := splitSegments(files, bufKeys, bufSeqs)
+	if s.e.dedupeAlways {
+		sp = segmentSplit{overlapping: files}
+	}
+	view, err := segmentView(t, snap.Dir, sp, buf)
 	if err != nil {
 		snap.Release()
 		return "", nil, err
 	}
 	s.e.views.Add(1)
-	if dedupe {
-		s.e.merged.Add(1)
-	}
+	s.e.merged.Add(int64(len(sp.covered) + len(sp.overlapping)))
 	return fmt.Sprintf("CREATE VIEW %s.%s.%s AS %s", scope, quote(t.Namespace), quote(t.Name), view), snap, nil
 }
 
@@ -190,36 +193,150 @@ func inBounds(files []flush.SnapshotFile, t *catalog.Table, prefix []byte, b *ke
 	return out
 }
 
-// needsDedupe reports whether a key may have more than one version among
-// the segments and the buffered versions (whose keys are bufKeys,
-// ascending), or a segment may hold a tombstone: unless the segments'
-// key ranges are disjoint, hold no tombstone, and no buffered key falls in
-// one, every version is the only one of its key and a view needs no merge.
-func needsDedupe(files []flush.SnapshotFile, bufKeys [][]byte) bool {
-	segs := slices.Clone(files)
-	slices.SortFunc(segs, func(a, b flush.SnapshotFile) int { return bytes.Compare(a.MinKey, b.MinKey) })
-	for i, f := range segs {
-		if f.Tombstones > 0 {
-			return true
-		}
-		if i > 0 && bytes.Compare(segs[i-1].MaxKey, f.MinKey) >= 0 {
-			return true
-		}
-		// The first buffered key at or after the segment's first.
-		j, _ := slices.BinarySearchFunc(bufKeys, f.MinKey, bytes.Compare)
-		if j < len(bufKeys) && bytes.Compare(bufKeys[j], f.MaxKey) <= 0 {
-			return true
-		}
-	}
-	return false
+// segmentSplit is a table's segments by what a view must do to lay the
+// buffered versions over them (a segment holds at most one version per
+// key).
+type segmentSplit struct {
+	// plain segments meet no other segment's key range and no buffered
+	// key: each of their versions is the only one of its key.
+	plain []flush.SnapshotFile
+	// covered segments meet no other segment's key range, but buffered
+	// keys fall in them: a key has at most one version there and one in
+	// the buffer.
+	covered []flush.SnapshotFile
+	// bufferNewer is set when every buffered version of a key in a covered
+	// segment is newer than the whole segment (its _seq above the
+	// segment's MaxSeq), so no buffered version needs comparing.
+	bufferNewer bool
+	// overlapping segments meet another segment's key range: their
+	// versions are merged with every other non-plain one.
+	overlapping []flush.SnapshotFile
 }
 
-// segmentView returns the query of the view of t over files, in dir, and
-// the buffered versions in table buf ("" when there are none). Unless
-// dedupe is set, every version must be the only one of its key.
-func segmentView(t *catalog.Table, dir string, files []flush.SnapshotFile, buf string, dedupe bool) (string, error) {
+// splitSegments divides segments by their key ranges, given the keys of the
+// buffered versions (bufKeys, ascending) and their _seq (bufSeqs).
+func splitSegments(files []flush.SnapshotFile, bufKeys [][]byte, bufSeqs []int64) segmentSplit {
+	segs := slices.Clone(files)
+	slices.SortFunc(segs, func(a, b flush.SnapshotFile) int { return bytes.Compare(a.MinKey, b.MinKey) })
+	// maxBefore is the highest MaxKey of the segments before the current
+	// one in MinKey order.
+	var maxBefore []byte
+	overlaps := make([]bool, len(segs))
+	for i, f := range segs {
+		if i > 0 && bytes.Compare(maxBefore, f.MinKey) >= 0 {
+			overlaps[i] = true
+			// Every earlier segment that reaches f overlaps it too.
+			for j := i - 1; j >= 0; j-- {
+				if bytes.Compare(segs[j].MaxKey, f.MinKey) >= 0 {
+					overlaps[j] = true
+				}
+			}
+		}
+		if maxBefore == nil || bytes.Compare(f.MaxKey, maxBefore) > 0 {
+			maxBefore = f.MaxKey
+		}
+	}
+	sp := segmentSplit{bufferNewer: true}
+	for i, f := range segs {
+		if overlaps[i] {
+			sp.overlapping = append(sp.overlapping, f)
+			continue
+		}
+		// The buffered keys in the segment's range: bufKeys[j:k].
+		j, _ := slices.BinarySearchFunc(bufKeys, f.MinKey, bytes.Compare)
+		k := j
+		for k < len(bufKeys) && bytes.Compare(bufKeys[k], f.MaxKey) <= 0 {
+			if bufSeqs[k] <= f.MaxSeq {
+				sp.bufferNewer = false
+			}
+			k++
+		}
+		if k > j {
+			sp.covered = append(sp.covered, f)
+		} else {
+			sp.plain = append(sp.plain, f)
+		}
+	}
+	return sp
+}
+
+// segmentView returns the query of the view of t over the segments of sp,
+// in dir, and the buffered versions in table buf ("" when there are none):
+// per key the newest _seq wins, and a winning tombstone hides the row.
+func segmentView(t *catalog.Table, dir string, sp segmentSplit, buf string) (string, error) {
+	cols := make([]string, 0, len(t.Columns)+2)
+	for _, c := range t.Columns {
+		cols = append(cols, quote(c.Name))
+	}
+	cols = append(cols, quote(catalog.ColumnSeq), quote(catalog.ColumnUpdated))
+	list := strings.Join(cols, ", ")
+	deleted, pk, seq := quote(catalog.ColumnDeleted), quote(t.PrimaryKey), quote(catalog.ColumnSeq)
+	union := func(files []flush.SnapshotFile) (string, error) {
+		scans, err := segmentScans(t, dir, files)
+		return "(" + strings.Join(scans, " UNION ALL ") + ")", err
+	}
+
+	var parts []string
+	if len(sp.plain) > 0 {
+		u, err := union(sp.plain)
+		if err != nil {
+			return "", err
+		}
+		if slices.ContainsFunc(sp.plain, func(f flush.SnapshotFile) bool { return f.Tombstones > 0 }) {
+			u = "(SELECT * FROM " + u + " WHERE NOT " + deleted + ")"
+		}
+		parts = append(parts, "SELECT * FROM "+u)
+	}
+	switch {
+	case len(sp.overlapping) > 0:
+		// Every version that may not be its key's only one, in one merge.
+		u, err := union(append(slices.Clone(sp.overlapping), sp.covered...))
+		if err != nil {
+			return "", err
+		}
+		if buf != "" {
+			u = "(SELECT * FROM " + u + " UNION ALL SELECT " + list + ", " + deleted + " FROM " + buf + ")"
+		}
+		parts = append(parts, "SELECT * FROM (SELECT * FROM "+u+" QUALIFY row_number() OVER (PARTITION BY "+pk+" ORDER BY "+seq+" DESC) = 1) WHERE NOT "+deleted)
+	case len(sp.covered) > 0 && buf != "":
+		// A key has at most two versions, one in a segment and one in the
+		// buffer: each is dropped when the other is newer (the segment's
+		// when they are the same version).
+		u, err := union(sp.covered)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, "SELECT s.* FROM "+u+" s ANTI JOIN "+buf+" b ON s."+pk+" = b."+pk+" AND b."+seq+" >= s."+seq+" WHERE NOT s."+deleted)
+		if sp.bufferNewer {
+			parts = append(parts, "SELECT "+list+", "+deleted+" FROM "+buf+" WHERE NOT "+deleted)
+		} else {
+			parts = append(parts, "SELECT b.* FROM "+buf+" b ANTI JOIN "+u+" s ON s."+pk+" = b."+pk+" AND s."+seq+" > b."+seq+" WHERE NOT b."+deleted)
+		}
+	default:
+		if buf != "" {
+			parts = append(parts, "SELECT "+list+", "+deleted+" FROM "+buf+" WHERE NOT "+deleted)
+		}
+		if len(sp.covered) > 0 { // never: covered segments have buffered keys
+			return "", fmt.Errorf("sql: %s: segments over buffered keys but no buffered version", t.FullName())
+		}
+	}
+	if len(parts) == 0 {
+		// Nothing to read: no row, of the table's columns.
+		var sel []string
+		for _, c := range t.Columns {
+			sel = append(sel, "NULL::"+engineTypes[c.Type]+" AS "+quote(c.Name))
+		}
+		sel = append(sel, "NULL::BIGINT AS "+quote(catalog.ColumnSeq), "NULL::TIMESTAMP AS "+quote(catalog.ColumnUpdated))
+		return "SELECT " + strings.Join(sel, ", ") + " WHERE false", nil
+	}
+	return "SELECT " + list + " FROM (" + strings.Join(parts, " UNION ALL ") + ")", nil
+}
+
+// segmentScans returns a query per set of files written under the same
+// columns, reading them in the table's columns (NULL for a column a file
+// lacks), then _seq, _updated and _deleted.
+func segmentScans(t *catalog.Table, dir string, files []flush.SnapshotFile) ([]string, error) {
 	sys := []string{catalog.ColumnSeq, catalog.ColumnUpdated, catalog.ColumnDeleted}
-	// Segments written under the same columns are read by one scan.
 	var groups [][]flush.SnapshotFile
 	for _, f := range files {
 		k := slices.IndexFunc(groups, func(g []flush.SnapshotFile) bool { return slices.Equal(g[0].Columns, f.Columns) })
@@ -237,7 +354,7 @@ func segmentView(t *catalog.Table, dir string, files []flush.SnapshotFile, buf s
 		}
 		for _, c := range sys {
 			if !have[c] {
-				return "", fmt.Errorf("sql: %s: segment %s has no column %s", t.FullName(), g[0].Path, c)
+				return nil, fmt.Errorf("sql: %s: segment %s has no column %s", t.FullName(), g[0].Path, c)
 			}
 		}
 		var sel []string
@@ -256,41 +373,14 @@ func segmentView(t *catalog.Table, dir string, files []flush.SnapshotFile, buf s
 		for i, f := range g {
 			paths[i] = quoteString(filepath.Join(dir, filepath.FromSlash(f.Path)))
 		}
-		part := "SELECT " + strings.Join(sel, ", ") + " FROM read_parquet([" + strings.Join(paths, ", ") + "])"
-		if !dedupe && slices.ContainsFunc(g, func(f flush.SnapshotFile) bool { return f.Tombstones > 0 }) {
-			part += " WHERE NOT " + quote(catalog.ColumnDeleted)
-		}
-		parts = append(parts, part)
+		parts = append(parts, "SELECT "+strings.Join(sel, ", ")+" FROM read_parquet(["+strings.Join(paths, ", ")+"])")
 	}
-	cols := make([]string, 0, len(t.Columns)+2)
-	for _, c := range t.Columns {
-		cols = append(cols, quote(c.Name))
-	}
-	cols = append(cols, quote(catalog.ColumnSeq), quote(catalog.ColumnUpdated))
-	list := strings.Join(cols, ", ")
-	if buf == "" && len(parts) == 0 {
-		// Nothing to read: no row, of the table's columns.
-		var sel []string
-		for _, c := range t.Columns {
-			sel = append(sel, "NULL::"+engineTypes[c.Type]+" AS "+quote(c.Name))
-		}
-		sel = append(sel, "NULL::BIGINT AS "+quote(catalog.ColumnSeq), "NULL::TIMESTAMP AS "+quote(catalog.ColumnUpdated))
-		return "SELECT " + strings.Join(sel, ", ") + " WHERE false", nil
-	}
-	if !dedupe {
-		if buf != "" {
-			parts = append(parts, "SELECT "+list+", "+quote(catalog.ColumnDeleted)+" FROM "+buf+" WHERE NOT "+quote(catalog.ColumnDeleted))
-		}
-		return "SELECT " + list + " FROM (" + strings.Join(parts, " UNION ALL ") + ")", nil
-	}
-	if buf != "" {
-		parts = append(parts, "SELECT "+list+", "+quote(catalog.ColumnDeleted)+" FROM "+buf)
-	}
-	return "SELECT " + list + " FROM (SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ") QUALIFY row_number() OVER (PARTITION BY " +
-		quote(t.PrimaryKey) + " ORDER BY " + quote(catalog.ColumnSeq) + " DESC) = 1) WHERE NOT " + quote(catalog.ColumnDeleted), nil
+	return parts, nil
 }
 
 // timestampOf converts a Parquet timestamp (microseconds, UTC), which the
 // engine reads as TIMESTAMP WITH TIME ZONE, to the TIMESTAMP the table
 // layer's rows have, independent of any time zone setting.
 func timestampOf(col string) string { return "make_timestamp(epoch_us(" + col + "))" }
+
+var mergeForm = 0
