@@ -447,3 +447,51 @@ func TestAFlushOrCompactionDuringAQuery(t *testing.T) {
 		})
 	}
 }
+
+// The engine's Parquet reader skips the row groups whose statistics rule
+// out a query's condition, through the view over the segments.
+func TestRowGroupsAreSkippedByTheirStatistics(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New()
+	t.Cleanup(func() { _ = b.Close() })
+	m, err := flush.Open(ctx, b, flush.Options{Dir: t.TempDir(), RowGroupRows: 100, CompactSegments: flush.NeverCompact})
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = m.Close(ctx) })
+	f := newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments = m })
+	f.ok(t, adminToken, `CREATE NAMESPACE app; CREATE SHARED TABLE app.m (id BIGINT PRIMARY KEY, x DOUBLE, y INT)`)
+	f.fill(t, 0, 1000)
+	f.ok(t, adminToken, `STORAGE FLUSH TABLE app.m`)
+	tb, err := f.db.Catalog().Table("app", "m")
+	require.NoError(t, err)
+	snap, err := m.Snapshot(ctx, tb, "")
+	require.NoError(t, err)
+	defer snap.Release()
+	require.Len(t, snap.Files, 1)
+	require.Equal(t, 10, snap.Files[0].RowGroups)
+
+	scanned := func(sp segmentSplit, where string) string {
+		t.Helper()
+		view, err := segmentView(tb, snap.Dir, sp, "")
+		require.NoError(t, err)
+		rows, err := f.e.db.QueryContext(ctx, "EXPLAIN ANALYZE SELECT count(*) FROM ("+view+") WHERE "+where)
+		require.NoError(t, err)
+		defer rows.Close()
+		var plan strings.Builder
+		for rows.Next() {
+			var kind, text string
+			require.NoError(t, rows.Scan(&kind, &text))
+			plan.WriteString(text)
+		}
+		require.NoError(t, rows.Err())
+		i := strings.Index(plan.String(), "Row Groups Scanned:")
+		require.GreaterOrEqual(t, i, 0, "plan: %s", plan.String())
+		return strings.Join(strings.Fields(plan.String()[i:])[3:6], " ")
+	}
+	plain := segmentSplit{plain: snap.Files}
+	assert.Equal(t, "10 / 10", scanned(plain, `y > 49`))
+	assert.Equal(t, "1 / 10", scanned(plain, `id >= 950`))
+	assert.Equal(t, "2 / 10", scanned(plain, `x BETWEEN 100 AND 150`))
+	// Merged with the buffer, a condition on the key still reaches the scan.
+	assert.Equal(t, "1 / 10", scanned(segmentSplit{overlapping: snap.Files}, `id >= 950`))
+	assert.Equal(t, [][]any{{50.0}}, f.ok(t, adminToken, `SELECT count(*) FROM app.m WHERE id >= 950`).Rows)
+}
