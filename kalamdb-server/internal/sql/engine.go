@@ -130,7 +130,8 @@ func New(opts Options) (*Engine, error) {
 	// change, and with the configuration locked nothing else can either.
 	setup := []string{"SET enable_external_access = false", "SET lock_configuration = true"}
 	if opts.Segments != nil {
-		if dir, ok := opts.Segments.LocalDir(); ok {
+		// A path DuckDB would take for a pattern is left to the copy.
+		if dir, ok := opts.Segments.LocalDir(); ok && !strings.ContainsAny(dir, "*?[]{}") {
 			e.segments = opts.Segments
 			// Segment files are never rewritten under their name (it holds
 			// the table's id and the segment's, neither ever reused), so

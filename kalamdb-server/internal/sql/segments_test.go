@@ -350,27 +350,38 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 	assert.NoFileExists(t, filepath.Join(snap.Dir, "x.parquet"))
 }
 
-// Segments on an object store are not local files: queries copy their rows
-// through the table layer, and see the same.
-func TestSegmentsOnAnObjectStoreAreCopied(t *testing.T) {
+// Segments on an object store are not local files, nor are files under a
+// directory whose name DuckDB would take for a pattern: queries copy their
+// rows through the table layer, and see the same.
+func TestSegmentsNotReadableAsFilesAreCopied(t *testing.T) {
 	bk, err := fileblob.OpenBucket(t.TempDir(), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bk.Close() })
-	b := memory.New()
-	t.Cleanup(func() { _ = b.Close() })
-	m, err := flush.Open(context.Background(), b, flush.Options{Store: objstore.New(bk, "file", objstore.Options{}), CompactSegments: flush.NeverCompact})
-	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = m.Close(context.Background()) })
-	f := newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments = m })
-	require.Nil(t, f.e.segments)
-	f.setup(t)
-	f.ok(t, aliceToken, `INSERT INTO items (id, name, qty) VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)`)
-	f.ok(t, bobToken, `INSERT INTO items (id, name, qty) VALUES (1, 'bob', 100)`)
-	f.ok(t, adminToken, `STORAGE FLUSH TABLE app.items`)
-	f.ok(t, aliceToken, `UPDATE items SET qty = 20 WHERE id = 2; DELETE FROM items WHERE id = 3`)
-	assert.Equal(t, [][]any{{1.0, 1.0}, {2.0, 20.0}}, f.ok(t, aliceToken, `SELECT id, qty FROM items ORDER BY id`).Rows)
-	assert.Equal(t, [][]any{{1.0, 100.0}}, f.ok(t, bobToken, `SELECT id, qty FROM items ORDER BY id`).Rows)
-	assert.Zero(t, f.e.views.Load())
+	pattern := filepath.Join(t.TempDir(), "kalam[1]")
+	require.NoError(t, os.Mkdir(pattern, 0o700))
+	for name, opts := range map[string]flush.Options{
+		"object store":      {Store: objstore.New(bk, "file", objstore.Options{})},
+		"pattern directory": {Dir: pattern},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := memory.New()
+			t.Cleanup(func() { _ = b.Close() })
+			opts.CompactSegments = flush.NeverCompact
+			m, err := flush.Open(context.Background(), b, opts)
+			require.NoError(t, err)
+			t.Cleanup(func() { _, _ = m.Close(context.Background()) })
+			f := newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments = m })
+			require.Nil(t, f.e.segments)
+			f.setup(t)
+			f.ok(t, aliceToken, `INSERT INTO items (id, name, qty) VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)`)
+			f.ok(t, bobToken, `INSERT INTO items (id, name, qty) VALUES (1, 'bob', 100)`)
+			f.ok(t, adminToken, `STORAGE FLUSH TABLE app.items`)
+			f.ok(t, aliceToken, `UPDATE items SET qty = 20 WHERE id = 2; DELETE FROM items WHERE id = 3`)
+			assert.Equal(t, [][]any{{1.0, 1.0}, {2.0, 20.0}}, f.ok(t, aliceToken, `SELECT id, qty FROM items ORDER BY id`).Rows)
+			assert.Equal(t, [][]any{{1.0, 100.0}}, f.ok(t, bobToken, `SELECT id, qty FROM items ORDER BY id`).Rows)
+			assert.Zero(t, f.e.views.Load())
+		})
+	}
 }
 
 // A flush between a query's read of the buffer and its list of segments
