@@ -118,7 +118,8 @@ func runPair(t *testing.T, b store.StorageBackend, dedupeAlways bool) {
 	f.ok(t, adminToken, `CREATE SHARED TABLE app.s (k TEXT PRIMARY KEY, n INT); INSERT INTO app.s VALUES ('a', 1), ('b', 2), ('c', 3)`)
 	f.ok(t, adminToken, `STORAGE FLUSH TABLE app.s`)
 	f.ok(t, adminToken, `UPDATE app.s SET n = 20 WHERE k = 'b'; DELETE FROM app.s WHERE k = 'c'; INSERT INTO app.s VALUES ('d', 4)`)
-	p.same(t, "shared", `SELECT * FROM app.s ORDER BY k`, `SELECT sum(n) FROM app.s WHERE k > 'a'`)
+	p.same(t, "shared", `SELECT * FROM app.s ORDER BY k`, `SELECT sum(n) FROM app.s WHERE k > 'a'`,
+		`SELECT i.id, s.n FROM items i JOIN app.s s ON i.id = s.n ORDER BY 1`)
 	assert.Equal(t, [][]any{{"a", 1.0}, {"b", 20.0}, {"d", 4.0}}, f.ok(t, aliceToken, `SELECT k, n FROM app.s ORDER BY k`).Rows)
 	assert.Positive(t, p.seg.e.merged.Load())
 }
