@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -130,8 +131,9 @@ func New(opts Options) (*Engine, error) {
 	// change, and with the configuration locked nothing else can either.
 	setup := []string{"SET enable_external_access = false", "SET lock_configuration = true"}
 	if opts.Segments != nil {
-		// A path DuckDB would take for a pattern is left to the copy.
-		if dir, ok := opts.Segments.LocalDir(); ok && !strings.ContainsAny(dir, "*?[]{}") {
+		// A path DuckDB would take for a pattern, or the file system's
+		// root (which would open every file), is left to the copy.
+		if dir, ok := opts.Segments.LocalDir(); ok && !strings.ContainsAny(dir, "*?[]{}") && filepath.Dir(dir) != dir {
 			e.segments = opts.Segments
 			// Segment files are never rewritten under their name (it holds
 			// the table's id and the segment's, neither ever reused), so

@@ -507,3 +507,19 @@ func TestRowGroupsAreSkippedByTheirStatistics(t *testing.T) {
 	assert.Equal(t, "1 / 10", scanned(segmentSplit{overlapping: snap.Files}, `id >= 950`))
 	assert.Equal(t, [][]any{{50.0}}, f.ok(t, adminToken, `SELECT count(*) FROM app.m WHERE id >= 950`).Rows)
 }
+
+// rootSegments claims segments at the file system's root.
+type rootSegments struct{ Segments }
+
+func (rootSegments) LocalDir() (string, bool) { return "/", true }
+
+// The engine never opens the whole file system to DuckDB: segments said to
+// be at its root are copied through the table layer.
+func TestSegmentsAtTheRootAreNotReadAsFiles(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Segments = rootSegments{} })
+	require.Nil(t, f.e.segments)
+	var n int64
+	err := f.e.db.QueryRow(`SELECT count(*) FROM read_text('/etc/hostname')`).Scan(&n)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Permission Error")
+}
