@@ -276,7 +276,11 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 		return nil, err
 	}
 	s.api = api.New(opts)
-	if s.sql, err = sqlapi.New(sqlapi.Options{API: s.api, DB: s.db, Logger: log}); err != nil {
+	sqlOpts := sqlapi.Options{API: s.api, DB: s.db, Logger: log}
+	if s.flush != nil {
+		sqlOpts.Segments = s.flush
+	}
+	if s.sql, err = sqlapi.New(sqlOpts); err != nil {
 		_ = s.db.Close()
 		_ = s.backend.Close()
 		s.removeTempParquet()

@@ -39,7 +39,7 @@ func benchServer(b *testing.B) (*fixture, *httptest.Server, string) {
 }
 
 // fill inserts rows [from, from+n) into app.m.
-func (f *fixture) fill(b *testing.B, from, n int) {
+func (f *fixture) fill(b testing.TB, from, n int) {
 	b.Helper()
 	for start := from; start < from+n; start += 5000 {
 		end := min(start+5000, from+n)
@@ -165,34 +165,103 @@ func BenchmarkAggregate(b *testing.B) {
 	}
 	const q = `SELECT count(*), avg(x) FROM %s WHERE y > 49`
 	c := srv.Client()
-	b.Run("sql", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			do(b, c, "POST", srv.URL+"/v1/api/sql", fmt.Sprintf(`{"sql":"`+q+`"}`, "app.m"), http.StatusOK)
+	query := func(url, q string) func(b *testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				do(b, c, "POST", url+"/v1/api/sql", `{"sql":"`+q+`"}`, http.StatusOK)
+			}
 		}
+	}
+	b.Run("sql", query(srv.URL, fmt.Sprintf(q, "app.m")))
+	// Every version through the merge of the newest per key, which the
+	// segments' key ranges make needless here.
+	b.Run("sql-merged", func(b *testing.B) {
+		f.e.dedupeAlways = true
+		defer func() { f.e.dedupeAlways = false }()
+		query(srv.URL, fmt.Sprintf(q, "app.m"))(b)
 	})
-	b.Run("duckdb-parquet", func(b *testing.B) {
+	// Rows of one segment: by a key range, whose other segments the
+	// endpoint leaves out; by a column's range, whose other row groups the
+	// engine's Parquet reader skips by their statistics.
+	b.Run("sql-key-range", query(srv.URL, `SELECT count(*), avg(x) FROM app.m WHERE id >= 190000 AND y > 49`))
+	b.Run("sql-x-range", query(srv.URL, `SELECT count(*), avg(x) FROM app.m WHERE x >= 95000 AND y > 49`))
+	// The same rows by an expression, which no statistics answer.
+	b.Run("sql-x-expr", query(srv.URL, `SELECT count(*), avg(x) FROM app.m WHERE x + 0 >= 95000 AND y > 49`))
+	// An engine that copies every row through the table layer, as without
+	// Options.Segments.
+	copier := newFixtureWith(b, f.db, nil)
+	csrv := httptest.NewServer(copier.api)
+	b.Cleanup(csrv.Close)
+	b.Run("sql-copy", query(csrv.URL, fmt.Sprintf(q, "app.m")))
+	// DuckDB on its own, reading the segment files: with the endpoint's
+	// engine the only one that keeps their footers (parquet_metadata_cache)
+	// unless cached is set.
+	reference := func(b *testing.B, cached bool) func() {
 		conn, err := duckdb.NewConnector("", nil)
 		require.NoError(b, err)
 		db := sql.OpenDB(conn)
-		defer db.Close()
-		files, err := filepath.Glob(filepath.Join(dir, "*", "*", "*.parquet"))
-		require.NoError(b, err)
-		if len(files) == 0 {
-			files, err = filepath.Glob(filepath.Join(dir, "**", "*.parquet"))
+		b.Cleanup(func() { _ = db.Close() })
+		if cached {
+			_, err := db.Exec(`SET parquet_metadata_cache = true`)
 			require.NoError(b, err)
 		}
-		require.NotEmpty(b, files)
-		from := "read_parquet(['" + strings.Join(files, "','") + "'])"
+		files, err := filepath.Glob(filepath.Join(dir, "*", "*", "*.parquet"))
+		require.NoError(b, err)
+		require.Len(b, files, 20)
+		query := fmt.Sprintf(q, "read_parquet(['"+strings.Join(files, "','")+"'])")
 		var n int64
 		var avg float64
-		require.NoError(b, db.QueryRowContext(context.Background(), fmt.Sprintf(q, from)).Scan(&n, &avg))
+		require.NoError(b, db.QueryRowContext(context.Background(), query).Scan(&n, &avg))
 		require.Equal(b, int64(100_000), n)
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := db.QueryRowContext(context.Background(), fmt.Sprintf(q, from)).Scan(&n, &avg); err != nil {
+		return func() {
+			if err := db.QueryRowContext(context.Background(), query).Scan(&n, &avg); err != nil {
 				b.Fatal(err)
 			}
 		}
+	}
+	direct := func(cached bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			run := reference(b, cached)
+			b.ReportAllocs()
+			for b.Loop() {
+				run()
+			}
+		}
+	}
+	b.Run("duckdb-parquet", direct(false))
+	b.Run("duckdb-parquet-cached", direct(true))
+	// The endpoint and DuckDB on its own in turn, in blocks of 5 queries,
+	// alternating which goes first: the median over the rounds of the
+	// endpoint's time over DuckDB's ("sql/duckdb"), which a change of load
+	// moves less than the ratio of separate runs.
+	b.Run("paired", func(b *testing.B) {
+		run := reference(b, false)
+		body := fmt.Sprintf(`{"sql":"`+q+`"}`, "app.m")
+		const block = 5
+		timed := func(op func()) time.Duration {
+			t := time.Now()
+			for range block {
+				op()
+			}
+			return time.Since(t)
+		}
+		endpoint := func() { do(b, c, "POST", srv.URL+"/v1/api/sql", body, http.StatusOK) }
+		var ratios []float64
+		for round := 0; b.Loop(); round++ {
+			var e, d time.Duration
+			if round%2 == 0 {
+				e, d = timed(endpoint), timed(run)
+			} else {
+				d, e = timed(run), timed(endpoint)
+			}
+			ratios = append(ratios, float64(e)/float64(d))
+		}
+		slices.Sort(ratios)
+		b.ReportMetric(ratios[len(ratios)/2], "sql/duckdb")
 	})
+	// Ten rows of one segment updated since the flush: that segment is
+	// merged with the buffer, the other 19 read as they are.
+	f.ok(b, adminToken, `UPDATE app.m SET x = x + 1 WHERE id >= 50000 AND id < 50010`)
+	b.Run("sql-updated", query(srv.URL, fmt.Sprintf(q, "app.m")))
 }

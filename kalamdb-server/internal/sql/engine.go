@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -68,8 +69,15 @@ type Options struct {
 	// REQUEST_TIMEOUT.
 	QueryTimeout time.Duration
 	// MaxResultRows bounds the rows a statement reads from one table and
-	// the rows it returns; 0 means DefaultMaxResultRows.
+	// the rows it returns; 0 means DefaultMaxResultRows. Of a table whose
+	// segments the engine reads itself (Segments), it bounds the buffered
+	// rows read.
 	MaxResultRows int
+	// Segments, when set and its segment files are in a local directory,
+	// lets the engine read a table's Parquet segments itself, that
+	// directory being the only one it may read; otherwise a query copies
+	// every row it reads from the table layer.
+	Segments Segments
 }
 
 // Engine executes SQL requests. It is safe for concurrent use.
@@ -83,10 +91,23 @@ type Engine struct {
 	parses textCache[*parsed]
 	// splits caches the statements of a request by its text (splitCached).
 	splits textCache[[]statement]
+	// segments is opts.Segments when its files are local, else nil.
+	segments Segments
+	// dedupeAlways makes every view over segments merge its versions, even
+	// where their key ranges prove it needless (tests and benchmarks).
+	dedupeAlways bool
+	// between, when set, is called by a query between its read of a
+	// table's buffer and its list of segments ("buffered"), and once it
+	// holds the list ("listed") (tests).
+	between func(stage string)
+	// views counts the views over segment files made, merged the
+	// segments they merged with the buffer (tests).
+	views, merged atomic.Int64
 }
 
-// New opens the query engine: an in-memory DuckDB that may read no file and
-// load no extension.
+// New opens the query engine: an in-memory DuckDB that loads no extension
+// and may read no file, except the segment files under Options.Segments's
+// local directory.
 func New(opts Options) (*Engine, error) {
 	if opts.API == nil || opts.DB == nil {
 		return nil, errors.New("sql: Options.API and Options.DB are required")
@@ -100,17 +121,34 @@ func New(opts Options) (*Engine, error) {
 	if opts.MaxResultRows <= 0 {
 		opts.MaxResultRows = DefaultMaxResultRows
 	}
-	c, err := duckdb.NewConnector("?enable_external_access=false&autoinstall_known_extensions=false&autoload_known_extensions=false", nil)
+	c, err := duckdb.NewConnector("?autoinstall_known_extensions=false&autoload_known_extensions=false", nil)
 	if err != nil {
 		return nil, fmt.Errorf("sql: opening the query engine: %w", err)
 	}
 	db := sql.OpenDB(c)
-	if _, err := db.Exec("SET lock_configuration = true"); err != nil {
-		_ = db.Close()
-		_ = c.Close()
-		return nil, fmt.Errorf("sql: configuring the query engine: %w", err)
-	}
 	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db}
+	// Once external access is off, the directories it may read cannot
+	// change, and with the configuration locked nothing else can either.
+	setup := []string{"SET enable_external_access = false", "SET lock_configuration = true"}
+	if opts.Segments != nil {
+		// A path DuckDB would take for a pattern, or the file system's
+		// root (which would open every file), is left to the copy.
+		if dir, ok := opts.Segments.LocalDir(); ok && !strings.ContainsAny(dir, "*?[]{}") && filepath.Dir(dir) != dir {
+			e.segments = opts.Segments
+			// Segment files are never rewritten under their name (it holds
+			// the table's id and the segment's, neither ever reused), so
+			// their footers may be kept between queries.
+			setup = append([]string{"SET allowed_directories = [" + quoteString(strings.TrimSuffix(dir, "/")+"/") + "]",
+				"SET parquet_metadata_cache = true"}, setup...)
+		}
+	}
+	for _, q := range setup {
+		if _, err := db.Exec(q); err != nil {
+			_ = db.Close()
+			_ = c.Close()
+			return nil, fmt.Errorf("sql: configuring the query engine (%s): %w", q, err)
+		}
+	}
 	return e, nil
 }
 

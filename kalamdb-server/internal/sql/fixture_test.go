@@ -65,6 +65,7 @@ func newFixtureOnDir(t testing.TB, b store.StorageBackend, dir string, mods ...f
 		require.NoError(t, err)
 		t.Cleanup(func() { _, _ = m.Close(context.Background()) })
 		db, coldTier = m.DB(), m
+		mods = append([]func(*Options){func(o *Options) { o.Segments = m }}, mods...)
 	} else {
 		var err error
 		db, err = tables.Open(context.Background(), b, tables.Options{})

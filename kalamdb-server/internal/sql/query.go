@@ -17,6 +17,7 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
@@ -90,6 +91,10 @@ func (p *parsed) walk(v any, offset int) error {
 			}
 			ns, _ := x["schema_name"].(string)
 			name, _ := x["table_name"].(string)
+			// Such a name could only be a file the engine would read.
+			if strings.ContainsAny(ns+name, "./\\:") {
+				return badRequest(CodeInvalidSQL, "%q is not a table name: names of namespaces and tables have no '.', '/', '\\' or ':'", strings.TrimPrefix(ns+"."+name, "."))
+			}
 			pos, _ := strconv.Atoi(fmt.Sprint(x["query_location"]))
 			if offset >= 0 {
 				pos += offset
@@ -329,56 +334,64 @@ func (s *session) collect(rows *sql.Rows, offset int) (*Result, error) {
 
 // materialize creates the query's private catalog on conn, holding what
 // the caller may read of srcs, and makes it the connection's default. The
-// cleanup it returns drops the catalog.
+// cleanup it returns drops the catalog and releases the segments the
+// query reads.
 func (s *session) materialize(ctx context.Context, conn *sql.Conn, p *parsed, srcs []source, args []any) (func(), error) {
 	scope := "kq" + strconv.FormatUint(s.e.scope.Add(1), 10)
-	if _, err := conn.ExecContext(ctx, "ATTACH ':memory:' AS "+scope); err != nil {
-		return nil, err
-	}
-	cleanup := func() {
-		bg := context.WithoutCancel(ctx)
-		if _, err := conn.ExecContext(bg, "USE memory.main"); err != nil {
-			s.e.log.Warn("sql: resetting a connection", "err", err)
-		}
-		if _, err := conn.ExecContext(bg, "DETACH "+scope); err != nil {
-			s.e.log.Warn("sql: dropping a query's tables", "err", err)
-		}
-	}
-	schemas := map[string]bool{}
 	def := "main"
 	if s.ns != "" {
 		def = s.ns
 	}
+	// Statements that need nothing in between go to the engine together.
+	ddl := []string{"ATTACH ':memory:' AS " + scope}
+	schemas := map[string]bool{"main": true}
 	for _, ns := range append([]string{def}, namespacesOf(srcs)...) {
-		if schemas[ns] || ns == "main" {
+		if !schemas[ns] {
 			schemas[ns] = true
-			continue
+			ddl = append(ddl, "CREATE SCHEMA "+scope+"."+quote(ns))
 		}
-		schemas[ns] = true
-		if _, err := conn.ExecContext(ctx, "CREATE SCHEMA "+scope+"."+quote(ns)); err != nil {
-			return cleanup, err
+	}
+	if _, err := conn.ExecContext(ctx, strings.Join(ddl, "; ")); err != nil {
+		return nil, err
+	}
+	var snaps []*flush.Snapshot
+	cleanup := func() {
+		for _, sn := range snaps {
+			sn.Release()
+		}
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "USE memory.main; DETACH "+scope); err != nil {
+			s.e.log.Warn("sql: dropping a query's tables", "err", err)
 		}
 	}
 	var bounds *keyBounds
 	if len(srcs) == 1 {
 		bounds = pushdown(p, srcs[0].t, args)
 	}
-	for _, src := range srcs {
+	ddl = ddl[:0]
+	for i, src := range srcs {
 		var b *keyBounds
 		if len(srcs) == 1 {
 			b = bounds
 		}
-		if err := s.load(ctx, conn, scope, src.t, b); err != nil {
+		if s.e.segments == nil || src.t.Type == catalog.StreamTable || b != nil && b.point {
+			if err := s.load(ctx, conn, scope, src.t, b); err != nil {
+				return cleanup, err
+			}
+			continue
+		}
+		view, snap, err := s.loadSegments(ctx, conn, scope, src.t, b, i)
+		if err != nil {
 			return cleanup, err
 		}
+		snaps = append(snaps, snap)
+		ddl = append(ddl, view)
 	}
-	if _, err := conn.ExecContext(ctx, "USE "+scope+"."+quote(def)); err != nil {
-		return cleanup, err
-	}
+	ddl = append(ddl, "USE "+scope+"."+quote(def))
 	if p.currentUser {
-		if _, err := conn.ExecContext(ctx, "CREATE MACRO "+scope+"."+quote(def)+".current_user() AS "+quoteString(s.p.ID)); err != nil {
-			return cleanup, err
-		}
+		ddl = append(ddl, "CREATE MACRO "+scope+"."+quote(def)+".current_user() AS "+quoteString(s.p.ID))
+	}
+	if _, err := conn.ExecContext(ctx, strings.Join(ddl, "; ")); err != nil {
+		return cleanup, err
 	}
 	return cleanup, nil
 }
