@@ -19,6 +19,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
 )
 
@@ -32,16 +33,43 @@ type pair struct {
 
 func newPair(t *testing.T, b store.StorageBackend, dedupeAlways bool) *pair {
 	t.Helper()
-	m, err := flush.Open(context.Background(), b, flush.Options{Dir: t.TempDir(), CompactSegments: flush.NeverCompact})
+	return newPairOn(t, b, dedupeAlways, false)
+}
+
+// newPairOn is newPair with the segments on an object store (a file://
+// bucket behind a disk cache) when objectStore is set: seg then reads
+// copies of the segment files (Options.SegmentFiles).
+func newPairOn(t *testing.T, b store.StorageBackend, dedupeAlways, objectStore bool) *pair {
+	t.Helper()
+	fopts := flush.Options{Dir: t.TempDir(), CompactSegments: flush.NeverCompact}
+	files := ""
+	if objectStore {
+		fopts.Dir, fopts.Store = "", objectStoreOf(t)
+		files = filepath.Join(t.TempDir(), "sql-files")
+	}
+	m, err := flush.Open(context.Background(), b, fopts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = m.Close(context.Background()) })
 	p := &pair{m: m,
-		seg:  newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments = m }),
+		seg:  newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments, o.SegmentFiles = m, files }),
 		copy: newFixtureWith(t, m.DB(), m)}
 	require.NotNil(t, p.seg.e.segments)
+	require.Equal(t, objectStore, p.seg.e.mirror != nil)
 	require.Nil(t, p.copy.e.segments)
 	p.seg.e.dedupeAlways = dedupeAlways
 	return p
+}
+
+// objectStoreOf returns a segment store on an object store: a file://
+// bucket, behind a disk cache, as the server opens an object store.
+func objectStoreOf(t testing.TB) segment.Store {
+	t.Helper()
+	bk, err := fileblob.OpenBucket(t.TempDir(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = bk.Close() })
+	cache, err := segment.OpenDiskCache(t.TempDir(), 64<<20)
+	require.NoError(t, err)
+	return cache.Wrap(objstore.New(bk, "file", objstore.Options{}), "file")
 }
 
 // pairQueries are run by both engines, as each user, and must agree.
@@ -72,8 +100,8 @@ func (p *pair) same(t *testing.T, step string, queries ...string) {
 	require.Greater(t, p.seg.e.views.Load(), views, step)
 }
 
-func runPair(t *testing.T, b store.StorageBackend, dedupeAlways bool) {
-	p := newPair(t, b, dedupeAlways)
+func runPair(t *testing.T, b store.StorageBackend, dedupeAlways, objectStore bool) {
+	p := newPairOn(t, b, dedupeAlways, objectStore)
 	f := p.seg
 	f.setup(t)
 	var vals []string
@@ -132,7 +160,19 @@ func TestSegmentFilesAnswerAsTheCopiedRows(t *testing.T) {
 		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
 			b := memory.New()
 			t.Cleanup(func() { _ = b.Close() })
-			runPair(t, b, always)
+			runPair(t, b, always, false)
+		})
+	}
+}
+
+// On an object store, queries read copies of the segment files, and answer
+// as those that copy every row.
+func TestSegmentFilesOfAnObjectStoreAnswerAsTheCopiedRows(t *testing.T) {
+	for _, always := range []bool{false, true} {
+		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
+			b := memory.New()
+			t.Cleanup(func() { _ = b.Close() })
+			runPair(t, b, always, true)
 		})
 	}
 }
@@ -143,7 +183,7 @@ func TestSegmentFilesAnswerAsTheCopiedRowsOnRocksDB(t *testing.T) {
 	b, err := rocksdb.OpenWith(c)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
-	runPair(t, b, false)
+	runPair(t, b, false, false)
 }
 
 // Segments are read as they are when their key range meets no other
@@ -290,20 +330,34 @@ func TestQueriesRacingFlushesSeeEveryRowOnce(t *testing.T) {
 // The engine reads no file but the segment files under the cold tier's
 // directory, and a query cannot name even those.
 func TestQueriesCannotReadFiles(t *testing.T) {
+	for _, objectStore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("object-store=%v", objectStore), func(t *testing.T) { queriesCannotReadFiles(t, objectStore) })
+	}
+}
+
+func queriesCannotReadFiles(t *testing.T, objectStore bool) {
 	b := memory.New()
 	t.Cleanup(func() { _ = b.Close() })
-	p := newPair(t, b, false)
+	p := newPairOn(t, b, false, objectStore)
 	f := p.seg
 	f.setup(t)
 	f.ok(t, bobToken, `INSERT INTO items (id, name) VALUES (1, 'secret')`)
 	f.ok(t, adminToken, `STORAGE FLUSH TABLE app.items`)
+	// On an object store, bob's query copies his segment file.
+	assert.Equal(t, [][]any{{"secret"}}, f.ok(t, bobToken, `SELECT name FROM items`).Rows)
 	tb, err := f.db.Catalog().Table("app", "items")
 	require.NoError(t, err)
 	snap, err := p.m.Snapshot(context.Background(), tb, "bob")
 	require.NoError(t, err)
 	defer snap.Release()
 	require.Len(t, snap.Files, 1)
-	seg := filepath.Join(snap.Dir, filepath.FromSlash(snap.Files[0].Path))
+	dir := snap.Dir
+	if objectStore {
+		require.Empty(t, dir)
+		dir = f.e.mirror.dir
+	}
+	seg := filepath.Join(dir, filepath.FromSlash(snap.Files[0].Path))
+	require.FileExists(t, seg)
 	outside := filepath.Join(t.TempDir(), "other.parquet")
 	_, err = p.copy.e.db.Exec(`COPY (SELECT 1 AS x) TO ` + quoteString(outside) + ` (FORMAT parquet)`)
 	require.Error(t, err, "the engine without segments writes no file")
@@ -316,7 +370,7 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 		{`SELECT * FROM ` + quote(seg), CodeInvalidSQL},
 		{`SELECT * FROM items, ` + quote(seg), CodeInvalidSQL},
 		{`SELECT * FROM (WITH "x.parquet" AS (SELECT 1) SELECT * FROM "x.parquet"), "x.parquet"`, CodeInvalidSQL},
-		{`SELECT * FROM glob(` + quoteString(snap.Dir+"/*") + `)`, CodeUnsupported},
+		{`SELECT * FROM glob(` + quoteString(dir+"/*") + `)`, CodeUnsupported},
 	} {
 		f.fail(t, http.StatusBadRequest, q.code, aliceToken, q.sql)
 	}
@@ -331,7 +385,7 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 	for _, q := range []string{
 		`SELECT count(*) FROM read_parquet(` + quoteString(outside) + `)`,
 		`SELECT count(*) FROM read_text(` + quoteString(outside) + `)`,
-		`SELECT count(*) FROM read_text(` + quoteString(snap.Dir+"/../"+filepath.Base(filepath.Dir(outside))+"/other.parquet") + `)`,
+		`SELECT count(*) FROM read_text(` + quoteString(dir+"/../"+filepath.Base(filepath.Dir(outside))+"/other.parquet") + `)`,
 		`SELECT count(*) FROM read_text('/etc/hostname')`,
 	} {
 		err := db.QueryRow(q).Scan(&n)
@@ -345,15 +399,16 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 	// The engine could write there too: only queries reach it, never a
 	// COPY.
 	for _, tok := range []string{aliceToken, adminToken} {
-		f.fail(t, http.StatusBadRequest, CodeInvalidSQL, tok, `COPY (SELECT 1 AS x) TO `+quoteString(filepath.Join(snap.Dir, "x.parquet"))+` (FORMAT parquet)`)
+		f.fail(t, http.StatusBadRequest, CodeInvalidSQL, tok, `COPY (SELECT 1 AS x) TO `+quoteString(filepath.Join(dir, "x.parquet"))+` (FORMAT parquet)`)
 		f.fail(t, http.StatusBadRequest, CodeInvalidSQL, tok, `COPY items TO `+quoteString(seg)+` (FORMAT parquet)`)
 	}
-	assert.NoFileExists(t, filepath.Join(snap.Dir, "x.parquet"))
+	assert.NoFileExists(t, filepath.Join(dir, "x.parquet"))
 }
 
-// Segments on an object store are not local files, nor are files under a
-// directory whose name DuckDB would take for a pattern: queries copy their
-// rows through the table layer, and see the same.
+// Segments on an object store, without Options.SegmentFiles, are not local
+// files, nor are files under a directory whose name DuckDB would take for a
+// pattern: queries copy their rows through the table layer, and see the
+// same.
 func TestSegmentsNotReadableAsFilesAreCopied(t *testing.T) {
 	bk, err := fileblob.OpenBucket(t.TempDir(), nil)
 	require.NoError(t, err)
