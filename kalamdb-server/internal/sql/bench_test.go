@@ -219,7 +219,7 @@ func BenchmarkAggregateOnObjectStore(b *testing.B) {
 	ctx := context.Background()
 	be := memory.New()
 	b.Cleanup(func() { _ = be.Close() })
-	m, err := flush.Open(ctx, be, flush.Options{Store: objectStoreOf(b), CompactSegments: flush.NeverCompact})
+	m, err := flush.Open(ctx, be, flush.Options{Store: objectStoreOf(b, false), CompactSegments: flush.NeverCompact})
 	require.NoError(b, err)
 	b.Cleanup(func() { _, _ = m.Close(ctx) })
 	mirrorDir := filepath.Join(b.TempDir(), "sql-files")

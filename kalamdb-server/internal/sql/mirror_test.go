@@ -18,7 +18,10 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 )
+
+func TestMain(m *testing.M) { os.Exit(s3test.Run(m)) }
 
 // segmentsOf returns the committed segments of alice's rows of app.items
 // after n flushes of one row each, on an object store.
@@ -26,7 +29,7 @@ func segmentsOf(t *testing.T, n int) (*pair, []flush.SnapshotFile) {
 	t.Helper()
 	b := memory.New()
 	t.Cleanup(func() { _ = b.Close() })
-	p := newPairOn(t, b, false, true)
+	p := newPairOn(t, b, false, objectStoreOf(t, false))
 	p.seg.setup(t)
 	for i := range n {
 		p.seg.ok(t, aliceToken, fmt.Sprintf(`INSERT INTO items (id, name) VALUES (%d, 'x')`, i))
@@ -206,7 +209,7 @@ func (d damagedSegments) Store() segment.Store { return d.store }
 func TestSegmentFilesOfAnUnreachableObjectStore(t *testing.T) {
 	b := memory.New()
 	t.Cleanup(func() { _ = b.Close() })
-	m, err := flush.Open(context.Background(), b, flush.Options{Store: objectStoreOf(t), CompactSegments: flush.NeverCompact})
+	m, err := flush.Open(context.Background(), b, flush.Options{Store: objectStoreOf(t, false), CompactSegments: flush.NeverCompact})
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = m.Close(context.Background()) })
 	ds := damagedSegments{Manager: m, store: &damagedStore{Store: m.Store()}}

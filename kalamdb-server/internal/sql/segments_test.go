@@ -12,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/s3blob"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
@@ -21,6 +23,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 )
 
 // pair is two engines over one table layer and cold tier: seg reads the
@@ -33,18 +36,18 @@ type pair struct {
 
 func newPair(t *testing.T, b store.StorageBackend, dedupeAlways bool) *pair {
 	t.Helper()
-	return newPairOn(t, b, dedupeAlways, false)
+	return newPairOn(t, b, dedupeAlways, nil)
 }
 
-// newPairOn is newPair with the segments on an object store (a file://
-// bucket behind a disk cache) when objectStore is set: seg then reads
-// copies of the segment files (Options.SegmentFiles).
-func newPairOn(t *testing.T, b store.StorageBackend, dedupeAlways, objectStore bool) *pair {
+// newPairOn is newPair with the segments in st, a segment store on an
+// object store (nil: a local directory): seg then reads copies of the
+// segment files (Options.SegmentFiles).
+func newPairOn(t *testing.T, b store.StorageBackend, dedupeAlways bool, st segment.Store) *pair {
 	t.Helper()
 	fopts := flush.Options{Dir: t.TempDir(), CompactSegments: flush.NeverCompact}
 	files := ""
-	if objectStore {
-		fopts.Dir, fopts.Store = "", objectStoreOf(t)
+	if st != nil {
+		fopts.Dir, fopts.Store = "", st
 		files = filepath.Join(t.TempDir(), "sql-files")
 	}
 	m, err := flush.Open(context.Background(), b, fopts)
@@ -54,22 +57,30 @@ func newPairOn(t *testing.T, b store.StorageBackend, dedupeAlways, objectStore b
 		seg:  newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments, o.SegmentFiles = m, files }),
 		copy: newFixtureWith(t, m.DB(), m)}
 	require.NotNil(t, p.seg.e.segments)
-	require.Equal(t, objectStore, p.seg.e.mirror != nil)
+	require.Equal(t, st != nil, p.seg.e.mirror != nil)
 	require.Nil(t, p.copy.e.segments)
 	p.seg.e.dedupeAlways = dedupeAlways
 	return p
 }
 
-// objectStoreOf returns a segment store on an object store: a file://
-// bucket, behind a disk cache, as the server opens an object store.
-func objectStoreOf(t testing.TB) segment.Store {
+// objectStoreOf returns a segment store on an object store, behind a disk
+// cache as the server opens one: a file:// bucket, or with s3 a new
+// bucket of the moto S3 server (skipping t without it).
+func objectStoreOf(t testing.TB, s3 bool) segment.Store {
 	t.Helper()
-	bk, err := fileblob.OpenBucket(t.TempDir(), nil)
+	var bk *blob.Bucket
+	var err error
+	if s3 {
+		_, url := s3test.Bucket(t)
+		bk, err = blob.OpenBucket(context.Background(), url)
+	} else {
+		bk, err = fileblob.OpenBucket(t.TempDir(), nil)
+	}
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = bk.Close() })
 	cache, err := segment.OpenDiskCache(t.TempDir(), 64<<20)
 	require.NoError(t, err)
-	return cache.Wrap(objstore.New(bk, "file", objstore.Options{}), "file")
+	return cache.Wrap(objstore.New(bk, "test bucket", objstore.Options{}), "test")
 }
 
 // pairQueries are run by both engines, as each user, and must agree.
@@ -100,8 +111,8 @@ func (p *pair) same(t *testing.T, step string, queries ...string) {
 	require.Greater(t, p.seg.e.views.Load(), views, step)
 }
 
-func runPair(t *testing.T, b store.StorageBackend, dedupeAlways, objectStore bool) {
-	p := newPairOn(t, b, dedupeAlways, objectStore)
+func runPair(t *testing.T, b store.StorageBackend, dedupeAlways bool, st segment.Store) {
+	p := newPairOn(t, b, dedupeAlways, st)
 	f := p.seg
 	f.setup(t)
 	var vals []string
@@ -160,7 +171,7 @@ func TestSegmentFilesAnswerAsTheCopiedRows(t *testing.T) {
 		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
 			b := memory.New()
 			t.Cleanup(func() { _ = b.Close() })
-			runPair(t, b, always, false)
+			runPair(t, b, always, nil)
 		})
 	}
 }
@@ -172,9 +183,15 @@ func TestSegmentFilesOfAnObjectStoreAnswerAsTheCopiedRows(t *testing.T) {
 		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
 			b := memory.New()
 			t.Cleanup(func() { _ = b.Close() })
-			runPair(t, b, always, true)
+			runPair(t, b, always, objectStoreOf(t, false))
 		})
 	}
+	t.Run("s3", func(t *testing.T) {
+		st := objectStoreOf(t, true)
+		b := memory.New()
+		t.Cleanup(func() { _ = b.Close() })
+		runPair(t, b, false, st)
+	})
 }
 
 func TestSegmentFilesAnswerAsTheCopiedRowsOnRocksDB(t *testing.T) {
@@ -183,7 +200,7 @@ func TestSegmentFilesAnswerAsTheCopiedRowsOnRocksDB(t *testing.T) {
 	b, err := rocksdb.OpenWith(c)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
-	runPair(t, b, false, false)
+	runPair(t, b, false, nil)
 }
 
 // Segments are read as they are when their key range meets no other
@@ -338,7 +355,11 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 func queriesCannotReadFiles(t *testing.T, objectStore bool) {
 	b := memory.New()
 	t.Cleanup(func() { _ = b.Close() })
-	p := newPairOn(t, b, false, objectStore)
+	var st segment.Store
+	if objectStore {
+		st = objectStoreOf(t, false)
+	}
+	p := newPairOn(t, b, false, st)
 	f := p.seg
 	f.setup(t)
 	f.ok(t, bobToken, `INSERT INTO items (id, name) VALUES (1, 'secret')`)
