@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -279,6 +280,12 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, set *backen
 	sqlOpts := sqlapi.Options{API: s.api, DB: s.db, Logger: log}
 	if s.flush != nil {
 		sqlOpts.Segments = s.flush
+		if s.objects != nil {
+			// The SQL engine reads copies of the object store's segment
+			// files, kept beside the disk cache's blocks and bounded alike.
+			sqlOpts.SegmentFiles = filepath.Join(cfg.Storage.SegmentCache.Dir, "sql-files")
+			sqlOpts.SegmentFilesMaxBytes = cfg.Storage.SegmentCache.MaxBytes
+		}
 	}
 	if s.sql, err = sqlapi.New(sqlOpts); err != nil {
 		_ = s.db.Close()

@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
+
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 )
 
 // The benchmarks compare the SQL endpoint with the REST API and with DuckDB
@@ -197,46 +199,105 @@ func BenchmarkAggregate(b *testing.B) {
 	// DuckDB on its own, reading the segment files: with the endpoint's
 	// engine the only one that keeps their footers (parquet_metadata_cache)
 	// unless cached is set.
-	reference := func(b *testing.B, cached bool) func() {
-		conn, err := duckdb.NewConnector("", nil)
-		require.NoError(b, err)
-		db := sql.OpenDB(conn)
-		b.Cleanup(func() { _ = db.Close() })
-		if cached {
-			_, err := db.Exec(`SET parquet_metadata_cache = true`)
-			require.NoError(b, err)
-		}
-		files, err := filepath.Glob(filepath.Join(dir, "*", "*", "*.parquet"))
-		require.NoError(b, err)
-		require.Len(b, files, 20)
-		query := fmt.Sprintf(q, "read_parquet(['"+strings.Join(files, "','")+"'])")
-		var n int64
-		var avg float64
-		require.NoError(b, db.QueryRowContext(context.Background(), query).Scan(&n, &avg))
-		require.Equal(b, int64(100_000), n)
-		return func() {
-			if err := db.QueryRowContext(context.Background(), query).Scan(&n, &avg); err != nil {
-				b.Fatal(err)
-			}
-		}
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*", "*.parquet"))
+	require.NoError(b, err)
+	b.Run("duckdb-parquet", direct(files, q, false))
+	b.Run("duckdb-parquet-cached", direct(files, q, true))
+	// The endpoint and DuckDB on its own in turn.
+	b.Run("paired", paired(c, srv.URL, files, q))
+	// Ten rows of one segment updated since the flush: that segment is
+	// merged with the buffer, the other 19 read as they are.
+	f.ok(b, adminToken, `UPDATE app.m SET x = x + 1 WHERE id >= 50000 AND id < 50010`)
+	b.Run("sql-updated", query(srv.URL, fmt.Sprintf(q, "app.m")))
+}
+
+// BenchmarkAggregateOnObjectStore is BenchmarkAggregate's query with the
+// segments on an object store (a file:// bucket behind the disk cache):
+// through the endpoint, which reads its copies of the segment files once
+// they are copied (warm), and through an engine that copies every row.
+func BenchmarkAggregateOnObjectStore(b *testing.B) {
+	ctx := context.Background()
+	be := memory.New()
+	b.Cleanup(func() { _ = be.Close() })
+	m, err := flush.Open(ctx, be, flush.Options{Store: objectStoreOf(b, false), CompactSegments: flush.NeverCompact})
+	require.NoError(b, err)
+	b.Cleanup(func() { _, _ = m.Close(ctx) })
+	mirrorDir := filepath.Join(b.TempDir(), "sql-files")
+	f := newFixtureWith(b, m.DB(), m, func(o *Options) { o.Segments, o.SegmentFiles = m, mirrorDir })
+	f.ok(b, adminToken, `CREATE NAMESPACE app; CREATE SHARED TABLE app.m (id BIGINT PRIMARY KEY, x DOUBLE, y INT) WITH (FLUSH_POLICY = 'rows:100000000,interval:0')`)
+	srv := httptest.NewServer(f.api)
+	b.Cleanup(srv.Close)
+	for s := 0; s < 20; s++ {
+		f.fill(b, s*10_000, 10_000)
+		f.ok(b, adminToken, `STORAGE FLUSH TABLE app.m`)
 	}
-	direct := func(cached bool) func(b *testing.B) {
+	const q = `SELECT count(*), avg(x) FROM %s WHERE y > 49`
+	c := srv.Client()
+	// Warm: every segment file copied.
+	do(b, c, "POST", srv.URL+"/v1/api/sql", fmt.Sprintf(`{"sql":"`+q+`"}`, "app.m"), http.StatusOK)
+	files, err := filepath.Glob(filepath.Join(mirrorDir, "*", "*", "*.parquet"))
+	require.NoError(b, err)
+	query := func(url string) func(b *testing.B) {
 		return func(b *testing.B) {
-			run := reference(b, cached)
 			b.ReportAllocs()
 			for b.Loop() {
-				run()
+				do(b, c, "POST", url+"/v1/api/sql", fmt.Sprintf(`{"sql":"`+q+`"}`, "app.m"), http.StatusOK)
 			}
 		}
 	}
-	b.Run("duckdb-parquet", direct(false))
-	b.Run("duckdb-parquet-cached", direct(true))
-	// The endpoint and DuckDB on its own in turn, in blocks of 5 queries,
-	// alternating which goes first: the median over the rounds of the
-	// endpoint's time over DuckDB's ("sql/duckdb"), which a change of load
-	// moves less than the ratio of separate runs.
-	b.Run("paired", func(b *testing.B) {
-		run := reference(b, false)
+	b.Run("sql", query(srv.URL))
+	copier := newFixtureWith(b, f.db, nil)
+	csrv := httptest.NewServer(copier.api)
+	b.Cleanup(csrv.Close)
+	b.Run("sql-copy", query(csrv.URL))
+	b.Run("duckdb-parquet", direct(files, q, false))
+	b.Run("paired", paired(c, srv.URL, files, q))
+}
+
+// reference returns a run of query q (a format whose %s is the relation)
+// by DuckDB on its own over the 20 segment files of BenchmarkAggregate,
+// keeping their footers between runs when cached is set.
+func reference(b *testing.B, files []string, q string, cached bool) func() {
+	conn, err := duckdb.NewConnector("", nil)
+	require.NoError(b, err)
+	db := sql.OpenDB(conn)
+	b.Cleanup(func() { _ = db.Close() })
+	if cached {
+		_, err := db.Exec(`SET parquet_metadata_cache = true`)
+		require.NoError(b, err)
+	}
+	require.Len(b, files, 20)
+	query := fmt.Sprintf(q, "read_parquet(['"+strings.Join(files, "','")+"'])")
+	var n int64
+	var avg float64
+	require.NoError(b, db.QueryRowContext(context.Background(), query).Scan(&n, &avg))
+	require.Equal(b, int64(100_000), n)
+	return func() {
+		if err := db.QueryRowContext(context.Background(), query).Scan(&n, &avg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// direct is the sub-benchmark of reference.
+func direct(files []string, q string, cached bool) func(b *testing.B) {
+	return func(b *testing.B) {
+		run := reference(b, files, q, cached)
+		b.ReportAllocs()
+		for b.Loop() {
+			run()
+		}
+	}
+}
+
+// paired runs q over app.m through the endpoint at url and by DuckDB on its
+// own over files in turn, in blocks of 5 queries, alternating which goes
+// first, and reports the median over the rounds of the endpoint's time
+// over DuckDB's ("sql/duckdb"), which a change of load moves less than the
+// ratio of separate runs.
+func paired(c *http.Client, url string, files []string, q string) func(b *testing.B) {
+	return func(b *testing.B) {
+		run := reference(b, files, q, false)
 		body := fmt.Sprintf(`{"sql":"`+q+`"}`, "app.m")
 		const block = 5
 		timed := func(op func()) time.Duration {
@@ -246,7 +307,7 @@ func BenchmarkAggregate(b *testing.B) {
 			}
 			return time.Since(t)
 		}
-		endpoint := func() { do(b, c, "POST", srv.URL+"/v1/api/sql", body, http.StatusOK) }
+		endpoint := func() { do(b, c, "POST", url+"/v1/api/sql", body, http.StatusOK) }
 		var ratios []float64
 		for round := 0; b.Loop(); round++ {
 			var e, d time.Duration
@@ -259,9 +320,5 @@ func BenchmarkAggregate(b *testing.B) {
 		}
 		slices.Sort(ratios)
 		b.ReportMetric(ratios[len(ratios)/2], "sql/duckdb")
-	})
-	// Ten rows of one segment updated since the flush: that segment is
-	// merged with the buffer, the other 19 read as they are.
-	f.ok(b, adminToken, `UPDATE app.m SET x = x + 1 WHERE id >= 50000 AND id < 50010`)
-	b.Run("sql-updated", query(srv.URL, fmt.Sprintf(q, "app.m")))
+	}
 }

@@ -75,10 +75,23 @@ type Options struct {
 	MaxResultRows int
 	// Segments, when set and its segment files are in a local directory,
 	// lets the engine read a table's Parquet segments itself, that
-	// directory being the only one it may read; otherwise a query copies
-	// every row it reads from the table layer.
+	// directory being the only one it may read; otherwise (an object
+	// store) it does so through copies of the files in SegmentFiles, when
+	// set, or a query copies every row it reads from the table layer.
 	Segments Segments
+	// SegmentFiles is the directory where the engine keeps copies of the
+	// segment files of an object store, whole, for queries to read. It is
+	// the engine's alone: New empties it. Used only when the segments are
+	// not in a local directory.
+	SegmentFiles string
+	// SegmentFilesMaxBytes bounds the copies in SegmentFiles that no
+	// running query reads (the least recently used are removed beyond
+	// it); 0 means DefaultSegmentFilesMaxBytes.
+	SegmentFilesMaxBytes int64
 }
+
+// DefaultSegmentFilesMaxBytes is Options.SegmentFilesMaxBytes when it is 0.
+const DefaultSegmentFilesMaxBytes = 1 << 30
 
 // Engine executes SQL requests. It is safe for concurrent use.
 type Engine struct {
@@ -91,8 +104,12 @@ type Engine struct {
 	parses textCache[*parsed]
 	// splits caches the statements of a request by its text (splitCached).
 	splits textCache[[]statement]
-	// segments is opts.Segments when its files are local, else nil.
+	// segments is opts.Segments when its files are local or mirrored,
+	// else nil.
 	segments Segments
+	// mirror holds the copies of the segment files of an object store
+	// (Options.SegmentFiles); nil when they are local.
+	mirror *mirror
 	// dedupeAlways makes every view over segments merge its versions, even
 	// where their key ranges prove it needless (tests and benchmarks).
 	dedupeAlways bool
@@ -107,7 +124,7 @@ type Engine struct {
 
 // New opens the query engine: an in-memory DuckDB that loads no extension
 // and may read no file, except the segment files under Options.Segments's
-// local directory.
+// local directory, or under Options.SegmentFiles for an object store.
 func New(opts Options) (*Engine, error) {
 	if opts.API == nil || opts.DB == nil {
 		return nil, errors.New("sql: Options.API and Options.DB are required")
@@ -131,9 +148,30 @@ func New(opts Options) (*Engine, error) {
 	// change, and with the configuration locked nothing else can either.
 	setup := []string{"SET enable_external_access = false", "SET lock_configuration = true"}
 	if opts.Segments != nil {
+		dir, ok := opts.Segments.LocalDir()
+		mirrored := false
+		if !ok && opts.SegmentFiles != "" {
+			if dir, err = filepath.Abs(opts.SegmentFiles); err != nil {
+				_ = db.Close()
+				_ = c.Close()
+				return nil, fmt.Errorf("sql: the segment files directory: %w", err)
+			}
+			ok, mirrored = true, true
+		}
 		// A path DuckDB would take for a pattern, or the file system's
 		// root (which would open every file), is left to the copy.
-		if dir, ok := opts.Segments.LocalDir(); ok && !strings.ContainsAny(dir, "*?[]{}") && filepath.Dir(dir) != dir {
+		if ok && !strings.ContainsAny(dir, "*?[]{}") && filepath.Dir(dir) != dir {
+			if mirrored {
+				limit := opts.SegmentFilesMaxBytes
+				if limit == 0 {
+					limit = DefaultSegmentFilesMaxBytes
+				}
+				if e.mirror, err = openMirror(dir, limit, opts.Segments.Store()); err != nil {
+					_ = db.Close()
+					_ = c.Close()
+					return nil, err
+				}
+			}
 			e.segments = opts.Segments
 			// Segment files are never rewritten under their name (it holds
 			// the table's id and the segment's, neither ever reused), so

@@ -17,7 +17,6 @@ import (
 
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
-	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
@@ -354,10 +353,10 @@ func (s *session) materialize(ctx context.Context, conn *sql.Conn, p *parsed, sr
 	if _, err := conn.ExecContext(ctx, strings.Join(ddl, "; ")); err != nil {
 		return nil, err
 	}
-	var snaps []*flush.Snapshot
+	var releases []func()
 	cleanup := func() {
-		for _, sn := range snaps {
-			sn.Release()
+		for _, release := range releases {
+			release()
 		}
 		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "USE memory.main; DETACH "+scope); err != nil {
 			s.e.log.Warn("sql: dropping a query's tables", "err", err)
@@ -379,11 +378,11 @@ func (s *session) materialize(ctx context.Context, conn *sql.Conn, p *parsed, sr
 			}
 			continue
 		}
-		view, snap, err := s.loadSegments(ctx, conn, scope, src.t, b, i)
+		view, release, err := s.loadSegments(ctx, conn, scope, src.t, b, i)
 		if err != nil {
 			return cleanup, err
 		}
-		snaps = append(snaps, snap)
+		releases = append(releases, release)
 		ddl = append(ddl, view)
 	}
 	ddl = append(ddl, "USE "+scope+"."+quote(def))

@@ -19,6 +19,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/keys"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
 )
@@ -32,6 +33,9 @@ type Segments interface {
 	// LocalDir returns the local directory of the segment files, when
 	// the segment store is one.
 	LocalDir() (string, bool)
+	// Store is the segment store, from which the engine copies the
+	// segment files when they are not local (Options.SegmentFiles).
+	Store() segment.Store
 }
 
 // bufferTable names the table of a query's private catalog (in its schema
@@ -45,8 +49,9 @@ func bufferTable(i int) string { return "kalamdb.buffer." + strconv.Itoa(i) }
 // the engine reads from their files; per key the newest _seq wins and a
 // winning tombstone hides the row. i numbers the table in the query. It
 // returns the statement that creates the view ns.t in the scope, and the
-// snapshot of the segments, to be held until the query ends.
-func (s *session) loadSegments(ctx context.Context, conn *sql.Conn, scope string, t *catalog.Table, b *keyBounds, i int) (string, *flush.Snapshot, error) {
+// release of the segments (their snapshot, and their copies in the mirror
+// of an object store's files), to be called when the query ends.
+func (s *session) loadSegments(ctx context.Context, conn *sql.Conn, scope string, t *catalog.Table, b *keyBounds, i int) (string, func(), error) {
 	rs, err := s.e.opts.DB.RowStore(ctx, t.Namespace, t.Name, s.p.ID)
 	if err != nil {
 		return "", nil, err
@@ -136,23 +141,32 @@ func (s *session) loadSegments(ctx context.Context, conn *sql.Conn, scope string
 	if s.e.between != nil {
 		s.e.between("listed")
 	}
-	if snap.Dir == "" {
+	files := inBounds(snap.Files, t, prefix, b)
+	dir, release := snap.Dir, snap.Release
+	if dir == "" && s.e.mirror != nil {
+		mrelease, err := s.e.mirror.acquire(ctx, files)
+		if err != nil {
+			snap.Release()
+			return "", nil, err
+		}
+		dir, release = s.e.mirror.dir, func() { mrelease(); snap.Release() }
+	}
+	if dir == "" {
 		snap.Release()
 		return "", nil, fmt.Errorf("sql: %s: the segment store is not a local directory", t.FullName())
 	}
-	files := inBounds(snap.Files, t, prefix, b)
 	sp := splitSegments(files, bufKeys, bufSeqs)
 	if s.e.dedupeAlways {
 		sp = segmentSplit{overlapping: files}
 	}
-	view, err := segmentView(t, snap.Dir, sp, buf)
+	view, err := segmentView(t, dir, sp, buf)
 	if err != nil {
-		snap.Release()
+		release()
 		return "", nil, err
 	}
 	s.e.views.Add(1)
 	s.e.merged.Add(int64(len(sp.covered) + len(sp.overlapping)))
-	return fmt.Sprintf("CREATE VIEW %s.%s.%s AS %s", scope, quote(t.Namespace), quote(t.Name), view), snap, nil
+	return fmt.Sprintf("CREATE VIEW %s.%s.%s AS %s", scope, quote(t.Namespace), quote(t.Name), view), release, nil
 }
 
 // errStop ends a read of the buffer past the upper key bound.

@@ -12,14 +12,18 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/s3blob"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/rocksdb"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/flush"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/segment/objstore/s3test"
 )
 
 // pair is two engines over one table layer and cold tier: seg reads the
@@ -32,16 +36,51 @@ type pair struct {
 
 func newPair(t *testing.T, b store.StorageBackend, dedupeAlways bool) *pair {
 	t.Helper()
-	m, err := flush.Open(context.Background(), b, flush.Options{Dir: t.TempDir(), CompactSegments: flush.NeverCompact})
+	return newPairOn(t, b, dedupeAlways, nil)
+}
+
+// newPairOn is newPair with the segments in st, a segment store on an
+// object store (nil: a local directory): seg then reads copies of the
+// segment files (Options.SegmentFiles).
+func newPairOn(t *testing.T, b store.StorageBackend, dedupeAlways bool, st segment.Store) *pair {
+	t.Helper()
+	fopts := flush.Options{Dir: t.TempDir(), CompactSegments: flush.NeverCompact}
+	files := ""
+	if st != nil {
+		fopts.Dir, fopts.Store = "", st
+		files = filepath.Join(t.TempDir(), "sql-files")
+	}
+	m, err := flush.Open(context.Background(), b, fopts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = m.Close(context.Background()) })
 	p := &pair{m: m,
-		seg:  newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments = m }),
+		seg:  newFixtureWith(t, m.DB(), m, func(o *Options) { o.Segments, o.SegmentFiles = m, files }),
 		copy: newFixtureWith(t, m.DB(), m)}
 	require.NotNil(t, p.seg.e.segments)
+	require.Equal(t, st != nil, p.seg.e.mirror != nil)
 	require.Nil(t, p.copy.e.segments)
 	p.seg.e.dedupeAlways = dedupeAlways
 	return p
+}
+
+// objectStoreOf returns a segment store on an object store, behind a disk
+// cache as the server opens one: a file:// bucket, or with s3 a new
+// bucket of the moto S3 server (skipping t without it).
+func objectStoreOf(t testing.TB, s3 bool) segment.Store {
+	t.Helper()
+	var bk *blob.Bucket
+	var err error
+	if s3 {
+		_, url := s3test.Bucket(t)
+		bk, err = blob.OpenBucket(context.Background(), url)
+	} else {
+		bk, err = fileblob.OpenBucket(t.TempDir(), nil)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = bk.Close() })
+	cache, err := segment.OpenDiskCache(t.TempDir(), 64<<20)
+	require.NoError(t, err)
+	return cache.Wrap(objstore.New(bk, "test bucket", objstore.Options{}), "test")
 }
 
 // pairQueries are run by both engines, as each user, and must agree.
@@ -72,8 +111,8 @@ func (p *pair) same(t *testing.T, step string, queries ...string) {
 	require.Greater(t, p.seg.e.views.Load(), views, step)
 }
 
-func runPair(t *testing.T, b store.StorageBackend, dedupeAlways bool) {
-	p := newPair(t, b, dedupeAlways)
+func runPair(t *testing.T, b store.StorageBackend, dedupeAlways bool, st segment.Store) {
+	p := newPairOn(t, b, dedupeAlways, st)
 	f := p.seg
 	f.setup(t)
 	var vals []string
@@ -132,9 +171,27 @@ func TestSegmentFilesAnswerAsTheCopiedRows(t *testing.T) {
 		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
 			b := memory.New()
 			t.Cleanup(func() { _ = b.Close() })
-			runPair(t, b, always)
+			runPair(t, b, always, nil)
 		})
 	}
+}
+
+// On an object store, queries read copies of the segment files, and answer
+// as those that copy every row.
+func TestSegmentFilesOfAnObjectStoreAnswerAsTheCopiedRows(t *testing.T) {
+	for _, always := range []bool{false, true} {
+		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
+			b := memory.New()
+			t.Cleanup(func() { _ = b.Close() })
+			runPair(t, b, always, objectStoreOf(t, false))
+		})
+	}
+	t.Run("s3", func(t *testing.T) {
+		st := objectStoreOf(t, true)
+		b := memory.New()
+		t.Cleanup(func() { _ = b.Close() })
+		runPair(t, b, false, st)
+	})
 }
 
 func TestSegmentFilesAnswerAsTheCopiedRowsOnRocksDB(t *testing.T) {
@@ -143,7 +200,7 @@ func TestSegmentFilesAnswerAsTheCopiedRowsOnRocksDB(t *testing.T) {
 	b, err := rocksdb.OpenWith(c)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.Close() })
-	runPair(t, b, false)
+	runPair(t, b, false, nil)
 }
 
 // Segments are read as they are when their key range meets no other
@@ -290,20 +347,38 @@ func TestQueriesRacingFlushesSeeEveryRowOnce(t *testing.T) {
 // The engine reads no file but the segment files under the cold tier's
 // directory, and a query cannot name even those.
 func TestQueriesCannotReadFiles(t *testing.T) {
+	for _, objectStore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("object-store=%v", objectStore), func(t *testing.T) { queriesCannotReadFiles(t, objectStore) })
+	}
+}
+
+func queriesCannotReadFiles(t *testing.T, objectStore bool) {
 	b := memory.New()
 	t.Cleanup(func() { _ = b.Close() })
-	p := newPair(t, b, false)
+	var st segment.Store
+	if objectStore {
+		st = objectStoreOf(t, false)
+	}
+	p := newPairOn(t, b, false, st)
 	f := p.seg
 	f.setup(t)
 	f.ok(t, bobToken, `INSERT INTO items (id, name) VALUES (1, 'secret')`)
 	f.ok(t, adminToken, `STORAGE FLUSH TABLE app.items`)
+	// On an object store, bob's query copies his segment file.
+	assert.Equal(t, [][]any{{"secret"}}, f.ok(t, bobToken, `SELECT name FROM items`).Rows)
 	tb, err := f.db.Catalog().Table("app", "items")
 	require.NoError(t, err)
 	snap, err := p.m.Snapshot(context.Background(), tb, "bob")
 	require.NoError(t, err)
 	defer snap.Release()
 	require.Len(t, snap.Files, 1)
-	seg := filepath.Join(snap.Dir, filepath.FromSlash(snap.Files[0].Path))
+	dir := snap.Dir
+	if objectStore {
+		require.Empty(t, dir)
+		dir = f.e.mirror.dir
+	}
+	seg := filepath.Join(dir, filepath.FromSlash(snap.Files[0].Path))
+	require.FileExists(t, seg)
 	outside := filepath.Join(t.TempDir(), "other.parquet")
 	_, err = p.copy.e.db.Exec(`COPY (SELECT 1 AS x) TO ` + quoteString(outside) + ` (FORMAT parquet)`)
 	require.Error(t, err, "the engine without segments writes no file")
@@ -316,7 +391,7 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 		{`SELECT * FROM ` + quote(seg), CodeInvalidSQL},
 		{`SELECT * FROM items, ` + quote(seg), CodeInvalidSQL},
 		{`SELECT * FROM (WITH "x.parquet" AS (SELECT 1) SELECT * FROM "x.parquet"), "x.parquet"`, CodeInvalidSQL},
-		{`SELECT * FROM glob(` + quoteString(snap.Dir+"/*") + `)`, CodeUnsupported},
+		{`SELECT * FROM glob(` + quoteString(dir+"/*") + `)`, CodeUnsupported},
 	} {
 		f.fail(t, http.StatusBadRequest, q.code, aliceToken, q.sql)
 	}
@@ -331,7 +406,7 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 	for _, q := range []string{
 		`SELECT count(*) FROM read_parquet(` + quoteString(outside) + `)`,
 		`SELECT count(*) FROM read_text(` + quoteString(outside) + `)`,
-		`SELECT count(*) FROM read_text(` + quoteString(snap.Dir+"/../"+filepath.Base(filepath.Dir(outside))+"/other.parquet") + `)`,
+		`SELECT count(*) FROM read_text(` + quoteString(dir+"/../"+filepath.Base(filepath.Dir(outside))+"/other.parquet") + `)`,
 		`SELECT count(*) FROM read_text('/etc/hostname')`,
 	} {
 		err := db.QueryRow(q).Scan(&n)
@@ -345,15 +420,16 @@ func TestQueriesCannotReadFiles(t *testing.T) {
 	// The engine could write there too: only queries reach it, never a
 	// COPY.
 	for _, tok := range []string{aliceToken, adminToken} {
-		f.fail(t, http.StatusBadRequest, CodeInvalidSQL, tok, `COPY (SELECT 1 AS x) TO `+quoteString(filepath.Join(snap.Dir, "x.parquet"))+` (FORMAT parquet)`)
+		f.fail(t, http.StatusBadRequest, CodeInvalidSQL, tok, `COPY (SELECT 1 AS x) TO `+quoteString(filepath.Join(dir, "x.parquet"))+` (FORMAT parquet)`)
 		f.fail(t, http.StatusBadRequest, CodeInvalidSQL, tok, `COPY items TO `+quoteString(seg)+` (FORMAT parquet)`)
 	}
-	assert.NoFileExists(t, filepath.Join(snap.Dir, "x.parquet"))
+	assert.NoFileExists(t, filepath.Join(dir, "x.parquet"))
 }
 
-// Segments on an object store are not local files, nor are files under a
-// directory whose name DuckDB would take for a pattern: queries copy their
-// rows through the table layer, and see the same.
+// Segments on an object store, without Options.SegmentFiles, are not local
+// files, nor are files under a directory whose name DuckDB would take for a
+// pattern: queries copy their rows through the table layer, and see the
+// same.
 func TestSegmentsNotReadableAsFilesAreCopied(t *testing.T) {
 	bk, err := fileblob.OpenBucket(t.TempDir(), nil)
 	require.NoError(t, err)
