@@ -13,11 +13,27 @@ import (
 )
 
 // RowUpdate is one row's change of RowStore.UpdateMany: the columns of Set
-// set on the row whose primary key is PK.
+// set on the row whose primary key is PK. Seq, when not 0, is the _seq of
+// the version the new values were computed from: the change then applies
+// only if that is still the row's version (see ErrRowChanged).
 type RowUpdate struct {
 	PK  row.Value
 	Set map[string]row.Value
+	Seq int64
 }
+
+// RowVersion names a version of a row: its primary key and its _seq.
+type RowVersion struct {
+	PK  row.Value
+	Seq int64
+}
+
+// ErrRowChanged is the error of UpdateMany and DeleteVersions when a row no
+// longer holds the version the change was computed from (another request
+// changed or deleted it): nothing is applied, and the caller computes the
+// change again from the rows as they are now. It wraps
+// store.ErrConditionFailed.
+var ErrRowChanged = fmt.Errorf("a row changed since it was read: %w", store.ErrConditionFailed)
 
 // UpdateMany sets the columns of each update on its row, all rows or none:
 // every new version is written by one batch of the storage backend, so a
@@ -40,7 +56,22 @@ func (s *RowStore) UpdateMany(ctx context.Context, updates []RowUpdate) (int, er
 	defer s.rt.reading()()
 	changes := make([]change, len(updates))
 	for i, u := range updates {
-		changes[i] = change{pk: u.PK, set: u.Set}
+		changes[i] = change{pk: u.PK, set: u.Set, seq: u.Seq}
+	}
+	return s.rt.applyMany(ctx, s.user, changes)
+}
+
+// DeleteVersions soft-deletes the rows of versions, all or none, as
+// DeleteMany does, but only if each row still holds the version named (a
+// _seq of 0 takes any live version): when one does not, it fails with
+// ErrRowChanged and deletes nothing. A statement that chose the rows by
+// their values (SQL DELETE … WHERE) so never deletes a row whose values no
+// longer match.
+func (s *RowStore) DeleteVersions(ctx context.Context, versions []RowVersion) (int, error) {
+	defer s.rt.reading()()
+	changes := make([]change, len(versions))
+	for i, v := range versions {
+		changes[i] = change{pk: v.PK, del: true, seq: v.Seq}
 	}
 	return s.rt.applyMany(ctx, s.user, changes)
 }
@@ -60,11 +91,12 @@ func (s *RowStore) DeleteMany(ctx context.Context, pks []row.Value) (int, error)
 }
 
 // change is one row's part of applyMany: the update of set on pk, or its
-// soft delete when del.
+// soft delete when del; seq, when not 0, the version it must replace.
 type change struct {
 	pk  row.Value
 	set map[string]row.Value
 	del bool
+	seq int64
 }
 
 // applyMany writes the new versions of changes' live rows in one batch; see
@@ -111,6 +143,7 @@ func (rt *rowTable) applyMany(ctx context.Context, user string, changes []change
 	next := make([]row.Row, 0, n)
 	var checks, ops []store.Operation
 	var vals []byte
+attempts:
 	for attempt := 0; ; attempt++ {
 		live, next, checks = live[:0], next[:0], checks[:0]
 		pins, err := rt.pin(ctx)
@@ -123,6 +156,16 @@ func (rt *rowTable) applyMany(ctx context.Context, user string, changes []change
 			cur, found, check, err := rt.current(ctx, k)
 			if err != nil {
 				return 0, rowErr(i, n, err)
+			}
+			if want := changes[i].seq; want != 0 && (!found || cur.Deleted || cur.Seq != want) {
+				// No batch confirms what was read.
+				if ok, err := rt.confirmed(ctx, pins, attempt); err != nil {
+					return 0, err
+				} else if !ok {
+					continue attempts
+				}
+				return 0, rowErr(i, n, fmt.Errorf("%w: %s %s=%v no longer holds the version read (_seq %d)",
+					ErrRowChanged, rt.t.FullName(), rt.pkName(), changes[i].pk, want))
 			}
 			if !found || cur.Deleted {
 				continue

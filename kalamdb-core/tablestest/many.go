@@ -396,3 +396,44 @@ func testManyUserIsolation(t *testing.T, e *env) {
 	assert.Equal(t, []int64{1}, ids(rows))
 	assert.Equal(t, "alice's", rows[0].Values[colBody].Str())
 }
+
+// testManyVersionsChecked: an UpdateMany whose updates name the _seq they
+// were computed from, and a DeleteVersions, apply only while every row
+// still holds that version; when one changed (or was deleted) they fail
+// with tables.ErrRowChanged and change nothing.
+func testManyVersionsChecked(t *testing.T, e *env, s rowStore) {
+	rs := rowStoreOf(t, e.ctx, e.db, s)
+	_, err := s.Insert(e.ctx, sample(1), sample(2), sample(3))
+	require.NoError(t, err)
+	seqOf := func(id int64) int64 {
+		r, err := s.Get(e.ctx, row.Int64(id))
+		require.NoError(t, err)
+		return r.Seq
+	}
+	read1, read2 := seqOf(1), seqOf(2)
+	// Another request changes row 2 after the versions were read.
+	_, err = s.Update(e.ctx, row.Int64(2), map[string]row.Value{"body": row.String("other")})
+	require.NoError(t, err)
+	before := versions(t, e, s)
+
+	ups := setBody("stale", 1, 2)
+	ups[0].Seq, ups[1].Seq = read1, read2
+	_, err = rs.UpdateMany(e.ctx, ups)
+	require.ErrorIs(t, err, tables.ErrRowChanged)
+	require.ErrorIs(t, err, store.ErrConditionFailed)
+	_, err = rs.DeleteVersions(e.ctx, []tables.RowVersion{{PK: row.Int64(1), Seq: read1}, {PK: row.Int64(2), Seq: read2}})
+	require.ErrorIs(t, err, tables.ErrRowChanged)
+	assert.Equal(t, before, versions(t, e, s), "nothing changed")
+
+	// With the versions as they are now, both apply.
+	ups[1].Seq = seqOf(2)
+	n, err := rs.UpdateMany(e.ctx, ups)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	n, err = rs.DeleteVersions(e.ctx, []tables.RowVersion{{PK: row.Int64(1), Seq: seqOf(1)}, {PK: row.Int64(3), Seq: seqOf(3)}})
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	// A deleted row no longer holds the version read.
+	_, err = rs.DeleteVersions(e.ctx, []tables.RowVersion{{PK: row.Int64(1), Seq: read1}})
+	require.ErrorIs(t, err, tables.ErrRowChanged)
+}

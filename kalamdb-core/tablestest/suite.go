@@ -42,6 +42,7 @@ func Run(t *testing.T, h Harness) {
 		{"UpdateDeleteMany", testUpdateDeleteMany},
 		{"ManyWithinBatchLimits", testManyWithinBatchLimits},
 		{"ManyColdRows", testManyColdRows},
+		{"ManyVersionsChecked", testManyVersionsChecked},
 	}
 	// These run with an in-memory cold tier under every user and shared
 	// table, as the Parquet tier is attached in production.

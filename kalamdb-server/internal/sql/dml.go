@@ -266,41 +266,65 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 		return nil, err
 	}
 	var q strings.Builder
-	q.WriteString("SELECT " + quote(t.PrimaryKey))
+	q.WriteString("SELECT " + quote(t.PrimaryKey) + ", " + quote(catalog.ColumnSeq))
 	for i, c := range cols {
 		q.WriteString(", " + cast(exprs[i], c))
 	}
 	q.WriteString(" FROM " + quote(t.Namespace) + "." + quote(t.Name) + where)
-	res, err := s.query(ctx, q.String(), s.argsFor(st), -1)
-	if err != nil {
-		return nil, err
-	}
-	// Every new value is checked before any row changes, and the rows
-	// change in one batch of the storage backend: all or none.
-	ups := make([]tables.RowUpdate, len(res.Rows))
-	for i, r := range res.Rows {
-		if ups[i].PK, err = keyOf(t, r[0]); err != nil {
-			return nil, err
-		}
-		m := make(map[string]any, len(cols))
-		for j, c := range cols {
-			m[c.Name] = fromResult(r[j+1])
-		}
-		set, err := t.PatchFromMap(m)
+	for attempt := 1; ; attempt++ {
+		res, err := s.query(ctx, q.String(), s.argsFor(st), -1)
 		if err != nil {
 			return nil, err
 		}
-		if err := t.ValidatePatch(set); err != nil {
+		// Every new value is checked before any row changes, and the rows
+		// change in one batch of the storage backend: all or none, and
+		// only if each still holds the version its new values were
+		// computed from.
+		ups := make([]tables.RowUpdate, len(res.Rows))
+		for i, r := range res.Rows {
+			if ups[i].PK, err = keyOf(t, r[0]); err != nil {
+				return nil, err
+			}
+			if ups[i].Seq, err = seqOf(r[1]); err != nil {
+				return nil, err
+			}
+			m := make(map[string]any, len(cols))
+			for j, c := range cols {
+				m[c.Name] = fromResult(r[j+2])
+			}
+			set, err := t.PatchFromMap(m)
+			if err != nil {
+				return nil, err
+			}
+			if err := t.ValidatePatch(set); err != nil {
+				return nil, err
+			}
+			ups[i].Set = set
+		}
+		n, err := rs.UpdateMany(ctx, ups)
+		if errors.Is(err, tables.ErrRowChanged) && attempt < maxStatementRetries {
+			continue // another request changed a row: evaluate again
+		}
+		if err != nil {
 			return nil, err
 		}
-		ups[i].Set = set
+		return message("Updated %d row(s)", n), nil
 	}
-	// A row deleted since it was read is left out.
-	n, err := rs.UpdateMany(ctx, ups)
-	if err != nil {
-		return nil, err
+}
+
+// maxStatementRetries is how many times an UPDATE or DELETE is evaluated
+// again when other requests change the rows it chose between its query
+// and its write (tables.ErrRowChanged); past it the statement fails with a
+// write conflict.
+const maxStatementRetries = 20
+
+// seqOf reads a _seq selected by the statement layer.
+func seqOf(v any) (int64, error) {
+	n, ok := v.(int64)
+	if !ok || n <= 0 {
+		return 0, fmt.Errorf("sql: _seq %v (%T) of a selected row is not a positive BIGINT", v, v)
 	}
-	return message("Updated %d row(s)", n), nil
+	return n, nil
 }
 
 func (s *session) delete(ctx context.Context, st statement) (*Result, error) {
@@ -313,23 +337,32 @@ func (s *session) delete(ctx context.Context, st statement) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.query(ctx, "SELECT "+quote(t.PrimaryKey)+" FROM "+quote(t.Namespace)+"."+quote(t.Name)+where, s.argsFor(st), -1)
-	if err != nil {
-		return nil, err
-	}
-	pks := make([]row.Value, len(res.Rows))
-	for i, r := range res.Rows {
-		if pks[i], err = keyOf(t, r[0]); err != nil {
+	q := "SELECT " + quote(t.PrimaryKey) + ", " + quote(catalog.ColumnSeq) + " FROM " + quote(t.Namespace) + "." + quote(t.Name) + where
+	for attempt := 1; ; attempt++ {
+		res, err := s.query(ctx, q, s.argsFor(st), -1)
+		if err != nil {
 			return nil, err
 		}
+		vs := make([]tables.RowVersion, len(res.Rows))
+		for i, r := range res.Rows {
+			if vs[i].PK, err = keyOf(t, r[0]); err != nil {
+				return nil, err
+			}
+			if vs[i].Seq, err = seqOf(r[1]); err != nil {
+				return nil, err
+			}
+		}
+		// All rows or none, in one batch, and only the versions that
+		// matched the condition.
+		n, err := rs.DeleteVersions(ctx, vs)
+		if errors.Is(err, tables.ErrRowChanged) && attempt < maxStatementRetries {
+			continue // another request changed a row: evaluate again
+		}
+		if err != nil {
+			return nil, err
+		}
+		return message("Deleted %d row(s)", n), nil
 	}
-	// All rows or none, in one batch; a row deleted since it was read is
-	// left out.
-	n, err := rs.DeleteMany(ctx, pks)
-	if err != nil {
-		return nil, err
-	}
-	return message("Deleted %d row(s)", n), nil
 }
 
 // fromResult undoes jsonValue for a value of a column the engine cast to a
