@@ -2,8 +2,10 @@ package sql
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/big"
 	"strings"
 
@@ -265,6 +267,7 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.e.dmlLock(t, rs.User())()
 	var q strings.Builder
 	q.WriteString("SELECT " + quote(t.PrimaryKey) + ", " + quote(catalog.ColumnSeq))
 	for i, c := range cols {
@@ -312,11 +315,26 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 	}
 }
 
+// dmlLock takes the lock of the UPDATE and DELETE statements of user's
+// rows of t (Engine.dml) and returns its release.
+func (e *Engine) dmlLock(t *catalog.Table, user string) (unlock func()) {
+	var h maphash.Hash
+	h.SetSeed(e.dmlSeed)
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], t.ID)
+	_, _ = h.Write(id[:])
+	_, _ = h.WriteString(user)
+	mu := &e.dml[h.Sum64()%uint64(len(e.dml))]
+	mu.Lock()
+	return mu.Unlock
+}
+
 // maxStatementRetries is how many times an UPDATE or DELETE is evaluated
-// again when other requests change the rows it chose between its query
-// and its write (tables.ErrRowChanged); past it the statement fails with a
-// write conflict.
-const maxStatementRetries = 20
+// again when other requests (REST writes, other servers; this process's
+// statements on the table wait for each other, dmlLock) change the rows it
+// chose between its query and its write (tables.ErrRowChanged); past it
+// the statement fails with a write conflict.
+const maxStatementRetries = 50
 
 // seqOf reads a _seq selected by the statement layer.
 func seqOf(v any) (int64, error) {
@@ -337,6 +355,7 @@ func (s *session) delete(ctx context.Context, st statement) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.e.dmlLock(t, rs.User())()
 	q := "SELECT " + quote(t.PrimaryKey) + ", " + quote(catalog.ColumnSeq) + " FROM " + quote(t.Namespace) + "." + quote(t.Name) + where
 	for attempt := 1; ; attempt++ {
 		res, err := s.query(ctx, q, s.argsFor(st), -1)

@@ -20,10 +20,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +112,13 @@ type Engine struct {
 	// mirror holds the copies of the segment files of an object store
 	// (Options.SegmentFiles); nil when they are local.
 	mirror *mirror
+	// dml serialises the UPDATE and DELETE statements of one table (and
+	// user) in this process, striped by a hash of both (dmlLock): each
+	// evaluates its rows, then writes them only if no row changed since,
+	// so concurrent statements on the same rows would otherwise evaluate
+	// again and again, each undoing the others' reads.
+	dml     [64]sync.Mutex
+	dmlSeed maphash.Seed
 	// dedupeAlways makes every view over segments merge its versions, even
 	// where their key ranges prove it needless (tests and benchmarks).
 	dedupeAlways bool
@@ -143,7 +152,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("sql: opening the query engine: %w", err)
 	}
 	db := sql.OpenDB(c)
-	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db}
+	e := &Engine{opts: opts, log: opts.Logger, conn: c, db: db, dmlSeed: maphash.MakeSeed()}
 	// Once external access is off, the directories it may read cannot
 	// change, and with the configuration locked nothing else can either.
 	setup := []string{"SET enable_external_access = false", "SET lock_configuration = true"}
