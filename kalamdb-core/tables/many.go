@@ -1,7 +1,6 @@
 package tables
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -125,16 +124,9 @@ func (rt *rowTable) applyMany(ctx context.Context, user string, changes []change
 		}
 		ks[i] = arena[start:len(arena):len(arena)]
 	}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ks[a], ks[b]) })
-	for j := 1; j < n; j++ {
-		if bytes.Equal(ks[order[j-1]], ks[order[j]]) {
-			return 0, rowErr(order[j], n, fmt.Errorf("%w: %s %s=%v is named twice in one change",
-				core.ErrInvalidArgument, rt.t.FullName(), rt.pkName(), changes[order[j]].pk))
-		}
+	if i, twice := repeated(ks); twice {
+		return 0, rowErr(i, n, fmt.Errorf("%w: %s %s=%v is named twice in one change",
+			core.ErrInvalidArgument, rt.t.FullName(), rt.pkName(), changes[i].pk))
 	}
 	g := rt.locks.LockKeys(ks)
 	defer g.Unlock()

@@ -376,15 +376,8 @@ func (rt *rowTable) insert(ctx context.Context, user string, rows [][]row.Value)
 		}
 		ks[i] = arena[start:len(arena):len(arena)]
 	}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ks[a], ks[b]) })
-	for j := 1; j < n; j++ {
-		if bytes.Equal(ks[order[j-1]], ks[order[j]]) {
-			return 0, rowErr(order[j], n, fmt.Errorf("%w (twice in one insert)", rt.duplicate(rows[order[j]][rt.pk])))
-		}
+	if i, twice := repeated(ks); twice {
+		return 0, rowErr(i, n, fmt.Errorf("%w (twice in one insert)", rt.duplicate(rows[i][rt.pk])))
 	}
 	g := rt.locks.LockKeys(ks)
 	defer g.Unlock()
@@ -451,6 +444,22 @@ attempts:
 			return 0, err
 		}
 	}
+}
+
+// repeated returns the index of a key of ks that another key of ks equals,
+// if there is one.
+func repeated(ks [][]byte) (int, bool) {
+	order := make([]int, len(ks))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ks[a], ks[b]) })
+	for j := 1; j < len(order); j++ {
+		if bytes.Equal(ks[order[j-1]], ks[order[j]]) {
+			return order[j], true
+		}
+	}
+	return 0, false
 }
 
 // insertOne is insert of one row, with the key and the value in one

@@ -274,10 +274,10 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 		q.WriteString(", " + cast(exprs[i], c))
 	}
 	q.WriteString(" FROM " + quote(t.Namespace) + "." + quote(t.Name) + where)
-	for attempt := 1; ; attempt++ {
+	n, err := untilUnchanged(func() (int, error) {
 		res, err := s.query(ctx, q.String(), s.argsFor(st), -1)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		// Every new value is checked before any row changes, and the rows
 		// change in one batch of the storage backend: all or none, and
@@ -286,10 +286,10 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 		ups := make([]tables.RowUpdate, len(res.Rows))
 		for i, r := range res.Rows {
 			if ups[i].PK, err = keyOf(t, r[0]); err != nil {
-				return nil, err
+				return 0, err
 			}
 			if ups[i].Seq, err = seqOf(r[1]); err != nil {
-				return nil, err
+				return 0, err
 			}
 			m := make(map[string]any, len(cols))
 			for j, c := range cols {
@@ -297,21 +297,30 @@ func (s *session) update(ctx context.Context, st statement) (*Result, error) {
 			}
 			set, err := t.PatchFromMap(m)
 			if err != nil {
-				return nil, err
+				return 0, err
 			}
 			if err := t.ValidatePatch(set); err != nil {
-				return nil, err
+				return 0, err
 			}
 			ups[i].Set = set
 		}
-		n, err := rs.UpdateMany(ctx, ups)
-		if errors.Is(err, tables.ErrRowChanged) && attempt < maxStatementRetries {
-			continue // another request changed a row: evaluate again
+		return rs.UpdateMany(ctx, ups)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return message("Updated %d row(s)", n), nil
+}
+
+// untilUnchanged runs an UPDATE or DELETE (evaluate, then write) again
+// while its write finds that another request changed a row it chose
+// (tables.ErrRowChanged), at most maxStatementRetries times in all.
+func untilUnchanged(run func() (int, error)) (int, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := run()
+		if !errors.Is(err, tables.ErrRowChanged) || attempt >= maxStatementRetries {
+			return n, err
 		}
-		if err != nil {
-			return nil, err
-		}
-		return message("Updated %d row(s)", n), nil
 	}
 }
 
@@ -357,31 +366,28 @@ func (s *session) delete(ctx context.Context, st statement) (*Result, error) {
 	}
 	defer s.e.dmlLock(t, rs.User())()
 	q := "SELECT " + quote(t.PrimaryKey) + ", " + quote(catalog.ColumnSeq) + " FROM " + quote(t.Namespace) + "." + quote(t.Name) + where
-	for attempt := 1; ; attempt++ {
+	n, err := untilUnchanged(func() (int, error) {
 		res, err := s.query(ctx, q, s.argsFor(st), -1)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		vs := make([]tables.RowVersion, len(res.Rows))
 		for i, r := range res.Rows {
 			if vs[i].PK, err = keyOf(t, r[0]); err != nil {
-				return nil, err
+				return 0, err
 			}
 			if vs[i].Seq, err = seqOf(r[1]); err != nil {
-				return nil, err
+				return 0, err
 			}
 		}
 		// All rows or none, in one batch, and only the versions that
 		// matched the condition.
-		n, err := rs.DeleteVersions(ctx, vs)
-		if errors.Is(err, tables.ErrRowChanged) && attempt < maxStatementRetries {
-			continue // another request changed a row: evaluate again
-		}
-		if err != nil {
-			return nil, err
-		}
-		return message("Deleted %d row(s)", n), nil
+		return rs.DeleteVersions(ctx, vs)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return message("Deleted %d row(s)", n), nil
 }
 
 // fromResult undoes jsonValue for a value of a column the engine cast to a
