@@ -1,6 +1,7 @@
 # KalamDB-Go — one command per task. Every Go command runs over the whole
 # workspace through the `work` package pattern (Go 1.25+).
 
+SHELL     := bash
 GO        ?= go
 BENCHTIME ?= 1s
 COUNT     ?= 6
@@ -40,7 +41,8 @@ test: deps
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet work
 	@$(MAKE) --no-print-directory modules
-	$(GO) test -race -count=1 -timeout 40m work
+	@echo "$(GO) test -race -count=1 -timeout 40m work"
+	@set -o pipefail; $(GO) test -race -count=1 -timeout 40m work 2>&1 | tee test.log || { bash scripts/failures.sh test.log; exit 1; }
 	@$(MAKE) --no-print-directory examples
 
 ## examples: vet and race-test every module under examples/ on its own (GOWORK=off).

@@ -124,38 +124,34 @@ func (m *Manager) compactDue(ctx context.Context, t *catalog.Table, trigger stri
 func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major bool) (CompactResult, error) {
 	tr.flushMu.Lock()
 	defer tr.flushMu.Unlock()
+	var total CompactResult
+	if m.opts.Leases != nil {
+		// Taking the lease is a write to the backend, and while it is held
+		// every other server's flush of the table is refused: a compaction
+		// that the current list gives nothing to merge (every scheduler
+		// round asks) takes none.
+		if err := tr.sync(ctx); err != nil {
+			return total, err
+		}
+		if users, _ := m.compactionPlan(tr, atLeast, major); len(users) == 0 {
+			return total, nil
+		}
+	}
 	release, err := m.takeLease(ctx, tr)
 	if err != nil {
-		return CompactResult{}, err
+		return total, err
 	}
 	defer release()
 	if err := m.syncForWork(ctx, tr); err != nil {
-		return CompactResult{}, err
+		return total, err
 	}
-	tr.mu.RLock()
-	dropped := tr.dropped
-	var users []string
-	majors := map[string]bool{}
-	for u, segs := range tr.users {
-		switch {
-		case major || manyTombstones(segs):
-			if majorWorthIt(segs) {
-				users = append(users, u)
-				majors[u] = true
-			}
-		case len(m.compactable(segs)) >= atLeast:
-			users = append(users, u)
-		}
-	}
-	tr.mu.RUnlock()
-	var total CompactResult
-	if dropped {
+	users, majors := m.compactionPlan(tr, atLeast, major)
+	if len(users) == 0 {
 		return total, nil
 	}
 	if err := m.settle(ctx, tr); err != nil {
 		return total, err
 	}
-	slices.Sort(users)
 	for _, u := range users {
 		for {
 			before := len(tr.segments(u))
@@ -172,6 +168,32 @@ func (m *Manager) compactTable(ctx context.Context, tr *tier, atLeast int, major
 		}
 	}
 	return total, nil
+}
+
+// compactionPlan returns the users of tr that a compaction merges, sorted
+// (none once tr was dropped): every user with at least atLeast small
+// segments at the end of its list, and those it merges whole (majors),
+// with major or when a quarter or more of their versions are tombstones.
+func (m *Manager) compactionPlan(tr *tier, atLeast int, major bool) (users []string, majors map[string]bool) {
+	tr.mu.RLock()
+	defer tr.mu.RUnlock()
+	if tr.dropped {
+		return nil, nil
+	}
+	majors = map[string]bool{}
+	for u, segs := range tr.users {
+		switch {
+		case major || manyTombstones(segs):
+			if majorWorthIt(segs) {
+				users = append(users, u)
+				majors[u] = true
+			}
+		case len(m.compactable(segs)) >= atLeast:
+			users = append(users, u)
+		}
+	}
+	slices.Sort(users)
+	return users, majors
 }
 
 // commitSlack is how much larger than the old records fitCommit assumes

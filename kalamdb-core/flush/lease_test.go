@@ -87,8 +87,16 @@ func TestLeasesOnASharedBackend(t *testing.T) {
 	require.NoError(t, err)
 	s, err := m.DB().Shared(ctx, ns, "busy")
 	require.NoError(t, err)
-	_, err = s.Insert(ctx, []row.Value{row.Int64(1)})
-	require.NoError(t, err)
+	// Two segments to compact, and a row to flush.
+	for i := range 3 {
+		_, err = s.Insert(ctx, []row.Value{row.Int64(int64(i))})
+		require.NoError(t, err)
+		if i < 2 {
+			_, err = m.Flush(ctx, ns, "busy")
+			require.NoError(t, err)
+		}
+	}
+	events = nil
 
 	other, err := lease.New(b, lease.Options{Owner: "another-server"})
 	require.NoError(t, err)
@@ -96,7 +104,7 @@ func TestLeasesOnASharedBackend(t *testing.T) {
 	require.NoError(t, err)
 	_, err = m.Flush(ctx, ns, "busy")
 	require.ErrorIs(t, err, lease.ErrHeld)
-	_, err = m.MajorCompact(ctx, ns, "busy")
+	_, err = m.Compact(ctx, ns, "busy")
 	require.ErrorIs(t, err, lease.ErrHeld)
 
 	// The scheduler's round leaves the table to the other server: no
@@ -312,4 +320,42 @@ func TestFlushWithinTheLeaseMarginSendsNoCommit(t *testing.T) {
 
 	w.failRenewals.Store(false)
 	flushAll(t, m, w, mine, tbl)
+}
+
+// Work that finds nothing to do takes no lease: taking one is a write to
+// the backend, and while it is held every other server's flush of the
+// table is refused. Every scheduler round asks each table for a
+// compaction.
+func TestCompactionWithNothingToMergeTakesNoLease(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	m, w, _, mine, tbl := leasedTable(t, clk)
+	flushAll(t, m, w, mine, tbl)
+	w.drain()
+	_, err := m.CheckPolicies(ctx)
+	require.NoError(t, err)
+	res, err := m.Compact(ctx, ns, tbl.Name)
+	require.NoError(t, err)
+	assert.Zero(t, res.Merged)
+	res, err = m.MajorCompact(ctx, ns, tbl.Name)
+	require.NoError(t, err)
+	assert.Zero(t, res.Merged)
+	select {
+	case err := <-w.renewals:
+		t.Fatalf("a lease record was written (outcome %v) by work with nothing to merge", err)
+	default:
+	}
+
+	// A compaction with something to merge takes the lease.
+	s, err := m.DB().Shared(ctx, ns, tbl.Name)
+	require.NoError(t, err)
+	_, err = s.Insert(ctx, []row.Value{row.Int64(100), row.String("v")})
+	require.NoError(t, err)
+	_, err = m.Flush(ctx, ns, tbl.Name)
+	require.NoError(t, err)
+	w.drain()
+	res, err = m.Compact(ctx, ns, tbl.Name)
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Merged)
+	require.NoError(t, w.next(t), "the compaction took the lease")
 }
