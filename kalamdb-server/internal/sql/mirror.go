@@ -30,10 +30,19 @@ type mirror struct {
 	store segment.Store
 	local segment.Store // dir, to check the footers of the copies
 
-	mu    sync.Mutex
-	files map[string]*list.Element // of *mirrored, by segment path
-	lru   list.List                // most recently used first
-	bytes int64
+	mu      sync.Mutex
+	files   map[string]*list.Element // of *mirrored, by segment path
+	copying map[string]*copying      // the copies under way, by segment path
+	lru     list.List                // most recently used first
+	bytes   int64
+}
+
+// copying is a copy under way, which the other queries that need the file
+// wait for rather than copy it too.
+type copying struct {
+	done    chan struct{} // closed once the copy is placed or failed
+	err     error         // the copy's failure, set before done is closed
+	waiters int           // queries waiting for it
 }
 
 // mirrored is a segment file of the mirror.
@@ -56,7 +65,7 @@ func openMirror(dir string, limit int64, store segment.Store) (*mirror, error) {
 		return nil, fmt.Errorf("sql: making the segment files directory: %w", err)
 	}
 	return &mirror{dir: dir, max: limit, store: store, local: segment.FSStore(segment.DirFS(dir), dir),
-		files: map[string]*list.Element{}}, nil
+		files: map[string]*list.Element{}, copying: map[string]*copying{}}, nil
 }
 
 // acquire makes every file of files present in the mirror and holds it
@@ -85,30 +94,55 @@ func (m *mirror) acquire(ctx context.Context, files []flush.SnapshotFile) (func(
 }
 
 // hold returns f's entry, its file copied first if missing, with one more
-// reference.
+// reference. A query that needs a file another is copying waits for that
+// copy, and fails with its error, unless that query gave up (its context
+// ended): then it copies the file itself.
 func (m *mirror) hold(ctx context.Context, f flush.SnapshotFile) (*list.Element, error) {
-	m.mu.Lock()
-	if el, ok := m.files[f.Path]; ok {
-		el.Value.(*mirrored).refs++
-		m.lru.MoveToFront(el)
+	for {
+		m.mu.Lock()
+		if el, ok := m.files[f.Path]; ok {
+			el.Value.(*mirrored).refs++
+			m.lru.MoveToFront(el)
+			m.mu.Unlock()
+			return el, nil
+		}
+		c, ok := m.copying[f.Path]
+		if !ok {
+			c = &copying{done: make(chan struct{})}
+			m.copying[f.Path] = c
+			m.mu.Unlock()
+			el, err := m.copyAndPlace(ctx, f)
+			m.mu.Lock()
+			delete(m.copying, f.Path)
+			c.err = err
+			m.mu.Unlock()
+			close(c.done)
+			return el, err
+		}
+		c.waiters++
 		m.mu.Unlock()
-		return el, nil
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sql: copying segment %s: %w", f.Path, ctx.Err())
+		}
+		if c.err != nil && !errors.Is(c.err, context.Canceled) && !errors.Is(c.err, context.DeadlineExceeded) {
+			return nil, c.err
+		}
+		// Placed (held again above, unless already evicted: then copied
+		// again), or abandoned by its query.
 	}
-	m.mu.Unlock()
-	// Two queries may copy the same file at once: the second finds the
-	// first's entry and drops its copy.
+}
+
+// copyAndPlace copies f and places the copy in the mirror, as an entry
+// with one reference.
+func (m *mirror) copyAndPlace(ctx context.Context, f flush.SnapshotFile) (*list.Element, error) {
 	tmp, size, err := m.copy(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if el, ok := m.files[f.Path]; ok {
-		_ = os.Remove(tmp)
-		el.Value.(*mirrored).refs++
-		m.lru.MoveToFront(el)
-		return el, nil
-	}
 	if err := os.Rename(tmp, m.path(f.Path)); err != nil {
 		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("sql: segment %s: placing its copy: %w", f.Path, err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -234,4 +235,94 @@ func TestSegmentFilesOfAnUnreachableObjectStore(t *testing.T) {
 
 	ds.store.down.Store(false)
 	assert.Equal(t, [][]any{{"bob"}}, f.ok(t, bobToken, `SELECT name FROM items`).Rows)
+}
+
+// gatedStore counts the segments opened, and holds the first Open until
+// open is closed, once it has said so on opening.
+type gatedStore struct {
+	segment.Store
+	opened  atomic.Int64
+	opening chan struct{}
+	open    chan struct{}
+	failing error // the first Open's error, once released
+}
+
+func (s *gatedStore) Open(ctx context.Context, name string, size int64) (segment.Object, error) {
+	if s.opened.Add(1) == 1 {
+		close(s.opening)
+		<-s.open
+		if s.failing != nil {
+			return nil, s.failing
+		}
+	}
+	return s.Store.Open(ctx, name, size)
+}
+
+// waiting returns how many queries wait for the copy of segment p under
+// way (0 when none is).
+func (m *mirror) waiting(p string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.copying[p]; ok {
+		return c.waiters
+	}
+	return 0
+}
+
+// Queries that need a file another query is copying wait for that copy
+// rather than copy the file too; they share its failure, unless it failed
+// because its own query gave up.
+func TestSegmentFilesCopiedOnceForConcurrentQueries(t *testing.T) {
+	p, files := segmentsOf(t, 1)
+	for name, c := range map[string]struct {
+		failing error
+		opens   int64  // the store's Opens in all
+		want    string // the waiter's error; "" for none
+	}{
+		"copied":                     {opens: 1},
+		"failed":                     {failing: fmt.Errorf("%w: the test's outage", objstore.ErrUnavailable), opens: 1, want: "the test's outage"},
+		"abandoned by the first one": {failing: context.Canceled, opens: 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			gs := &gatedStore{Store: p.m.Store(), opening: make(chan struct{}), open: make(chan struct{}), failing: c.failing}
+			m, err := openMirror(filepath.Join(t.TempDir(), "files"), 1<<30, gs)
+			require.NoError(t, err)
+			type outcome struct {
+				release func()
+				err     error
+			}
+			first, second := make(chan outcome, 1), make(chan outcome, 1)
+			go func() {
+				r, err := m.acquire(ctx, files)
+				first <- outcome{r, err}
+			}()
+			<-gs.opening
+			go func() {
+				r, err := m.acquire(ctx, files)
+				second <- outcome{r, err}
+			}()
+			require.Eventually(t, func() bool { return m.waiting(files[0].Path) > 0 }, 10*time.Second, time.Millisecond,
+				"the second query waits for the first one's copy")
+			close(gs.open)
+			a, b := <-first, <-second
+			if c.failing != nil {
+				require.ErrorIs(t, a.err, c.failing)
+			} else {
+				require.NoError(t, a.err)
+				a.release()
+			}
+			if c.want != "" {
+				require.Error(t, b.err)
+				assert.Contains(t, b.err.Error(), c.want)
+			} else {
+				require.NoError(t, b.err)
+				b.release()
+				assert.Equal(t, []bool{true}, mirroredFiles(t, m, files))
+			}
+			assert.Equal(t, c.opens, gs.opened.Load(), "opens of the segment in the store")
+			_, inUse := m.held()
+			assert.Zero(t, inUse)
+		})
+	}
 }
