@@ -104,9 +104,10 @@ func (l *logBuffer) String() string {
 
 // options adjust the configuration of a test server.
 type options struct {
-	extra string // appended TOML
-	flush string // the [flush] section body
-	env   []string
+	extra   string // appended TOML
+	storage string // more keys of the [storage] section
+	flush   string // the [flush] section body
+	env     []string
 	// segmentsURL, when set, replaces parquet_dir with storage.segments_url
 	// and a segment cache in the instance's directory.
 	segmentsURL string
@@ -126,7 +127,9 @@ func newInstance(t *testing.T, backend string, o options) *instance {
 	}
 	segments := fmt.Sprintf("parquet_dir = %q", filepath.Join(dir, "parquet"))
 	if o.segmentsURL != "" {
-		segments = fmt.Sprintf("segments_url = %q\n\n[storage.segment_cache]\ndir = %q\nmax_bytes = 67108864", o.segmentsURL, filepath.Join(dir, "segment-cache"))
+		segments = fmt.Sprintf("segments_url = %q\n%s\n[storage.segment_cache]\ndir = %q\nmax_bytes = 67108864", o.segmentsURL, o.storage, filepath.Join(dir, "segment-cache"))
+	} else {
+		segments += "\n" + o.storage
 	}
 	doc := fmt.Sprintf(`[server]
 host = "127.0.0.1"

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,10 @@ const serverCount = 3
 // themselves.
 const noFlush = "default_rows = 100000000\ndefault_interval_seconds = 0\non_shutdown = false\n"
 
+// leaseTTL is the servers' storage.lease_ttl: shorter than the default,
+// so that the work of a killed server is taken over sooner.
+const leaseTTL = 6 * time.Second
+
 func TestSeveralServers(t *testing.T) {
 	t.Run("etcd", func(t *testing.T) {
 		c := etcdtest.StartT(t, etcdtest.Options{Members: 3})
@@ -64,7 +69,8 @@ func severalServers(t *testing.T, backend, section string) {
 	for i := range servers {
 		// One at a time: each creates what the database lacks (system
 		// partitions, the database id) or finds it.
-		servers[i] = startServer(t, backend, options{extra: section, flush: noFlush, segmentsURL: bucket, env: s3test.Env()})
+		servers[i] = startServer(t, backend, options{extra: section, flush: noFlush, segmentsURL: bucket, env: s3test.Env(),
+			storage: fmt.Sprintf("lease_ttl = %q", leaseTTL)})
 	}
 	t.Run("OneDatabaseID", func(t *testing.T) { checkOneDatabaseID(t, servers) })
 	t.Run("DefinitionsSeenEverywhere", func(t *testing.T) { checkDefinitionsSeenEverywhere(t, servers) })
@@ -650,13 +656,19 @@ func checkKillDuringFlush(t *testing.T, servers []*instance, proxy *s3test.Proxy
 	victim.crash()
 	proxy.SetRule(func(int, *http.Request) s3test.Fault { return s3test.Pass })
 
-	// The lease of the dead server refuses the flush until it expires.
+	// The lease of the dead server refuses the flush until it expires,
+	// leaseTTL after its last renewal at most.
+	asked := time.Now()
 	r := heir.call("POST", path+"/flush", adminToken, nil)
 	require.Equal(t, http.StatusConflict, r.Status, "the dead server's lease holds: %v", r.Body)
 	require.Equal(t, "TABLE_BUSY", r.ErrorCode())
+	m := leaseUntilRE.FindStringSubmatch(r.ErrorMessage())
+	require.NotNil(t, m, "the refusal names the lease's expiry: %v", r.Body)
+	until, err := time.Parse(time.RFC3339Nano, m[1])
+	require.NoError(t, err)
+	assert.LessOrEqual(t, until.Sub(asked), leaseTTL, "the lease lasts storage.lease_ttl")
 	var res reply
-	// The lease lasts 15 s from its last renewal.
-	eventuallyWithin(t, 45*time.Second, "another server flushes once the lease expired", func() error {
+	eventuallyWithin(t, 3*leaseTTL, "another server flushes once the lease expired", func() error {
 		res = heir.call("POST", path+"/flush", adminToken, nil)
 		return status(res, http.StatusOK)
 	})
@@ -672,6 +684,9 @@ func checkKillDuringFlush(t *testing.T, servers []*instance, proxy *s3test.Proxy
 		}
 	}
 }
+
+// leaseUntilRE finds the expiry in the message of a TABLE_BUSY refusal.
+var leaseUntilRE = regexp.MustCompile(`is held by \S+ until (\S+)`)
 
 // TestRowModelCatchesLostWrites is the negative control of rowModel: a
 // read of a value overwritten before it was called, and two inserts of one

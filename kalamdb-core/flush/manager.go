@@ -109,7 +109,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*Manager, 
 		opts.Tables.Clock = clock.Real()
 	}
 	if opts.Leases == nil && b.Capabilities().MultiProcess {
-		ls, err := lease.New(b, lease.Options{Owner: "flush-" + rand.Text(), Clock: opts.Tables.Clock})
+		ls, err := lease.New(b, lease.Options{Owner: "flush-" + rand.Text(), TTL: opts.Tables.LeaseTTL, Clock: opts.Tables.Clock})
 		if err != nil {
 			return nil, err
 		}

@@ -80,8 +80,8 @@ type Options struct {
 	// over commits nothing; a worker whose renewal found the lease taken
 	// over, or whose lease expires within a third of its TTL, does not
 	// send that batch. Its rows stay buffered for the next flush. On a backend several servers share (MultiProcess) a nil
-	// Leases means leases of an owner id of the Manager's own; on another
-	// backend, no leases.
+	// Leases means leases of an owner id of the Manager's own, lasting
+	// Tables.LeaseTTL; on another backend, no leases.
 	Leases *lease.Leases
 	// OnEvent, when set, is told of every flush and compaction of a table,
 	// whoever ran it (the scheduler, Flush, Close, …), failures included:

@@ -66,9 +66,17 @@ type Options struct {
 	// one eviction of a table at a time among the servers, under the
 	// table's lease (lease.TableName; see StreamTableStore.Evict). Nil
 	// there means the DB makes its own, owned by a random name, timed by
-	// Clock, with lease.DefaultTTL. Embedded backends take no lease and
-	// ignore it.
+	// Clock, lasting LeaseTTL. Embedded backends take no lease and ignore
+	// it.
 	Leases *lease.Leases
+	// LeaseTTL is how long a lease of background work (a stream's
+	// eviction here; a flush or compaction in package flush, which reads
+	// it too) lasts unless renewed, when the leases are made here rather
+	// than given; 0 means lease.DefaultTTL. Work renews its lease every
+	// third of it and commits nothing in the last third, so a server that
+	// dies holding one holds that work up for at most LeaseTTL, and the
+	// servers' clocks must agree to within a third of it.
+	LeaseTTL time.Duration
 }
 
 // CatalogRefreshInterval is how often a DB on a backend that several
@@ -139,7 +147,7 @@ func Open(ctx context.Context, b store.StorageBackend, opts Options) (*DB, error
 	if db.shared {
 		db.leases = opts.Leases
 		if db.leases == nil {
-			if db.leases, err = lease.New(b, lease.Options{Owner: "tables-" + rand.Text(), Clock: opts.Clock}); err != nil {
+			if db.leases, err = lease.New(b, lease.Options{Owner: "tables-" + rand.Text(), TTL: opts.LeaseTTL, Clock: opts.Clock}); err != nil {
 				return nil, err
 			}
 		}

@@ -166,6 +166,10 @@ type Storage struct {
 	// must be for the server to remove it as garbage at start (a Go
 	// duration: "1h").
 	SegmentGCGrace string `toml:"segment_gc_grace"`
+	// LeaseTTL is how long the lease of a table's flush, compaction or
+	// stream eviction lasts, unless renewed, on a backend several servers
+	// share (a Go duration: "15s"); embedded backends take no lease.
+	LeaseTTL string `toml:"lease_ttl"`
 	// SegmentCache is the local disk cache of segments read from an
 	// object store.
 	SegmentCache SegmentCache `toml:"segment_cache"`
@@ -264,6 +268,7 @@ func Defaults() *Config {
 			Backend:        "rocksdb",
 			ParquetDir:     "./data/parquet",
 			SegmentGCGrace: "1h",
+			LeaseTTL:       "15s",
 			SegmentCache:   SegmentCache{Dir: "./data/segment-cache", MaxBytes: 1 << 30},
 			Sections:       map[string]*Section{},
 		},

@@ -83,6 +83,17 @@ func (c *Config) GCGrace() time.Duration {
 	return d
 }
 
+// LeaseTTL returns storage.lease_ttl. Load has validated it.
+func (c *Config) LeaseTTL() time.Duration {
+	d, _ := time.ParseDuration(c.Storage.LeaseTTL)
+	return d
+}
+
+// minLeaseTTL is the shortest storage.lease_ttl: work renews its lease
+// every third of it, and one round trip to the backend must fit well
+// within that.
+const minLeaseTTL = time.Second
+
 // validateSegments checks storage.segments_url, without contacting the
 // store: the scheme is one the server links, a bucket is named and every
 // query parameter is known; and the keys that go with it.
@@ -90,6 +101,9 @@ func (c *Config) validateSegments() Errors {
 	var errs Errors
 	if d, err := time.ParseDuration(c.Storage.SegmentGCGrace); err != nil || d < 0 {
 		errs = append(errs, c.errAt("storage.segment_gc_grace", "must be a duration of 0 or more, such as \"1h\" or \"30m\"; got %q", c.Storage.SegmentGCGrace))
+	}
+	if d, err := time.ParseDuration(c.Storage.LeaseTTL); err != nil || d < minLeaseTTL {
+		errs = append(errs, c.errAt("storage.lease_ttl", "must be a duration of at least %v, such as \"15s\"; got %q", minLeaseTTL, c.Storage.LeaseTTL))
 	}
 	if c.Storage.SegmentCache.MaxBytes < 1<<20 {
 		errs = append(errs, c.errAt("storage.segment_cache.max_bytes", "must be at least 1048576 (1 MiB), got %d", c.Storage.SegmentCache.MaxBytes))

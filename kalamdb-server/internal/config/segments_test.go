@@ -17,11 +17,13 @@ func TestSegmentsURL(t *testing.T) {
 	assert.False(t, seg.Remote(), "parquet_dir is the default")
 	assert.Equal(t, c.Storage.ParquetDir, seg.Dir)
 	assert.Equal(t, time.Hour, c.GCGrace())
+	assert.Equal(t, 15*time.Second, c.LeaseTTL())
 	assert.EqualValues(t, 1<<30, c.Storage.SegmentCache.MaxBytes)
 
 	doc := `[storage]
 segments_url = "s3://kalamdb?endpoint=http://127.0.0.1:9000&region=us-east-1&use_path_style=true&prefix=segments/"
 segment_gc_grace = "30m"
+lease_ttl = "4s"
 [storage.segment_cache]
 dir = "cache"
 max_bytes = 2097152
@@ -31,6 +33,7 @@ max_bytes = 2097152
 	seg = c.Segments()
 	assert.True(t, seg.Remote())
 	assert.Equal(t, 30*time.Minute, c.GCGrace())
+	assert.Equal(t, 4*time.Second, c.LeaseTTL())
 	assert.Equal(t, filepath.Join(c.Dir(), "cache"), c.Storage.SegmentCache.Dir, "relative to the file")
 	assert.EqualValues(t, 2<<20, c.Storage.SegmentCache.MaxBytes)
 
@@ -76,6 +79,8 @@ func TestSegmentsURLIsValidatedWithoutConnecting(t *testing.T) {
 	assert.Contains(t, configErrors(t, err)[0].Error(), "set one of them")
 	for doc, key := range map[string]string{
 		"[storage]\nsegment_gc_grace = \"soon\"\n":                   "storage.segment_gc_grace",
+		"[storage]\nlease_ttl = \"500ms\"\n":                         "storage.lease_ttl",
+		"[storage]\nlease_ttl = \"15\"\n":                            "storage.lease_ttl",
 		"[storage.segment_cache]\nmax_bytes = 10\n":                  "storage.segment_cache.max_bytes",
 		"[storage.segment_cache]\nsize = 10\n":                       "storage.segment_cache.size",
 		"[storage.segment_cache]\ndir = \"\"\nmax_bytes = 1048576\n": "storage.segment_cache.dir",

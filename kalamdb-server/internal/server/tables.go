@@ -66,6 +66,7 @@ func (s *Server) openTables(ctx context.Context, opts *api.Options, durable bool
 		fopts.Tables.Clock = s.hooks.clock
 	}
 	fopts.Tables.CatalogRefreshed = s.catalogRefreshLog()
+	fopts.Tables.LeaseTTL = s.cfg.LeaseTTL()
 	m, err := flush.Open(ctx, s.backend, fopts)
 	if err != nil {
 		return fmt.Errorf("opening the table layer (Parquet under %s): %w", dir, err)
