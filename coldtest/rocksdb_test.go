@@ -132,7 +132,7 @@ func TestFlushSurvivesRestartOnRocksDB(t *testing.T) {
 	s, err = m.DB().User(ctx, "app", "items")
 	require.NoError(t, err)
 	check("after the compaction and a restart")
-	segs, err := m.Segments("app", "items")
+	segs, err := m.Segments(context.Background(), "app", "items")
 	require.NoError(t, err)
 	assert.Len(t, segs, 1)
 	_, err = m.Close(ctx)

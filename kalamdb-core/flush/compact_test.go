@@ -1,6 +1,7 @@
 package flush_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -48,7 +49,7 @@ func compactScenario(t testing.TB, typ catalog.TableType, flushes int, mod ...fu
 
 func segmentsByUser(t testing.TB, e *env) map[string][]flush.Segment {
 	t.Helper()
-	segs, err := e.m.Segments(ns, "items")
+	segs, err := e.m.Segments(context.Background(), ns, "items")
 	require.NoError(t, err)
 	out := map[string][]flush.Segment{}
 	for _, s := range segs {

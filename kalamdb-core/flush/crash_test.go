@@ -1,6 +1,7 @@
 package flush_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -132,7 +133,7 @@ func crashScenario(t testing.TB, typ catalog.TableType) (*env, model, map[string
 
 // coldRows sums the versions of the committed segments.
 func coldRows(t testing.TB, e *env) int64 {
-	segs, err := e.m.Segments(ns, "items")
+	segs, err := e.m.Segments(context.Background(), ns, "items")
 	require.NoError(t, err)
 	var n int64
 	for _, s := range segs {
@@ -145,7 +146,7 @@ func coldRows(t testing.TB, e *env) int64 {
 // file is not in the manifest, or the other way round.
 func assertFilesMatchManifest(t testing.TB, e *env) {
 	t.Helper()
-	segs, err := e.m.Segments(ns, "items")
+	segs, err := e.m.Segments(context.Background(), ns, "items")
 	require.NoError(t, err)
 	if e.s3 != nil {
 		want := []string{}

@@ -2,6 +2,7 @@ package flush_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -96,7 +97,7 @@ func TestDuckDBReadsSegments(t *testing.T) {
 	}
 	var files []fileCheck
 	for _, tbl := range []*catalog.Table{ut, st} {
-		segs, err := e.m.Segments(ns, tbl.Name)
+		segs, err := e.m.Segments(context.Background(), ns, tbl.Name)
 		require.NoError(t, err)
 		for _, s := range segs {
 			abs := filepath.Join(e.root, filepath.FromSlash(s.Path))

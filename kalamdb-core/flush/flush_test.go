@@ -1,6 +1,7 @@
 package flush_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -137,7 +138,7 @@ func TestDeletionsWithNothingColdAreNotWritten(t *testing.T) {
 	assert.Empty(t, res.Files)
 	assert.EqualValues(t, 10, res.Removed)
 	assert.Zero(t, e.bufferLen("items"))
-	segs, err := e.m.Segments(ns, "items")
+	segs, err := e.m.Segments(context.Background(), ns, "items")
 	require.NoError(t, err)
 	assert.Empty(t, segs)
 	e.check("items", model{}, []string{""}, map[string][]int64{"": {1, 5, 10}})

@@ -241,7 +241,7 @@ func aheadServer(t *testing.T, b store.StorageBackend, clk *clock.Fake) *lease.L
 // every row buffered.
 func assertNothingCommitted(t *testing.T, m *flush.Manager, b store.StorageBackend, tbl *catalog.Table) {
 	ctx := context.Background()
-	segs, err := m.Segments(ns, tbl.Name)
+	segs, err := m.Segments(context.Background(), ns, tbl.Name)
 	require.NoError(t, err)
 	assert.Empty(t, segs, "no segment is listed")
 	n, err := store.Count(ctx, b, layout.Manifests, store.ScanOptions{})

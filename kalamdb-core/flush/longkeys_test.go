@@ -1,6 +1,7 @@
 package flush_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,7 @@ func TestDropDuringAScan(t *testing.T) {
 	}
 	_, err := e.m.Flush(e.ctx, ns, "items")
 	require.NoError(t, err)
-	segs, err := e.m.Segments(ns, "items")
+	segs, err := e.m.Segments(context.Background(), ns, "items")
 	require.NoError(t, err)
 	require.Len(t, segs, 1)
 	src, err := e.m.ColdTier().ColdSource(tbl)

@@ -206,14 +206,15 @@ func (m *Manager) buffer(ctx context.Context, ns, name string) (*catalog.Table, 
 }
 
 // Segments returns the committed segments of table ns.name, ordered by
-// user then segment id.
-func (m *Manager) Segments(ns, name string) ([]Segment, error) {
-	t, err := m.db.Catalog().FindTable(context.Background(), ns, name)
+// user then segment id. On a backend several servers share it reads the
+// table's segment list again first when another server changed it.
+func (m *Manager) Segments(ctx context.Context, ns, name string) ([]Segment, error) {
+	t, err := m.db.Catalog().FindTable(ctx, ns, name)
 	if err != nil {
 		return nil, err
 	}
 	tr := m.tier(t)
-	if err := tr.sync(context.Background()); err != nil {
+	if err := tr.sync(ctx); err != nil {
 		return nil, err
 	}
 	tr.mu.RLock()

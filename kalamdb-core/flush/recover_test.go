@@ -1,6 +1,7 @@
 package flush_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,12 +158,12 @@ func TestOpenReportsTheFilesItCannotRemove(t *testing.T) {
 	require.NoError(t, e.store("gone").insert(e.ctx, "", vals(1, 0)))
 	_, err := e.m.FlushAll(e.ctx)
 	require.NoError(t, err)
-	gone, err := e.m.Segments(ns, "gone")
+	gone, err := e.m.Segments(context.Background(), ns, "gone")
 	require.NoError(t, err)
 	require.Len(t, gone, 1)
 	// A drop interrupted after the catalog forgot the table.
 	require.NoError(t, e.m.DB().Catalog().DropTable(e.ctx, ns, "gone"))
-	segs, err := e.m.Segments(ns, "items")
+	segs, err := e.m.Segments(context.Background(), ns, "items")
 	require.NoError(t, err)
 	dir := filepath.Join(e.root, filepath.FromSlash(filepath.Dir(segs[0].Path)))
 	orphanSeg := filepath.Join(dir, segment.FileName(tbl.ID, 99))

@@ -105,7 +105,7 @@ func TestAServerReadsWhatAnotherFlushed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(100), res.Removed, "the flush emptied the buffer")
 	checkRows(t, s.sb, 100)
-	segs, err := s.b.Segments(ns, "kv")
+	segs, err := s.b.Segments(context.Background(), ns, "kv")
 	require.NoError(t, err)
 	require.Len(t, segs, 1)
 	assert.Equal(t, res.Files[0], segs[0].Path)
@@ -184,14 +184,14 @@ func TestACompactionOnAnotherServerKeepsTheOldFilesForTheGarbageRule(t *testing.
 		files = append(files, res.Files...)
 	}
 	checkRows(t, s.sb, 30)
-	segs, err := s.b.Segments(ns, "kv")
+	segs, err := s.b.Segments(context.Background(), ns, "kv")
 	require.NoError(t, err)
 	require.Len(t, segs, 3)
 	res, err := s.a.MajorCompact(ctx, ns, "kv")
 	require.NoError(t, err)
 	require.Equal(t, 3, res.Merged)
 	checkRows(t, s.sb, 30)
-	segs, err = s.b.Segments(ns, "kv")
+	segs, err = s.b.Segments(context.Background(), ns, "kv")
 	require.NoError(t, err)
 	require.Len(t, segs, 1, "b lists the compacted segment only")
 	for _, f := range files {
@@ -280,7 +280,7 @@ func TestAServerFlushesATableAnotherCreatedSinceItReadTheCatalog(t *testing.T) {
 	later.Name = "later3"
 	_, err = s.a.DB().Catalog().CreateTable(ctx, later)
 	require.NoError(t, err)
-	_, err = s.b.Segments(ns, "later3")
+	_, err = s.b.Segments(context.Background(), ns, "later3")
 	require.NoError(t, err)
 }
 

@@ -449,7 +449,7 @@ func TestFlushPolicyByRows(t *testing.T) {
 		return d
 	}
 	segments := func() int {
-		segs, err := s.flush.Segments("app", "m")
+		segs, err := s.flush.Segments(context.Background(), "app", "m")
 		require.NoError(t, err)
 		return len(segs)
 	}
@@ -481,7 +481,7 @@ func TestPolicyFlushesAreCompacted(t *testing.T) {
 	rec := do(t, h, "POST", "/v1/namespaces/app/tables", `{"name":"m","type":"shared","columns":[{"name":"id","type":"int64"}],"primary_key":"id","flush":{"rows":2,"interval_seconds":0}}`)
 	require.Equal(t, 201, rec.Code, rec.Body.String())
 	segments := func() []flush.Segment {
-		segs, err := s.flush.Segments("app", "m")
+		segs, err := s.flush.Segments(context.Background(), "app", "m")
 		require.NoError(t, err)
 		return segs
 	}
@@ -520,7 +520,7 @@ func TestBufferedRowsCountAfterARestart(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = s.Shutdown(context.Background()) }()
 	waitFor(t, func() bool {
-		segs, err := s.flush.Segments("app", "m")
+		segs, err := s.flush.Segments(context.Background(), "app", "m")
 		require.NoError(t, err)
 		return len(segs) == 1
 	})

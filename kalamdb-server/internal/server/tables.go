@@ -225,7 +225,7 @@ func (s *Server) countStats(ctx context.Context, t *catalog.Table, user string) 
 	if err != nil {
 		return api.TableStats{}, err
 	}
-	segs, err := s.flush.Segments(t.Namespace, t.Name)
+	segs, err := s.flush.Segments(ctx, t.Namespace, t.Name)
 	if err != nil {
 		return api.TableStats{}, err
 	}

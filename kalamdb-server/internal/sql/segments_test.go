@@ -511,7 +511,7 @@ func TestAFlushOrCompactionDuringAQuery(t *testing.T) {
 
 			// Two segments now; a major compaction replaces them while a
 			// query holds them.
-			segs, err := p.m.Segments("app", "items")
+			segs, err := p.m.Segments(context.Background(), "app", "items")
 			require.NoError(t, err)
 			require.Len(t, segs, 2)
 			dir, ok := p.m.LocalDir()
@@ -528,7 +528,7 @@ func TestAFlushOrCompactionDuringAQuery(t *testing.T) {
 			for _, s := range segs {
 				assert.NoFileExists(t, filepath.Join(dir, filepath.FromSlash(s.Path)), "released once the query ended")
 			}
-			segs, err = p.m.Segments("app", "items")
+			segs, err = p.m.Segments(context.Background(), "app", "items")
 			require.NoError(t, err)
 			require.Len(t, segs, 1)
 			assert.Equal(t, want, f.ok(t, aliceToken, q).Rows)
