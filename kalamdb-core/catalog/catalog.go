@@ -891,6 +891,22 @@ func (c *Catalog) FreshNamespaces(ctx context.Context) ([]*Namespace, error) {
 	return c.Namespaces(), nil
 }
 
+// Recreated reports whether table t, which an operation found gone
+// (core.ErrTableNotFound), exists again under its name as another table:
+// on a backend other servers share, one of them may have dropped it and
+// created it again, and the request then looks its table up again and runs
+// once more. It refreshes the copy first on such a backend; on an embedded
+// backend it reads the copy, which this process keeps current.
+func (c *Catalog) Recreated(ctx context.Context, t *Table) (bool, error) {
+	if c.shared() {
+		if _, err := c.Refresh(ctx); err != nil {
+			return false, err
+		}
+	}
+	cur, err := c.Table(t.Namespace, t.Name)
+	return err == nil && cur.ID != t.ID, nil
+}
+
 // RefreshForColumn refreshes the copy when t, the definition a request
 // was checked against, lacks column: on a backend other servers share,
 // one of them may have just added it. It reports whether the copy now

@@ -256,7 +256,11 @@ func (a *API) route(pattern string, acc access, h handlerFunc) {
 				return
 			}
 		}
-		if err := h(w, r, *p); err != nil {
+		serve := h
+		if strings.Contains(path, "{t}") {
+			serve = a.onRecreated(h)
+		}
+		if err := serve(w, r, *p); err != nil {
 			a.writeError(w, r, err)
 		}
 	}))

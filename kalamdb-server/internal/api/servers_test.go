@@ -87,3 +87,52 @@ func TestServersShowOneDatabaseID(t *testing.T) {
 	assert.NotEmpty(t, ids[0])
 	assert.Equal(t, ids[0], ids[1])
 }
+
+// A table dropped and created again through one server is used at once
+// through another, whose copy of the catalog still holds the dropped
+// table: a request that finds its table gone runs once more, with its
+// body, on the catalog read again, and applies once.
+func TestServersUseATableAnotherCreatedAgain(t *testing.T) {
+	s := serverFixtures(t, 2)
+	a, b := s[0], s[1]
+	require.Equal(t, http.StatusCreated, a.json(t, "POST", "/v1/namespaces", adminToken, `{"name":"app"}`).status)
+	const def = `{"name":"kv","type":"shared","columns":[{"name":"k","type":"int64"},{"name":"v","type":"string","nullable":true}],"primary_key":"k"}`
+	a.createTable(t, def)
+	path := "/v1/namespaces/app/tables/kv"
+	for _, req := range []struct {
+		method, path, body string
+		status             int
+		after              []any // the values of kv afterwards, through a
+	}{
+		{"POST", path + "/rows", `{"rows":[{"k":1,"v":"new"}]}`, http.StatusCreated, []any{"new"}},
+		{"GET", path + "/rows/1", "", http.StatusNotFound, []any{}},
+		{"PATCH", path + "/rows/1", `{"v":"patched"}`, http.StatusNotFound, []any{}},
+		{"GET", path + "/rows", "", http.StatusOK, []any{}},
+	} {
+		// b knows the table as it is now, with a row in it.
+		r := b.json(t, "POST", path+"/rows", userToken, `{"rows":[{"k":100,"v":"old"}]}`)
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		require.Equal(t, http.StatusNoContent, a.json(t, "DELETE", path, adminToken, nil).status)
+		a.createTable(t, def)
+
+		var body any
+		if req.body != "" {
+			body = req.body
+		}
+		r = b.json(t, req.method, req.path, userToken, body)
+		require.Equal(t, req.status, r.status, "%s %s on the table created again: %s", req.method, req.path, r.body)
+		if r.status == http.StatusNotFound {
+			assert.Equal(t, "ROW_NOT_FOUND", r.decode(t)["error"].(map[string]any)["code"], "the row, not the table: %s", r.body)
+		}
+		r = a.json(t, "GET", path+"/rows", userToken, nil)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		var got []any
+		for _, row := range r.decode(t)["rows"].([]any) {
+			got = append(got, row.(map[string]any)["v"])
+		}
+		if got == nil {
+			got = []any{}
+		}
+		assert.Equal(t, req.after, got, "%s %s", req.method, req.path)
+	}
+}

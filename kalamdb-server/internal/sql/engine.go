@@ -31,6 +31,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/tables"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-server/internal/api"
@@ -307,6 +308,12 @@ func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	results := make([]Result, 0, len(stmts))
 	for i, st := range stmts {
 		res, err := s.exec(r.Context(), st)
+		if errors.Is(err, core.ErrTableNotFound) && e.catalogReadAgain(r.Context()) {
+			// Another server dropped a table the statement names and
+			// created it again: the statement applied nothing, and runs
+			// once more on the catalog read again.
+			res, err = s.exec(r.Context(), st)
+		}
 		if err != nil {
 			if len(stmts) > 1 {
 				err = wrapStatement(err, i+1, len(stmts))
@@ -323,6 +330,20 @@ func (e *Engine) serve(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		results = append(results, *res)
 	}
 	return results, 0, nil
+}
+
+// catalogReadAgain reads the catalog again after a statement found a
+// table gone, on a backend several servers share, and reports whether it
+// could: the statement then runs once more (a background refresh may have
+// read the change first, so whether this read changed anything says
+// nothing). On an embedded backend, which only this process changes, it
+// does nothing and reports false.
+func (e *Engine) catalogReadAgain(ctx context.Context) bool {
+	if !e.opts.DB.Backend().Capabilities().MultiProcess {
+		return false
+	}
+	_, err := e.opts.DB.Catalog().Refresh(ctx)
+	return err == nil
 }
 
 // splitCached is split, remembering the statements of requests of up to
