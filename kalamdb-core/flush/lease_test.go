@@ -3,6 +3,7 @@ package flush_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	store "github.com/kalamdb/kalamdb-go/kalamdb-store"
+	"github.com/kalamdb/kalamdb-go/kalamdb-store/faultstore"
 	"github.com/kalamdb/kalamdb-go/kalamdb-store/memory"
 
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
@@ -358,4 +360,38 @@ func TestCompactionWithNothingToMergeTakesNoLease(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, res.Merged)
 	require.NoError(t, w.next(t), "the compaction took the lease")
+}
+
+// A scheduler round on a backend several servers share, with nothing due,
+// writes nothing to the backend: no table's lease is taken, and each
+// table costs one read (its manifest version).
+func TestIdleSchedulerRoundWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	fb := faultstore.Wrap(tablestest.MultiProcess(memory.New()))
+	defer fb.Close()
+	m, err := flush.Open(ctx, fb, flush.Options{FS: segment.DirFS(t.TempDir())})
+	require.NoError(t, err)
+	defer m.Stop()
+	_, err = m.DB().Catalog().CreateNamespace(ctx, ns)
+	require.NoError(t, err)
+	const n = 10
+	for i := range n {
+		name := fmt.Sprintf("t%d", i)
+		_, err := m.DB().Catalog().CreateTable(ctx, catalog.Table{Namespace: ns, Name: name, Type: catalog.SharedTable, PrimaryKey: "id",
+			Columns: []catalog.Column{{Name: "id", Type: row.TypeInt64}}})
+		require.NoError(t, err)
+		s, err := m.DB().Shared(ctx, ns, name)
+		require.NoError(t, err)
+		_, err = s.Insert(ctx, []row.Value{row.Int64(1)})
+		require.NoError(t, err)
+		_, err = m.Flush(ctx, ns, name)
+		require.NoError(t, err)
+	}
+	fb.Reset()
+	_, err = m.CheckPolicies(ctx)
+	require.NoError(t, err)
+	for _, op := range []faultstore.Op{faultstore.OpBatch, faultstore.OpPut, faultstore.OpDelete} {
+		assert.Zero(t, fb.Count(op), "%s operations of an idle round", op)
+	}
+	assert.Equal(t, n, fb.Count(faultstore.OpGet), "one read a table")
 }
