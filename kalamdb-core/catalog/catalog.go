@@ -18,6 +18,7 @@ import (
 	core "github.com/kalamdb/kalamdb-go/kalamdb-core"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 )
 
 // recordFormat is the version of the JSON records the catalog stores.
@@ -795,6 +796,10 @@ func (c *Catalog) DropTable(ctx context.Context, ns, name string) error {
 			check(key, raw),
 			store.DeleteOp(layout.Catalog, key),
 			store.DeleteOp(layout.Sequences, layout.SequenceKey(t.ID)),
+			// The record of the table's lease, which a finished stream
+			// eviction leaves (lease.Lease.Finish); a flush or eviction
+			// holding it on another server commits nothing more.
+			store.DeleteOp(layout.Leases, []byte(lease.TableName(t.ID))),
 			bump(),
 		})
 		if err == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/catalog"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/clock"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/layout"
+	"github.com/kalamdb/kalamdb-go/kalamdb-core/lease"
 	"github.com/kalamdb/kalamdb-go/kalamdb-core/row"
 )
 
@@ -220,11 +221,16 @@ func TestTablesPersistAcrossReopen(t *testing.T) {
 	assert.ErrorIs(t, err, core.ErrNamespaceNotFound)
 
 	// Ids keep increasing after a reopen, and a re-created table gets a new
-	// id and a new, empty partition.
+	// id and a new, empty partition. The drop removes the record of the
+	// table's lease, which a finished stream eviction leaves.
+	leaseKey := []byte(lease.TableName(tbl.ID))
+	require.NoError(t, b.Put(ctx, layout.Leases, leaseKey, []byte(`{"owner":"x"}`)))
 	require.NoError(t, c2.DropTable(ctx, "app", "messages"))
 	ok, err = b.PartitionExists(ctx, tbl.Partition())
 	require.NoError(t, err)
 	assert.False(t, ok)
+	_, err = b.Get(ctx, layout.Leases, leaseKey)
+	assert.ErrorIs(t, err, store.ErrNotFound, "the table's lease record is gone")
 	again, err := c2.CreateTable(ctx, messages())
 	require.NoError(t, err)
 	assert.Equal(t, uint64(4), again.ID)

@@ -11,6 +11,11 @@
 // So safety rests on the backend's checks, not on clocks: clocks that
 // disagree only make a lease change hands early or late.
 //
+// Work needed about once per interval among the servers (a stream's
+// eviction) ends with Finish instead of Release: the record stays,
+// expired, with when the finished work began, which LastFinished reads, so
+// that the other servers skip their turn.
+//
 // Work that may outlast the TTL keeps its lease with Keep, which renews it
 // every third of the TTL. Commit refuses, without sending anything, once a
 // renewal found the lease taken over, and when the lease expires within a
@@ -96,6 +101,9 @@ type record struct {
 	Owner   string `json:"owner"`
 	Epoch   uint64 `json:"epoch"`
 	Expires int64  `json:"expires_us"` // Unix microseconds
+	// Began is when the work the record's owner finished began (Finish),
+	// in Unix microseconds; 0 while the lease is held, or when released.
+	Began int64 `json:"finished_began_us,omitempty"`
 }
 
 func (r record) expires() time.Time { return time.UnixMicro(r.Expires).UTC() }
@@ -315,11 +323,44 @@ func (l *Lease) Release(ctx context.Context) error {
 	return nil
 }
 
+// Finish gives the lease up, as Release does, and records that its work,
+// which began at began, is done: the record stays, expired, so that any
+// owner may acquire it, and LastFinished returns began until then. A
+// lease already lost is not an error, and records nothing.
+func (l *Lease) Finish(ctx context.Context, began time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := l.rec
+	next.Expires = l.ls.opts.Clock.Now().UnixMicro()
+	next.Began = began.UnixMicro()
+	raw, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	err = l.ls.b.Batch(ctx, []store.Operation{check(l.key, l.raw), store.PutOp(layout.Leases, l.key, raw)})
+	if err != nil && !errors.Is(err, store.ErrConditionFailed) {
+		return fmt.Errorf("lease: finishing %s: %w", l.name, err)
+	}
+	l.released = true
+	return nil
+}
+
+// LastFinished returns when the work of lease name that was last finished
+// (Finish) began, or the zero time when none was, or when the lease was
+// acquired or released since.
+func (ls *Leases) LastFinished(ctx context.Context, name string) (time.Time, error) {
+	raw, r, err := ls.read(ctx, []byte(name))
+	if err != nil || raw == nil || r.Began == 0 {
+		return time.Time{}, err
+	}
+	return time.UnixMicro(r.Began).UTC(), nil
+}
+
 // Holder returns the owner of lease name and its expiry, or "" when nobody
-// holds it.
+// holds it (none did, or its holder released or finished it).
 func (ls *Leases) Holder(ctx context.Context, name string) (string, time.Time, error) {
 	raw, r, err := ls.read(ctx, []byte(name))
-	if err != nil || raw == nil {
+	if err != nil || raw == nil || r.Began != 0 {
 		return "", time.Time{}, err
 	}
 	return r.Owner, r.expires(), nil

@@ -37,6 +37,15 @@ func leases(t *testing.T, b store.StorageBackend, owner string, c clock.Clock) *
 
 var probe = store.MustPartition("probe")
 
+// twoOwners returns a backend with the probe partition, a fake clock at
+// t0, and the leases of owners a and z on them.
+func twoOwners(t *testing.T, a, z string) (store.StorageBackend, *clock.Fake, *lease.Leases, *lease.Leases) {
+	b := backend(t)
+	require.NoError(t, b.CreatePartition(context.Background(), probe))
+	fk := clock.NewFake(t0)
+	return b, fk, leases(t, b, a, fk), leases(t, b, z, fk)
+}
+
 // commitProbe commits a write fenced by l and reports whether it applied.
 func commitProbe(t *testing.T, b store.StorageBackend, l *lease.Lease, v string) error {
 	return l.Commit(func(check store.Operation) error {
@@ -49,10 +58,7 @@ func commitProbe(t *testing.T, b store.StorageBackend, l *lease.Lease, v string)
 // applies.
 func TestTakeoverFencesTheOldHolder(t *testing.T) {
 	ctx := context.Background()
-	b := backend(t)
-	require.NoError(t, b.CreatePartition(ctx, probe))
-	fk := clock.NewFake(t0)
-	a, z := leases(t, b, "server-a", fk), leases(t, b, "server-z", fk)
+	b, fk, a, z := twoOwners(t, "server-a", "server-z")
 
 	la, err := a.Acquire(ctx, "flush/7")
 	require.NoError(t, err)
@@ -90,10 +96,7 @@ func TestTakeoverFencesTheOldHolder(t *testing.T) {
 
 func TestReacquireAndRelease(t *testing.T) {
 	ctx := context.Background()
-	b := backend(t)
-	require.NoError(t, b.CreatePartition(ctx, probe))
-	fk := clock.NewFake(t0)
-	a, z := leases(t, b, "a", fk), leases(t, b, "z", fk)
+	b, _, a, z := twoOwners(t, "a", "z")
 	la, err := a.Acquire(ctx, "evict/3")
 	require.NoError(t, err)
 	again, err := a.Acquire(ctx, "evict/3")
@@ -251,4 +254,42 @@ func TestCommitRefusedWithinTheMargin(t *testing.T) {
 func TestTableNameIsStable(t *testing.T) {
 	assert.Equal(t, "flush/42", lease.TableName(42))
 	assert.NotEqual(t, lease.TableName(4), lease.TableName(42))
+}
+
+// Finish gives the lease up, as Release does, and leaves when the work
+// began for LastFinished, until the lease is acquired again; a lease
+// already lost records nothing.
+func TestFinishRecordsWhenTheWorkBegan(t *testing.T) {
+	ctx := context.Background()
+	b, fk, a, z := twoOwners(t, "a", "z")
+	began, err := a.LastFinished(ctx, "evict/4")
+	require.NoError(t, err)
+	assert.True(t, began.IsZero(), "never finished")
+
+	la, err := a.Acquire(ctx, "evict/4")
+	require.NoError(t, err)
+	fk.Advance(2 * time.Second)
+	require.NoError(t, la.Finish(ctx, t0))
+	require.ErrorIs(t, commitProbe(t, b, la, "x"), lease.ErrLost, "a finished lease commits nothing")
+	began, err = z.LastFinished(ctx, "evict/4")
+	require.NoError(t, err)
+	assert.Equal(t, t0, began)
+	owner, _, err := z.Holder(ctx, "evict/4")
+	require.NoError(t, err)
+	assert.Empty(t, owner, "nobody holds a finished lease")
+
+	lz, err := z.Acquire(ctx, "evict/4")
+	require.NoError(t, err, "a finished lease is free at once")
+	assert.Equal(t, uint64(2), lz.Epoch(), "it changed owner")
+	began, err = a.LastFinished(ctx, "evict/4")
+	require.NoError(t, err)
+	assert.True(t, began.IsZero(), "held again")
+	require.NoError(t, la.Finish(ctx, t0), "finishing a lease already lost is not an error")
+	owner, _, err = a.Holder(ctx, "evict/4")
+	require.NoError(t, err)
+	assert.Equal(t, "z", owner, "and leaves it to its holder")
+	require.NoError(t, lz.Finish(ctx, t0.Add(time.Second)))
+	began, err = a.LastFinished(ctx, "evict/4")
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(time.Second), began)
 }

@@ -112,10 +112,11 @@ type EvictStats struct {
 	// lease less the events it removed (see Len).
 	Remaining int64
 	// Skipped reports, on a backend several servers share, an eviction
-	// that did not run because another server holds the table's lease:
-	// that server evicts the stream meanwhile. It is not a failure, and the
-	// timer of StartEviction tries again at its next tick. Remaining is
-	// then this process's estimate (Len).
+	// that did not run because another server holds the table's lease
+	// (that server evicts the stream meanwhile), or, for EvictDue, because
+	// an eviction began recently. It is not a failure, and the timer of
+	// StartEviction tries again at its next tick. Remaining is then this
+	// process's estimate (Len).
 	Skipped bool
 }
 
@@ -486,10 +487,38 @@ const evictBatch = 1024
 // batch applies nothing and Evict fails with an error wrapping
 // store.ErrConditionFailed, having removed only what earlier batches did.
 func (s *StreamTableStore) Evict(ctx context.Context) (EvictStats, error) {
+	return s.evict(ctx, s.clock.Now())
+}
+
+// EvictDue is Evict, except that on a backend several servers share it
+// does nothing, and returns Skipped with no error, when an eviction of the
+// table that began less than half of interval ago has finished, through
+// any server: that eviction counted the stream and brought it within its
+// bounds. So the eviction timers of all the servers, each ticking every
+// interval, count a stream about once per interval between them, not once
+// each; a stream is still counted at least once per interval. On an
+// embedded backend it is Evict.
+func (s *StreamTableStore) EvictDue(ctx context.Context, interval time.Duration) (EvictStats, error) {
+	now := s.clock.Now()
+	if s.leases != nil {
+		began, err := s.leases.LastFinished(ctx, lease.TableName(s.t.ID))
+		if err != nil {
+			return EvictStats{}, fmt.Errorf("eviction of %s: %w", s.t.FullName(), s.wrap(err))
+		}
+		if !began.IsZero() && now.Sub(began) < interval/2 {
+			s.assumeWithinBounds()
+			return EvictStats{Skipped: true, Remaining: s.live.Load()}, nil
+		}
+	}
+	return s.evict(ctx, now)
+}
+
+// evict is Evict, begun at began.
+func (s *StreamTableStore) evict(ctx context.Context, began time.Time) (EvictStats, error) {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
 	if s.leases != nil {
-		return s.evictShared(ctx)
+		return s.evictShared(ctx, began)
 	}
 	var st EvictStats
 	cutoff := s.cutoff()
@@ -591,7 +620,7 @@ func (s *StreamTableStore) StartEviction(interval time.Duration, report func(Evi
 			var st EvictStats
 			err := guard.Run("tables: eviction of "+s.t.FullName(), func() error {
 				var err error
-				st, err = s.Evict(ctx)
+				st, err = s.EvictDue(ctx, interval)
 				return err
 			})
 			if ctx.Err() != nil {
@@ -665,9 +694,10 @@ func (s *StreamTableStore) measure(ctx context.Context, cutoff int64) (all, expi
 }
 
 // evictShared is Evict on a backend several servers share, under the
-// table's lease. The caller holds evictMu.
-func (s *StreamTableStore) evictShared(ctx context.Context) (EvictStats, error) {
-	var st EvictStats
+// table's lease, begun at began. An eviction that ends without an error
+// gives the lease up with Finish, recording when it began (EvictDue); one
+// that fails releases it. The caller holds evictMu.
+func (s *StreamTableStore) evictShared(ctx context.Context, began time.Time) (st EvictStats, err error) {
 	l, err := s.leases.Acquire(ctx, lease.TableName(s.t.ID))
 	if errors.Is(err, lease.ErrHeld) {
 		s.assumeWithinBounds()
@@ -679,9 +709,13 @@ func (s *StreamTableStore) evictShared(ctx context.Context) (EvictStats, error) 
 	stop := l.Keep(ctx, s.clock)
 	defer func() {
 		stop()
-		// A lease taken over meanwhile is the new holder's: Release leaves
-		// it alone, and a failure only lets it expire.
-		_ = l.Release(context.WithoutCancel(ctx))
+		// A lease taken over meanwhile is the new holder's: Finish and
+		// Release leave it alone, and a failure only lets it expire.
+		if err == nil {
+			_ = l.Finish(context.WithoutCancel(ctx), began)
+		} else {
+			_ = l.Release(context.WithoutCancel(ctx))
+		}
 	}()
 
 	cutoff := s.cutoff()

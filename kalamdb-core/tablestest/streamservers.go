@@ -272,6 +272,42 @@ func testStreamServersTimerSkipsWhileHeld(t *testing.T, h Harness) {
 	assert.Equal(t, streamMax, storedEvents(t, e, b))
 }
 
+// testStreamServersCountOncePerInterval: the eviction timers of two
+// servers count a stream about once per interval between them, not once
+// each: an eviction that an eviction through the other server, begun less
+// than half an interval before, leaves nothing to do is skipped without
+// reading an event; one later than that counts the stream again.
+func testStreamServersCountOncePerInterval(t *testing.T, h Harness) {
+	e, hook, a, b := streamServers(t, h)
+	appendBoth(t, e, a, b, 30)
+	const interval = 10 * time.Second
+	st, err := b.EvictDue(e.ctx, interval)
+	require.NoError(t, err)
+	assert.Equal(t, tables.EvictStats{Overflow: 10, Remaining: streamMax}, st)
+
+	scans := 0
+	count := func() { scans++ }
+	hook.set(a.Table().Partition(), count)
+	e.clock.Advance(interval/2 - time.Millisecond)
+	st, err = a.EvictDue(e.ctx, interval)
+	require.NoError(t, err)
+	assert.Equal(t, tables.EvictStats{Skipped: true, Remaining: 30}, st)
+	assert.Zero(t, scans, "a skipped eviction reads no event")
+
+	e.clock.Advance(time.Millisecond)
+	st, err = a.EvictDue(e.ctx, interval)
+	require.NoError(t, err)
+	assert.Equal(t, tables.EvictStats{Remaining: streamMax}, st)
+	assert.Equal(t, 1, scans, "half an interval after the last eviction began, the stream is counted again")
+	assert.Equal(t, streamMax, storedEvents(t, e, a))
+
+	// Evict itself always counts.
+	hook.set(b.Table().Partition(), count)
+	_, err = a.Evict(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, scans)
+}
+
 // testStreamServersEvictionWhoseLeaseWasTakenOver: another server, whose
 // clock reads past the lease this one took (this one paused, or the clocks
 // disagree), takes the lease over while this one counts; this one's delete

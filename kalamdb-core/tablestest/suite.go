@@ -127,6 +127,7 @@ func RunSeveralServers(t *testing.T, h Harness) {
 		{"stream/SeveralServersAppendEvicts", testStreamServersAppendEvicts},
 		{"stream/SeveralServersOneEvictionAtATime", testStreamServersOneEvictionAtATime},
 		{"stream/SeveralServersTimerSkipsWhileHeld", testStreamServersTimerSkipsWhileHeld},
+		{"stream/SeveralServersCountOncePerInterval", testStreamServersCountOncePerInterval},
 		{"stream/SeveralServersEvictionWhoseLeaseWasTakenOver", testStreamServersEvictionWhoseLeaseWasTakenOver},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
