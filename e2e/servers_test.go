@@ -175,6 +175,27 @@ func checkDefinitionsSeenEverywhere(t *testing.T, servers []*instance) {
 		expect(t, in.call("POST", "/v1/namespaces/multi/tables/gone/rows", aliceToken, fmt.Sprintf(`{"rows":[{"k":%d}]}`, 100+i)),
 			http.StatusNotFound, "TABLE_NOT_FOUND")
 	}
+
+	// A table dropped and created again through one server is used
+	// through the others at once, each write landing once in the new one.
+	const again = `{"name":"again","type":"shared","columns":[{"name":"k","type":"int64"}],"primary_key":"k"}`
+	path := "/v1/namespaces/multi/tables/again"
+	expect(t, a.call("POST", "/v1/namespaces/multi/tables", adminToken, again), http.StatusCreated, "")
+	for i, in := range servers {
+		eventually(t, "the table written through "+in.base, func() error {
+			return status(in.call("POST", path+"/rows", aliceToken, fmt.Sprintf(`{"rows":[{"k":%d}]}`, i)), http.StatusCreated)
+		})
+	}
+	expect(t, a.call("DELETE", path, adminToken, nil), http.StatusNoContent, "")
+	expect(t, a.call("POST", "/v1/namespaces/multi/tables", adminToken, again), http.StatusCreated, "")
+	for i, in := range servers {
+		expect(t, in.call("POST", path+"/rows", aliceToken, fmt.Sprintf(`{"rows":[{"k":%d}]}`, 10+i)), http.StatusCreated, "")
+	}
+	rows := listAll(t, b, path+"/rows", aliceToken, 100)
+	require.Len(t, rows, len(servers), "only the rows written after the table was created again")
+	for i, row := range rows {
+		assert.Equal(t, float64(10+i), row["k"])
+	}
 }
 
 // result is one request's outcome, without failing the test (clients run
