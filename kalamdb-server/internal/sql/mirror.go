@@ -101,10 +101,15 @@ func (m *mirror) hold(ctx context.Context, f flush.SnapshotFile) (*list.Element,
 	for {
 		m.mu.Lock()
 		if el, ok := m.files[f.Path]; ok {
-			el.Value.(*mirrored).refs++
-			m.lru.MoveToFront(el)
-			m.mu.Unlock()
-			return el, nil
+			if mf := el.Value.(*mirrored); m.intact(mf) {
+				mf.refs++
+				m.lru.MoveToFront(el)
+				m.mu.Unlock()
+				return el, nil
+			}
+			// Removed or cut short behind the mirror's back (its directory
+			// cleaned, a disk that filled): copied again below.
+			m.forgetLocked(el)
 		}
 		c, ok := m.copying[f.Path]
 		if !ok {
@@ -152,6 +157,21 @@ func (m *mirror) copyAndPlace(ctx context.Context, f flush.SnapshotFile) (*list.
 	m.bytes += size
 	m.evictLocked()
 	return el, nil
+}
+
+// intact reports whether f's file is still in place at its length.
+func (m *mirror) intact(f *mirrored) bool {
+	fi, err := os.Stat(m.path(f.path))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == f.size
+}
+
+// forgetLocked removes el's file from the mirror's accounts; the queries
+// holding it release it as usual.
+func (m *mirror) forgetLocked(el *list.Element) {
+	f := el.Value.(*mirrored)
+	m.lru.Remove(el)
+	delete(m.files, f.path)
+	m.bytes -= f.size
 }
 
 // path is the file of segment p in the mirror.
@@ -235,9 +255,7 @@ func (m *mirror) evictLocked() {
 		prev := el.Prev()
 		if f := el.Value.(*mirrored); f.refs == 0 {
 			if err := os.Remove(m.path(f.path)); err == nil || errors.Is(err, os.ErrNotExist) {
-				m.lru.Remove(el)
-				delete(m.files, f.path)
-				m.bytes -= f.size
+				m.forgetLocked(el)
 			}
 		}
 		el = prev

@@ -326,3 +326,35 @@ func TestSegmentFilesCopiedOnceForConcurrentQueries(t *testing.T) {
 		})
 	}
 }
+
+// A copy removed or cut short behind the mirror's back (its directory
+// cleaned, a disk that filled) is copied again by the next query that
+// needs it, rather than handed to the query engine.
+func TestSegmentFilesMirrorCopiesAgainWhatWasRemovedOrCut(t *testing.T) {
+	ctx := context.Background()
+	p, files := segmentsOf(t, 1)
+	gs := &gatedStore{Store: p.m.Store(), opening: make(chan struct{}), open: make(chan struct{})}
+	close(gs.open)
+	m, err := openMirror(filepath.Join(t.TempDir(), "files"), 1<<30, gs)
+	require.NoError(t, err)
+	acquire := func() {
+		t.Helper()
+		release, err := m.acquire(ctx, files)
+		require.NoError(t, err)
+		release()
+		fi, err := os.Stat(m.path(files[0].Path))
+		require.NoError(t, err)
+		assert.Equal(t, files[0].Bytes, fi.Size())
+		all, _ := m.held()
+		assert.Equal(t, files[0].Bytes, all)
+	}
+	acquire()
+	acquire()
+	assert.EqualValues(t, 1, gs.opened.Load(), "an intact copy is used as it is")
+	require.NoError(t, os.Truncate(m.path(files[0].Path), files[0].Bytes/2))
+	acquire()
+	assert.EqualValues(t, 2, gs.opened.Load(), "a copy cut short is copied again")
+	require.NoError(t, os.Remove(m.path(files[0].Path)))
+	acquire()
+	assert.EqualValues(t, 3, gs.opened.Load(), "a removed copy is copied again")
+}
