@@ -265,21 +265,11 @@ func Bench(b *testing.B, h Harness) {
 			wrap func(store.StorageBackend) store.StorageBackend
 		}{
 			{"insert", nil},
-			{"insert-multiprocess", func(b store.StorageBackend) store.StorageBackend { return multiProcess{b} }},
+			{"insert-multiprocess", MultiProcess},
 		} {
 			b.Run(rb.name+"/"+c.name, func(b *testing.B) {
 				e := newBenchEnvWith(b, h, c.wrap)
-				insert := rb.insertOne(e)
-				vals := benchRow(nil, 0)
-				b.ReportAllocs()
-				id := int64(0)
-				for b.Loop() {
-					vals[0] = row.Int64(id)
-					id++
-					if _, err := insert(vals); err != nil {
-						b.Fatal(err)
-					}
-				}
+				writeEach(b, rb.insertOne(e))
 			})
 		}
 		b.Run(rb.name+"/get", func(b *testing.B) {
@@ -313,16 +303,7 @@ func Bench(b *testing.B, h Harness) {
 
 	b.Run("stream/append", func(b *testing.B) {
 		e := newBenchEnv(b, h)
-		vals := benchRow(nil, 0)
-		b.ReportAllocs()
-		id := int64(0)
-		for b.Loop() {
-			vals[0] = row.Int64(id)
-			id++
-			if _, err := e.stream.Append(e.ctx, vals); err != nil {
-				b.Fatal(err)
-			}
-		}
+		writeEach(b, func(vals []row.Value) (int64, error) { return e.stream.Append(e.ctx, vals) })
 	})
 	// A stream held at its maximum: every append evicts. On a backend
 	// several processes share, an eviction takes the table's lease and
@@ -334,16 +315,7 @@ func Bench(b *testing.B, h Harness) {
 		b.Run(c.name, func(b *testing.B) {
 			e := newBenchEnvWith(b, h, c.wrap)
 			s := e.fullStream(b)
-			vals := benchRow(nil, 0)
-			b.ReportAllocs()
-			id := int64(0)
-			for b.Loop() {
-				vals[0] = row.Int64(id)
-				id++
-				if _, err := s.Append(e.ctx, vals); err != nil {
-					b.Fatal(err)
-				}
-			}
+			writeEach(b, func(vals []row.Value) (int64, error) { return s.Append(e.ctx, vals) })
 		})
 	}
 	b.Run("stream/read", func(b *testing.B) {
@@ -495,5 +467,20 @@ func paired(b *testing.B, raw, core func(i int)) {
 		b.ReportMetric(per(rawCPU), "raw-cpu-ns/op")
 		b.ReportMetric(per(coreCPU), "core-cpu-ns/op")
 		b.ReportMetric(float64(rawCPU)/float64(coreCPU), "x-raw-cpu")
+	}
+}
+
+// writeEach measures write, called once per iteration with a benchmark row
+// whose first column counts up from 0.
+func writeEach(b *testing.B, write func(vals []row.Value) (int64, error)) {
+	vals := benchRow(nil, 0)
+	b.ReportAllocs()
+	id := int64(0)
+	for b.Loop() {
+		vals[0] = row.Int64(id)
+		id++
+		if _, err := write(vals); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -167,25 +167,17 @@ func runPair(t *testing.T, b store.StorageBackend, dedupeAlways bool, st segment
 // buffered rows only, flushed only, both, rows updated or deleted after a
 // flush, compacted segments, each user's rows only, an added column.
 func TestSegmentFilesAnswerAsTheCopiedRows(t *testing.T) {
-	for _, always := range []bool{false, true} {
-		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
-			b := memory.New()
-			t.Cleanup(func() { _ = b.Close() })
-			runPair(t, b, always, nil)
-		})
-	}
+	inEachMergeMode(t, func(t *testing.T, b store.StorageBackend, always bool) {
+		runPair(t, b, always, nil)
+	})
 }
 
 // On an object store, queries read copies of the segment files, and answer
 // as those that copy every row.
 func TestSegmentFilesOfAnObjectStoreAnswerAsTheCopiedRows(t *testing.T) {
-	for _, always := range []bool{false, true} {
-		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
-			b := memory.New()
-			t.Cleanup(func() { _ = b.Close() })
-			runPair(t, b, always, objectStoreOf(t, false))
-		})
-	}
+	inEachMergeMode(t, func(t *testing.T, b store.StorageBackend, always bool) {
+		runPair(t, b, always, objectStoreOf(t, false))
+	})
 	t.Run("s3", func(t *testing.T) {
 		st := objectStoreOf(t, true)
 		b := memory.New()
@@ -287,61 +279,57 @@ func mustParse(t *testing.T, f *fixture, q string) *parsed {
 // disappear or appear twice: the batches a writer inserts, in order, are
 // always seen as a whole prefix of them.
 func TestQueriesRacingFlushesSeeEveryRowOnce(t *testing.T) {
-	for _, always := range []bool{false, true} {
-		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
-			b := memory.New()
-			t.Cleanup(func() { _ = b.Close() })
-			p := newPair(t, b, always)
-			f := p.seg
-			f.setup(t)
-			const batches, size = 24, 50
-			done := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer close(done)
-				for k := 0; k < batches; k++ {
-					var vals []string
-					for i := k * size; i < (k+1)*size; i++ {
-						vals = append(vals, fmt.Sprintf("(%d, 'n', %d)", i, i))
-					}
-					f.ok(t, aliceToken, `INSERT INTO items (id, name, qty) VALUES `+strings.Join(vals, ", "))
-					if k%2 == 0 {
-						// Rewrite the previous batch: a new version of each row,
-						// same values.
-						f.ok(t, aliceToken, fmt.Sprintf(`UPDATE items SET qty = id WHERE id >= %d AND id < %d`, max(k-1, 0)*size, k*size))
-					}
-					f.ok(t, adminToken, `STORAGE FLUSH TABLE app.items`)
-					if k%5 == 4 {
-						f.ok(t, adminToken, `STORAGE COMPACT TABLE app.items`)
-					}
+	inEachMergeMode(t, func(t *testing.T, b store.StorageBackend, always bool) {
+		p := newPair(t, b, always)
+		f := p.seg
+		f.setup(t)
+		const batches, size = 24, 50
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done)
+			for k := 0; k < batches; k++ {
+				var vals []string
+				for i := k * size; i < (k+1)*size; i++ {
+					vals = append(vals, fmt.Sprintf("(%d, 'n', %d)", i, i))
 				}
-			}()
-			check := func() {
-				r := f.ok(t, aliceToken, `SELECT count(*), count(DISTINCT id), coalesce(sum(id), 0), coalesce(sum(qty), 0), coalesce(max(id), -1) FROM items`)
-				n := r.Rows[0][0].(float64)
-				require.Equal(t, n, r.Rows[0][1], "a row seen twice")
-				require.Zero(t, int(n)%size, "a batch seen in part: %v", r.Rows)
-				require.Equal(t, n*(n-1)/2, r.Rows[0][2], "rows missing: %v", r.Rows)
-				require.Equal(t, n*(n-1)/2, r.Rows[0][3], "rows missing: %v", r.Rows)
-				require.Equal(t, n-1, r.Rows[0][4])
-			}
-			queries := 0
-			for running := true; running; queries++ {
-				select {
-				case <-done:
-					running = false
-				default:
+				f.ok(t, aliceToken, `INSERT INTO items (id, name, qty) VALUES `+strings.Join(vals, ", "))
+				if k%2 == 0 {
+					// Rewrite the previous batch: a new version of each row,
+					// same values.
+					f.ok(t, aliceToken, fmt.Sprintf(`UPDATE items SET qty = id WHERE id >= %d AND id < %d`, max(k-1, 0)*size, k*size))
 				}
-				check()
+				f.ok(t, adminToken, `STORAGE FLUSH TABLE app.items`)
+				if k%5 == 4 {
+					f.ok(t, adminToken, `STORAGE COMPACT TABLE app.items`)
+				}
 			}
-			wg.Wait()
+		}()
+		check := func() {
+			r := f.ok(t, aliceToken, `SELECT count(*), count(DISTINCT id), coalesce(sum(id), 0), coalesce(sum(qty), 0), coalesce(max(id), -1) FROM items`)
+			n := r.Rows[0][0].(float64)
+			require.Equal(t, n, r.Rows[0][1], "a row seen twice")
+			require.Zero(t, int(n)%size, "a batch seen in part: %v", r.Rows)
+			require.Equal(t, n*(n-1)/2, r.Rows[0][2], "rows missing: %v", r.Rows)
+			require.Equal(t, n*(n-1)/2, r.Rows[0][3], "rows missing: %v", r.Rows)
+			require.Equal(t, n-1, r.Rows[0][4])
+		}
+		queries := 0
+		for running := true; running; queries++ {
+			select {
+			case <-done:
+				running = false
+			default:
+			}
 			check()
-			assert.Equal(t, [][]any{{float64(batches * size)}}, f.ok(t, aliceToken, `SELECT count(*) FROM items`).Rows)
-			t.Logf("%d queries during %d flushes", queries, batches)
-		})
-	}
+		}
+		wg.Wait()
+		check()
+		assert.Equal(t, [][]any{{float64(batches * size)}}, f.ok(t, aliceToken, `SELECT count(*) FROM items`).Rows)
+		t.Logf("%d queries during %d flushes", queries, batches)
+	})
 }
 
 // The engine reads no file but the segment files under the cold tier's
@@ -466,74 +454,70 @@ func TestSegmentsNotReadableAsFilesAreCopied(t *testing.T) {
 // new segment, and it counts them once; a compaction once it holds the
 // list removes no file it reads.
 func TestAFlushOrCompactionDuringAQuery(t *testing.T) {
-	for _, always := range []bool{false, true} {
-		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
-			b := memory.New()
-			t.Cleanup(func() { _ = b.Close() })
-			p := newPair(t, b, always)
-			f := p.seg
-			f.setup(t)
-			ctx := context.Background()
-			insert := func(from, to int) {
-				var vals []string
-				for i := from; i < to; i++ {
-					vals = append(vals, fmt.Sprintf("(%d, 'n', %d)", i, i))
-				}
-				f.ok(t, aliceToken, `INSERT INTO items (id, name, qty) VALUES `+strings.Join(vals, ", "))
+	inEachMergeMode(t, func(t *testing.T, b store.StorageBackend, always bool) {
+		p := newPair(t, b, always)
+		f := p.seg
+		f.setup(t)
+		ctx := context.Background()
+		insert := func(from, to int) {
+			var vals []string
+			for i := from; i < to; i++ {
+				vals = append(vals, fmt.Sprintf("(%d, 'n', %d)", i, i))
 			}
-			const q = `SELECT count(*), count(DISTINCT id), sum(qty) FROM items`
-			var ran []string
-			flushes := func(rows int64) func(string) {
-				return func(stage string) {
-					ran = append(ran, stage)
-					if stage == "buffered" {
-						r, err := p.m.Flush(ctx, "app", "items")
-						require.NoError(t, err)
-						require.Equal(t, rows, r.Rows)
-					}
-				}
-			}
-			// Into a first segment, so the versions seen twice are in one
-			// segment and the buffer.
-			insert(0, 100)
-			f.e.between = flushes(100)
-			assert.Equal(t, [][]any{{100.0, 100.0, float64(99 * 100 / 2)}}, f.ok(t, aliceToken, q).Rows)
-			assert.Equal(t, []string{"buffered", "listed"}, ran)
-			// Into a second segment whose key range meets the first's.
-			f.e.between = nil
-			insert(100, 200)
-			f.ok(t, aliceToken, `UPDATE items SET qty = qty + 1 WHERE id < 10`)
-			ran = nil
-			f.e.between = flushes(110)
-			want := [][]any{{200.0, 200.0, float64(199*200/2 + 10)}}
-			assert.Equal(t, want, f.ok(t, aliceToken, q).Rows)
-			assert.Equal(t, []string{"buffered", "listed"}, ran)
-
-			// Two segments now; a major compaction replaces them while a
-			// query holds them.
-			segs, err := p.m.Segments(context.Background(), "app", "items")
-			require.NoError(t, err)
-			require.Len(t, segs, 2)
-			dir, ok := p.m.LocalDir()
-			require.True(t, ok)
-			f.e.between = func(stage string) {
-				if stage == "listed" {
-					r, err := p.m.MajorCompact(ctx, "app", "items")
+			f.ok(t, aliceToken, `INSERT INTO items (id, name, qty) VALUES `+strings.Join(vals, ", "))
+		}
+		const q = `SELECT count(*), count(DISTINCT id), sum(qty) FROM items`
+		var ran []string
+		flushes := func(rows int64) func(string) {
+			return func(stage string) {
+				ran = append(ran, stage)
+				if stage == "buffered" {
+					r, err := p.m.Flush(ctx, "app", "items")
 					require.NoError(t, err)
-					require.Equal(t, 2, r.Merged)
+					require.Equal(t, rows, r.Rows)
 				}
 			}
-			assert.Equal(t, want, f.ok(t, aliceToken, q).Rows)
-			f.e.between = nil
-			for _, s := range segs {
-				assert.NoFileExists(t, filepath.Join(dir, filepath.FromSlash(s.Path)), "released once the query ended")
+		}
+		// Into a first segment, so the versions seen twice are in one
+		// segment and the buffer.
+		insert(0, 100)
+		f.e.between = flushes(100)
+		assert.Equal(t, [][]any{{100.0, 100.0, float64(99 * 100 / 2)}}, f.ok(t, aliceToken, q).Rows)
+		assert.Equal(t, []string{"buffered", "listed"}, ran)
+		// Into a second segment whose key range meets the first's.
+		f.e.between = nil
+		insert(100, 200)
+		f.ok(t, aliceToken, `UPDATE items SET qty = qty + 1 WHERE id < 10`)
+		ran = nil
+		f.e.between = flushes(110)
+		want := [][]any{{200.0, 200.0, float64(199*200/2 + 10)}}
+		assert.Equal(t, want, f.ok(t, aliceToken, q).Rows)
+		assert.Equal(t, []string{"buffered", "listed"}, ran)
+
+		// Two segments now; a major compaction replaces them while a
+		// query holds them.
+		segs, err := p.m.Segments(context.Background(), "app", "items")
+		require.NoError(t, err)
+		require.Len(t, segs, 2)
+		dir, ok := p.m.LocalDir()
+		require.True(t, ok)
+		f.e.between = func(stage string) {
+			if stage == "listed" {
+				r, err := p.m.MajorCompact(ctx, "app", "items")
+				require.NoError(t, err)
+				require.Equal(t, 2, r.Merged)
 			}
-			segs, err = p.m.Segments(context.Background(), "app", "items")
-			require.NoError(t, err)
-			require.Len(t, segs, 1)
-			assert.Equal(t, want, f.ok(t, aliceToken, q).Rows)
-		})
-	}
+		}
+		assert.Equal(t, want, f.ok(t, aliceToken, q).Rows)
+		f.e.between = nil
+		for _, s := range segs {
+			assert.NoFileExists(t, filepath.Join(dir, filepath.FromSlash(s.Path)), "released once the query ended")
+		}
+		segs, err = p.m.Segments(context.Background(), "app", "items")
+		require.NoError(t, err)
+		require.Len(t, segs, 1)
+		assert.Equal(t, want, f.ok(t, aliceToken, q).Rows)
+	})
 }
 
 // The engine's Parquet reader skips the row groups whose statistics rule
@@ -598,4 +582,17 @@ func TestSegmentsAtTheRootAreNotReadAsFiles(t *testing.T) {
 	err := f.e.db.QueryRow(`SELECT count(*) FROM read_text('/etc/hostname')`).Scan(&n)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Permission Error")
+}
+
+// inEachMergeMode runs fn on a fresh memory backend twice: with the
+// segments that allow it read as they are, and with every segment merged
+// version by version (always).
+func inEachMergeMode(t *testing.T, fn func(t *testing.T, b store.StorageBackend, always bool)) {
+	for _, always := range []bool{false, true} {
+		t.Run(fmt.Sprintf("merge-always=%v", always), func(t *testing.T) {
+			b := memory.New()
+			t.Cleanup(func() { _ = b.Close() })
+			fn(t, b, always)
+		})
+	}
 }
